@@ -1,0 +1,1 @@
+"""Benchmarks. ``python -m bench`` runs every suite under ``bench/<suite>/run.py`` (see bench/__main__.py)."""

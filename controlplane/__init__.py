@@ -1,0 +1,1 @@
+"""The controller: model, policy, placement, reconcile, store, api, cli."""

@@ -1,0 +1,113 @@
+"""The FastAPI app factory. ``create_app(settings)`` migrates the store, builds the providers and, when
+``settings.reconcile``, a reconcile loop that acts only while this replica holds the leader lease."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+
+from controlplane.api.context import ServiceContext
+from controlplane.api.limits import BodyLimit
+from controlplane.api.routers import admin, fleet, health, workloads
+from controlplane.api.security import new_cache
+from controlplane.logs import get_logger
+from controlplane.reconcile.metrics import LoopMetrics
+from controlplane.reconcile.policy_source import PolicySource
+from controlplane.settings import Settings
+from controlplane.store.db import Database
+from controlplane.store.migrate import upgrade
+from providers.base import Provider
+
+log = get_logger("awan.api")
+DASHBOARD = Path(__file__).resolve().parent.parent / "dashboard" / "static"
+
+
+def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+    """One line naming the field, like every other error of the API."""
+    err = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+    loc = ".".join(str(x) for x in err.get("loc", ()) if x not in ("body", "query", "path"))
+    return JSONResponse({"detail": f"{loc or 'request'}: {err.get('msg')}"}, status_code=422)
+
+
+def _http_error(_: Request, exc: HTTPException) -> JSONResponse:
+    return JSONResponse({"detail": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+
+
+def _too_deep(_: Request, exc: RecursionError) -> JSONResponse:
+    """The YAML/JSON parsers recurse per nesting level: a hostile body nested thousands deep is the
+    client's error (one line, 422), not a 500 with a traceback in the log."""
+    return JSONResponse({"detail": "body: nested too deeply"}, status_code=422)
+
+
+def create_app(settings: Settings | None = None, *, db: Database | None = None,
+               providers: Mapping[str, Provider] | None = None, config: Any = None,
+               controller_factory: Any = None,
+               migrate: bool = True) -> FastAPI:
+    """``providers`` None: built from ``settings.config`` at startup. ``controller_factory(ctx)`` returns a
+    started-able Controller (default: the real one when ``settings.reconcile``)."""
+    settings = settings or Settings()
+    db = db or Database.from_url(settings.db_url, pool_size=settings.db_pool_size,
+                                 max_overflow=settings.db_max_overflow, pool_timeout=settings.db_pool_timeout_s)
+    if migrate:
+        upgrade(db.engine)
+    metrics = LoopMetrics()
+    ctx = ServiceContext(settings=settings, db=db, providers=dict(providers or {}),
+                         policies=PolicySource(db, settings.policies), metrics=metrics,
+                         config=config)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from controlplane.api.routers.health import StoreCollector
+
+        metrics.registry.register(StoreCollector(ctx))
+        if providers is None and settings.config:
+            from providers.config import load_config
+            from providers.registry import build_providers
+
+            ctx.config = load_config(settings.config)
+            ctx.providers = build_providers(ctx.config)
+            ctx.closers += list(ctx.providers.values())
+        factory = controller_factory
+        if factory is None and settings.reconcile:
+            from controlplane.reconcile.runtime import build_controller as factory
+        if factory is not None:
+            ctx.controller = factory(ctx)
+            ctx.controller.start()
+        try:
+            yield
+        finally:
+            if ctx.controller is not None:
+                ctx.controller.stop()   # graceful: running stack workers finish, the lease is released
+            for p in ctx.closers:
+                p.close()
+
+    app = FastAPI(title="Awan", version="0.1.0", lifespan=lifespan,
+                  description="Places GPU workloads across clouds by policy and provisions them through Pulumi.")
+    app.state.ctx = ctx
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.state.token_cache = new_cache()
+    app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RecursionError, _too_deep)  # type: ignore[arg-type]
+    for r in (workloads.router, fleet.router, admin.router, health.router):
+        app.include_router(r)
+    app.mount("/dashboard/static", StaticFiles(directory=DASHBOARD), name="dashboard-static")
+
+    @app.get("/dashboard", include_in_schema=False)
+    def dashboard() -> Any:
+        from fastapi.responses import FileResponse
+
+        return FileResponse(DASHBOARD / "index.html")
+
+    @app.get("/", include_in_schema=False)
+    def root() -> RedirectResponse:
+        return RedirectResponse("/dashboard")
+
+    return app

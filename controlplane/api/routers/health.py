@@ -1,0 +1,83 @@
+"""/healthz (process is up), /readyz (store reachable and migrated), /metrics (Prometheus)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy import text
+
+from controlplane.api import schemas
+from controlplane.api.context import ServiceContext, ctx
+from controlplane.store import workloads as repo
+from controlplane.store.coltypes import utcnow
+from controlplane.store.migrate import current
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", response_model=schemas.Health)
+def healthz() -> schemas.Health:
+    return schemas.Health(status="ok")
+
+
+@router.get("/readyz", response_model=schemas.Health, responses={503: {"model": schemas.Health}})
+def readyz(c: ServiceContext = Depends(ctx)) -> JSONResponse | schemas.Health:
+    checks: dict[str, str] = {}
+    try:
+        with c.db.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        checks["db"] = "ok"
+        checks["schema"] = current(c.db.engine) or "missing"
+    except Exception as e:
+        checks["db"] = f"{type(e).__name__}"
+    leader = c.controller.elector.is_leader if c.controller else None
+    ok = checks.get("db") == "ok" and checks.get("schema") not in (None, "missing")
+    body = schemas.Health(status="ok" if ok else "unavailable", leader=leader, checks=checks)
+    return body if ok else JSONResponse(body.model_dump(), status_code=503)
+
+
+class StoreCollector(Collector):
+    """Gauges computed from the store at scrape time, so every replica reports the same fleet."""
+
+    def __init__(self, c: ServiceContext) -> None:
+        self.c = c
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        gpus = GaugeMetricFamily("awan_gpus", "GPUs held by workloads", labels=["provider", "state"])
+        burn = GaugeMetricFamily("awan_commitment_remaining_gpus", "Committed GPUs not yet used",
+                                 labels=["contract", "provider", "gpu_model"])
+        totals: dict[tuple[str, str], int] = defaultdict(int)
+        used: dict[tuple[str, str], int] = defaultdict(int)
+        try:
+            with self.c.db.session() as s:
+                for row in repo.list_(s, limit=1_000_000):
+                    for a in row.assignments:
+                        totals[(a.provider, row.state)] += a.gpus
+                        if row.state in ("Placed", "Provisioning", "Running"):
+                            used[(a.provider, a.gpu_model)] += a.gpus
+        except Exception:  # scrape must not fail because the DB blinked
+            return
+        for (prov, state), n in sorted(totals.items()):
+            gpus.add_metric([prov, state], n)
+        yield gpus
+        try:
+            now = utcnow()
+            for cm in self.c.policies.current().commitments:
+                if cm.gpus is not None and (not cm.start.tzinfo or cm.active(now)):
+                    burn.add_metric([cm.name, cm.provider, cm.gpu_model],
+                                    max(0, cm.gpus - used.get((cm.provider, cm.gpu_model), 0)))
+        except Exception:
+            pass
+        yield burn
+
+
+@router.get("/metrics", response_class=Response,
+            responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})
+def metrics(c: ServiceContext = Depends(ctx)) -> Response:
+    return Response(generate_latest(c.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,92 @@
+"""/v1/workloads: submit (YAML or JSON), list, get, delete, placement and events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from controlplane.api import schemas
+from controlplane.api import workload_service as svc
+from controlplane.api.context import ServiceContext, ctx
+from controlplane.api.security import principal, writer
+from controlplane.auth.tokens import Principal
+from controlplane.store import audit
+from controlplane.store import workloads as repo
+from controlplane.store.models import WorkloadState
+
+router = APIRouter(prefix="/v1/workloads", tags=["workloads"])
+_ERR: dict[int | str, dict[str, Any]] = {c: {"model": schemas.ErrorBody} for c in (401, 403, 404, 409, 422)}
+_MAX_BODY = 1_000_000
+
+_SUBMIT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"type": "object"}},
+            "application/yaml": {"schema": {"type": "string"}},
+        },
+    }
+}
+
+
+@router.post("", status_code=201, response_model=schemas.SubmitResult, responses=_ERR,
+             openapi_extra=_SUBMIT_BODY, summary="Submit GPUWorkload manifests (all or nothing)")
+async def submit(request: Request, p: Principal = Depends(writer),
+                 c: ServiceContext = Depends(ctx)) -> schemas.SubmitResult:
+    body = await request.body()
+    if len(body) > _MAX_BODY:
+        from fastapi import HTTPException
+
+        raise HTTPException(422, f"body: larger than {_MAX_BODY} bytes")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        from fastapi import HTTPException
+
+        raise HTTPException(422, "body: not UTF-8 text") from None
+    return svc.submit(c.db, p, text, "request body")
+
+
+@router.get("", response_model=schemas.WorkloadList, responses=_ERR)
+def list_workloads(state: WorkloadState | None = None, limit: int = Query(500, ge=1, le=5000),
+                   offset: int = Query(0, ge=0, le=2**63 - 1), p: Principal = Depends(principal),
+                   c: ServiceContext = Depends(ctx)) -> schemas.WorkloadList:
+    with c.db.session() as s:
+        rows = repo.list_(s, team=None if p.is_admin else p.team, states=[state.value] if state else None,
+                          limit=limit, offset=offset)
+        return schemas.WorkloadList(items=[svc.to_out(r) for r in rows])
+
+
+@router.get("/{name}", response_model=schemas.WorkloadOut, responses=_ERR)
+def get_workload(name: str, p: Principal = Depends(principal),
+                 c: ServiceContext = Depends(ctx)) -> schemas.WorkloadOut:
+    return svc.to_out(svc.get(c.db, p, name))
+
+
+@router.delete("/{name}", status_code=202, response_model=schemas.WorkloadOut, responses=_ERR)
+def delete_workload(name: str, p: Principal = Depends(writer),
+                    c: ServiceContext = Depends(ctx)) -> schemas.WorkloadOut:
+    return svc.to_out(svc.delete(c.db, p, name))
+
+
+@router.get("/{name}/placement", response_model=schemas.PlacementOut, responses=_ERR)
+def get_placement(name: str, p: Principal = Depends(principal),
+                  c: ServiceContext = Depends(ctx)) -> schemas.PlacementOut:
+    row = svc.get(c.db, p, name)
+    return schemas.PlacementOut(name=row.name, state=row.state, placement=row.placement,
+                                explanation=row.explanation)
+
+
+@router.get("/{name}/events", response_model=schemas.EventList, responses=_ERR)
+def get_events(name: str, p: Principal = Depends(principal),
+               c: ServiceContext = Depends(ctx)) -> schemas.EventList:
+    row = svc.get(c.db, p, name)
+    with c.db.session() as s:
+        evs = audit.events(s, kind="workload", subject=row.name, team=row.team, limit=1000)
+        return schemas.EventList(items=[event_out(e) for e in evs])
+
+
+def event_out(e) -> schemas.EventOut:  # type: ignore[no-untyped-def]
+    return schemas.EventOut(id=e.id, at=e.at, actor=e.actor, team=e.team, action=e.action, kind=e.kind,
+                            subject=e.subject, details=e.details or {})

@@ -1,0 +1,174 @@
+"""Response models: the OpenAPI document is complete, and schemathesis checks responses against it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class ErrorBody(BaseModel):
+    detail: str
+
+
+class AssignmentOut(BaseModel):
+    pool: str
+    provider: str
+    region: str
+    zone: str
+    instanceType: str
+    nodes: int
+    gpus: int
+    gpuModel: str
+    capacityType: str
+    reservation: str
+    pricePerHour: float
+
+
+class WorkloadOut(BaseModel):
+    name: str
+    team: str
+    state: str
+    message: str
+    gpus: int
+    priority: int
+    generation: int
+    createdAt: datetime
+    updatedAt: datetime
+    placedAt: datetime | None = None
+    runningAt: datetime | None = None
+    spec: dict[str, Any]
+    assignments: list[AssignmentOut] = Field(default_factory=list)
+
+
+class WorkloadList(BaseModel):
+    items: list[WorkloadOut]
+
+
+class SubmitResult(BaseModel):
+    items: list[WorkloadOut]
+    created: list[str]
+    unchanged: list[str]
+
+
+class PlacementOut(BaseModel):
+    name: str
+    state: str
+    placement: dict[str, Any] | None = None
+    explanation: dict[str, Any] | None = None
+
+
+class EventOut(BaseModel):
+    id: int
+    at: datetime
+    actor: str
+    team: str | None = None
+    action: str
+    kind: str
+    subject: str
+    details: dict[str, Any]
+
+
+class EventList(BaseModel):
+    items: list[EventOut]
+
+
+class ProviderOut(BaseModel):
+    name: str
+    endpoint: str
+    status: str
+    latencyMs: float
+    message: str
+    regions: dict[str, str]
+
+
+class ProviderList(BaseModel):
+    items: list[ProviderOut]
+
+
+class OfferingOut(BaseModel):
+    provider: str
+    region: str
+    zone: str
+    instanceType: str
+    gpuModel: str
+    gpusPerNode: int
+    capacityType: str
+    pricePerHour: float | None = None
+
+
+class OfferingList(BaseModel):
+    items: list[OfferingOut]
+
+
+class PoolOut(BaseModel):
+    provider: str
+    region: str
+    zone: str
+    instanceType: str
+    capacityType: str
+    availableNodes: int
+    reservationId: str
+    capacityKnown: bool
+
+
+class CapacityOut(BaseModel):
+    pools: list[PoolOut]
+    errors: dict[str, str]
+
+
+class GpuCount(BaseModel):
+    provider: str
+    region: str
+    state: str
+    gpus: int
+
+
+class CommitmentOut(BaseModel):
+    name: str
+    provider: str
+    gpuModel: str
+    committedGpus: int | None = None
+    usedGpus: int
+    start: datetime
+    end: datetime
+
+
+class SpendOut(BaseModel):
+    team: str
+    dollarsPerHour: float
+    gpus: int
+
+
+class SummaryOut(BaseModel):
+    gpus: list[GpuCount]
+    commitments: list[CommitmentOut]
+    spend: list[SpendOut]
+    workloads: dict[str, int]
+
+
+class StackOut(BaseModel):
+    name: str
+    status: str
+    message: str
+    attempts: int
+    pools: int
+    appliedAt: datetime | None = None
+    hasState: bool
+
+
+class StackList(BaseModel):
+    items: list[StackOut]
+
+
+class PolicyOut(BaseModel):
+    document: str
+    updatedBy: str
+    sources: list[str]
+
+
+class Health(BaseModel):
+    status: str
+    leader: bool | None = None
+    checks: dict[str, str] = Field(default_factory=dict)

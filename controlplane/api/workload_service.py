@@ -1,0 +1,103 @@
+"""Workload use cases between the router and the store: visibility by team, submit all-or-nothing,
+delete as a request to the loop, and the audit record of each change in the same transaction."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import HTTPException
+
+from controlplane.api import schemas
+from controlplane.auth.tokens import Principal
+from controlplane.model.manifest import ManifestError, parse_manifests
+from controlplane.model.workload import GPUWorkload
+from controlplane.store import audit
+from controlplane.store import workloads as repo
+from controlplane.store.db import Database
+from controlplane.store.models import Workload
+
+
+def to_out(row: Workload) -> schemas.WorkloadOut:
+    return schemas.WorkloadOut(
+        name=row.name, team=row.team, state=row.state, message=row.message, gpus=row.gpus,
+        priority=row.priority, generation=row.generation, createdAt=row.created_at, updatedAt=row.updated_at,
+        placedAt=row.placed_at, runningAt=row.running_at, spec=row.spec,
+        assignments=[schemas.AssignmentOut(
+            pool=a.pool, provider=a.provider, region=a.region, zone=a.zone, instanceType=a.instance_type,
+            nodes=a.nodes, gpus=a.gpus, gpuModel=a.gpu_model, capacityType=a.capacity_type,
+            reservation=a.reservation, pricePerHour=a.price_per_hour) for a in row.assignments])
+
+
+def _scope(p: Principal) -> str | None:
+    return None if p.is_admin else p.team
+
+
+def _own(w: GPUWorkload, p: Principal, explicit_team: bool) -> GPUWorkload:
+    """A member submits for its own team; a manifest without a team gets the token's team."""
+    if not explicit_team:
+        return w.model_copy(update={"metadata": w.metadata.model_copy(update={"team": p.team})})
+    if w.team != p.team and not p.is_admin:
+        raise HTTPException(403, f"metadata.team: a token of team {p.team!r} cannot submit for team {w.team!r}")
+    return w
+
+
+def _explicit_teams(text: str) -> list[bool]:
+    import json
+
+    import yaml
+
+    try:
+        docs: list[Any] = ([json.loads(text)] if text.lstrip().startswith(("{", "["))
+                           else [d for d in yaml.safe_load_all(text) if d is not None])
+    except Exception:  # parse_manifests already accepted it; be lenient here
+        return []
+    flat: list[Any] = []
+    for d in docs:
+        flat.extend(d if isinstance(d, list) else [d])
+    return [isinstance(d, dict) and isinstance(d.get("metadata"), dict) and "team" in d["metadata"] for d in flat]
+
+
+def submit(db: Database, p: Principal, text: str, source: str) -> schemas.SubmitResult:
+    try:
+        parsed = parse_manifests(text, source)
+    except ManifestError as e:
+        raise HTTPException(422, str(e)) from None
+    explicit = _explicit_teams(text)
+    items = [_own(w, p, explicit[i] if i < len(explicit) else True) for i, w in enumerate(parsed)]
+    created, unchanged, out = [], [], []
+    with db.session() as s:   # one transaction: all documents or none
+        for w in items:
+            try:
+                row, new = repo.submit(s, name=w.name, team=w.team, spec=w.to_manifest(),
+                                       priority=w.spec.priority, gpus=w.total_gpus)
+            except repo.ConflictError as e:
+                raise HTTPException(409, str(e)) from None
+            if new:
+                created.append(w.name)
+                audit.record(s, actor=p.actor, action="submitted", kind="workload", subject=w.name, team=w.team,
+                             details={"gpus": w.total_gpus, "generation": row.generation})
+            else:
+                unchanged.append(w.name)
+            out.append(row)
+        s.flush()
+        result = [to_out(r) for r in out]
+    return schemas.SubmitResult(items=result, created=created, unchanged=unchanged)
+
+
+def get(db: Database, p: Principal, name: str) -> Workload:
+    with db.session() as s:
+        row = repo.get(s, name, _scope(p))
+        if row is None:
+            raise HTTPException(404, f"workload {name!r} not found")
+        return row
+
+
+def delete(db: Database, p: Principal, name: str) -> Workload:
+    with db.session() as s:
+        row = repo.get(s, name, _scope(p))
+        if row is None:
+            raise HTTPException(404, f"workload {name!r} not found")
+        if repo.request_delete(s, row):
+            audit.record(s, actor=p.actor, action="delete-requested", kind="workload", subject=name, team=row.team)
+        s.flush()
+        return row

@@ -1,0 +1,84 @@
+"""Read GPUWorkload manifests from YAML or JSON text (several documents per file), all or nothing."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+
+import yaml
+from pydantic import ValidationError
+
+from controlplane.model.workload import GPUWorkload
+
+
+class ManifestError(ValueError):
+    """A manifest that cannot be accepted; the message names the document and the field path."""
+
+
+_FRIENDLY = {
+    "extra_forbidden": "unknown field",
+    "missing": "required field is missing",
+}
+
+
+def _field_path(loc: Iterable[object]) -> str:
+    parts: list[str] = []
+    for p in loc:
+        if isinstance(p, int):
+            parts[-1:] = [f"{parts[-1]}[{p}]"] if parts else [f"[{p}]"]
+        else:
+            parts.append(str(p))
+    return ".".join(parts) or "(document)"
+
+
+def describe_validation_error(e: ValidationError) -> str:
+    """The first error as ``field.path: message``; the rest are usually consequences of it."""
+    err = e.errors()[0]
+    msg = _FRIENDLY.get(err["type"], err["msg"])
+    msg = msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    return f"{_field_path(err['loc'])}: {msg}"
+
+
+def _documents(text: str, source: str) -> list[object]:
+    stripped = text.lstrip()
+    if stripped.startswith(("{", "[")):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ManifestError(f"{source}: not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+        return list(data) if isinstance(data, list) else [data]
+    try:
+        docs = [d for d in yaml.safe_load_all(text) if d is not None]
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or "syntax error"
+        raise ManifestError(f"{source}: not valid YAML{where}: {problem}") from None
+    # A YAML list of manifests is accepted as well as '---'-separated documents.
+    out: list[object] = []
+    for d in docs:
+        out.extend(d if isinstance(d, list) else [d])
+    return out
+
+
+def parse_manifests(text: str, source: str = "<input>") -> list[GPUWorkload]:
+    """Every GPUWorkload in ``text``; raises ManifestError on the first bad document (nothing is returned
+    half-way). Workload names must be unique within the input."""
+    docs = _documents(text, source)
+    if not docs:
+        raise ManifestError(f"{source}: no GPUWorkload documents found")
+    out: list[GPUWorkload] = []
+    seen: dict[str, int] = {}
+    for i, doc in enumerate(docs, start=1):
+        where = f"{source} doc {i}" if len(docs) > 1 else source
+        if not isinstance(doc, dict):
+            raise ManifestError(f"{where}: expected a mapping (a GPUWorkload), got {type(doc).__name__}")
+        try:
+            w = GPUWorkload.model_validate(doc)
+        except ValidationError as e:
+            raise ManifestError(f"{where}: {describe_validation_error(e)}") from None
+        if w.name in seen:
+            raise ManifestError(f"{where}: metadata.name: {w.name!r} already used by doc {seen[w.name]}")
+        seen[w.name] = i
+        out.append(w)
+    return out

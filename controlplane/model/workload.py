@@ -1,0 +1,156 @@
+"""The GPUWorkload manifest (design.md, "Workload manifest"): Kubernetes-style, validated at the edge.
+
+Pydantic lives here, at the edge; the placement core reads the validated object's plain fields.
+Field names in YAML/JSON are camelCase (``perNode``); Python attributes are snake_case.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from functools import cache
+from typing import Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from providers.catalog import CapacityType, default_catalog
+
+API_VERSION: Final = "awan.dev/v1alpha1"     # Final: typed as the Literal the model's field accepts
+_DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+class WorkloadKind(StrEnum):
+    TRAINING = "training"
+    INFERENCE = "inference"
+    BATCH = "batch"
+
+
+class TopologyDomain(StrEnum):
+    NVLINK = "nvlink"     # whole NVLink domains of domainSize GPUs, each in one pool
+    CLUSTER = "cluster"   # one zone, one instance-type pool (one placement group)
+    ZONE = "zone"         # one zone
+    ANY = "any"           # any zones of one region
+
+
+@cache
+def known_gpu_models() -> dict[str, str]:
+    """upper-cased name -> catalog spelling (so ``h100`` and ``tpu-v5p`` are accepted)."""
+    return {m.upper(): m for m in default_catalog().gpu_models()}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+
+class Metadata(_Strict):
+    name: str
+    team: str = "default"
+    labels: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _dns(cls, v: str) -> str:
+        if not _DNS1123.match(v):
+            raise ValueError("must be a DNS-1123 label: lower-case letters, digits and '-', at most 63")
+        return v
+
+
+class GPUs(_Strict):
+    model: list[str] = Field(min_length=1)
+    count: int = Field(gt=0)
+    per_node: int | None = Field(default=None, alias="perNode", gt=0)
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _one_or_many(cls, v: object) -> object:
+        return [v] if isinstance(v, str) else v
+
+    @field_validator("model")
+    @classmethod
+    def _known(cls, v: list[str]) -> list[str]:
+        known = known_gpu_models()
+        out = []
+        for m in v:
+            if m.upper() not in known:
+                raise ValueError(f"unknown GPU model {m!r} (known: {', '.join(sorted(known.values()))})")
+            if known[m.upper()] not in out:
+                out.append(known[m.upper()])
+        return out
+
+    @model_validator(mode="after")
+    def _divides(self) -> GPUs:
+        if self.per_node is not None and self.count % self.per_node:
+            raise ValueError(f"perNode {self.per_node} does not divide count {self.count}")
+        return self
+
+
+class Topology(_Strict):
+    domain: TopologyDomain = TopologyDomain.ANY
+    domain_size: int | None = Field(default=None, alias="domainSize", gt=0)
+
+    @model_validator(mode="after")
+    def _size_only_for_nvlink(self) -> Topology:
+        if self.domain_size is not None and self.domain != TopologyDomain.NVLINK:
+            raise ValueError("domainSize is only meaningful with domain: nvlink")
+        return self
+
+
+class Location(_Strict):
+    geo: list[str] | None = None
+    regions: list[str] | None = None
+
+    @field_validator("geo", "regions", mode="before")
+    @classmethod
+    def _one_or_many(cls, v: object) -> object:
+        return [v] if isinstance(v, str) else v
+
+
+class Spec(_Strict):
+    kind: WorkloadKind = WorkloadKind.TRAINING
+    gpus: GPUs
+    topology: Topology = Field(default_factory=Topology)
+    capacity_type: list[CapacityType] = Field(
+        default_factory=lambda: [CapacityType.RESERVED, CapacityType.ON_DEMAND], alias="capacityType", min_length=1)
+    location: Location = Field(default_factory=Location)
+    max_price_per_gpu_hour: float | None = Field(default=None, alias="maxPricePerGpuHour", gt=0)
+    priority: int = 0
+    replicas: int = Field(default=1, gt=0)
+
+    @field_validator("capacity_type", mode="before")
+    @classmethod
+    def _one_or_many(cls, v: object) -> object:
+        return [v] if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _topology_fits(self) -> Spec:
+        size = self.topology.domain_size
+        if size is None:
+            return self
+        if self.gpus.per_node is not None and size % self.gpus.per_node:
+            raise ValueError(f"topology.domainSize {size} is not a multiple of gpus.perNode {self.gpus.per_node}")
+        if self.gpus.count % size:
+            raise ValueError(f"gpus.count {self.gpus.count} is not a multiple of topology.domainSize {size}")
+        return self
+
+
+class GPUWorkload(_Strict):
+    api_version: Literal["awan.dev/v1alpha1"] = Field(default=API_VERSION, alias="apiVersion")
+    kind: Literal["GPUWorkload"] = "GPUWorkload"
+    metadata: Metadata
+    spec: Spec
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+    @property
+    def team(self) -> str:
+        return self.metadata.team
+
+    @property
+    def total_gpus(self) -> int:
+        return self.spec.gpus.count * self.spec.replicas
+
+    def to_manifest(self) -> dict:
+        """The manifest as a user would write it (camelCase, no defaults dropped)."""
+        return self.model_dump(mode="json", by_alias=True)

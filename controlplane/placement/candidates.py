@@ -1,0 +1,271 @@
+"""Candidates: the snapshot's pools joined with the catalog, and per workload *class* the pools that pass
+every hard constraint, grouped by (provider, region, instance type).
+
+A workload class is everything placement reads from a workload except its name (see ``WorkloadClass``);
+the class's candidate list is computed once per (snapshot, policies) and reused by every decision, so a
+decision never rescans the catalog. CEL rules run here, once per (rule, class, pool).
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass, field
+from typing import Any
+
+from controlplane.model.workload import GPUWorkload, TopologyDomain, WorkloadKind
+from controlplane.placement.rules import STATIC_RULES, gang_shape, region_matches
+from controlplane.placement.snapshot import FleetSnapshot
+from controlplane.policy.model import Commitment, PolicySet
+from providers.catalog import CapacityType, InstanceType, Region
+from providers.model import CapacityPool, HealthStatus
+
+
+@dataclass(slots=True)
+class PoolView:
+    idx: int                    # index into snapshot.pools (and the free-node array of the state)
+    pool: CapacityPool
+    it: InstanceType
+    region: Region
+    price: float                # $ per node-hour (pool override, else catalog)
+    price_per_gpu_hour: float
+    capacity_type: str
+    health: HealthStatus
+    blocked: bool
+    commitments: tuple[Commitment, ...] = ()   # active contracts this pool can burn down
+    cel_map: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkloadClass:
+    models: tuple[str, ...]
+    count: int
+    per_node: int | None
+    domain: TopologyDomain
+    domain_size: int | None
+    capacity_types: tuple[str, ...]
+    geo: tuple[str, ...] | None
+    regions: tuple[str, ...] | None
+    max_price: float | None
+    kind: str
+    team: str
+    labels: tuple[tuple[str, str], ...]
+    priority: int
+    replicas: int
+
+    @classmethod
+    def of(cls, w: GPUWorkload) -> WorkloadClass:
+        s = w.spec
+        return cls(
+            models=tuple(s.gpus.model), count=s.gpus.count, per_node=s.gpus.per_node, domain=s.topology.domain,
+            domain_size=s.topology.domain_size, capacity_types=tuple(str(c) for c in s.capacity_type),
+            geo=tuple(s.location.geo) if s.location.geo is not None else None,
+            regions=tuple(s.location.regions) if s.location.regions is not None else None,
+            max_price=s.max_price_per_gpu_hour, kind=str(s.kind), team=w.metadata.team,
+            labels=tuple(sorted(w.metadata.labels.items())), priority=s.priority, replicas=s.replicas)
+
+    @property
+    def data_class(self) -> str:
+        return dict(self.labels).get("data-class", "")
+
+    @property
+    def data_region(self) -> str:
+        return dict(self.labels).get("data-region", "")
+
+    @property
+    def spreads(self) -> bool:
+        return self.kind == WorkloadKind.INFERENCE.value and self.replicas > 1
+
+    def cel_map(self) -> dict[str, Any]:
+        return {"team": self.team, "labels": dict(self.labels), "kind": self.kind, "gpus": self.count * self.replicas,
+                "count": self.count, "perNode": self.per_node or 0, "models": list(self.models),
+                "capacityTypes": list(self.capacity_types), "priority": self.priority, "replicas": self.replicas,
+                "topology": str(self.domain), "domainSize": self.domain_size or 0}
+
+
+@dataclass(slots=True)
+class Group:
+    """Pools of one (provider, region, instance type) that pass every hard constraint for a class."""
+
+    provider: str
+    region: str
+    it: InstanceType
+    pools: list[PoolView]
+    nodes_per_unit: int
+    units: int                  # units per replica (gang)
+    upper_bound: float = 0.0    # best score any option here can reach (for pruning)
+    key: str = ""               # "provider/region": the unit explanations speak of
+    need_nodes: int = 0         # nodes one replica takes here (units x nodes per unit)
+    # pools in packing order when that order cannot change (no commitment whose burn-down reorders them)
+    fixed_order: list[PoolView] | None = None
+
+    def __post_init__(self) -> None:
+        self.key = f"{self.provider}/{self.region}"
+        self.need_nodes = self.units * self.nodes_per_unit
+
+
+@dataclass(slots=True)
+class ClassCandidates:
+    groups: list[Group]                  # sorted by upper bound, best first
+    rejections: dict[str, str]           # provider/region with no passing pool -> the first rule failing
+    ref_price_per_gpu_hour: float        # normaliser of the cost term
+    locality: dict[int, float] = field(default_factory=dict)   # pool idx -> data-locality term (static)
+
+
+def _commitments_for(pv_pool: CapacityPool, it: InstanceType, ps: PolicySet, snap: FleetSnapshot
+                     ) -> tuple[Commitment, ...]:
+    return tuple(
+        c for c in ps.commitments
+        if c.provider == pv_pool.provider and c.gpu_model == it.gpu_model and c.active(snap.taken_at)
+        and pv_pool.capacity_type.value in c.capacity_types
+        and (c.regions is None or any(region_matches(p, pv_pool.provider, pv_pool.region) for p in c.regions)))
+
+
+class SnapshotIndex:
+    """Pool views of one snapshot under one policy set, and the candidate lists per workload class."""
+
+    def __init__(self, snap: FleetSnapshot, ps: PolicySet) -> None:
+        self.snapshot, self.policies = snap, ps
+        self.views: list[PoolView] = []
+        cat = snap.catalog
+        od_price = {(o.provider, o.zone, o.instance_type): o.price_per_hour for o in cat.offerings
+                    if o.capacity_type == CapacityType.ON_DEMAND}
+        price = {(o.provider, o.zone, o.instance_type, o.capacity_type.value): o.price_per_hour
+                 for o in cat.offerings}
+        # live pools may name a zone the catalog lacks: fall back to the region's price (lowest zone's)
+        region_price: dict[tuple[str, str, str, str], float] = {}
+        for o in cat.offerings:
+            k = (o.provider, o.region, o.instance_type, o.capacity_type.value)
+            region_price[k] = min(region_price.get(k, o.price_per_hour), o.price_per_hour)
+        for i, p in enumerate(snap.pools):
+            it = cat.instance_types.get((p.provider, p.instance_type))
+            reg = cat.regions.get((p.provider, p.region))
+            if it is None or reg is None:
+                continue  # a pool the catalog does not know cannot be priced or located: not a candidate
+            nprice = p.price_per_hour
+            if nprice is None:
+                nprice = price.get((p.provider, p.zone, p.instance_type, p.capacity_type.value),
+                                   od_price.get((p.provider, p.zone, p.instance_type)))
+            if nprice is None:
+                nprice = region_price.get((p.provider, p.region, p.instance_type, p.capacity_type.value),
+                                          region_price.get((p.provider, p.region, p.instance_type, "on-demand")))
+            if nprice is None:
+                continue
+            pv = PoolView(idx=i, pool=p, it=it, region=reg, price=nprice, price_per_gpu_hour=nprice / it.gpus,
+                          capacity_type=p.capacity_type.value, health=snap.provider_status(p.provider, p.region),
+                          blocked=(p.provider, p.zone, p.instance_type, p.capacity_type.value,
+                                   p.reservation_id) in snap.blocked)
+            pv.commitments = _commitments_for(p, it, ps, snap)
+            pv.cel_map = {
+                "provider": p.provider, "region": p.region, "zone": p.zone, "geo": reg.geo,
+                "country": reg.country, "instanceType": p.instance_type, "gpuModel": it.gpu_model,
+                "gpusPerNode": it.gpus, "capacityType": pv.capacity_type, "reserved": bool(p.reservation_id),
+                "reservation": p.reservation_id, "pricePerHour": nprice, "pricePerGpuHour": pv.price_per_gpu_hour,
+                "fabric": it.fabric, "nvlinkDomainGpus": it.nvlink_domain_gpus,
+                "committed": bool(pv.commitments) or bool(p.reservation_id)}
+            self.views.append(pv)
+        self.views.sort(key=lambda v: (v.pool.provider, v.pool.region, v.pool.zone, v.pool.instance_type,
+                                       v.capacity_type, v.pool.reservation_id))
+        self._classes: dict[WorkloadClass, ClassCandidates] = {}
+        self._cel_cache: dict[tuple[int, WorkloadClass, int], tuple[bool, str]] = {}
+        self.quota_of: dict[int, list[tuple[int, float]]] = {}   # pool idx -> [(quota idx, units per node)]
+
+    def rebased(self, snap: FleetSnapshot) -> SnapshotIndex:
+        """This index for a snapshot that differs only in free capacity and quota use (a capacity refresh):
+        pool views, class candidates and CEL results are shared, since none of them reads free capacity.
+        The caller checks that with ``structure_key``. ``pv.pool.available_nodes`` then is stale: capacity is
+        read from the snapshot by FleetState, never from a view."""
+        new = object.__new__(SnapshotIndex)
+        new.snapshot, new.policies = snap, self.policies
+        new.views, new._classes, new._cel_cache, new.quota_of = self.views, self._classes, self._cel_cache, self.quota_of
+        return new
+
+    def candidates(self, wc: WorkloadClass) -> ClassCandidates:
+        got = self._classes.get(wc)
+        if got is None:
+            got = self._classes[wc] = self._build(wc)
+        return got
+
+    def _first_failure(self, wc: WorkloadClass, pv: PoolView) -> tuple[int, str | None]:
+        ps = self.policies
+        for stage, rule in enumerate(STATIC_RULES):
+            why = rule(wc, pv, ps)
+            if why:
+                return stage, why
+        if ps.rules:
+            wmap = None
+            for j, r in enumerate(ps.rules):
+                key = (j, wc, pv.idx)
+                res = self._cel_cache.get(key)
+                if res is None:
+                    wmap = wmap or wc.cel_map()
+                    res = self._cel_cache[key] = r.evaluate({"workload": wmap, "candidate": pv.cel_map})
+                if not res[0]:
+                    return len(STATIC_RULES) + j, res[1]
+        return -1, None
+
+    def _build(self, wc: WorkloadClass) -> ClassCandidates:
+        from controlplane.placement.scoring import group_upper_bound, locality
+        best_fail: dict[str, tuple[int, str]] = {}
+        passing: dict[tuple[str, str, str], list[PoolView]] = {}
+        for pv in self.views:
+            stage, why = self._first_failure(wc, pv)
+            key = f"{pv.pool.provider}/{pv.pool.region}"
+            if why is None:
+                passing.setdefault((pv.pool.provider, pv.pool.region, pv.pool.instance_type), []).append(pv)
+            elif key not in best_fail or stage > best_fail[key][0]:
+                best_fail[key] = (stage, why)
+        groups = []
+        for (prov, reg, _), pvs in passing.items():
+            shape = gang_shape(wc, pvs[0])
+            assert not isinstance(shape, str)
+            groups.append(Group(prov, reg, pvs[0].it, pvs, shape[0], shape[1]))
+        ref = max((pv.price_per_gpu_hour for g in groups for pv in g.pools), default=1.0) or 1.0
+        loc = {pv.idx: locality(wc, pv, self.snapshot) for g in groups for pv in g.pools}
+        for g in groups:
+            g.upper_bound = group_upper_bound(g, wc, self.policies, ref, loc)
+            if not any(pv.commitments for pv in g.pools):
+                g.fixed_order = sorted(g.pools, key=static_order_key)
+        groups.sort(key=lambda g: (-g.upper_bound, g.provider, g.region, g.it.name))
+        ok_regions = {g.key for g in groups}
+        rejections = {k: why for k, (_, why) in sorted(best_fail.items()) if k not in ok_regions}
+        return ClassCandidates(groups, rejections, ref, loc)
+
+
+def static_order_key(pv: PoolView) -> tuple:
+    """Packing order of a pool no commitment covers: cheapest per GPU, reserved first, then zone (the same
+    key as gangs._order_key gives it)."""
+    return (pv.price / pv.it.gpus, 0 if pv.pool.reservation_id else 1, pv.pool.zone, pv.capacity_type, pv.idx)
+
+
+_INDEXES: weakref.WeakKeyDictionary[FleetSnapshot, dict[int, tuple[PolicySet, SnapshotIndex]]] = \
+    weakref.WeakKeyDictionary()
+# per policy set (by id): the last index built, with its structure key, for capacity refreshes
+_LAST: dict[int, tuple[PolicySet, tuple, SnapshotIndex]] = {}
+
+
+def structure_key(snap: FleetSnapshot, ps: PolicySet) -> tuple:
+    """Everything a SnapshotIndex reads from a snapshot except free capacity and quota use: the pools (in
+    order, with price overrides), quota scopes, health, blocked pools, which commitments are active."""
+    return (id(snap.catalog), tuple((p.provider, p.zone, p.instance_type, p.capacity_type, p.reservation_id,
+                                     p.region, p.price_per_hour) for p in snap.pools),
+            tuple((q.provider, q.region, q.unit, q.instance_types) for q in snap.quotas),
+            tuple(sorted(snap.health.items())), tuple(sorted(snap.region_health.items())), snap.blocked,
+            tuple(c.name for c in ps.commitments if c.active(snap.taken_at)))
+
+
+def index_for(snap: FleetSnapshot, ps: PolicySet) -> SnapshotIndex:
+    """The (cached) index of a snapshot under a policy set; both are immutable, so caching is safe. A new
+    snapshot that differs from the last one indexed under ``ps`` only in free capacity (the controller's
+    periodic refresh) reuses its candidates instead of rebuilding them: no latency spike after a refresh."""
+    per = _INDEXES.setdefault(snap, {})
+    hit = per.get(id(ps))
+    if hit is None or hit[0] is not ps:
+        key = structure_key(snap, ps)
+        last = _LAST.get(id(ps))
+        if last is not None and last[0] is ps and last[1] == key:
+            idx = last[2].rebased(snap)
+        else:
+            idx = SnapshotIndex(snap, ps)
+        _LAST[id(ps)] = (ps, key, idx)
+        hit = per[id(ps)] = (ps, idx)
+    return hit[1]

@@ -1,0 +1,204 @@
+"""Packing one replica (a gang) into one (provider, region, instance type) group, honouring topology:
+
+- nvlink:  whole NVLink domains of ``domainSize`` GPUs, each inside one pool (one zone; for rack-scale
+           types whole racks/UltraServers), all in one region;
+- cluster: the whole gang in one pool (one zone, one instance type: one placement group);
+- zone:    the whole gang in one zone (it may mix that zone's pools: reserved then on-demand);
+- any:     any zones of the region.
+
+A gang is packed whole or not at all. Pools are used cheapest-marginal first (commitments and
+reservations before on-demand), then caps and team budgets are checked on the result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from controlplane.model.workload import TopologyDomain
+from controlplane.placement.candidates import Group, PoolView, WorkloadClass
+from controlplane.placement.state import FleetState, Take
+from controlplane.policy.model import Commitment, PolicySet
+from providers.model import Quota
+
+
+@dataclass(slots=True)
+class Option:
+    group: Group
+    takes: list[Take]
+    gpus: int
+    marginal: float
+    listed: float
+    committed_gpus: int
+    score: float = 0.0
+    terms: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """Why one group could not take the workload. The text is formatted only when an explanation is read;
+    ``text`` captures the figures of the moment (free nodes, headroom), so it says what was true then."""
+
+    kind: str        # no-capacity | no-quota | cap | budget
+    text: Callable[[], str]
+
+    @property
+    def message(self) -> str:
+        return self.text()
+
+
+def _contract(pv: PoolView, state: FleetState, local: dict[str, float]) -> Commitment | None:
+    for c in pv.commitments:
+        left = state.commit_left.get(c.name, 0.0) - local.get(c.name, 0.0)
+        need = pv.it.gpus if c.gpus is not None else pv.price
+        if left + 1e-9 >= need:
+            return c
+    return None
+
+
+def _price_take(pv: PoolView, nodes: int, state: FleetState, local: dict[str, float]) -> Take:
+    t = Take(pv, nodes, listed=nodes * pv.price)
+    c = _contract(pv, state, local)
+    covered = 0
+    if c is not None:
+        left = state.commit_left[c.name] - local.get(c.name, 0.0)
+        per = pv.it.gpus if c.gpus is not None else pv.price
+        covered = min(nodes, int((left + 1e-9) // per))
+        local[c.name] = local.get(c.name, 0.0) + covered * per
+        t.covered, t.commitment = covered, c.name
+    rate = pv.price
+    if c is not None:
+        rate = 0.0 if c.take_or_pay else (c.price_per_gpu_hour * pv.it.gpus if c.price_per_gpu_hour is not None
+                                          else pv.price)
+    t.marginal = covered * rate + (nodes - covered) * pv.price
+    return t
+
+
+def _order_key(pv: PoolView, state: FleetState) -> tuple:
+    c = _contract(pv, state, {})
+    eff = pv.price if c is None else (0.0 if c.take_or_pay else (c.price_per_gpu_hour or pv.price_per_gpu_hour)
+                                      * pv.it.gpus)
+    return (eff / pv.it.gpus, 0 if (c or pv.pool.reservation_id) else 1, pv.pool.zone, pv.capacity_type, pv.idx)
+
+
+def _buckets(g: Group, wc: WorkloadClass, pools: list[PoolView]) -> list[list[PoolView]]:
+    if wc.domain == TopologyDomain.CLUSTER:
+        return [[pv] for pv in pools]
+    if wc.domain == TopologyDomain.ZONE:
+        zones: dict[str, list[PoolView]] = {}
+        for pv in pools:
+            zones.setdefault(pv.pool.zone, []).append(pv)
+        return list(zones.values())
+    return [pools]
+
+
+def _units_in(pv: PoolView, nodes: int, g: Group, wc: WorkloadClass) -> int:
+    npd = pv.it.nodes_per_domain
+    if wc.domain == TopologyDomain.NVLINK and npd > 1:
+        # rack-scale types: a domain must sit inside one whole rack; partial racks are not assumed contiguous
+        return (nodes // npd) * (npd // g.nodes_per_unit)
+    return nodes // g.nodes_per_unit
+
+
+def _fill(g: Group, wc: WorkloadClass, state: FleetState, pools: list[PoolView], use_quota: bool
+          ) -> list[tuple[PoolView, int]] | None:
+    for bucket in _buckets(g, wc, pools):
+        need = g.units
+        got: list[tuple[PoolView, int]] = []
+        q_used: dict[int, float] = {}
+        for pv in bucket:
+            avail = state.free[pv.idx]
+            if use_quota:
+                for qi, units in state.quotas_of(pv):
+                    avail = min(avail, int((state.quota_left[qi] - q_used.get(qi, 0.0) + 1e-9) // units))
+            k = min(need, _units_in(pv, max(0, avail), g, wc))
+            if k <= 0:
+                continue
+            nodes = k * g.nodes_per_unit
+            got.append((pv, nodes))
+            for qi, units in state.quotas_of(pv):
+                q_used[qi] = q_used.get(qi, 0.0) + units * nodes
+            need -= k
+            if need == 0:
+                return got
+    return None
+
+
+def _shortfall(g: Group, wc: WorkloadClass, state: FleetState, pools: list[PoolView], quota: bool
+               ) -> Callable[[], str]:
+    """The figures of a shortfall now, as a function that words them later."""
+    n = g.need_nodes
+    if quota:
+        for pv in pools:
+            for qi, units in state.quotas_of(pv):
+                q = state.index.snapshot.quotas[qi]
+                need = n * units
+                left = state.quota_left[qi]
+                if left + 1e-9 < need:
+                    def word(q: Quota = q, left: float = left, need: float = need, pv: PoolView = pv) -> str:
+                        return (f"quota: {q.name} headroom {left:g} {q.unit} < {need:g} "
+                                f"({pv.pool.provider}/{pv.pool.region} {pv.it.name})")
+                    return word
+        return lambda: f"quota: {g.provider}/{g.region} quotas too small for {n} nodes"
+    what = "gang" if n > 1 else "workload"
+    free = state.free
+    if wc.domain == TopologyDomain.ANY and len(pools) > 1:
+        total = sum(free[pv.idx] for pv in pools)
+        return lambda: (f"capacity: {g.provider}/{g.region} {g.it.name} has {total} nodes free in "
+                        f"{len({pv.pool.zone for pv in pools})} zone(s), {what} needs {n}")
+    best = max(pools, key=lambda pv: (free[pv.idx], -pv.idx))
+    best_free = free[best.idx]
+    extra = ""
+    if wc.domain == TopologyDomain.NVLINK:
+        extra = f" ({g.units} NVLink domain(s) of {g.nodes_per_unit} nodes)"
+    elif wc.domain in (TopologyDomain.CLUSTER, TopologyDomain.ZONE):
+        extra = f" in one {'pool' if wc.domain == TopologyDomain.CLUSTER else 'zone'}"
+    return lambda: f"capacity: {best.pool.zone} {best.it.name} has {best_free} nodes free, {what} needs {n}{extra}"
+
+
+def pack(g: Group, wc: WorkloadClass, state: FleetState, ps: PolicySet) -> Option | Failure:
+    pools = g.fixed_order
+    if pools is None:
+        pools = sorted(g.pools, key=lambda pv: _order_key(pv, state))
+    free = state.free
+    if len(pools) == 1:
+        short = free[pools[0].idx] < g.need_nodes
+    else:
+        short = sum(free[pv.idx] for pv in pools) < g.need_nodes
+    if short:   # not enough free nodes in the whole group, whatever the topology: no need to try packing
+        return Failure("no-capacity", _shortfall(g, wc, state, pools, quota=False))
+    got = _fill(g, wc, state, pools, use_quota=True)
+    if got is None:
+        if _fill(g, wc, state, pools, use_quota=False) is not None:
+            return Failure("no-quota", _shortfall(g, wc, state, pools, quota=True))
+        return Failure("no-capacity", _shortfall(g, wc, state, pools, quota=False))
+    local: dict[str, float] = {}
+    takes = [_price_take(pv, n, state, local) for pv, n in got]
+    gpus = sum(t.nodes for t in takes) * g.it.gpus
+    listed = sum(t.listed for t in takes)
+    committed = sum((t.covered if t.commitment else (t.nodes if t.pv.pool.reservation_id else 0)) for t in takes)
+    opt = Option(g, takes, gpus, sum(t.marginal for t in takes), listed, committed * g.it.gpus)
+    why = check_caps(opt, wc, state, ps)
+    return why or opt
+
+
+def check_caps(opt: Option, wc: WorkloadClass, state: FleetState, ps: PolicySet) -> Failure | None:
+    cap = ps.provider_share
+    prov = opt.group.provider
+    if cap is not None:
+        after = state.provider_gpus.get(prov, 0) + opt.gpus
+        total = state.total_gpus + opt.gpus
+        share = after / max(total, cap.min_fleet_gpus, 1)
+        if share > cap.max_share + 1e-9:
+            of = max(total, cap.min_fleet_gpus)
+            return Failure("cap", lambda: f"cap: {prov} would hold {share:.0%} > {cap.max_share:.0%} of {of} GPUs")
+    b = ps.budget(wc.team)
+    if b is not None:
+        if b.gpus is not None and state.team_gpus.get(wc.team, 0) + opt.gpus > b.gpus:
+            use = state.team_gpus.get(wc.team, 0) + opt.gpus
+            return Failure("budget", lambda: f"budget: team {wc.team} would use {use} GPUs > {b.gpus}")
+        dollars = state.team_dollars.get(wc.team, 0.0) + opt.listed
+        if b.dollars_per_hour is not None and dollars > b.dollars_per_hour + 1e-9:
+            return Failure("budget", lambda: f"budget: team {wc.team} would spend ${dollars:,.2f}/h > "
+                                             f"${b.dollars_per_hour:,.2f}/h")
+    return None

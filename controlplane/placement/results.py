@@ -1,0 +1,166 @@
+"""What placement returns: assignments, decisions with their explanation, and batch results (+ JSON)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from providers.catalog import CapacityType
+
+
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    """Nodes of one pool given to one workload (one row of a placement)."""
+
+    workload: str
+    provider: str
+    region: str
+    zone: str
+    instance_type: str
+    nodes: int
+    gpus: int
+    gpu_model: str
+    capacity_type: CapacityType
+    reservation: str = ""            # the pool's reservation / capacity block id ("" for open pools)
+    price_per_hour: float = 0.0      # marginal $/hour of this row (0 while a take-or-pay commitment covers it)
+    replica_group: int = 0           # which replica (gang) this row belongs to
+    commitment: str = ""             # the contract this row burns down, if any
+    list_price_per_hour: float = 0.0  # the pool's price for these nodes, whatever the contract says
+    team: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "provider": self.provider, "region": self.region, "zone": self.zone,
+            "instanceType": self.instance_type, "nodes": self.nodes, "gpus": self.gpus,
+            "gpuModel": self.gpu_model, "capacityType": str(self.capacity_type),
+            "reservation": self.reservation, "commitment": self.commitment,
+            "pricePerHour": round(self.price_per_hour, 4), "listPricePerHour": round(self.list_price_per_hour, 4),
+            "replicaGroup": self.replica_group,
+        }
+
+
+@dataclass(slots=True)
+class Explanation:
+    reasons: list[str] = field(default_factory=list)
+    runners_up: list[dict[str, Any]] = field(default_factory=list)
+    rejections: dict[str, str] = field(default_factory=dict)     # provider/region -> the rule that ruled it out
+
+
+_NONE = Explanation()
+
+
+@dataclass(slots=True)
+class Decision:
+    """One workload's outcome. The explanation (reasons, runners-up, rejections) is kept as the data it is
+    made of (the winning and runner-up options, the failure per provider/region) and turned into text on
+    first use: a decision nobody reads costs no string formatting. Reading it gives the same text at any
+    time, since the data are captured when the decision is made."""
+
+    workload: str
+    placed: bool
+    assignments: list[Assignment] = field(default_factory=list)
+    score: float = 0.0
+    # no-capacity | no-quota | nothing-matches | cap | budget | "" when placed
+    unplaced_kind: str = ""
+    priority: int = 0
+    explain: Callable[[], Explanation] | None = field(default=None, repr=False, compare=False)
+    _explanation: Explanation | None = field(default=None, repr=False, compare=False)
+
+    def explanation(self) -> Explanation:
+        if self._explanation is None:
+            self._explanation = self.explain() if self.explain is not None else _NONE
+            self.explain = None          # drop the captured options once the text exists
+        return self._explanation
+
+    @property
+    def reasons(self) -> list[str]:
+        return self.explanation().reasons
+
+    @property
+    def runners_up(self) -> list[dict[str, Any]]:
+        return self.explanation().runners_up
+
+    @property
+    def rejections(self) -> dict[str, str]:
+        return self.explanation().rejections
+
+    @property
+    def price_per_hour(self) -> float:
+        return sum(a.price_per_hour for a in self.assignments)
+
+    @property
+    def gpus(self) -> int:
+        return sum(a.gpus for a in self.assignments)
+
+    def to_json(self) -> dict[str, Any]:
+        first = self.assignments[0] if self.assignments else None
+        why = self.explanation()
+
+        def common(attr: str) -> Any:
+            vals = {getattr(a, attr) for a in self.assignments}
+            return str(next(iter(vals))) if len(vals) == 1 else None
+
+        out: dict[str, Any] = {
+            "workload": self.workload, "placed": self.placed,
+            # top-level fields describe the placement when all rows agree, else null (see "assignments")
+            "provider": common("provider") if first else None,
+            "region": common("region") if first else None,
+            "zone": common("zone") if first else None,
+            "instanceType": common("instance_type") if first else None,
+            "nodes": sum(a.nodes for a in self.assignments),
+            "gpus": self.gpus,
+            "gpuModel": common("gpu_model") if first else None,
+            "capacityType": common("capacity_type") if first else None,
+            "reservation": common("reservation") if first else None,
+            "pricePerHour": round(self.price_per_hour, 4),
+            "score": round(self.score, 4),
+            "reasons": list(why.reasons),
+            "assignments": [a.to_json() for a in self.assignments],
+            "runnersUp": list(why.runners_up),
+            "rejections": dict(sorted(why.rejections.items())),
+        }
+        if not self.placed:
+            out["unplacedReason"] = self.unplaced_kind
+        return out
+
+
+@dataclass(slots=True)
+class PlacementResult:
+    decisions: list[Decision]
+    commitments: dict[str, dict[str, Any]] = field(default_factory=dict)   # burn-down per contract
+    provider_gpus: dict[str, int] = field(default_factory=dict)             # existing + placed, per provider
+
+    def assignments(self) -> list[Assignment]:
+        return [a for d in self.decisions for a in d.assignments]
+
+    def summary(self) -> dict[str, Any]:
+        placed = [d for d in self.decisions if d.placed]
+        by_provider: dict[str, int] = {}
+        for a in self.assignments():
+            by_provider[a.provider] = by_provider.get(a.provider, 0) + a.gpus
+        unplaced: dict[str, int] = {}
+        for d in self.decisions:
+            if not d.placed:
+                unplaced[d.unplaced_kind] = unplaced.get(d.unplaced_kind, 0) + 1
+        return {
+            "workloads": len(self.decisions),
+            "placed": len(placed),
+            "unplaced": len(self.decisions) - len(placed),
+            "unplacedByReason": dict(sorted(unplaced.items())),
+            "gpusPlaced": sum(d.gpus for d in placed),
+            "gpusByProvider": dict(sorted(by_provider.items())),
+            "costPerHour": round(placed_cost(self), 4),
+            "listCostPerHour": round(sum(a.list_price_per_hour for a in self.assignments()), 4),
+            "commitments": dict(sorted(self.commitments.items())),
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        return {"placements": [d.to_json() for d in self.decisions], "summary": self.summary()}
+
+
+def placed_cost(result: PlacementResult | list[Decision]) -> float:
+    """The batch objective's cost term: total marginal $/hour of what was placed (take-or-pay commitments
+    count 0 until used up, see placement/engine.py)."""
+    decisions = result.decisions if isinstance(result, PlacementResult) else result
+    return sum(a.price_per_hour for d in decisions for a in d.assignments)

@@ -1,0 +1,99 @@
+"""Soft preferences: the score of an option (higher is better). Every term lies in [0, 1] and is multiplied
+by its policy weight (policy.model.Weights):
+
+- cost:           1 - (marginal $/hour of the option per GPU requested) / (dearest $/GPU-hour among the class's candidates);
+                  take-or-pay commitments have marginal cost 0 until used up;
+- committed:      share of the option's GPUs drawn from reserved pools or commitments;
+- health:         1 if the provider/region is OK, 0 if DEGRADED (DOWN is a hard constraint);
+- data_locality:  1 in the data's region (label ``data-region``, e.g. ``aws:eu-west-1``, or the workload's only
+                  region), 0.5 in the same geography, 0 elsewhere; 1 for all when the data's place is unknown;
+- spread:         inference with replicas > 1: 1 on a provider the workload does not use yet, 0.5 on a new
+                  region of a used provider, 0 otherwise;
+- fewer_providers: every other multi-gang workload: 1 on a provider it already uses (or the first), else 0.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from controlplane.placement.rules import region_matches
+from providers.model import HealthStatus
+
+if TYPE_CHECKING:
+    from controlplane.placement.candidates import Group, PoolView, WorkloadClass
+    from controlplane.placement.snapshot import FleetSnapshot
+    from controlplane.policy.model import PolicySet
+
+
+def locality(wc: WorkloadClass, pv: PoolView, snap: FleetSnapshot) -> float:
+    where = wc.data_region or (wc.regions[0] if wc.regions and len(wc.regions) == 1 else "")
+    if not where:
+        return 1.0
+    if region_matches(where, pv.pool.provider, pv.pool.region):
+        return 1.0
+    prov, _, name = where.rpartition(":")
+    geo = None
+    for (p, r), reg in snap.catalog.regions.items():
+        if r == name and (not prov or p == prov):
+            geo = reg.geo
+            break
+    return 0.5 if geo is not None and geo == pv.region.geo else 0.0
+
+
+def health_term(pv: PoolView) -> float:
+    return 0.0 if pv.health == HealthStatus.DEGRADED else 1.0
+
+
+def _lowest_rate(pv: PoolView) -> float:
+    """The lowest $/GPU-hour a node of this pool can cost: 0 under a take-or-pay contract, a contract's own
+    price when lower than the pool's."""
+    rate = pv.price_per_gpu_hour
+    for c in pv.commitments:
+        if c.take_or_pay:
+            return 0.0
+        if c.price_per_gpu_hour is not None:
+            rate = min(rate, c.price_per_gpu_hour)
+    return rate
+
+
+def group_upper_bound(g: Group, wc: WorkloadClass, ps: PolicySet, ref: float, loc: dict[int, float]) -> float:
+    """The best score any option of this group can reach: prices at their lowest (commitments unused),
+    the workload-history terms at 1. Used to stop a search once no unseen group can win.
+
+    The cost term is per GPU *asked for*, like option_score's: a replica here always takes ``need_nodes``
+    whole nodes, so a 1-GPU job on an 8-GPU type pays for 8 GPUs (a bound that ignored this let every
+    8-GPU group look as good as a 1-GPU one and be packed for nothing)."""
+    w = ps.weights
+    gpus = g.need_nodes * g.it.gpus
+    per_asked = gpus / min(gpus, wc.count)
+    cheapest = min(_lowest_rate(pv) for pv in g.pools) * per_asked
+    committed = 1.0 if any(pv.commitments or pv.pool.reservation_id for pv in g.pools) else 0.0
+    return (w.cost * max(0.0, 1.0 - cheapest / ref) + w.committed * committed
+            + w.health * max(health_term(pv) for pv in g.pools)
+            + w.data_locality * max(loc[pv.idx] for pv in g.pools)
+            + (w.spread if wc.spreads else w.fewer_providers))
+
+
+def option_score(wc: WorkloadClass, ps: PolicySet, ref: float, loc: dict[int, float], takes: list,
+                 gpus: int, marginal: float, committed_gpus: int,
+                 used_providers: dict[str, set[str]]) -> tuple[float, dict[str, float]]:
+    """Score of an option (``takes`` are ``Take`` rows of one group), with its terms for explanations."""
+    w = ps.weights
+    pv0 = takes[0].pv
+    prov, reg = pv0.pool.provider, pv0.pool.region
+    terms = {
+        # per GPU the workload asked for: a whole 8-GPU node for a 1-GPU job costs 8x
+        "cost": max(0.0, 1.0 - (marginal / min(gpus, wc.count)) / ref),
+        "committed": committed_gpus / gpus,
+        "health": min(health_term(t.pv) for t in takes),
+        "dataLocality": min(loc[t.pv.idx] for t in takes),
+    }
+    if wc.spreads:
+        terms["spread"] = 1.0 if prov not in used_providers else (0.5 if reg not in used_providers[prov] else 0.0)
+        extra = w.spread * terms["spread"]
+    else:
+        terms["fewerProviders"] = 1.0 if not used_providers or prov in used_providers else 0.0
+        extra = w.fewer_providers * terms["fewerProviders"]
+    score = (w.cost * terms["cost"] + w.committed * terms["committed"] + w.health * terms["health"]
+             + w.data_locality * terms["dataLocality"] + extra)
+    return score, terms

@@ -1,0 +1,134 @@
+"""A point-in-time view of the fleet: capacity pools, quotas, provider health and blocked pools.
+
+Pure data. Built from the catalog (``--capacity catalog``, tests, the bench) or from live provider reports.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from providers.catalog import CapacityType, Catalog, InstanceType
+from providers.catalog.seed import nominal_free_nodes
+from providers.model import CapacityPool, CapacityReport, HealthStatus, ProviderHealth, Quota
+
+if TYPE_CHECKING:
+    from controlplane.placement.results import Assignment
+
+PoolKey = tuple[str, str, str, str, str]   # provider, zone, instance type, capacity type, reservation id
+
+
+def pool_key(p: CapacityPool) -> PoolKey:
+    return (p.provider, p.zone, p.instance_type, p.capacity_type.value, p.reservation_id)
+
+
+catalog_seed_nodes = nominal_free_nodes    # the mock clouds seed their pools by the same rule
+
+
+def scaled_seed_nodes(it: InstanceType, scale: float) -> int:
+    """``catalog_seed_nodes x scale``, rounded down; NVLink rack types stay whole racks."""
+    per = it.nodes_per_domain
+    return int(catalog_seed_nodes(it) * scale + 1e-9) // per * per
+
+
+@dataclass(frozen=True)
+class FleetSnapshot:
+    catalog: Catalog
+    pools: tuple[CapacityPool, ...]
+    quotas: tuple[Quota, ...] = ()
+    health: Mapping[str, HealthStatus] = field(default_factory=dict)          # provider -> status
+    region_health: Mapping[tuple[str, str], HealthStatus] = field(default_factory=dict)
+    blocked: frozenset[PoolKey] = frozenset()     # failover: pools that failed recently
+    taken_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    # identity-hashed so the placement core can cache per snapshot
+    def __hash__(self) -> int:
+        return id(self)
+
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+    @classmethod
+    def from_catalog(cls, catalog: Catalog, scale: float = 1.0, taken_at: datetime | None = None,
+                     health: Mapping[str, HealthStatus] | None = None) -> FleetSnapshot:
+        """Capacity seeded like the mock clouds: every offering becomes a pool with
+        ``scaled_seed_nodes(type, scale)`` nodes (whole NVLink racks for rack-scale types, TPU slices by chips, see ``catalog_seed_nodes``). Reserved offerings
+        become pools with a reservation id ``catalog:<zone>:<type>`` (capacity blocks / UltraServers)."""
+        pools = []
+        for o in sorted(catalog.offerings, key=lambda o: o.key):
+            it = catalog.instance_type(o.provider, o.instance_type)
+            nodes = scaled_seed_nodes(it, scale)
+            per = it.nodes_per_domain
+            reserved = o.capacity_type == CapacityType.RESERVED
+            pools.append(CapacityPool(
+                provider=o.provider, region=o.region, zone=o.zone, instance_type=o.instance_type,
+                capacity_type=o.capacity_type, available_nodes=nodes,
+                reservation_id=f"catalog:{o.zone}:{o.instance_type}" if reserved else "",
+                ultraserver_type=it.ultraserver if per > 1 else "", capacity_known=True))
+        return cls(catalog=catalog, pools=tuple(pools), health=dict(health or {}),
+                   taken_at=taken_at or datetime.now(UTC))
+
+    @classmethod
+    def from_reports(cls, catalog: Catalog, reports: Sequence[CapacityReport],
+                     health: Mapping[str, ProviderHealth] | None = None,
+                     blocked: Iterable[PoolKey] = ()) -> FleetSnapshot:
+        pools = tuple(p for r in sorted(reports, key=lambda r: r.provider) for p in r.pools)
+        quotas = tuple(q for r in sorted(reports, key=lambda r: r.provider) for q in r.quotas)
+        status = {name: h.status for name, h in (health or {}).items()}
+        region_health = {(name, reg): st for name, h in (health or {}).items() for reg, st in h.regions.items()}
+        taken = max((r.taken_at for r in reports), default=datetime.now(UTC))
+        return cls(catalog=catalog, pools=pools, quotas=quotas, health=status, region_health=region_health,
+                   blocked=frozenset(blocked), taken_at=taken)
+
+    def provider_status(self, provider: str, region: str) -> HealthStatus:
+        st = self.health.get(provider, HealthStatus.OK)
+        reg = self.region_health.get((provider, region), HealthStatus.OK)
+        order = (HealthStatus.OK, HealthStatus.DEGRADED, HealthStatus.DOWN)
+        return max(st, reg, key=order.index)
+
+    def with_blocked(self, keys: Iterable[PoolKey]) -> FleetSnapshot:
+        return dataclasses.replace(self, blocked=self.blocked | frozenset(keys))
+
+    def with_usage(self, placements: Iterable[Assignment]) -> FleetSnapshot:
+        """Capacity and quota left after ``placements`` (for catalog snapshots; a live report already
+        excludes what is running)."""
+        taken: dict[PoolKey, int] = {}
+        for a in placements:
+            k = (a.provider, a.zone, a.instance_type, str(a.capacity_type), a.reservation)
+            taken[k] = taken.get(k, 0) + a.nodes
+        pools = tuple(
+            dataclasses.replace(p, available_nodes=max(0, p.available_nodes - taken[pool_key(p)]))
+            if pool_key(p) in taken else p for p in self.pools)
+        quota_used = _quota_usage(self, placements)
+        quotas = tuple(dataclasses.replace(q, used=q.used + quota_used[i]) if quota_used.get(i) else q
+                       for i, q in enumerate(self.quotas))
+        return dataclasses.replace(self, pools=pools, quotas=quotas)
+
+    def total_gpus(self) -> int:
+        return sum(p.available_nodes * self.catalog.instance_type(p.provider, p.instance_type).gpus
+                   for p in self.pools)
+
+
+def quota_units(q: Quota, it: InstanceType) -> float:
+    """How much of quota ``q`` one node of ``it`` uses."""
+    return {"vcpus": float(it.vcpus), "gpus": float(it.gpus)}.get(q.unit, 1.0)
+
+
+def quota_applies(q: Quota, provider: str, region: str, instance_type: str, capacity_type: str) -> bool:
+    # Reserved capacity (reservations, capacity blocks, contracts) is already paid for and not held
+    # against the on-demand/spot quotas the clouds expose.
+    return (q.provider == provider and q.region == region and capacity_type != CapacityType.RESERVED.value
+            and (not q.instance_types or instance_type in q.instance_types))
+
+
+def _quota_usage(snap: FleetSnapshot, placements: Iterable[Assignment]) -> dict[int, float]:
+    used: dict[int, float] = {}
+    for a in placements:
+        it = snap.catalog.instance_type(a.provider, a.instance_type)
+        for i, q in enumerate(snap.quotas):
+            if quota_applies(q, a.provider, a.region, a.instance_type, str(a.capacity_type)):
+                used[i] = used.get(i, 0.0) + a.nodes * quota_units(q, it)
+    return used

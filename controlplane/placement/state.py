@@ -1,0 +1,85 @@
+"""What changes while placing: free nodes, quota left, GPUs per provider and team, commitment burn-down.
+
+Mutable, owned by one Placer; ``apply``/``revert`` make a workload's rows all-or-nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from controlplane.placement.candidates import PoolView, SnapshotIndex
+from controlplane.placement.results import Assignment
+from controlplane.placement.snapshot import quota_applies, quota_units
+
+
+@dataclass(slots=True)
+class Take:
+    """``nodes`` of one pool; ``covered`` of them burn down ``commitment``."""
+
+    pv: PoolView
+    nodes: int
+    covered: int = 0
+    commitment: str = ""
+    marginal: float = 0.0       # $/hour this row adds
+    listed: float = 0.0         # $/hour at the pool's price
+
+
+class FleetState:
+    def __init__(self, index: SnapshotIndex, existing: Iterable[Assignment] = ()) -> None:
+        snap, ps = index.snapshot, index.policies
+        self.index = index
+        self.free = [p.available_nodes for p in snap.pools]
+        self.quota_left = [q.headroom for q in snap.quotas]
+        self._quota_of = index.quota_of        # pool idx -> [(quota idx, units per node)], shared by the index
+        self.provider_gpus: dict[str, int] = {}
+        self.total_gpus = 0
+        self.team_gpus: dict[str, int] = {}
+        self.team_dollars: dict[str, float] = {}
+        self.commit_left: dict[str, float] = {}          # GPUs (or $/hour) not yet used, per contract
+        self.commit_size: dict[str, float] = {}
+        self.commit_unit: dict[str, str] = {}
+        for c in ps.commitments:
+            size = float(c.gpus) if c.gpus is not None else float(c.dollars_per_hour or 0.0)
+            self.commit_left[c.name] = self.commit_size[c.name] = size
+            self.commit_unit[c.name] = "gpus" if c.gpus is not None else "dollarsPerHour"
+        for a in existing:
+            self._count(a.provider, a.team, a.gpus, a.list_price_per_hour or a.price_per_hour, 1)
+            if a.commitment in self.commit_left:
+                use = a.gpus if self.commit_unit[a.commitment] == "gpus" else a.list_price_per_hour
+                self.commit_left[a.commitment] -= use
+
+    def quotas_of(self, pv: PoolView) -> list[tuple[int, float]]:
+        got = self._quota_of.get(pv.idx)
+        if got is None:
+            p = pv.pool
+            got = [(i, quota_units(q, pv.it)) for i, q in enumerate(self.index.snapshot.quotas)
+                   if quota_applies(q, p.provider, p.region, p.instance_type, pv.capacity_type)]
+            self._quota_of[pv.idx] = got
+        return got
+
+    def _count(self, provider: str, team: str, gpus: int, dollars: float, sign: int) -> None:
+        self.provider_gpus[provider] = self.provider_gpus.get(provider, 0) + sign * gpus
+        self.total_gpus += sign * gpus
+        self.team_gpus[team] = self.team_gpus.get(team, 0) + sign * gpus
+        self.team_dollars[team] = self.team_dollars.get(team, 0.0) + sign * dollars
+
+    def apply(self, takes: list[Take], team: str, sign: int = 1) -> None:
+        for t in takes:
+            self.free[t.pv.idx] -= sign * t.nodes
+            for qi, units in self.quotas_of(t.pv):
+                self.quota_left[qi] -= sign * units * t.nodes
+            if t.commitment:
+                use = t.covered * t.pv.it.gpus if self.commit_unit[t.commitment] == "gpus" \
+                    else t.covered * t.pv.price
+                self.commit_left[t.commitment] -= sign * use
+            self._count(t.pv.pool.provider, team, t.nodes * t.pv.it.gpus, t.listed, sign)
+
+    def revert(self, takes: list[Take], team: str) -> None:
+        self.apply(takes, team, sign=-1)
+
+    def burn_down(self) -> dict[str, dict[str, float | str]]:
+        return {name: {"unit": self.commit_unit[name], "committed": self.commit_size[name],
+                       "used": round(self.commit_size[name] - left, 4),
+                       "left": round(max(0.0, left), 4)}
+                for name, left in sorted(self.commit_left.items())}

@@ -1,0 +1,204 @@
+"""The loop: every ``interval_s`` the leader runs place -> plan stacks -> run stacks (one worker per
+stack, in a pool) -> observe -> finish deletions. Each step reads the store afresh, so a pass after a
+crash or a change of leader simply continues (level-triggered); stack runs are idempotent.
+
+Graceful shutdown: ``stop()`` lets running stack workers finish (a Pulumi-style update must not be cut
+in half), then releases the lease so a successor takes over without waiting for the expiry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from controlplane.logs import get_logger
+from controlplane.reconcile import failover, fleet, observing, placing, provisioning
+from controlplane.reconcile.leader import LeaderElector
+from controlplane.reconcile.metrics import LoopMetrics
+from controlplane.reconcile.queue import RateLimitedQueue
+from controlplane.store.db import Database
+from infra.spec import stack_name
+from providers.base import Provider
+
+log = get_logger("awan.controller")
+
+
+def _worker_loop() -> None:
+    # Pulumi's SDK (used by the engines' programs) expects an asyncio event loop in the calling thread.
+    asyncio.set_event_loop(asyncio.new_event_loop())
+
+
+@dataclass
+class LoopConfig:
+    interval_s: float = 2.0
+    stack_workers: int = 4
+    resync_s: float = 60.0
+    retry_base_s: float = 1.0
+    retry_max_s: float = 300.0
+    lock_ttl_s: float = 60.0
+    max_stack_attempts: int = 6
+    block_ttl_s: float = failover.BLOCK_TTL_S   # how long a pool that failed stays out of placement
+    health_confirm: int = 2                      # DOWN probes in a row before a region is evacuated
+    stack_config: dict[str, dict[str, str]] = field(default_factory=dict)   # provider -> settings
+
+
+class Controller:
+    def __init__(self, db: Database, providers: Mapping[str, Provider], engine: Any, *,
+                 elector: LeaderElector, policies: Callable[[], Any], config: LoopConfig | None = None,
+                 place: placing.PlaceFn = placing.default_place, snapshot: Callable[[], Any] | None = None,
+                 metrics: LoopMetrics | None = None) -> None:
+        self.db, self.providers, self.engine, self.elector = db, providers, engine, elector
+        self.policies, self.place = policies, place
+        self.cfg = config or LoopConfig()
+        self.metrics = metrics or LoopMetrics()
+        self._custom_snapshot = snapshot
+        self.blocks = failover.BlockList(self.cfg.block_ttl_s)
+        self.watch = failover.RegionWatch(self.cfg.health_confirm)
+        self._health: dict[str, Any] = {}
+        self._led_epoch: int | None = None
+        self._wake = threading.Event()
+        self.queue = RateLimitedQueue(self.cfg.retry_base_s, self.cfg.retry_max_s)
+        self.actor = f"controller:{elector.holder}"
+        self._pool = ThreadPoolExecutor(max_workers=self.cfg.stack_workers, thread_name_prefix="awan-stack",
+                                        initializer=_worker_loop)
+        self._inflight: dict[str, Future[None]] = {}
+        self._drifted: set[str] = set()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    # -- one pass ----------------------------------------------------------------------------------
+    def snapshot(self) -> Any:
+        """This pass's fleet view with failover's blocked pools (a test's own snapshot gets them too)."""
+        blocked = self.blocks.active()
+        if self._custom_snapshot is not None:
+            snap = self._custom_snapshot()
+            return snap.with_blocked(blocked) if hasattr(snap, "with_blocked") else snap
+        return fleet.capacity_snapshot(self.providers, self.metrics, health=self._health, blocked=blocked)
+
+    def tick(self) -> None:
+        if not self.elector.is_leader:
+            self._led_epoch = None
+            return
+        if self.elector.epoch != self._led_epoch and self.elector.fenced():
+            # A new term: row locks left by a killed leader (ours included) would hold its rows for
+            # lock_ttl_s; the previous holder is fenced, so they can go now.
+            placing.release_stale_locks(self.db)
+            self._led_epoch = self.elector.epoch
+        self.metrics.ticks.inc()
+        self._check_health()
+        unplaced = placing.place_pending(
+            self.db, snapshot=self.snapshot, policies=self.policies, place=self.place,
+            fenced=self.elector.fenced, actor=self.actor, metrics=self.metrics, ttl_s=self.cfg.lock_ttl_s,
+            skip=lambda n: self.queue.backing_off(f"place:{n}"))
+        for d in unplaced:   # capacity may appear later: try again, backing off
+            self.queue.retry(f"place:{d.workload}")
+        self._run_stacks()
+        obs = fleet.observe(self.providers, self.metrics)
+        self._drifted |= observing.apply_observation(self.db, obs, actor=self.actor, fenced=self.elector.fenced,
+                                                     metrics=self.metrics, blocks=self.blocks)
+        observing.finish_deletions(self.db, obs, actor=self.actor, fenced=self.elector.fenced)
+
+    def _check_health(self) -> None:
+        """Evacuate DOWN regions; when one answers again, run its stacks now (not after their backoff)
+        so the pools left there are deleted and nothing is orphaned."""
+        # Probe through the breaker's inner provider: health must see the cloud as it is now, not the
+        # breaker's memory of it, or a recovered region would stay "down" until the breaker half-opens.
+        self._health = fleet.probe_health({n: getattr(p, "inner", p) for n, p in self.providers.items()},
+                                          self.metrics)
+        down_regions, down_providers, back = self.watch.update(self._health)
+        moved = failover.evacuate(self.db, down_regions, down_providers, actor=self.actor,
+                                  fenced=self.elector.fenced)
+        if moved:
+            self.metrics.failovers.labels("outage").inc(len(moved))
+            for name in moved:
+                self.queue.forget(f"place:{name}")
+        for provider, region in back:
+            prefix = f"awan-{provider}-" if region == "*" else stack_name(provider, region)
+            for key in [f"stack:{n}" for n in provisioning.stack_names(self.db) if n.startswith(prefix)]:
+                self.queue.forget(key)
+                self.queue.add(key)
+            log.info("region answers again; cleaning up its stacks", provider=provider, region=region)
+
+    def _run_stacks(self) -> None:
+        plans = provisioning.plan(self.db, resync_s=self.cfg.resync_s, config=self.cfg.stack_config,
+                                  force=sorted(self._drifted))
+        by_name = {p.spec.name: p for p in plans}
+        for name, p in by_name.items():
+            if p.reason in ("changed", "drift") or not self.queue.backing_off(f"stack:{name}"):
+                self.queue.add(f"stack:{name}")
+        with self._lock:
+            for key in self.queue.ready():
+                name = key.removeprefix("stack:")
+                if not key.startswith("stack:") or name not in by_name:
+                    continue
+                if name in self._inflight:   # one worker per stack: the next pass picks it up
+                    continue
+                self._drifted.discard(name)
+                self._inflight[name] = self._pool.submit(self._up, by_name[name])
+
+    def _up(self, p: provisioning.StackPlan) -> None:
+        key = f"stack:{p.spec.name}"
+        try:
+            result = self.engine.up(p.spec)
+        except Exception as e:
+            self.metrics.stack_runs.labels("failed").inc()
+            self.metrics.provider_errors.labels(p.spec.provider, fleet.error_reason(e)).inc()
+            log.warning("stack up failed", stack=p.spec.name, error=str(e))
+            if failover.is_pool_failure(e):
+                store = getattr(self.engine, "store", None)
+                moved = failover.on_stack_failure(
+                    self.db, p.spec.pools, e, state=store.get(p.spec.name) if store is not None else None,
+                    blocks=self.blocks, actor=self.actor, fenced=self.elector.fenced)
+                self.metrics.failovers.labels("capacity").inc(len(moved))
+                for name in moved:
+                    self.queue.forget(f"place:{name}")
+                self._wake.set()   # re-place on the next candidate now, not at the next interval
+            # Retryable errors (outage, throttling) and stock-outs (handled by moving the workloads) say
+            # nothing about the workloads left in the stack: they do not count toward failing them.
+            retryable = bool(getattr(e, "retryable", False)) or failover.is_pool_failure(e)
+            provisioning.record_failure(self.db, p, e, actor=self.actor,
+                                        max_attempts=10**9 if retryable else self.cfg.max_stack_attempts,
+                                        fenced=self.elector.fenced)
+            self.queue.retry(key)
+        else:
+            self.metrics.stack_runs.labels("ok").inc()
+            provisioning.record_success(self.db, p, result, actor=self.actor, fenced=self.elector.fenced)
+            self.queue.forget(key)
+        finally:
+            with self._lock:
+                self._inflight.pop(p.spec.name, None)
+
+    def wait_idle(self, timeout_s: float = 60.0) -> None:
+        """Wait for the stack workers started so far (tests and shutdown)."""
+        with self._lock:
+            futures = list(self._inflight.values())
+        for f in futures:
+            f.result(timeout=timeout_s)
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    def start(self) -> None:
+        self.elector.start()
+        self._thread = threading.Thread(target=self._run, name="awan-reconcile", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.tick()
+            except Exception as e:  # one bad pass must not end the loop; the next pass retries
+                log.exception("reconcile pass failed", error=str(e))
+            self._wake.wait(self.cfg.interval_s)
+            self._wake.clear()
+
+    def stop(self, release_lease: bool = True) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread:
+            self._thread.join(timeout=60)
+        self._pool.shutdown(wait=True)
+        self.elector.stop(release=release_lease)

@@ -1,0 +1,86 @@
+"""Placements -> the node pools infra should hold: the one conversion from controlplane types to
+``infra.spec.NodePoolSpec`` (infra never imports controlplane)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from infra.spec import NodePoolSpec, SpecError
+from providers.catalog.model import CapacityType
+
+_NVLINK_RACKS = ("GB200", "GB300")
+
+
+def pool_name(workload: str, index: int) -> str:
+    """DNS-1123 label, stable for a (workload, assignment index)."""
+    base = re.sub(r"[^a-z0-9-]", "-", workload.lower()).strip("-")[:56] or "pool"
+    return f"{base}-{index}"
+
+
+def placement_for(kind: str, topology: str, gpu_model: str, nodes: int) -> str:
+    """Training gangs get a cluster placement group / compact policy; NVL72 racks are nvlink."""
+    if topology == "nvlink" or (gpu_model in _NVLINK_RACKS and kind == "training"):
+        return "nvlink"
+    if (kind == "training" and nodes > 1) or topology == "cluster":
+        return "cluster"
+    return "none"
+
+
+def pool_from_assignment(a: Any, index: int, *, team: str = "", kind: str = "training",
+                         topology: str = "any") -> NodePoolSpec:
+    """One ``controlplane.placement.engine.Assignment`` (or anything with its attributes) -> a pool."""
+    gpus_per_node = max(1, int(a.gpus) // max(1, int(a.nodes)))
+    return NodePoolSpec(
+        pool=pool_name(a.workload, index), workload=a.workload, team=team or "default", provider=a.provider,
+        region=a.region, zone=a.zone, instance_type=a.instance_type, gpu_model=a.gpu_model,
+        gpus_per_node=gpus_per_node, nodes=int(a.nodes), capacity_type=CapacityType(a.capacity_type),
+        reservation_id=a.reservation or "", placement=placement_for(kind, topology, a.gpu_model, int(a.nodes)),  # type: ignore[arg-type]
+        ultraserver_type=getattr(a, "ultraserver_type", "") or "")
+
+
+def pools_from_plan(plan: Mapping[str, Any], workloads: Mapping[str, Mapping[str, str]] | None = None,
+                    source: str = "plan") -> list[NodePoolSpec]:
+    """Pools from ``awan plan -o json`` output. ``workloads`` optionally maps a workload name to
+    {team, kind, topology}; without it, multi-node assignments are treated as training gangs."""
+    placements = plan.get("placements")
+    if not isinstance(placements, list):
+        raise SpecError(f"{source}: placements: expected a list (the output of `awan plan -o json`)")
+    info = workloads or {}
+    out: list[NodePoolSpec] = []
+    for i, p in enumerate(placements):
+        if not p.get("placed"):
+            continue
+        rows = p.get("assignments") or [p]
+        w = info.get(p.get("workload", ""), {})
+        for j, row in enumerate(rows):
+            try:
+                out.append(pool_from_assignment(_Row(p["workload"], row), j, team=w.get("team", ""),
+                                                kind=w.get("kind", "training"), topology=w.get("topology", "any")))
+            except KeyError as e:
+                raise SpecError(f"{source}: placements[{i}].assignments[{j}]: {e.args[0]}: missing") from None
+            except ValueError as e:
+                raise SpecError(f"{source}: placements[{i}]: {e}") from None
+    _check_unique(out, source)
+    return out
+
+
+def _check_unique(pools: Iterable[NodePoolSpec], source: str) -> None:
+    seen: set[str] = set()
+    for p in pools:
+        if p.pool in seen:
+            raise SpecError(f"{source}: pool {p.pool!r}: two placements give the same pool name")
+        seen.add(p.pool)
+
+
+class _Row:
+    """An assignment row of the plan JSON with Assignment's attribute names."""
+
+    def __init__(self, workload: str, row: Mapping[str, Any]) -> None:
+        self.workload = row.get("workload", workload)
+        self.provider, self.region, self.zone = row["provider"], row["region"], row["zone"]
+        self.instance_type, self.nodes, self.gpus = row["instanceType"], row["nodes"], row["gpus"]
+        self.gpu_model, self.capacity_type = row["gpuModel"], row["capacityType"]
+        self.reservation = row.get("reservation") or ""
+        self.ultraserver_type = row.get("ultraserverType") or ""

@@ -1,0 +1,188 @@
+"""Failover: move workloads off pools and regions that failed, without anyone acting.
+
+Three triggers, one action (the workload goes back to Pending with its assignments cleared, so the next
+placement pass puts it on its next candidate under the same policies, and the next stack run of the old
+stack deletes whatever the old pools left):
+
+* a stack run fails with CapacityError/QuotaError: the pools it was creating are blocked (SkyPilot's
+  failover block list; Karpenter keeps an insufficient-capacity cache for 3 minutes, hence 180 s);
+* observation finds a Running workload's nodes gone (preempted, revoked): its pools are blocked;
+* a region (or a whole provider) is DOWN in two health probes in a row (one failed probe is noise).
+
+Level-triggered: each step reads the store, so a pass after a crash redoes only what is still needed.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from controlplane.logs import get_logger
+from controlplane.store import audit
+from controlplane.store import workloads as repo
+from controlplane.store.db import Database
+from controlplane.store.models import Assignment, Workload, WorkloadState
+from providers.errors import CapacityError, ProviderError, QuotaError
+from providers.model import HealthStatus
+
+log = get_logger("awan.failover")
+PoolKey = tuple[str, str, str, str, str]   # provider, zone, instance type, capacity type, reservation id
+BLOCK_TTL_S = 180.0
+MOVABLE = (WorkloadState.PLACED.value, WorkloadState.PROVISIONING.value, WorkloadState.RUNNING.value)
+
+
+def is_pool_failure(e: BaseException) -> bool:
+    """A provisioning error that retrying the same pool will not cure: a stock-out or quota, or any
+    other non-retryable cloud error (SkyPilot fails over on these too). Another candidate may well
+    work; retryable ones (throttling, an outage) are retried in place or handled by evacuation."""
+    return isinstance(e, CapacityError | QuotaError) or (isinstance(e, ProviderError) and not e.retryable)
+
+
+def key_of(a: Assignment) -> PoolKey:
+    return (a.provider, a.zone, a.instance_type, a.capacity_type, a.reservation or "")
+
+
+@dataclass
+class BlockList:
+    """Pools that failed recently, each until its own expiry. Thread-safe (stack workers add to it)."""
+
+    ttl_s: float = BLOCK_TTL_S
+    clock: Callable[[], float] = time.monotonic
+    _until: dict[PoolKey, float] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def block(self, keys: Iterable[PoolKey]) -> None:
+        with self._lock:
+            until = self.clock() + self.ttl_s
+            for k in keys:
+                self._until[k] = max(self._until.get(k, 0.0), until)
+
+    def active(self) -> frozenset[PoolKey]:
+        with self._lock:
+            now = self.clock()
+            for k in [k for k, t in self._until.items() if t <= now]:
+                del self._until[k]
+            return frozenset(self._until)
+
+
+def replace(s: Any, row: Workload, *, actor: str, reason: str, trigger: str,
+            blocked: Iterable[PoolKey] = ()) -> None:
+    """Back to Pending, assignments cleared, with the reason in the message and the audit log."""
+    old = [{"provider": a.provider, "region": a.region, "zone": a.zone, "instanceType": a.instance_type,
+            "capacityType": a.capacity_type, "nodes": a.nodes} for a in row.assignments]
+    row.assignments.clear()
+    row.state, row.message = WorkloadState.PENDING.value, f"failover ({trigger}): {reason}"[:1000]
+    row.placement = None
+    row.running_at = None
+    audit.record(s, actor=actor, action="failover", kind="workload", subject=row.name, team=row.team,
+                 details={"trigger": trigger, "reason": reason[:500], "from": old,
+                          "blocked": ["/".join(k[:4]) for k in blocked]})
+
+
+def pools_failed_in_run(stack_pools: Iterable[Any], state: Mapping[str, Any] | None) -> set[str]:
+    """Pool names of a stack whose resources the engine left ``failed`` (the one it was creating when
+    the cloud said no). Empty when the state does not tell (the caller then takes every waiting pool)."""
+    names = {p.pool for p in stack_pools}
+    out: set[str] = set()
+    for urn, r in ((state or {}).get("resources") or {}).items():
+        if r.get("status") != "failed":
+            continue
+        for n in names:
+            if n in (r.get("name", ""), r.get("parent", "")) or f"::{n}" in urn or str(r.get("name", "")).startswith(f"{n}-"):
+                out.add(n)
+    return out
+
+
+def on_stack_failure(db: Database, stack_pools: Iterable[Any], error: BaseException, *,
+                     state: Mapping[str, Any] | None, blocks: BlockList, actor: str,
+                     fenced: Callable[[], bool]) -> list[str]:
+    """A capacity/quota failure of a stack run: block the failed pools and re-place their workloads
+    (only those not Running: a Running workload in the same stack is not affected). Returns the names."""
+    pools = list(stack_pools)
+    failed = pools_failed_in_run(pools, state)
+    in_stack = {p.workload for p in pools}
+    reason = f"{type(error).__name__}: {error}"
+    moved: list[str] = []
+    with db.session() as s:
+        if not fenced():
+            return moved
+        rows = [r for r in repo.list_(s, states=[WorkloadState.PLACED.value, WorkloadState.PROVISIONING.value],
+                                      limit=1_000_000) if r.name in in_stack]
+        # The pools that failed; when the state does not tell, every pool not yet applied.
+        keys = {key_of(a) for r in rows for a in r.assignments
+                if (a.pool in failed if failed else r.state == WorkloadState.PLACED.value)}
+        blocks.block(keys)
+        for row in rows:
+            hit = [key_of(a) for a in row.assignments if key_of(a) in keys]
+            # Workloads still waiting for the same pool would hit the same wall: move them too. Those
+            # already applied (Provisioning) elsewhere in the stack keep their nodes.
+            if hit and (row.state == WorkloadState.PLACED.value or any(a.pool in failed for a in row.assignments)):
+                replace(s, row, actor=actor, reason=reason, trigger="provisioning", blocked=hit)
+                moved.append(row.name)
+    if moved:
+        log.warning("capacity failure: re-placing", workloads=moved, error=reason)
+    return moved
+
+
+@dataclass
+class RegionWatch:
+    """Debounced health: a (provider, region) is DOWN after ``confirm`` DOWN probes in a row; a provider
+    whose health call fails ``confirm`` times in a row is DOWN everywhere."""
+
+    confirm: int = 2
+    _down_runs: dict[tuple[str, str], int] = field(default_factory=dict)
+    _dead_runs: dict[str, int] = field(default_factory=dict)
+    _was_down: set[tuple[str, str]] = field(default_factory=set)
+
+    def update(self, health: Mapping[str, Any]) -> tuple[set[tuple[str, str]], set[str], set[tuple[str, str]]]:
+        """``health``: provider -> ProviderHealth, or an exception when the call failed. Returns
+        (down regions, down providers, regions that came back since they were last seen down)."""
+        down_regions: set[tuple[str, str]] = set()
+        down_providers: set[str] = set()
+        seen: set[tuple[str, str]] = set()
+        for name, h in health.items():
+            if isinstance(h, BaseException):
+                self._dead_runs[name] = self._dead_runs.get(name, 0) + 1
+                if self._dead_runs[name] >= self.confirm:
+                    down_providers.add(name)
+                continue
+            self._dead_runs.pop(name, None)
+            for region, st in (h.regions or {}).items():
+                k = (name, region)
+                seen.add(k)
+                self._down_runs[k] = self._down_runs.get(k, 0) + 1 if st == HealthStatus.DOWN else 0
+                if self._down_runs[k] >= self.confirm:
+                    down_regions.add(k)
+            if not h.regions and h.status == HealthStatus.DOWN:   # a provider with one endpoint
+                self._dead_runs[name] = self.confirm
+                down_providers.add(name)
+        now_down = down_regions | {(p, "*") for p in down_providers}
+        answered = {n for n, h in health.items() if not isinstance(h, BaseException)}
+        back = {k for k in self._was_down - now_down if k[0] in answered and (k[1] == "*" or k in seen)}
+        self._was_down = (self._was_down - back) | now_down
+        return down_regions, down_providers, back
+
+
+def evacuate(db: Database, down_regions: set[tuple[str, str]], down_providers: set[str], *, actor: str,
+             fenced: Callable[[], bool]) -> list[str]:
+    """Re-place every workload holding an assignment in a DOWN region or provider."""
+    if not down_regions and not down_providers:
+        return []
+    moved: list[str] = []
+    with db.session() as s:
+        if not fenced():
+            return moved
+        for row in repo.list_(s, states=list(MOVABLE), limit=1_000_000):
+            hit = [a for a in row.assignments if a.provider in down_providers or (a.provider, a.region) in down_regions]
+            if not hit:
+                continue
+            where = sorted({f"{a.provider}/{a.region}" for a in hit})
+            replace(s, row, actor=actor, reason=f"{', '.join(where)} DOWN", trigger="outage")
+            moved.append(row.name)
+    if moved:
+        log.warning("outage: re-placing", workloads=len(moved), regions=sorted(map("/".join, down_regions)),
+                    providers=sorted(down_providers))
+    return moved

@@ -1,0 +1,79 @@
+"""What the loop reads from the clouds: a capacity snapshot for placement and the nodes we own.
+
+Provider errors never stop the loop: they are counted (by provider and reason) and the provider is
+left out of this pass; placement sees it as unhealthy, observation as "unknown", not as "no nodes".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from controlplane.logs import get_logger
+from controlplane.reconcile.metrics import LoopMetrics
+from providers.base import Provider
+from providers.model import Node
+
+log = get_logger("awan.fleet")
+
+
+def error_reason(e: BaseException) -> str:
+    return type(e).__name__
+
+
+@dataclass
+class Observation:
+    nodes: list[Node] = field(default_factory=list)
+    observed: set[str] = field(default_factory=set)       # providers that answered
+    failed: dict[str, str] = field(default_factory=dict)  # provider -> reason
+
+    def nodes_of(self, workload: str) -> list[Node]:
+        return [n for n in self.nodes if n.workload == workload]
+
+
+def observe(providers: Mapping[str, Provider], metrics: LoopMetrics) -> Observation:
+    obs = Observation()
+    for name, p in providers.items():
+        try:
+            obs.nodes.extend(p.list_nodes())
+            obs.observed.add(name)
+        except Exception as e:
+            obs.failed[name] = error_reason(e)
+            metrics.provider_errors.labels(name, error_reason(e)).inc()
+            log.warning("list_nodes failed", provider=name, error=str(e))
+    return obs
+
+
+def probe_health(providers: Mapping[str, Provider], metrics: LoopMetrics) -> dict[str, Any]:
+    """provider -> ProviderHealth, or the exception its health call raised (failover debounces both)."""
+    out: dict[str, Any] = {}
+    for name, p in providers.items():
+        try:
+            out[name] = p.health()
+        except Exception as e:
+            out[name] = e
+            metrics.provider_errors.labels(name, error_reason(e)).inc()
+            log.warning("health failed", provider=name, error=str(e))
+    return out
+
+
+def capacity_snapshot(providers: Mapping[str, Provider], metrics: LoopMetrics,
+                      health: Mapping[str, Any] | None = None, blocked: Iterable[Any] = ()) -> Any:
+    """A FleetSnapshot of live capacity (placement's type; imported lazily, it is the placement side's).
+    ``health``: this pass's probe (else each provider is asked); ``blocked``: failover's pool keys."""
+    from controlplane.placement.snapshot import FleetSnapshot
+    from providers.catalog import default_catalog
+
+    reports, healthy = [], {}
+    for name, p in providers.items():
+        h = health.get(name) if health is not None else None
+        if isinstance(h, BaseException):
+            continue   # it did not answer this pass: placement sees no capacity there
+        try:
+            reports.append(p.capacity())
+            healthy[name] = h if h is not None else p.health()
+        except Exception as e:
+            metrics.provider_errors.labels(name, error_reason(e)).inc()
+            log.warning("capacity failed", provider=name, error=str(e))
+    return FleetSnapshot.from_reports(default_catalog(), reports, healthy, blocked=blocked)

@@ -1,0 +1,97 @@
+"""Step 3: observe nodes, mark workloads Running when all their nodes run (or back to Provisioning on
+drift), and finish deletions once the stack no longer holds the workload and no node of it is left."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import select
+
+from controlplane.reconcile import failover
+from controlplane.reconcile.fleet import Observation
+from controlplane.reconcile.metrics import LoopMetrics
+from controlplane.store import audit
+from controlplane.store import workloads as repo
+from controlplane.store.coltypes import utcnow
+from controlplane.store.db import Database
+from controlplane.store.models import Stack, WorkloadState
+from infra.spec import stack_name
+from providers.model import NodeState
+
+_WATCHED = (WorkloadState.PLACED.value, WorkloadState.PROVISIONING.value, WorkloadState.RUNNING.value)
+
+
+def apply_observation(db: Database, obs: Observation, *, actor: str, fenced: Callable[[], bool],
+                      metrics: LoopMetrics, blocks: failover.BlockList | None = None) -> set[str]:
+    """Returns the stacks that drifted (a Running workload lost nodes) so the caller re-runs them: to
+    repair in place, or to remove the old pools' leftovers after a preempted workload was re-placed."""
+    drifted: set[str] = set()
+    with db.session() as s:
+        if not fenced():
+            return drifted
+        for row in repo.list_(s, states=list(_WATCHED), limit=1_000_000):
+            providers = {a.provider for a in row.assignments}
+            if not providers or not providers <= obs.observed:
+                continue  # cannot tell: some provider did not answer
+            need = sum(a.nodes for a in row.assignments)
+            running = sum(1 for n in obs.nodes_of(row.name) if n.state == NodeState.RUNNING)
+            if row.state == WorkloadState.PROVISIONING.value and running >= need:
+                row.state, row.running_at = WorkloadState.RUNNING.value, utcnow()
+                row.message = f"{running}/{need} nodes running"
+                if row.placed_at:
+                    metrics.provisioning_latency.observe((row.running_at - row.placed_at).total_seconds())
+                audit.record(s, actor=actor, action="running", kind="workload", subject=row.name,
+                             team=row.team, details={"nodes": running})
+            elif row.state == WorkloadState.RUNNING.value and running < need:
+                drifted.update(stack_name(a.provider, a.region) for a in row.assignments)
+                keys = _lost_pools(row, obs)
+                if _preempted(row, obs, keys):
+                    # Spot capacity taken back: the pool will not refill soon, so block it and re-place
+                    # the workload at once on its next candidate (the old stack's run removes leftovers).
+                    if blocks is not None:
+                        blocks.block(keys)
+                    failover.replace(s, row, actor=actor, trigger="preempted", blocked=keys,
+                                     reason=f"{running}/{need} nodes running")
+                    metrics.failovers.labels("preempted").inc()
+                    continue
+                # Nodes vanished from a regular pool: repair in place; if the cloud then has no capacity
+                # there, the stack run fails with CapacityError and failover moves the workload.
+                row.state = WorkloadState.PROVISIONING.value
+                row.message = f"drift: {running}/{need} nodes running"
+                audit.record(s, actor=actor, action="drift", kind="workload", subject=row.name,
+                             team=row.team, details={"running": running, "need": need})
+    return drifted
+
+
+def _lost_pools(row: Any, obs: Observation) -> list[failover.PoolKey]:
+    """The pools of ``row`` with fewer running nodes than assigned (all of them when nodes carry no pool)."""
+    nodes = [n for n in obs.nodes_of(row.name) if n.state == NodeState.RUNNING]
+    if nodes and not any(n.pool for n in nodes):
+        return [failover.key_of(a) for a in row.assignments]
+    return [failover.key_of(a) for a in row.assignments if sum(1 for n in nodes if n.pool == a.pool) < a.nodes]
+
+
+def _preempted(row: Any, obs: Observation, lost: list[failover.PoolKey]) -> bool:
+    spot = any(k[3] == "spot" for k in lost)
+    return spot or any(n.state == NodeState.PREEMPTED for n in obs.nodes_of(row.name))
+
+
+def finish_deletions(db: Database, obs: Observation, *, actor: str, fenced: Callable[[], bool]) -> None:
+    with db.session() as s:
+        if not fenced():
+            return
+        held: set[str] = set()
+        for st in s.scalars(select(Stack)):
+            for p in (st.spec or {}).get("pools", []):
+                held.add(p.get("workload", ""))
+        for row in repo.list_(s, states=[WorkloadState.DELETING.value, WorkloadState.FAILED.value],
+                              limit=1_000_000):
+            if row.state == WorkloadState.FAILED.value:
+                continue  # kept for the user to read; deleting it makes it Deleting
+            providers = {a.provider for a in row.assignments}
+            if row.name in held or not providers <= obs.observed or obs.nodes_of(row.name):
+                continue
+            row.state, row.deleted_at, row.message = WorkloadState.DELETED.value, utcnow(), "deleted"
+            row.assignments.clear()
+            audit.record(s, actor=actor, action="deleted", kind="workload", subject=row.name, team=row.team)

@@ -1,0 +1,104 @@
+"""Step 1: place pending workloads (as one batch, priority first) and record placement, explanation
+and an audit event in one transaction, only while we still hold the leader epoch."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from controlplane.logs import get_logger
+from controlplane.model.workload import GPUWorkload
+from controlplane.reconcile.desired import pool_name
+from controlplane.reconcile.metrics import LoopMetrics
+from controlplane.store import audit
+from controlplane.store import workloads as repo
+from controlplane.store.coltypes import utcnow
+from controlplane.store.db import Database
+from controlplane.store.models import Assignment, Workload, WorkloadState
+
+log = get_logger("awan.placing")
+PlaceFn = Callable[[Sequence[GPUWorkload], Any, Any], Any]   # (workloads, snapshot, policies) -> result
+
+
+def default_place(workloads: Sequence[GPUWorkload], snapshot: Any, policies: Any) -> Any:
+    from controlplane.placement.engine import place
+
+    return place(workloads, snapshot, policies)
+
+
+def _value(x: Any) -> str:
+    return str(getattr(x, "value", x))
+
+
+def _assignments(decision: Any) -> list[Assignment]:
+    return [Assignment(pool="", provider=a.provider, region=a.region, zone=a.zone,
+                       instance_type=a.instance_type, nodes=a.nodes, gpus=a.gpus, gpu_model=a.gpu_model,
+                       capacity_type=_value(a.capacity_type), reservation=a.reservation or "",
+                       price_per_hour=float(a.price_per_hour or 0.0), replica_group=a.replica_group)
+            for a in decision.assignments]
+
+
+def apply_decision(row: Workload, decision: Any, actor: str, s: Any, metrics: LoopMetrics) -> None:
+    doc = decision.to_json()
+    if decision.placed:
+        row.assignments = _assignments(decision)
+        for i, a in enumerate(row.assignments):
+            a.pool = pool_name(row.name, i)
+        row.placement, row.explanation = doc, doc
+        row.state, row.placed_at = WorkloadState.PLACED.value, utcnow()
+        row.message = "; ".join(decision.reasons)[:1000]
+        row.observed_generation = row.generation
+        metrics.placements.labels("placed").inc()
+        audit.record(s, actor=actor, action="placed", kind="workload", subject=row.name, team=row.team,
+                     details={"assignments": doc.get("assignments", []), "score": doc.get("score")})
+        return
+    message = "; ".join(decision.reasons)[:1000] or "not placed"
+    metrics.placements.labels("unplaced").inc()
+    if message != row.message:  # audit the change of reason, not every retry
+        audit.record(s, actor=actor, action="unplaceable", kind="workload", subject=row.name, team=row.team,
+                     details={"reasons": list(decision.reasons), "rejections": doc.get("rejections", {})})
+    row.explanation, row.message = doc, message
+
+
+def place_pending(db: Database, *, snapshot: Callable[[], Any], policies: Callable[[], Any], place: PlaceFn,
+                  fenced: Callable[[], bool], actor: str, metrics: LoopMetrics, ttl_s: float,
+                  skip: Callable[[str], bool] = lambda _n: False, batch: int = 500) -> list[Any]:
+    """Returns the decisions for workloads that stayed unplaced (the caller backs them off)."""
+    with db.session() as s:
+        token, rows = repo.claim(s, [WorkloadState.PENDING.value], ttl_s=ttl_s, limit=batch,
+                                 order_by_priority=True)
+        specs = [(r.name, r.spec) for r in rows if not skip(r.name)]
+    if not rows:
+        return []
+    try:
+        if not specs:
+            return []
+        workloads = [GPUWorkload.model_validate(spec) for _, spec in specs]
+        result = place(workloads, snapshot(), policies())
+        by_name = {d.workload: d for d in result.decisions}
+        unplaced = []
+        with db.session() as s:
+            if not fenced():
+                log.warning("lost leadership before writing placements; discarding them")
+                return []
+            for row in repo.locked(s, token):
+                d = by_name.get(row.name)
+                if d is None or row.state != WorkloadState.PENDING.value:  # deleted meanwhile
+                    continue
+                apply_decision(row, d, actor, s, metrics)
+                if not d.placed:
+                    unplaced.append(d)
+        return unplaced
+    finally:
+        with db.session() as s:
+            repo.release(s, token)
+
+
+def release_stale_locks(db: Database) -> int:
+    """Clear every row lock token (only the leader takes them; call when a new term starts)."""
+    from sqlalchemy import update
+
+    with db.session() as s:
+        res = s.execute(update(Workload).where(Workload.lock_token.is_not(None))
+                        .values(lock_token=None, lock_expires_at=None).execution_options(synchronize_session=False))
+        return int(res.rowcount or 0)  # type: ignore[attr-defined]  # an UPDATE's Result is a CursorResult

@@ -1,0 +1,42 @@
+"""Wire a Controller for a running service: the engine (Pulumi where its CLI is, else the local engine,
+with stack state in the store), the leader elector and the loop settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from controlplane.reconcile.controller import Controller, LoopConfig
+from controlplane.reconcile.leader import LeaderElector
+from controlplane.store.stack_state import DbStackStateStore
+from providers.breaker import GuardedProvider
+
+
+def stack_config(config: Any) -> dict[str, dict[str, str]]:
+    """Provider settings the stack programs read (gcp project, azure resource group, k8s namespace)."""
+    out: dict[str, dict[str, str]] = {}
+    for p in getattr(config, "providers", {}).values():
+        d = {"resource_group": p.resource_group, "namespace": p.namespace}
+        if p.project:
+            d["project"] = p.project
+        if p.subscription:
+            d["subscription"] = p.subscription
+        out[p.name] = d
+    return out
+
+
+def build_controller(ctx: Any, engine: Any = None, **overrides: Any) -> Controller:
+    """``overrides``: Controller keyword arguments (``place``, ``snapshot``) for tests and tools."""
+    s = ctx.settings
+    if engine is None:
+        from infra.engines.select import select_engine
+
+        engine = select_engine("auto", config=ctx.config, store=DbStackStateStore(ctx.db))
+    elector = LeaderElector(ctx.db, s.replica_id, ttl_s=s.lease_ttl_s, renew_s=s.lease_renew_s)
+    cfg = LoopConfig(interval_s=s.reconcile_interval_s, stack_workers=s.stack_workers, resync_s=s.stack_resync_s,
+                     retry_base_s=s.retry_base_s, retry_max_s=s.retry_max_s, lock_ttl_s=s.lock_ttl_s,
+                     stack_config=stack_config(ctx.config))
+    # Every call of the loop goes through a per-provider circuit breaker: one sick cloud fails fast
+    # instead of stalling each pass on its retries.
+    guarded = {n: p if isinstance(p, GuardedProvider) else GuardedProvider(p) for n, p in ctx.providers.items()}
+    return Controller(ctx.db, guarded, engine, elector=elector, policies=ctx.policies.current,
+                      config=cfg, metrics=ctx.metrics, **overrides)

@@ -1,0 +1,48 @@
+"""Service settings (pydantic-settings): environment variables ``AWAN_*`` or keyword arguments.
+
+Defaults are safe for a laptop: bind to loopback, SQLite file under ``.awan/``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DB_URL = "sqlite:///.awan/awan.db"
+
+
+def _replica_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AWAN_", extra="ignore")
+
+    db_url: str = DEFAULT_DB_URL
+    host: str = "127.0.0.1"                 # loopback unless the operator says otherwise
+    port: int = Field(default=8080, ge=0, le=65535)
+    config: str | None = None               # awan.yaml; None = embedded mock clouds (local only)
+    policies: list[str] = Field(default_factory=list)   # policy files loaded when the DB holds none
+
+    # Bounded pools: several replicas share one PostgreSQL without exhausting its connections.
+    db_pool_size: int = Field(default=5, ge=1)
+    db_max_overflow: int = Field(default=5, ge=0)
+    db_pool_timeout_s: float = Field(default=10.0, gt=0)
+
+    reconcile: bool = True                  # run the loop in this process (only the leader acts)
+    reconcile_interval_s: float = Field(default=2.0, gt=0)
+    stack_workers: int = Field(default=4, ge=1)
+    stack_resync_s: float = Field(default=60.0, gt=0)     # re-run an unchanged stack at most this often
+    retry_base_s: float = Field(default=1.0, gt=0)
+    retry_max_s: float = Field(default=300.0, gt=0)
+    lock_ttl_s: float = Field(default=60.0, gt=0)          # row lock tokens expire after this
+
+    lease_ttl_s: float = Field(default=15.0, gt=0)
+    lease_renew_s: float = Field(default=5.0, gt=0)
+    replica_id: str = Field(default_factory=_replica_id)
+
+    log_level: str = "INFO"
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)   # request bodies over this get 413

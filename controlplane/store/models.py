@@ -1,0 +1,159 @@
+"""Tables. Only the reconcile loop changes a workload's lifecycle state (the API only creates rows and
+asks for deletion), as in dstack's server: rows are the work queue, claimed with lock tokens."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from controlplane.store.coltypes import JSONType, UTCDateTime, utcnow
+
+
+class WorkloadState(StrEnum):
+    PENDING = "Pending"
+    PLACED = "Placed"
+    PROVISIONING = "Provisioning"
+    RUNNING = "Running"
+    FAILED = "Failed"
+    DELETING = "Deleting"
+    DELETED = "Deleted"
+
+
+ACTIVE_STATES = (WorkloadState.PLACED, WorkloadState.PROVISIONING, WorkloadState.RUNNING)
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    MEMBER = "member"
+    VIEWER = "viewer"
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSONType}
+
+
+class Team(Base):
+    __tablename__ = "teams"
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Token(Base):
+    """A bearer token: ``awan_<id>_<secret>``; only a salted scrypt hash of the secret is kept."""
+
+    __tablename__ = "tokens"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    team: Mapped[str] = mapped_column(ForeignKey("teams.name"), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    salt: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(128))
+    description: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class Workload(Base):
+    __tablename__ = "workloads"
+    __table_args__ = (Index("ix_workloads_state_priority", "state", "priority"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    # Globally unique: the name is the cloud tag that finds the workload's nodes.
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+    team: Mapped[str] = mapped_column(String(63), index=True)
+    spec: Mapped[dict[str, Any]] = mapped_column()
+    priority: Mapped[int] = mapped_column(default=0)
+    gpus: Mapped[int] = mapped_column(default=0)
+    state: Mapped[str] = mapped_column(String(16), default=WorkloadState.PENDING.value)
+    message: Mapped[str] = mapped_column(Text, default="")
+    generation: Mapped[int] = mapped_column(default=1)          # bumped on every accepted change of intent
+    observed_generation: Mapped[int] = mapped_column(default=0)  # the generation the loop last acted on
+    placement: Mapped[dict[str, Any] | None] = mapped_column(default=None)
+    explanation: Mapped[dict[str, Any] | None] = mapped_column(default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    placed_at: Mapped[datetime | None] = mapped_column(default=None)
+    running_at: Mapped[datetime | None] = mapped_column(default=None)
+    deleted_at: Mapped[datetime | None] = mapped_column(default=None)
+    lock_token: Mapped[str | None] = mapped_column(String(64), default=None)
+    lock_expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    assignments: Mapped[list[Assignment]] = relationship(
+        back_populates="workload", cascade="all, delete-orphan", order_by="Assignment.id")
+
+
+class Assignment(Base):
+    """One row of a placement: GPUs a workload holds in one (provider, region, zone, instance type)."""
+
+    __tablename__ = "assignments"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    workload_id: Mapped[int] = mapped_column(ForeignKey("workloads.id", ondelete="CASCADE"), index=True)
+    pool: Mapped[str] = mapped_column(String(63))
+    provider: Mapped[str] = mapped_column(String(16), index=True)
+    region: Mapped[str] = mapped_column(String(64))
+    zone: Mapped[str] = mapped_column(String(64))
+    instance_type: Mapped[str] = mapped_column(String(64))
+    nodes: Mapped[int] = mapped_column()
+    gpus: Mapped[int] = mapped_column()
+    gpu_model: Mapped[str] = mapped_column(String(32))
+    capacity_type: Mapped[str] = mapped_column(String(16))
+    reservation: Mapped[str] = mapped_column(String(128), default="")
+    price_per_hour: Mapped[float] = mapped_column(default=0.0)
+    replica_group: Mapped[int] = mapped_column(default=0)
+
+    workload: Mapped[Workload] = relationship(back_populates="assignments")
+
+
+class AuditEvent(Base):
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_subject", "kind", "subject"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(128))        # token id, or "controller:<replica>"
+    team: Mapped[str | None] = mapped_column(String(63), index=True, default=None)
+    action: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(32))
+    subject: Mapped[str] = mapped_column(String(128))
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class Stack(Base):
+    """One (provider, region) stack: what the loop last applied, and the engine's own state (the infra
+    StackStateStore protocol writes only ``state``)."""
+
+    __tablename__ = "stacks"
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    state: Mapped[dict[str, Any] | None] = mapped_column(default=None)
+    spec: Mapped[dict[str, Any] | None] = mapped_column(default=None)
+    spec_hash: Mapped[str] = mapped_column(String(64), default="")
+    status: Mapped[str] = mapped_column(String(16), default="")     # ok | failed | ""
+    message: Mapped[str] = mapped_column(Text, default="")
+    attempts: Mapped[int] = mapped_column(default=0)
+    applied_at: Mapped[datetime | None] = mapped_column(default=None)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Lease(Base):
+    """Leader lease: one row per lease name; ``epoch`` grows on every change of holder (a fencing token)."""
+
+    __tablename__ = "leases"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128))
+    epoch: Mapped[int] = mapped_column(default=1)
+    expires_at: Mapped[datetime] = mapped_column()
+    renewed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PolicyDocument(Base):
+    __tablename__ = "policies"
+    __table_args__ = (UniqueConstraint("name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(128))
+    document: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(128), default="")

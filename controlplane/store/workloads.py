@@ -1,0 +1,107 @@
+"""Workload rows: created by the API, advanced only by the reconcile loop, which claims them with lock
+tokens (dstack's pattern): claim in one short transaction, do the slow work outside it, then apply the
+result only if the token is still ours."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session, selectinload
+
+from controlplane.store.coltypes import utcnow
+from controlplane.store.models import Workload, WorkloadState
+
+
+class ConflictError(Exception):
+    """The change contradicts what is stored (a name taken by a different workload)."""
+
+
+def get(s: Session, name: str, team: str | None = None) -> Workload | None:
+    """``team`` None means any team (admins, the loop); another team's workload is simply not found."""
+    q = select(Workload).where(Workload.name == name).options(selectinload(Workload.assignments))
+    if team is not None:
+        q = q.where(Workload.team == team)
+    return s.scalars(q).first()
+
+
+def list_(s: Session, *, team: str | None = None, states: Sequence[str] | None = None,
+          limit: int = 500, offset: int = 0, include_deleted: bool = False) -> Sequence[Workload]:
+    q = select(Workload).options(selectinload(Workload.assignments))
+    if team is not None:
+        q = q.where(Workload.team == team)
+    if states:
+        q = q.where(Workload.state.in_(list(states)))
+    elif not include_deleted:
+        q = q.where(Workload.state != WorkloadState.DELETED.value)
+    return s.scalars(q.order_by(Workload.id).limit(limit).offset(offset)).all()
+
+
+def submit(s: Session, *, name: str, team: str, spec: dict[str, Any], priority: int, gpus: int) -> tuple[Workload, bool]:
+    """Create the workload, or return the stored one when the same spec is submitted again (apply is
+    idempotent). A Deleted workload's name can be reused. Returns (row, created)."""
+    row = s.scalars(select(Workload).where(Workload.name == name).with_for_update()).first()
+    if row is not None and row.state != WorkloadState.DELETED.value:
+        if row.team == team and row.spec == spec:
+            return row, False
+        raise ConflictError(f"metadata.name: workload {name!r} already exists with a different spec "
+                            "(delete it first)")
+    if row is None:
+        row = Workload(name=name, team=team, spec=spec, priority=priority, gpus=gpus)
+        s.add(row)
+    else:  # reuse the tombstone of a deleted workload
+        row.team, row.spec, row.priority, row.gpus = team, spec, priority, gpus
+        row.state, row.message = WorkloadState.PENDING.value, ""
+        row.generation += 1
+        row.placement = row.explanation = None
+        row.placed_at = row.running_at = row.deleted_at = None
+        row.assignments.clear()
+    s.flush()
+    return row, True
+
+
+def request_delete(s: Session, row: Workload) -> bool:
+    """Ask the loop to deprovision. Returns False when it is already going or gone."""
+    if row.state in (WorkloadState.DELETING.value, WorkloadState.DELETED.value):
+        return False
+    row.state = WorkloadState.DELETING.value
+    row.generation += 1
+    row.message = "deletion requested"
+    return True
+
+
+def claim(s: Session, states: Sequence[str], *, ttl_s: float, limit: int = 1000,
+          order_by_priority: bool = False) -> tuple[str, list[Workload]]:
+    """Lock up to ``limit`` unlocked (or expired) rows in ``states`` with a fresh token."""
+    now = utcnow()
+    token = secrets.token_hex(8)
+    q = select(Workload.id).where(Workload.state.in_(list(states)),
+                                  or_(Workload.lock_token.is_(None), Workload.lock_expires_at < now))
+    q = q.order_by(Workload.priority.desc(), Workload.id) if order_by_priority else q.order_by(Workload.id)
+    ids = list(s.scalars(q.limit(limit)))
+    if not ids:
+        return token, []
+    s.execute(update(Workload)
+              .where(Workload.id.in_(ids),
+                     or_(Workload.lock_token.is_(None), Workload.lock_expires_at < now))
+              .values(lock_token=token, lock_expires_at=now + timedelta(seconds=ttl_s), heartbeat_at=now)
+              .execution_options(synchronize_session=False))
+    order = (Workload.priority.desc(), Workload.id) if order_by_priority else (Workload.id,)
+    rows = s.scalars(select(Workload).where(Workload.lock_token == token)
+                     .options(selectinload(Workload.assignments)).order_by(*order)).all()
+    return token, list(rows)
+
+
+def locked(s: Session, token: str) -> list[Workload]:
+    """The rows still locked by ``token``, locked for update (an API delete waits, then wins next pass)."""
+    return list(s.scalars(select(Workload).where(Workload.lock_token == token).with_for_update()
+                          .options(selectinload(Workload.assignments)).order_by(Workload.id)))
+
+
+def release(s: Session, token: str) -> None:
+    s.execute(update(Workload).where(Workload.lock_token == token)
+              .values(lock_token=None, lock_expires_at=None)
+              .execution_options(synchronize_session=False))

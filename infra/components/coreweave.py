@@ -1,0 +1,73 @@
+"""CoreWeave: a VPC and a CKS cluster (pulumi_coreweave), and GPU node pools as the
+``compute.coreweave.com/v1alpha1`` NodePool custom resource (pulumi_coreweave has no NodePool)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_coreweave as coreweave
+from pulumi_kubernetes.apiextensions import CustomResource
+
+from infra.components.tags import labels
+from infra.spec import NodePoolSpec
+
+NODEPOOL_API_VERSION = "compute.coreweave.com/v1alpha1"
+
+
+@dataclass
+class CksClusterArgs:
+    zone: str
+    stack: str
+    cluster_name: str
+    version: str = "v1.32"
+    pod_cidr: str = "10.244.0.0/16"
+    service_cidr: str = "10.96.0.0/16"
+    internal_lb_cidr: str = "10.32.4.0/22"
+
+
+class CksCluster(pulumi.ComponentResource):
+    """A private CKS cluster in its own VPC."""
+
+    def __init__(self, name: str, args: CksClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("awan:coreweave:CksCluster", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        # Named prefixes: CKS takes its pod, service and internal load-balancer ranges from the VPC by name.
+        self.vpc = coreweave.NetworkingVpc(
+            f"{name}-vpc", name=f"{args.cluster_name}-vpc", zone=args.zone,
+            vpc_prefixes=[{"name": "pod-cidr", "value": args.pod_cidr},
+                          {"name": "service-cidr", "value": args.service_cidr},
+                          {"name": "internal-lb-cidr", "value": args.internal_lb_cidr}], opts=child)
+        self.cluster = coreweave.CksCluster(
+            f"{name}-cks", name=args.cluster_name, zone=args.zone, vpc_id=self.vpc.id, version=args.version,
+            public=False, pod_cidr_name="pod-cidr", service_cidr_name="service-cidr",
+            internal_lb_cidr_names=["internal-lb-cidr"], opts=child)
+        self.register_outputs({"vpc_id": self.vpc.id, "cluster_id": self.cluster.id})
+
+
+@dataclass
+class CoreWeaveNodePoolArgs:
+    pool: NodePoolSpec
+    stack: str
+    provider: pulumi.ProviderResource | None = None   # a kubernetes Provider for the CKS cluster
+
+
+class CoreWeaveNodePool(pulumi.ComponentResource):
+    """``targetNodes`` nodes of one instance type; the awan labels land on every node so the adapter
+    (and the scheduler) can find them."""
+
+    def __init__(self, name: str, args: CoreWeaveNodePoolArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("awan:coreweave:NodePool", name, None, opts)
+        p = args.pool
+        lbls = labels(args.stack, p)
+        spec: dict = {"instanceType": p.instance_type, "targetNodes": p.nodes, "autoscaling": False,
+                      "nodeLabels": {**lbls, "awan-capacity-type": p.capacity_type.value}}
+        if p.spot:
+            spec["computeClass"] = "spot"
+        if p.reserved and p.reservation_id:
+            spec["reservation"] = p.reservation_id
+        self.node_pool = CustomResource(
+            f"{name}-nodepool", api_version=NODEPOOL_API_VERSION, kind="NodePool",
+            metadata={"name": p.pool, "labels": lbls}, spec=spec,
+            opts=pulumi.ResourceOptions(parent=self, provider=args.provider))
+        self.register_outputs({"node_pool": p.pool})

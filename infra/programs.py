@@ -1,0 +1,109 @@
+"""One Pulumi program per stack: the network/cluster of the (provider, region) and its node pools.
+
+``program_for(stack)`` returns an inline program (a function of no arguments) that the Automation API
+and the local engine run alike. Stack outputs: ``pools`` maps pool -> the ids of what it holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pulumi
+
+from infra.spec import NodePoolSpec, StackSpec
+
+Program = Callable[[], None]
+
+
+def _aws(stack: StackSpec) -> dict[str, pulumi.Output]:
+    from infra.components.aws import AwsGpuNodePool, AwsGpuNodePoolArgs, AwsNetwork, AwsNetworkArgs
+
+    zones = sorted({p.zone for p in stack.pools}) or [f"{stack.region}a"]
+    net = AwsNetwork(stack.name, AwsNetworkArgs(region=stack.region, zones=zones, stack=stack.name,
+                                                 cidr=stack.config.get("cidr", "10.0.0.0/16")))
+    out = {}
+    for p in stack.pools:
+        pool = AwsGpuNodePool(p.pool, AwsGpuNodePoolArgs(
+            pool=p, stack=stack.name, subnet_id=net.subnets[p.zone].id, security_group_id=net.efa_sg.id,
+            ami=stack.config.get("ami") or AwsGpuNodePoolArgs.ami))
+        out[p.pool] = pulumi.Output.all(*[i.id for i in pool.instances])
+    return out
+
+
+def _is_tpu(p: NodePoolSpec) -> bool:
+    return p.instance_type.startswith("tpu-")
+
+
+def _gcp(stack: StackSpec) -> dict[str, pulumi.Output]:
+    from infra.components.gcp import (
+        GcpGpuNodePool,
+        GcpGpuNodePoolArgs,
+        GcpNetwork,
+        GcpNetworkArgs,
+        GcpTpuSlice,
+        GcpTpuSliceArgs,
+    )
+
+    project = stack.config.get("project", "awan")
+    net = GcpNetwork(stack.name, GcpNetworkArgs(project=project, region=stack.region, stack=stack.name))
+    out = {}
+    for p in stack.pools:
+        if _is_tpu(p):
+            tpu = GcpTpuSlice(p.pool, GcpTpuSliceArgs(pool=p, stack=stack.name, project=project,
+                                                       subnetwork=net.subnetwork.id))
+            out[p.pool] = pulumi.Output.all(*[s.id for s in tpu.slices])
+        else:
+            pool = GcpGpuNodePool(p.pool, GcpGpuNodePoolArgs(pool=p, stack=stack.name, project=project,
+                                                             subnetwork=net.subnetwork.id))
+            out[p.pool] = pulumi.Output.all(*[i.id for i in pool.instances])
+    return out
+
+
+def _azure(stack: StackSpec) -> dict[str, pulumi.Output]:
+    from infra.components.azure import AzureGpuScaleSet, AzureGpuScaleSetArgs, AzureNetwork, AzureNetworkArgs
+
+    net = AzureNetwork(stack.name, AzureNetworkArgs(
+        location=stack.region, stack=stack.name,
+        resource_group=stack.config.get("resource_group") or f"awan-{stack.region}"))
+    out = {}
+    for p in stack.pools:
+        vmss = AzureGpuScaleSet(p.pool, AzureGpuScaleSetArgs(pool=p, stack=stack.name,
+                                                             resource_group=net.resource_group.name,
+                                                             subnet_id=net.subnet.id))
+        out[p.pool] = pulumi.Output.all(vmss.scale_set.id)
+    return out
+
+
+def _coreweave(stack: StackSpec) -> dict[str, pulumi.Output]:
+    from infra.components.coreweave import (
+        CksCluster,
+        CksClusterArgs,
+        CoreWeaveNodePool,
+        CoreWeaveNodePoolArgs,
+    )
+
+    zone = stack.config.get("zone") or (stack.pools[0].zone if stack.pools else stack.region)
+    CksCluster(stack.name, CksClusterArgs(zone=zone, stack=stack.name,
+                                          cluster_name=stack.config.get("cluster") or f"awan-{stack.region.lower()}"))
+    out = {}
+    for p in stack.pools:
+        np = CoreWeaveNodePool(p.pool, CoreWeaveNodePoolArgs(pool=p, stack=stack.name))
+        out[p.pool] = pulumi.Output.all(np.node_pool.id)
+    return out
+
+
+_BUILDERS: dict[str, Callable[[StackSpec], dict[str, pulumi.Output]]] = {
+    "aws": _aws, "gcp": _gcp, "azure": _azure, "coreweave": _coreweave}
+
+
+def program_for(stack: StackSpec) -> Program:
+    """The inline program for ``stack``. An empty stack still declares its network, so that removing
+    the last pool deletes only the pool; ``destroy`` removes the rest."""
+    build = _BUILDERS[stack.provider]
+
+    def program() -> None:
+        pools = build(stack)
+        pulumi.export("stack", stack.name)
+        pulumi.export("pools", {name: ids for name, ids in pools.items()})
+
+    return program

@@ -1,0 +1,1 @@
+"""Fake Azure Resource Manager (Microsoft.Compute) for mockclouds."""

@@ -1,0 +1,180 @@
+"""State of the fake CKS cluster: object store, NodePool controller, capacity ledger and faults.
+Implements mockclouds.control.MockBackend; HTTP lives in ``api``.
+
+Every write goes through here so that admission and the controller run atomically with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from mockclouds.capacity import CapacityLedger
+from mockclouds.faults import FaultBook
+from mockclouds.kubernetes.controller import (
+    CLASS_LABEL,
+    POOL_LABEL,
+    TOPO_REGION,
+    TOPO_ZONE,
+    TYPE_LABEL,
+    NodePoolController,
+)
+from mockclouds.kubernetes.errors import bad_request, not_found
+from mockclouds.kubernetes.resources import CONFIGMAPS, NAMESPACES, NODEPOOLS, NODES, PODS, ResourceType
+from mockclouds.kubernetes.store import Matcher, Obj, ObjectStore
+from providers.catalog import Catalog, default_catalog
+
+QUOTA_NAMESPACE, QUOTA_CONFIGMAP = "kube-system", "coreweave-quota"
+
+
+def quota_key(zone: str, instance_type: str) -> str:
+    """ConfigMap keys may hold only [-._a-zA-Z0-9]: ``<zone>.<instance type>``."""
+    return f"{zone}.{instance_type}"
+
+
+class CoreWeaveBackend:
+    """One fake CKS endpoint spanning every CoreWeave zone of the catalog (a NodePool picks its zone
+    with the ``compute.coreweave.com/zone`` label; without it, ``default_zone`` or the first zone offering
+    the type)."""
+
+    name = "coreweave"
+
+    def __init__(self, catalog: Catalog | None = None, default_zone: str | None = None) -> None:
+        self.catalog = catalog or default_catalog()
+        self.ledger = CapacityLedger("coreweave", self.catalog)
+        self.faults = FaultBook()
+        self.store = ObjectStore()
+        self.controller = NodePoolController(self.store, self.ledger, self.catalog, default_zone)
+        self.reset()
+
+    # -- MockBackend ---------------------------------------------------------------------------
+    def reset(self) -> None:
+        with self.store.lock:
+            self.faults.clear()
+            self.ledger.reset()
+            self.store.clear()
+            for ns in ("default", "kube-system", "kube-public"):
+                self.store.create(NAMESPACES, "", {"metadata": {"name": ns}, "status": {"phase": "Active"}},
+                                  keep_status=True)
+            # The org quota CoreWeave grants per (zone, instance type), in nodes. CKS has no API for free
+            # capacity; this is the one figure a client can read (see providers/coreweave/capacity.py).
+            seed = self.ledger.snapshot()
+            self.store.create(CONFIGMAPS, QUOTA_NAMESPACE, {
+                "metadata": {"name": QUOTA_CONFIGMAP, "labels": {"app.kubernetes.io/managed-by": "coreweave"}},
+                "data": {quota_key(z, t): str(n) for (z, t), n in sorted(seed.items())}})
+
+    def inventory(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        pools, _ = self.store.list(NODEPOOLS, None)
+        for p in pools:
+            zone = self.controller.zone_of(p)
+            st = p.get("status") or {}
+            target, current = int(p["spec"]["targetNodes"]), int(st.get("currentNodes", 0))
+            out.append({"kind": "NodePool", "id": p["metadata"]["name"], "region": self.ledger.zones.get(zone, ""),
+                        "zone": zone, "instanceType": p["spec"]["instanceType"],
+                        "state": "ready" if current == target else "pending",
+                        "tags": dict(p["metadata"].get("labels") or {}),
+                        "targetNodes": target, "currentNodes": current})
+        nodes, _ = self.store.list(NODES, None)
+        for n in nodes:
+            lab = n["metadata"].get("labels") or {}
+            out.append({"kind": "Node", "id": n["metadata"]["name"], "region": lab.get(TOPO_REGION, ""),
+                        "zone": lab.get(TOPO_ZONE, ""), "instanceType": lab.get(TYPE_LABEL, ""),
+                        "state": "running", "tags": dict(lab)})
+        return out
+
+    def preempt(self, region: str | None, zone: str | None, instance_type: str | None,
+                spot_only: bool = True) -> list[str]:
+        """Delete matching nodes. Their capacity went to someone else (it is not given back), and the pool
+        is not refilled until it is written again, so it shows fewer current nodes."""
+        gone: dict[str, int] = {}
+        ids: list[str] = []
+        with self.store.lock:
+            nodes, _ = self.store.list(NODES, None)
+            for n in nodes:
+                lab = n["metadata"].get("labels") or {}
+                if (region and lab.get(TOPO_REGION) != region) or (zone and lab.get(TOPO_ZONE) != zone) or \
+                        (instance_type and lab.get(TYPE_LABEL) != instance_type) or \
+                        (spot_only and lab.get(CLASS_LABEL) != "spot"):
+                    continue
+                self.store.delete(NODES, "", n["metadata"]["name"])
+                ids.append(n["metadata"]["name"])
+                if lab.get(POOL_LABEL):
+                    gone[lab[POOL_LABEL]] = gone.get(lab[POOL_LABEL], 0) + 1
+            reason = "NodesPreempted" if spot_only else "NodesRevoked"
+            for pool, k in gone.items():
+                self.controller.reconcile(pool, lost=(reason, k))
+        return ids
+
+    # -- where a request lands (for region faults) ---------------------------------------------
+    def region_of(self, rt: ResourceType, ns: str, name: str, body: Any) -> str | None:
+        obj = body if isinstance(body, dict) and body.get("spec") else None
+        if obj is None and name:
+            obj = self.store.try_get(rt, ns, name)
+        if obj is None:
+            return None
+        if rt is NODEPOOLS:
+            try:
+                return self.ledger.zones.get(self.controller.zone_of(obj))
+            except (AttributeError, TypeError):
+                return None
+        if rt is NODES:
+            return (obj.get("metadata", {}).get("labels") or {}).get(TOPO_REGION)
+        return None
+
+    # -- verbs ---------------------------------------------------------------------------------
+    def get(self, rt: ResourceType, ns: str, name: str) -> Obj:
+        return self.store.get(rt, ns, name)
+
+    def list(self, rt: ResourceType, ns: str | None, match: Matcher) -> tuple[list[Obj], int]:
+        return self.store.list(rt, ns, match)
+
+    def watch(self, rt: ResourceType, ns: str | None, match: Matcher, since: int | None,
+              timeout_s: float) -> Iterator[tuple[str, Obj]]:
+        return self.store.watch(rt, ns, match, since, timeout_s)
+
+    def create(self, rt: ResourceType, ns: str, body: Obj) -> Obj:
+        if not isinstance(body, dict):
+            raise bad_request("the body of the request must be a JSON object")
+        with self.store.lock:
+            if rt is NODEPOOLS:
+                self.controller.admit(body, None)
+            if rt is PODS:
+                body = {**body, "status": {"phase": "Pending"}}
+            obj = self.store.create(rt, ns, body, keep_status=rt in (PODS, NODES, NAMESPACES))
+            if rt is NODEPOOLS:
+                self.controller.reconcile(obj["metadata"]["name"])
+                obj = self.store.get(rt, ns, obj["metadata"]["name"])
+            return obj
+
+    def replace(self, rt: ResourceType, ns: str, name: str, body: Obj, status: bool = False) -> Obj:
+        with self.store.lock:
+            if rt is NODEPOOLS and not status:
+                self.controller.admit(body, self.store.get(rt, ns, name))
+            obj = self.store.update(rt, ns, name, body, status=status)
+            if rt is NODEPOOLS and not status:
+                self.controller.reconcile(name)
+                obj = self.store.get(rt, ns, name)
+            return obj
+
+    def patch(self, rt: ResourceType, ns: str, name: str, apply: Callable[[Obj], Obj], status: bool = False,
+              create_missing: bool = False) -> tuple[Obj, bool]:
+        """Read, patch, write under one lock. Returns (object, created)."""
+        with self.store.lock:
+            cur = self.store.try_get(rt, ns, name)
+            if cur is None:
+                if not create_missing:
+                    raise not_found(rt.plural, rt.group, name)
+                body = apply({})
+                body.setdefault("metadata", {})["name"] = name
+                return self.create(rt, ns, body), True
+            return self.replace(rt, ns, name, apply(cur), status=status), False
+
+    def delete(self, rt: ResourceType, ns: str, name: str) -> Obj:
+        with self.store.lock:
+            obj = self.store.delete(rt, ns, name)
+            if rt is NODEPOOLS:
+                self.controller.pool_deleted(obj)
+            elif rt is NODES:
+                self.controller.node_deleted(obj)
+            return obj

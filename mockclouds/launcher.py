@@ -1,0 +1,88 @@
+"""Start all four mock clouds on loopback and describe them as an Awan provider configuration.
+
+    with MockClouds().start() as mc:
+        cfg = mc.config()          # providers.config.AwanConfig pointing at the mocks
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mockclouds.serving import RunningServer
+from providers.config import AwanConfig, parse_config
+
+CLOUDS = ("aws", "gcp", "azure", "coreweave")
+# Each mock package exposes start(host, port) -> RunningServer.
+_MODULES = {"aws": "mockclouds.aws.server", "gcp": "mockclouds.gcp.server",
+            "azure": "mockclouds.azure.server", "coreweave": "mockclouds.kubernetes.server"}
+
+GCP_PROJECT = "awan-lab"
+AZURE_SUBSCRIPTION = "00000000-0000-0000-0000-00000000a3a7"
+# Fixed, fake credentials the mocks accept; they are secrets as far as Awan's logs are concerned.
+MOCK_SECRETS = {
+    "aws": {"access_key_id": "AKIAAWANMOCK0000KEY", "secret_access_key": "awan-mock-aws-secret-9f1c"},
+    "gcp": {"anonymous": "true"},
+    "azure": {"token": "awan-mock-azure-token-77d2"},
+    "coreweave": {"token": "awan-mock-k8s-token-41be"},
+}
+
+
+class MockClouds:
+    def __init__(self, host: str = "127.0.0.1", ports: dict[str, int] | None = None,
+                 clouds: tuple[str, ...] = CLOUDS) -> None:
+        self.host = host
+        self.ports = ports or {}
+        self.clouds = clouds
+        self.servers: dict[str, RunningServer] = {}
+
+    def start(self) -> MockClouds:
+        for cloud in self.clouds:
+            mod = importlib.import_module(_MODULES[cloud])
+            self.servers[cloud] = mod.start(self.host, self.ports.get(cloud, 0))
+        return self
+
+    def stop(self) -> None:
+        for s in self.servers.values():
+            s.stop()
+        self.servers.clear()
+
+    def __enter__(self) -> MockClouds:
+        return self if self.servers else self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    @property
+    def urls(self) -> dict[str, str]:
+        return {name: s.url for name, s in self.servers.items()}
+
+    def backend(self, cloud: str) -> Any:
+        return self.servers[cloud].backend
+
+    def reset(self) -> None:
+        for s in self.servers.values():
+            s.backend.reset()
+
+    def config_dict(self) -> dict[str, Any]:
+        provs: dict[str, Any] = {}
+        for name, url in self.urls.items():
+            p: dict[str, Any] = {"endpoint": url, "credentials": dict(MOCK_SECRETS[name])}
+            if name == "gcp":
+                p["project"] = GCP_PROJECT
+            if name == "azure":
+                p["subscription"] = AZURE_SUBSCRIPTION
+            provs[name] = p
+        return {"providers": provs}
+
+    def config(self) -> AwanConfig:
+        return parse_config(self.config_dict(), "mockclouds")
+
+    def write_config(self, path: str | Path) -> Path:
+        p = Path(path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(yaml.safe_dump(self.config_dict(), sort_keys=False))
+        return p

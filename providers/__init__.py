@@ -1,0 +1,1 @@
+"""The common Provider interface, the GPU catalog, and one adapter per cloud (aws, gcp, azure, coreweave)."""

@@ -1,0 +1,148 @@
+"""The AWS adapter: EC2 (and Service Quotas) through boto3, against real AWS or the AWS mock.
+
+    provider = AWSProvider(cfg)            # cfg: ProviderConfig; endpoint None = real AWS
+    provider.offerings()                   # the catalog refreshed from EC2 (the CLI merges it)
+    provider.capacity()                    # reservations, capacity blocks, quota-bounded pools, quotas
+    provider.create_nodes(NodeRequest(...))
+
+Beyond the Provider interface (``AwsReservations``): ensure_placement_group / delete_placement_group,
+create_capacity_reservation / cancel_capacity_reservation, describe_capacity_block_offerings /
+purchase_capacity_block. Every failure is a typed ProviderError naming provider, endpoint, region, code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+from providers.aws import capacity as cap
+from providers.aws.clients import BACKOFF_BASE_S, AwsClients
+from providers.aws.compute import LIVE_STATES, run_params, to_node
+from providers.aws.reservations import AwsReservations, CapacityBlockOffer
+from providers.base import Provider
+from providers.catalog import CapacityType, Catalog, Offering, default_catalog
+from providers.config import ProviderConfig
+from providers.errors import InvalidRequestError, NotFoundError, ProviderError
+from providers.model import (
+    TAG_OWNER,
+    CapacityReport,
+    HealthStatus,
+    Node,
+    NodeRequest,
+    NodeState,
+    ProviderHealth,
+)
+
+# AMI looked up when none is configured: the GPU base DLAMI on real AWS, any DLAMI on moto.
+IMAGE_NAME_PATTERNS = ("Deep Learning Base OSS Nvidia Driver GPU AMI (Ubuntu 22.04)*", "Deep Learning*Ubuntu*")
+SLOW_REGION_MS = 2000.0
+
+__all__ = ["AWSProvider", "CapacityBlockOffer"]
+
+
+class AWSProvider(AwsReservations, Provider):
+    name = "aws"
+
+    def __init__(self, cfg: ProviderConfig, *, catalog: Catalog | None = None, owner: str = "awan",
+                 image_ids: dict[str, str] | None = None, sleep: Callable[[float], None] = time.sleep,
+                 backoff_base: float = BACKOFF_BASE_S) -> None:
+        """``owner``: value of the awan:owner tag that marks our instances. ``image_ids``: AMI per region
+        (else looked up by name). ``sleep``/``backoff_base``: the retry clock, injectable for tests."""
+        self.cfg = cfg
+        self.endpoint = cfg.where
+        self.catalog = catalog or default_catalog()
+        self.owner = owner
+        self.clients = AwsClients(cfg, sleep=sleep, backoff_base=backoff_base)
+        self._images = dict(image_ids or {})
+        catalog_regions = sorted({o.region for o in self.catalog.for_provider("aws")})
+        self.regions = list(cfg.regions or catalog_regions)
+
+    def _region_of(self, zone: str) -> str:
+        return self.catalog.zones("aws").get(zone) or zone[:-1]
+
+    # -- questions -----------------------------------------------------------------------------
+    def offerings(self) -> list[Offering]:
+        return [o for r in self.regions for o in cap.region_offerings(self.clients, self.catalog, r)]
+
+    def capacity(self) -> CapacityReport:
+        pools, quotas = [], []
+        types = sorted({n for (p, n) in self.catalog.instance_types if p == "aws"})
+        for region in self.regions:
+            qs = cap.quotas(self.clients, self.catalog, region)
+            live = cap.offered_zones(self.clients, region, types)
+            pools += cap.reservation_pools(self.clients, region) + cap.free_pools(self.catalog, region, live, qs)
+            quotas += qs
+        return CapacityReport("aws", tuple(pools), tuple(quotas), datetime.now(UTC))
+
+    def list_nodes(self) -> list[Node]:
+        nodes = []
+        for region in self.regions:
+            res = self.clients.pages("ec2", region, "describe_instances", "Reservations",
+                                     Filters=[{"Name": f"tag:{TAG_OWNER}", "Values": [self.owner]},
+                                              {"Name": "instance-state-name", "Values": list(LIVE_STATES)}])
+            nodes += [to_node(i, region, self.catalog) for r in res for i in r["Instances"]]
+        return nodes
+
+    def health(self) -> ProviderHealth:
+        states: dict[str, HealthStatus] = {}
+        messages, latencies = [], []
+        for region in self.regions:
+            t0 = time.perf_counter()
+            try:
+                zones = self.clients.call("ec2", region, "describe_availability_zones", attempts=1)
+            except ProviderError as e:
+                states[region] = HealthStatus.DOWN
+                messages.append(f"{region}: {e.message} [{e.code}]")
+                continue
+            ms = (time.perf_counter() - t0) * 1000
+            latencies.append(ms)
+            impaired = [z["ZoneName"] for z in zones["AvailabilityZones"] if z.get("State") != "available"]
+            states[region] = HealthStatus.DEGRADED if impaired or ms > SLOW_REGION_MS else HealthStatus.OK
+            if impaired:
+                messages.append(f"{region}: zones not available: {', '.join(impaired)}")
+        values = set(states.values())
+        status = (HealthStatus.OK if values <= {HealthStatus.OK} else
+                  HealthStatus.DOWN if values == {HealthStatus.DOWN} else HealthStatus.DEGRADED)
+        return ProviderHealth("aws", self.endpoint, status, max(latencies, default=0.0), states, "; ".join(messages))
+
+    # -- side effects --------------------------------------------------------------------------
+    def image_id(self, region: str) -> str:
+        if region not in self._images:
+            for pattern in IMAGE_NAME_PATTERNS:
+                imgs = self.clients.call("ec2", region, "describe_images", Owners=["amazon"],
+                                         Filters=[{"Name": "name", "Values": [pattern]},
+                                                  {"Name": "architecture", "Values": ["x86_64"]}])["Images"]
+                if imgs:
+                    self._images[region] = max(imgs, key=lambda i: i.get("CreationDate", ""))["ImageId"]
+                    break
+            else:
+                raise InvalidRequestError("no GPU machine image found; set image_ids for this region",
+                                          provider="aws", endpoint=self.endpoint, region=region)
+        return self._images[region]
+
+    def create_nodes(self, request: NodeRequest) -> list[Node]:
+        region = request.region or self._region_of(request.zone)
+        block = (request.capacity_type == CapacityType.RESERVED and bool(request.reservation_id)
+                 and self._is_capacity_block(region, request.reservation_id))
+        params = run_params(request, owner=self.owner, image_id=self.image_id(region), block=block)
+        out = self.clients.call("ec2", region, "run_instances", **params)
+        return [to_node(i, region, self.catalog) for i in out["Instances"]]
+
+    def delete_nodes(self, nodes: Sequence[Node]) -> None:
+        by_region: dict[str, list[str]] = {}
+        for n in nodes:
+            if n.state not in (NodeState.TERMINATED, NodeState.PREEMPTED):
+                by_region.setdefault(n.region or self._region_of(n.zone), []).append(n.id)
+        for region, ids in by_region.items():
+            try:
+                self.clients.call("ec2", region, "terminate_instances", InstanceIds=ids)
+            except NotFoundError:
+                # EC2 refuses the whole batch if one id is unknown: delete the rest one by one.
+                for iid in ids:
+                    with contextlib.suppress(NotFoundError):
+                        self.clients.call("ec2", region, "terminate_instances", InstanceIds=[iid])
+
+    def close(self) -> None:
+        self.clients.close()

@@ -1,0 +1,1 @@
+"""Azure adapter: Microsoft.Compute through azure-mgmt-compute."""

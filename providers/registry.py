@@ -1,0 +1,34 @@
+"""Build adapters from configuration. SDKs are imported lazily: google.cloud.compute_v1 alone costs ~1 s."""
+
+from __future__ import annotations
+
+import importlib
+
+from providers.base import Provider
+from providers.config import AwanConfig, ConfigError, ProviderConfig
+
+ADAPTERS = {
+    "aws": "providers.aws.adapter:AWSProvider",
+    "gcp": "providers.gcp.adapter:GCPProvider",
+    "azure": "providers.azure.adapter:AzureProvider",
+    "coreweave": "providers.coreweave.adapter:CoreWeaveProvider",
+}
+
+
+def build_provider(cfg: ProviderConfig) -> Provider:
+    target = ADAPTERS.get(cfg.name)
+    if target is None:
+        raise ConfigError(f"unknown provider {cfg.name!r} (known: {', '.join(ADAPTERS)})")
+    module, cls = target.split(":")
+    return getattr(importlib.import_module(module), cls)(cfg)
+
+
+def build_providers(cfg: AwanConfig, only: list[str] | None = None) -> dict[str, Provider]:
+    if only:
+        unknown = [n for n in only if n not in ADAPTERS]
+        if unknown:
+            raise ConfigError(f"unknown provider {unknown[0]!r} (known: {', '.join(ADAPTERS)})")
+        missing = [n for n in only if n not in cfg.providers]
+        if missing:
+            raise ConfigError(f"provider {missing[0]!r} is not configured")
+    return {p.name: build_provider(p) for p in cfg.enabled() if not only or p.name in only}

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Debian packages the test suite drives as real clients: kubectl and headless chromium.
+set -euo pipefail
+need=()
+command -v kubectl >/dev/null 2>&1 || need+=(kubernetes-client)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+[ ${#need[@]} -eq 0 ] && exit 0
+SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+echo "installing ${need[*]} from Debian packages"
+$SUDO apt-get update -qq >/dev/null 2>&1 || true
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null 2>&1 \
+  || echo "warning: could not install ${need[*]}; tests that need them will say so" >&2

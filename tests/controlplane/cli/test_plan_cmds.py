@@ -1,0 +1,88 @@
+"""`awan plan` with catalog capacity: JSON schema of docs/plan-output.md, tables, and bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from controlplane.cli.main import app
+
+runner = CliRunner()
+REPO = Path(__file__).resolve().parents[3]
+EXAMPLES = sorted((REPO / "examples").glob("*.yaml"))
+POLICIES = REPO / "policies"
+
+PLACEMENT_KEYS = {"workload", "placed", "provider", "region", "zone", "instanceType", "nodes", "gpus", "gpuModel",
+                  "capacityType", "reservation", "pricePerHour", "score", "reasons", "assignments", "runnersUp",
+                  "rejections"}
+
+
+def _plan(*args: str):
+    return runner.invoke(app, ["plan", *args])
+
+
+def test_plan_examples_json_schema():
+    args = [a for f in EXAMPLES for a in ("-f", str(f))]
+    r = _plan(*args, "--policies", str(POLICIES), "--capacity", "catalog", "-o", "json")
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)
+    assert set(data) == {"placements", "summary"}
+    names = {p["workload"] for p in data["placements"]}
+    assert {"llm-pretrain-gb200", "support-finetune-eu", "chat-serving", "h100-train-1024"} <= names
+    for p in data["placements"]:
+        assert set(p) >= PLACEMENT_KEYS
+        assert p["reasons"], p["workload"]
+        if p["placed"]:
+            assert p["gpus"] == sum(a["gpus"] for a in p["assignments"]) > 0
+        else:
+            assert p["unplacedReason"] in {"no-capacity", "no-quota", "nothing-matches", "cap", "budget"}
+    by = {p["workload"]: p for p in data["placements"]}
+    gang = by["llm-pretrain-gb200"]
+    assert gang["placed"] and gang["gpus"] == 144 and gang["gpuModel"] == "GB200"
+    assert gang["assignments"][0]["commitment"]           # a GB200 contract is used before on-demand
+    eu = by["support-finetune-eu"]
+    assert eu["placed"] and any(v.startswith("residency: data-class eu-personal") for v in eu["rejections"].values())
+    assert len({a["provider"] for a in by["chat-serving"]["assignments"]}) > 1
+    s = data["summary"]
+    assert s["workloads"] == len(data["placements"]) and s["placed"] + s["unplaced"] == s["workloads"]
+    assert set(s["commitments"]) == {"coreweave-gb200-2026", "aws-capacity-block-gb200"}
+
+
+def test_plan_table_output():
+    r = _plan("-f", str(REPO / "examples" / "finetune-eu.yaml"), "--policies", str(POLICIES),
+              "--capacity", "catalog")
+    assert r.exit_code == 0, r.output
+    assert "support-finetune-eu" in r.stdout and "runner-up:" in r.stdout
+
+
+@pytest.mark.parametrize("content, needle", [
+    ("metadata: {name: a}\nspec: {gpus: {model: H100, count: 8, perNode: 3}}\n", "perNode 3 does not divide"),
+    ("metadata: {name: a}\nspec: {gpus: {model: H100, count: 8}, extra: 1}\n", "spec.extra: unknown field"),
+    ("a: [1,\n", "not valid YAML"),
+])
+def test_bad_manifest_one_line_no_traceback(tmp_path, content, needle):
+    f = tmp_path / "bad.yaml"
+    f.write_text(content)
+    r = _plan("-f", str(f), "--capacity", "catalog", "--policies", str(POLICIES))
+    assert r.exit_code != 0
+    assert needle in r.output and "Traceback" not in r.output
+    assert len(r.output.strip().splitlines()) == 1
+
+
+def test_bad_policy_and_missing_file(tmp_path):
+    pol = tmp_path / "pol"
+    pol.mkdir()
+    (pol / "r.yaml").write_text("metadata: {name: r}\nspec: {rules: [{name: x, expr: 'a &&'}]}\n")
+    r = _plan("-f", str(EXAMPLES[0]), "--capacity", "catalog", "--policies", str(pol))
+    assert r.exit_code != 0 and "spec.rules[0] (x): CEL" in r.output and "Traceback" not in r.output
+    r = _plan("-f", str(tmp_path / "nope.yaml"), "--capacity", "catalog")
+    assert r.exit_code != 0 and "no such file" in r.output
+
+
+def test_live_with_no_configuration_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("AWAN_CONFIG", str(tmp_path / "missing.yaml"))
+    r = _plan("-f", str(EXAMPLES[0]), "--capacity", "live", "--policies", str(POLICIES))
+    assert r.exit_code != 0 and "no such configuration file" in r.output and "Traceback" not in r.output

@@ -1,0 +1,165 @@
+from placement_fleet import catalog_snapshot, policies, pool, snapshot, workload
+
+from controlplane.placement import FleetSnapshot, Placer, place, place_one, placed_cost
+from controlplane.policy import PolicySet
+from providers.catalog import default_catalog
+from providers.model import HealthStatus, Quota
+
+H100_AWS = pool("aws", "us-east-1", "us-east-1a", "p5.48xlarge")
+H100_GCP = pool("gcp", "europe-west1", "europe-west1-b", "a3-megagpu-8g")
+
+
+def test_cheapest_pool_wins_and_explanation_lists_runner_up_and_rejections():
+    snap = snapshot([H100_AWS, H100_GCP, pool("gcp", "us-central1", "us-central1-a", "g2-standard-48")])
+    d = place_one(workload("{gpus: {model: H100, count: 16, perNode: 8}}"), snap, PolicySet.default())
+    assert d.placed
+    [a] = d.assignments
+    prices = {"aws": 55.04, "gcp": None}
+    assert a.nodes == 2 and a.gpus == 16
+    assert a.provider in prices
+    loser = "aws/us-east-1" if a.provider == "gcp" else "gcp/europe-west1"
+    assert d.runners_up and f"{d.runners_up[0]['provider']}/{d.runners_up[0]['region']}" == loser
+    assert d.rejections[loser].startswith("outscored")
+    assert d.rejections["gcp/us-central1"].startswith("gpu: g2-standard-48 has L4")
+    assert d.runners_up[0]["pricePerHour"] > a.price_per_hour
+
+
+def test_residency_rejection_message():
+    snap = snapshot([H100_AWS, H100_GCP])
+    ps = policies("{dataClasses: {eu-personal: {geo: [eu]}}}")
+    d = place_one(workload("{gpus: {model: H100, count: 8}}", labels="{data-class: eu-personal}"), snap, ps)
+    assert d.assignments[0].region == "europe-west1"
+    assert d.rejections["aws/us-east-1"] == \
+        "residency: data-class eu-personal allows geo eu, region us-east-1 is us"
+
+
+def test_nvlink_gang_takes_whole_racks_and_burns_commitment_first():
+    snap = snapshot([
+        pool("coreweave", "US-EAST-04", "US-EAST-04A", "gb200-4x", nodes=36),
+        pool("coreweave", "US-EAST-04", "US-EAST-04B", "gb200-4x", nodes=30),   # one whole rack + 12 loose
+        pool("aws", "us-east-1", "us-east-1a", "p6e-gb200.36xlarge", "reserved", nodes=36, reservation="cb-1"),
+    ])
+    ps = policies("{commitments: [{name: cw, provider: coreweave, gpuModel: GB200, gpus: 144,"
+                  " start: 2026-01-01, end: 2028-01-01}]}")
+    w = workload("{gpus: {model: GB200, count: 144, perNode: 4}, topology: {domain: nvlink, domainSize: 72}}")
+    r = place([w], snap, ps)
+    d = r.decisions[0]
+    assert d.placed and {a.provider for a in d.assignments} == {"coreweave"}
+    assert sum(a.nodes for a in d.assignments) == 36
+    assert all(a.nodes % 18 == 0 for a in d.assignments)
+    assert placed_cost(r) == 0.0                               # take-or-pay: no marginal cost
+    assert r.summary()["commitments"]["cw"]["used"] == 144
+    # a second gang no longer has the commitment: it pays, and only one whole rack is left at coreweave
+    w2 = workload("{gpus: {model: GB200, count: 144, perNode: 4}, topology: {domain: nvlink, domainSize: 72}}",
+                  name="w2")
+    r2 = place([w, w2], snap, ps)
+    d2 = r2.decisions[1]
+    assert d2.placed and d2.assignments[0].provider == "aws" and d2.price_per_hour > 0
+
+
+def test_cluster_topology_needs_one_pool():
+    snap = snapshot([pool("aws", "us-east-1", "us-east-1a", "p5.48xlarge", nodes=3),
+                     pool("aws", "us-east-1", "us-east-1b", "p5.48xlarge", nodes=3)])
+    w = workload("{gpus: {model: H100, count: 32, perNode: 8}, topology: {domain: cluster}}")
+    d = place_one(w, snap, PolicySet.default())
+    assert not d.placed and d.unplaced_kind == "no-capacity"
+    assert "capacity: us-east-1a p5.48xlarge has 3 nodes free, gang needs 4 in one pool" in d.reasons[1]
+    w_any = workload("{gpus: {model: H100, count: 32, perNode: 8}, topology: {domain: any}}")
+    assert sum(a.nodes for a in place_one(w_any, snap, PolicySet.default()).assignments) == 4
+
+
+def test_quota_distinguished_from_capacity():
+    q = Quota("aws", "us-east-1", "L-417A185B", "vcpus", limit=288, used=192)
+    snap = snapshot([H100_AWS], quotas=(q,))
+    d = place_one(workload("{gpus: {model: H100, count: 16, perNode: 8}}"), snap, PolicySet.default())
+    assert not d.placed and d.unplaced_kind == "no-quota"
+    assert "quota: L-417A185B headroom 96 vcpus < 384" in d.reasons[1]
+
+
+def test_nothing_matches_and_down_provider():
+    snap = snapshot([H100_AWS], health={"aws": HealthStatus.DOWN})
+    d = place_one(workload("{gpus: {model: H100, count: 8}}"), snap, PolicySet.default())
+    assert not d.placed and d.unplaced_kind == "nothing-matches"
+    assert d.rejections["aws/us-east-1"] == "health: aws/us-east-1 is down"
+
+
+def test_provider_share_cap_counts_existing():
+    snap = snapshot([H100_AWS, H100_GCP])
+    ps = policies("{caps: {providerShare: {max: 0.5, minFleetGpus: 32}}}")
+    w = workload("{gpus: {model: H100, count: 16, perNode: 8}}")
+    first = place_one(w, snap, ps)
+    second = place_one(workload("{gpus: {model: H100, count: 16, perNode: 8}}", name="w2"), snap, ps,
+                       existing=first.assignments)
+    assert second.placed and second.assignments[0].provider != first.assignments[0].provider
+    # with only the first provider available, the cap refuses and says so
+    only = snapshot([pool(first.assignments[0].provider, first.assignments[0].region, first.assignments[0].zone,
+                          first.assignments[0].instance_type)])
+    d = place_one(workload("{gpus: {model: H100, count: 16, perNode: 8}}", name="w3"), only, ps,
+                  existing=first.assignments)
+    assert not d.placed and d.unplaced_kind == "cap" and "would hold 100% > 50% of 32 GPUs" in d.reasons[1]
+
+
+def test_team_budget():
+    snap = snapshot([H100_AWS])
+    ps = policies("{caps: {teams: {t: {gpus: 16}}}}")
+    r = place([workload("{gpus: {model: H100, count: 16}}", name="a"),
+               workload("{gpus: {model: H100, count: 8}}", name="b")], snap, ps)
+    assert [d.placed for d in r.decisions] == [True, False]
+    assert r.decisions[1].unplaced_kind == "budget"
+
+
+def test_spot_fallback_to_on_demand():
+    snap = snapshot([pool("aws", "ap-northeast-1", "ap-northeast-1d", "p5.48xlarge", "spot", nodes=1),
+                     pool("aws", "ap-northeast-1", "ap-northeast-1d", "p5.48xlarge", "on-demand", nodes=4)])
+    placer = Placer(snap, PolicySet.default())
+    spec = "{gpus: {model: H100, count: 8}, capacityType: [spot, on-demand]}"
+    a = placer.place_one(workload(spec, name="a"))
+    b = placer.place_one(workload(spec, name="b"))
+    assert str(a.assignments[0].capacity_type) == "spot"
+    assert str(b.assignments[0].capacity_type) == "on-demand"
+
+
+def test_inference_replicas_spread_over_providers():
+    snap = snapshot([H100_AWS, H100_GCP, pool("coreweave", "US-EAST-04", "US-EAST-04A", "gd-8xh100ib-i128")])
+    ps = policies("{preferences: {spread: 1.0}}")
+    w = workload("{kind: inference, replicas: 3, gpus: {model: H100, count: 8}}")
+    d = place_one(w, snap, ps)
+    assert sorted(a.provider for a in d.assignments) == ["aws", "coreweave", "gcp"]
+    assert sorted(a.replica_group for a in d.assignments) == [0, 1, 2]
+    packed = place_one(w, snap, policies("{preferences: {spread: 0}}"))
+    assert len({a.provider for a in packed.assignments}) == 1
+
+
+def test_priority_wins_contention():
+    snap = snapshot([pool("aws", "us-east-1", "us-east-1a", "p5.48xlarge", nodes=2)])
+    low = workload("{gpus: {model: H100, count: 16}, priority: 1}", name="low")
+    high = workload("{gpus: {model: H100, count: 16}, priority: 9}", name="high")
+    r = place([low, high], snap, PolicySet.default())
+    assert [d.workload for d in r.decisions] == ["low", "high"]       # input order kept
+    assert [d.placed for d in r.decisions] == [False, True]
+
+
+def test_cel_rule_filters_and_is_explained():
+    snap = snapshot([H100_AWS, H100_GCP])
+    ps = policies("{rules: [{name: no-aws, expr: 'candidate.provider != \"aws\"', message: aws is out}]}")
+    d = place_one(workload("{gpus: {model: H100, count: 8}}"), snap, ps)
+    assert d.assignments[0].provider == "gcp"
+    assert d.rejections["aws/us-east-1"] == "rule no-aws: aws is out"
+
+
+def test_with_usage_subtracts_capacity():
+    snap = catalog_snapshot()
+    d = place_one(workload("{gpus: {model: H100, count: 16, perNode: 8}}"), snap, PolicySet.default())
+    left = snap.with_usage(d.assignments)
+    a = d.assignments[0]
+    before = {(p.zone, p.instance_type, p.capacity_type): p.available_nodes for p in snap.pools}
+    after = {(p.zone, p.instance_type, p.capacity_type): p.available_nodes for p in left.pools}
+    k = (a.zone, a.instance_type, a.capacity_type)
+    assert after[k] == before[k] - a.nodes
+    assert snap.total_gpus() - left.total_gpus() == a.gpus
+
+
+def test_catalog_snapshot_scales():
+    small = FleetSnapshot.from_catalog(default_catalog())
+    big = FleetSnapshot.from_catalog(default_catalog(), scale=4)
+    assert big.total_gpus() == 4 * small.total_gpus()

@@ -1,0 +1,83 @@
+from pathlib import Path
+
+import pytest
+
+from controlplane.policy import MAX_EXPRESSION_CHARS, PolicyError, load_policies, merge, parse_policy_text
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def doc(spec: str, name: str = "p") -> str:
+    return f"apiVersion: awan.dev/v1alpha1\nkind: PlacementPolicy\nmetadata: {{name: {name}}}\nspec: {spec}\n"
+
+
+def load_text(*texts: str):
+    docs = []
+    for i, t in enumerate(texts):
+        docs.extend(parse_policy_text(t, f"f{i}.yaml"))
+    return merge(docs)
+
+
+def test_shipped_policies_load():
+    ps = load_policies(REPO / "policies")
+    assert ps.data_class("eu-personal").geo == ("eu",)
+    assert {c.name for c in ps.commitments} == {"coreweave-gb200-2026", "aws-capacity-block-gb200"}
+    assert len(ps.rules) == 2 and all(r.program is not None for r in ps.rules)
+    assert load_policies(REPO / "policies" / "examples").provider_share.max_share == 0.4
+
+
+def test_merge_only_tightens_hard_constraints_and_later_preferences_win():
+    ps = load_text(doc("{providers: {allow: [aws, gcp]}, maxPricePerGpuHour: 9, preferences: {cost: 2}}"),
+                   doc("{providers: {allow: [gcp, azure], deny: [coreweave]}, maxPricePerGpuHour: 12,"
+                       " preferences: {cost: 3, spread: 1}, caps: {providerShare: {max: 0.5}}}"),
+                   doc("{caps: {providerShare: {max: 0.7}}, dataClasses: {x: {geo: [eu, us]}}}"),
+                   doc("{dataClasses: {x: {geo: [eu]}}}"))
+    assert ps.providers.allow == ("gcp",)
+    assert ps.providers.deny == ("coreweave",)
+    assert ps.max_price_per_gpu_hour == 9
+    assert ps.weights.cost == 3 and ps.weights.spread == 1
+    assert ps.provider_share.max_share == 0.5
+    assert ps.data_class("x").geo == ("eu",)
+
+
+def test_cel_syntax_error_names_file_rule_and_position():
+    with pytest.raises(PolicyError) as e:
+        load_text(doc("{rules: [{name: ok, expr: 'true'}, {name: broken, expr: 'candidate.provider == '}]}"))
+    msg = str(e.value)
+    assert msg.startswith("f0.yaml: spec.rules[1] (broken): CEL line 1 column 23")
+
+
+def test_cel_expression_size_limit():
+    long = " || ".join(["candidate.provider == 'aws'"] * (MAX_EXPRESSION_CHARS // 20))
+    with pytest.raises(PolicyError, match="over the limit"):
+        load_text(doc(f'{{rules: [{{name: big, expr: "{long}"}}]}}'))
+
+
+def test_cel_evaluation_error_is_a_failure_with_message():
+    [rule] = load_text(doc("{rules: [{name: r, expr: 'candidate.nope == 1'}]}")).rules
+    ok, why = rule.evaluate({"candidate": {"provider": "aws"}, "workload": {}})
+    assert not ok and "no such key 'nope'" in why
+
+
+@pytest.mark.parametrize("spec, needle", [
+    ("{providers: {allow: [ibm]}}", "spec.providers.allow: unknown provider 'ibm'"),
+    ("{colour: red}", "spec.colour: unknown field"),
+    ("{caps: {providerShare: {max: 1.5}}}", "spec.caps.providerShare.max"),
+    ("{commitments: [{name: c, provider: aws, gpuModel: H100, start: 2026-01-01, end: 2027-01-01}]}",
+     "exactly one of gpus or dollarsPerHour"),
+    ("{commitments: [{name: c, provider: aws, gpuModel: H100, gpus: 8, start: 2027-01-01, end: 2026-01-01}]}",
+     "end must be after start"),
+    ("{commitments: [{name: c, provider: aws, gpuModel: Z9, gpus: 8, start: 2026-01-01, end: 2027-01-01}]}",
+     "gpuModel: unknown GPU model"),
+    ("{rules: [{name: a, expr: 'true'}, {name: a, expr: 'false'}]}", "rule 'a' is defined twice"),
+])
+def test_bad_policy_names_file_and_field(spec, needle):
+    with pytest.raises(PolicyError) as e:
+        load_text(doc(spec))
+    assert str(e.value).startswith("f0.yaml")
+    assert needle in str(e.value)
+
+
+def test_missing_path(tmp_path):
+    with pytest.raises(PolicyError, match="no such policy file"):
+        load_policies(tmp_path / "nope")

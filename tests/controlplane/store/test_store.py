@@ -1,0 +1,71 @@
+"""The store on SQLite and PostgreSQL: migrations, row claims with lock tokens, the StackStateStore
+protocol, and name reuse after deletion."""
+
+from __future__ import annotations
+
+import pytest
+
+from controlplane.store import workloads as repo
+from controlplane.store.migrate import current, upgrade
+from controlplane.store.models import WorkloadState
+from controlplane.store.stack_state import DbStackStateStore
+from infra.engines.base import StackBusy
+from infra.engines.state import StackStateStore
+
+
+def _add(db, name, team="t", priority=0):  # type: ignore[no-untyped-def]
+    with db.session() as s:
+        return repo.submit(s, name=name, team=team, spec={"n": name}, priority=priority, gpus=8)
+
+
+def test_migrations_are_idempotent(db):
+    upgrade(db.engine)
+    assert current(db.engine) == "0001"
+
+
+def test_claim_locks_rows_until_released(db):
+    for i, p in enumerate([0, 50, 10]):
+        _add(db, f"w{i}", priority=p)
+    with db.session() as s:
+        tok, rows = repo.claim(s, [WorkloadState.PENDING.value], ttl_s=60, order_by_priority=True)
+    assert [r.name for r in rows] == ["w1", "w2", "w0"]             # priority first
+    with db.session() as s:
+        _, again = repo.claim(s, [WorkloadState.PENDING.value], ttl_s=60)
+    assert again == []                                              # nobody else gets them
+    with db.session() as s:
+        repo.release(s, tok)
+    with db.session() as s:
+        _, back = repo.claim(s, [WorkloadState.PENDING.value], ttl_s=-1)   # expired at once
+    assert len(back) == 3
+    with db.session() as s:
+        _, expired = repo.claim(s, [WorkloadState.PENDING.value], ttl_s=60)
+    assert len(expired) == 3                                        # an expired lock can be taken over
+
+
+def test_name_conflict_and_reuse_after_delete(db):
+    _add(db, "same")
+    with db.session() as s, pytest.raises(repo.ConflictError):
+        repo.submit(s, name="same", team="t", spec={"other": 1}, priority=0, gpus=8)
+    with db.session() as s:
+        row = repo.get(s, "same")
+        assert repo.request_delete(s, row) and not repo.request_delete(s, row)
+        row.state = WorkloadState.DELETED.value
+    with db.session() as s:
+        row, created = repo.submit(s, name="same", team="u", spec={"again": 1}, priority=0, gpus=8)
+        assert created and row.state == "Pending" and row.team == "u" and row.generation == 3
+
+
+def test_stack_state_store_protocol(db):
+    st = DbStackStateStore(db)
+    assert isinstance(st, StackStateStore)
+    assert st.get("awan-aws-us-east-1") is None and st.list() == []
+    st.put("awan-aws-us-east-1", {"resources": {"a": 1}, "serial": 1})
+    st.put("awan-aws-us-east-1", {"resources": {"a": 2}, "serial": 2})
+    assert st.get("awan-aws-us-east-1") == {"resources": {"a": 2}, "serial": 2}
+    assert st.list() == ["awan-aws-us-east-1"]
+    with st.lock("awan-aws-us-east-1"):
+        if db.dialect == "postgresql":   # another connection cannot take it
+            with pytest.raises(StackBusy), st.lock("awan-aws-us-east-1", timeout_s=0.2):
+                pass
+    st.delete("awan-aws-us-east-1")
+    assert st.get("awan-aws-us-east-1") is None and st.list() == []

@@ -1,0 +1,145 @@
+"""Pulumi unit tests (set_mocks, through the mock runtime) of every component: what matters is
+asserted on the inputs each resource is registered with."""
+
+from __future__ import annotations
+
+import pytest
+
+from infra.engines.mockruntime import DesiredResource, run_program
+from infra.programs import program_for
+from infra.spec import SpecError, StackSpec
+from providers.catalog.model import CapacityType
+from tests.infra.fakes import pool
+
+TAGS = {"awan:owner": "awan", "awan:pool": "train-a", "awan:workload": "wl-train-a",
+        "awan:stack": "awan-aws-us-east-1"}
+
+
+def record(stack: StackSpec) -> list[DesiredResource]:
+    return list(run_program(program_for(stack), stack.name).resources.values())
+
+
+def of(res: list[DesiredResource], type_: str) -> list[DesiredResource]:
+    return [r for r in res if r.type == type_]
+
+
+def test_aws_training_pool_has_efa_cluster_placement_and_no_public_ip():
+    res = record(StackSpec("aws", "us-east-1", (pool("train-a", nodes=2),)))
+    (pg,) = of(res, "aws:ec2/placementGroup:PlacementGroup")
+    assert pg.inputs["strategy"] == "cluster"
+    (lt,) = of(res, "aws:ec2/launchTemplate:LaunchTemplate")
+    nics = lt.inputs["networkInterfaces"]
+    assert len(nics) == 32 and all(n["interfaceType"] == "efa" for n in nics)          # p5: 32 EFA cards
+    assert sorted(n["networkCardIndex"] for n in nics) == list(range(32))
+    assert all(n["associatePublicIpAddress"] == "false" for n in nics)
+    insts = of(res, "aws:ec2/instance:Instance")
+    assert len(insts) == 2
+    for i in insts:
+        assert i.inputs["placementGroup"] == pg.inputs["name"]
+        assert i.inputs["availabilityZone"] == "us-east-1a" and i.inputs["region"] == "us-east-1"
+        assert TAGS.items() <= i.inputs["tags"].items()
+        assert "instanceMarketOptions" not in i.inputs
+    rules = of(res, "aws:ec2/securityGroupRule:SecurityGroupRule")
+    assert {r.inputs["type"] for r in rules} == {"ingress", "egress"}
+    assert all(r.inputs["self"] is True and r.inputs["protocol"] == "-1" for r in rules)
+    (subnet,) = of(res, "aws:ec2/subnet:Subnet")
+    assert subnet.inputs["mapPublicIpOnLaunch"] is False
+
+
+def test_aws_inference_spot_pool_has_no_placement_group_and_spot_market():
+    res = record(StackSpec("aws", "us-east-1", (pool("serve", nodes=1, placement="none",
+                                                     capacity_type=CapacityType.SPOT),)))
+    assert of(res, "aws:ec2/placementGroup:PlacementGroup") == []
+    (lt,) = of(res, "aws:ec2/launchTemplate:LaunchTemplate")
+    assert lt.inputs["instanceMarketOptions"]["marketType"] == "spot"
+    (i,) = of(res, "aws:ec2/instance:Instance")
+    assert i.inputs["instanceMarketOptions"] == {"marketType": "spot"}
+
+
+def test_aws_reserved_pools_use_a_reservation_or_a_capacity_block():
+    res = record(StackSpec("aws", "us-east-1", (
+        pool("a", nodes=2, capacity_type=CapacityType.RESERVED),
+        pool("b", nodes=18, instance_type="p6e-gb200.36xlarge", gpus=4, placement="nvlink",
+             capacity_type=CapacityType.RESERVED, reservation_id="cbo-0123", ultraserver_type="u-p6e-gb200x72"),
+        pool("c", nodes=1, capacity_type=CapacityType.RESERVED, reservation_id="cr-0abc"))))
+    (cr,) = of(res, "aws:ec2/capacityReservation:CapacityReservation")
+    assert cr.inputs["instanceCount"] == 2 and cr.inputs["availabilityZone"] == "us-east-1a"
+    (cb,) = of(res, "aws:ec2/capacityBlockReservation:CapacityBlockReservation")
+    assert cb.inputs["capacityBlockOfferingId"] == "cbo-0123"
+    assert cb.inputs["tags"]["awan:ultraserver"] == "u-p6e-gb200x72"
+    targets = {i.name: i.inputs["capacityReservationSpecification"]["capacityReservationTarget"]
+               ["capacityReservationId"] for i in of(res, "aws:ec2/instance:Instance")}
+    assert targets["c-0"] == "cr-0abc"
+    assert targets["a-0"] == cr.logical_id and targets["b-17"] == cb.logical_id
+
+
+def test_gcp_training_pool_compact_placement_no_external_ip_labels():
+    p = pool("train-a", provider="gcp", region="us-central1", zone="us-central1-a",
+             instance_type="a3-megagpu-8g", nodes=4, capacity_type=CapacityType.SPOT)
+    res = record(StackSpec("gcp", "us-central1", (p,), config={"project": "awan-lab"}))
+    (pol,) = of(res, "gcp:compute/resourcePolicy:ResourcePolicy")
+    assert pol.inputs["groupPlacementPolicy"] == {"collocation": "COLLOCATED", "vmCount": 4}
+    insts = of(res, "gcp:compute/instance:Instance")
+    assert len(insts) == 4
+    for i in insts:
+        assert i.inputs["resourcePolicies"] == pol.logical_id
+        assert all("accessConfigs" not in n for n in i.inputs["networkInterfaces"])
+        assert "guestAccelerators" not in i.inputs            # A3 has its GPUs built in
+        assert i.inputs["scheduling"]["provisioningModel"] == "SPOT"
+        assert i.inputs["zone"] == "us-central1-a" and i.inputs["project"] == "awan-lab"
+        assert i.inputs["labels"]["awan-pool"] == "train-a" and i.inputs["labels"]["awan-owner"] == "awan"
+
+
+def test_gcp_tpu_slices_spot_vm_and_reserved_queued_resource():
+    t = dict(provider="gcp", region="us-east5", zone="us-east5-a", instance_type="tpu-v5p-8",
+             gpu_model="TPU-v5p", gpus=4, placement="none")
+    res = record(StackSpec("gcp", "us-east5", (pool("tpu-s", nodes=1, capacity_type=CapacityType.SPOT, **t),
+                                               pool("tpu-r", nodes=1, capacity_type=CapacityType.RESERVED, **t))))
+    (vm,) = of(res, "gcp:tpu/v2Vm:V2Vm")
+    assert vm.inputs["acceleratorType"] == "v5p-8" and vm.inputs["schedulingConfig"] == {"spot": True}
+    assert vm.inputs["networkConfig"]["enableExternalIps"] is False
+    (qr,) = of(res, "gcp:tpu/v2QueuedResource:V2QueuedResource")
+    assert qr.inputs["tpu"]["nodeSpecs"][0]["node"]["acceleratorType"] == "v5p-8"
+
+
+def test_azure_flexible_scale_set_infiniband_spot_no_public_ip():
+    p = pool("train-a", provider="azure", region="eastus", zone="eastus-2",
+             instance_type="Standard_ND96isr_H100_v5", nodes=4, capacity_type=CapacityType.SPOT)
+    res = record(StackSpec("azure", "eastus", (p,)))
+    (vmss,) = of(res, "azure-native:compute:VirtualMachineScaleSet")
+    i = vmss.inputs
+    assert i["orchestrationMode"] == "Flexible" and i["location"] == "eastus" and i["zones"] == ["2"]
+    assert i["sku"] == {"name": "Standard_ND96isr_H100_v5", "tier": "Standard", "capacity": 4}
+    prof = i["virtualMachineProfile"]
+    assert prof["priority"] == "Spot" and prof["evictionPolicy"] == "Delete"
+    nic = prof["networkProfile"]["networkInterfaceConfigurations"][0]
+    assert all("publicIPAddressConfiguration" not in c and "publicIpAddressConfiguration" not in c
+               for c in nic["ipConfigurations"])
+    assert i["tags"]["awan:pool"] == "train-a"
+
+
+def test_azure_refuses_training_pool_without_infiniband():
+    p = pool("train-a", provider="azure", region="eastus", zone="eastus-1",
+             instance_type="Standard_NC80adis_H100_v5", nodes=2)
+    with pytest.raises(SpecError, match="InfiniBand"):
+        record(StackSpec("azure", "eastus", (p,)))
+
+
+def test_coreweave_cks_cluster_and_node_pool_spec():
+    p = pool("train-a", provider="coreweave", region="US-EAST-04", zone="US-EAST-04A",
+             instance_type="gb200-4x", gpu_model="GB200", gpus=4, nodes=18, placement="nvlink")
+    res = record(StackSpec("coreweave", "US-EAST-04", (p,)))
+    (cks,) = of(res, "coreweave:index/cksCluster:CksCluster")
+    assert cks.inputs["public"] is False and cks.inputs["zone"] == "US-EAST-04A"
+    (np,) = of(res, "kubernetes:compute.coreweave.com/v1alpha1:NodePool")
+    spec = np.inputs["spec"]
+    assert spec["instanceType"] == "gb200-4x" and spec["targetNodes"] == 18
+    assert spec["nodeLabels"]["awan-pool"] == "train-a" and spec["nodeLabels"]["awan-owner"] == "awan"
+    assert np.inputs["metadata"]["name"] == "train-a"
+
+
+def test_every_cloud_resource_carries_owner_tags():
+    res = record(StackSpec("aws", "us-east-1", (pool("train-a", nodes=1),)))
+    for r in res:
+        if r.custom and "tags" in r.inputs:
+            assert r.inputs["tags"]["awan:owner"] == "awan", r.name

@@ -1,0 +1,166 @@
+"""The resilience scenarios, shared by the tests and ``python -m tests.resilience.report``. Each runs the
+real service in a subprocess against the mock clouds of this process and returns its figures; none
+asserts on wall-clock time (the report prints the failover time, the tests only check the outcome)."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from controlplane.store.db import Database
+from controlplane.store.models import AuditEvent, Workload
+from mockclouds.faults import Fault
+from tests.resilience import harness as h
+
+
+@dataclass
+class Figures:
+    values: dict[str, Any] = field(default_factory=dict)
+    verdicts: list[h.Verdict] = field(default_factory=list)
+
+    def merge(self, other: Figures) -> Figures:
+        for k, v in other.values.items():
+            self.values[k] = self.values.get(k, 0) + v if isinstance(v, int) and not isinstance(v, bool) else v
+        self.verdicts += other.verdicts
+        return self
+
+
+@dataclass
+class Env:
+    clouds: Any
+    workdir: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.config = self.clouds.write_config(self.workdir / "awan.yaml")
+        self.db_url = f"sqlite:///{self.workdir / 'awan.db'}"
+        self.member, self.admin = h.prepare_db(self.db_url)
+        self.log = self.workdir / "service.log"
+
+    def service(self) -> h.ServiceProc:
+        return h.ServiceProc(self.db_url, self.config, self.log, env=dict(self.env))
+
+
+def _audit(db_url: str, action: str) -> list[AuditEvent]:
+    db = Database.from_url(db_url)
+    try:
+        with db.session() as s:
+            return list(s.query(AuditEvent).filter(AuditEvent.action == action).order_by(AuditEvent.id))
+    finally:
+        db.dispose()
+
+
+def _where(db_url: str) -> dict[str, set[tuple[str, str, str]]]:
+    """workload -> {(provider, region, zone)} of its assignments."""
+    db = Database.from_url(db_url)
+    try:
+        with db.session() as s:
+            return {w.name: {(a.provider, a.region, a.zone) for a in w.assignments} for w in s.query(Workload)}
+    finally:
+        db.dispose()
+
+
+def _wait(pred: Any, timeout_s: float, what: str) -> float:
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout_s:
+        if pred():
+            return time.monotonic() - t0
+        time.sleep(0.25)
+    raise AssertionError(f"{what}: not within {timeout_s:.0f} s")
+
+
+def outage_and_faults(env: Env, workloads: int = 16, timeout_s: float = 240) -> Figures:
+    """Throttling on every cloud, then a region outage (failover, then cleanup once it answers), then a
+    capacity revocation with the zone left empty (repair fails with a stock-out, failover moves it)."""
+    names = [f"ra-{i}" for i in range(workloads)]
+    svc = env.service().start()
+    fig = Figures()
+    throttles = {c: env.clouds.backend(c).faults.add(Fault(kind="throttle", times=25, retry_after=0.05))
+                 for c in env.clouds.servers}
+    try:
+        h.submit_all(svc.url, env.member, [h.manifest(n) for n in names])
+        h.wait_all(env.db_url, "Running", names, timeout_s)
+        fig.values["throttled calls"] = sum(25 - max(0, f.times or 0) for f in throttles.values())
+        for c, f in throttles.items():
+            env.clouds.backend(c).faults.clear(f.id)
+
+        # -- region outage: the region holding most workloads goes dark -----------------------------
+        where = _where(env.db_url)
+        counts = Counter((p, r) for locs in where.values() for (p, r, _z) in locs)
+        (cloud, region), _ = counts.most_common(1)[0]
+        affected = [n for n, locs in where.items() if any((p, r) == (cloud, region) for p, r, _ in locs)]
+        fault = env.clouds.backend(cloud).faults.add(Fault(kind="outage", region=region))
+
+        def moved() -> bool:
+            st, now = h.states(env.db_url), _where(env.db_url)
+            return all(st.get(n) == "Running" and not any((p, r) == (cloud, region) for p, r, _ in now[n])
+                       for n in names)
+
+        fig.values["failover seconds"] = round(_wait(moved, timeout_s, f"failover from {cloud}/{region}"), 1)
+        fig.values["outage region"] = f"{cloud}/{region}"
+        fig.values["workloads moved by the outage"] = len(affected)
+        env.clouds.backend(cloud).faults.clear(fault.id)
+
+        def cleaned() -> bool:
+            return not [r for r in env.clouds.backend(cloud).inventory()
+                        if r.get("region") == region and h._workload_of(r) and h._live_nodes(r)]
+
+        fig.values["cleanup seconds after the region answers"] = round(_wait(cleaned, timeout_s, "cleanup"), 1)
+        fig.values["region outages survived"] = 1
+
+        # -- capacity revoked under a running workload, its zone left empty -----------------------
+        where = _where(env.db_url)
+        victim = sorted(names)[0]
+        p, r, z = sorted(where[victim])[0]
+        env.clouds.backend(p).ledger.set_free(0, zone=z)
+        hit = [n for n, locs in where.items() if any(loc[2] == z for loc in locs)]
+        revoked = env.clouds.backend(p).preempt(r, z, None, spot_only=False)
+        # Observation must notice (the workloads leave Running) before "all Running" means anything.
+        _wait(lambda: any(h.states(env.db_url).get(n) != "Running" for n in hit), timeout_s, "revocation noticed")
+        h.wait_all(env.db_url, "Running", names, timeout_s)
+        fig.values["nodes revoked or preempted"] = len(revoked)
+        fig.values["workloads that lost nodes and recovered"] = len(hit)
+        fig.values["capacity errors absorbed"] = sum(
+            1 for e in _audit(env.db_url, "failover") if e.details.get("trigger") == "provisioning")
+        fig.values["failovers (all triggers)"] = len(_audit(env.db_url, "failover"))
+        fig.verdicts.append(_settled(env, names, timeout_s))
+    finally:
+        svc.stop()
+    return fig
+
+
+def _settled(env: Env, names: list[str], timeout_s: float) -> h.Verdict:
+    """The invariant once the loop had time to remove leftovers (orphans may take one more stack run)."""
+    deadline = time.monotonic() + timeout_s
+    v = h.check(env.db_url, env.clouds, names)
+    while not v.ok and time.monotonic() < deadline:
+        time.sleep(1.0)
+        v = h.check(env.db_url, env.clouds, names)
+    return v
+
+
+def controller_kills(env: Env, workloads: int = 200, kills: int = 20, seed: int = 6,
+                     timeout_s: float = 300) -> Figures:
+    """SIGKILL the service at random moments while it brings up ``workloads``; restart it each time
+    (same replica id, so it resumes its lease at once), then let it converge and compare."""
+    rnd = random.Random(seed)
+    names = [f"rk-{i}" for i in range(workloads)]
+    svc = env.service().start()
+    h.submit_all(svc.url, env.member, [h.manifest(n) for n in names])
+    done = 0
+    try:
+        for _ in range(kills):
+            # A random moment while the restarted loop works (probing, placing, mid stack run).
+            time.sleep(rnd.uniform(1.0, 12.0))
+            svc.kill()
+            done += 1
+            svc = env.service().start()
+        h.wait_all(env.db_url, "Running", names, timeout_s)
+        v = _settled(env, names, timeout_s)
+    finally:
+        svc.stop()
+    return Figures({"controller kills survived": done, "workloads in the kill run": workloads}, [v])
