@@ -45,7 +45,8 @@ class _Strict(BaseModel):
 class Metadata(_Strict):
     name: str
     team: str = "default"
-    labels: dict[str, str] = Field(default_factory=dict)
+    # Bounded so that a CEL rule iterating over them has a known worst case (controlplane/policy/cel_rules.py).
+    labels: dict[str, str] = Field(default_factory=dict, max_length=64)
 
     @field_validator("name")
     @classmethod

@@ -2,8 +2,13 @@
 
 The engine is ``common-expression-language`` (Rust; ~10 us per evaluation). Evaluation is cached per
 (rule, workload attributes, candidate attributes) by the placement core, so a bulk filter evaluates each
-distinct combination once. Long-running expressions are guarded by a limit on the expression's size (CEL
-has no loops, so run time is bounded by the text and the data).
+distinct combination once.
+
+Run time is bounded before a rule is accepted. CEL has no loops, but its comprehension macros (``all``,
+``exists``, ``map``...) nest: six nested ``.all`` over ten-element lists already take half a second, and
+2,000 characters allow far worse. The runtime has no cost limit of its own, so ``estimated_iterations``
+bounds the product of the ranges along every nesting path (a list literal counts its elements; anything
+else counts as ``DATA_RANGE``, the most the workload and candidate maps hold: 64 labels at most).
 """
 
 from __future__ import annotations
@@ -15,6 +20,10 @@ from typing import Any
 import cel
 
 MAX_EXPRESSION_CHARS = 2000
+MAX_ITERATIONS = 10_000          # about 5 ms of the slowest comprehension body, measured
+DATA_RANGE = 64                  # the largest list or map a rule can iterate over in its input
+_MACROS = frozenset({"all", "exists", "exists_one", "map", "filter"})
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _POSITION = re.compile(r"<input>:(\d+):(\d+):\s*(.*)")
 
 
@@ -56,6 +65,10 @@ def compile_rule(name: str, expr: str, message: str = "", source: str = "") -> C
         raise CelCompileError("expression is empty")
     if len(expr) > MAX_EXPRESSION_CHARS:
         raise CelCompileError(f"expression is {len(expr)} characters, over the limit of {MAX_EXPRESSION_CHARS}")
+    iterations = estimated_iterations(expr)
+    if iterations > MAX_ITERATIONS:
+        raise CelCompileError(f"nested comprehensions may run about {iterations:,} iterations per evaluation, "
+                              f"over the limit of {MAX_ITERATIONS:,}")
     try:
         program = cel.compile(expr)
     except Exception as e:  # noqa: BLE001 - the cel module raises ValueError with the parser's text
@@ -65,4 +78,119 @@ def compile_rule(name: str, expr: str, message: str = "", source: str = "") -> C
             line, col, what = m.groups()
             raise CelCompileError(f"line {line} column {col}: {what.strip()}") from None
         raise CelCompileError(_first_line(text)) from None
+    _check_on_sample(program)
     return CelRule(name=name, expr=expr, message=message, source=source, program=program)
+
+
+# What the placement core hands a rule (controlplane/placement/candidates.py: WorkloadClass.cel_map and
+# PoolView.cel_map; a test keeps these keys equal to theirs). The CEL module compiles without a type check,
+# so a misspelt function or field, or an expression that is not a condition, would otherwise only show up
+# at placement time as every candidate failing. Evaluating once on these values catches them at load.
+SAMPLE_WORKLOAD: dict[str, Any] = {
+    "team": "research", "labels": {}, "kind": "training", "gpus": 8, "count": 8, "perNode": 8,
+    "models": ["H100"], "capacityTypes": ["on-demand"], "priority": 100, "replicas": 1, "topology": "none",
+    "domainSize": 0}
+SAMPLE_CANDIDATE: dict[str, Any] = {
+    "provider": "aws", "region": "us-east-1", "zone": "us-east-1a", "geo": "us", "country": "US",
+    "instanceType": "p5.48xlarge", "gpuModel": "H100", "gpusPerNode": 8, "capacityType": "on-demand",
+    "reserved": False, "reservation": "", "pricePerHour": 55.04, "pricePerGpuHour": 6.88, "fabric": "efa",
+    "nvlinkDomainGpus": 8, "committed": False}
+_UNDEFINED = re.compile(r"Undefined variable or function: '([^']+)'")
+
+
+def _check_on_sample(program: Any) -> None:
+    """Reject what cannot be right for any workload: an unknown function, variable or field, or a result
+    that is not a bool. Other runtime errors depend on the data (a label that is absent, say) and stay
+    evaluation-time failures."""
+    labels: dict[str, str] = {}
+    for _ in range(8):   # a missing key may be a label the rule reads: add it and evaluate again
+        try:
+            out = program.execute({"workload": {**SAMPLE_WORKLOAD, "labels": labels}, "candidate": SAMPLE_CANDIDATE})
+        except KeyError as e:
+            key = str(e.args[0]) if e.args else ""
+            if not key or key in labels:
+                raise CelCompileError(f"no such field {key!r} on workload or candidate") from None
+            labels[key] = "x"
+            continue
+        except Exception as e:  # noqa: BLE001 - see the docstring: only unknown names are load errors
+            m = _UNDEFINED.search(str(e))
+            if m:
+                raise CelCompileError(f"undefined variable or function {m.group(1)!r} (rules see "
+                                      "'workload' and 'candidate')") from None
+            return
+        if not isinstance(out, bool):
+            raise CelCompileError(f"the expression gives {type(out).__name__}, not a bool (a rule is a "
+                                  "condition that keeps a candidate when true)")
+        return
+
+
+def estimated_iterations(expr: str) -> int:
+    """An upper estimate of comprehension iterations in one evaluation: the largest product of macro
+    ranges along one nesting path. A lexical scan (the CEL module exposes no syntax tree), so strings are
+    skipped and brackets matched; an unbalanced text is left to the compiler to reject."""
+    stack: list[tuple[str, int, int]] = []   # (bracket, range of the comprehension it opens or 1, position)
+    commas: list[int] = []                   # commas at the top level of each open '['
+    last_range = 1                           # range of the value that just closed (list literal or macro)
+    worst, i, n = 1, 0, len(expr)
+    while i < n:
+        c = expr[i]
+        if c in "\"'":
+            i = _skip_string(expr, i)
+            last_range = DATA_RANGE
+            continue
+        m = _IDENT.match(expr, i)
+        if m:
+            k = m.end()
+            while k < n and expr[k].isspace():
+                k += 1
+            method = i > 0 and expr[i - 1] == "."
+            if method and m.group() in _MACROS and k < n and expr[k] == "(":
+                stack.append(("(", last_range if last_range > 1 else DATA_RANGE, k))
+                worst = max(worst, _product(stack))
+                i, last_range = k + 1, 1
+                continue
+            last_range, i = DATA_RANGE, m.end()   # a field or variable: as large as the input may be
+            continue
+        if c in "([{":
+            stack.append((c, 1, i))
+            if c == "[":
+                commas.append(0)
+            last_range = 1
+        elif c in ")]}":
+            if not stack:
+                return worst
+            opened, rng, pos = stack.pop()
+            if opened == "[":
+                elements = commas.pop() + 1 if expr[pos + 1:i].strip() else 0
+                last_range = max(1, elements)
+            else:
+                last_range = rng if rng > 1 else DATA_RANGE
+        elif c == "," and stack and stack[-1][0] == "[":
+            commas[-1] += 1
+        elif not c.isspace() and c != ".":
+            last_range = 1
+        i += 1
+    return worst
+
+
+def _product(stack: list[tuple[str, int, int]]) -> int:
+    out = 1
+    for _b, r, _p in stack:
+        out *= r
+    return out
+
+
+def _skip_string(expr: str, i: int) -> int:
+    """Index just past the string literal starting at ``i`` (triple quotes and escapes understood)."""
+    q = expr[i]
+    triple = expr.startswith(q * 3, i)
+    end = q * 3 if triple else q
+    j = i + len(end)
+    while j < len(expr):
+        if expr[j] == "\\":
+            j += 2
+            continue
+        if expr.startswith(end, j):
+            return j + len(end)
+        j += 1
+    return len(expr)

@@ -48,7 +48,7 @@ def plan(db: Database, *, resync_s: float, config: dict[str, dict[str, str]] | N
         pools = pools_for(rows)
         waiting = {r.name for r in rows if r.state != WorkloadState.RUNNING.value}
         known = {st.name: st for st in s.scalars(select(Stack))}
-    existing = [n for n, st in known.items() if st.spec and st.spec.get("pools")]
+        existing = [n for n, st in known.items() if _holds_something(st)]
     out = []
     for spec in desired_stacks(pools, existing=existing, config=config):
         h = spec_hash(spec)
@@ -66,6 +66,17 @@ def plan(db: Database, *, resync_s: float, config: dict[str, dict[str, str]] | N
             continue
         out.append(StackPlan(spec, h, reason))
     return out
+
+
+def _holds_something(st: Stack) -> bool:
+    """A stack that may hold cloud resources, so an empty desired spec must still be run to delete them.
+    A stack whose first run failed part way has no applied spec but may have created nodes before the
+    error (its engine state says so); its workloads may since have moved away."""
+    if st.spec and st.spec.get("pools"):
+        return True
+    if st.status == "failed":
+        return True
+    return bool((st.state or {}).get("resources"))
 
 
 def record_success(db: Database, p: StackPlan, result: Any, *, actor: str, fenced: Callable[[], bool]) -> bool:

@@ -14,6 +14,7 @@ from providers.gcp.naming import (
     labels_for,
     last_segment,
     region_of,
+    instance_request_id,
     request_id,
     resource_name,
 )
@@ -59,25 +60,26 @@ class ComputeNodes:
 
     def create(self, req: NodeRequest) -> list[Node]:
         """Insert every VM first (GCE works on them in parallel), then wait for each operation. The requestId
-        of VM i is a UUID5 of (idempotency_key, i): a retried or repeated request makes no second VM."""
+        of VM i is a UUID5 of (idempotency_key, zone, i): a retried or repeated request makes no second VM."""
         from google.cloud import compute_v1
         names = [resource_name(req.pool, i, req.idempotency_key) for i in range(req.count)]
-        pending: list[str] = []
+        pending: list[tuple[str, str]] = []
         for i, name in enumerate(names):
             insert = compute_v1.InsertInstanceRequest(project=self.api.project, zone=req.zone,
                                                       instance_resource=self._instance(req, name),
-                                                      request_id=request_id(req.idempotency_key, i))
+                                                      request_id=instance_request_id(req.idempotency_key, req.zone, i))
             try:
                 op = self.api.call(self._instances().insert, request=insert, at=req.region)
             except InvalidRequestError as e:
                 if e.code != "alreadyExists":     # same name, requestId forgotten: the VM is ours already
                     raise
                 continue
-            pending.append(op.name)
+            # A repeated requestId answers with the original operation: wait where it actually runs.
+            pending.append((last_segment(op.zone) or req.zone, op.name))
         first_error: ProviderError | None = None
-        for op_name in pending:
+        for zone, op_name in pending:
             try:
-                self.api.wait_compute("zones", req.zone, op_name, req.region)
+                self.api.wait_compute("zones", zone, op_name, req.region)
             except ProviderError as e:
                 first_error = first_error or e
         if first_error is not None:

@@ -89,6 +89,13 @@ def request_id(idempotency_key: str, index: int) -> str:
     return str(uuid.uuid5(_REQUEST_NS, f"{idempotency_key}/{index}"))
 
 
+def instance_request_id(idempotency_key: str, zone: str, index: int) -> str:
+    """The requestId of VM ``index`` of a request in ``zone``. The zone is part of it: the same pool asked
+    for again in another zone (after a stock-out) is a new request, and GCE would otherwise answer it with
+    the first zone's operation."""
+    return request_id(f"{idempotency_key}/{zone}", index)
+
+
 def label_value(value: str) -> str:
     return _BAD_LABEL.sub("-", value.lower())[:63]
 

@@ -9,10 +9,11 @@ from providers.catalog import CapacityType
 from providers.config import ProviderConfig
 from providers.errors import CapacityError, InvalidRequestError, QuotaError, UnavailableError
 from providers.gcp.adapter import GCPProvider
-from providers.gcp.naming import request_id, resource_name
+from providers.gcp.naming import instance_request_id, resource_name
 from providers.model import LABEL_OWNER, HealthStatus, NodeRequest, NodeState
 
 ZONE, REGION = "us-central1-a", "us-central1"
+OTHER_ZONE = "us-central1-b"
 
 
 def _cfg(mock_gcp, **update) -> ProviderConfig:
@@ -98,7 +99,18 @@ def test_create_is_idempotent_by_key(gcp):
     inventory = httpx.get(gcp.url + "/_mock/inventory").json()["resources"]
     assert len(inventory) == 2
     seen = gcp.mock.backend("gcp").compute.request_ids          # GCE dedupes the replay by requestId
-    assert {(gcp.api.project, request_id("k-1", i)) for i in range(2)} <= set(seen)
+    assert {(gcp.api.project, instance_request_id("k-1", ZONE, i)) for i in range(2)} <= set(seen)
+
+
+def test_same_key_in_another_zone_after_a_stockout_is_a_new_request(gcp):
+    """A pool moved to another zone of the region keeps its key (same stack, same resource): GCE must
+    not answer the second zone's insert with the first zone's operation."""
+    httpx.post(gcp.url + "/_mock/capacity", json={"free": 0, "zone": ZONE, "instanceType": "a3-highgpu-8g"})
+    with pytest.raises(CapacityError):
+        gcp.create_nodes(_req(count=1))
+    [node] = gcp.create_nodes(_req(count=1, zone=OTHER_ZONE))
+    assert node.zone == OTHER_ZONE
+    assert [n.id for n in gcp.list_nodes()] == [node.id]
 
 
 def test_one_pool_filled_by_several_requests_gets_distinct_nodes(gcp):

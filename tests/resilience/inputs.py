@@ -51,8 +51,13 @@ def policies() -> Iterator[tuple[str, str, bytes]]:
     yield "policy yaml syntax error", p, b"spec: [\n"
     yield "policy wrong kind", p, _policy("true").replace("PlacementPolicy", "Nope").encode()
     yield "CEL syntax error", p, _policy("workload.gpus >").encode()
-    # Not here: an unknown function or a non-boolean result compiles (the CEL library has no type
-    # declarations for `workload`/`candidate`) and fails at evaluation; see RELIABILITY.md.
+    yield "CEL unknown function", p, _policy("nosuchfn(candidate.provider)").encode()
+    yield "CEL misspelt field", p, _policy("candidate.gpuModle == 'H100'").encode()
+    yield "CEL not a condition", p, _policy("candidate.gpusPerNode * 2").encode()
+    ten = "[" + ",".join(str(i) for i in range(10)) + "]"
+    yield "CEL short nested comprehensions (10^6 iterations)", p, _policy(
+        f"{ten}.all(a, {ten}.all(b, {ten}.all(c, {ten}.all(d, {ten}.all(e, {ten}.all(f, a+b+c+d+e+f >= 0))))))"
+    ).encode()
     yield "CEL very long expression", p, _policy(" || ".join(["workload.gpus > 1"] * 400)).encode()
     yield "CEL deep parentheses", p, _policy("(" * 1500 + "true" + ")" * 1500).encode()
     yield "CEL comprehension bomb", p, _policy(

@@ -71,3 +71,12 @@ def test_error_names_the_document_and_nothing_is_returned_half_way():
 def test_bad_documents(text, needle):
     with pytest.raises(ManifestError, match=needle):
         parse_manifests(text, "f.yaml")
+
+
+def test_labels_are_bounded_for_cel_rules():
+    many = ", ".join(f"k{i}: v" for i in range(65))
+    with pytest.raises(ManifestError, match="metadata.labels"):
+        parse_manifests(f"metadata: {{name: x, labels: {{{many}}}}}\nspec: {{gpus: {{model: H100, count: 1}}}}\n")
+    sixty_four = ", ".join(f"k{i}: v" for i in range(64))
+    [w] = parse_manifests(f"metadata: {{name: x, labels: {{{sixty_four}}}}}\nspec: {{gpus: {{model: H100, count: 1}}}}\n")
+    assert len(w.metadata.labels) == 64

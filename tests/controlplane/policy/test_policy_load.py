@@ -3,6 +3,7 @@ from pathlib import Path
 import pytest
 
 from controlplane.policy import MAX_EXPRESSION_CHARS, PolicyError, load_policies, merge, parse_policy_text
+from controlplane.policy.cel_rules import MAX_ITERATIONS, estimated_iterations
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -54,9 +55,38 @@ def test_cel_expression_size_limit():
 
 
 def test_cel_evaluation_error_is_a_failure_with_message():
-    [rule] = load_text(doc("{rules: [{name: r, expr: 'candidate.nope == 1'}]}")).rules
-    ok, why = rule.evaluate({"candidate": {"provider": "aws"}, "workload": {}})
-    assert not ok and "no such key 'nope'" in why
+    # A label the workload may not carry is a runtime matter, not a load error.
+    [rule] = load_text(doc("""{rules: [{name: r, expr: 'workload.labels["tier"] == "gold"'}]}""")).rules
+    ok, why = rule.evaluate({"candidate": {"provider": "aws"}, "workload": {"labels": {}}})
+    assert not ok and "no such key 'tier'" in why
+    assert rule.evaluate({"candidate": {}, "workload": {"labels": {"tier": "gold"}}}) == (True, "")
+
+
+@pytest.mark.parametrize("expr, needle", [
+    ("nosuchfn(candidate.provider)", "undefined variable or function 'nosuchfn'"),
+    ("cluster.name == 'x'", "undefined variable or function 'cluster'"),
+    ("candidate.gpuModle == 'H100'", "no such field 'gpuModle'"),
+    ("candidate.gpusPerNode * 2", "gives int, not a bool"),
+    ("candidate.provider", "gives str, not a bool"),
+])
+def test_cel_rule_that_cannot_be_right_is_refused_at_load(expr, needle):
+    with pytest.raises(PolicyError) as e:
+        load_text(doc(f'{{rules: [{{name: r, expr: "{expr}"}}]}}'))
+    assert str(e.value).startswith("f0.yaml: spec.rules[0] (r): CEL ")
+    assert needle in str(e.value)
+
+
+def test_cel_load_check_sees_the_maps_the_placement_core_builds():
+    """The load-time sample must hold exactly the keys placement hands a rule, or the check would refuse
+    good rules (a key it lacks) or pass misspelt ones (a key placement lacks)."""
+    from controlplane.placement.candidates import SnapshotIndex, WorkloadClass
+    from controlplane.policy.cel_rules import SAMPLE_CANDIDATE, SAMPLE_WORKLOAD
+    from tests.controlplane.placement.placement_fleet import catalog_snapshot, workload
+
+    idx = SnapshotIndex(catalog_snapshot(), load_text(doc("{}")))
+    assert idx.views and all(set(v.cel_map) == set(SAMPLE_CANDIDATE) for v in idx.views)
+    w = workload("{kind: training, gpus: {model: H100, count: 8}}")
+    assert set(WorkloadClass.of(w).cel_map()) == set(SAMPLE_WORKLOAD)
 
 
 @pytest.mark.parametrize("spec, needle", [
@@ -81,3 +111,31 @@ def test_bad_policy_names_file_and_field(spec, needle):
 def test_missing_path(tmp_path):
     with pytest.raises(PolicyError, match="no such policy file"):
         load_policies(tmp_path / "nope")
+
+
+TEN = "[" + ",".join(str(i) for i in range(10)) + "]"
+
+
+@pytest.mark.parametrize("expr, iterations", [
+    ("candidate.provider == 'aws'", 1),
+    ("'a.all(x, x)' == candidate.provider", 1),                       # inside a string: no macro
+    ("workload.models.exists(m, m in ['H100', 'H200'])", 64),         # input data: DATA_RANGE
+    (f"{TEN}.all(a, a > 0) && [1, 2].exists(b, b == 2)", 10),         # siblings do not multiply
+    (f"{TEN}.all(a, {TEN}.all(b, a + b >= 0))", 100),
+    ("[1, 2, 3].map(x, x * 2).all(y, y > 0)", 3),                     # a map keeps its range
+    ("workload.labels.all(k, workload.labels.all(j, k != j))", 64 * 64),
+    (f"{TEN}.all(a, {TEN}.all(b, {TEN}.all(c, {TEN}.all(d, {TEN}.all(e, {TEN}.all(f, a+b+c+d+e+f >= 0))))))",
+     10**6),
+])
+def test_comprehension_cost_estimate(expr, iterations):
+    assert estimated_iterations(expr) == iterations
+
+
+def test_nested_comprehension_over_the_bound_is_refused_and_one_under_it_runs():
+    bomb = f"{TEN}.all(a, {TEN}.all(b, {TEN}.all(c, {TEN}.all(d, {TEN}.all(e, a+b+c+d+e >= 0)))))"
+    assert len(bomb) < MAX_EXPRESSION_CHARS and estimated_iterations(bomb) > MAX_ITERATIONS
+    with pytest.raises(PolicyError, match="over the limit of 10,000"):
+        load_text(doc(f'{{rules: [{{name: bomb, expr: "{bomb}"}}]}}'))
+    fine = f"{TEN}.all(a, {TEN}.all(b, a + b >= 0))"
+    [rule] = load_text(doc(f'{{rules: [{{name: ok, expr: "{fine}"}}]}}')).rules
+    assert rule.evaluate({"workload": {}, "candidate": {}}) == (True, "")
