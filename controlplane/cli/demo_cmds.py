@@ -167,6 +167,8 @@ def demo(
                     if rows and all(w["state"] in SETTLED or w in unplaced for w in rows):
                         break
                     time.sleep(0.5)
+            if not console.is_terminal:   # Live leaves its last frame without a line end when piped
+                console.print()
         console.rule("4. Awan is serving")
         console.print(f"API       {url}/docs   (token for team X: `awan token create --team X --db {db}`)")
         console.print(f"dashboard {url}/dashboard?token={admin}")

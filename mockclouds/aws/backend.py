@@ -49,7 +49,7 @@ class AwsMockBackend:
                 mine = [iid for iid in ids if be.get_instance_by_id(iid) is not None]
                 if mine:
                     be.terminate_instances(mine)
-            self.state.release(ids)
+            self.state.release(ids, reclaimed=True)
             return sorted(ids)
 
     def inventory(self) -> list[dict[str, Any]]:

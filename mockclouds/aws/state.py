@@ -177,12 +177,13 @@ class AwsState:
                 self.instances[iid] = Launched(iid, plan.region, plan.zone, plan.instance_type, plan.market,
                                                plan.reservation_id, self._vcpus(plan.instance_type))
 
-    def release(self, instance_ids: Iterable[str]) -> None:
-        """Instances are gone: their capacity returns to the reservation (if still active) or the pool."""
+    def release(self, instance_ids: Iterable[str], reclaimed: bool = False) -> None:
+        """Instances are gone: their capacity returns to the reservation (if still active) or the pool.
+        Capacity EC2 ``reclaimed`` (Spot interruption, a revocation) went to someone else: not returned."""
         with self.lock:
             for iid in instance_ids:
                 inst = self.instances.pop(iid, None)
-                if inst is None:
+                if inst is None or reclaimed:
                     continue
                 cr = self.reservations.get(inst.reservation_id)
                 if cr is not None and cr.state in ("active", "scheduled"):

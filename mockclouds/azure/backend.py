@@ -74,7 +74,8 @@ class AzureBackend:
         with self._lock:
             rows = [{"kind": "virtualMachine", "id": vm.id, "region": vm.location, "zone": vm.catalog_zone,
                      "instanceType": vm.size, "state": vm.provisioning_state, "spot": vm.spot,
-                     "scaleSet": vm.scale_set_id, "tags": dict(vm.tags)} for vm in self.vms.values()]
+                     "evicted": vm.evicted, "scaleSet": vm.scale_set_id, "tags": dict(vm.tags)}
+                    for vm in self.vms.values()]
             rows += [{"kind": "virtualMachineScaleSet", "id": ss.id, "region": ss.location,
                       "zone": ss.catalog_zone, "instanceType": ss.size, "state": ss.provisioning_state,
                       "capacity": ss.capacity, "spot": ss.spot, "tags": dict(ss.tags)}

@@ -285,7 +285,7 @@ class ComputeModel:
                 if (spot_only and not inst.spot) or not inst.holds or (zone and inst.zone != zone) or (
                         region and inst.region != region) or (machine_type and inst.spec.name != machine_type):
                     continue
-                self._release(inst)
+                inst.holds = False     # reclaimed: the capacity went to someone else, the zone is not refilled
                 why = "compute.instances.preempted" if inst.spot else "compute.instances.hostError"
                 op = self._operation(inst.project, "zones", inst.zone, why,
                                      f"projects/{inst.project}/zones/{inst.zone}/instances/{inst.name}")

@@ -167,26 +167,44 @@ def _workload_of(res: dict[str, Any]) -> str:
     return ""
 
 
+# One row per machine in each mock's inventory: an AWS instance, an Azure virtualMachine (scale set members
+# too), a GCP instance or TPU VM, a Kubernetes Node. Node pools, scale sets and queued resources hold them.
+NODE_KINDS = frozenset({"instance", "virtualmachine", "tpu-node", "node"})
+HOLDER_KINDS = frozenset({"nodepool", "virtualmachinescaleset", "queued-resource"})
+GONE_STATES = frozenset({"terminated", "deleted", "deleting", "preempted", "stopping", "stopped"})
+
+
 def _live_nodes(res: dict[str, Any]) -> bool:
-    """Instances/VMs/nodes count; a node pool or scale set object counts by its own size."""
-    return str(res.get("state", "")).lower() not in ("terminated", "deleted", "preempted", "stopped")
+    """Not on its way out (an evicted Azure Spot VM is deallocated: it holds nothing)."""
+    return not res.get("evicted") and str(res.get("state", "")).lower() not in GONE_STATES
+
+
+def _kind(res: dict[str, Any]) -> str:
+    return str(res.get("kind", "")).lower()
 
 
 def check(db_url: str, clouds: Any, names: Iterable[str]) -> Verdict:
-    """Every named workload Running, holding exactly its assigned nodes; no other tagged resource alive."""
+    """Every named workload Running, holding exactly its assigned nodes in the clouds it was assigned to;
+    no other tagged machine alive, and no node pool or scale set left for a workload that moved away."""
     db = Database.from_url(db_url)
     try:
         with db.session() as s:
             rows = {r.name: r for r in repo.list_(s, limit=1_000_000)}
             want = {n: (r.state, sum(a.nodes for a in r.assignments), {a.provider for a in r.assignments})
                     for n, r in rows.items()}
+            where = {n: {(a.provider, a.region.lower()) for a in r.assignments} for n, r in rows.items()}
     finally:
         db.dispose()
     have: Counter[tuple[str, str]] = Counter()
+    holders: list[tuple[str, str, str, str]] = []
     for cloud in clouds.servers:
         for res in clouds.backend(cloud).inventory():
-            if _live_nodes(res) and res.get("kind") in ("instance", "vm", "node", "tpu"):
+            if not _live_nodes(res):
+                continue
+            if _kind(res) in NODE_KINDS:
                 have[(_workload_of(res), cloud)] += 1
+            elif _kind(res) in HOLDER_KINDS and _workload_of(res):
+                holders.append((_workload_of(res), cloud, str(res.get("region", "")).lower(), str(res.get("id", ""))))
     v = Verdict(workloads=len(set(names)))
     for n in sorted(set(names)):
         state, nodes, provs = want.get(n, ("missing", 0, set()))
@@ -199,4 +217,7 @@ def check(db_url: str, clouds: Any, names: Iterable[str]) -> Verdict:
     for (w, cloud), c in have.items():
         if w not in want or want[w][0] != WorkloadState.RUNNING.value:
             v.orphans.append(f"{cloud}:{w or '?'}x{c}")
+    for w, cloud, region, rid in holders:
+        if w not in want or want[w][0] != WorkloadState.RUNNING.value or (cloud, region) not in where[w]:
+            v.orphans.append(f"{cloud}:{w}:{rid}")
     return v
