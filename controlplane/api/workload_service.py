@@ -9,7 +9,7 @@ from fastapi import HTTPException
 
 from controlplane.api import schemas
 from controlplane.auth.tokens import Principal
-from controlplane.model.manifest import ManifestError, parse_manifests
+from controlplane.model.manifest import ManifestError, load_documents, parse_documents
 from controlplane.model.workload import GPUWorkload
 from controlplane.store import audit
 from controlplane.store import workloads as repo
@@ -41,29 +41,17 @@ def _own(w: GPUWorkload, p: Principal, explicit_team: bool) -> GPUWorkload:
     return w
 
 
-def _explicit_teams(text: str) -> list[bool]:
-    import json
-
-    import yaml
-
-    try:
-        docs: list[Any] = ([json.loads(text)] if text.lstrip().startswith(("{", "["))
-                           else [d for d in yaml.safe_load_all(text) if d is not None])
-    except Exception:  # parse_manifests already accepted it; be lenient here
-        return []
-    flat: list[Any] = []
-    for d in docs:
-        flat.extend(d if isinstance(d, list) else [d])
-    return [isinstance(d, dict) and isinstance(d.get("metadata"), dict) and "team" in d["metadata"] for d in flat]
+def _explicit_team(doc: Any) -> bool:
+    return isinstance(doc, dict) and isinstance(doc.get("metadata"), dict) and "team" in doc["metadata"]
 
 
 def submit(db: Database, p: Principal, text: str, source: str) -> schemas.SubmitResult:
     try:
-        parsed = parse_manifests(text, source)
+        docs = load_documents(text, source)
+        parsed = parse_documents(docs, source)
     except ManifestError as e:
         raise HTTPException(422, str(e)) from None
-    explicit = _explicit_teams(text)
-    items = [_own(w, p, explicit[i] if i < len(explicit) else True) for i, w in enumerate(parsed)]
+    items = [_own(w, p, _explicit_team(d)) for w, d in zip(parsed, docs, strict=True)]
     created, unchanged, out = [], [], []
     with db.session() as s:   # one transaction: all documents or none
         for w in items:

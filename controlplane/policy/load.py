@@ -21,7 +21,7 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from controlplane.model.manifest import describe_validation_error
+from controlplane.model.manifest import describe_validation_error, load_yaml_documents
 from controlplane.policy.cel_rules import CelCompileError, CelRule, compile_rule
 from controlplane.policy.documents import AllowDenyDoc, PolicyDocument, as_datetime
 from controlplane.policy.model import (
@@ -59,7 +59,7 @@ def load_policies(paths: Path | Sequence[Path]) -> PolicySet:
 
 def parse_policy_text(text: str, source: str) -> list[tuple[str, PolicyDocument]]:
     try:
-        raw = [d for d in yaml.safe_load_all(text) if d is not None]
+        raw = load_yaml_documents(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""

@@ -110,7 +110,7 @@ def on_stack_failure(db: Database, stack_pools: Iterable[Any], error: BaseExcept
         if not fenced():
             return moved
         rows = [r for r in repo.list_(s, states=[WorkloadState.PLACED.value, WorkloadState.PROVISIONING.value],
-                                      limit=1_000_000) if r.name in in_stack]
+                                      limit=1_000_000, light=True) if r.name in in_stack]
         # The pools that failed; when the state does not tell, every pool not yet applied.
         keys = {key_of(a) for r in rows for a in r.assignments
                 if (a.pool in failed if failed else r.state == WorkloadState.PLACED.value)}
@@ -175,7 +175,7 @@ def evacuate(db: Database, down_regions: set[tuple[str, str]], down_providers: s
     with db.session() as s:
         if not fenced():
             return moved
-        for row in repo.list_(s, states=list(MOVABLE), limit=1_000_000):
+        for row in repo.list_(s, states=list(MOVABLE), limit=1_000_000, light=True):
             hit = [a for a in row.assignments if a.provider in down_providers or (a.provider, a.region) in down_regions]
             if not hit:
                 continue

@@ -30,7 +30,7 @@ def apply_observation(db: Database, obs: Observation, *, actor: str, fenced: Cal
     with db.session() as s:
         if not fenced():
             return drifted
-        for row in repo.list_(s, states=list(_WATCHED), limit=1_000_000):
+        for row in repo.list_(s, states=list(_WATCHED), limit=1_000_000, light=True):
             providers = {a.provider for a in row.assignments}
             if not providers or not providers <= obs.observed:
                 continue  # cannot tell: some provider did not answer
@@ -86,7 +86,7 @@ def finish_deletions(db: Database, obs: Observation, *, actor: str, fenced: Call
             for p in (st.spec or {}).get("pools", []):
                 held.add(p.get("workload", ""))
         for row in repo.list_(s, states=[WorkloadState.DELETING.value, WorkloadState.FAILED.value],
-                              limit=1_000_000):
+                              limit=1_000_000, light=True):
             if row.state == WorkloadState.FAILED.value:
                 continue  # kept for the user to read; deleting it makes it Deleting
             providers = {a.provider for a in row.assignments}

@@ -44,7 +44,7 @@ def plan(db: Database, *, resync_s: float, config: dict[str, dict[str, str]] | N
          force: Sequence[str] = ()) -> list[StackPlan]:
     now = utcnow()
     with db.session() as s:
-        rows = repo.list_(s, states=HOLDING, limit=1_000_000)
+        rows = repo.list_(s, states=HOLDING, limit=1_000_000, light=True)
         pools = pools_for(rows)
         waiting = {r.name for r in rows if r.state != WorkloadState.RUNNING.value}
         known = {st.name: st for st in s.scalars(select(Stack))}
@@ -91,7 +91,7 @@ def record_success(db: Database, p: StackPlan, result: Any, *, actor: str, fence
                                  "pools": [x.to_dict() for x in p.spec.pools]}, p.hash
         st.status, st.message, st.attempts, st.applied_at = "ok", _summary(result), 0, utcnow()
         names = {x.workload for x in p.spec.pools}
-        for row in repo.list_(s, states=[WorkloadState.PLACED.value], limit=1_000_000):
+        for row in repo.list_(s, states=[WorkloadState.PLACED.value], limit=1_000_000, light=True):
             if row.name in names:
                 row.state, row.message = WorkloadState.PROVISIONING.value, f"stack {p.spec.name} applied"
                 audit.record(s, actor=actor, action="provisioning", kind="workload", subject=row.name,
@@ -120,7 +120,7 @@ def record_failure(db: Database, p: StackPlan, error: BaseException, *, actor: s
         if st.attempts >= max_attempts:
             names = {x.workload for x in p.spec.pools}
             for row in repo.list_(s, states=[WorkloadState.PLACED.value, WorkloadState.PROVISIONING.value],
-                                  limit=1_000_000):
+                                  limit=1_000_000, light=True):
                 if row.name in names:
                     row.state = WorkloadState.FAILED.value
                     row.message = f"stack {p.spec.name} failed {st.attempts} times: {st.message}"[:1000]

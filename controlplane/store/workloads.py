@@ -10,7 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import or_, select, update
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, defer, selectinload
 
 from controlplane.store.coltypes import utcnow
 from controlplane.store.models import Workload, WorkloadState
@@ -29,8 +29,13 @@ def get(s: Session, name: str, team: str | None = None) -> Workload | None:
 
 
 def list_(s: Session, *, team: str | None = None, states: Sequence[str] | None = None,
-          limit: int = 500, offset: int = 0, include_deleted: bool = False) -> Sequence[Workload]:
+          limit: int = 500, offset: int = 0, include_deleted: bool = False,
+          light: bool = False) -> Sequence[Workload]:
+    """``light``: leave out the placement document and the explanation (the largest JSON columns, which
+    the reconcile loop's per-pass scans never read); they load on first access if one does."""
     q = select(Workload).options(selectinload(Workload.assignments))
+    if light:
+        q = q.options(defer(Workload.placement), defer(Workload.explanation))
     if team is not None:
         q = q.where(Workload.team == team)
     if states:
