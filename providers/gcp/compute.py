@@ -11,10 +11,10 @@ from providers.errors import InvalidRequestError, NotFoundError, ProviderError
 from providers.gcp.clients import GoogleApis
 from providers.gcp.naming import (
     OWNER_FILTER,
+    instance_request_id,
     labels_for,
     last_segment,
     region_of,
-    instance_request_id,
     request_id,
     resource_name,
 )
