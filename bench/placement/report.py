@@ -80,8 +80,16 @@ def render(res: dict[str, Any]) -> str:
                        f"{r['sky']['where']} |")
         out.append("")
     out += ["| target (one core) | measured | met? | by how much |", "|---|---|---|---|"]
-    from bench.placement.run import _evaluate  # re-judged from the raw figures, same rules as the run
-    for v in _evaluate(res.get("stream"), res.get("batch"), res.get("peer")).values():
+    from bench.placement.run import (  # re-judged from the raw figures, as the run does
+        _evaluate,
+        _evaluate_cpu,
+    )
+    judged = _evaluate(res.get("stream"), res.get("batch"), res.get("peer"))
+    cpu = _evaluate_cpu(res.get("stream"))
+    order = ["single_node_placements_per_s", "single_node_placements_per_cpu_s", "gang1024_p99_ms",
+             "gang1024_p99_cpu_ms"]
+    rows = {**judged, **cpu}
+    for v in [rows[k] for k in order if k in rows] + [v for k, v in judged.items() if k not in order]:
         met = {True: "yes", False: "**no**", None: "not measured"}[v["met"]]
         out.append(f"| {v['target']} | {v['value']} | {met} | {v['by']} |")
     for item in res.get("pending", []) + [f"{k}: {v}" for k, v in res.get("errors", {}).items()]:

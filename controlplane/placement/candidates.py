@@ -3,7 +3,12 @@ every hard constraint, grouped by (provider, region, instance type).
 
 A workload class is everything placement reads from a workload except its name (see ``WorkloadClass``);
 the class's candidate list is computed once per (snapshot, policies) and reused by every decision, so a
-decision never rescans the catalog. CEL rules run here, once per (rule, class, pool).
+decision never rescans the catalog. CEL rules run here, at most once per (rule, class, pool), and once for
+all inputs that agree on the fields a rule reads (celkeys.py).
+
+Everything a decision reads that does not change while placing (a pool's quotas, rack size and health term,
+a group's packing plan, a class's budget) is worked out here once, so the per-decision path in
+engine.py/gangs.py is plain arithmetic over free nodes.
 """
 
 from __future__ import annotations
@@ -13,9 +18,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from controlplane.model.workload import GPUWorkload, TopologyDomain, WorkloadKind
+from controlplane.placement.celkeys import project, rule_fields
 from controlplane.placement.rules import STATIC_RULES, gang_shape, region_matches
-from controlplane.placement.snapshot import FleetSnapshot
-from controlplane.policy.model import Commitment, PolicySet
+from controlplane.placement.snapshot import FleetSnapshot, quota_applies, quota_units
+from controlplane.policy.model import Commitment, PolicySet, TeamBudget
 from providers.catalog import CapacityType, InstanceType, Region
 from providers.model import CapacityPool, HealthStatus
 
@@ -33,6 +39,11 @@ class PoolView:
     blocked: bool
     commitments: tuple[Commitment, ...] = ()   # active contracts this pool can burn down
     cel_map: dict[str, Any] = field(default_factory=dict)
+    # Read by every decision, so kept flat here instead of looked up through pool/it each time:
+    quotas: tuple[tuple[int, float], ...] = ()  # (index in snapshot.quotas, units one node uses)
+    reserved: bool = False                      # draws on a reservation / capacity block
+    nodes_per_domain: int = 1                   # it.nodes_per_domain
+    health_term: float = 1.0                    # scoring.health_term(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,14 +65,19 @@ class WorkloadClass:
 
     @classmethod
     def of(cls, w: GPUWorkload) -> WorkloadClass:
+        return cls(*cls.key_of(w))
+
+    @staticmethod
+    def key_of(w: GPUWorkload) -> tuple:
+        """The class's fields as a plain tuple, in field order: equal tuples <=> equal classes. Hashing and
+        comparing a tuple is done in C, so the per-decision lookup of a known class (SnapshotIndex.lookup)
+        costs no dataclass construction."""
         s = w.spec
-        return cls(
-            models=tuple(s.gpus.model), count=s.gpus.count, per_node=s.gpus.per_node, domain=s.topology.domain,
-            domain_size=s.topology.domain_size, capacity_types=tuple(str(c) for c in s.capacity_type),
-            geo=tuple(s.location.geo) if s.location.geo is not None else None,
-            regions=tuple(s.location.regions) if s.location.regions is not None else None,
-            max_price=s.max_price_per_gpu_hour, kind=str(s.kind), team=w.metadata.team,
-            labels=tuple(sorted(w.metadata.labels.items())), priority=s.priority, replicas=s.replicas)
+        loc = s.location
+        return (tuple(s.gpus.model), s.gpus.count, s.gpus.per_node, s.topology.domain, s.topology.domain_size,
+                tuple([str(c) for c in s.capacity_type]), tuple(loc.geo) if loc.geo is not None else None,
+                tuple(loc.regions) if loc.regions is not None else None, s.max_price_per_gpu_hour, str(s.kind),
+                w.metadata.team, tuple(sorted(w.metadata.labels.items())), s.priority, s.replicas)
 
     @property
     def data_class(self) -> str:
@@ -97,10 +113,22 @@ class Group:
     need_nodes: int = 0         # nodes one replica takes here (units x nodes per unit)
     # pools in packing order when that order cannot change (no commitment whose burn-down reorders them)
     fixed_order: list[PoolView] | None = None
+    # Set when fixed_order is and no quota applies to any pool: packing then reads free nodes only, along
+    # ``plan`` (gangs.fill_plain). One bucket per place the gang may be packed into (the region, a zone, a
+    # pool: see gangs._buckets), each [(pool idx, rack nodes or 0, units per rack, pool view)] in order.
+    plan: list[list[tuple[int, int, int, PoolView]]] | None = None
+    # A plan for one unit per replica (most workloads): the plan's pools in bucket order that can hold a unit,
+    # each as (pool idx, free nodes a unit needs there). fill_plain then takes the first that has them.
+    first_fit: list[tuple[int, int, PoolView]] | None = None
+    rank_tail: tuple[str, str, str] = ("", "", "")   # the tie-breakers of engine._rank
+    # pool idx -> (gangs.Option, its engine._rank) of a plan group's one-pool option as a first replica
+    # scores it (no provider used yet): everything in it is static for the index (see engine._choose)
+    solo: dict[int, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.key = f"{self.provider}/{self.region}"
         self.need_nodes = self.units * self.nodes_per_unit
+        self.rank_tail = (self.provider, self.region, self.it.name)
 
 
 @dataclass(slots=True)
@@ -109,6 +137,10 @@ class ClassCandidates:
     rejections: dict[str, str]           # provider/region with no passing pool -> the first rule failing
     ref_price_per_gpu_hour: float        # normaliser of the cost term
     locality: dict[int, float] = field(default_factory=dict)   # pool idx -> data-locality term (static)
+    wc: WorkloadClass | None = None
+    budget: TeamBudget | None = None     # the class's team budget under the index's policies
+    # explain.RejectionTails of this class (built on first use; static, like everything here)
+    tails: Any = None
 
 
 def _commitments_for(pv_pool: CapacityPool, it: InstanceType, ps: PolicySet, snap: FleetSnapshot
@@ -136,6 +168,7 @@ class SnapshotIndex:
         for o in cat.offerings:
             k = (o.provider, o.region, o.instance_type, o.capacity_type.value)
             region_price[k] = min(region_price.get(k, o.price_per_hour), o.price_per_hour)
+        quotas = snap.quotas
         for i, p in enumerate(snap.pools):
             it = cat.instance_types.get((p.provider, p.instance_type))
             reg = cat.regions.get((p.provider, p.region))
@@ -155,6 +188,11 @@ class SnapshotIndex:
                           blocked=(p.provider, p.zone, p.instance_type, p.capacity_type.value,
                                    p.reservation_id) in snap.blocked)
             pv.commitments = _commitments_for(p, it, ps, snap)
+            pv.quotas = tuple((qi, quota_units(q, it)) for qi, q in enumerate(quotas)
+                              if quota_applies(q, p.provider, p.region, p.instance_type, pv.capacity_type))
+            pv.reserved = bool(p.reservation_id)
+            pv.nodes_per_domain = it.nodes_per_domain
+            pv.health_term = 0.0 if pv.health == HealthStatus.DEGRADED else 1.0
             pv.cel_map = {
                 "provider": p.provider, "region": p.region, "zone": p.zone, "geo": reg.geo,
                 "country": reg.country, "instanceType": p.instance_type, "gpuModel": it.gpu_model,
@@ -166,17 +204,23 @@ class SnapshotIndex:
         self.views.sort(key=lambda v: (v.pool.provider, v.pool.region, v.pool.zone, v.pool.instance_type,
                                        v.capacity_type, v.pool.reservation_id))
         self._classes: dict[WorkloadClass, ClassCandidates] = {}
+        self._by_key: dict[tuple, ClassCandidates] = {}      # WorkloadClass.key_of -> the same candidates
         self._cel_cache: dict[tuple[int, WorkloadClass, int], tuple[bool, str]] = {}
-        self.quota_of: dict[int, list[tuple[int, float]]] = {}   # pool idx -> [(quota idx, units per node)]
+        # CEL results shared between inputs that agree on what the rule reads (celkeys.py):
+        # (rule idx, workload fields read, candidate fields read) -> result; per rule, the fields or None
+        self._cel_shared: dict[tuple[int, tuple, tuple], tuple[bool, str]] = {}
+        self._cel_fields = [rule_fields(r.expr) for r in ps.rules]
 
     def rebased(self, snap: FleetSnapshot) -> SnapshotIndex:
         """This index for a snapshot that differs only in free capacity and quota use (a capacity refresh):
         pool views, class candidates and CEL results are shared, since none of them reads free capacity.
-        The caller checks that with ``structure_key``. ``pv.pool.available_nodes`` then is stale: capacity is
-        read from the snapshot by FleetState, never from a view."""
+        The caller checks that with ``structure_key`` (which covers quota scopes, so ``PoolView.quotas`` hold).
+        ``pv.pool.available_nodes`` then is stale: capacity is read from the snapshot by FleetState, never
+        from a view."""
         new = object.__new__(SnapshotIndex)
         new.snapshot, new.policies = snap, self.policies
-        new.views, new._classes, new._cel_cache, new.quota_of = self.views, self._classes, self._cel_cache, self.quota_of
+        new.views, new._classes, new._by_key, new._cel_cache = self.views, self._classes, self._by_key, self._cel_cache
+        new._cel_shared, new._cel_fields = self._cel_shared, self._cel_fields
         return new
 
     def candidates(self, wc: WorkloadClass) -> ClassCandidates:
@@ -185,30 +229,43 @@ class SnapshotIndex:
             got = self._classes[wc] = self._build(wc)
         return got
 
-    def _first_failure(self, wc: WorkloadClass, pv: PoolView) -> tuple[int, str | None]:
+    def lookup(self, w: GPUWorkload) -> ClassCandidates:
+        """The candidates of ``w``'s class (``.wc``), found by the class's plain-tuple key."""
+        key = WorkloadClass.key_of(w)
+        got = self._by_key.get(key)
+        if got is None:
+            got = self._by_key[key] = self.candidates(WorkloadClass(*key))
+        return got
+
+    def _first_failure(self, wc: WorkloadClass, pv: PoolView, wmap: dict[str, Any]) -> tuple[int, str | None]:
         ps = self.policies
         for stage, rule in enumerate(STATIC_RULES):
             why = rule(wc, pv, ps)
             if why:
                 return stage, why
-        if ps.rules:
-            wmap = None
-            for j, r in enumerate(ps.rules):
+        for j, r in enumerate(ps.rules):
+            fields = self._cel_fields[j]
+            if fields is None:      # the rule may read anything: one result per (class, pool)
                 key = (j, wc, pv.idx)
                 res = self._cel_cache.get(key)
                 if res is None:
-                    wmap = wmap or wc.cel_map()
                     res = self._cel_cache[key] = r.evaluate({"workload": wmap, "candidate": pv.cel_map})
-                if not res[0]:
-                    return len(STATIC_RULES) + j, res[1]
+            else:
+                shared = (j, project(wmap, fields["workload"]), project(pv.cel_map, fields["candidate"]))
+                res = self._cel_shared.get(shared)
+                if res is None:
+                    res = self._cel_shared[shared] = r.evaluate({"workload": wmap, "candidate": pv.cel_map})
+            if not res[0]:
+                return len(STATIC_RULES) + j, res[1]
         return -1, None
 
     def _build(self, wc: WorkloadClass) -> ClassCandidates:
         from controlplane.placement.scoring import group_upper_bound, locality
         best_fail: dict[str, tuple[int, str]] = {}
         passing: dict[tuple[str, str, str], list[PoolView]] = {}
+        wmap = wc.cel_map()
         for pv in self.views:
-            stage, why = self._first_failure(wc, pv)
+            stage, why = self._first_failure(wc, pv, wmap)
             key = f"{pv.pool.provider}/{pv.pool.region}"
             if why is None:
                 passing.setdefault((pv.pool.provider, pv.pool.region, pv.pool.instance_type), []).append(pv)
@@ -225,10 +282,44 @@ class SnapshotIndex:
             g.upper_bound = group_upper_bound(g, wc, self.policies, ref, loc)
             if not any(pv.commitments for pv in g.pools):
                 g.fixed_order = sorted(g.pools, key=static_order_key)
+                if not any(pv.quotas for pv in g.pools):
+                    g.plan = _plan(g, wc, g.fixed_order)
+                    if g.units == 1:
+                        g.first_fit = _first_fit(g, g.plan)
         groups.sort(key=lambda g: (-g.upper_bound, g.provider, g.region, g.it.name))
         ok_regions = {g.key for g in groups}
         rejections = {k: why for k, (_, why) in sorted(best_fail.items()) if k not in ok_regions}
-        return ClassCandidates(groups, rejections, ref, loc)
+        return ClassCandidates(groups, rejections, ref, loc, wc, self.policies.budget(wc.team))
+
+
+def _first_fit(g: Group, plan: list[list[tuple[int, int, int, PoolView]]]) -> list[tuple[int, int, PoolView]]:
+    """With one unit to place, gangs.fill_plain takes it from the first pool, buckets in order, that holds a
+    unit: ``free // nodes per unit >= 1``, or for a rack type ``(free // rack) * units per rack >= 1``."""
+    out = []
+    for bucket in plan:
+        for idx, rack, per_rack, pv in bucket:
+            if not rack:
+                out.append((idx, g.nodes_per_unit, pv))
+            elif per_rack >= 1:
+                out.append((idx, rack, pv))
+    return out
+
+
+def _plan(g: Group, wc: WorkloadClass, pools: list[PoolView]) -> list[list[tuple[int, int, int, PoolView]]]:
+    """The buckets of gangs._buckets over a fixed pool order, each pool with what gangs._units_in reads."""
+    def entry(pv: PoolView) -> tuple[int, int, int, PoolView]:
+        npd = pv.nodes_per_domain
+        if wc.domain == TopologyDomain.NVLINK and npd > 1:
+            return pv.idx, npd, npd // g.nodes_per_unit, pv
+        return pv.idx, 0, 0, pv
+    if wc.domain == TopologyDomain.CLUSTER:
+        return [[entry(pv)] for pv in pools]
+    if wc.domain == TopologyDomain.ZONE:
+        zones: dict[str, list[tuple[int, int, int, PoolView]]] = {}
+        for pv in pools:
+            zones.setdefault(pv.pool.zone, []).append(entry(pv))
+        return list(zones.values())
+    return [[entry(pv) for pv in pools]]
 
 
 def static_order_key(pv: PoolView) -> tuple:

@@ -13,20 +13,36 @@ snapshots).
 Objective of a decision: the highest score (placement/scoring.py); of a batch: place workloads in priority
 order (a higher priority is never displaced by a lower one) and minimise the total marginal $/hour of what is
 placed (``placed_cost``).
+
+Speed (issue 3 asks for >= 10,000 single-node decisions per second on one core, explanation included): what
+does not change while placing is worked out once per index (candidates.py: class candidates found by a
+plain-tuple key, each group's packing plan) and what repeats is kept with it: a group's one-pool option as a
+first replica scores it (``Group.solo``), the class-wide part of a placed decision's rejections
+(explain.RejectionTails), CEL results per the fields a rule reads (celkeys.py). All of it is a function of the
+index's snapshot structure and policies only, so it lives and dies with the index (tests:
+test_placement_caches.py runs a warm engine beside a cold one on the general packing path).
 """
 
 from __future__ import annotations
 
+from bisect import bisect
 from collections.abc import Callable, Sequence
 
-from controlplane.model.workload import GPUWorkload
-from controlplane.placement.candidates import ClassCandidates, SnapshotIndex, WorkloadClass, index_for
-from controlplane.placement.explain import describe_option, runner_up, unplaced_reasons
-from controlplane.placement.gangs import Failure, Option, pack
+from controlplane.model.workload import GPUWorkload, WorkloadKind
+from controlplane.placement.candidates import (
+    ClassCandidates,
+    Group,
+    PoolView,
+    SnapshotIndex,
+    WorkloadClass,
+    index_for,
+)
+from controlplane.placement.explain import describe_option, placed_rejections, runner_up, unplaced_reasons
+from controlplane.placement.gangs import Failure, Option, caps_failure, fill_plain, pack, shortfall
 from controlplane.placement.results import Assignment, Decision, Explanation, PlacementResult
 from controlplane.placement.scoring import option_score
 from controlplane.placement.snapshot import FleetSnapshot
-from controlplane.placement.state import FleetState
+from controlplane.placement.state import FleetState, Take
 from controlplane.policy.model import PolicySet
 
 _KIND_RANK = {"budget": 4, "cap": 3, "no-quota": 2, "no-capacity": 1}
@@ -40,38 +56,113 @@ class Placer:
         self.chosen: dict[str, tuple[WorkloadClass, list[Option]]] = {}
 
     # -- one decision --------------------------------------------------------------------------------
-    def _choose(self, wc: WorkloadClass, cc: ClassCandidates, used: dict[str, set[str]], keep: int
-                ) -> tuple[list[Option], dict[str, Failure], int]:
-        """Options best first (at most ``keep``), failures per provider/region, groups looked at."""
+    def _choose(self, wc: WorkloadClass, cc: ClassCandidates, used: dict[str, set[str]], keep: int,
+                spreads: bool) -> tuple[list[Option], dict[str, Failure], int]:
+        """Options best first (at most ``keep``), failures per provider/region, groups looked at.
+
+        Groups come best upper bound first; the search stops once ``keep`` options are in hand and no
+        unseen group can beat the last. The list holds the ``keep`` best by ``_rank`` (ranks are unique: one
+        group per provider, region and type), kept sorted as options arrive; an option that cannot enter it
+        is dropped before its rows are built."""
         opts: list[Option] = []
+        ranks: list[tuple] = []
         fails: dict[str, Failure] = {}
         seen = 0
         ps, state, loc, ref = self.policies, self.state, cc.locality, cc.ref_price_per_gpu_hour
+        free, budget, cap, pgs = state.free, cc.budget, ps.provider_share, state.provider_gpus
+        rank: tuple | None
+        got: Option | Failure | None
         for g in cc.groups:
             if len(opts) >= keep and g.upper_bound < opts[-1].score - 1e-12:
                 break
             seen += 1
-            got = pack(g, wc, state, ps)
+            if g.plan is not None:
+                # fixed pool order, no quota: packing reads free nodes only (gangs.fill_plain)
+                one: PoolView | None = None
+                filled: list[tuple[PoolView, int]] | None = None
+                if g.first_fit is not None:
+                    for idx, low, pv in g.first_fit:
+                        if free[idx] >= low:
+                            one = pv
+                            break
+                else:
+                    filled = fill_plain(g, free)
+                    if filled is not None and len(filled) == 1 and filled[0][1] == g.need_nodes:
+                        one = filled[0][0]
+                if one is None and filled is None:
+                    got = Failure("no-capacity", shortfall(g, wc, state, g.fixed_order or g.pools, quota=False))
+                else:
+                    if one is not None and not used:
+                        # One pool, first replica: the option is a function of the pool alone, built once.
+                        solo = g.solo.get(one.idx)
+                        if solo is None:
+                            o = self._plain_option(wc, cc, g, [(one, g.need_nodes)], used, spreads)
+                            solo = g.solo[one.idx] = (o, _rank(o))
+                        o, rank = solo
+                    else:
+                        if filled is None:
+                            assert one is not None
+                            filled = [(one, g.need_nodes)]
+                        o = self._plain_option(wc, cc, g, filled, used, spreads)
+                        rank = None
+                    # the cap's test as caps_failure makes it, which also words a failure
+                    if budget is not None or (cap is not None and (pgs.get(g.provider, 0) + o.gpus) / max(
+                            state.total_gpus + o.gpus, cap.min_fleet_gpus, 1) > cap.max_share + 1e-9):
+                        got = caps_failure(g.provider, o.gpus, o.listed, wc.team, state, ps, budget)
+                    else:
+                        got = None
+                    if got is None:
+                        if rank is None:
+                            rank = _rank(o)
+                        if len(opts) >= keep and rank > ranks[-1]:
+                            continue    # ranks below the kept options: would be dropped at once
+                        got = o
+            else:
+                got = pack(g, wc, state, ps)
+                if isinstance(got, Option):
+                    got.score, got.term_values = option_score(
+                        wc, ps, ref, loc, [t.pv for t in got.takes], got.gpus, got.marginal, got.committed_gpus,
+                        used, spreads)
+                    got.spreads = spreads
+                    rank = _rank(got)
             if isinstance(got, Failure):
                 old = fails.get(g.key)
                 if old is None or _KIND_RANK[got.kind] > _KIND_RANK[old.kind]:
                     fails[g.key] = got
                 continue
-            got.score, got.terms = option_score(wc, ps, ref, loc, got.takes, got.gpus,
-                                                got.marginal, got.committed_gpus, used)
-            opts.append(got)
-            if len(opts) > 1:
-                opts.sort(key=_rank)
-                del opts[keep:]
+            assert got is not None and rank is not None
+            at = bisect(ranks, rank)
+            ranks.insert(at, rank)
+            opts.insert(at, got)
+            if len(opts) > keep:
+                del opts[keep:], ranks[keep:]
         return opts, fails, seen
+
+    def _plain_option(self, wc: WorkloadClass, cc: ClassCandidates, g: Group, filled: list[tuple[PoolView, int]],
+                      used: dict[str, set[str]], spreads: bool) -> Option:
+        """pack()'s option for pools without commitments (marginal = listed; committed = reserved nodes),
+        scored."""
+        gpn = g.it.gpus
+        if len(filled) == 1:
+            pv, n = filled[0]
+            gpus, listed, committed = n * gpn, n * pv.price, (n if pv.reserved else 0) * gpn
+        else:
+            gpus = sum(n for _, n in filled) * gpn
+            listed = sum(n * pv.price for pv, n in filled)
+            committed = sum(n for pv, n in filled if pv.reserved) * gpn
+        score, terms = option_score(wc, self.policies, cc.ref_price_per_gpu_hour, cc.locality,
+                                    [pv for pv, _ in filled], gpus, listed, committed, used, spreads)
+        takes = [Take(pv, n, 0, "", n * pv.price, n * pv.price) for pv, n in filled]
+        return Option(g, takes, gpus, listed, listed, committed, score, terms, spreads)
 
     def place_one(self, w: GPUWorkload, explain: bool = True) -> Decision:
         """Decide for one workload and keep its capacity taken (all replicas or nothing).
 
         With ``explain`` the decision keeps what its explanation is made of (the runners-up, the failure
         per provider/region, how far the search went); the text is built when first read (Decision)."""
-        wc = WorkloadClass.of(w)
-        cc = self.index.candidates(wc)
+        cc = self.index.lookup(w)
+        wc = cc.wc
+        assert wc is not None
         d = Decision(workload=w.name, placed=False, priority=wc.priority)
         if not cc.groups:
             d.unplaced_kind = "nothing-matches"
@@ -81,9 +172,10 @@ class Placer:
         used: dict[str, set[str]] = {}
         chosen: list[Option] = []
         keep = 4 if explain else 1
+        spreads = wc.replicas > 1 and wc.kind == WorkloadKind.INFERENCE.value     # wc.spreads
         first: tuple[list[Option], dict[str, Failure], int] | None = None
         for r in range(wc.replicas):
-            opts, fails, seen = self._choose(wc, cc, used, keep)
+            opts, fails, seen = self._choose(wc, cc, used, keep, spreads)
             if not opts:
                 for o in chosen:
                     self.state.revert(o.takes, wc.team)
@@ -123,7 +215,8 @@ class Placer:
 
 
 def _rank(o: Option) -> tuple:
-    return (-o.score, o.marginal, o.group.provider, o.group.region, o.group.it.name)
+    """Best first: score, then the cheaper, then by name (deterministic)."""
+    return (-o.score, o.marginal, *o.group.rank_tail)
 
 
 def _placed_explainer(wc: WorkloadClass, cc: ClassCandidates, chosen: list[Option],
@@ -133,7 +226,7 @@ def _placed_explainer(wc: WorkloadClass, cc: ClassCandidates, chosen: list[Optio
         if not full:
             return Explanation(reasons)
         opts, fails, seen = first
-        return Explanation(reasons, [runner_up(o) for o in opts[1:4]], _rejections(cc, opts[0], opts, fails, seen))
+        return Explanation(reasons, [runner_up(o) for o in opts[1:4]], placed_rejections(cc, opts[0], opts, fails, seen))
     return build
 
 
@@ -146,23 +239,6 @@ def _unplaced_explainer(kind: str, fails: dict[str, Failure], cc: ClassCandidate
             rejections.update({k: f.message for k, f in fails.items()})
         return Explanation(unplaced_reasons(kind, fails, cc.rejections, replica=replica), [], rejections)
     return build
-
-
-def _rejections(cc: ClassCandidates, best: Option, opts: list[Option], fails: dict[str, Failure],
-                seen: int) -> dict[str, str]:
-    out = dict(cc.rejections)
-    win = best.group.key
-    for k, f in fails.items():
-        if k != win:
-            out[k] = f.message
-    for o in opts[1:]:
-        if o.group.key != win and o.group.key not in out:
-            out[o.group.key] = f"outscored: {o.score:.3f} < winner {best.score:.3f} ({win})"
-    tail = f" < winner {best.score:.3f} ({win})"
-    for g in cc.groups[seen:]:
-        if g.key != win and g.key not in out:
-            out[g.key] = f"outscored: at most {g.upper_bound:.3f}{tail}"
-    return out
 
 
 def place_one(workload: GPUWorkload, snapshot: FleetSnapshot, policies: PolicySet,

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from controlplane.model.workload import TopologyDomain
 
 if TYPE_CHECKING:
-    from controlplane.placement.candidates import WorkloadClass
+    from controlplane.placement.candidates import ClassCandidates, Group, WorkloadClass
     from controlplane.placement.gangs import Failure, Option
 
 _KIND_TEXT = {
@@ -21,16 +21,28 @@ _KIND_TEXT = {
 
 
 def _terms(o: Option) -> str:
-    return ", ".join(f"{k} {v:.2f}" for k, v in o.terms.items())
+    c, m, h, loc, x = o.term_values
+    last = "spread" if o.spreads else "fewerProviders"
+    return f"cost {c:.2f}, committed {m:.2f}, health {h:.2f}, dataLocality {loc:.2f}, {last} {x:.2f}"
+
+
+def _zones_and_types(o: Option) -> tuple[list[str], str]:
+    """The option's zones (sorted) and capacity types ("/"-joined, sorted)."""
+    takes = o.takes
+    if len(takes) == 1:
+        pv = takes[0].pv
+        return [pv.pool.zone], pv.capacity_type
+    return sorted({t.pv.pool.zone for t in takes}), "/".join(sorted({t.pv.capacity_type for t in takes}))
 
 
 def describe_option(o: Option, wc: WorkloadClass, replica: int | None) -> str:
+    if replica is None and o.text is not None:
+        return o.text
     g = o.group
-    zones = sorted({t.pv.pool.zone for t in o.takes})
-    cts = sorted({t.pv.capacity_type for t in o.takes})
+    zones, cts = _zones_and_types(o)
     nodes = sum(t.nodes for t in o.takes)
     head = f"replica {replica}: " if replica is not None else ""
-    text = (f"{head}{g.provider}/{g.region} ({', '.join(zones)}) {nodes} x {g.it.name} {'/'.join(cts)}, "
+    text = (f"{head}{g.provider}/{g.region} ({', '.join(zones)}) {nodes} x {g.it.name} {cts}, "
             f"${o.marginal:,.2f}/h marginal (${o.listed:,.2f}/h list), score {o.score:.3f} [{_terms(o)}]")
     if wc.domain == TopologyDomain.NVLINK:
         text += f"; nvlink: {g.units} domain(s) of {g.nodes_per_unit} nodes, each in one pool"
@@ -41,16 +53,93 @@ def describe_option(o: Option, wc: WorkloadClass, replica: int | None) -> str:
     burns = sorted({t.commitment for t in o.takes if t.commitment and t.covered})
     if burns:
         text += f"; burns down {', '.join(burns)}"
+    if replica is None:
+        o.text = text        # the option's group belongs to wc's class: the text is the option's own
     return text
 
 
 def runner_up(o: Option) -> dict[str, Any]:
-    g = o.group
-    return {"provider": g.provider, "region": g.region, "instanceType": g.it.name,
-            "zones": sorted({t.pv.pool.zone for t in o.takes}),
-            "capacityType": "/".join(sorted({t.pv.capacity_type for t in o.takes})),
-            "pricePerHour": round(o.marginal, 4), "score": round(o.score, 4), "terms": {
-                k: round(v, 4) for k, v in o.terms.items()}}
+    ru = o.runner_up_json
+    if ru is None:
+        g = o.group
+        zones, cts = _zones_and_types(o)
+        c, m, h, loc, x = o.term_values
+        ru = o.runner_up_json = {
+            "provider": g.provider, "region": g.region, "instanceType": g.it.name, "zones": zones,
+            "capacityType": cts, "pricePerHour": round(o.marginal, 4), "score": round(o.score, 4),
+            "terms": {"cost": round(c, 4), "committed": round(m, 4), "health": round(h, 4),
+                      "dataLocality": round(loc, 4), ("spread" if o.spreads else "fewerProviders"): round(x, 4)}}
+    # a copy per decision: callers may change what they are given
+    return {**ru, "zones": list(ru["zones"]), "terms": dict(ru["terms"])}
+
+
+_HOLE = "<no rejection>"    # a placeholder, compared by identity (see RejectionTails)
+
+
+class RejectionTails:
+    """The part of a placed decision's rejections that is the same for every decision of a class with the
+    same winner, winning score (as printed) and search depth: the class's static rejections and "outscored:
+    at most ..." for each provider/region first met among the groups the search did not reach.
+
+    ``base`` gives it as a dict sorted by key (as Decision.to_json prints it), cached, plus placeholders for
+    the other provider/regions the search reached: ``placed_rejections`` fills those from the decision's
+    own failures and runners-up and drops the ones left empty, so the dict stays sorted without sorting it
+    again. Everything read is static for the class (its candidates do not change while its index lives), so
+    entries never go stale; the cache is bounded."""
+
+    LIMIT = 256
+
+    __slots__ = ("static", "groups", "cache")
+
+    def __init__(self, static: Mapping[str, str], groups: list[Group]) -> None:
+        self.static, self.groups = static, groups
+        self.cache: dict[tuple[int, str, str], tuple[dict[str, str], tuple[str, ...]]] = {}
+
+    def base(self, seen: int, win: str, score: str) -> tuple[dict[str, str], tuple[str, ...]]:
+        key = (seen, win, score)
+        got = self.cache.get(key)
+        if got is None:
+            out = dict(self.static)          # no group's provider/region is in it
+            tail = f" < winner {score} ({win})"
+            for g in self.groups[seen:]:
+                if g.key != win and g.key not in out:
+                    out[g.key] = f"outscored: at most {g.upper_bound:.3f}{tail}"
+            holes = []
+            for g in self.groups[:seen]:
+                if g.key != win and g.key not in out:
+                    out[g.key] = _HOLE
+                    holes.append(g.key)
+            if len(self.cache) >= self.LIMIT:
+                self.cache.clear()
+            got = self.cache[key] = ({k: out[k] for k in sorted(out)}, tuple(holes))
+        return got
+
+
+def placed_rejections(cc: ClassCandidates, best: Option, opts: list[Option], fails: Mapping[str, Failure],
+                      seen: int) -> dict[str, str]:
+    """provider/region -> why it lost to ``best``: its failure, else "outscored" by its best option among
+    the runners-up, else (not reached by the search) its best possible score; plus the class's static
+    rejections. Sorted by key."""
+    tails = cc.tails
+    if tails is None:
+        tails = cc.tails = RejectionTails(cc.rejections, cc.groups)
+    win = best.group.key
+    score = f"{best.score:.3f}"
+    base, holes = tails.base(seen, win, score)
+    out = dict(base)
+    # every key below is of a reached group, so already in ``out`` (a tail entry or a hole): assignments keep
+    # the sorted order. Precedence: failure, then the first runner-up of that provider/region, then the tail.
+    for o in reversed(opts[1:]):
+        k = o.group.key
+        if k != win:
+            out[k] = f"outscored: {o.score:.3f} < winner {score} ({win})"
+    for k, f in fails.items():
+        if k != win:
+            out[k] = f.message
+    for k in holes:
+        if out[k] is _HOLE:
+            del out[k]
+    return out
 
 
 def unplaced_reasons(kind: str, fails: Mapping[str, Failure], rejections: Mapping[str, str],

@@ -8,17 +8,21 @@
 
 A gang is packed whole or not at all. Pools are used cheapest-marginal first (commitments and
 reservations before on-demand), then caps and team budgets are checked on the result.
+
+Most groups have a fixed pool order and no quota (``Group.plan``): ``fill_plain`` packs those from free
+nodes alone, with the same buckets and the same greedy order as ``_fill``; ``pack`` is the general case.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 from controlplane.model.workload import TopologyDomain
 from controlplane.placement.candidates import Group, PoolView, WorkloadClass
 from controlplane.placement.state import FleetState, Take
-from controlplane.policy.model import Commitment, PolicySet
+from controlplane.policy.model import Commitment, PolicySet, TeamBudget
 from providers.model import Quota
 
 
@@ -31,13 +35,26 @@ class Option:
     listed: float
     committed_gpus: int
     score: float = 0.0
-    terms: dict[str, float] = field(default_factory=dict)
+    # the score's terms (scoring.option_score): cost, committed, health, dataLocality, then spread or
+    # fewerProviders as ``spreads`` says; kept as numbers, named only when an explanation is read
+    term_values: tuple[float, float, float, float, float] = (0.0, 0.0, 0.0, 0.0, 0.0)
+    spreads: bool = False
+    # explanation text of this option once formatted (explain.py); an option never changes once scored, and
+    # a one-pool option is shared by every decision that meets it (Group.solo)
+    text: str | None = None
+    runner_up_json: dict[str, Any] | None = None
+
+    @property
+    def terms(self) -> dict[str, float]:
+        c, m, h, loc, x = self.term_values
+        return {"cost": c, "committed": m, "health": h, "dataLocality": loc,
+                ("spread" if self.spreads else "fewerProviders"): x}
 
 
-@dataclass(frozen=True, slots=True)
-class Failure:
+class Failure(NamedTuple):
     """Why one group could not take the workload. The text is formatted only when an explanation is read;
-    ``text`` captures the figures of the moment (free nodes, headroom), so it says what was true then."""
+    ``text`` captures the figures of the moment (free nodes, headroom), so it says what was true then.
+    (A named tuple: one is made for most groups a search meets, and a tuple is the cheapest to make.)"""
 
     kind: str        # no-capacity | no-quota | cap | budget
     text: Callable[[], str]
@@ -100,6 +117,29 @@ def _units_in(pv: PoolView, nodes: int, g: Group, wc: WorkloadClass) -> int:
     return nodes // g.nodes_per_unit
 
 
+def fill_plain(g: Group, free: list[int]) -> list[tuple[PoolView, int]] | None:
+    """``_fill`` for a group with a ``plan`` (fixed order, no quota): the same buckets, order and greedy
+    take per pool, reading only free nodes. Without a quota both of ``pack``'s fills agree, so a None here
+    is always a capacity shortfall."""
+    assert g.plan is not None
+    npu = g.nodes_per_unit
+    for bucket in g.plan:
+        need = g.units
+        got: list[tuple[PoolView, int]] = []
+        for idx, rack, per_rack, pv in bucket:
+            # units here: whole racks of an NVLink rack type (see _units_in), else nodes // nodes per unit
+            k = (free[idx] // rack) * per_rack if rack else free[idx] // npu
+            if k <= 0:
+                continue
+            if k > need:
+                k = need
+            got.append((pv, k * npu))
+            need -= k
+            if need == 0:
+                return got
+    return None
+
+
 def _fill(g: Group, wc: WorkloadClass, state: FleetState, pools: list[PoolView], use_quota: bool
           ) -> list[tuple[PoolView, int]] | None:
     for bucket in _buckets(g, wc, pools):
@@ -109,14 +149,14 @@ def _fill(g: Group, wc: WorkloadClass, state: FleetState, pools: list[PoolView],
         for pv in bucket:
             avail = state.free[pv.idx]
             if use_quota:
-                for qi, units in state.quotas_of(pv):
+                for qi, units in pv.quotas:
                     avail = min(avail, int((state.quota_left[qi] - q_used.get(qi, 0.0) + 1e-9) // units))
             k = min(need, _units_in(pv, max(0, avail), g, wc))
             if k <= 0:
                 continue
             nodes = k * g.nodes_per_unit
             got.append((pv, nodes))
-            for qi, units in state.quotas_of(pv):
+            for qi, units in pv.quotas:
                 q_used[qi] = q_used.get(qi, 0.0) + units * nodes
             need -= k
             if need == 0:
@@ -124,13 +164,13 @@ def _fill(g: Group, wc: WorkloadClass, state: FleetState, pools: list[PoolView],
     return None
 
 
-def _shortfall(g: Group, wc: WorkloadClass, state: FleetState, pools: list[PoolView], quota: bool
+def shortfall(g: Group, wc: WorkloadClass, state: FleetState, pools: list[PoolView], quota: bool
                ) -> Callable[[], str]:
     """The figures of a shortfall now, as a function that words them later."""
     n = g.need_nodes
     if quota:
         for pv in pools:
-            for qi, units in state.quotas_of(pv):
+            for qi, units in pv.quotas:
                 q = state.index.snapshot.quotas[qi]
                 need = n * units
                 left = state.quota_left[qi]
@@ -146,14 +186,17 @@ def _shortfall(g: Group, wc: WorkloadClass, state: FleetState, pools: list[PoolV
         total = sum(free[pv.idx] for pv in pools)
         return lambda: (f"capacity: {g.provider}/{g.region} {g.it.name} has {total} nodes free in "
                         f"{len({pv.pool.zone for pv in pools})} zone(s), {what} needs {n}")
-    best = max(pools, key=lambda pv: (free[pv.idx], -pv.idx))
+    best = pools[0] if len(pools) == 1 else max(pools, key=lambda pv: (free[pv.idx], -pv.idx))
     best_free = free[best.idx]
-    extra = ""
-    if wc.domain == TopologyDomain.NVLINK:
-        extra = f" ({g.units} NVLink domain(s) of {g.nodes_per_unit} nodes)"
-    elif wc.domain in (TopologyDomain.CLUSTER, TopologyDomain.ZONE):
-        extra = f" in one {'pool' if wc.domain == TopologyDomain.CLUSTER else 'zone'}"
-    return lambda: f"capacity: {best.pool.zone} {best.it.name} has {best_free} nodes free, {what} needs {n}{extra}"
+
+    def capacity_text() -> str:
+        extra = ""
+        if wc.domain == TopologyDomain.NVLINK:
+            extra = f" ({g.units} NVLink domain(s) of {g.nodes_per_unit} nodes)"
+        elif wc.domain in (TopologyDomain.CLUSTER, TopologyDomain.ZONE):
+            extra = f" in one {'pool' if wc.domain == TopologyDomain.CLUSTER else 'zone'}"
+        return f"capacity: {best.pool.zone} {best.it.name} has {best_free} nodes free, {what} needs {n}{extra}"
+    return capacity_text
 
 
 def pack(g: Group, wc: WorkloadClass, state: FleetState, ps: PolicySet) -> Option | Failure:
@@ -166,12 +209,12 @@ def pack(g: Group, wc: WorkloadClass, state: FleetState, ps: PolicySet) -> Optio
     else:
         short = sum(free[pv.idx] for pv in pools) < g.need_nodes
     if short:   # not enough free nodes in the whole group, whatever the topology: no need to try packing
-        return Failure("no-capacity", _shortfall(g, wc, state, pools, quota=False))
+        return Failure("no-capacity", shortfall(g, wc, state, pools, quota=False))
     got = _fill(g, wc, state, pools, use_quota=True)
     if got is None:
         if _fill(g, wc, state, pools, use_quota=False) is not None:
-            return Failure("no-quota", _shortfall(g, wc, state, pools, quota=True))
-        return Failure("no-capacity", _shortfall(g, wc, state, pools, quota=False))
+            return Failure("no-quota", shortfall(g, wc, state, pools, quota=True))
+        return Failure("no-capacity", shortfall(g, wc, state, pools, quota=False))
     local: dict[str, float] = {}
     takes = [_price_take(pv, n, state, local) for pv, n in got]
     gpus = sum(t.nodes for t in takes) * g.it.gpus
@@ -183,22 +226,27 @@ def pack(g: Group, wc: WorkloadClass, state: FleetState, ps: PolicySet) -> Optio
 
 
 def check_caps(opt: Option, wc: WorkloadClass, state: FleetState, ps: PolicySet) -> Failure | None:
+    return caps_failure(opt.group.provider, opt.gpus, opt.listed, wc.team, state, ps, ps.budget(wc.team))
+
+
+def caps_failure(prov: str, gpus: int, listed: float, team: str, state: FleetState, ps: PolicySet,
+                 b: TeamBudget | None) -> Failure | None:
+    """The provider share cap and the team budget (``b``, the team's) on an option of ``gpus`` GPUs at
+    ``listed`` $/hour on ``prov``."""
     cap = ps.provider_share
-    prov = opt.group.provider
     if cap is not None:
-        after = state.provider_gpus.get(prov, 0) + opt.gpus
-        total = state.total_gpus + opt.gpus
+        after = state.provider_gpus.get(prov, 0) + gpus
+        total = state.total_gpus + gpus
         share = after / max(total, cap.min_fleet_gpus, 1)
         if share > cap.max_share + 1e-9:
             of = max(total, cap.min_fleet_gpus)
             return Failure("cap", lambda: f"cap: {prov} would hold {share:.0%} > {cap.max_share:.0%} of {of} GPUs")
-    b = ps.budget(wc.team)
     if b is not None:
-        if b.gpus is not None and state.team_gpus.get(wc.team, 0) + opt.gpus > b.gpus:
-            use = state.team_gpus.get(wc.team, 0) + opt.gpus
-            return Failure("budget", lambda: f"budget: team {wc.team} would use {use} GPUs > {b.gpus}")
-        dollars = state.team_dollars.get(wc.team, 0.0) + opt.listed
+        if b.gpus is not None and state.team_gpus.get(team, 0) + gpus > b.gpus:
+            use = state.team_gpus.get(team, 0) + gpus
+            return Failure("budget", lambda: f"budget: team {team} would use {use} GPUs > {b.gpus}")
+        dollars = state.team_dollars.get(team, 0.0) + listed
         if b.dollars_per_hour is not None and dollars > b.dollars_per_hour + 1e-9:
-            return Failure("budget", lambda: f"budget: team {wc.team} would spend ${dollars:,.2f}/h > "
+            return Failure("budget", lambda: f"budget: team {team} would spend ${dollars:,.2f}/h > "
                                              f"${b.dollars_per_hour:,.2f}/h")
     return None

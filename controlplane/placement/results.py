@@ -94,35 +94,39 @@ class Decision:
         return sum(a.gpus for a in self.assignments)
 
     def to_json(self) -> dict[str, Any]:
-        first = self.assignments[0] if self.assignments else None
+        rows = self.assignments
         why = self.explanation()
-
-        def common(attr: str) -> Any:
-            vals = {getattr(a, attr) for a in self.assignments}
-            return str(next(iter(vals))) if len(vals) == 1 else None
-
-        out: dict[str, Any] = {
-            "workload": self.workload, "placed": self.placed,
-            # top-level fields describe the placement when all rows agree, else null (see "assignments")
-            "provider": common("provider") if first else None,
-            "region": common("region") if first else None,
-            "zone": common("zone") if first else None,
-            "instanceType": common("instance_type") if first else None,
-            "nodes": sum(a.nodes for a in self.assignments),
-            "gpus": self.gpus,
-            "gpuModel": common("gpu_model") if first else None,
-            "capacityType": common("capacity_type") if first else None,
-            "reservation": common("reservation") if first else None,
-            "pricePerHour": round(self.price_per_hour, 4),
-            "score": round(self.score, 4),
-            "reasons": list(why.reasons),
-            "assignments": [a.to_json() for a in self.assignments],
-            "runnersUp": list(why.runners_up),
-            "rejections": dict(sorted(why.rejections.items())),
-        }
+        out: dict[str, Any] = {"workload": self.workload, "placed": self.placed}
+        # top-level fields describe the placement when all rows agree, else null (see "assignments")
+        if len(rows) == 1:       # the usual single-row placement: every row agrees
+            a = rows[0]
+            out.update(provider=str(a.provider), region=str(a.region), zone=str(a.zone),
+                       instanceType=str(a.instance_type), nodes=a.nodes, gpus=a.gpus, gpuModel=str(a.gpu_model),
+                       capacityType=str(a.capacity_type), reservation=str(a.reservation),
+                       pricePerHour=round(self.price_per_hour, 4))
+        else:
+            def one(attr: str) -> Any:
+                vals = {getattr(a, attr) for a in rows}
+                return str(next(iter(vals))) if len(vals) == 1 else None
+            common = {k: one(attr) if rows else None for k, attr in _COMMON}
+            out.update(provider=common["provider"], region=common["region"], zone=common["zone"],
+                       instanceType=common["instanceType"], nodes=sum(a.nodes for a in rows), gpus=self.gpus,
+                       gpuModel=common["gpuModel"], capacityType=common["capacityType"],
+                       reservation=common["reservation"], pricePerHour=round(self.price_per_hour, 4))
+        rej = why.rejections
+        keys = list(rej)
+        order = sorted(keys)
+        out.update(score=round(self.score, 4), reasons=list(why.reasons), assignments=[a.to_json() for a in rows],
+                   runnersUp=list(why.runners_up),
+                   # sorted by key; the engine builds them sorted already, so mostly a copy
+                   rejections=dict(rej) if order == keys else {k: rej[k] for k in order})
         if not self.placed:
             out["unplacedReason"] = self.unplaced_kind
         return out
+
+
+_COMMON = (("provider", "provider"), ("region", "region"), ("zone", "zone"), ("instanceType", "instance_type"),
+           ("gpuModel", "gpu_model"), ("capacityType", "capacity_type"), ("reservation", "reservation"))
 
 
 @dataclass(slots=True)

@@ -14,6 +14,7 @@ by its policy weight (policy.model.Weights):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from controlplane.placement.rules import region_matches
@@ -41,6 +42,7 @@ def locality(wc: WorkloadClass, pv: PoolView, snap: FleetSnapshot) -> float:
 
 
 def health_term(pv: PoolView) -> float:
+    """(Also precomputed as ``PoolView.health_term``.)"""
     return 0.0 if pv.health == HealthStatus.DEGRADED else 1.0
 
 
@@ -74,26 +76,27 @@ def group_upper_bound(g: Group, wc: WorkloadClass, ps: PolicySet, ref: float, lo
             + (w.spread if wc.spreads else w.fewer_providers))
 
 
-def option_score(wc: WorkloadClass, ps: PolicySet, ref: float, loc: dict[int, float], takes: list,
-                 gpus: int, marginal: float, committed_gpus: int,
-                 used_providers: dict[str, set[str]]) -> tuple[float, dict[str, float]]:
-    """Score of an option (``takes`` are ``Take`` rows of one group), with its terms for explanations."""
+def option_score(wc: WorkloadClass, ps: PolicySet, ref: float, loc: dict[int, float], pools: Sequence[PoolView],
+                 gpus: int, marginal: float, committed_gpus: int, used_providers: dict[str, set[str]],
+                 spreads: bool) -> tuple[float, tuple[float, float, float, float, float]]:
+    """Score of an option drawing on ``pools`` (all of one group), with its terms for explanations: cost,
+    committed, health, dataLocality, then spread (``spreads``, i.e. ``wc.spreads``) or fewerProviders."""
     w = ps.weights
-    pv0 = takes[0].pv
+    pv0 = pools[0]
     prov, reg = pv0.pool.provider, pv0.pool.region
-    terms = {
-        # per GPU the workload asked for: a whole 8-GPU node for a 1-GPU job costs 8x
-        "cost": max(0.0, 1.0 - (marginal / min(gpus, wc.count)) / ref),
-        "committed": committed_gpus / gpus,
-        "health": min(health_term(t.pv) for t in takes),
-        "dataLocality": min(loc[t.pv.idx] for t in takes),
-    }
-    if wc.spreads:
-        terms["spread"] = 1.0 if prov not in used_providers else (0.5 if reg not in used_providers[prov] else 0.0)
-        extra = w.spread * terms["spread"]
+    # per GPU the workload asked for: a whole 8-GPU node for a 1-GPU job costs 8x
+    cost = max(0.0, 1.0 - (marginal / min(gpus, wc.count)) / ref)
+    committed = committed_gpus / gpus
+    if len(pools) == 1:
+        health, local = pv0.health_term, loc[pv0.idx]
     else:
-        terms["fewerProviders"] = 1.0 if not used_providers or prov in used_providers else 0.0
-        extra = w.fewer_providers * terms["fewerProviders"]
-    score = (w.cost * terms["cost"] + w.committed * terms["committed"] + w.health * terms["health"]
-             + w.data_locality * terms["dataLocality"] + extra)
-    return score, terms
+        health = min(pv.health_term for pv in pools)
+        local = min(loc[pv.idx] for pv in pools)
+    if spreads:
+        term = 1.0 if prov not in used_providers else (0.5 if reg not in used_providers[prov] else 0.0)
+        extra = w.spread * term
+    else:
+        term = 1.0 if not used_providers or prov in used_providers else 0.0
+        extra = w.fewer_providers * term
+    score = (w.cost * cost + w.committed * committed + w.health * health + w.data_locality * local + extra)
+    return score, (cost, committed, health, local, term)

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 from controlplane.placement.candidates import PoolView, SnapshotIndex
 from controlplane.placement.results import Assignment
-from controlplane.placement.snapshot import quota_applies, quota_units
 
 
 @dataclass(slots=True)
@@ -31,7 +30,6 @@ class FleetState:
         self.index = index
         self.free = [p.available_nodes for p in snap.pools]
         self.quota_left = [q.headroom for q in snap.quotas]
-        self._quota_of = index.quota_of        # pool idx -> [(quota idx, units per node)], shared by the index
         self.provider_gpus: dict[str, int] = {}
         self.total_gpus = 0
         self.team_gpus: dict[str, int] = {}
@@ -49,14 +47,10 @@ class FleetState:
                 use = a.gpus if self.commit_unit[a.commitment] == "gpus" else a.list_price_per_hour
                 self.commit_left[a.commitment] -= use
 
-    def quotas_of(self, pv: PoolView) -> list[tuple[int, float]]:
-        got = self._quota_of.get(pv.idx)
-        if got is None:
-            p = pv.pool
-            got = [(i, quota_units(q, pv.it)) for i, q in enumerate(self.index.snapshot.quotas)
-                   if quota_applies(q, p.provider, p.region, p.instance_type, pv.capacity_type)]
-            self._quota_of[pv.idx] = got
-        return got
+    @staticmethod
+    def quotas_of(pv: PoolView) -> tuple[tuple[int, float], ...]:
+        """(quota idx, units per node) of the quotas a pool draws on (computed with the index)."""
+        return pv.quotas
 
     def _count(self, provider: str, team: str, gpus: int, dollars: float, sign: int) -> None:
         self.provider_gpus[provider] = self.provider_gpus.get(provider, 0) + sign * gpus
@@ -67,7 +61,7 @@ class FleetState:
     def apply(self, takes: list[Take], team: str, sign: int = 1) -> None:
         for t in takes:
             self.free[t.pv.idx] -= sign * t.nodes
-            for qi, units in self.quotas_of(t.pv):
+            for qi, units in t.pv.quotas:
                 self.quota_left[qi] -= sign * units * t.nodes
             if t.commitment:
                 use = t.covered * t.pv.it.gpus if self.commit_unit[t.commitment] == "gpus" \
