@@ -152,5 +152,27 @@ def unplaced_reasons(kind: str, fails: Mapping[str, Failure], rejections: Mappin
         same = [f"{k}: {f.message}" for k, f in sorted(fails.items()) if f.kind == kind]
         out.extend(same[:examples])
     else:
-        out.extend(f"{k}: {why}" for k, why in sorted(rejections.items())[:examples])
+        out.extend(f"{k}: {why}" for k, why in _telling(rejections, examples))
     return out
+
+
+def _telling(rejections: Mapping[str, str], n: int) -> list[tuple[str, str]]:
+    """``n`` rejections that explain the most. The workload's own filters (``gpu:``, then ``location:``) say
+    only that it asked for something else there, so policy and capacity rules come first; and one provider
+    each before a second from the same provider."""
+    def rank(kv: tuple[str, str]) -> tuple[int, str]:
+        return (2 if kv[1].startswith("location:") else 1 if kv[1].startswith("gpu:") else 0, kv[0])
+
+    ordered = sorted(rejections.items(), key=rank)
+    picked: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for k, why in ordered:
+        if len(picked) < n and k.split("/", 1)[0] not in seen:
+            picked.append((k, why))
+            seen.add(k.split("/", 1)[0])
+    for k, why in ordered:
+        if len(picked) >= n:
+            break
+        if (k, why) not in picked:
+            picked.append((k, why))
+    return picked

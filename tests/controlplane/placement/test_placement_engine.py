@@ -83,6 +83,15 @@ def test_nothing_matches_and_down_provider():
     assert d.rejections["aws/us-east-1"] == "health: aws/us-east-1 is down"
 
 
+def test_unplaced_reasons_lead_with_the_rule_that_shut_out_what_the_workload_asked_for():
+    # Every other provider fails the workload's own region filter; what matters is why azure could not.
+    w = workload("{gpus: {model: H100, count: 8}, location: {regions: ['azure:*']}}")
+    d = place_one(w, catalog_snapshot(), policies("{providers: {allow: [aws, gcp, coreweave]}}"))
+    assert not d.placed and d.unplaced_kind == "nothing-matches"
+    assert d.reasons[1].startswith("azure/") and "azure not in allowed" in d.reasons[1]
+    assert len({r.split("/", 1)[0] for r in d.reasons[1:]}) == len(d.reasons) - 1   # one per provider
+
+
 def test_provider_share_cap_counts_existing():
     snap = snapshot([H100_AWS, H100_GCP])
     ps = policies("{caps: {providerShare: {max: 0.5, minFleetGpus: 32}}}")
