@@ -15,22 +15,13 @@ which starts a comment) also gives None.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+from controlplane.policy.cel_rules import IDENT, skip_string
+
 _MAPS = ("workload", "candidate")
 _MISSING = object()
-
-
-def _skip_string(expr: str, i: int) -> int:
-    """Index just past the string literal starting at ``i`` (single or triple quotes; no backslash, see
-    ``rule_fields``)."""
-    q = expr[i]
-    end = q * 3 if expr.startswith(q * 3, i) else q
-    j = expr.find(end, i + len(end))
-    return len(expr) if j < 0 else j + len(end)
 
 
 def _skip_space(expr: str, i: int) -> int:
@@ -70,9 +61,9 @@ def rule_fields(expr: str) -> dict[str, tuple[str, ...]] | None:
     while i < n:
         c = expr[i]
         if c in "\"'":
-            i = _skip_string(expr, i)
+            i = skip_string(expr, i)
             continue
-        m = _NAME.match(expr, i)
+        m = IDENT.match(expr, i)
         if m is None:
             i += 1
             continue
@@ -88,7 +79,7 @@ def rule_fields(expr: str) -> dict[str, tuple[str, ...]] | None:
             return None         # ``1candidate``: not something to second-guess
         k = _skip_space(expr, i)
         if k < n and expr[k] == ".":
-            f = _NAME.match(expr, _skip_space(expr, k + 1))
+            f = IDENT.match(expr, _skip_space(expr, k + 1))
             if f is not None:
                 after = _skip_space(expr, f.end())
                 if not (after < n and expr[after] == "("):

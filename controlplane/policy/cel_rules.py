@@ -23,7 +23,7 @@ MAX_EXPRESSION_CHARS = 2000
 MAX_ITERATIONS = 10_000          # about 5 ms of the slowest comprehension body, measured
 DATA_RANGE = 64                  # the largest list or map a rule can iterate over in its input
 _MACROS = frozenset({"all", "exists", "exists_one", "map", "filter"})
-_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _POSITION = re.compile(r"<input>:(\d+):(\d+):\s*(.*)")
 
 
@@ -135,10 +135,10 @@ def estimated_iterations(expr: str) -> int:
     while i < n:
         c = expr[i]
         if c in "\"'":
-            i = _skip_string(expr, i)
+            i = skip_string(expr, i)
             last_range = DATA_RANGE
             continue
-        m = _IDENT.match(expr, i)
+        m = IDENT.match(expr, i)
         if m:
             k = m.end()
             while k < n and expr[k].isspace():
@@ -180,8 +180,9 @@ def _product(stack: list[tuple[str, int, int]]) -> int:
     return out
 
 
-def _skip_string(expr: str, i: int) -> int:
-    """Index just past the string literal starting at ``i`` (triple quotes and escapes understood)."""
+def skip_string(expr: str, i: int) -> int:
+    """Index just past the CEL string literal starting at ``i`` (triple quotes and escapes understood).
+    Shared with the placement core's scan of the fields a rule reads (``controlplane.placement.celkeys``)."""
     q = expr[i]
     triple = expr.startswith(q * 3, i)
     end = q * 3 if triple else q
