@@ -13,12 +13,19 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from infra.engines import diffing
 from infra.engines.appliers import handlers_for
-from infra.engines.appliers.base import ApplyContext, ExtraHandler, Handler, NotApplied
+from infra.engines.appliers.base import (
+    ApplyContext,
+    ExtraHandler,
+    Handler,
+    NodeHandler,
+    NotApplied,
+    delete_nodes,
+)
 from infra.engines.base import ChangeSet, DriftItem, DriftReport, EngineError, ResourceChange, UpResult
 from infra.engines.mockruntime import DesiredResource, logical_id, run_program
 from infra.engines.state import FileStateStore, StackStateStore, empty_state
@@ -37,7 +44,7 @@ def idempotency_key(stack: str, urn: str, generation: int) -> str:
     return str(uuid.uuid5(_KEY_NS, f"{stack}|{urn}|{generation}"))
 
 
-def resolve(value: Any, ids: dict[str, str]) -> Any:
+def resolve(value: Any, ids: Mapping[str, str]) -> Any:
     """Replace logical ids (what the mock runtime handed out) by the cloud ids they stand for."""
     if isinstance(value, str):
         return ids.get(value, value)
@@ -79,14 +86,12 @@ class LocalEngine:
             plan = diffing.diff(rec.resources, state["resources"])
             changes = plan.change_set(state["resources"])
             try:
-                for d in plan.creates:
-                    run.create(d)
+                run.create_all(plan.creates)
                 for d, keys in plan.updates:
                     run.update(d, keys)
-                for urn in plan.deletes:
-                    run.delete(urn)
+                run.delete_all(plan.deletes)
             finally:
-                state["outputs"] = resolve(rec.outputs, run.id_map())
+                state["outputs"] = resolve(rec.outputs, run.ids)
                 run.save()
         return UpResult(stack.name, changes, state["outputs"], time.monotonic() - t0,
                         [self.banner, *run.messages], run.not_applied)
@@ -105,8 +110,7 @@ class LocalEngine:
             res = state["resources"]
             urns = list(reversed(diffing.order_urns(list(res), {u: diffing._edges(s) for u, s in res.items()})))
             changes = ChangeSet(deletes=[ResourceChange(u, res[u]["type"], res[u]["name"], "delete") for u in urns])
-            for urn in urns:
-                run.delete(urn)
+            run.delete_all(urns)
             if state["resources"]:
                 run.save()
             else:
@@ -161,8 +165,56 @@ class LocalEngine:
                             pools={p.pool: p for p in stack.pools}, config=dict(stack.config))
 
 
+def _batches(items: list[Any], counts: Callable[[Any], bool], cap: int = 256) -> Iterator[list[Any]]:
+    """Consecutive slices of ``items`` holding 1, 2, 4, ... up to ``cap`` items that ``counts`` (those
+    that mean a cloud call): a small stack still saves around every call, a large one writes its
+    (whole) state a few dozen times instead of twice per resource."""
+    out: list[Any] = []
+    n, size = 0, 1
+    for it in items:
+        out.append(it)
+        if counts(it):
+            n += 1
+            if n >= size:
+                yield out
+                out, n, size = [], 0, min(cap, size * 2)
+    if out:
+        yield out
+
+
+class _LiveIds(Mapping[str, str]):
+    """Logical id -> cloud id of what the run has created so far, read through to the state (so it is
+    never stale and costs nothing to keep up to date)."""
+
+    def __init__(self, res: dict[str, dict[str, Any]], lids: dict[str, str]) -> None:
+        self._res, self._lids = res, lids
+
+    def __getitem__(self, lid: str) -> str:
+        got = self.get(lid)
+        if got is None:
+            raise KeyError(lid)
+        return got
+
+    def get(self, lid: str, default: Any = None) -> Any:      # resolve() asks this of every string
+        urn = self._lids.get(lid)
+        s = self._res.get(urn) if urn is not None else None
+        if s is None or s.get("status") != "created" or not s.get("ids"):
+            return default
+        return str(s["ids"][0])
+
+    def __iter__(self) -> Iterator[str]:
+        return (lid for lid in self._lids if lid in self)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
 class _Run:
-    """One up/destroy of one stack: applies and records, saving state around every cloud call."""
+    """One up/destroy of one stack: applies and records.
+
+    State is saved in batches (``_batches``): the pending records of a batch in one write *before* its
+    cloud calls, the outcomes in one write after. A worker killed in between leaves pending records,
+    which the next run adopts by key (``settle``) or creates again with the same key."""
 
     def __init__(self, engine: LocalEngine, ctx: ApplyContext, state: dict[str, Any], stack: str) -> None:
         self.engine, self.ctx, self.state, self.stack = engine, ctx, state, stack
@@ -171,28 +223,27 @@ class _Run:
         self.messages: list[str] = []
         self.not_applied: list[ResourceChange] = []
         self._virtual_noted = False
+        self._lids: dict[str, str] = {logical_id(u): u for u in self.res}
+        self.ids = _LiveIds(self.res, self._lids)
 
     def save(self) -> None:
         self.state["serial"] = int(self.state.get("serial", 0)) + 1
         self.engine.store.put(self.stack, self.state)
-
-    def id_map(self) -> dict[str, str]:
-        return {logical_id(u): s["ids"][0] for u, s in self.res.items()
-                if s.get("status") == "created" and s.get("ids")}
 
     def _say(self, line: str) -> None:
         self.messages.append(line)
         self.engine._emit(line)
 
     def settle(self, observe: bool = True) -> None:
-        """Adopt what interrupted runs left behind, and notice what vanished behind our back."""
+        """Adopt what interrupted runs left behind, and notice what vanished behind our back. Node
+        resources are answered from one listing of the provider's nodes (``ApplyContext.nodes``)."""
         for _urn, s in self.res.items():
             h = self.handlers.get(s["type"])
             if h is None:
                 continue
             status = s.get("status")
             if status in ("pending-create", "failed"):
-                found = h.find(self.ctx, resolve(s["inputs"], self.id_map()), s["key"])
+                found = h.find(self.ctx, resolve(s["inputs"], self.ids), s["key"])
                 if found is not None:
                     s.update(status="created", ids=found.ids, info=found.info)
                     self._say(f"  adopted {s['name']} ({', '.join(found.ids)}): created by an interrupted run")
@@ -206,10 +257,46 @@ class _Run:
 
     def _entry(self, d: DesiredResource, status: str) -> dict[str, Any]:
         prior = self.res.get(d.urn) or {}
+        self._lids[d.logical_id] = d.urn
         return {"type": d.type, "name": d.name, "inputs": d.inputs, "parent": d.parent, "deps": d.deps,
                 "status": status, "ids": [], "info": {}, "gen": prior.get("gen", -1), "key": prior.get("key", "")}
 
+    # -- creates ---------------------------------------------------------------------------------
+    def create_all(self, ds: list[DesiredResource]) -> None:
+        """Create in (dependency) order, in batches: one write of the batch's pending records, its cloud
+        calls one by one (a dependent's inputs resolve to the ids its dependencies just got), one write
+        of the outcomes."""
+        for chunk in _batches(ds, lambda d: d.type in self.handlers):
+            batch = [(d, p) for d in chunk if (p := self._prepare(d)) is not None]
+            if not batch:
+                continue
+            self.save()                               # the pending records, before the cloud calls
+            done = 0
+            try:
+                for d, (h, entry, _prior) in batch:
+                    done += 1
+                    self._apply(h, d, entry, "created", save=False)
+            except Exception:
+                # Calls not made need no pending record: put back what the state held before.
+                for d, (_h, _e, prior) in batch[done:]:
+                    if prior is None:
+                        self.res.pop(d.urn, None)
+                    else:
+                        self.res[d.urn] = prior
+                raise
+            finally:
+                self.save()
+
     def create(self, d: DesiredResource) -> None:
+        p = self._prepare(d)
+        if p is None:
+            return
+        h, entry, _prior = p
+        self.save()                                   # the pending record, before the cloud call
+        self._apply(h, d, entry, "created")
+
+    def _prepare(self, d: DesiredResource) -> tuple[Handler, dict[str, Any], dict[str, Any] | None] | None:
+        """Record ``d`` as pending-create (in memory); None for what has no cloud counterpart."""
         h = self.handlers.get(d.type)
         if h is None:
             self.res[d.urn] = self._entry(d, "virtual" if d.custom else "component")
@@ -217,33 +304,35 @@ class _Run:
                 self._virtual_noted = True
                 self._say("  network, cluster and template resources have no counterpart in the mock clouds: "
                           "kept in state as virtual")
-            return
-        prior = self.res.get(d.urn) or {}
+            return None
+        prior = self.res.get(d.urn)
         entry = self._entry(d, "pending-create")
         # Same key while nothing may exist yet (so the cloud deduplicates); a new one after a loss.
-        same = prior.get("status") in ("pending-create", "not-applied") and prior.get("key")
-        entry["gen"] = prior.get("gen", -1) + (0 if same else 1)
-        entry["key"] = prior["key"] if same else idempotency_key(self.stack, d.urn, entry["gen"])
+        same = (prior or {}).get("status") in ("pending-create", "not-applied") and (prior or {}).get("key")
+        entry["gen"] = (prior or {}).get("gen", -1) + (0 if same else 1)
+        entry["key"] = (prior or {})["key"] if same else idempotency_key(self.stack, d.urn, entry["gen"])
         self.res[d.urn] = entry
-        self.save()                                   # the pending record, before the cloud call
-        self._apply(h, d, entry, "created")
+        return h, entry, prior
 
-    def _apply(self, h: Handler, d: DesiredResource, entry: dict[str, Any], verb: str) -> None:
+    def _apply(self, h: Handler, d: DesiredResource, entry: dict[str, Any], verb: str, save: bool = True) -> None:
         try:
-            out = h.create(self.ctx, resolve(d.inputs, self.id_map()), entry["key"])
+            out = h.create(self.ctx, resolve(d.inputs, self.ids), entry["key"])
         except NotApplied as e:
             entry.update(status="not-applied", reason=str(e))
             self.not_applied.append(ResourceChange(d.urn, d.type, d.name, "create", str(e)))
             self._say(f"  ! {d.type} {d.name}: not applied: {e}")
-            self.save()
+            if save:
+                self.save()
             return
         except ProviderError as e:
             entry.update(status="failed", reason=f"{type(e).__name__}: {e}")
-            self.save()
+            if save:
+                self.save()
             raise
         entry.update(status="created", ids=out.ids, info=out.info, inputs=d.inputs)
         entry.pop("reason", None)
-        self.save()
+        if save:
+            self.save()
         self._say(f"  + {d.type} {d.name} {verb} ({', '.join(out.ids)})")
 
     def update(self, d: DesiredResource, keys: list[str]) -> None:
@@ -260,21 +349,88 @@ class _Run:
         self.delete(d.urn)
         self.create(d)
 
+    # -- deletes ---------------------------------------------------------------------------------
     def delete(self, urn: str) -> None:
+        self.delete_all([urn])
+
+    def delete_all(self, urns: list[str]) -> None:
+        """Delete in the order given (dependents first), in batches: one write marking the batch
+        pending-delete, the cloud calls, one write dropping what is gone."""
+        for chunk in _batches(urns, self._deletable):
+            self._delete_batch(chunk)
+
+    def _delete_batch(self, chunk: list[str]) -> None:
+        """Nodes go to the adapter together (one ``delete_nodes``), flushed before any other cloud delete
+        so that the order between a node and anything else holds; state-only entries (virtual, never
+        applied) need no call."""
+        prior = {u: st for u in chunk if (st := self._mark_delete(u)) is not None}
+        if prior:
+            self.save()                               # pending-delete, before the cloud calls
+        gone: list[str] = []
+        tried: set[str] = set()
+        nodes: list[str] = []
+        try:
+            for u in chunk:
+                if u not in prior:
+                    gone.append(u)                    # nothing in the cloud: state only
+                elif isinstance(self.handlers[self.res[u]["type"]], NodeHandler):
+                    nodes.append(u)
+                else:
+                    self._delete_nodes(nodes, tried, gone)
+                    tried.add(u)
+                    self._delete_extra(u)
+                    gone.append(u)
+            self._delete_nodes(nodes, tried, gone)
+        except Exception:
+            # Deletes not attempted need no pending-delete mark: put back the status they had.
+            for u, st in prior.items():
+                if u not in tried:
+                    self.res[u]["status"] = st
+            raise
+        finally:
+            for u in gone:
+                del self.res[u]
+            if prior or gone:
+                self.save()
+
+    def _delete_nodes(self, nodes: list[str], tried: set[str], gone: list[str]) -> None:
+        if not nodes:
+            return
+        tried.update(nodes)
+        delete_nodes(self.ctx, [self.res[u].get("ids") or [] for u in nodes])
+        for u in nodes:
+            self._deleted(u)
+        gone.extend(nodes)
+        nodes.clear()
+
+    def _delete_extra(self, urn: str) -> None:
         s = self.res[urn]
-        h = self.handlers.get(s["type"])
-        if h is not None and s.get("status") not in ("not-applied", "missing"):
-            if s.get("status") in ("pending-create", "failed"):
-                found = h.find(self.ctx, resolve(s["inputs"], self.id_map()), s.get("key", ""))
-                if found is not None:
-                    s.update(ids=found.ids, info=found.info)
-            s["status"] = "pending-delete"
-            self.save()
-            try:
-                h.delete(self.ctx, s.get("info") or {}, s.get("ids") or [])
-                self._say(f"  - {s['type']} {s['name']} deleted ({', '.join(s.get('ids') or [])})")
-            except NotApplied as e:
-                self.not_applied.append(ResourceChange(urn, s["type"], s["name"], "delete", str(e)))
-                self._say(f"  ! {s['type']} {s['name']}: left in the cloud, not deleted: {e}")
-        del self.res[urn]
-        self.save()
+        try:
+            self.handlers[s["type"]].delete(self.ctx, s.get("info") or {}, s.get("ids") or [])
+            self._deleted(urn)
+        except NotApplied as e:
+            self.not_applied.append(ResourceChange(urn, s["type"], s["name"], "delete", str(e)))
+            self._say(f"  ! {s['type']} {s['name']}: left in the cloud, not deleted: {e}")
+
+    def _deletable(self, urn: str) -> bool:
+        s = self.res[urn]
+        return s["type"] in self.handlers and s.get("status") not in ("not-applied", "missing")
+
+    def _mark_delete(self, urn: str) -> str | None:
+        """Mark ``urn`` pending-delete when there may be something in the cloud to delete; returns the
+        status it had (None: nothing to delete, state only)."""
+        if not self._deletable(urn):
+            return None
+        s = self.res[urn]
+        h = self.handlers[s["type"]]
+        status = s.get("status")
+        if status in ("pending-create", "failed"):
+            found = h.find(self.ctx, resolve(s["inputs"], self.ids), s.get("key", ""))
+            if found is not None:
+                s.update(ids=found.ids, info=found.info)
+        s["status"] = "pending-delete"
+        return str(status)
+
+    def _deleted(self, urn: str) -> None:
+        s = self.res[urn]
+        self._say(f"  - {s['type']} {s['name']} deleted ({', '.join(s.get('ids') or [])})")

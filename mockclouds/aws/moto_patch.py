@@ -1,5 +1,6 @@
 """Make moto's static EC2 data agree with Awan's catalog: the GPU types it lacks, the zones it lacks, and
 instance-type offerings per zone taken from the catalog (moto's own per-AZ data is wrong for our zones).
+Also one speed fix (``_direct_tag_lookup``): same answers, without a scan of every tag per resource.
 
 moto keeps this data in module-level tables that survive ``BackendDict.reset()``, so patching once per
 process is enough; ``apply_catalog`` is idempotent.
@@ -87,8 +88,33 @@ def _set_offerings(catalog: Catalog) -> None:
             rows[:] = [r for r in rows if r["InstanceType"] not in types or r["InstanceType"] in mine]
 
 
+def _direct_tag_lookup() -> None:
+    """moto answers a resource's tags with ``describe_tags(filters={"resource-id": [id]})``, a scan of
+    every tag of every resource in the region with a regex per entry: DescribeInstances of N instances
+    is then O(N^2). For an id without glob characters that filter (``fnmatch.translate``, anchored)
+    matches that id alone, so read its entry directly: same list, same order, same fields."""
+    from moto.ec2.models.core import TaggedEC2Resource
+    from moto.ec2.utils import EC2_PREFIX_TO_RESOURCE, get_prefix
+
+    scan = TaggedEC2Resource.get_tags
+    if getattr(scan, "_awan_direct", False):
+        return
+
+    def get_tags(self: TaggedEC2Resource) -> list[dict[str, str]]:
+        rid = getattr(self, "id", None)
+        if not rid or not isinstance(rid, str) or any(c in rid for c in "*?[]\\"):
+            return scan(self)
+        tags = self.ec2_backend.tags.get(rid) or {}  # type: ignore[attr-defined]
+        rtype = EC2_PREFIX_TO_RESOURCE.get(get_prefix(rid), "")
+        return [{"resource_id": rid, "key": k, "value": v, "resource_type": rtype} for k, v in list(tags.items())]
+
+    get_tags._awan_direct = True  # type: ignore[attr-defined]
+    TaggedEC2Resource.get_tags = get_tags  # type: ignore[method-assign]
+
+
 def apply_catalog(catalog: Catalog) -> None:
     with _lock:
+        _direct_tag_lookup()
         if id(catalog) in _applied:
             return
         for it in catalog.instance_types.values():

@@ -287,10 +287,11 @@ class AzureBackend:
             return self._operation(vm.location, None, lambda: self.vms.pop(key(sub, rg, name), None))
 
     def list_vms(self, sub: str, rg: str | None, scale_set_id: str = "") -> list[VirtualMachine]:
+        sub_l, rg_l, ss_l = sub.lower(), rg.lower() if rg is not None else None, scale_set_id.lower()
         with self._lock:
             return [vm for (s, r, _), vm in self.vms.items()
-                    if s == sub.lower() and (rg is None or r == rg.lower())
-                    and (not scale_set_id or vm.scale_set_id.lower() == scale_set_id.lower())]
+                    if s == sub_l and (rg_l is None or r == rg_l)
+                    and (not ss_l or vm.scale_set_id.lower() == ss_l)]
 
     # -- Flexible scale sets ----------------------------------------------------------------------
     def put_scale_set(self, sub: str, rg: str, name: str,

@@ -173,13 +173,17 @@ class NodePoolController:
         per_rack = it.nodes_per_domain
         fill: dict[str, int] = {}
         mine: set[str] = set()
-        nodes, _ = self.store.list(NODES, None)
-        for n in nodes:
+
+        def racked(n: Obj) -> bool:
             lab = n["metadata"].get("labels") or {}
-            if lab.get(TOPO_ZONE) == zone and lab.get(TYPE_LABEL) == it.name and NVLINK_LABEL in lab:
-                fill[lab[NVLINK_LABEL]] = fill.get(lab[NVLINK_LABEL], 0) + 1
-                if lab.get(POOL_LABEL) == pool:
-                    mine.add(lab[NVLINK_LABEL])
+            return lab.get(TOPO_ZONE) == zone and lab.get(TYPE_LABEL) == it.name and NVLINK_LABEL in lab
+
+        nodes, _ = self.store.list(NODES, None, racked, copy_out=False)     # read only, under the lock
+        for n in nodes:
+            lab = n["metadata"]["labels"]
+            fill[lab[NVLINK_LABEL]] = fill.get(lab[NVLINK_LABEL], 0) + 1
+            if lab.get(POOL_LABEL) == pool:
+                mine.add(lab[NVLINK_LABEL])
         # Keep a pool on the racks it already uses (one NVLink domain for a training gang), then fill
         # partly used racks before opening a new one.
         for rack in sorted(mine) + sorted(fill, key=lambda r: (-fill[r], r)):

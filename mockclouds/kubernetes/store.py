@@ -106,11 +106,17 @@ class ObjectStore:
             raise not_found(rt.plural, rt.group, name)
         return o
 
-    def list(self, rt: ResourceType, ns: str | None, match: Matcher | None = None) -> tuple[list[Obj], int]:
+    def list(self, rt: ResourceType, ns: str | None, match: Matcher | None = None,
+             *, copy_out: bool = True) -> tuple[list[Obj], int]:
+        """``copy_out=False`` hands out the stored objects themselves: only for a caller that holds
+        ``lock`` and only reads them (the controller counting nodes per rack)."""
         with self._cond:
-            items = [o for (ons, _), o in sorted(self._objs.get(rt.plural, {}).items())
-                     if (ns is None or not rt.namespaced or ons == ns) and (match is None or match(o))]
-            return copy.deepcopy(items), self._rv
+            # Filter, then sort and copy what matched (not every object of the kind).
+            hits = [(key, o) for key, o in self._objs.get(rt.plural, {}).items()
+                    if (ns is None or not rt.namespaced or key[0] == ns) and (match is None or match(o))]
+            hits.sort(key=lambda kv: kv[0])
+            items = [o for _, o in hits]
+            return (copy.deepcopy(items) if copy_out else items), self._rv
 
     # -- writes --------------------------------------------------------------------------------
     def _record(self, rt: ResourceType, type_: str, obj: Obj) -> None:

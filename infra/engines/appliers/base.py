@@ -34,16 +34,50 @@ class ApplyContext:
     region: str
     pools: dict[str, NodePoolSpec]
     config: dict[str, str] = field(default_factory=dict)
-    _nodes: list[Node] | None = None
+    _nodes: dict[str, Node] | None = None           # the run's view of the cloud's nodes, by id
+    _keys: dict[str, list[str]] | None = None       # idempotency key -> node ids
 
     def nodes(self, refresh: bool = False) -> list[Node]:
-        """The adapter's list_nodes, once per run (it is the expensive call)."""
-        if self._nodes is None or refresh:
-            self._nodes = list(self.provider.list_nodes())
-        return self._nodes
+        """The adapter's list_nodes, once per run (it is the expensive call: every node the provider
+        holds for Awan). What the run itself creates and deletes is folded in (``note_created``,
+        ``note_deleted``), so one stack's run lists once, not once per node it touches."""
+        return list(self._index(refresh).values())
+
+    def live(self, node_id: str) -> Node | None:
+        n = self._index().get(node_id)
+        return n if n is not None and n.state not in _GONE else None
+
+    def live_by_key(self, key: str) -> list[Node]:
+        self._index()
+        assert self._keys is not None
+        return [n for i in self._keys.get(key, ()) if (n := self.live(i)) is not None]
+
+    def note_created(self, nodes: list[Node], key: str = "") -> None:
+        if self._nodes is not None:
+            self._add(nodes, key)
+
+    def note_deleted(self, ids: list[str]) -> None:
+        if self._nodes is not None:
+            for i in ids:
+                self._nodes.pop(i, None)
 
     def forget_nodes(self) -> None:
-        self._nodes = None
+        self._nodes = self._keys = None
+
+    def _index(self, refresh: bool = False) -> dict[str, Node]:
+        if self._nodes is None or refresh:
+            self._nodes, self._keys = {}, {}
+            self._add(self.provider.list_nodes())
+        return self._nodes
+
+    def _add(self, nodes: list[Node], key: str = "") -> None:
+        assert self._nodes is not None and self._keys is not None
+        for n in nodes:
+            self._nodes[n.id] = n
+            for k in {key, n.labels.get(KEY_TAG), n.labels.get(KEY_LABEL)} - {None, ""}:
+                ids = self._keys.setdefault(str(k), [])
+                if n.id not in ids:
+                    ids.append(n.id)
 
 
 @dataclass(slots=True)
@@ -120,25 +154,29 @@ class NodeHandler:
     def create(self, ctx: ApplyContext, inputs: dict[str, Any], key: str) -> Outcome:
         req = self.request(ctx, inputs, key)
         nodes = ctx.provider.create_nodes(req)
-        ctx.forget_nodes()
+        ctx.note_created(nodes, key)
         return Outcome(ids=[n.id for n in nodes], info=_request_info(req))
 
     def find(self, ctx: ApplyContext, inputs: dict[str, Any], key: str) -> Outcome | None:
-        found = [n for n in ctx.nodes() if n.state not in _GONE
-                 and key in (n.labels.get(KEY_TAG), n.labels.get(KEY_LABEL))]
+        found = ctx.live_by_key(key)
         if not found:
             return None
         return Outcome(ids=[n.id for n in found], info=_request_info(self.request(ctx, inputs, key)))
 
     def delete(self, ctx: ApplyContext, info: dict[str, Any], ids: list[str]) -> None:
-        live = [n for n in ctx.nodes() if n.id in ids and n.state not in _GONE]
-        if live:
-            ctx.provider.delete_nodes(live)
-            ctx.forget_nodes()
+        delete_nodes(ctx, [ids])
 
     def exists(self, ctx: ApplyContext, info: dict[str, Any], ids: list[str]) -> bool | None:
-        live = {n.id for n in ctx.nodes() if n.state not in _GONE}
-        return bool(ids) and all(i in live for i in ids)
+        return bool(ids) and all(ctx.live(i) is not None for i in ids)
+
+
+def delete_nodes(ctx: ApplyContext, id_lists: list[list[str]]) -> None:
+    """Delete the live nodes among ``id_lists`` (one list per resource) in one adapter call: the
+    adapters take many nodes at once (EC2 terminates a region's batch in one request)."""
+    live = [n for ids in id_lists for i in ids if (n := ctx.live(i)) is not None]
+    if live:
+        ctx.provider.delete_nodes(live)
+        ctx.note_deleted([n.id for n in live])
 
 
 def _request_info(req: NodeRequest) -> dict[str, Any]:
