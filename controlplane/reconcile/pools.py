@@ -4,29 +4,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 
+from controlplane.placement.results import Assignment
 from controlplane.reconcile.desired import pool_from_assignment, pool_name
 from controlplane.store.models import Workload
 from infra.spec import NodePoolSpec
+from providers.catalog import CapacityType
 
 __all__ = ["pool_name", "pools_for"]
-
-
-@dataclass(frozen=True)
-class _AssignmentView:
-    """A stored assignment with the attribute names of placement's Assignment."""
-
-    workload: str
-    provider: str
-    region: str
-    zone: str
-    instance_type: str
-    nodes: int
-    gpus: int
-    gpu_model: str
-    capacity_type: str
-    reservation: str
 
 
 def pools_for(rows: Iterable[Workload]) -> list[NodePoolSpec]:
@@ -36,7 +21,7 @@ def pools_for(rows: Iterable[Workload]) -> list[NodePoolSpec]:
         kind = spec.get("kind", "training")
         topology = (spec.get("topology") or {}).get("domain", "any")
         for i, a in enumerate(row.assignments):
-            view = _AssignmentView(row.name, a.provider, a.region, a.zone, a.instance_type, a.nodes, a.gpus,
-                                   a.gpu_model, a.capacity_type, a.reservation)
+            view = Assignment(row.name, a.provider, a.region, a.zone, a.instance_type, a.nodes, a.gpus,
+                              a.gpu_model, CapacityType(a.capacity_type), a.reservation)
             out.append(pool_from_assignment(view, i, team=row.team, kind=kind, topology=topology))
     return out

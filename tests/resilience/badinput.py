@@ -3,7 +3,10 @@ nothing in the store (workloads, policies, audit log). Used by the test and by t
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
@@ -48,3 +51,27 @@ def run(client: Any, db: Database, member: str, admin: str) -> BadInputReport:
         if after != before:
             rep.failures.append(f"{label}: the store changed {before} -> {after}")
     return rep
+
+
+@contextlib.contextmanager
+def api_on_fresh_db(workdir: Path) -> Iterator[tuple[Any, Database, str, str]]:
+    """(client, db, member token, admin token): the real app on a new SQLite file, reconcile loop off."""
+    from fastapi.testclient import TestClient
+
+    from controlplane.api import create_app
+    from controlplane.auth import create_token
+    from controlplane.settings import Settings
+    from controlplane.store.migrate import upgrade
+
+    url = f"sqlite:///{workdir / 'badinput.db'}"
+    db = Database.from_url(url)
+    upgrade(db.engine)
+    with db.session() as s:
+        member, _ = create_token(s, "research", "member")
+        admin, _ = create_token(s, "ops", "admin")
+    app = create_app(Settings(db_url=url, reconcile=False), db=db, providers={}, migrate=False)
+    try:
+        with TestClient(app, raise_server_exceptions=False) as c:
+            yield c, db, member, admin
+    finally:
+        db.dispose()

@@ -19,24 +19,8 @@ from tests.resilience.scenarios import Env, Figures, controller_kills, outage_an
 
 
 def _bad_inputs(workdir: Path) -> Figures:
-    from fastapi.testclient import TestClient
-
-    from controlplane.api import create_app
-    from controlplane.auth import create_token
-    from controlplane.settings import Settings
-    from controlplane.store.db import Database
-    from controlplane.store.migrate import upgrade
-
-    url = f"sqlite:///{workdir / 'badinput.db'}"
-    db = Database.from_url(url)
-    upgrade(db.engine)
-    with db.session() as s:
-        member, _ = create_token(s, "research", "member")
-        admin, _ = create_token(s, "ops", "admin")
-    app = create_app(Settings(db_url=url, reconcile=False), db=db, providers={}, migrate=False)
-    with TestClient(app, raise_server_exceptions=False) as c:
+    with badinput.api_on_fresh_db(workdir) as (c, db, member, admin):
         rep = badinput.run(c, db, member, admin)
-    db.dispose()
     return Figures({"malformed inputs tried": rep.tried, "malformed inputs mishandled": len(rep.failures)})
 
 

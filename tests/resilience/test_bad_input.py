@@ -10,28 +10,16 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from controlplane.api import create_app
-from controlplane.auth import create_token
 from controlplane.policy import MAX_EXPRESSION_CHARS
-from controlplane.settings import Settings
 from controlplane.store.db import Database
-from controlplane.store.migrate import upgrade
 from tests.resilience import badinput
 from tests.resilience.inputs import GOOD
 
 
 @pytest.fixture
 def api(tmp_path) -> Iterator[tuple[TestClient, Database, str, str]]:
-    url = f"sqlite:///{tmp_path / 'awan.db'}"
-    db = Database.from_url(url)
-    upgrade(db.engine)
-    with db.session() as s:
-        member, _ = create_token(s, "research", "member")
-        admin, _ = create_token(s, "ops", "admin")
-    app = create_app(Settings(db_url=url, reconcile=False), db=db, providers={}, migrate=False)
-    with TestClient(app, raise_server_exceptions=False) as c:
-        yield c, db, member, admin
-    db.dispose()
+    with badinput.api_on_fresh_db(tmp_path) as ctx:
+        yield ctx
 
 
 def test_every_bad_input_gets_a_4xx_and_changes_nothing(api):

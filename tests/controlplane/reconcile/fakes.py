@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from controlplane.placement.results import Assignment
 from infra.spec import StackSpec
 from providers.base import Provider
 from providers.catalog.model import CapacityType
@@ -86,26 +87,10 @@ class FakeEngine:
 
 
 @dataclass
-class FakeAssignment:
-    workload: str
-    provider: str
-    region: str
-    zone: str
-    instance_type: str
-    nodes: int
-    gpus: int
-    gpu_model: str
-    capacity_type: CapacityType
-    reservation: str = ""
-    price_per_hour: float = 0.0
-    replica_group: int = 0
-
-
-@dataclass
 class FakeDecision:
     workload: str
     placed: bool
-    assignments: list[FakeAssignment]
+    assignments: list[Assignment]
     reasons: list[str]
 
     def to_json(self) -> dict[str, Any]:
@@ -134,7 +119,7 @@ class FakePlacer:
                 out.append(FakeDecision(w.name, False, [], ["no capacity: nothing matches"]))
                 continue
             nodes = max(1, w.total_gpus // 8)
-            out.append(FakeDecision(w.name, True, [FakeAssignment(
+            out.append(FakeDecision(w.name, True, [Assignment(
                 w.name, "aws", "us-east-1", "us-east-1a", "p5.48xlarge", nodes, nodes * 8, "H100",
                 CapacityType.ON_DEMAND, price_per_hour=98.3 * nodes)], ["cheapest"]))
         return FakeResult(out)
