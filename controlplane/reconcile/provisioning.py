@@ -15,6 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import defer
 
 from controlplane.logs import get_logger
 from controlplane.reconcile.pools import pools_for
@@ -47,7 +48,9 @@ def plan(db: Database, *, resync_s: float, config: dict[str, dict[str, str]] | N
         rows = repo.list_(s, states=HOLDING, limit=1_000_000, light=True)
         pools = pools_for(rows)
         waiting = {r.name for r in rows if r.state != WorkloadState.RUNNING.value}
-        known = {st.name: st for st in s.scalars(select(Stack))}
+        # The engine's state (the largest column: every resource of the stack) is read only for a stack
+        # that neither holds pools nor failed, to see whether it still holds resources.
+        known = {st.name: st for st in s.scalars(select(Stack).options(defer(Stack.state)))}
         existing = [n for n, st in known.items() if _holds_something(st)]
     out = []
     for spec in desired_stacks(pools, existing=existing, config=config):
