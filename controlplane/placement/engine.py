@@ -38,7 +38,15 @@ from controlplane.placement.candidates import (
     index_for,
 )
 from controlplane.placement.explain import describe_option, placed_rejections, runner_up, unplaced_reasons
-from controlplane.placement.gangs import Failure, Option, caps_failure, fill_plain, pack, shortfall
+from controlplane.placement.gangs import (
+    Failure,
+    Option,
+    caps_failure,
+    fill_plain,
+    pack,
+    share_after,
+    shortfall,
+)
 from controlplane.placement.results import Assignment, Decision, Explanation, PlacementResult
 from controlplane.placement.scoring import option_score
 from controlplane.placement.snapshot import FleetSnapshot
@@ -69,7 +77,7 @@ class Placer:
         fails: dict[str, Failure] = {}
         seen = 0
         ps, state, loc, ref = self.policies, self.state, cc.locality, cc.ref_price_per_gpu_hour
-        free, budget, cap, pgs = state.free, cc.budget, ps.provider_share, state.provider_gpus
+        free, budget, cap = state.free, cc.budget, ps.provider_share
         rank: tuple | None
         got: Option | Failure | None
         for g in cc.groups:
@@ -105,9 +113,9 @@ class Placer:
                             filled = [(one, g.need_nodes)]
                         o = self._plain_option(wc, cc, g, filled, used, spreads)
                         rank = None
-                    # the cap's test as caps_failure makes it, which also words a failure
-                    if budget is not None or (cap is not None and (pgs.get(g.provider, 0) + o.gpus) / max(
-                            state.total_gpus + o.gpus, cap.min_fleet_gpus, 1) > cap.max_share + 1e-9):
+                    # caps_failure only when a budget or the cap may bite (it also words the failure)
+                    if budget is not None or (cap is not None and share_after(cap, state, g.provider, o.gpus)
+                                              > cap.max_share + 1e-9):
                         got = caps_failure(g.provider, o.gpus, o.listed, wc.team, state, ps, budget)
                     else:
                         got = None

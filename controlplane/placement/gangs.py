@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 from controlplane.model.workload import TopologyDomain
 from controlplane.placement.candidates import Group, PoolView, WorkloadClass
 from controlplane.placement.state import FleetState, Take
-from controlplane.policy.model import Commitment, PolicySet, TeamBudget
+from controlplane.policy.model import Commitment, PolicySet, ProviderShareCap, TeamBudget
 from providers.model import Quota
 
 
@@ -229,17 +229,20 @@ def check_caps(opt: Option, wc: WorkloadClass, state: FleetState, ps: PolicySet)
     return caps_failure(opt.group.provider, opt.gpus, opt.listed, wc.team, state, ps, ps.budget(wc.team))
 
 
+def share_after(cap: ProviderShareCap, state: FleetState, prov: str, gpus: int) -> float:
+    """The share of the fleet's GPUs ``prov`` would hold with ``gpus`` more (the cap's own measure)."""
+    return (state.provider_gpus.get(prov, 0) + gpus) / max(state.total_gpus + gpus, cap.min_fleet_gpus, 1)
+
+
 def caps_failure(prov: str, gpus: int, listed: float, team: str, state: FleetState, ps: PolicySet,
                  b: TeamBudget | None) -> Failure | None:
     """The provider share cap and the team budget (``b``, the team's) on an option of ``gpus`` GPUs at
     ``listed`` $/hour on ``prov``."""
     cap = ps.provider_share
     if cap is not None:
-        after = state.provider_gpus.get(prov, 0) + gpus
-        total = state.total_gpus + gpus
-        share = after / max(total, cap.min_fleet_gpus, 1)
+        share = share_after(cap, state, prov, gpus)
         if share > cap.max_share + 1e-9:
-            of = max(total, cap.min_fleet_gpus)
+            of = max(state.total_gpus + gpus, cap.min_fleet_gpus)
             return Failure("cap", lambda: f"cap: {prov} would hold {share:.0%} > {cap.max_share:.0%} of {of} GPUs")
     if b is not None:
         if b.gpus is not None and state.team_gpus.get(team, 0) + gpus > b.gpus:
