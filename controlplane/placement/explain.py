@@ -63,12 +63,10 @@ def runner_up(o: Option) -> dict[str, Any]:
     if ru is None:
         g = o.group
         zones, cts = _zones_and_types(o)
-        c, m, h, loc, x = o.term_values
         ru = o.runner_up_json = {
             "provider": g.provider, "region": g.region, "instanceType": g.it.name, "zones": zones,
             "capacityType": cts, "pricePerHour": round(o.marginal, 4), "score": round(o.score, 4),
-            "terms": {"cost": round(c, 4), "committed": round(m, 4), "health": round(h, 4),
-                      "dataLocality": round(loc, 4), ("spread" if o.spreads else "fewerProviders"): round(x, 4)}}
+            "terms": {k: round(v, 4) for k, v in o.terms.items()}}     # built once per option
     # a copy per decision: callers may change what they are given
     return {**ru, "zones": list(ru["zones"]), "terms": dict(ru["terms"])}
 
