@@ -20,7 +20,14 @@ def build_provider(cfg: ProviderConfig) -> Provider:
     if target is None:
         raise ConfigError(f"unknown provider {cfg.name!r} (known: {', '.join(ADAPTERS)})")
     module, cls = target.split(":")
-    return getattr(importlib.import_module(module), cls)(cfg)
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as e:   # the cloud's extra is not installed: name it, not a traceback
+        if (e.name or "").startswith(("providers", "infra")):
+            raise
+        raise ConfigError(f"provider {cfg.name!r}: its SDK ({e.name}) is not installed; "
+                          f"install it with: pip install 'awan[{cfg.name}]'") from None
+    return getattr(mod, cls)(cfg)
 
 
 def build_providers(cfg: AwanConfig, only: list[str] | None = None) -> dict[str, Provider]:

@@ -133,7 +133,7 @@ def demo(
         upgrade(database.engine)
         teams = sorted({w.team for w in workloads})
         with database.session() as s:
-            admin, _ = create_token(s, "ops", "admin")
+            admin, _ = create_token(s, "ops", "cluster-admin")
             tokens = {t: create_token(s, t, "member")[0] for t in teams}
         redact([admin, *tokens.values()])
         port = _port(port)
