@@ -10,7 +10,14 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from controlplane.api import schemas
 from controlplane.api.context import ServiceContext, ctx
 from controlplane.api.security import principal
-from controlplane.auth.tokens import Principal, TokenError, create_token, expiry_from, list_tokens, revoke_token
+from controlplane.auth.tokens import (
+    Principal,
+    TokenError,
+    create_token,
+    expiry_from,
+    list_tokens,
+    revoke_token,
+)
 from controlplane.store import audit
 from controlplane.store.models import Role, Token
 
