@@ -131,5 +131,29 @@ def get_logger(name: str = "awan") -> Any:
     return structlog.get_logger(name)
 
 
+_RECORD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
+
+
+def _no_record_clash(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
+    """stdlib refuses ``extra`` keys that are LogRecord attributes (``name``, ``args``...): rename them."""
+    return {(f"{k}_" if k in _RECORD_ATTRS and k != "event" else k): v for k, v in event.items()}
+
+
+def _until_configured() -> None:
+    """Before ``configure_logging`` (a library user, a test, an in-process server) events go to the stdlib
+    loggers, never to stdout: structlog's own default prints there, into a CLI's output."""
+    structlog.configure(
+        processors=[structlog.contextvars.merge_contextvars, _scrub_processor, _no_record_clash,
+                    structlog.stdlib.render_to_log_kwargs],
+        wrapper_class=structlog.stdlib.BoundLogger,
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        cache_logger_on_first_use=False,
+    )
+
+
+if not structlog.is_configured():
+    _until_configured()
+
+
 # uvicorn.run(log_config=UVICORN_LOG_CONFIG) keeps uvicorn from replacing these handlers with its own.
 UVICORN_LOG_CONFIG: dict[str, Any] = {"version": 1, "disable_existing_loggers": False}

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 import typer
+from typer.core import TyperCommand
 
 from controlplane.cli.client import ApiError, request, request_or_error
 from controlplane.cli.output import GetFormat, fail, print_columns, print_json, print_yaml
@@ -27,9 +28,25 @@ OutputOpt = Annotated[GetFormat, typer.Option("--output", "-o", help="table, wid
 FileOpt = Annotated[list[Path], typer.Option("--filename", "-f", help="manifest file or directory, '-' for "
                                               "stdin; repeatable")]
 WaitOpt = Annotated[str | None, typer.Option(
-    "--wait", flag_value="Running", metavar="[=STATE]",
-    help="wait until every workload is in STATE (default Running; delete: gone); a Failed workload ends "
-         "the wait with exit 1")]
+    "--wait", metavar="[=STATE]",
+    help="wait until every workload is in STATE (--wait alone: Running); a Failed workload ends the wait "
+         "with exit 1")]
+
+
+class OptionalValueCommand(TyperCommand):
+    """``--wait`` alone means ``--wait=Running`` (click's optional option values, which typer does not
+    expose): the bare flag is rewritten before parsing; ``--wait=STATE`` passes as it is."""
+
+    optional_values = {"--wait": "Running"}
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        out: list[str] = []
+        for i, a in enumerate(args):
+            if a == "--":
+                out += args[i:]
+                break
+            out.append(f"{a}={self.optional_values[a]}" if a in self.optional_values else a)
+        return super().parse_args(ctx, out)
 TimeoutOpt = Annotated[float, typer.Option("--timeout", help="seconds --wait/--watch/wait may take (0: no limit)")]
 
 
@@ -365,7 +382,7 @@ def wait(
 def register(app: typer.Typer) -> None:
     app.command("get")(get)
     app.command("describe")(describe)
-    app.command("apply")(apply)
-    app.command("submit")(submit)
+    app.command("apply", cls=OptionalValueCommand)(apply)
+    app.command("submit", cls=OptionalValueCommand)(submit)
     app.command("delete")(delete)
     app.command("wait")(wait)
