@@ -200,3 +200,23 @@ class TokenCreate(BaseModel):
 
 class TokenCreated(TokenOut):
     token: str = Field(description="the secret, shown this once")
+
+
+class SpendPoint(BaseModel):
+    at: datetime
+    dollarsPerHour: float
+    byTeam: dict[str, float]
+
+
+class TeamSpend(BaseModel):
+    team: str
+    marginalDollarsPerHour: float
+    listDollarsPerHour: float
+    gpus: int
+    workloads: dict[str, int]
+
+
+class SpendReport(BaseModel):
+    hours: int
+    series: list[SpendPoint]
+    teams: list[TeamSpend]
