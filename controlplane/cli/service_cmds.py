@@ -22,19 +22,21 @@ def serve(
         "--db", help="database URL [env var: AWAN_DB_URL; default sqlite:///.awan/awan.db]; PostgreSQL for "
         "several replicas")] = None,
     config: Annotated[str | None, typer.Option(
-        "--config", "-c", help="awan.yaml with the clouds [env var: AWAN_CONFIG]; none: embedded mock clouds")] = None,
+        "--config", "-c", help="awan.yaml with the clouds [env var: AWAN_CONFIG; default ./awan.yaml]")] = None,
     tls_cert: Annotated[str | None, typer.Option("--tls-cert", help="PEM certificate [env var: AWAN_TLS_CERT_FILE]")]
     = None,
     tls_key: Annotated[str | None, typer.Option("--tls-key", help="PEM private key [env var: AWAN_TLS_KEY_FILE]")]
     = None,
     log_format: Annotated[str | None, typer.Option("--log-format", help="json or console "
                                                    "[env var: AWAN_LOG_FORMAT; default json]")] = None,
+    mock: Annotated[bool, typer.Option("--mock", help="no awan.yaml: serve against embedded mock clouds "
+                                       "(local trials only)")] = False,
 ) -> None:
     """Run the API, the dashboard and (as leader) the reconcile loop until SIGTERM/Ctrl-C.
 
     \b
     Examples:
-      awan serve                                   # loopback, SQLite, embedded mock clouds
+      awan serve                                   # loopback, SQLite, the clouds in ./awan.yaml
       awan serve --config awan.yaml --db postgresql+psycopg://awan@db:5432/awan
       awan serve --host 0.0.0.0 --tls-cert tls.crt --tls-key tls.key
       AWAN_LOG_FORMAT=console awan serve
@@ -59,11 +61,14 @@ def serve(
         fail("serve: --tls-cert and --tls-key go together")
     log = get_logger("awan.serve")
     from controlplane.api import create_app
+    from controlplane.cli.clouds import require_clouds
     from controlplane.environment import open_environment
+
+    clouds = require_clouds(settings.config, mock)
 
     scheme = "https" if settings.tls_cert_file else "http"
     try:
-        with open_environment(settings.config) as env:
+        with open_environment(clouds) as env:
             log.info("clouds", source=env.note)
             application = create_app(settings, providers=env.providers, config=env.config)
             base = f"{scheme}://{settings.host}:{settings.port}"
