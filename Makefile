@@ -6,7 +6,7 @@ AWAN := $(VENV)/bin/awan
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install system-deps run test test-fast bench lint clean
+.PHONY: install test-deps run test test-fast bench lint clean
 
 $(STAMP): pyproject.toml
 	@command -v uv >/dev/null 2>&1 || python3 -m pip install -q uv
@@ -14,19 +14,20 @@ $(STAMP): pyproject.toml
 	@(command -v uv >/dev/null 2>&1 && uv pip install -q --python $(PY) -e '.[dev]') || python3 -m uv pip install -q --python $(PY) -e '.[dev]'
 	@touch $@
 
-install: $(STAMP) system-deps
+# Python packages only: what running needs.
+install: $(STAMP)
 
-# kubectl (the fake Kubernetes API is tested with the real client) and chromium (dashboard test).
-system-deps:
+# kubectl and chromium, which only the tests drive (Debian packages; see the script).
+test-deps:
 	@bash scripts/system-deps.sh
 
 run: install
-	$(AWAN) demo
+	@$(AWAN) demo
 
-test: install
+test: install test-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-test-fast: install
+test-fast: install test-deps
 	$(PY) -m pytest -m "not slow" -x $(PYTEST_ARGS)
 
 bench: install

@@ -22,7 +22,7 @@ K8S_VERSION = "1.30"   # the oldest minor we promise (docs/deploy.md)
 
 def _render(path: str) -> list[dict[str, Any]]:
     if KUBECTL is None:
-        pytest.skip("kubectl not installed (scripts/system-deps.sh test)")
+        pytest.skip("kubectl not installed (make test-deps)")
     out = subprocess.run([KUBECTL, "kustomize", str(REPO / path)], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     return [d for d in yaml.safe_load_all(out.stdout) if d]

@@ -31,7 +31,7 @@ from tests.e2e.test_service_e2e import Service
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [pytest.mark.browser,
-              pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (scripts/system-deps.sh test)")]
+              pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (make test-deps)")]
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-dev-shm-usage", "--hide-scrollbars", "--virtual-time-budget=10000"]
 REPO = Path(__file__).resolve().parents[2]
