@@ -144,10 +144,11 @@ def get(
       awan get stacks
     """
     kind = _kind(resource)
-    items = _fetch(kind, names or [])
-    _show(kind, items, output, single=bool(names) and len(names) == 1 and output in (GetFormat.json, GetFormat.yaml))
+    wanted = names or []
+    items = _fetch(kind, wanted)
+    _show(kind, items, output, single=len(wanted) == 1 and output in (GetFormat.json, GetFormat.yaml))
     if watch:
-        _watch(kind, names or [], output, items, timeout)
+        _watch(kind, wanted, output, items, timeout)
 
 
 def _watch(kind: str, names: list[str], output: GetFormat, seen_items: list[dict[str, Any]], timeout: float) -> None:

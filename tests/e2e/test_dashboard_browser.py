@@ -24,7 +24,7 @@ from controlplane.store import workloads as repo
 from controlplane.store.coltypes import utcnow
 from controlplane.store.db import Database
 from controlplane.store.migrate import upgrade
-from controlplane.store.models import Assignment, WorkloadState
+from controlplane.store.models import Assignment
 from providers.model import HealthStatus, ProviderHealth
 from tests.controlplane.reconcile.fakes import FakeCloud, FakeProvider, manifest
 from tests.e2e.test_service_e2e import Service
