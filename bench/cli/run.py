@@ -8,13 +8,15 @@ peers so a load spike hits them all alike; the figure is the median (and min, p9
 - ``sky --help`` (SkyPilot in .bench-venv, its own virtual environment, installed on first use) and
   ``kubectl --help`` where kubectl is installed: the nearest tools, as peers.
 
-The load average (``os.getloadavg``) is recorded before and after, since the machine is shared.
+The load average (``os.getloadavg``) is recorded before and after, since the machine is shared, and each
+run's CPU time (user + system of the child) beside its wall time: CPU time hardly moves with other load.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -38,19 +40,25 @@ def add_arguments(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--cli-no-sky", action="store_true", help="leave out SkyPilot (no .bench-venv)")
 
 
-def _time(cmd: list[str], env: dict[str, str]) -> float:
+def _time(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds user+system) of one run of ``cmd`` as a child process. CPU time hardly
+    moves with other load on the machine; wall time is what a person waits."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     done = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=120)
     took = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} exited {done.returncode}: {done.stderr[-300:]}")
-    return took
+    return took, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-def _summary(xs: list[float]) -> dict[str, float]:
-    s = sorted(xs)
-    return {"median_s": round(statistics.median(s), 3), "min_s": round(s[0], 3),
-            "p90_s": round(percentile(s, 90), 3), "runs": len(s)}
+def _summary(xs: list[tuple[float, float]]) -> dict[str, float]:
+    wall = sorted(x[0] for x in xs)
+    cpu = sorted(x[1] for x in xs)
+    return {"median_s": round(statistics.median(wall), 3), "min_s": round(wall[0], 3),
+            "p90_s": round(percentile(wall, 90), 3), "cpu_median_s": round(statistics.median(cpu), 3),
+            "runs": len(wall)}
 
 
 def main(args: argparse.Namespace) -> int:
@@ -88,7 +96,7 @@ def main(args: argparse.Namespace) -> int:
                 commands["kubectl --help"] = [kubectl, "--help"]
             for cmd in commands.values():          # warm the page cache once; not counted
                 _time(cmd, env)
-            times: dict[str, list[float]] = {k: [] for k in commands}
+            times: dict[str, list[tuple[float, float]]] = {k: [] for k in commands}
             for _ in range(runs):
                 for name, cmd in commands.items():
                     times[name].append(_time(cmd, env))
@@ -103,7 +111,8 @@ def main(args: argparse.Namespace) -> int:
     print(f"load average before {result['load_average_before']}, after {result['load_average_after']}")
     width = max(len(k) for k in times)
     for k, v in result["commands"].items():
-        print(f"  {k:<{width}}  median {v['median_s']:.3f} s  min {v['min_s']:.3f}  p90 {v['p90_s']:.3f}  ({v['runs']} runs)")
+        print(f"  {k:<{width}}  wall median {v['median_s']:.3f} s  min {v['min_s']:.3f}  p90 {v['p90_s']:.3f}"
+              f"  CPU median {v['cpu_median_s']:.3f} s  ({v['runs']} runs)")
     for k, v in notes.items():
         print(f"  {k}: {v}")
     print(f"results: {path}")
