@@ -120,7 +120,9 @@ def configure_logging(level: str = "INFO", json_output: bool = True, *, fmt: str
         lg = logging.getLogger(name)
         lg.handlers = []          # uvicorn and alembic install their own plain-text handlers
         lg.propagate = True
-    logging.getLogger("alembic").setLevel(max(numeric, logging.INFO))
+    # Alembic's migration steps ("Running upgrade 0001 -> 0003") are worth a line; its plugin set-up is not.
+    logging.getLogger("alembic").setLevel(max(numeric, logging.WARNING))
+    logging.getLogger("alembic.runtime.migration").setLevel(numeric)
     logging.getLogger("sqlalchemy").setLevel(max(numeric, logging.WARNING))
     for name in _REPLACED:
         lg = logging.getLogger(name)
