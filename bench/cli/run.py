@@ -38,6 +38,8 @@ AWAN = [str(Path(sys.executable).with_name("awan"))]
 def add_arguments(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--cli-runs", type=int, default=None, help="runs per command (default 15; --quick: 3)")
     group.add_argument("--cli-no-sky", action="store_true", help="leave out SkyPilot (no .bench-venv)")
+    group.add_argument("--cli-peer-awan", type=Path, default=None,
+                       help="another build's awan executable (e.g. main's .venv/bin/awan): its --help as a peer")
 
 
 def _time(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
@@ -91,6 +93,8 @@ def main(args: argparse.Namespace) -> int:
                     commands["sky --help (SkyPilot)"] = [str(sky), "--help"]
                 except Exception as e:  # the peer is optional; say why it is missing
                     notes["sky"] = f"not measured: {e}"
+            if args.cli_peer_awan:
+                commands[f"awan --help ({args.cli_peer_awan})"] = [str(args.cli_peer_awan), "--help"]
             kubectl = shutil.which("kubectl")
             if kubectl:
                 commands["kubectl --help"] = [kubectl, "--help"]
