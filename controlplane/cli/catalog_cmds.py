@@ -64,7 +64,7 @@ def offerings(
     path = require_clouds(config, mock)
     try:
         with open_environment(path, provider) as env:
-            err_console.print(f"[dim]{env.note}[/]")
+            err_console.print(f"[dim]{env.note}[/]", soft_wrap=True, highlight=False)
             with err_console.status("reading offerings, capacity and quotas from every provider..."):
                 s = survey(env.providers)
     except (ConfigError, ProviderError) as e:
@@ -125,7 +125,7 @@ def providers(
     path = require_clouds(config, mock)
     try:
         with open_environment(path) as env:
-            err_console.print(f"[dim]{env.note}[/]")
+            err_console.print(f"[dim]{env.note}[/]", soft_wrap=True, highlight=False)
             with err_console.status("asking every provider for its health..."):
                 s = survey(env.providers, offerings=False, capacity=False)
             endpoints = {n: p.endpoint for n, p in env.providers.items()}

@@ -65,7 +65,7 @@ def live_snapshot(config: str | None = None) -> FleetSnapshot:
     from controlplane.environment import open_environment
 
     with open_environment(config) as env:
-        err_console.print(f"[dim]{env.note}[/]", highlight=False)
+        err_console.print(f"[dim]{env.note}[/]", highlight=False, soft_wrap=True)
         if not env.providers:
             fail("no providers are configured")
         return snapshot_from_providers(env.providers)
