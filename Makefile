@@ -4,29 +4,41 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 AWAN := $(VENV)/bin/awan
 STAMP := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-run
+comma := ,
 PYTEST_ARGS ?=
+# uv into .venv (pip-installs uv first where it is missing); $(1) is the extras to install.
+uv_install = command -v uv >/dev/null 2>&1 || python3 -m pip install -q uv; \
+	test -x $(PY) || (command -v uv >/dev/null 2>&1 && uv venv -q $(VENV) || python3 -m uv venv -q $(VENV)); \
+	(command -v uv >/dev/null 2>&1 && uv pip install -q --python $(PY) -e '.[$(1)]') \
+	  || python3 -m uv pip install -q --python $(PY) -e '.[$(1)]'
 
-.PHONY: install system-deps run test test-fast bench lint clean
 
+.PHONY: install test-deps run test test-fast bench lint clean
+
+# Everything: the service, every cloud's SDK, the mock clouds and the test and lint tools.
 $(STAMP): pyproject.toml
-	@command -v uv >/dev/null 2>&1 || python3 -m pip install -q uv
-	@test -x $(PY) || (command -v uv >/dev/null 2>&1 && uv venv -q $(VENV) || python3 -m uv venv -q $(VENV))
-	@(command -v uv >/dev/null 2>&1 && uv pip install -q --python $(PY) -e '.[dev]') || python3 -m uv pip install -q --python $(PY) -e '.[dev]'
+	@$(call uv_install,dev)
+	@touch $@ $(RUN_STAMP)
+
+# What running needs: the service, every cloud's SDK and the mock clouds (no test tools, no browsers).
+$(RUN_STAMP): pyproject.toml
+	@$(call uv_install,all$(comma)mock)
 	@touch $@
 
-install: $(STAMP) system-deps
+install: $(STAMP)
 
-# kubectl (the fake Kubernetes API is tested with the real client) and chromium (dashboard test).
-system-deps:
+# kubectl and chromium, which only the tests drive (Debian packages; see the script).
+test-deps:
 	@bash scripts/system-deps.sh
 
-run: install
-	$(AWAN) demo
+run: $(RUN_STAMP)
+	@$(AWAN) demo
 
-test: install
+test: install test-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-test-fast: install
+test-fast: install test-deps
 	$(PY) -m pytest -m "not slow" -x $(PYTEST_ARGS)
 
 bench: install

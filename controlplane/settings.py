@@ -1,6 +1,7 @@
 """Service settings (pydantic-settings): environment variables ``AWAN_*`` or keyword arguments.
 
-Defaults are safe for a laptop: bind to loopback, SQLite file under ``.awan/``.
+Defaults are safe for a laptop: bind to loopback, SQLite file under ``.awan/``. Every field is documented,
+one row each, in docs/settings.md (a test keeps that table and this class equal).
 """
 
 from __future__ import annotations
@@ -45,4 +46,12 @@ class Settings(BaseSettings):
     replica_id: str = Field(default_factory=_replica_id)
 
     log_level: str = "INFO"
+    log_format: str = Field(default="json", pattern="^(json|console)$")
+    log_sdk_http: bool = False              # the cloud SDKs' per-request HTTP logs (Azure dumps bodies)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)   # request bodies over this get 413
+
+    # TLS: terminate here (cert + key files) or at an ingress/load balancer that sets X-Forwarded-Proto.
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    forwarded_allow_ips: str = "127.0.0.1"  # proxies trusted for X-Forwarded-*; "*" behind an ingress
+    cookie_secure: bool = False             # mark the dashboard cookie Secure even when the hop is http

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 
 from providers.base import Provider
 from providers.config import AwanConfig, ConfigError, ProviderConfig
@@ -14,13 +15,41 @@ ADAPTERS = {
     "coreweave": "providers.coreweave.adapter:CoreWeaveProvider",
 }
 
+# What each cloud's extra (`pip install 'awan[aws]'`) brings: its SDK for the adapter, its Pulumi provider
+# for the stacks. The adapters import them lazily, so they are looked for (not imported) when a provider
+# is built: a missing extra is refused at start, in one line, not as an ImportError in the first call.
+REQUIRES = {
+    "aws": ("boto3", "pulumi_aws"),
+    "gcp": ("google.cloud.compute_v1", "pulumi_gcp"),
+    "azure": ("azure.mgmt.compute", "pulumi_azure_native"),
+    "coreweave": ("kubernetes", "pulumi_kubernetes"),
+}
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):   # a parent package missing, or a module stubbed out
+        return False
+
 
 def build_provider(cfg: ProviderConfig) -> Provider:
     target = ADAPTERS.get(cfg.name)
     if target is None:
         raise ConfigError(f"unknown provider {cfg.name!r} (known: {', '.join(ADAPTERS)})")
+    missing = [m for m in REQUIRES.get(cfg.name, ()) if not _installed(m)]
+    if missing:
+        raise ConfigError(f"provider {cfg.name!r}: its SDK ({missing[0]}) is not installed; "
+                          f"install it with: pip install 'awan[{cfg.name}]'")
     module, cls = target.split(":")
-    return getattr(importlib.import_module(module), cls)(cfg)
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as e:   # the cloud's extra is not installed: name it, not a traceback
+        if (e.name or "").startswith(("providers", "infra")):
+            raise
+        raise ConfigError(f"provider {cfg.name!r}: its SDK ({e.name}) is not installed; "
+                          f"install it with: pip install 'awan[{cfg.name}]'") from None
+    return getattr(mod, cls)(cfg)
 
 
 def build_providers(cfg: AwanConfig, only: list[str] | None = None) -> dict[str, Provider]:

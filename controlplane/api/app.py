@@ -13,9 +13,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
+from controlplane import __version__
 from controlplane.api.context import ServiceContext
+from controlplane.api.headers import SecurityHeaders
 from controlplane.api.limits import BodyLimit
-from controlplane.api.routers import admin, fleet, health, workloads
+from controlplane.api.observability import AccessLog, HttpMetrics
+from controlplane.api.routers import admin, dashboard, docs, fleet, health, spend, tokens, workloads
 from controlplane.api.security import new_cache
 from controlplane.logs import get_logger
 from controlplane.reconcile.metrics import LoopMetrics
@@ -27,6 +30,7 @@ from providers.base import Provider
 
 log = get_logger("awan.api")
 DASHBOARD = Path(__file__).resolve().parent.parent / "dashboard" / "static"
+SWAGGER_UI = Path(__file__).resolve().parent / "static" / "swagger-ui"
 
 
 def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -88,23 +92,21 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None,
             for p in ctx.closers:
                 p.close()
 
-    app = FastAPI(title="Awan", version="0.1.0", lifespan=lifespan,
+    app = FastAPI(title="Awan", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Places GPU workloads across clouds by policy and provisions them through Pulumi.")
     app.state.ctx = ctx
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(SecurityHeaders)
+    app.add_middleware(AccessLog, metrics=HttpMetrics(metrics.registry))
     app.state.token_cache = new_cache()
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(RecursionError, _too_deep)  # type: ignore[arg-type]
-    for r in (workloads.router, fleet.router, admin.router, health.router):
+    for r in (workloads.router, fleet.router, spend.router, admin.router, tokens.router, health.router,
+              dashboard.router, docs.router):
         app.include_router(r)
     app.mount("/dashboard/static", StaticFiles(directory=DASHBOARD), name="dashboard-static")
-
-    @app.get("/dashboard", include_in_schema=False)
-    def dashboard() -> Any:
-        from fastapi.responses import FileResponse
-
-        return FileResponse(DASHBOARD / "index.html")
+    app.mount("/static/swagger-ui", StaticFiles(directory=SWAGGER_UI), name="swagger-ui")
 
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:

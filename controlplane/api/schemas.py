@@ -172,3 +172,51 @@ class Health(BaseModel):
     status: str
     leader: bool | None = None
     checks: dict[str, str] = Field(default_factory=dict)
+
+
+class TokenOut(BaseModel):
+    id: str
+    team: str
+    role: str
+    description: str
+    createdAt: datetime
+    expiresAt: datetime | None = None
+    lastUsedAt: datetime | None = None
+    revokedAt: datetime | None = None
+
+
+class TokenList(BaseModel):
+    items: list[TokenOut]
+
+
+class TokenCreate(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    team: str = Field(max_length=63)
+    role: str = Field(default="member", max_length=16)
+    description: str = Field(default="", max_length=200)
+    expires: str | None = Field(default=None, max_length=40, description="30d, 12h, 90m, 2w or an ISO date")
+
+
+class TokenCreated(TokenOut):
+    token: str = Field(description="the secret, shown this once")
+
+
+class SpendPoint(BaseModel):
+    at: datetime
+    dollarsPerHour: float
+    byTeam: dict[str, float]
+
+
+class TeamSpend(BaseModel):
+    team: str
+    marginalDollarsPerHour: float
+    listDollarsPerHour: float
+    gpus: int
+    workloads: dict[str, int]
+
+
+class SpendReport(BaseModel):
+    hours: int
+    series: list[SpendPoint]
+    teams: list[TeamSpend]

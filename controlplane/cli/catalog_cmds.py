@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, TypedDict
+from typing import TYPE_CHECKING, Annotated, TypedDict
 
 import typer
-from rich.table import Table
 
+from controlplane.cli.clouds import ConfigOpt, MockOpt, require_clouds
 from controlplane.cli.output import OutputFormat, console, err_console, fail, print_json
-from controlplane.environment import open_environment
-from controlplane.survey import offering_rows, survey
-from providers.config import ConfigError
-from providers.errors import ProviderError
 
-ConfigOpt = Annotated[str | None, typer.Option("--config", "-c", help="awan.yaml (default: $AWAN_CONFIG, "
-                                                "./awan.yaml, else embedded mock clouds)")]
+if TYPE_CHECKING:
+    from providers.errors import ProviderError
+
 FormatOpt = Annotated[OutputFormat, typer.Option("--output", "-o", help="table or json")]
 
 
@@ -47,12 +44,29 @@ def offerings(
     capacity_type: Annotated[str | None, typer.Option("--capacity-type", help="reserved, on-demand or spot")] = None,
     output: FormatOpt = OutputFormat.table,
     config: ConfigOpt = None,
+    mock: MockOpt = False,
 ) -> None:
-    """List GPU offerings with price, live capacity and quota headroom, read through the adapters."""
+    """List GPU offerings with price, live capacity and quota headroom, read through the adapters.
+
+    \b
+    Examples:
+      awan mockclouds up &                # once; writes ./awan.yaml
+      awan offerings --gpu H100
+      awan offerings --gpu GB200 -p aws -p coreweave --capacity-type reserved -o json
+    """
+    from rich.table import Table
+
+    from controlplane.environment import open_environment
+    from controlplane.survey import offering_rows, survey
+    from providers.config import ConfigError
+    from providers.errors import ProviderError
+
+    path = require_clouds(config, mock)
     try:
-        with open_environment(config, provider) as env:
-            err_console.print(f"[dim]{env.note}[/]")
-            s = survey(env.providers)
+        with open_environment(path, provider) as env:
+            err_console.print(f"[dim]{env.note}[/]", soft_wrap=True, highlight=False)
+            with err_console.status("reading offerings, capacity and quotas from every provider..."):
+                s = survey(env.providers)
     except (ConfigError, ProviderError) as e:
         fail(str(e))
     _warn(s.errors)
@@ -92,12 +106,28 @@ def offerings(
 def providers(
     output: FormatOpt = OutputFormat.table,
     config: ConfigOpt = None,
+    mock: MockOpt = False,
 ) -> None:
-    """Show each configured provider's health: endpoint, status, latency, regions."""
+    """Show each configured provider's health: endpoint, status, latency, regions.
+
+    \b
+    Examples:
+      awan providers
+      awan providers --config awan.yaml -o json
+    """
+    from rich.table import Table
+
+    from controlplane.environment import open_environment
+    from controlplane.survey import survey
+    from providers.config import ConfigError
+    from providers.errors import ProviderError
+
+    path = require_clouds(config, mock)
     try:
-        with open_environment(config) as env:
-            err_console.print(f"[dim]{env.note}[/]")
-            s = survey(env.providers, offerings=False, capacity=False)
+        with open_environment(path) as env:
+            err_console.print(f"[dim]{env.note}[/]", soft_wrap=True, highlight=False)
+            with err_console.status("asking every provider for its health..."):
+                s = survey(env.providers, offerings=False, capacity=False)
             endpoints = {n: p.endpoint for n, p in env.providers.items()}
     except (ConfigError, ProviderError) as e:
         fail(str(e))

@@ -20,7 +20,17 @@ def up(
     = 0,
     write_config: Annotated[str, typer.Option(help="write the provider configuration here")] = "awan.yaml",
 ) -> None:
-    """Start AWS (moto + capacity layer), GCE/TPU, ARM and Kubernetes (CoreWeave) fakes until Ctrl-C."""
+    """Start AWS (moto + capacity layer), GCE/TPU, ARM and Kubernetes (CoreWeave) fakes until Ctrl-C.
+
+    It writes ./awan.yaml pointing at them, so every other command (offerings, providers, plan, stack,
+    serve) reuses these mock clouds instead of starting its own; the file is removed again on Ctrl-C.
+
+    \b
+    Examples:
+      awan mockclouds up                       # in one terminal
+      awan offerings --gpu H100                # in another: reads ./awan.yaml
+      awan mockclouds up --port-base 7000 --write-config /tmp/mock.yaml
+    """
     from mockclouds.launcher import CLOUDS, MockClouds
 
     ports = {c: port_base + i for i, c in enumerate(CLOUDS)} if port_base else None
@@ -29,9 +39,11 @@ def up(
     except OSError as e:
         fail(f"cannot start mock clouds on {host}: {e}")
     path = mc.write_config(write_config)
+    written = path.read_bytes()
     for name, url in mc.urls.items():
-        console.print(f"  {name:<10} {url}")
-    console.print(f"configuration written to {path}; fault API: POST <url>/_mock/faults. Ctrl-C stops.")
+        console.print(f"  {name:<10} {url}", highlight=False, soft_wrap=True)
+    console.print(f"configuration written to {path}: commands run here use these mock clouds. "
+                  "Fault API: POST <url>/_mock/faults. Ctrl-C stops.", highlight=False, soft_wrap=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
@@ -39,7 +51,12 @@ def up(
     except KeyboardInterrupt:
         pass
     finally:
+        console.print("stopping the mock clouds...", highlight=False)
         mc.stop()
+        # A configuration that points at stopped mocks would only give "unreachable" errors later.
+        if path.exists() and path.read_bytes() == written:
+            path.unlink()
+            console.print(f"removed {path}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -10,19 +10,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
+from controlplane.cli.clouds import MockOpt, require_clouds
 from controlplane.cli.output import OutputFormat, console, err_console, fail, print_json
-from controlplane.environment import open_environment
-from controlplane.model import GPUWorkload, ManifestError, parse_manifests
-from controlplane.placement import FleetSnapshot, PlacementResult, place
-from controlplane.policy import PolicyError, PolicySet, load_policies
-from controlplane.survey import survey
-from providers.base import Provider
-from providers.catalog import default_catalog
+
+if TYPE_CHECKING:   # placement, CEL and the providers load inside the command (`awan --help` stays fast)
+    from controlplane.model import GPUWorkload
+    from controlplane.placement import FleetSnapshot, PlacementResult
+    from providers.base import Provider
 
 DEFAULT_POLICY_DIR = Path("policies")
 
@@ -33,6 +31,8 @@ class CapacitySource(StrEnum):
 
 
 def read_workloads(files: list[Path]) -> list[GPUWorkload]:
+    from controlplane.model import ManifestError, parse_manifests
+
     out: list[GPUWorkload] = []
     names: dict[str, Path] = {}
     for f in files:
@@ -48,7 +48,12 @@ def read_workloads(files: list[Path]) -> list[GPUWorkload]:
 
 def snapshot_from_providers(providers: Mapping[str, Provider]) -> FleetSnapshot:
     """Capacity and health from every provider, asked concurrently; a provider that fails is named and left out."""
-    s = survey(providers, offerings=False)
+    from controlplane.placement import FleetSnapshot
+    from controlplane.survey import survey
+    from providers.catalog import default_catalog
+
+    with err_console.status("reading live capacity and health from every provider..."):
+        s = survey(providers, offerings=False)
     for name, e in sorted(s.errors.items()):
         err_console.print(f"[yellow]warning:[/] provider {name} left out: {e}", highlight=False, soft_wrap=True)
     if not s.capacity:
@@ -57,14 +62,18 @@ def snapshot_from_providers(providers: Mapping[str, Provider]) -> FleetSnapshot:
 
 
 def live_snapshot(config: str | None = None) -> FleetSnapshot:
+    from controlplane.environment import open_environment
+
     with open_environment(config) as env:
-        err_console.print(f"[dim]{env.note}[/]", highlight=False)
+        err_console.print(f"[dim]{env.note}[/]", highlight=False, soft_wrap=True)
         if not env.providers:
             fail("no providers are configured")
         return snapshot_from_providers(env.providers)
 
 
 def _table(result: PlacementResult) -> None:
+    from rich.table import Table
+
     t = Table(title="awan plan (dry run: nothing is provisioned)")
     for col in ("workload", "placed", "where", "instance type", "nodes", "GPUs", "capacity", "$/h", "score"):
         t.add_column(col, overflow="fold")
@@ -103,9 +112,21 @@ def plan(
                                                      "catalog: capacity seeded from the catalog")] = CapacitySource.live,
     output: Annotated[OutputFormat, typer.Option("--output", "-o", help="table or json")] = OutputFormat.table,
     config: Annotated[str | None, typer.Option("--config", "-c", help="awan.yaml for --capacity live (default: "
-                                               "$AWAN_CONFIG, ./awan.yaml, else embedded mock clouds)")] = None,
+                                               "$AWAN_CONFIG, ./awan.yaml)")] = None,
+    mock: MockOpt = False,
 ) -> None:
-    """Show where each workload would be placed and why (nothing is provisioned)."""
+    """Show where each workload would be placed and why (nothing is provisioned).
+
+    \b
+    Examples:
+      awan plan -f examples/finetune-eu.yaml --capacity catalog     # offline, from the catalog
+      awan plan -f examples/inference-spread.yaml -o json         # live capacity (./awan.yaml)
+    """
+    from controlplane.model import ManifestError
+    from controlplane.placement import FleetSnapshot, place
+    from controlplane.policy import PolicyError, PolicySet, load_policies
+    from providers.catalog import default_catalog
+
     try:
         workloads = read_workloads(files)
         if policies is not None:
@@ -123,8 +144,9 @@ def plan(
     else:
         from providers.config import ConfigError
         from providers.errors import ProviderError
+        path = require_clouds(config, mock)
         try:
-            snap = live_snapshot(config)
+            snap = live_snapshot(path)
         except (ConfigError, ProviderError) as e:
             fail(str(e))
     result = place(workloads, snap, ps)

@@ -1,187 +1,112 @@
-"""`awan serve`, `awan db upgrade`, `awan token create`, and the API client commands (`submit`, `get
-workloads`, `describe workload`, `delete workload`). The client reads AWAN_URL/AWAN_TOKEN or
-~/.config/awan/client.yaml; every failure is one line and a non-zero exit."""
+"""`awan serve` and `awan db upgrade`: the service and its store. Every option also has an ``AWAN_*``
+variable (docs/settings.md lists them all)."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-from typing import Any
+import sys
+from typing import Annotated, Any
 
 import typer
-import yaml
-from rich.table import Table
 
-from controlplane.cli.output import OutputFormat, console, fail, print_json
+from controlplane.cli.output import fail
 
-CLIENT_CONFIG = Path("~/.config/awan/client.yaml")
+db_app = typer.Typer(help="The store: migrations.", no_args_is_help=True)
 
 
-def _client() -> Any:
-    import httpx
+def serve(
+    host: Annotated[str | None, typer.Option(
+        "--host", help="bind address [env var: AWAN_HOST; default 127.0.0.1]. Use 0.0.0.0 in a container or "
+        "behind a load balancer; then serve TLS (--tls-cert/--tls-key) or terminate it at an ingress")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="port [env var: AWAN_PORT; default 8080]")] = None,
+    db: Annotated[str | None, typer.Option(
+        "--db", help="database URL [env var: AWAN_DB_URL; default sqlite:///.awan/awan.db]; PostgreSQL for "
+        "several replicas")] = None,
+    config: Annotated[str | None, typer.Option(
+        "--config", "-c", help="awan.yaml with the clouds [env var: AWAN_CONFIG; default ./awan.yaml]")] = None,
+    tls_cert: Annotated[str | None, typer.Option("--tls-cert", help="PEM certificate [env var: AWAN_TLS_CERT_FILE]")]
+    = None,
+    tls_key: Annotated[str | None, typer.Option("--tls-key", help="PEM private key [env var: AWAN_TLS_KEY_FILE]")]
+    = None,
+    log_format: Annotated[str | None, typer.Option("--log-format", help="json or console "
+                                                   "[env var: AWAN_LOG_FORMAT; default json]")] = None,
+    mock: Annotated[bool, typer.Option("--mock", help="no awan.yaml: serve against embedded mock clouds "
+                                       "(local trials only)")] = False,
+) -> None:
+    """Run the API, the dashboard and (as leader) the reconcile loop until SIGTERM/Ctrl-C.
 
-    cfg: dict[str, Any] = {}
-    path = CLIENT_CONFIG.expanduser()
-    if path.exists():
-        try:
-            cfg = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as e:
-            fail(f"{path}: not valid YAML: {e}")
-    url = os.environ.get("AWAN_URL") or cfg.get("url") or "http://127.0.0.1:8080"
-    token = os.environ.get("AWAN_TOKEN") or cfg.get("token")
-    if not token:
-        fail(f"no API token: set AWAN_TOKEN or 'token:' in {path}")
-    return httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    \b
+    Examples:
+      awan serve                                   # loopback, SQLite, the clouds in ./awan.yaml
+      awan serve --config awan.yaml --db postgresql+psycopg://awan@db:5432/awan
+      awan serve --host 0.0.0.0 --tls-cert tls.crt --tls-key tls.key
+      AWAN_LOG_FORMAT=console awan serve
+    """
+    import uvicorn
+    from pydantic import ValidationError
 
+    from controlplane.logs import UVICORN_LOG_CONFIG, configure_logging, get_logger
+    from controlplane.settings import Settings
 
-def _call(method: str, path: str, **kw: Any) -> Any:
-    import httpx
-
+    given: dict[str, Any] = {"host": host, "port": port, "db_url": db, "config": config, "tls_cert_file": tls_cert,
+                             "tls_key_file": tls_key, "log_format": log_format}
     try:
-        with _client() as c:
-            r = c.request(method, path, **kw)
-    except httpx.HTTPError as e:
-        fail(f"cannot reach the Awan API: {e}")
-    if r.status_code >= 400:
-        try:
-            detail = r.json().get("detail", r.text)
-        except ValueError:
-            detail = r.text
-        fail(f"{r.status_code}: {detail}")
-    return r.json()
+        settings = Settings(**{k: v for k, v in given.items() if v is not None})
+        configure_logging(settings.log_level, fmt=settings.log_format, sdk_http=settings.log_sdk_http)
+    except ValidationError as e:
+        err = e.errors()[0]
+        fail(f"serve: {'.'.join(map(str, err['loc']))}: {err['msg']}")
+    except ValueError as e:
+        fail(f"serve: {e}")
+    if bool(settings.tls_cert_file) != bool(settings.tls_key_file):
+        fail("serve: --tls-cert and --tls-key go together")
+    log = get_logger("awan.serve")
+    from controlplane.api import create_app
+    from controlplane.cli.clouds import require_clouds
+    from controlplane.environment import open_environment
+
+    clouds = require_clouds(settings.config, mock)
+
+    scheme = "https" if settings.tls_cert_file else "http"
+    try:
+        with open_environment(clouds) as env:
+            log.info("clouds", source=env.note)
+            application = create_app(settings, providers=env.providers, config=env.config)
+            base = f"{scheme}://{settings.host}:{settings.port}"
+            log.info("serving", api=f"{base}/docs", dashboard=f"{base}/dashboard", metrics=f"{base}/metrics")
+            # uvicorn turns SIGTERM into a graceful shutdown; the app's lifespan stops the loop.
+            uvicorn.run(application, host=settings.host, port=settings.port, log_config=UVICORN_LOG_CONFIG,
+                        access_log=False, ssl_certfile=settings.tls_cert_file, ssl_keyfile=settings.tls_key_file,
+                        proxy_headers=True, forwarded_allow_ips=settings.forwarded_allow_ips)
+            log.info("stopped")
+    except ImportError as e:   # an adapter missing from this build
+        fail(f"serve: cannot load a provider adapter: {e}")
+    except (ValueError, OSError) as e:
+        fail(f"serve: {e}")
 
 
-def _where(w: dict[str, Any]) -> str:
-    return ", ".join(f"{a['provider']}/{a['region']} {a['instanceType']}x{a['nodes']}" for a in w["assignments"])
+@db_app.command("upgrade")
+def db_upgrade(db: Annotated[str | None, typer.Option("--db", envvar="AWAN_DB_URL", show_envvar=True,
+                                                      help="database URL")] = None) -> None:
+    """Create the database if needed and apply the schema migrations.
+
+    \b
+    Examples:
+      awan db upgrade --db sqlite:///.awan/awan.db
+      AWAN_DB_URL=postgresql+psycopg://awan@db:5432/awan awan db upgrade
+    """
+    from controlplane.settings import Settings
+    from controlplane.store import make_engine, upgrade
+    from controlplane.store.migrate import current
+
+    url = db or Settings().db_url
+    try:
+        eng = make_engine(url)
+        upgrade(eng)
+        sys.stdout.write(f"database at revision {current(eng)}\n")
+    except Exception as e:
+        fail(f"db upgrade: {type(e).__name__}: {e}")
 
 
 def register(app: typer.Typer) -> None:
-    db_app = typer.Typer(help="The store: migrations.", no_args_is_help=True)
-    token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
-    get_app = typer.Typer(help="List things through the API.", no_args_is_help=True)
-    describe_app = typer.Typer(help="Show one thing in detail.", no_args_is_help=True)
-    delete_app = typer.Typer(help="Delete things through the API.", no_args_is_help=True)
+    app.command("serve")(serve)
     app.add_typer(db_app, name="db")
-    app.add_typer(token_app, name="token")
-    app.add_typer(get_app, name="get")
-    app.add_typer(describe_app, name="describe")
-    app.add_typer(delete_app, name="delete")
-
-    @app.command()
-    def serve(host: str = typer.Option(None, help="Bind address (default 127.0.0.1)"),
-              port: int = typer.Option(None, help="Port (default 8080)"),
-              db: str = typer.Option(None, "--db", help="Database URL (default sqlite:///.awan/awan.db)"),
-              config: str = typer.Option(None, "--config", help="awan.yaml; none = embedded mock clouds")) -> None:
-        """Run the API, the dashboard and (as leader) the reconcile loop until SIGTERM/Ctrl-C."""
-        import uvicorn
-
-        from controlplane.api import create_app
-        from controlplane.environment import open_environment
-        from controlplane.logs import configure_logging
-        from controlplane.settings import Settings
-
-        given: dict[str, Any] = {"host": host, "port": port, "db_url": db, "config": config}
-        over = {k: v for k, v in given.items() if v is not None}
-        settings = Settings(**over)
-        configure_logging(settings.log_level)
-        try:
-            with open_environment(settings.config) as env:
-                console.print(f"[dim]{env.note}[/]")
-                application = create_app(settings, providers=env.providers, config=env.config)
-                console.print(f"API http://{settings.host}:{settings.port}/docs · dashboard "
-                              f"http://{settings.host}:{settings.port}/dashboard")
-                # uvicorn turns SIGTERM into a graceful shutdown; the app's lifespan stops the loop.
-                uvicorn.run(application, host=settings.host, port=settings.port, log_level="warning")
-        except ImportError as e:   # an adapter missing from this build
-            fail(f"serve: cannot load a provider adapter: {e}")
-        except (ValueError, OSError) as e:
-            fail(f"serve: {e}")
-
-    @db_app.command("upgrade")
-    def db_upgrade(db: str = typer.Option(None, "--db", help="Database URL")) -> None:
-        """Apply the schema migrations."""
-        from controlplane.settings import Settings
-        from controlplane.store import make_engine, upgrade
-        from controlplane.store.migrate import current
-
-        url = db or Settings().db_url
-        try:
-            eng = make_engine(url)
-            upgrade(eng)
-            console.print(f"database at revision {current(eng)}")
-        except Exception as e:
-            fail(f"db upgrade: {type(e).__name__}: {e}")
-
-    @token_app.command("create")
-    def token_create(team: str = typer.Option(..., "--team"), role: str = typer.Option("member", "--role"),
-                     db: str = typer.Option(None, "--db", help="Database URL")) -> None:
-        """Create a token for TEAM with ROLE (admin|member|viewer); it is printed once, never stored."""
-        from controlplane.auth import TokenError, create_token
-        from controlplane.settings import Settings
-        from controlplane.store import Database, upgrade
-
-        d = Database.from_url(db or Settings().db_url)
-        try:
-            upgrade(d.engine)
-            with d.session() as s:
-                token, _ = create_token(s, team, role)
-        except TokenError as e:
-            fail(str(e))
-        print(token)
-
-    @app.command()
-    def submit(file: Path = typer.Option(..., "-f", "--file", help="Manifest (YAML or JSON), '-' for stdin")) -> None:
-        """Submit GPUWorkload manifests."""
-        import sys
-
-        try:
-            text = sys.stdin.read() if str(file) == "-" else file.read_text()
-        except OSError as e:
-            fail(f"{file}: {e.strerror}")
-        ctype = "application/json" if text.lstrip().startswith(("{", "[")) else "application/yaml"
-        res = _call("POST", "/v1/workloads", content=text, headers={"Content-Type": ctype})
-        for n in res["created"]:
-            console.print(f"workload/{n} submitted")
-        for n in res["unchanged"]:
-            console.print(f"workload/{n} unchanged")
-
-    @get_app.command("workloads")
-    def get_workloads(output: OutputFormat = typer.Option(OutputFormat.table, "-o", "--output")) -> None:
-        items = _call("GET", "/v1/workloads")["items"]
-        if output == OutputFormat.json:
-            print_json(items)
-            return
-        t = Table("NAME", "TEAM", "STATE", "GPUS", "WHERE", "MESSAGE")
-        for w in items:
-            t.add_row(w["name"], w["team"], w["state"], str(w["gpus"]), _where(w), w["message"][:60])
-        console.print(t)
-
-    @describe_app.command("workload")
-    def describe_workload(name: str) -> None:
-        """Placement, explanation and events of one workload."""
-        w = _call("GET", f"/v1/workloads/{name}")
-        pl = _call("GET", f"/v1/workloads/{name}/placement")
-        evs = _call("GET", f"/v1/workloads/{name}/events")["items"]
-        console.print(f"[bold]{w['name']}[/]  team={w['team']}  state={w['state']}  gpus={w['gpus']}")
-        if w["message"]:
-            console.print(f"message: {w['message']}")
-        if w["assignments"]:
-            t = Table("PROVIDER", "REGION", "ZONE", "TYPE", "NODES", "GPUS", "CAPACITY", "$/H")
-            for a in w["assignments"]:
-                t.add_row(a["provider"], a["region"], a["zone"], a["instanceType"], str(a["nodes"]),
-                          str(a["gpus"]), a["capacityType"], f"{a['pricePerHour']:.2f}")
-            console.print(t)
-        ex = pl.get("explanation") or {}
-        for r in ex.get("reasons", []):
-            console.print(f"  why: {r}")
-        for k, v in (ex.get("rejections") or {}).items():
-            console.print(f"  rejected {k}: {v}")
-        t = Table("WHEN", "ACTION", "ACTOR")
-        for e in evs:
-            t.add_row(e["at"], e["action"], e["actor"])
-        console.print(t)
-
-    @delete_app.command("workload")
-    def delete_workload(name: str) -> None:
-        w = _call("DELETE", f"/v1/workloads/{name}")
-        console.print(f"workload/{name} {w['state'].lower()}")

@@ -5,17 +5,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
+from controlplane.cli.clouds import HINT
 from controlplane.cli.output import console, err_console, fail, print_json
-from controlplane.environment import config_path
-from infra.engines.base import ChangeSet, DriftReport, Engine, EngineError, UpResult
-from infra.spec import NodePoolSpec, SpecError, StackSpec, desired_stacks, parse_stack_name, stack_name
-from providers.config import AwanConfig, ConfigError, load_config
-from providers.errors import ProviderError
+
+if TYPE_CHECKING:   # infra and the providers load inside the commands (`awan --help` stays fast)
+    from infra.engines.base import ChangeSet, DriftReport, Engine, UpResult
+    from infra.spec import NodePoolSpec, StackSpec
+    from providers.config import AwanConfig
 
 stack_app = typer.Typer(help="Provisioning stacks, one per (provider, region).", no_args_is_help=True)
 
@@ -29,9 +29,12 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")
 
 
 def _config(path: str | None) -> AwanConfig:
+    from controlplane.environment import config_path
+    from providers.config import load_config
+
     p = config_path(path)
     if p is None:
-        fail("no awan.yaml: stacks need a fixed configuration (run `awan mockclouds up` or pass --config)")
+        fail(HINT.replace(", or --mock to start throw-away mock clouds for this command", ""))
     return load_config(p)
 
 
@@ -71,6 +74,8 @@ def _pools_from_plan(path: Path) -> list[NodePoolSpec]:
 
 
 def _stack(provider: str, region: str, cfg: AwanConfig, plan: Path | None) -> StackSpec:
+    from infra.spec import StackSpec
+
     pools = [p for p in _pools_from_plan(plan) if (p.provider, p.region) == (provider, region)] if plan else []
     return StackSpec(provider, region, tuple(pools), config=_provider_config(cfg, provider))
 
@@ -82,6 +87,8 @@ def _counts_line(c: dict[str, int], past: bool) -> str:
 
 
 def _show_changes(title: str, cs: ChangeSet, past: bool) -> None:
+    from rich.table import Table
+
     marks = {"create": "[green]+[/]", "update": "[yellow]~[/]", "delete": "[red]-[/]"}
     if cs.changed:
         t = Table(title=title, show_lines=False)
@@ -106,6 +113,8 @@ def _show_up(r: UpResult) -> None:
 
 
 def _show_drift(rep: DriftReport) -> None:
+    from rich.table import Table
+
     if not rep.drifted:
         console.print(f"{rep.stack}: no drift")
         return
@@ -120,6 +129,11 @@ def _show_drift(rep: DriftReport) -> None:
 
 
 def _run(fn: Any) -> Any:
+    from infra.engines.base import EngineError
+    from infra.spec import SpecError
+    from providers.config import ConfigError
+    from providers.errors import ProviderError
+
     try:
         return fn()
     except (ConfigError, SpecError, EngineError, ProviderError) as e:
@@ -129,7 +143,16 @@ def _run(fn: Any) -> Any:
 @stack_app.command("list")
 def list_cmd(config: ConfigOpt = None, engine: EngineOpt = "auto", state_dir: StateOpt = None,
              as_json: JsonOpt = False) -> None:
-    """List the stacks the engine knows."""
+    """List the stacks the engine knows.
+
+    \b
+    Examples:
+      awan stack list --config awan.yaml
+    """
+    from rich.table import Table
+
+    from infra.spec import parse_stack_name
+
     eng = _run(lambda: _engine(engine, _config(config), state_dir))
     names = _run(eng.list_stacks)
     if as_json:
@@ -160,6 +183,8 @@ def _one(action: str, provider: str, region: str, config: str | None, engine: st
         r = _run(lambda: eng.up(spec))
         print_json(_result_json(r)) if as_json else _show_up(r)
     elif action == "destroy":
+        from infra.spec import stack_name
+
         r = _run(lambda: eng.destroy(stack_name(provider, region)))
         print_json(_result_json(r)) if as_json else _show_up(r)
     else:
@@ -174,35 +199,64 @@ def _one(action: str, provider: str, region: str, config: str | None, engine: st
 @stack_app.command("preview")
 def preview_cmd(provider: ProviderOpt, region: RegionOpt, plan: PlanOpt = None, config: ConfigOpt = None,
                 engine: EngineOpt = "auto", state_dir: StateOpt = None, as_json: JsonOpt = False) -> None:
-    """What `up` would change in one stack (pools from --plan; none: the stack's pools would be deleted)."""
+    """What `up` would change in one stack (pools from --plan; none: the stack's pools would be deleted).
+
+    \b
+    Examples:
+      awan plan -f examples/finetune-eu.yaml -o json > plan.json
+      awan stack preview -p gcp -r europe-west4 --plan plan.json
+    """
     _one("preview", provider, region, config, engine, state_dir, plan, as_json)
 
 
 @stack_app.command("up")
 def up_cmd(provider: ProviderOpt, region: RegionOpt, plan: PlanOpt = None, config: ConfigOpt = None,
            engine: EngineOpt = "auto", state_dir: StateOpt = None, as_json: JsonOpt = False) -> None:
-    """Bring one stack in line with the placements in --plan."""
+    """Bring one stack in line with the placements in --plan.
+
+    \b
+    Examples:
+      awan stack up -p aws -r us-east-1 --plan plan.json
+    """
     _one("up", provider, region, config, engine, state_dir, plan, as_json)
 
 
 @stack_app.command("destroy")
 def destroy_cmd(provider: ProviderOpt, region: RegionOpt, config: ConfigOpt = None, engine: EngineOpt = "auto",
                 state_dir: StateOpt = None, as_json: JsonOpt = False) -> None:
-    """Delete everything one stack holds."""
+    """Delete everything one stack holds.
+
+    \b
+    Examples:
+      awan stack destroy -p azure -r eastus
+    """
     _one("destroy", provider, region, config, engine, state_dir, None, as_json)
 
 
 @stack_app.command("refresh")
 def refresh_cmd(provider: ProviderOpt, region: RegionOpt, plan: PlanOpt = None, config: ConfigOpt = None,
                 engine: EngineOpt = "auto", state_dir: StateOpt = None, as_json: JsonOpt = False) -> None:
-    """Compare one stack's state with the cloud: missing, changed and unmanaged resources."""
+    """Compare one stack's state with the cloud: missing, changed and unmanaged resources.
+
+    \b
+    Examples:
+      awan stack refresh -p coreweave -r US-EAST-04 --json
+    """
     _one("refresh", provider, region, config, engine, state_dir, plan, as_json)
 
 
 def deploy(plan: PlanOpt = None, config: ConfigOpt = None, engine: EngineOpt = "auto", state_dir: StateOpt = None,
            as_json: JsonOpt = False) -> None:
     """Bring every stack in line with the current placements (--plan: `awan plan -o json` output).
-    Stacks that no longer get any pool are brought to empty, deleting their pools."""
+    Stacks that no longer get any pool are brought to empty, deleting their pools.
+
+    \b
+    Examples:
+      awan plan -f examples/inference-spread.yaml -o json > plan.json
+      awan deploy --plan plan.json
+    """
+    from infra.spec import desired_stacks
+
     if plan is None:
         fail("--plan: required for now (the JSON of `awan plan -o json`)")
     cfg = _run(lambda: _config(config))

@@ -3,12 +3,15 @@ exposes it at /metrics and adds gauges computed from the store at scrape time.""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, PlatformCollector, ProcessCollector
 
 
 class LoopMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
+        if registry is None:   # process_* (CPU, memory, fds) and python_info, as every Prometheus target has
+            ProcessCollector(registry=self.registry)
+            PlatformCollector(registry=self.registry)
         self.placements = Counter("awan_placements", "Placement decisions", ["result"], registry=self.registry)
         self.provisioning_latency = Histogram(
             "awan_provisioning_latency_seconds", "From placed to all nodes running",

@@ -1,22 +1,43 @@
 """The audit log: who did what to which thing, when, with details. Written in the same transaction as
-the change it records, so the log never claims a change that was rolled back."""
+the change it records, so the log never claims a change that was rolled back.
+
+Each record is also one structured log event (``workload placed``, ``workload failover``, ``stack
+stack-applied``...), written only once its transaction commits, for the same reason."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
+from controlplane.logs import get_logger
 from controlplane.store.models import AuditEvent
+
+log = get_logger("awan.events")
+_PENDING = "awan.audit.pending"
 
 
 def record(s: Session, *, actor: str, action: str, kind: str, subject: str, team: str | None = None,
            details: dict[str, Any] | None = None) -> AuditEvent:
     ev = AuditEvent(actor=actor, action=action, kind=kind, subject=subject, team=team, details=details or {})
     s.add(ev)
+    s.info.setdefault(_PENDING, []).append(
+        {"event": f"{kind} {action}", "kind": kind, "subject": subject, "team": team, "actor": actor,
+         "details": dict(details or {})})
     return ev
+
+
+@event.listens_for(Session, "after_commit")
+def _log_committed(s: Session) -> None:
+    for e in s.info.pop(_PENDING, ()):
+        log.info(e.pop("event"), **e)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_rolled_back(s: Session, _previous: Any) -> None:
+    s.info.pop(_PENDING, None)
 
 
 def events(s: Session, *, team: str | None = None, kind: str | None = None, subject: str | None = None,

@@ -27,6 +27,10 @@ ACTIVE_STATES = (WorkloadState.PLACED, WorkloadState.PROVISIONING, WorkloadState
 
 
 class Role(StrEnum):
+    """What a token may do. ``admin`` is an admin of its own team (its workloads and tokens), like a
+    Kubernetes namespace admin; ``cluster-admin`` is global (every team, policies, providers)."""
+
+    CLUSTER_ADMIN = "cluster-admin"
     ADMIN = "admin"
     MEMBER = "member"
     VIEWER = "viewer"
@@ -54,6 +58,8 @@ class Token(Base):
     description: Mapped[str] = mapped_column(String(200), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+    expires_at: Mapped[datetime | None] = mapped_column(default=None)       # None: never
+    last_used_at: Mapped[datetime | None] = mapped_column(default=None)     # to the minute (see auth)
 
 
 class Workload(Base):

@@ -7,6 +7,7 @@ A mixin: AWSProvider inherits it, so what the AWS adapter can do is read from it
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 from providers.catalog import CapacityType
 from providers.errors import InvalidRequestError, NotFoundError
 from providers.model import CapacityPool
+
+_log = logging.getLogger("awan.providers.aws")
 
 if TYPE_CHECKING:
     from providers.aws.clients import AwsClients
@@ -127,7 +130,12 @@ class AwsReservations:
                                 InstancePlatform="Linux/UNIX",
                                 TagSpecifications=_tag_spec("capacity-reservation", tags or {}))
         blocks = out.get("CapacityBlocks") or [{}]
-        return _pool(out["CapacityReservation"], region, blocks[0].get("UltraserverType", ""))
+        pool = _pool(out["CapacityReservation"], region, blocks[0].get("UltraserverType", ""))
+        # A purchase spends money and cannot be undone: always one event in the service log.
+        _log.info("capacity block purchased", extra={
+            "provider": "aws", "region": region, "offering": offer_id, "reservation": pool.reservation_id,
+            "instance_type": pool.instance_type, "nodes": pool.available_nodes})
+        return pool
 
     def _is_capacity_block(self, region: str, reservation_id: str) -> bool:
         crs = self.clients.call("ec2", region, "describe_capacity_reservations",

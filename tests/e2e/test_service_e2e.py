@@ -77,7 +77,7 @@ def running_service(db_url: str, mockclouds, mock_config) -> Iterator[tuple[Serv
     upgrade(db.engine)
     with db.session() as s:
         member, _ = create_token(s, "research", "member")
-        admin, _ = create_token(s, "ops", "admin")
+        admin, _ = create_token(s, "ops", "cluster-admin")
     settings = Settings(db_url=db_url, reconcile_interval_s=0.2, lease_ttl_s=5, lease_renew_s=1,
                         policies=POLICIES)
 

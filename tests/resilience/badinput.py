@@ -68,7 +68,7 @@ def api_on_fresh_db(workdir: Path) -> Iterator[tuple[Any, Database, str, str]]:
     upgrade(db.engine)
     with db.session() as s:
         member, _ = create_token(s, "research", "member")
-        admin, _ = create_token(s, "ops", "admin")
+        admin, _ = create_token(s, "ops", "cluster-admin")
     app = create_app(Settings(db_url=url, reconcile=False), db=db, providers={}, migrate=False)
     try:
         with TestClient(app, raise_server_exceptions=False) as c:

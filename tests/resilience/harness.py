@@ -50,7 +50,7 @@ def prepare_db(db_url: str) -> tuple[str, str]:
         upgrade(db.engine)
         with db.session() as s:
             member, _ = create_token(s, "research", "member")
-            admin, _ = create_token(s, "ops", "admin")
+            admin, _ = create_token(s, "ops", "cluster-admin")
     finally:
         db.dispose()
     return member, admin

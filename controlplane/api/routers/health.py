@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import platform
 from collections import defaultdict
 from collections.abc import Iterator
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import text
 
@@ -48,24 +49,47 @@ class StoreCollector(Collector):
     def __init__(self, c: ServiceContext) -> None:
         self.c = c
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        gpus = GaugeMetricFamily("awan_gpus", "GPUs held by workloads", labels=["provider", "state"])
+    def collect(self) -> Iterator[GaugeMetricFamily | InfoMetricFamily]:
+        from controlplane import __version__
+
+        info = InfoMetricFamily("awan_build", "The running build", labels=["version", "python"])
+        info.add_metric([__version__, platform.python_version()], {})
+        yield info
+        leader = GaugeMetricFamily("awan_leader", "1 while this replica holds the reconcile lease, else 0",
+                                   labels=["replica"])
+        elector = getattr(self.c.controller, "elector", None)
+        leader.add_metric([self.c.settings.replica_id], 1.0 if elector is not None and elector.is_leader else 0.0)
+        yield leader
+        gpus = GaugeMetricFamily("awan_gpus", "GPUs held by workloads", labels=["provider", "region", "state"])
+        by_team = GaugeMetricFamily("awan_workloads", "Workloads by team and state", labels=["team", "state"])
+        spend = GaugeMetricFamily("awan_spend_dollars_per_hour", "Marginal $/hour of active workloads",
+                                  labels=["team", "provider"])
         burn = GaugeMetricFamily("awan_commitment_remaining_gpus", "Committed GPUs not yet used",
                                  labels=["contract", "provider", "gpu_model"])
-        totals: dict[tuple[str, str], int] = defaultdict(int)
+        totals: dict[tuple[str, str, str], int] = defaultdict(int)
+        teams: dict[tuple[str, str], int] = defaultdict(int)
+        dollars: dict[tuple[str, str], float] = defaultdict(float)
         used: dict[tuple[str, str], int] = defaultdict(int)
         try:
             with self.c.db.session() as s:
-                for row in repo.list_(s, limit=1_000_000):
+                for row in repo.list_(s, limit=1_000_000, light=True):
+                    teams[(row.team, row.state)] += 1
                     for a in row.assignments:
-                        totals[(a.provider, row.state)] += a.gpus
+                        totals[(a.provider, a.region, row.state)] += a.gpus
                         if row.state in ("Placed", "Provisioning", "Running"):
                             used[(a.provider, a.gpu_model)] += a.gpus
+                            dollars[(row.team, a.provider)] += a.price_per_hour
         except Exception:  # scrape must not fail because the DB blinked
             return
-        for (prov, state), n in sorted(totals.items()):
-            gpus.add_metric([prov, state], n)
+        for (prov, region, state), n in sorted(totals.items()):
+            gpus.add_metric([prov, region, state], n)
+        for (team, state), n in sorted(teams.items()):
+            by_team.add_metric([team, state], n)
+        for (team, prov), d in sorted(dollars.items()):
+            spend.add_metric([team, prov], round(d, 4))
         yield gpus
+        yield by_team
+        yield spend
         try:
             now = utcnow()
             for cm in self.c.policies.current().commitments:

@@ -16,7 +16,7 @@ from tests.controlplane.store.dbfixture import db, db_url  # noqa: F401
 def tokens(db: Database) -> dict[str, str]:  # noqa: F811
     out = {}
     with db.session() as s:
-        for key, team, role in [("admin", "ops", "admin"), ("research", "research", "member"),
+        for key, team, role in [("admin", "ops", "cluster-admin"), ("research", "research", "member"),
                                 ("infer", "inference", "member"), ("viewer", "research", "viewer")]:
             out[key], _ = create_token(s, team, role)
     return out

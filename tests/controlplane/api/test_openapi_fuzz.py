@@ -33,7 +33,7 @@ def _schema():  # type: ignore[no-untyped-def]
     db = Database.from_url(url)
     upgrade(db.engine)
     with db.session() as s:
-        token, _ = create_token(s, "ops", "admin")
+        token, _ = create_token(s, "ops", "cluster-admin")
     app = create_app(Settings(db_url=url, reconcile=False), db=db, providers={})
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     schema.config.headers = {"Authorization": f"Bearer {token}"}

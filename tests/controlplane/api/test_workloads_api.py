@@ -63,7 +63,12 @@ def test_placement_endpoint_before_placement(client, tokens):
 def test_health_ready_metrics_and_dashboard(client):
     assert client.get("/healthz").json()["status"] == "ok"
     ready = client.get("/readyz").json()
-    assert ready["status"] == "ok" and ready["checks"]["schema"] == "0001"
+    from alembic.script import ScriptDirectory
+
+    from controlplane.store.migrate import alembic_config
+
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert ready["status"] == "ok" and ready["checks"]["schema"] == head
     m = client.get("/metrics").text
     assert "awan_placements" in m and "awan_provisioning_latency_seconds_bucket" in m
     page = client.get("/dashboard")

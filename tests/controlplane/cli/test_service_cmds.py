@@ -77,12 +77,12 @@ def test_submit_get_describe_delete(service, tmp_path: Path) -> None:
     assert "workload/cli-infer unchanged" in r.output
     r = _run(["get", "workloads", "-o", "json"], url, tokens["research"], tmp_path)
     assert r.exit_code == 0, r.output
-    items = json.loads(r.stdout)
+    items = json.loads(r.stdout)["items"]      # kubectl's List
     assert [w["name"] for w in items] == ["cli-infer"] and items[0]["state"] == "Pending"
     r = _run(["get", "workloads", "-o", "json"], url, tokens["other"], tmp_path)
-    assert json.loads(r.stdout) == [], "another team must not see it"
+    assert json.loads(r.stdout)["items"] == [], "another team must not see it"
     r = _run(["describe", "workload", "cli-infer"], url, tokens["research"], tmp_path)
-    assert r.exit_code == 0 and "cli-infer" in r.output and "state=Pending" in r.output
+    assert r.exit_code == 0 and "cli-infer" in r.output and "State:     Pending" in r.output
     r = _run(["delete", "workload", "cli-infer"], url, tokens["viewer"], tmp_path)
     assert r.exit_code != 0 and "403" in r.output and "Traceback" not in r.output
     r = _run(["delete", "workload", "cli-infer"], url, tokens["research"], tmp_path)
