@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session
 
 from controlplane.store.models import Role, Team, Token
 
-_FORMAT = re.compile(r"^awan_([0-9a-f]{12})_([A-Za-z0-9_-]{20,})$")
-_TEAM = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_FORMAT = re.compile(r"awan_([0-9a-f]{12})_([A-Za-z0-9_-]{20,})")
+_TEAM = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")   # used with fullmatch: "$" passes "x\n"
 # scrypt cost: ~10 ms per check; verified results are cached per process (see api.auth).
 _N, _R, _P = 2**14, 8, 1
 
@@ -48,7 +48,7 @@ def _hash(secret: str, salt: bytes) -> str:
 
 def create_token(s: Session, team: str, role: str, description: str = "") -> tuple[str, Principal]:
     """Create the team if new and a token for it; returns the clear token (to print once)."""
-    if not _TEAM.match(team):
+    if not _TEAM.fullmatch(team):
         raise TokenError(f"team: {team!r} must be a DNS-1123 label (lower-case letters, digits, '-')")
     try:
         r = Role(role)
@@ -67,7 +67,7 @@ def create_token(s: Session, team: str, role: str, description: str = "") -> tup
 
 
 def verify_token(s: Session, token: str) -> Principal | None:
-    m = _FORMAT.match(token.strip())
+    m = _FORMAT.fullmatch(token.strip())
     if not m:
         return None
     row = s.get(Token, m.group(1))

@@ -43,7 +43,9 @@ def apply_decision(row: Workload, decision: Any, actor: str, s: Any, metrics: Lo
     if decision.placed:
         row.assignments = _assignments(decision)
         for i, a in enumerate(row.assignments):
-            a.pool = pool_name(row.name, i)
+            # The incarnation (generation) is in the hash: after delete and resubmit the pools, and so
+            # every URN and idempotency key under them, are new, and no cloud replays the old requests.
+            a.pool = pool_name(row.name, i, f"{row.key}#{row.generation}")
         row.placement, row.explanation = doc, doc
         row.state, row.placed_at = WorkloadState.PLACED.value, utcnow()
         row.message = "; ".join(decision.reasons)[:1000]
@@ -62,12 +64,21 @@ def apply_decision(row: Workload, decision: Any, actor: str, s: Any, metrics: Lo
 
 def place_pending(db: Database, *, snapshot: Callable[[], Any], policies: Callable[[], Any], place: PlaceFn,
                   fenced: Callable[[], bool], actor: str, metrics: LoopMetrics, ttl_s: float,
-                  skip: Callable[[str], bool] = lambda _n: False, batch: int = 500) -> list[Any]:
-    """Returns the decisions for workloads that stayed unplaced (the caller backs them off)."""
+                  skip: Callable[[str], bool] = lambda _n: False, batch: int = 500) -> list[str]:
+    """Returns the keys (``Workload.key``) of workloads that stayed unplaced (the caller backs them off);
+    ``skip`` is asked by key too."""
     with db.session() as s:
         token, rows = repo.claim(s, [WorkloadState.PENDING.value], ttl_s=ttl_s, limit=batch,
                                  order_by_priority=True)
-        specs = [(r.name, r.spec) for r in rows if not skip(r.name)]
+        # Placement names its decisions by workload name, and names are unique only per team: a second
+        # team's workload of the same name waits for the next pass (one batch, one workload per name).
+        batch_names: set[str] = set()
+        specs = []
+        for r in rows:
+            if skip(r.key) or r.name in batch_names:
+                continue
+            batch_names.add(r.name)
+            specs.append((r.key, r.spec))
     if not rows:
         return []
     try:
@@ -75,19 +86,20 @@ def place_pending(db: Database, *, snapshot: Callable[[], Any], policies: Callab
             return []
         workloads = [GPUWorkload.model_validate(spec) for _, spec in specs]
         result = place(workloads, snapshot(), policies())
-        by_name = {d.workload: d for d in result.decisions}
+        keys = {w.name: key for (key, _), w in zip(specs, workloads, strict=True)}
+        by_key = {keys[d.workload]: d for d in result.decisions if d.workload in keys}
         unplaced = []
         with db.session() as s:
             if not fenced():
                 log.warning("lost leadership before writing placements; discarding them")
                 return []
             for row in repo.locked(s, token):
-                d = by_name.get(row.name)
+                d = by_key.get(row.key)
                 if d is None or row.state != WorkloadState.PENDING.value:  # deleted meanwhile
                     continue
                 apply_decision(row, d, actor, s, metrics)
                 if not d.placed:
-                    unplaced.append(d)
+                    unplaced.append(row.key)
         return unplaced
     finally:
         with db.session() as s:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from controlplane.store.migrate import head
 from tests.controlplane.api.conftest import auth
 from tests.controlplane.reconcile.fakes import manifest
 
@@ -63,7 +64,7 @@ def test_placement_endpoint_before_placement(client, tokens):
 def test_health_ready_metrics_and_dashboard(client):
     assert client.get("/healthz").json()["status"] == "ok"
     ready = client.get("/readyz").json()
-    assert ready["status"] == "ok" and ready["checks"]["schema"] == "0001"
+    assert ready["status"] == "ok" and ready["checks"]["schema"] == head()
     m = client.get("/metrics").text
     assert "awan_placements" in m and "awan_provisioning_latency_seconds_bucket" in m
     page = client.get("/dashboard")
