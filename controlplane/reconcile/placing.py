@@ -70,21 +70,13 @@ def place_pending(db: Database, *, snapshot: Callable[[], Any], policies: Callab
     with db.session() as s:
         token, rows = repo.claim(s, [WorkloadState.PENDING.value], ttl_s=ttl_s, limit=batch,
                                  order_by_priority=True)
-        # Placement names its decisions by workload name, and names are unique only per team: a second
-        # team's workload of the same name waits for the next pass (one batch, one workload per name).
-        batch_names: set[str] = set()
-        specs = []
-        for r in rows:
-            if skip(r.key) or r.name in batch_names:
-                continue
-            batch_names.add(r.name)
-            specs.append((r.key, r.spec))
+        specs = [(r.key, r.spec) for r in rows if not skip(r.key)]
     if not rows:
         return []
     try:
         if not specs:
             return []
-        workloads = [GPUWorkload.model_validate(spec) for _, spec in specs]
+        workloads = _unique_names([GPUWorkload.model_validate(spec) for _, spec in specs], [k for k, _ in specs])
         result = place(workloads, snapshot(), policies())
         keys = {w.name: key for (key, _), w in zip(specs, workloads, strict=True)}
         by_key = {keys[d.workload]: d for d in result.decisions if d.workload in keys}
@@ -104,6 +96,17 @@ def place_pending(db: Database, *, snapshot: Callable[[], Any], policies: Callab
     finally:
         with db.session() as s:
             repo.release(s, token)
+
+
+def _unique_names(workloads: list[GPUWorkload], keys: list[str]) -> list[GPUWorkload]:
+    """Placement names its decisions by workload name, and names are unique only per team: a workload
+    whose name another team's workload in the batch shares is placed under its key instead."""
+    seen: dict[str, int] = {}
+    for w in workloads:
+        seen[w.name] = seen.get(w.name, 0) + 1
+    return [w if seen[w.name] == 1 else
+            w.model_copy(update={"metadata": w.metadata.model_copy(update={"name": k})})
+            for w, k in zip(workloads, keys, strict=True)]
 
 
 def release_stale_locks(db: Database) -> int:

@@ -143,3 +143,27 @@ def test_a_pool_short_past_the_bound_is_a_capacity_failure(db):
     with db.session() as s:
         ev = [e for e in audit.events(s, subject="bad-luck") if e.action == "failover"]
     assert ev and ev[0].details["trigger"] == "capacity" and "not supplied" in ev[0].details["reason"]
+
+
+class RefuseTeamPlacer(FakePlacer):
+    def __init__(self, team: str) -> None:
+        super().__init__()
+        self.team = team
+
+    def __call__(self, workloads: Any, snapshot: Any, policies: Any) -> Any:
+        out = super().__call__(workloads, snapshot, policies)
+        for w, d in zip(workloads, out.decisions, strict=True):
+            if w.team == self.team:
+                d.placed, d.assignments, d.reasons = False, [], ["no capacity: nothing matches"]
+        return out
+
+
+def test_an_unplaceable_workload_does_not_starve_another_teams_workload_of_the_same_name(db):
+    cloud = FakeCloud()
+    c = make_controller(db, cloud, RefuseTeamPlacer("alpha"))
+    submit(db, "job", team="alpha")     # first in every batch, never placed
+    submit(db, "job", team="beta")
+    drive(c, passes=6)
+    rows = _rows(db)
+    assert rows["alpha", "job"].state == "Pending" and rows["beta", "job"].state == "Running"
+    assert "beta" not in rows["alpha", "job"].message and "alpha" not in rows["beta", "job"].message
