@@ -124,7 +124,7 @@ def states(db_url: str) -> dict[str, str]:
     db = Database.from_url(db_url)
     try:
         with db.session() as s:
-            return {r.name: r.state for r in repo.list_(s, limit=1_000_000)}
+            return {r.name: r.state for r in repo.list_(s, limit=1_000_000, include_deleted=True)}
     finally:
         db.dispose()
 

@@ -75,7 +75,7 @@ def stacks(p: Principal = Depends(principal), c: ServiceContext = Depends(ctx)) 
                     continue
             items.append(schemas.StackOut(
                 name=r.name, status=r.status, message=r.message if p.is_admin else "", attempts=r.attempts,
-                pools=len(pools), appliedAt=r.applied_at, hasState=p.is_admin and r.state is not None))
+                pools=len(pools), appliedAt=r.applied_at, hasState=r.state is not None))
         return schemas.StackList(items=items)
 
 
