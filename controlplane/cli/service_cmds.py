@@ -156,12 +156,15 @@ def register(app: typer.Typer) -> None:
             t.add_row(w["name"], w["team"], w["state"], str(w["gpus"]), _where(w), w["message"][:60])
         console.print(t)
 
+    team_opt = typer.Option(None, "--team", help="The workload's team (admins: names are unique per team)")
+
     @describe_app.command("workload")
-    def describe_workload(name: str) -> None:
+    def describe_workload(name: str, team: str = team_opt) -> None:
         """Placement, explanation and events of one workload."""
-        w = _call("GET", f"/v1/workloads/{name}")
-        pl = _call("GET", f"/v1/workloads/{name}/placement")
-        evs = _call("GET", f"/v1/workloads/{name}/events")["items"]
+        q = {"params": {"team": team}} if team else {}
+        w = _call("GET", f"/v1/workloads/{name}", **q)
+        pl = _call("GET", f"/v1/workloads/{name}/placement", **q)
+        evs = _call("GET", f"/v1/workloads/{name}/events", **q)["items"]
         console.print(f"[bold]{w['name']}[/]  team={w['team']}  state={w['state']}  gpus={w['gpus']}")
         if w["message"]:
             console.print(f"message: {w['message']}")
@@ -182,6 +185,6 @@ def register(app: typer.Typer) -> None:
         console.print(t)
 
     @delete_app.command("workload")
-    def delete_workload(name: str) -> None:
-        w = _call("DELETE", f"/v1/workloads/{name}")
+    def delete_workload(name: str, team: str = team_opt) -> None:
+        w = _call("DELETE", f"/v1/workloads/{name}", **({"params": {"team": team}} if team else {}))
         console.print(f"workload/{name} {w['state'].lower()}")

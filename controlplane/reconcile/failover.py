@@ -170,25 +170,35 @@ def on_stack_failure(db: Database, stack_pools: Iterable[Any], error: BaseExcept
     return moved
 
 
+def _move_where(db: Database, fenced: Callable[[], bool], hits: Callable[[Assignment], bool],
+                move: Callable[[Any, Workload, list[Assignment]], None]) -> list[str]:
+    """Apply ``move`` to every movable workload with an assignment that ``hits``, in one fenced
+    transaction; returns their keys."""
+    moved: list[str] = []
+    with db.session() as s:
+        if not fenced():
+            return moved
+        for row in repo.list_(s, states=list(MOVABLE), limit=1_000_000, light=True):
+            hit = [a for a in row.assignments if hits(a)]
+            if hit:
+                move(s, row, hit)
+                moved.append(row.key)
+    return moved
+
+
 def on_refused(db: Database, refused: Mapping[str, str], *, blocks: BlockList, actor: str,
                fenced: Callable[[], bool]) -> list[str]:
     """Pools the provider's components refused to build (the rest of the stack was applied): block each
     one's (provider, zone, instance type) and re-place its workload, with its own pool's reason only."""
     if not refused:
         return []
-    moved: list[str] = []
-    with db.session() as s:
-        if not fenced():
-            return moved
-        for row in repo.list_(s, states=list(MOVABLE), limit=1_000_000, light=True):
-            hit = [a for a in row.assignments if a.pool in refused]
-            if not hit:
-                continue
-            keys = [key_of(a) for a in hit]
-            blocks.block(keys)
-            replace(s, row, actor=actor, reason="; ".join(refused[a.pool] for a in hit), trigger="refused",
-                    blocked=keys)
-            moved.append(row.key)
+
+    def move(s: Any, row: Workload, hit: list[Assignment]) -> None:
+        keys = [key_of(a) for a in hit]
+        blocks.block(keys)
+        replace(s, row, actor=actor, reason="; ".join(refused[a.pool] for a in hit), trigger="refused", blocked=keys)
+
+    moved = _move_where(db, fenced, lambda a: a.pool in refused, move)
     if moved:
         log.warning("pools refused by their provider's components: re-placing", workloads=moved)
     return moved
@@ -238,17 +248,13 @@ def evacuate(db: Database, down_regions: set[tuple[str, str]], down_providers: s
     """Re-place every workload holding an assignment in a DOWN region or provider."""
     if not down_regions and not down_providers:
         return []
-    moved: list[str] = []
-    with db.session() as s:
-        if not fenced():
-            return moved
-        for row in repo.list_(s, states=list(MOVABLE), limit=1_000_000, light=True):
-            hit = [a for a in row.assignments if a.provider in down_providers or (a.provider, a.region) in down_regions]
-            if not hit:
-                continue
-            where = sorted({f"{a.provider}/{a.region}" for a in hit})
-            replace(s, row, actor=actor, reason=f"{', '.join(where)} DOWN", trigger="outage")
-            moved.append(row.key)
+
+    def move(s: Any, row: Workload, hit: list[Assignment]) -> None:
+        where = sorted({f"{a.provider}/{a.region}" for a in hit})
+        replace(s, row, actor=actor, reason=f"{', '.join(where)} DOWN", trigger="outage")
+
+    moved = _move_where(db, fenced, lambda a: a.provider in down_providers or (a.provider, a.region) in down_regions,
+                        move)
     if moved:
         log.warning("outage: re-placing", workloads=len(moved), regions=sorted(map("/".join, down_regions)),
                     providers=sorted(down_providers))

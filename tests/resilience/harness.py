@@ -85,7 +85,7 @@ class ServiceProc:
             self.wait_ready()
         return self
 
-    def wait_ready(self, timeout_s: float = 60.0) -> None:
+    def wait_ready(self, timeout_s: float = 180.0) -> None:   # generous: a loaded 2-core machine is slow to import
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc is not None and self.proc.poll() is not None:

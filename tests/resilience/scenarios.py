@@ -211,6 +211,7 @@ def gang_resubmit_cycles(env: Env, cycles: int = 2, timeout_s: float = 240) -> F
                 h.wait_all(env.db_url, "Running", names.values(), timeout_s)
                 worst = max(worst, time.monotonic() - t0)
                 fig.verdicts.append(_settled(env, list(names.values()), timeout_s))
+                _assigned_equals_live(env, fig, f"gangs running, cycle {i + 1}", timeout_s)
                 for n in names.values():
                     r = c.delete(f"/v1/workloads/{n}")
                     assert r.status_code == 202, r.text

@@ -81,7 +81,8 @@ def _controller(db: Database, cfg: Any) -> tuple[Controller, dict[str, Any]]:
     return c, providers
 
 
-@settings(max_examples=4, deadline=None, phases=[Phase.generate], derandomize=True,
+@pytest.mark.timeout(900)
+@settings(max_examples=3, deadline=None, phases=[Phase.generate], derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(mix=items)
 def test_one_bad_workload_never_hurts_another(mix: list[Item], mockclouds: Any, mock_config: Any,
