@@ -74,14 +74,15 @@ items = st.lists(st.builds(Item, st.sampled_from(TEAMS), st.sampled_from(["train
 def _controller(db: Database, cfg: Any) -> tuple[Controller, dict[str, Any]]:
     providers = build_providers(cfg)
     engine = select_engine("local", config=cfg, store=DbStackStateStore(db))
-    elector = LeaderElector(db, "prop", ttl_s=30, renew_s=5)
+    # The test drives the loop by hand: a lease far longer than any pass, renewed before each one.
+    elector = LeaderElector(db, "prop", ttl_s=3600, renew_s=5)
     c = Controller(db, providers, engine, elector=elector, policies=lambda: POLICIES,
                    config=LoopConfig(interval_s=0.05, resync_s=5, retry_base_s=0.05, retry_max_s=1.0,
                                      short_bound_s=15))
     return c, providers
 
 
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(1500)
 @settings(max_examples=3, deadline=None, phases=[Phase.generate], derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(mix=items)
@@ -107,9 +108,9 @@ def test_one_bad_workload_never_hurts_another(mix: list[Item], mockclouds: Any, 
         assert why.startswith(own_field[it.flavour]), (it, why)
     c, providers = _controller(db, mock_config)
     try:
-        c.elector.step()
-        deadline = time.monotonic() + 240
+        deadline = time.monotonic() + 400   # generous: a loaded 2-core machine is slow
         while time.monotonic() < deadline:
+            c.elector.step()
             c.tick()
             c.wait_idle(120)
             rows = _rows(db)
@@ -134,6 +135,7 @@ def test_one_bad_workload_never_hurts_another(mix: list[Item], mockclouds: Any, 
             assigned, live = h.nodes_assigned_and_live(url, mockclouds)
             if assigned == live:
                 break
+            c.elector.step()
             c.tick()
             c.wait_idle(120)
             time.sleep(0.25)
