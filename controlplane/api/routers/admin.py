@@ -13,6 +13,7 @@ from controlplane.api.context import ServiceContext, ctx
 from controlplane.api.routers.workloads import event_out
 from controlplane.api.security import admin, principal
 from controlplane.auth.tokens import Principal
+from controlplane.model.workload import INT32_MAX  # ids are 32-bit INTEGER columns
 from controlplane.reconcile.policy_source import PolicyUnavailable, parse_document
 from controlplane.store import audit
 from controlplane.store import policies as policy_store
@@ -80,7 +81,7 @@ def stacks(p: Principal = Depends(principal), c: ServiceContext = Depends(ctx)) 
 
 
 @router.get("/events", response_model=schemas.EventList, responses=_ERR)
-def events(team: str | None = None, after: int = Query(0, ge=0, le=2**63 - 1), limit: int = Query(100, ge=1, le=1000),
+def events(team: str | None = None, after: int = Query(0, ge=0, le=INT32_MAX), limit: int = Query(100, ge=1, le=1000),
            p: Principal = Depends(principal), c: ServiceContext = Depends(ctx)) -> schemas.EventList:
     """The audit stream, oldest first after ``after``. Non-admins see only their team's events."""
     if not p.is_admin:

@@ -177,3 +177,14 @@ def test_a_costly_policy_is_refused_at_once_and_health_answers_meanwhile(client,
     r = client.put("/v1/policies", content=body, headers={**auth(tokens["admin"]), "Content-Type": "application/yaml"})
     assert r.status_code == 422 and "over the limit" in r.json()["detail"], r.text
     assert client.get("/healthz").status_code == 200
+
+
+@pytest.mark.parametrize("path, ok", [
+    ("/v1/workloads?offset=9223372036854775807", 200), ("/v1/workloads?offset=9223372036854775808", 422),
+    ("/v1/workloads?limit=99999999999999999999", 422), ("/v1/events?after=2147483647", 200),
+    ("/v1/events?after=9223372036854775807", 422),
+    ("/v1/events?after=99999999999999999999", 422), ("/v1/events?limit=-1", 422),
+])
+def test_query_integers_are_bounded_on_both_stores(client, tokens, path, ok):
+    """Issue 13, item 6: query parameters too stay within what the store takes (no 500)."""
+    assert client.get(path, headers=auth(tokens["admin"])).status_code == ok
