@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from controlplane.logs import redact
 from providers.base import Provider
 from providers.config import AwanConfig, load_config
 from providers.registry import build_providers
@@ -35,6 +36,12 @@ def config_path(explicit: str | None) -> Path | None:
     return default if default.exists() else None
 
 
+def register_secrets(cfg: AwanConfig) -> None:
+    """Whatever command loaded the configuration (serve, providers, plan...), its credentials are never
+    written to a log line, an error or a response (until now only `awan demo` registered its own)."""
+    redact(v.get_secret_value() for p in cfg.providers.values() for v in p.credentials.values())
+
+
 @contextmanager
 def open_environment(config: str | None = None, only: list[str] | None = None) -> Iterator[Environment]:
     path = config_path(config)
@@ -49,6 +56,7 @@ def open_environment(config: str | None = None, only: list[str] | None = None) -
     else:
         cfg = load_config(path)
         note = f"configuration {path}"
+    register_secrets(cfg)
     providers: dict[str, Provider] = {}
     try:
         providers = build_providers(cfg, only)

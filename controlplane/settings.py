@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     retry_base_s: float = Field(default=1.0, gt=0)
     retry_max_s: float = Field(default=300.0, gt=0)
     lock_ttl_s: float = Field(default=60.0, gt=0)          # row lock tokens expire after this
+    # A Provisioning workload whose pools stay short of nodes this long is re-placed (capacity failure).
+    pool_short_bound_s: float = Field(default=180.0, gt=0)
 
     lease_ttl_s: float = Field(default=15.0, gt=0)
     lease_renew_s: float = Field(default=5.0, gt=0)

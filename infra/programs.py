@@ -6,6 +6,7 @@ and the local engine run alike. Stack outputs: ``pools`` maps pool -> the ids of
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import pulumi
@@ -96,14 +97,38 @@ _BUILDERS: dict[str, Callable[[StackSpec], dict[str, pulumi.Output]]] = {
     "aws": _aws, "gcp": _gcp, "azure": _azure, "coreweave": _coreweave}
 
 
+def _azure_refusal(p: NodePoolSpec) -> str | None:
+    from infra.components.azure import pool_refusal
+
+    return pool_refusal(p)
+
+
+# What a provider's components would refuse to build, asked before building: a refused pool is left out
+# of the program and reported (output ``refused``), so one bad pool fails alone and the rest of the stack
+# is applied.
+_REFUSALS: dict[str, Callable[[NodePoolSpec], str | None]] = {"azure": _azure_refusal}
+
+
+def refusals(stack: StackSpec) -> dict[str, str]:
+    """pool -> why its provider's component cannot build it."""
+    check = _REFUSALS.get(stack.provider)
+    if check is None:
+        return {}
+    return {p.pool: why for p in stack.pools if (why := check(p)) is not None}
+
+
 def program_for(stack: StackSpec) -> Program:
     """The inline program for ``stack``. An empty stack still declares its network, so that removing
     the last pool deletes only the pool; ``destroy`` removes the rest."""
     build = _BUILDERS[stack.provider]
+    refused = refusals(stack)
+    buildable = dataclasses.replace(stack, pools=tuple(p for p in stack.pools if p.pool not in refused))
 
     def program() -> None:
-        pools = build(stack)
+        pools = build(buildable)
         pulumi.export("stack", stack.name)
         pulumi.export("pools", {name: ids for name, ids in pools.items()})
+        if refused:
+            pulumi.export("refused", dict(refused))
 
     return program

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from providers.catalog.model import PROVIDERS, CapacityType
 
 Placement = Literal["cluster", "nvlink", "none"]
-_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+_NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")   # fullmatch: "$" would pass "x\n"
 
 
 class SpecError(ValueError):
@@ -47,7 +47,7 @@ class NodePoolSpec:
 
     def __post_init__(self) -> None:
         where = f"pool {self.pool!r}"
-        if not _NAME.match(self.pool):
+        if not _NAME.fullmatch(self.pool):
             raise SpecError(f"{where}: pool: must be a DNS-1123 label (lowercase letters, digits, '-')")
         if self.provider not in PROVIDERS:
             raise SpecError(f"{where}: provider: unknown {self.provider!r} (known: {', '.join(PROVIDERS)})")

@@ -68,6 +68,9 @@ def parse_config(data: dict, source: str = "<config>") -> AwanConfig:
         raise ConfigError(f"{source}: providers: expected a mapping of provider name to settings")
     fixed = {}
     for name, body in provs.items():
+        if body is not None and not isinstance(body, dict):
+            raise ConfigError(f"{source}: providers.{name}: expected a mapping of settings, "
+                              f"got {type(body).__name__}")
         body = dict(body or {})
         body.setdefault("name", name)
         fixed[name] = body
@@ -91,7 +94,11 @@ def load_config(path: str | os.PathLike[str] | None = None) -> AwanConfig:
     try:
         data = yaml.safe_load(p.read_text()) or {}
     except yaml.YAMLError as e:
-        raise ConfigError(f"{p}: not valid YAML: {e}") from None
+        # Position and problem only: PyYAML's own text quotes the offending lines, which in this file
+        # are likely to hold a credential.
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
+        raise ConfigError(f"{p}: not valid YAML{where}: {getattr(e, 'problem', None) or 'syntax error'}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{p}: expected a mapping at the top level")
     return parse_config(data, str(p))

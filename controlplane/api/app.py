@@ -72,10 +72,12 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None,
 
         metrics.registry.register(StoreCollector(ctx))
         if providers is None and settings.config:
+            from controlplane.environment import register_secrets
             from providers.config import load_config
             from providers.registry import build_providers
 
             ctx.config = load_config(settings.config)
+            register_secrets(ctx.config)
             ctx.providers = build_providers(ctx.config)
             ctx.closers += list(ctx.providers.values())
         factory = controller_factory

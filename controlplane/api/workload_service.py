@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import HTTPException
+from sqlalchemy.exc import IntegrityError
 
 from controlplane.api import schemas
 from controlplane.auth.tokens import Principal
@@ -28,8 +29,11 @@ def to_out(row: Workload) -> schemas.WorkloadOut:
             reservation=a.reservation, pricePerHour=a.price_per_hour) for a in row.assignments])
 
 
-def _scope(p: Principal) -> str | None:
-    return None if p.is_admin else p.team
+def _scope(p: Principal, team: str | None = None) -> str | None:
+    """The team whose workloads ``p`` may address: its own, or for an admin the one asked for (None: any)."""
+    if p.is_admin:
+        return team
+    return p.team
 
 
 def _own(w: GPUWorkload, p: Principal, explicit_team: bool) -> GPUWorkload:
@@ -52,6 +56,17 @@ def submit(db: Database, p: Principal, text: str, source: str) -> schemas.Submit
     except ManifestError as e:
         raise HTTPException(422, str(e)) from None
     items = [_own(w, p, _explicit_team(d)) for w, d in zip(parsed, docs, strict=True)]
+    try:
+        return _submit(db, p, items)
+    except IntegrityError:
+        # A concurrent submit of the same (team, name) inserted first: run again, now it is seen.
+        try:
+            return _submit(db, p, items)
+        except IntegrityError:
+            raise HTTPException(409, "metadata.name: submitted concurrently by another request; retry") from None
+
+
+def _submit(db: Database, p: Principal, items: list[GPUWorkload]) -> schemas.SubmitResult:
     created, unchanged, out = [], [], []
     with db.session() as s:   # one transaction: all documents or none
         for w in items:
@@ -72,19 +87,24 @@ def submit(db: Database, p: Principal, text: str, source: str) -> schemas.Submit
     return schemas.SubmitResult(items=result, created=created, unchanged=unchanged)
 
 
-def get(db: Database, p: Principal, name: str) -> Workload:
-    with db.session() as s:
-        row = repo.get(s, name, _scope(p))
-        if row is None:
-            raise HTTPException(404, f"workload {name!r} not found")
-        return row
+def _find(s: Any, p: Principal, name: str, team: str | None) -> Workload:
+    try:
+        row = repo.get(s, name, _scope(p, team))
+    except repo.AmbiguousName as e:
+        raise HTTPException(409, str(e)) from None
+    if row is None:
+        raise HTTPException(404, f"workload {name!r} not found")
+    return row
 
 
-def delete(db: Database, p: Principal, name: str) -> Workload:
+def get(db: Database, p: Principal, name: str, team: str | None = None) -> Workload:
     with db.session() as s:
-        row = repo.get(s, name, _scope(p))
-        if row is None:
-            raise HTTPException(404, f"workload {name!r} not found")
+        return _find(s, p, name, team)
+
+
+def delete(db: Database, p: Principal, name: str, team: str | None = None) -> Workload:
+    with db.session() as s:
+        row = _find(s, p, name, team)
         if repo.request_delete(s, row):
             audit.record(s, actor=p.actor, action="delete-requested", kind="workload", subject=name, team=row.team)
         s.flush()

@@ -111,11 +111,19 @@ def _show(kind: str, items: list[dict[str, Any]], output: GetFormat, single: boo
                         e["actor"]] for e in items])
 
 
-def _fetch(kind: str, names: list[str]) -> list[dict[str, Any]]:
+TeamOpt = Annotated[str | None, typer.Option("--team", help="the workload's team: names are unique per "
+                                           "team, so an admin names the team when several hold the name")]
+
+
+def _team_query(team: str | None, sep: str = "?") -> str:
+    return f"{sep}team={quote(team, safe='')}" if team else ""
+
+
+def _fetch(kind: str, names: list[str], team: str | None = None) -> list[dict[str, Any]]:
     if kind == "workloads":
         if names:
-            return [request("GET", f"/v1/workloads/{quote(n, safe='')}") for n in names]
-        return list(request("GET", "/v1/workloads?limit=5000")["items"])
+            return [request("GET", f"/v1/workloads/{quote(n, safe='')}{_team_query(team)}") for n in names]
+        return list(request("GET", f"/v1/workloads?limit=5000{_team_query(team, '&')}")["items"])
     if kind == "stacks":
         items = list(request("GET", "/v1/stacks")["items"])
         missing = sorted(set(names) - {s["name"] for s in items})
@@ -132,6 +140,7 @@ def get(
     watch: Annotated[bool, typer.Option("--watch", "-w", help="after the list, print each change as it "
                                         "happens until Ctrl-C")] = False,
     timeout: TimeoutOpt = 0.0,
+    team: TeamOpt = None,
 ) -> None:
     """List workloads, stacks or events, or show the named ones.
 
@@ -145,13 +154,14 @@ def get(
     """
     kind = _kind(resource)
     wanted = names or []
-    items = _fetch(kind, wanted)
+    items = _fetch(kind, wanted, team)
     _show(kind, items, output, single=len(wanted) == 1 and output in (GetFormat.json, GetFormat.yaml))
     if watch:
-        _watch(kind, wanted, output, items, timeout)
+        _watch(kind, wanted, output, items, timeout, team)
 
 
-def _watch(kind: str, names: list[str], output: GetFormat, seen_items: list[dict[str, Any]], timeout: float) -> None:
+def _watch(kind: str, names: list[str], output: GetFormat, seen_items: list[dict[str, Any]], timeout: float,
+           team: str | None = None) -> None:
     """Poll once a second and print a row for each change (kubectl -w prints rows, not whole tables)."""
     key = "id" if kind == "events" else "name"
     seen = {str(i[key]): i for i in seen_items}
@@ -160,7 +170,7 @@ def _watch(kind: str, names: list[str], output: GetFormat, seen_items: list[dict
         while deadline is None or time.monotonic() < deadline:
             time.sleep(1.0)
             changed = []
-            for i in _fetch(kind, names):
+            for i in _fetch(kind, names, team):
                 k = str(i[key])
                 old = seen.get(k)
                 if old is None or any(old.get(f) != i.get(f) for f in ("state", "status", "message", "assignments")):
@@ -180,6 +190,7 @@ def describe(
     resource: Annotated[str, typer.Argument(help="workload")],
     name: Annotated[str, typer.Argument(help="the workload's name")],
     output: Annotated[GetFormat, typer.Option("--output", "-o", help="table (text), json or yaml")] = GetFormat.table,
+    team: TeamOpt = None,
 ) -> None:
     """Placement, explanation and events of one workload.
 
@@ -191,9 +202,10 @@ def describe(
     if _kind(resource) != "workloads":
         fail("describe: only workloads can be described")
     enc = quote(name, safe="")
-    w = request("GET", f"/v1/workloads/{enc}")
-    pl = request("GET", f"/v1/workloads/{enc}/placement")
-    evs = request("GET", f"/v1/workloads/{enc}/events")["items"]
+    q = _team_query(team)
+    w = request("GET", f"/v1/workloads/{enc}{q}")
+    pl = request("GET", f"/v1/workloads/{enc}/placement{q}")
+    evs = request("GET", f"/v1/workloads/{enc}/events{q}")["items"]
     if output in (GetFormat.json, GetFormat.yaml):
         doc = {"workload": w, "placement": pl.get("placement"), "explanation": pl.get("explanation"),
                "events": evs}
@@ -336,6 +348,7 @@ def delete(
     wait: Annotated[bool, typer.Option("--wait", help="wait until the workloads are gone (their node pools "
                                        "deleted)")] = False,
     timeout: TimeoutOpt = 0.0,
+    team: TeamOpt = None,
 ) -> None:
     """Delete workloads by name or by manifest; their node pools are deprovisioned.
 
@@ -355,7 +368,7 @@ def delete(
     if not targets:
         fail("delete: name the workloads (`awan delete workload NAME`) or pass -f FILE")
     for n in targets:
-        w = request("DELETE", f"/v1/workloads/{quote(n, safe='')}")
+        w = request("DELETE", f"/v1/workloads/{quote(n, safe='')}{_team_query(team)}")
         sys.stdout.write(f"workload/{n} {'deleting' if w['state'] == 'Deleting' else w['state'].lower()}\n")
     if wait:
         wait_for(targets, None, timeout, gone=True)

@@ -16,7 +16,32 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from providers.catalog import CapacityType, default_catalog
 
 API_VERSION: Final = "awan.dev/v1alpha1"     # Final: typed as the Literal the model's field accepts
-_DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+# Checked with fullmatch: '$' alone also matches before a final newline, and 'nl\n' would pass as 'nl'.
+DNS1123 = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+# Kubernetes label keys: an optional DNS-subdomain prefix and '/', then a name of at most 63 characters.
+_LABEL_NAME = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
+_LABEL_PREFIX = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+# Values are Awan's (``data-region: gcp:europe-west4``), not copied to the clouds: printable, bounded.
+_LABEL_VALUE = re.compile(r"[^\x00-\x1f\x7f]{0,253}")
+# Every integer of a manifest lands in a 32-bit column (PostgreSQL INTEGER) and in cloud APIs that take
+# int32 counts: bounded here, so a huge number is a 422 naming the field, never an OverflowError.
+INT32_MAX: Final = 2**31 - 1
+INT32_MIN: Final = -(2**31)
+
+
+def is_dns_label(v: str) -> bool:
+    return DNS1123.fullmatch(v) is not None
+
+
+def label_key_error(k: str) -> str | None:
+    """Why ``k`` is not a Kubernetes label key, or None."""
+    prefix, slash, name = k.rpartition("/")
+    if slash and (not prefix or len(prefix) > 253 or not _LABEL_PREFIX.fullmatch(prefix)):
+        return f"label key {k!r}: the prefix must be a DNS subdomain"
+    if not _LABEL_NAME.fullmatch(name):
+        return (f"label key {k!r}: must be at most 63 letters, digits, '-', '_' or '.', "
+                "starting and ending with a letter or digit")
+    return None
 
 
 class WorkloadKind(StrEnum):
@@ -48,18 +73,28 @@ class Metadata(_Strict):
     # Bounded so that a CEL rule iterating over them has a known worst case (controlplane/policy/cel_rules.py).
     labels: dict[str, str] = Field(default_factory=dict, max_length=64)
 
-    @field_validator("name")
+    @field_validator("name", "team")
     @classmethod
     def _dns(cls, v: str) -> str:
-        if not _DNS1123.match(v):
+        if not is_dns_label(v):
             raise ValueError("must be a DNS-1123 label: lower-case letters, digits and '-', at most 63")
+        return v
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, v: dict[str, str]) -> dict[str, str]:
+        for k, val in v.items():
+            if (why := label_key_error(k)) is not None:
+                raise ValueError(why)
+            if not _LABEL_VALUE.fullmatch(val):
+                raise ValueError(f"label {k!r}: the value must be at most 253 printable characters")
         return v
 
 
 class GPUs(_Strict):
     model: list[str] = Field(min_length=1)
-    count: int = Field(gt=0)
-    per_node: int | None = Field(default=None, alias="perNode", gt=0)
+    count: int = Field(gt=0, le=INT32_MAX)
+    per_node: int | None = Field(default=None, alias="perNode", gt=0, le=INT32_MAX)
 
     @field_validator("model", mode="before")
     @classmethod
@@ -87,7 +122,7 @@ class GPUs(_Strict):
 
 class Topology(_Strict):
     domain: TopologyDomain = TopologyDomain.ANY
-    domain_size: int | None = Field(default=None, alias="domainSize", gt=0)
+    domain_size: int | None = Field(default=None, alias="domainSize", gt=0, le=INT32_MAX)
 
     @model_validator(mode="after")
     def _size_only_for_nvlink(self) -> Topology:
@@ -113,14 +148,21 @@ class Spec(_Strict):
     capacity_type: list[CapacityType] = Field(
         default_factory=lambda: [CapacityType.RESERVED, CapacityType.ON_DEMAND], alias="capacityType", min_length=1)
     location: Location = Field(default_factory=Location)
-    max_price_per_gpu_hour: float | None = Field(default=None, alias="maxPricePerGpuHour", gt=0)
-    priority: int = 0
-    replicas: int = Field(default=1, gt=0)
+    max_price_per_gpu_hour: float | None = Field(default=None, alias="maxPricePerGpuHour", gt=0,
+                                                 allow_inf_nan=False)
+    priority: int = Field(default=0, ge=INT32_MIN, le=INT32_MAX)
+    replicas: int = Field(default=1, gt=0, le=INT32_MAX)
 
     @field_validator("capacity_type", mode="before")
     @classmethod
     def _one_or_many(cls, v: object) -> object:
         return [v] if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _total_fits(self) -> Spec:
+        if self.gpus.count * self.replicas > INT32_MAX:
+            raise ValueError(f"gpus.count x replicas is {self.gpus.count * self.replicas}, over {INT32_MAX}")
+        return self
 
     @model_validator(mode="after")
     def _topology_fits(self) -> Spec:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from controlplane.model.workload import TopologyDomain
 from controlplane.policy.model import AllowDeny, PolicySet
+from providers.catalog.fabric import gang_fabric_refusal, pool_placement
 from providers.model import HealthStatus
 
 if TYPE_CHECKING:
@@ -67,6 +68,16 @@ def r_gpu(wc: WorkloadClass, pv: PoolView, ps: PolicySet) -> str | None:
 def r_shape(wc: WorkloadClass, pv: PoolView, ps: PolicySet) -> str | None:
     s = gang_shape(wc, pv)
     return s if isinstance(s, str) else None
+
+
+def r_fabric(wc: WorkloadClass, pv: PoolView, ps: PolicySet) -> str | None:
+    """A gang pool on an instance type its provider cannot gang (the catalog's fabric): the provisioning
+    component would refuse it, so placement does not choose it (one rule, providers.catalog.fabric)."""
+    nodes = max(1, wc.count // max(1, pv.it.gpus))
+    if pool_placement(wc.kind, wc.domain, pv.it.gpu_model, nodes) == "none":
+        return None
+    why = gang_fabric_refusal(pv.it)
+    return f"fabric: {why}" if why else None
 
 
 def r_capacity_type(wc: WorkloadClass, pv: PoolView, ps: PolicySet) -> str | None:
@@ -139,6 +150,6 @@ def r_blocked(wc: WorkloadClass, pv: PoolView, ps: PolicySet) -> str | None:
 
 
 STATIC_RULES: tuple[Callable[[WorkloadClass, PoolView, PolicySet], str | None], ...] = (
-    r_gpu, r_shape, r_capacity_type, r_provider, r_region, r_residency, r_geo, r_gpu_policy, r_price,
+    r_gpu, r_shape, r_fabric, r_capacity_type, r_provider, r_region, r_residency, r_geo, r_gpu_policy, r_price,
     r_health, r_blocked,
 )

@@ -124,58 +124,110 @@ def _check_on_sample(program: Any) -> None:
         return
 
 
+_TOKEN = re.compile(r"""
+    (?P<ws>\s+|//[^\n]*)                                     # whitespace and comments: between any tokens
+  | (?P<str>(?:[rR][bB]?|[bB][rR]?)?(?:\"\"\"|\'\'\'|\"|\'))      # a string literal starts (prefix, quote)
+  | (?P<num>0[xX][0-9a-fA-F]+[uU]?|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?[uU]?)
+  | (?P<ident>[A-Za-z_][A-Za-z0-9_]*)
+  | (?P<punct>&&|\|\||==|!=|<=|>=|[-+*/%!<>?:.,()\[\]{}])
+    """, re.VERBOSE)
+
+
+def tokens(expr: str) -> list[tuple[str, str]]:
+    """CEL's lexical tokens of ``expr`` as (kind, text), comments and whitespace dropped: the cost bound
+    works on these, not on characters, so ``[..]. all (`` (spaces, comments, line breaks) is seen as the
+    macro call it is. Unknown characters end the scan (the compiler rejects them)."""
+    out: list[tuple[str, str]] = []
+    i, n = 0, len(expr)
+    while i < n:
+        m = _TOKEN.match(expr, i)
+        if m is None:
+            break
+        kind = m.lastgroup or ""
+        if kind == "str":
+            lit = m.group()
+            quote = lit[-3:] if lit.endswith(('"""', "'''")) else lit[-1]
+            if "r" in lit[:2].lower():          # raw: no escapes, the first closing quote ends it
+                close = expr.find(quote, m.end())
+                j = n if close < 0 else close + len(quote)
+            else:
+                j = skip_string(expr, m.end() - len(quote))
+            out.append(("str", expr[i:j]))
+            i = j
+            continue
+        if kind != "ws":
+            out.append((kind, m.group()))
+        i = m.end()
+    return out
+
+
 def estimated_iterations(expr: str) -> int:
     """An upper estimate of comprehension iterations in one evaluation: the largest product of macro
-    ranges along one nesting path. A lexical scan (the CEL module exposes no syntax tree), so strings are
-    skipped and brackets matched; an unbalanced text is left to the compiler to reject."""
-    stack: list[tuple[str, int, int]] = []   # (bracket, range of the comprehension it opens or 1, position)
-    commas: list[int] = []                   # commas at the top level of each open '['
+    ranges along one nesting path, over the expression's tokens (``tokens``).
+
+    A list literal ranges over its elements. Anything else (a field, a variable, a parenthesised or
+    computed value) ranges over at most ``data_range(expr)``: the input maps hold at most DATA_RANGE
+    entries, and a list computed inside the rule is at most all its list literals' elements, doubled by
+    each ``+`` (concatenation is the only way CEL grows a list; its macros keep or shrink sizes)."""
+    toks = tokens(expr)
+    computed = data_range(toks)
+    stack: list[tuple[str, int]] = []        # (bracket, range of the comprehension it opens or 1)
+    commas: list[int] = []                   # top-level commas of each open '['
     last_range = 1                           # range of the value that just closed (list literal or macro)
-    worst, i, n = 1, 0, len(expr)
-    while i < n:
-        c = expr[i]
-        if c in "\"'":
-            i = skip_string(expr, i)
-            last_range = DATA_RANGE
-            continue
-        m = IDENT.match(expr, i)
-        if m:
-            k = m.end()
-            while k < n and expr[k].isspace():
-                k += 1
-            method = i > 0 and expr[i - 1] == "."
-            if method and m.group() in _MACROS and k < n and expr[k] == "(":
-                stack.append(("(", last_range if last_range > 1 else DATA_RANGE, k))
+    worst, skip_paren = 1, False
+    for k, (kind, text) in enumerate(toks):
+        if kind == "ident":
+            is_method = k > 0 and toks[k - 1] == ("punct", ".")
+            if is_method and text in _MACROS and k + 1 < len(toks) and toks[k + 1] == ("punct", "("):
+                stack.append(("(", last_range if last_range > 1 else computed))
                 worst = max(worst, _product(stack))
-                i, last_range = k + 1, 1
+                last_range, skip_paren = 1, True
                 continue
-            last_range, i = DATA_RANGE, m.end()   # a field or variable: as large as the input may be
-            continue
-        if c in "([{":
-            stack.append((c, 1, i))
-            if c == "[":
+            last_range = computed
+        elif kind == "str":
+            last_range = computed
+        elif text in ("(", "[", "{"):
+            if skip_paren:                   # the macro's own parenthesis, pushed with its range above
+                skip_paren = False
+                continue
+            stack.append((text, 1))
+            if text == "[":
                 commas.append(0)
             last_range = 1
-        elif c in ")]}":
+        elif text in (")", "]", "}"):
             if not stack:
                 return worst
-            opened, rng, pos = stack.pop()
+            opened, rng = stack.pop()
             if opened == "[":
-                elements = commas.pop() + 1 if expr[pos + 1:i].strip() else 0
-                last_range = max(1, elements)
+                n = commas.pop()
+                last_range = max(1, 0 if toks[k - 1] == ("punct", "[") else n + 1)
             else:
-                last_range = rng if rng > 1 else DATA_RANGE
-        elif c == "," and stack and stack[-1][0] == "[":
+                last_range = rng if rng > 1 else computed
+        elif text == "," and stack and stack[-1][0] == "[":
             commas[-1] += 1
-        elif not c.isspace() and c != ".":
+        elif text != ".":
             last_range = 1
-        i += 1
     return worst
 
 
-def _product(stack: list[tuple[str, int, int]]) -> int:
+def data_range(toks: list[tuple[str, str]]) -> int:
+    """The most elements a non-literal value of the expression can hold (see estimated_iterations)."""
+    literal = 0
+    depth_commas: list[int] = []
+    for kind, text in toks:
+        if text == "[" and kind == "punct":
+            depth_commas.append(1)
+        elif text == "," and kind == "punct" and depth_commas:
+            depth_commas[-1] += 1
+        elif text == "]" and kind == "punct" and depth_commas:
+            literal += depth_commas.pop()
+    plus = sum(1 for t in toks if t == ("punct", "+"))
+    return max(DATA_RANGE, literal << min(plus, 64))
+
+
+def _product(stack: list[tuple[str, int]]) -> int:
     out = 1
-    for _b, r, _p in stack:
+    for _b, r in stack:
         out *= r
     return out
 

@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from controlplane.model.workload import INT32_MAX
 from providers.catalog import PROVIDERS, CapacityType
 
 
@@ -68,12 +69,12 @@ class PreferencesDoc(_Strict):
 
 class ProviderShareDoc(_Strict):
     max: float = Field(gt=0, le=1)
-    min_fleet_gpus: int = Field(default=1024, ge=0, alias="minFleetGpus")
+    min_fleet_gpus: int = Field(default=1024, ge=0, le=INT32_MAX, alias="minFleetGpus")
 
 
 class TeamBudgetDoc(_Strict):
-    gpus: int | None = Field(default=None, ge=0)
-    dollars_per_hour: float | None = Field(default=None, ge=0, alias="dollarsPerHour")
+    gpus: int | None = Field(default=None, ge=0, le=INT32_MAX)
+    dollars_per_hour: float | None = Field(default=None, ge=0, alias="dollarsPerHour", allow_inf_nan=False)
 
 
 class CapsDoc(_Strict):
@@ -85,8 +86,8 @@ class CommitmentDoc(_Strict):
     name: str = Field(min_length=1)
     provider: Literal["aws", "gcp", "azure", "coreweave"]
     gpu_model: str = Field(alias="gpuModel")
-    gpus: int | None = Field(default=None, gt=0)
-    dollars_per_hour: float | None = Field(default=None, gt=0, alias="dollarsPerHour")
+    gpus: int | None = Field(default=None, gt=0, le=INT32_MAX)
+    dollars_per_hour: float | None = Field(default=None, gt=0, alias="dollarsPerHour", allow_inf_nan=False)
     start: datetime | date
     end: datetime | date
     take_or_pay: bool = Field(default=True, alias="takeOrPay")
@@ -118,7 +119,7 @@ class PolicySpec(_Strict):
     regions: AllowDenyDoc | None = None
     gpu_models: AllowDenyDoc | None = Field(default=None, alias="gpuModels")
     capacity_types: CapacityTypesDoc | None = Field(default=None, alias="capacityTypes")
-    max_price_per_gpu_hour: float | None = Field(default=None, gt=0, alias="maxPricePerGpuHour")
+    max_price_per_gpu_hour: float | None = Field(default=None, gt=0, alias="maxPricePerGpuHour", allow_inf_nan=False)
     data_classes: dict[str, DataClassDoc] = Field(default_factory=dict, alias="dataClasses")
     rules: list[RuleDoc] = Field(default_factory=list)
     preferences: PreferencesDoc | None = None

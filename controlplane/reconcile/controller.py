@@ -43,6 +43,7 @@ class LoopConfig:
     max_stack_attempts: int = 6
     block_ttl_s: float = failover.BLOCK_TTL_S   # how long a pool that failed stays out of placement
     health_confirm: int = 2                      # DOWN probes in a row before a region is evacuated
+    short_bound_s: float = failover.SHORT_BOUND_S   # a Provisioning workload short this long fails over
     stack_config: dict[str, dict[str, str]] = field(default_factory=dict)   # provider -> settings
 
 
@@ -58,6 +59,7 @@ class Controller:
         self._custom_snapshot = snapshot
         self.blocks = failover.BlockList(self.cfg.block_ttl_s)
         self.watch = failover.RegionWatch(self.cfg.health_confirm)
+        self.short = failover.ShortWatch(self.cfg.short_bound_s)
         self._health: dict[str, Any] = {}
         self._led_epoch: int | None = None
         self._wake = threading.Event()
@@ -95,12 +97,12 @@ class Controller:
             self.db, snapshot=self.snapshot, policies=self.policies, place=self.place,
             fenced=self.elector.fenced, actor=self.actor, metrics=self.metrics, ttl_s=self.cfg.lock_ttl_s,
             skip=lambda n: self.queue.backing_off(f"place:{n}"))
-        for d in unplaced:   # capacity may appear later: try again, backing off
-            self.queue.retry(f"place:{d.workload}")
+        for key in unplaced:   # capacity may appear later: try again, backing off
+            self.queue.retry(f"place:{key}")
         self._run_stacks()
         obs = fleet.observe(self.providers, self.metrics)
         self._drifted |= observing.apply_observation(self.db, obs, actor=self.actor, fenced=self.elector.fenced,
-                                                     metrics=self.metrics, blocks=self.blocks)
+                                                     metrics=self.metrics, blocks=self.blocks, short=self.short)
         observing.finish_deletions(self.db, obs, actor=self.actor, fenced=self.elector.fenced)
 
     def _check_health(self) -> None:
@@ -149,29 +151,40 @@ class Controller:
             self.metrics.stack_runs.labels("failed").inc()
             self.metrics.provider_errors.labels(p.spec.provider, fleet.error_reason(e)).inc()
             log.warning("stack up failed", stack=p.spec.name, error=str(e))
+            store = getattr(self.engine, "store", None)
+            state = store.get(p.spec.name) if store is not None else None
             if failover.is_pool_failure(e):
-                store = getattr(self.engine, "store", None)
-                moved = failover.on_stack_failure(
-                    self.db, p.spec.pools, e, state=store.get(p.spec.name) if store is not None else None,
-                    blocks=self.blocks, actor=self.actor, fenced=self.elector.fenced)
-                self.metrics.failovers.labels("capacity").inc(len(moved))
-                for name in moved:
-                    self.queue.forget(f"place:{name}")
-                self._wake.set()   # re-place on the next candidate now, not at the next interval
+                moved = failover.on_stack_failure(self.db, p.spec.pools, e, state=state, blocks=self.blocks,
+                                                  actor=self.actor, fenced=self.elector.fenced)
+                self._moved(moved, "capacity")
             # Retryable errors (outage, throttling) and stock-outs (handled by moving the workloads) say
-            # nothing about the workloads left in the stack: they do not count toward failing them.
+            # nothing about the workloads left in the stack: they do not count toward failing them. Other
+            # errors fail only the workloads of the pools they are about, when that can be told.
             retryable = bool(getattr(e, "retryable", False)) or failover.is_pool_failure(e)
+            culprits = failover.pools_failed_in_run(p.spec.pools, state) or failover.pools_named(str(e), p.spec.pools)
             provisioning.record_failure(self.db, p, e, actor=self.actor,
                                         max_attempts=10**9 if retryable else self.cfg.max_stack_attempts,
-                                        fenced=self.elector.fenced)
+                                        fenced=self.elector.fenced, failed_pools=culprits)
             self.queue.retry(key)
         else:
             self.metrics.stack_runs.labels("ok").inc()
             provisioning.record_success(self.db, p, result, actor=self.actor, fenced=self.elector.fenced)
+            refused = dict((getattr(result, "outputs", None) or {}).get("refused") or {})
+            self._moved(failover.on_refused(self.db, refused, blocks=self.blocks, actor=self.actor,
+                                            fenced=self.elector.fenced), "refused")
             self.queue.forget(key)
         finally:
             with self._lock:
                 self._inflight.pop(p.spec.name, None)
+
+    def _moved(self, keys: list[str], trigger: str) -> None:
+        """Workloads failover sent back to Pending: re-place them now, not after a backoff or interval."""
+        if not keys:
+            return
+        self.metrics.failovers.labels(trigger).inc(len(keys))
+        for k in keys:
+            self.queue.forget(f"place:{k}")
+        self._wake.set()
 
     def wait_idle(self, timeout_s: float = 60.0) -> None:
         """Wait for the stack workers started so far (tests and shutdown)."""

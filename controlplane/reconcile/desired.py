@@ -3,37 +3,32 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from controlplane.model.identity import pool_name, workload_key
 from infra.spec import NodePoolSpec, SpecError
+from providers.catalog.fabric import pool_placement
 from providers.catalog.model import CapacityType
 
-_NVLINK_RACKS = ("GB200", "GB300")
-
-
-def pool_name(workload: str, index: int) -> str:
-    """DNS-1123 label, stable for a (workload, assignment index)."""
-    base = re.sub(r"[^a-z0-9-]", "-", workload.lower()).strip("-")[:56] or "pool"
-    return f"{base}-{index}"
+__all__ = ["placement_for", "pool_from_assignment", "pool_name", "pools_from_plan"]
 
 
 def placement_for(kind: str, topology: str, gpu_model: str, nodes: int) -> str:
-    """Training gangs get a cluster placement group / compact policy; NVL72 racks are nvlink."""
-    if topology == "nvlink" or (gpu_model in _NVLINK_RACKS and kind == "training"):
-        return "nvlink"
-    if (kind == "training" and nodes > 1) or topology == "cluster":
-        return "cluster"
-    return "none"
+    """Training gangs get a cluster placement group / compact policy; NVL72 racks are nvlink (one rule,
+    in the catalog, that placement reads too)."""
+    return pool_placement(kind, topology, gpu_model, nodes)
 
 
 def pool_from_assignment(a: Any, index: int, *, team: str = "", kind: str = "training",
-                         topology: str = "any") -> NodePoolSpec:
-    """One ``controlplane.placement.engine.Assignment`` (or anything with its attributes) -> a pool."""
+                         topology: str = "any", pool: str = "", workload: str = "") -> NodePoolSpec:
+    """One ``controlplane.placement.engine.Assignment`` (or anything with its attributes) -> a pool.
+    ``pool`` is the stored pool name (else derived from the name and team); ``workload`` the workload's
+    cloud key (else ``workload_key(team, a.workload)``)."""
     gpus_per_node = max(1, int(a.gpus) // max(1, int(a.nodes)))
+    key = workload or workload_key(team or "default", a.workload)
     return NodePoolSpec(
-        pool=pool_name(a.workload, index), workload=a.workload, team=team or "default", provider=a.provider,
+        pool=pool or pool_name(a.workload, index, key), workload=key, team=team or "default", provider=a.provider,
         region=a.region, zone=a.zone, instance_type=a.instance_type, gpu_model=a.gpu_model,
         gpus_per_node=gpus_per_node, nodes=int(a.nodes), capacity_type=CapacityType(a.capacity_type),
         reservation_id=a.reservation or "", placement=placement_for(kind, topology, a.gpu_model, int(a.nodes)),  # type: ignore[arg-type]

@@ -31,6 +31,10 @@ from providers.model import HealthStatus
 log = get_logger("awan.failover")
 PoolKey = tuple[str, str, str, str, str]   # provider, zone, instance type, capacity type, reservation id
 BLOCK_TTL_S = 180.0
+# A workload whose pools stay short of their nodes this long after its stack applied is a capacity
+# failure, whatever the provider says (CKS shows a revoked zone as pending nodes, not as an error).
+# Karpenter gives a node 15 minutes to register; GPU nodes of the clouds here come up in a few.
+SHORT_BOUND_S = 180.0
 MOVABLE = (WorkloadState.PLACED.value, WorkloadState.PROVISIONING.value, WorkloadState.RUNNING.value)
 
 
@@ -68,6 +72,28 @@ class BlockList:
             return frozenset(self._until)
 
 
+@dataclass
+class ShortWatch:
+    """Since when each Provisioning workload has been short of nodes; ``overdue`` past ``bound_s``.
+    In memory: a restarted controller starts the clocks again (a bound, not a deadline)."""
+
+    bound_s: float = SHORT_BOUND_S
+    clock: Callable[[], float] = time.monotonic
+    _since: dict[str, float] = field(default_factory=dict)
+
+    def overdue(self, key: str) -> float | None:
+        """Seconds short when past the bound, else None (and the clock starts if it had not)."""
+        now = self.clock()
+        since = self._since.setdefault(key, now)
+        return now - since if now - since >= self.bound_s else None
+
+    def keep_only(self, keys: Iterable[str]) -> None:
+        """Forget every workload not short this pass."""
+        keep = set(keys)
+        for k in [k for k in self._since if k not in keep]:
+            del self._since[k]
+
+
 def replace(s: Any, row: Workload, *, actor: str, reason: str, trigger: str,
             blocked: Iterable[PoolKey] = ()) -> None:
     """Back to Pending, assignments cleared, with the reason in the message and the audit log."""
@@ -80,6 +106,21 @@ def replace(s: Any, row: Workload, *, actor: str, reason: str, trigger: str,
     audit.record(s, actor=actor, action="failover", kind="workload", subject=row.name, team=row.team,
                  details={"trigger": trigger, "reason": reason[:500], "from": old,
                           "blocked": ["/".join(k[:4]) for k in blocked]})
+
+
+def redact(text: str, own: Iterable[str], every: Iterable[str]) -> str:
+    """``text`` with every name in ``every`` but ``own`` replaced: a message stored on one team's workload
+    never names another team's pools (a stack's error may name any pool of the stack)."""
+    mine = set(own)
+    for name in sorted(set(every) - mine, key=len, reverse=True):
+        if name and name not in mine:
+            text = text.replace(name, "<another pool>")
+    return text
+
+
+def pools_named(text: str, stack_pools: Iterable[Any]) -> set[str]:
+    """The pools of a stack that an error message names (``pool 'x': ...`` from the programs)."""
+    return {p.pool for p in stack_pools if f"'{p.pool}'" in text or f'"{p.pool}"' in text}
 
 
 def pools_failed_in_run(stack_pools: Iterable[Any], state: Mapping[str, Any] | None) -> set[str]:
@@ -104,13 +145,14 @@ def on_stack_failure(db: Database, stack_pools: Iterable[Any], error: BaseExcept
     pools = list(stack_pools)
     failed = pools_failed_in_run(pools, state)
     in_stack = {p.workload for p in pools}
+    every = {p.pool for p in pools}
     reason = f"{type(error).__name__}: {error}"
     moved: list[str] = []
     with db.session() as s:
         if not fenced():
             return moved
         rows = [r for r in repo.list_(s, states=[WorkloadState.PLACED.value, WorkloadState.PROVISIONING.value],
-                                      limit=1_000_000, light=True) if r.name in in_stack]
+                                      limit=1_000_000, light=True) if r.key in in_stack]
         # The pools that failed; when the state does not tell, every pool not yet applied.
         keys = {key_of(a) for r in rows for a in r.assignments
                 if (a.pool in failed if failed else r.state == WorkloadState.PLACED.value)}
@@ -120,10 +162,45 @@ def on_stack_failure(db: Database, stack_pools: Iterable[Any], error: BaseExcept
             # Workloads still waiting for the same pool would hit the same wall: move them too. Those
             # already applied (Provisioning) elsewhere in the stack keep their nodes.
             if hit and (row.state == WorkloadState.PLACED.value or any(a.pool in failed for a in row.assignments)):
-                replace(s, row, actor=actor, reason=reason, trigger="provisioning", blocked=hit)
-                moved.append(row.name)
+                own = [a.pool for a in row.assignments]
+                replace(s, row, actor=actor, reason=redact(reason, own, every), trigger="provisioning", blocked=hit)
+                moved.append(row.key)
     if moved:
         log.warning("capacity failure: re-placing", workloads=moved, error=reason)
+    return moved
+
+
+def _move_where(db: Database, fenced: Callable[[], bool], hits: Callable[[Assignment], bool],
+                move: Callable[[Any, Workload, list[Assignment]], None]) -> list[str]:
+    """Apply ``move`` to every movable workload with an assignment that ``hits``, in one fenced
+    transaction; returns their keys."""
+    moved: list[str] = []
+    with db.session() as s:
+        if not fenced():
+            return moved
+        for row in repo.list_(s, states=list(MOVABLE), limit=1_000_000, light=True):
+            hit = [a for a in row.assignments if hits(a)]
+            if hit:
+                move(s, row, hit)
+                moved.append(row.key)
+    return moved
+
+
+def on_refused(db: Database, refused: Mapping[str, str], *, blocks: BlockList, actor: str,
+               fenced: Callable[[], bool]) -> list[str]:
+    """Pools the provider's components refused to build (the rest of the stack was applied): block each
+    one's (provider, zone, instance type) and re-place its workload, with its own pool's reason only."""
+    if not refused:
+        return []
+
+    def move(s: Any, row: Workload, hit: list[Assignment]) -> None:
+        keys = [key_of(a) for a in hit]
+        blocks.block(keys)
+        replace(s, row, actor=actor, reason="; ".join(refused[a.pool] for a in hit), trigger="refused", blocked=keys)
+
+    moved = _move_where(db, fenced, lambda a: a.pool in refused, move)
+    if moved:
+        log.warning("pools refused by their provider's components: re-placing", workloads=moved)
     return moved
 
 
@@ -171,17 +248,13 @@ def evacuate(db: Database, down_regions: set[tuple[str, str]], down_providers: s
     """Re-place every workload holding an assignment in a DOWN region or provider."""
     if not down_regions and not down_providers:
         return []
-    moved: list[str] = []
-    with db.session() as s:
-        if not fenced():
-            return moved
-        for row in repo.list_(s, states=list(MOVABLE), limit=1_000_000, light=True):
-            hit = [a for a in row.assignments if a.provider in down_providers or (a.provider, a.region) in down_regions]
-            if not hit:
-                continue
-            where = sorted({f"{a.provider}/{a.region}" for a in hit})
-            replace(s, row, actor=actor, reason=f"{', '.join(where)} DOWN", trigger="outage")
-            moved.append(row.name)
+
+    def move(s: Any, row: Workload, hit: list[Assignment]) -> None:
+        where = sorted({f"{a.provider}/{a.region}" for a in hit})
+        replace(s, row, actor=actor, reason=f"{', '.join(where)} DOWN", trigger="outage")
+
+    moved = _move_where(db, fenced, lambda a: a.provider in down_providers or (a.provider, a.region) in down_regions,
+                        move)
     if moved:
         log.warning("outage: re-placing", workloads=len(moved), regions=sorted(map("/".join, down_regions)),
                     providers=sorted(down_providers))

@@ -17,16 +17,20 @@ from controlplane.store.coltypes import utcnow
 from controlplane.store.db import Database
 from controlplane.store.models import Stack, WorkloadState
 from infra.spec import stack_name
-from providers.model import NodeState
+from providers.model import LABEL_STACK, TAG_STACK, NodeState
 
 _WATCHED = (WorkloadState.PLACED.value, WorkloadState.PROVISIONING.value, WorkloadState.RUNNING.value)
 
 
 def apply_observation(db: Database, obs: Observation, *, actor: str, fenced: Callable[[], bool],
-                      metrics: LoopMetrics, blocks: failover.BlockList | None = None) -> set[str]:
-    """Returns the stacks that drifted (a Running workload lost nodes) so the caller re-runs them: to
-    repair in place, or to remove the old pools' leftovers after a preempted workload was re-placed."""
+                      metrics: LoopMetrics, blocks: failover.BlockList | None = None,
+                      short: failover.ShortWatch | None = None) -> set[str]:
+    """Returns the stacks that drifted (a workload lost nodes, or holds more than assigned) so the caller
+    re-runs them: to repair in place, to delete extra nodes, or to remove the old pools' leftovers after a
+    preempted workload was re-placed. A Provisioning workload short of nodes past ``short``'s bound is a
+    capacity failure: its short pools are blocked and it is re-placed."""
     drifted: set[str] = set()
+    still_short: list[str] = []
     with db.session() as s:
         if not fenced():
             return drifted
@@ -35,7 +39,32 @@ def apply_observation(db: Database, obs: Observation, *, actor: str, fenced: Cal
             if not providers or not providers <= obs.observed:
                 continue  # cannot tell: some provider did not answer
             need = sum(a.nodes for a in row.assignments)
-            running = sum(1 for n in obs.nodes_of(row.name) if n.state == NodeState.RUNNING)
+            mine = obs.nodes_of(row.key)
+            running = sum(1 for n in mine if n.state == NodeState.RUNNING)
+            extra = _extra_stacks(row, mine)
+            if extra:
+                # More nodes than assigned (or nodes outside its pools) is drift too: the stacks that hold
+                # them run again and delete what their state does not want.
+                drifted |= extra
+                live = sum(1 for n in mine if n.state in _LIVE)
+                if row.state == WorkloadState.RUNNING.value and row.message != (msg := f"{live}/{need} nodes live; "
+                                                                                 "removing the extra ones"):
+                    row.message = msg
+                    audit.record(s, actor=actor, action="drift", kind="workload", subject=row.name,
+                                 team=row.team, details={"live": live, "need": need, "extra": True})
+            if row.state == WorkloadState.PROVISIONING.value and running < need and short is not None:
+                still_short.append(row.key)
+                waited = short.overdue(row.key)
+                if waited is not None:
+                    keys = _lost_pools(row, obs) or [failover.key_of(a) for a in row.assignments]
+                    if blocks is not None:
+                        blocks.block(keys)
+                    drifted.update(stack_name(a.provider, a.region) for a in row.assignments)
+                    failover.replace(s, row, actor=actor, trigger="capacity", blocked=keys,
+                                     reason=f"{running}/{need} nodes running after {waited:.0f} s: the provider "
+                                            "has not supplied them")
+                    metrics.failovers.labels("short").inc()
+                    continue
             if row.state == WorkloadState.PROVISIONING.value and running >= need:
                 row.state, row.running_at = WorkloadState.RUNNING.value, utcnow()
                 row.message = f"{running}/{need} nodes running"
@@ -61,12 +90,42 @@ def apply_observation(db: Database, obs: Observation, *, actor: str, fenced: Cal
                 row.message = f"drift: {running}/{need} nodes running"
                 audit.record(s, actor=actor, action="drift", kind="workload", subject=row.name,
                              team=row.team, details={"running": running, "need": need})
+    if short is not None:
+        short.keep_only(still_short)
     return drifted
+
+
+_LIVE = (NodeState.RUNNING, NodeState.PENDING)
+
+
+def _extra_stacks(row: Any, nodes: list[Any]) -> set[str]:
+    """Stacks holding live nodes of ``row`` beyond its assignments: in a pool or a (provider, region) it
+    does not hold, or more in a pool than the pool's node count."""
+    pools = {a.pool: a for a in row.assignments}
+    count: dict[str, int] = {}
+    out: set[str] = set()
+    unpooled = 0
+    for n in nodes:
+        if n.state not in _LIVE:
+            continue
+        if not n.pool:
+            unpooled += 1
+            continue
+        a = pools.get(n.pool)
+        if a is None:
+            out.add(n.labels.get(TAG_STACK) or n.labels.get(LABEL_STACK) or stack_name(n.provider, n.region))
+            continue
+        count[a.pool] = count.get(a.pool, 0) + 1
+        if count[a.pool] > a.nodes:
+            out.add(stack_name(a.provider, a.region))
+    if unpooled and sum(count.values()) + unpooled > sum(a.nodes for a in row.assignments):
+        out |= {stack_name(a.provider, a.region) for a in row.assignments}
+    return out
 
 
 def _lost_pools(row: Any, obs: Observation) -> list[failover.PoolKey]:
     """The pools of ``row`` with fewer running nodes than assigned (all of them when nodes carry no pool)."""
-    nodes = [n for n in obs.nodes_of(row.name) if n.state == NodeState.RUNNING]
+    nodes = [n for n in obs.nodes_of(row.key) if n.state == NodeState.RUNNING]
     if nodes and not any(n.pool for n in nodes):
         return [failover.key_of(a) for a in row.assignments]
     return [failover.key_of(a) for a in row.assignments if sum(1 for n in nodes if n.pool == a.pool) < a.nodes]
@@ -74,7 +133,7 @@ def _lost_pools(row: Any, obs: Observation) -> list[failover.PoolKey]:
 
 def _preempted(row: Any, obs: Observation, lost: list[failover.PoolKey]) -> bool:
     spot = any(k[3] == "spot" for k in lost)
-    return spot or any(n.state == NodeState.PREEMPTED for n in obs.nodes_of(row.name))
+    return spot or any(n.state == NodeState.PREEMPTED for n in obs.nodes_of(row.key))
 
 
 def finish_deletions(db: Database, obs: Observation, *, actor: str, fenced: Callable[[], bool]) -> None:
@@ -90,7 +149,7 @@ def finish_deletions(db: Database, obs: Observation, *, actor: str, fenced: Call
             if row.state == WorkloadState.FAILED.value:
                 continue  # kept for the user to read; deleting it makes it Deleting
             providers = {a.provider for a in row.assignments}
-            if row.name in held or not providers <= obs.observed or obs.nodes_of(row.name):
+            if row.key in held or not providers <= obs.observed or obs.nodes_of(row.key):
                 continue
             row.state, row.deleted_at, row.message = WorkloadState.DELETED.value, utcnow(), "deleted"
             row.assignments.clear()

@@ -43,7 +43,9 @@ def apply_decision(row: Workload, decision: Any, actor: str, s: Any, metrics: Lo
     if decision.placed:
         row.assignments = _assignments(decision)
         for i, a in enumerate(row.assignments):
-            a.pool = pool_name(row.name, i)
+            # The incarnation (generation) is in the hash: after delete and resubmit the pools, and so
+            # every URN and idempotency key under them, are new, and no cloud replays the old requests.
+            a.pool = pool_name(row.name, i, f"{row.key}#{row.generation}")
         row.placement, row.explanation = doc, doc
         row.state, row.placed_at = WorkloadState.PLACED.value, utcnow()
         row.message = "; ".join(decision.reasons)[:1000]
@@ -62,36 +64,49 @@ def apply_decision(row: Workload, decision: Any, actor: str, s: Any, metrics: Lo
 
 def place_pending(db: Database, *, snapshot: Callable[[], Any], policies: Callable[[], Any], place: PlaceFn,
                   fenced: Callable[[], bool], actor: str, metrics: LoopMetrics, ttl_s: float,
-                  skip: Callable[[str], bool] = lambda _n: False, batch: int = 500) -> list[Any]:
-    """Returns the decisions for workloads that stayed unplaced (the caller backs them off)."""
+                  skip: Callable[[str], bool] = lambda _n: False, batch: int = 500) -> list[str]:
+    """Returns the keys (``Workload.key``) of workloads that stayed unplaced (the caller backs them off);
+    ``skip`` is asked by key too."""
     with db.session() as s:
         token, rows = repo.claim(s, [WorkloadState.PENDING.value], ttl_s=ttl_s, limit=batch,
                                  order_by_priority=True)
-        specs = [(r.name, r.spec) for r in rows if not skip(r.name)]
+        specs = [(r.key, r.spec) for r in rows if not skip(r.key)]
     if not rows:
         return []
     try:
         if not specs:
             return []
-        workloads = [GPUWorkload.model_validate(spec) for _, spec in specs]
+        workloads = _unique_names([GPUWorkload.model_validate(spec) for _, spec in specs], [k for k, _ in specs])
         result = place(workloads, snapshot(), policies())
-        by_name = {d.workload: d for d in result.decisions}
+        keys = {w.name: key for (key, _), w in zip(specs, workloads, strict=True)}
+        by_key = {keys[d.workload]: d for d in result.decisions if d.workload in keys}
         unplaced = []
         with db.session() as s:
             if not fenced():
                 log.warning("lost leadership before writing placements; discarding them")
                 return []
             for row in repo.locked(s, token):
-                d = by_name.get(row.name)
+                d = by_key.get(row.key)
                 if d is None or row.state != WorkloadState.PENDING.value:  # deleted meanwhile
                     continue
                 apply_decision(row, d, actor, s, metrics)
                 if not d.placed:
-                    unplaced.append(d)
+                    unplaced.append(row.key)
         return unplaced
     finally:
         with db.session() as s:
             repo.release(s, token)
+
+
+def _unique_names(workloads: list[GPUWorkload], keys: list[str]) -> list[GPUWorkload]:
+    """Placement names its decisions by workload name, and names are unique only per team: a workload
+    whose name another team's workload in the batch shares is placed under its key instead."""
+    seen: dict[str, int] = {}
+    for w in workloads:
+        seen[w.name] = seen.get(w.name, 0) + 1
+    return [w if seen[w.name] == 1 else
+            w.model_copy(update={"metadata": w.metadata.model_copy(update={"name": k})})
+            for w, k in zip(workloads, keys, strict=True)]
 
 
 def release_stale_locks(db: Database) -> int:

@@ -3,7 +3,6 @@ else the built-in defaults. Parsed once per distinct document (CEL compiles once
 
 from __future__ import annotations
 
-import tempfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -16,18 +15,14 @@ class PolicyUnavailable(RuntimeError):
     """The policy loader cannot be imported (a partial install)."""
 
 
-def parse_document(text: str) -> Any:
-    """A PolicySet from YAML text, through the policy side's loader (which reads files); raises PolicyError
-    naming the field, or PolicyUnavailable when this build has no policy loader."""
+def parse_document(text: str, source: str = "policy document") -> Any:
+    """A PolicySet from YAML text; raises PolicyError naming ``source`` and the field (never a file of the
+    server's: the text is parsed as it is), or PolicyUnavailable when this build has no policy loader."""
     try:
-        from controlplane.policy import load_policies
+        from controlplane.policy import merge, parse_policy_text
     except ImportError as e:
         raise PolicyUnavailable(f"policy loader not available: {e}") from None
-
-    with tempfile.TemporaryDirectory(prefix="awan-policy-") as d:
-        p = Path(d) / "policy.yaml"
-        p.write_text(text)
-        return load_policies([p])
+    return merge(parse_policy_text(text, source))
 
 
 class PolicySource:

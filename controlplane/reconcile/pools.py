@@ -23,5 +23,6 @@ def pools_for(rows: Iterable[Workload]) -> list[NodePoolSpec]:
         for i, a in enumerate(row.assignments):
             view = Assignment(row.name, a.provider, a.region, a.zone, a.instance_type, a.nodes, a.gpus,
                               a.gpu_model, CapacityType(a.capacity_type), a.reservation)
-            out.append(pool_from_assignment(view, i, team=row.team, kind=kind, topology=topology))
+            out.append(pool_from_assignment(view, i, team=row.team, kind=kind, topology=topology, pool=a.pool,
+                                            workload=row.key))
     return out

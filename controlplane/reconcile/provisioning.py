@@ -9,7 +9,7 @@ only the result is written, under the leader fence.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import defer
 
 from controlplane.logs import get_logger
+from controlplane.reconcile.failover import redact
 from controlplane.reconcile.pools import pools_for
 from controlplane.store import audit
 from controlplane.store import workloads as repo
@@ -47,11 +48,13 @@ def plan(db: Database, *, resync_s: float, config: dict[str, dict[str, str]] | N
     with db.session() as s:
         rows = repo.list_(s, states=HOLDING, limit=1_000_000, light=True)
         pools = pools_for(rows)
-        waiting = {r.name for r in rows if r.state != WorkloadState.RUNNING.value}
+        waiting = {r.key for r in rows if r.state != WorkloadState.RUNNING.value}
         # The engine's state (the largest column: every resource of the stack) is read only for a stack
         # that neither holds pools nor failed, to see whether it still holds resources.
         known = {st.name: st for st in s.scalars(select(Stack).options(defer(Stack.state)))}
-        existing = [n for n, st in known.items() if _holds_something(st)]
+        # A stack that observation found holding nodes it should not (``force``) is run even when its
+        # record says it holds nothing: its run deletes them.
+        existing = [n for n, st in known.items() if _holds_something(st) or n in force]
     out = []
     for spec in desired_stacks(pools, existing=existing, config=config):
         h = spec_hash(spec)
@@ -95,7 +98,7 @@ def record_success(db: Database, p: StackPlan, result: Any, *, actor: str, fence
         st.status, st.message, st.attempts, st.applied_at = "ok", _summary(result), 0, utcnow()
         names = {x.workload for x in p.spec.pools}
         for row in repo.list_(s, states=[WorkloadState.PLACED.value], limit=1_000_000, light=True):
-            if row.name in names:
+            if row.key in names:
                 row.state, row.message = WorkloadState.PROVISIONING.value, f"stack {p.spec.name} applied"
                 audit.record(s, actor=actor, action="provisioning", kind="workload", subject=row.name,
                              team=row.team, details={"stack": p.spec.name})
@@ -107,8 +110,10 @@ def record_success(db: Database, p: StackPlan, result: Any, *, actor: str, fence
 
 
 def record_failure(db: Database, p: StackPlan, error: BaseException, *, actor: str, max_attempts: int,
-                   fenced: Callable[[], bool]) -> int:
-    """Returns the attempts so far. After ``max_attempts`` the workloads waiting on the stack fail."""
+                   fenced: Callable[[], bool], failed_pools: Iterable[str] = ()) -> int:
+    """Returns the attempts so far. After ``max_attempts`` the workloads waiting on the stack fail: only
+    those whose pools failed when the engine or the error says which (``failed_pools``), every waiting
+    one otherwise. Each one's message names no pool but its own."""
     with db.session() as s:
         if not fenced():
             return 0
@@ -122,14 +127,18 @@ def record_failure(db: Database, p: StackPlan, error: BaseException, *, actor: s
                      details={"error": st.message, "attempt": st.attempts})
         if st.attempts >= max_attempts:
             names = {x.workload for x in p.spec.pools}
+            every = {x.pool for x in p.spec.pools}
+            culprits = set(failed_pools)
             for row in repo.list_(s, states=[WorkloadState.PLACED.value, WorkloadState.PROVISIONING.value],
                                   limit=1_000_000, light=True):
-                if row.name in names:
+                own = {a.pool for a in row.assignments}
+                if row.key in names and (not culprits or own & culprits):
                     row.state = WorkloadState.FAILED.value
-                    row.message = f"stack {p.spec.name} failed {st.attempts} times: {st.message}"[:1000]
+                    why = redact(st.message, own, every)
+                    row.message = f"stack {p.spec.name} failed {st.attempts} times: {why}"[:1000]
                     row.assignments.clear()  # its pools leave the stack on the next run
                     audit.record(s, actor=actor, action="failed", kind="workload", subject=row.name,
-                                 team=row.team, details={"stack": p.spec.name, "error": st.message})
+                                 team=row.team, details={"stack": p.spec.name, "error": why})
         return st.attempts
 
 

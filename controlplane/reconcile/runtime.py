@@ -34,6 +34,7 @@ def build_controller(ctx: Any, engine: Any = None, **overrides: Any) -> Controll
     elector = LeaderElector(ctx.db, s.replica_id, ttl_s=s.lease_ttl_s, renew_s=s.lease_renew_s)
     cfg = LoopConfig(interval_s=s.reconcile_interval_s, stack_workers=s.stack_workers, resync_s=s.stack_resync_s,
                      retry_base_s=s.retry_base_s, retry_max_s=s.retry_max_s, lock_ttl_s=s.lock_ttl_s,
+                     short_bound_s=s.pool_short_bound_s,
                      stack_config=stack_config(ctx.config))
     # Every call of the loop goes through a per-provider circuit breaker: one sick cloud fails fast
     # instead of stalling each pass on its retries.

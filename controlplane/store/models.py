@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from controlplane.model.identity import workload_key
 from controlplane.store.coltypes import JSONType, UTCDateTime, utcnow
 
 
@@ -64,11 +65,12 @@ class Token(Base):
 
 class Workload(Base):
     __tablename__ = "workloads"
-    __table_args__ = (Index("ix_workloads_state_priority", "state", "priority"),)
+    __table_args__ = (Index("ix_workloads_state_priority", "state", "priority"),
+                      UniqueConstraint("team", "name", name="uq_workloads_team_name"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    # Globally unique: the name is the cloud tag that finds the workload's nodes.
-    name: Mapped[str] = mapped_column(String(63), unique=True)
+    # Unique per team (as Kubernetes names are per namespace); ``key`` is the cloud tag that finds its nodes.
+    name: Mapped[str] = mapped_column(String(63), index=True)
     team: Mapped[str] = mapped_column(String(63), index=True)
     spec: Mapped[dict[str, Any]] = mapped_column()
     priority: Mapped[int] = mapped_column(default=0)
@@ -90,6 +92,11 @@ class Workload(Base):
 
     assignments: Mapped[list[Assignment]] = relationship(
         back_populates="workload", cascade="all, delete-orphan", order_by="Assignment.id")
+
+    @property
+    def key(self) -> str:
+        """The cloud-facing identity (tags, Node.workload): unique across teams."""
+        return workload_key(self.team, self.name)
 
 
 class Assignment(Base):

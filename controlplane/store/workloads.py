@@ -20,12 +20,20 @@ class ConflictError(Exception):
     """The change contradicts what is stored (a name taken by a different workload)."""
 
 
+class AmbiguousName(ConflictError):  # noqa: N818 - the condition, as LookupError's subclasses are named
+    """A name held by workloads of several teams, asked for without a team (admins only)."""
+
+
 def get(s: Session, name: str, team: str | None = None) -> Workload | None:
-    """``team`` None means any team (admins, the loop); another team's workload is simply not found."""
+    """``team`` None means any team (admins, the loop); another team's workload is simply not found.
+    Names are unique per team: without a team a name held in several teams raises AmbiguousName."""
     q = select(Workload).where(Workload.name == name).options(selectinload(Workload.assignments))
     if team is not None:
         q = q.where(Workload.team == team)
-    return s.scalars(q).first()
+    rows = s.scalars(q.order_by(Workload.id).limit(2)).all()
+    if len(rows) > 1:
+        raise AmbiguousName(f"workload {name!r} exists in several teams: name the team (?team=)")
+    return rows[0] if rows else None
 
 
 def list_(s: Session, *, team: str | None = None, states: Sequence[str] | None = None,
@@ -47,10 +55,12 @@ def list_(s: Session, *, team: str | None = None, states: Sequence[str] | None =
 
 def submit(s: Session, *, name: str, team: str, spec: dict[str, Any], priority: int, gpus: int) -> tuple[Workload, bool]:
     """Create the workload, or return the stored one when the same spec is submitted again (apply is
-    idempotent). A Deleted workload's name can be reused. Returns (row, created)."""
-    row = s.scalars(select(Workload).where(Workload.name == name).with_for_update()).first()
+    idempotent). A Deleted workload's name can be reused. Names are unique per team: another team's
+    workload of the same name is neither seen nor touched. Returns (row, created)."""
+    row = s.scalars(select(Workload).where(Workload.team == team, Workload.name == name)
+                    .with_for_update()).first()
     if row is not None and row.state != WorkloadState.DELETED.value:
-        if row.team == team and row.spec == spec:
+        if row.spec == spec:
             return row, False
         raise ConflictError(f"metadata.name: workload {name!r} already exists with a different spec "
                             "(delete it first)")

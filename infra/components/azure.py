@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import pulumi
@@ -10,15 +9,23 @@ import pulumi_azure_native as azure
 
 from infra.components.tags import aws_tags
 from infra.spec import NodePoolSpec, SpecError
+from providers.catalog import default_catalog
+from providers.catalog.fabric import gang_fabric_refusal
 
 DEFAULT_IMAGE: azure.compute.ImageReferenceArgsDict = {"publisher": "microsoft-dsvm", "offer": "ubuntu-hpc", "sku": "2204", "version": "latest"}
-# ND-series sizes with an 'r' (RDMA) in their suffix carry InfiniBand: Standard_ND96isr_H100_v5,
-# Standard_ND96amsr_A100_v4, Standard_ND128isr_NDR_GB200_v6.
-_IB_SKU = re.compile(r"^Standard_ND\d+[a-z]*r[a-z]*_")
 
 
-def infiniband_capable(sku: str) -> bool:
-    return bool(_IB_SKU.match(sku))
+def pool_refusal(p: NodePoolSpec) -> str | None:
+    """Why this component cannot provision ``p``, or None: training pools need an InfiniBand (ND 'r') size.
+    The fact is the catalog's (its fabric column), read through the rule placement applies too."""
+    if not p.training:
+        return None
+    try:
+        it = default_catalog().instance_type("azure", p.instance_type)
+    except KeyError:
+        return f"pool {p.pool!r}: instance_type: {p.instance_type} is not in the catalog"
+    why = gang_fabric_refusal(it)
+    return (f"pool {p.pool!r}: instance_type: {why} (e.g. Standard_ND96isr_H100_v5)" if why else None)
 
 
 @dataclass
@@ -61,9 +68,8 @@ class AzureGpuScaleSet(pulumi.ComponentResource):
     def __init__(self, name: str, args: AzureGpuScaleSetArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("awan:azure:GpuScaleSet", name, None, opts)
         p = args.pool
-        if p.training and not infiniband_capable(p.instance_type):
-            raise SpecError(f"pool {p.pool!r}: instance_type: {p.instance_type} has no InfiniBand; "
-                            "training pools on Azure need an ND-series RDMA size (e.g. Standard_ND96isr_H100_v5)")
+        if (why := pool_refusal(p)) is not None:
+            raise SpecError(why)
         profile: azure.compute.VirtualMachineScaleSetVMProfileArgsDict = {
             "os_profile": {"computer_name_prefix": p.pool[:9], "admin_username": args.admin_username,
                            "linux_configuration": {"disable_password_authentication": True}},

@@ -75,8 +75,12 @@ class GcpGpuNodePool(pulumi.ComponentResource):
         lbls = labels(args.stack, p)
         self.placement_policy: gcp.compute.ResourcePolicy | None = None
         if p.training and p.nodes > 1:
+            # One policy per shape (its vmCount): when the gang's size changes, a new policy is created
+            # first, the instances move to it (replaced), and the old one is deleted after them. Changing
+            # the policy in place would delete it while the old instances still use it, which GCE refuses
+            # (resourceInUseByAnotherResource), failing the whole stack.
             self.placement_policy = gcp.compute.ResourcePolicy(
-                f"{name}-compact", name=f"awan-{p.pool}", project=args.project, region=p.region,
+                f"{name}-compact-{p.nodes}", name=f"awan-{p.pool}-n{p.nodes}", project=args.project, region=p.region,
                 group_placement_policy={"collocation": "COLLOCATED", "vm_count": p.nodes}, opts=child)
         self.instances = [self._instance(f"{name}-{i}", f"{p.pool}-{i}", p, args, lbls, child)
                           for i in range(p.nodes)]

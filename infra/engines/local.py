@@ -19,6 +19,8 @@ from typing import Any
 from infra.engines import diffing
 from infra.engines.appliers import handlers_for
 from infra.engines.appliers.base import (
+    KEY_LABEL,
+    KEY_TAG,
     ApplyContext,
     ExtraHandler,
     Handler,
@@ -39,9 +41,15 @@ BANNER = ("local engine: {why}; running programs under Pulumi's mock runtime and
 _KEY_NS = uuid.UUID("5d6f0a52-7f0e-4d7e-9a57-61776e2d6b65")
 
 
-def idempotency_key(stack: str, urn: str, generation: int) -> str:
-    """A UUID (GCE requestId must be one), stable for one generation of one resource."""
-    return str(uuid.uuid5(_KEY_NS, f"{stack}|{urn}|{generation}"))
+def idempotency_key(stack: str, urn: str, generation: int, incarnation: str = "") -> str:
+    """A UUID (GCE requestId must be one), stable for one generation of one incarnation of a resource.
+
+    The incarnation is new each time a resource is created afresh (its record gone, or replaced): a
+    resource deleted and later declared again under the same URN (a pool that comes back to a region, a
+    workload resubmitted under its name) must not reuse the old key, or the cloud answers the new request
+    with the old, finished operation (GCE keeps requestIds) and nothing is created. The key is recorded
+    in the pending record before the cloud call, so a retry after a crash reuses it."""
+    return str(uuid.uuid5(_KEY_NS, f"{stack}|{urn}|{generation}|{incarnation}"))
 
 
 def resolve(value: Any, ids: Mapping[str, str]) -> Any:
@@ -83,6 +91,7 @@ class LocalEngine:
             ctx = self._context(stack)
             run = _Run(self, ctx, state, stack.name)
             run.settle()
+            run.collect_strays()
             plan = diffing.diff(rec.resources, state["resources"])
             changes = plan.change_set(state["resources"])
             try:
@@ -255,6 +264,32 @@ class _Run:
                 elif status == "pending-delete":
                     s["status"] = "created"
 
+    def collect_strays(self) -> None:
+        """Delete live nodes that this engine created for this stack (they carry its stack tag and an
+        idempotency key) but that no record of the state holds, by id or by key: left by a run killed
+        between the cloud call and a record that was then lost, or by a delete the cloud did not finish.
+        Karpenter garbage-collects such instances too; without it a workload keeps more nodes than it was
+        assigned, for ever. Nodes made by the cloud itself (scale set and node pool members) carry no key
+        and are left to the resource that owns them."""
+        ids: set[str] = set()
+        keys: set[str] = set()
+        for s in self.res.values():
+            ids.update(str(i) for i in s.get("ids") or [])
+            if s.get("key"):
+                keys.add(str(s["key"]))
+        stack = {self.stack, self.stack.lower()}
+        strays = []
+        for n in self.ctx.nodes():
+            key = n.labels.get(KEY_TAG) or n.labels.get(KEY_LABEL)
+            tag = n.labels.get("awan:stack") or n.labels.get("awan-stack")
+            if key and tag in stack and n.id not in ids and key not in keys and self.ctx.live(n.id) is not None:
+                strays.append(n)
+        if strays:
+            self.ctx.provider.delete_nodes(strays)
+            self.ctx.note_deleted([n.id for n in strays])
+            self._say(f"  - {len(strays)} node(s) tagged with this stack but held by no record deleted: "
+                      f"{', '.join(sorted(n.name for n in strays))}")
+
     def _entry(self, d: DesiredResource, status: str) -> dict[str, Any]:
         prior = self.res.get(d.urn) or {}
         self._lids[d.logical_id] = d.urn
@@ -310,7 +345,8 @@ class _Run:
         # Same key while nothing may exist yet (so the cloud deduplicates); a new one after a loss.
         same = (prior or {}).get("status") in ("pending-create", "not-applied") and (prior or {}).get("key")
         entry["gen"] = (prior or {}).get("gen", -1) + (0 if same else 1)
-        entry["key"] = (prior or {})["key"] if same else idempotency_key(self.stack, d.urn, entry["gen"])
+        entry["key"] = (prior or {})["key"] if same else idempotency_key(self.stack, d.urn, entry["gen"],
+                                                                         uuid.uuid4().hex)
         self.res[d.urn] = entry
         return h, entry, prior
 

@@ -39,7 +39,7 @@ def empty_state(stack: str) -> dict[str, Any]:
     return {"version": STATE_VERSION, "stack": stack, "resources": {}, "outputs": {}, "serial": 0}
 
 
-_SAFE = re.compile(r"^[A-Za-z0-9._-]+$")
+_SAFE = re.compile(r"[A-Za-z0-9._-]+")
 
 
 def default_state_dir() -> Path:
@@ -54,7 +54,7 @@ class FileStateStore:
         self.dir = Path(directory) if directory is not None else default_state_dir()
 
     def _path(self, stack: str, suffix: str = ".json") -> Path:
-        if not _SAFE.match(stack):
+        if not _SAFE.fullmatch(stack):
             raise ValueError(f"stack {stack!r}: not a valid stack name")
         return self.dir / f"{stack}{suffix}"
 

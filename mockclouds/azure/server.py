@@ -32,7 +32,7 @@ from mockclouds.serving import RunningServer, serve_in_thread
 _SUB = r"/subscriptions/(?P<sub>[^/]+)"
 _RG = _SUB + r"/resourceGroups/(?P<rg>[^/]+)/providers/Microsoft\.Compute"
 _ROUTES: list[tuple[re.Pattern[str], str]] = [
-    (re.compile(p + "$", re.IGNORECASE), name) for p, name in (
+    (re.compile(p + r"\Z", re.IGNORECASE), name) for p, name in (
         (_SUB + r"/providers/Microsoft\.Compute/skus", "skus"),
         (_SUB + r"/providers/Microsoft\.Compute/locations/(?P<loc>[^/]+)/usages", "usages"),
         (_SUB + r"/providers/Microsoft\.Compute/locations/(?P<loc>[^/]+)/operations/(?P<op>[^/]+)", "operation"),

@@ -21,7 +21,7 @@ from mockclouds.gcp.filters import parse_filter
 from mockclouds.gcp.machines import DEFAULT_LIMITS, MachineSpec, is_tpu, machine_spec, region_of
 from providers.catalog import Catalog
 
-_NAME = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
+_NAME = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?")   # fullmatch, as GCE does
 
 
 def now() -> str:
@@ -188,7 +188,7 @@ class ComputeModel:
             if (seen := self._idempotent(project, request_id)) is not None:
                 return seen
             name = str(body.get("name") or "")
-            if not _NAME.match(name):
+            if not _NAME.fullmatch(name):
                 raise invalid(f"Invalid value for field 'resource.name': '{name}'. Must be a match of regex "
                               "'(?:[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?)'")
             mt = str(body.get("machineType") or "").rsplit("/", 1)[-1]
@@ -305,7 +305,7 @@ class ComputeModel:
             if (seen := self._idempotent(project, request_id)) is not None:
                 return seen
             name = str(body.get("name") or "")
-            if not _NAME.match(name):
+            if not _NAME.fullmatch(name):
                 raise invalid(f"Invalid value for field 'resource.name': '{name}'")
             if (project, region, name) in self.policies:
                 raise GoogleApiError(409, "alreadyExists", f"The resource 'projects/{project}/regions/{region}/"

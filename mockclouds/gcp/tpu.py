@@ -18,7 +18,7 @@ from mockclouds.gcp.compute import now
 from mockclouds.gcp.errors import GoogleApiError, invalid, not_found
 from mockclouds.gcp.machines import region_of, tpu_catalog_type
 
-_ID = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
+_ID = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?")   # fullmatch, as the TPU API does
 RESOURCE_EXHAUSTED = 8          # google.rpc.Code
 
 
@@ -119,7 +119,7 @@ class TpuModel:
 
     # -- nodes ---------------------------------------------------------------------------------
     def _validate_node(self, zone: str, node_id: str, body: dict) -> str:
-        if not _ID.match(node_id or ""):
+        if not _ID.fullmatch(node_id or ""):
             raise invalid(f"node_id {node_id!r} must match [a-z]([-a-z0-9]*[a-z0-9])? and be at most 63 characters")
         accel = str(body.get("acceleratorType") or "").rsplit("/", 1)[-1]
         if not self.ledger.offered(zone, tpu_catalog_type(accel)):
@@ -205,7 +205,7 @@ class TpuModel:
     def create_queued(self, project: str, zone: str, qr_id: str, body: dict) -> LongRunning:
         self.check_zone(zone)
         with self.lock:
-            if not _ID.match(qr_id or ""):
+            if not _ID.fullmatch(qr_id or ""):
                 raise invalid(f"queued_resource_id {qr_id!r} is not a valid resource id")
             path = f"projects/{project}/locations/{zone}/queuedResources/{qr_id}"
             if path in self.queued:
@@ -223,7 +223,7 @@ class TpuModel:
             if not specs:
                 raise invalid("tpu.node_spec: at least one node spec is required")
             for node_id, _ in specs:
-                if not _ID.match(node_id) or f"projects/{project}/locations/{zone}/nodes/{node_id}" in self.nodes:
+                if not _ID.fullmatch(node_id) or f"projects/{project}/locations/{zone}/nodes/{node_id}" in self.nodes:
                     raise invalid(f"tpu.node_spec.node_id {node_id!r} is invalid or already in use")
             until = _duration_s(str((body.get("queueingPolicy") or {}).get("validUntilDuration") or ""))
             qr = QueuedResource(project, zone, qr_id, specs, "spot" in body, now(),

@@ -6,7 +6,7 @@ credentials come from ProviderConfig (``credentials.anonymous: "true"`` for the 
 ``credentials.service_account_json`` or Application Default Credentials).
 
 Beyond the interface, the provisioning engine may call:
-    ensure_compact_placement_policy(region, name, vm_count=None) -> str   # self link
+    ensure_compact_placement_policy(region, name, vm_count=None, idempotency_key="") -> str   # self link
     delete_placement_policy(region, name) -> None
     create_queued_resource(zone, name, instance_type, slices=1, *, spot=False, ...) -> str   # state
     queued_resource_state(zone, name) -> str
@@ -200,9 +200,11 @@ class GCPProvider(Provider):
         self.api.close()
 
     # -- GCP-only capabilities for the provisioning engine ---------------------------------
-    def ensure_compact_placement_policy(self, region: str, name: str, vm_count: int | None = None) -> str:
-        """A COLLOCATED group-placement policy (compact placement for a training gang); idempotent."""
-        return self.vms.ensure_placement_policy(region, name, vm_count)
+    def ensure_compact_placement_policy(self, region: str, name: str, vm_count: int | None = None,
+                                        idempotency_key: str = "") -> str:
+        """A COLLOCATED group-placement policy (compact placement for a training gang); idempotent by name,
+        and by ``idempotency_key`` (the requestId of this incarnation) across retries."""
+        return self.vms.ensure_placement_policy(region, name, vm_count, idempotency_key)
 
     def delete_placement_policy(self, region: str, name: str) -> None:
         self.vms.delete_placement_policy(region, name)

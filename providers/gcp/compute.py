@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -129,7 +130,13 @@ class ComputeNodes:
                 self.api.wait_compute("zones", n.zone, op_name, n.region)
 
     # -- compact placement -----------------------------------------------------------------
-    def ensure_placement_policy(self, region: str, name: str, vm_count: int | None = None) -> str:
+    def ensure_placement_policy(self, region: str, name: str, vm_count: int | None = None,
+                                idempotency_key: str = "") -> str:
+        """Insert the policy (an existing one of that name is taken as is) and return its self link.
+
+        The requestId is the caller's key for this incarnation of the policy, else a fresh one: GCE
+        answers a repeated requestId with the first operation, so a fixed id per (region, name) would,
+        after the policy was deleted, replay the old insert, create nothing, and fail the get."""
         from google.cloud import compute_v1
         client = self.api.compute("ResourcePoliciesClient")
         gp = compute_v1.ResourcePolicyGroupPlacementPolicy(collocation="COLLOCATED")
@@ -138,7 +145,9 @@ class ComputeNodes:
         policy = compute_v1.ResourcePolicy(name=name, group_placement_policy=gp)
         insert = compute_v1.InsertResourcePolicyRequest(project=self.api.project, region=region,
                                                         resource_policy_resource=policy,
-                                                        request_id=request_id(f"policy/{region}/{name}", 0))
+                                                        request_id=request_id(
+                                                            f"policy/{region}/{name}/{idempotency_key}", 0)
+                                                        if idempotency_key else str(uuid.uuid4()))
         try:
             op = self.api.call(client.insert, request=insert, at=region)
             self.api.wait_compute("regions", region, op.name, region)

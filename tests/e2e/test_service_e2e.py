@@ -19,6 +19,7 @@ import uvicorn
 
 from controlplane.api import create_app
 from controlplane.auth import create_token
+from controlplane.model.identity import workload_key
 from controlplane.reconcile.runtime import build_controller
 from controlplane.settings import Settings
 from controlplane.store.db import Database
@@ -110,10 +111,12 @@ def _wait_state(c: httpx.Client, name: str, want: str, timeout_s: float = 90) ->
     raise AssertionError(f"{name} stayed {w.get('state')}: {w.get('message')}")
 
 
-def _inventory(mc: Any, provider: str, workload: str) -> list[dict[str, Any]]:
-    """What the mock cloud holds for one workload, by the workload tag/label every adapter sets."""
+def _inventory(mc: Any, provider: str, workload: str, team: str = "research") -> list[dict[str, Any]]:
+    """What the mock cloud holds for one workload, by the workload tag/label every adapter sets (its key:
+    team and name)."""
     rows = httpx.get(mc.urls[provider] + "/_mock/inventory").json()["resources"]
-    return [r for r in rows if workload in {str(v) for v in (r.get("tags") or {}).values()}
+    key = workload_key(team, workload)
+    return [r for r in rows if key in {str(v) for v in (r.get("tags") or {}).values()}
             and str(r.get("state", "")).lower() not in ("terminated", "deleted", "deleting")]
 
 

@@ -119,10 +119,25 @@ def test_azure_flexible_scale_set_infiniband_spot_no_public_ip():
 
 
 def test_azure_refuses_training_pool_without_infiniband():
+    from infra.components.azure import AzureGpuScaleSet, AzureGpuScaleSetArgs
+
     p = pool("train-a", provider="azure", region="eastus", zone="eastus-1",
              instance_type="Standard_NC80adis_H100_v5", nodes=2)
     with pytest.raises(SpecError, match="InfiniBand"):
-        record(StackSpec("azure", "eastus", (p,)))
+        run_program(lambda: AzureGpuScaleSet("x", AzureGpuScaleSetArgs(p, "s", "rg", "subnet")), "s")
+
+
+def test_a_refused_pool_is_left_out_and_reported_while_the_rest_of_the_stack_is_built():
+    """Issue 13, item 7: one pool the component refuses no longer fails its whole stack."""
+    bad = pool("bad-a", provider="azure", region="eastus", zone="eastus-1",
+               instance_type="Standard_NC40ads_H100_v5", gpus=1, nodes=2)
+    good = pool("good-b", provider="azure", region="eastus", zone="eastus-1",
+                instance_type="Standard_ND96isr_H100_v5", nodes=2)
+    rec = run_program(program_for(StackSpec("azure", "eastus", (bad, good))), "awan-azure-eastus")
+    sets = of(list(rec.resources.values()), "azure-native:compute:VirtualMachineScaleSet")
+    assert [r.inputs["vmScaleSetName"] for r in sets] == ["awan-good-b"]
+    assert set(rec.outputs["refused"]) == {"bad-a"} and "InfiniBand" in rec.outputs["refused"]["bad-a"]
+    assert "good-b" not in rec.outputs["refused"]["bad-a"]
 
 
 def test_coreweave_cks_cluster_and_node_pool_spec():

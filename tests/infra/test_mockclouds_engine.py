@@ -71,3 +71,61 @@ def test_azure_scale_set_up_resize_and_delete(mock_config, tmp_path):
     assert r.counts["update"] == 1 and r.counts["delete"] == 0
     eng.up(StackSpec("azure", "eastus"))
     assert eng.refresh(StackSpec("azure", "eastus")).missing == []
+
+
+def _gcp(mock_config, tmp_path):  # type: ignore[no-untyped-def]
+    eng = LocalEngine(provider_factory(mock_config), store=FileStateStore(tmp_path))
+    return eng, {"project": mock_config.providers["gcp"].project or ""}
+
+
+def test_gcp_gang_deleted_and_declared_again_is_created_again(mock_config, tmp_path):
+    """Issue 13, item 2: delete then resubmit of a GCP gang made it unplaceable for ever: the same keys
+    (URN and generation) gave the same requestIds, GCE answered with the old, finished operations, nothing
+    was created and the following get said notFound."""
+    eng, cfg = _gcp(mock_config, tmp_path)
+    c = CASES["gcp"]
+    gang = StackSpec("gcp", c["region"], (pool("gang-a", nodes=2, **c),), config=cfg)
+    for _ in range(3):   # up, empty, up again: the same URNs each time
+        eng.up(gang)
+        assert sorted(n.pool for n in _ours(eng, "gcp", gang.name)) == ["gang-a", "gang-a"]
+        eng.up(StackSpec("gcp", c["region"], (), config=cfg))
+        assert _ours(eng, "gcp", gang.name) == []
+
+
+def test_gcp_gang_that_changes_size_moves_to_a_new_policy_before_the_old_one_goes(mock_config, tmp_path):
+    """Issue 13, item 2: a gang whose node count changed had its compact policy deleted while the old
+    instances still used it (GCE: resourceInUseByAnotherResource; the mock refuses it the same way), which
+    failed every pool of the region."""
+    eng, cfg = _gcp(mock_config, tmp_path)
+    c = CASES["gcp"]
+    other = pool("other-b", nodes=2, **c)
+    for size in (2, 3, 1, 2):
+        r = eng.up(StackSpec("gcp", c["region"], (pool("gang-a", nodes=size, **c), other), config=cfg))
+        nodes = _ours(eng, "gcp", r.stack)
+        assert sorted(n.pool for n in nodes) == ["gang-a"] * size + ["other-b"] * 2
+    from google.api_core.exceptions import NotFound
+
+    policies = eng._providers("gcp").vms.api.compute("ResourcePoliciesClient")
+
+    def exists(name: str) -> bool:
+        try:
+            return bool(policies.get(project=cfg["project"], region=c["region"], resource_policy=name))
+        except NotFound:
+            return False
+
+    assert exists("awan-gang-a-n2") and exists("awan-other-b-n2")
+    assert not exists("awan-gang-a-n3") and not exists("awan-gang-a-n1")
+
+
+def test_gcp_policy_can_be_made_again_after_it_was_deleted(mock_config):
+    """Issue 13, item 2, in the adapter: the policy insert used a fixed requestId per (region, name)."""
+    from providers.registry import build_providers
+
+    gcp = build_providers(mock_config, ["gcp"])["gcp"]
+    try:
+        region = CASES["gcp"]["region"]
+        for _ in range(2):
+            assert gcp.ensure_compact_placement_policy(region, "again-a", vm_count=2).endswith("/again-a")
+            gcp.delete_placement_policy(region, "again-a")
+    finally:
+        gcp.close()

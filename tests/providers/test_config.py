@@ -42,3 +42,31 @@ def test_unknown_provider_requested() -> None:
         build_providers(cfg, ["oracle"])
     with pytest.raises(ConfigError, match="'aws' is not configured"):
         build_providers(cfg, ["aws"])
+
+
+def test_a_yaml_error_names_the_position_but_never_quotes_the_file(tmp_path: Path) -> None:
+    """Issue 13 (low): PyYAML's message quotes the lines around the error, here a credential."""
+    bad = tmp_path / "awan.yaml"
+    bad.write_text("providers:\n  aws: {credentials: {secret_access_key: wJalrXUtnFEMI-K7MDENG}\n  gcp: [\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(bad)
+    msg = str(e.value)
+    assert "not valid YAML at line" in msg and "wJalrXUtnFEMI" not in msg and "\n" not in msg
+
+
+@pytest.mark.parametrize("body", ["x", 3, ["a"]])
+def test_a_provider_that_is_not_a_mapping_is_a_one_line_error(body: object) -> None:
+    """Issue 13 (low): `providers: {aws: "x"}` raised a bare ValueError (a traceback in some commands)."""
+    with pytest.raises(ConfigError, match=r"awan\.yaml: providers\.aws: expected a mapping of settings"):
+        parse_config({"providers": {"aws": body}}, "awan.yaml")
+
+
+def test_opening_an_environment_registers_its_credentials_for_scrubbing(tmp_path: Path) -> None:
+    """Issue 13 (low): `awan serve --config` never registered the configured credentials (only demo did)."""
+    from controlplane.environment import register_secrets
+    from controlplane.logs import scrub
+
+    secret = "only-in-this-config-7f3a9c"
+    assert secret in scrub(f"error: {secret}")
+    register_secrets(parse_config({"providers": {"coreweave": {"credentials": {"token": secret}}}}))
+    assert secret not in scrub(f"error: {secret}")

@@ -85,7 +85,7 @@ class ServiceProc:
             self.wait_ready()
         return self
 
-    def wait_ready(self, timeout_s: float = 60.0) -> None:
+    def wait_ready(self, timeout_s: float = 180.0) -> None:   # generous: a loaded 2-core machine is slow to import
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc is not None and self.proc.poll() is not None:
@@ -124,7 +124,7 @@ def states(db_url: str) -> dict[str, str]:
     db = Database.from_url(db_url)
     try:
         with db.session() as s:
-            return {r.name: r.state for r in repo.list_(s, limit=1_000_000)}
+            return {r.name: r.state for r in repo.list_(s, limit=1_000_000, include_deleted=True)}
     finally:
         db.dispose()
 
@@ -189,12 +189,15 @@ def check(db_url: str, clouds: Any, names: Iterable[str]) -> Verdict:
     db = Database.from_url(db_url)
     try:
         with db.session() as s:
-            rows = {r.name: r for r in repo.list_(s, limit=1_000_000)}
+            # Cloud tags hold the workload's key (team and name); ``names`` may be names or keys.
+            rows = {r.key: r for r in repo.list_(s, limit=1_000_000)}
+            key_of = {r.name: k for k, r in rows.items()}
             want = {n: (r.state, sum(a.nodes for a in r.assignments), {a.provider for a in r.assignments})
                     for n, r in rows.items()}
             where = {n: {(a.provider, a.region.lower()) for a in r.assignments} for n, r in rows.items()}
     finally:
         db.dispose()
+    names = [n if n in rows else key_of.get(n, n) for n in names]
     have: Counter[tuple[str, str]] = Counter()
     holders: list[tuple[str, str, str, str]] = []
     for cloud in clouds.servers:
@@ -221,3 +224,17 @@ def check(db_url: str, clouds: Any, names: Iterable[str]) -> Verdict:
         if w not in want or want[w][0] != WorkloadState.RUNNING.value or (cloud, region) not in where[w]:
             v.orphans.append(f"{cloud}:{w}:{rid}")
     return v
+
+
+def nodes_assigned_and_live(db_url: str, clouds: Any) -> tuple[int, int]:
+    """(nodes assigned to workloads that hold assignments, live machines tagged with any workload): after
+    a scenario has settled the two must be equal (issue 13: 289 live for 205 assigned)."""
+    db = Database.from_url(db_url)
+    try:
+        with db.session() as s:
+            assigned = sum(a.nodes for r in repo.list_(s, limit=1_000_000) for a in r.assignments)
+    finally:
+        db.dispose()
+    live = sum(1 for cloud in clouds.servers for res in clouds.backend(cloud).inventory()
+               if _live_nodes(res) and _kind(res) in NODE_KINDS and _workload_of(res))
+    return assigned, live

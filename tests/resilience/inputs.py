@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 GOOD = ("apiVersion: awan.dev/v1alpha1\nkind: GPUWorkload\nmetadata: {name: ok, team: research}\n"
@@ -42,6 +43,17 @@ def manifests() -> Iterator[tuple[str, str, bytes]]:
     yield "not UTF-8", w, b"\xff\xfe\x00garbage"
     yield "NUL bytes", w, GOOD.replace("name: ok", "name: \"o\\0k\"").encode()
     yield "python object tag", w, b"!!python/object/apply:os.system ['echo pwned']\n"
+    # The red team's findings (issue 13): each was a 201 or a 500.
+    yield "name with a trailing newline", w, GOOD.replace("name: ok", 'name: "ok\\n"').encode()
+    yield "team with a trailing newline", w, GOOD.replace("team: research", 'team: "research\\n"').encode()
+    yield "label key with a newline", w, GOOD.replace("team: research", 'team: research, labels: {"a\\n": b}').encode()
+    for field, value in (("count: 8", "count: 10000000000000000000"), ("count: 8", "count: 1e30"),
+                         ("count: 8, perNode: 8", "count: 4611686018427387904"),
+                         ("perNode: 8}", "perNode: 8}, replicas: 4611686018427387904"),
+                         ("kind: inference", "kind: inference, priority: 10000000000000000000"),
+                         ("kind: inference", "kind: inference, priority: -10000000000000000000"),
+                         ("kind: inference", "kind: inference, replicas: 4, maxPricePerGpuHour: .inf")):
+        yield f"out of range: {value[:40]}", w, GOOD.replace(field, value).encode()
     yield "second document bad (all or nothing)", w, (GOOD + "---\n" + GOOD.replace("name: ok", "name: ok2")
                                                        .replace("count: 8", "count: -1")).encode()
 
@@ -63,6 +75,17 @@ def policies() -> Iterator[tuple[str, str, bytes]]:
     yield "CEL comprehension bomb", p, _policy(
         "[1,2,3,4,5,6,7,8,9,10].all(a, [1,2,3,4,5,6,7,8,9,10].all(b, [1,2,3,4,5,6,7,8,9,10].all(c, "
         "[1,2,3,4,5,6,7,8,9,10].all(d, a+b+c+d > 0))))" + " && true" * 300).encode()
+    t20 = "[" + ",".join(str(i) for i in range(20)) + "]"
+    yield "CEL bomb hidden by a space after the dot", p, _policy(
+        f"{t20}. all(a, {t20}. all(b, {t20}. all(c, {t20}. all(d, {t20}. all(e, {t20}. all(f, "
+        "a+b+c+d+e+f >= 0))))))").encode()
+    commented = f"{t20}.//x\n all(a, {t20}.//x\n all(b, {t20}.//x\n all(c, {t20}.//x\n all(d, a+b+c+d >= 0))))"
+    yield "CEL bomb hidden by a comment", p, (
+        "apiVersion: awan.dev/v1alpha1\nkind: PlacementPolicy\nmetadata: {name: hostile}\n"
+        f"spec: {{rules: [{{name: r, expr: {json.dumps(commented)}}}]}}\n").encode()
+    yield "policy integer out of range", p, (
+        b"apiVersion: awan.dev/v1alpha1\nkind: PlacementPolicy\nmetadata: {name: big}\n"
+        b"spec: {caps: {teams: {research: {gpus: 100000000000000000000}}}}\n")
     yield "policy huge payload", p, b"# " + b"y" * (2 * 1024 * 1024)
     yield "policy deep nesting", p, b"spec: " + b"{a: " * 3000 + b"1" + b"}" * 3000 + b"\n"
 

@@ -15,7 +15,19 @@ from pathlib import Path
 
 from mockclouds.launcher import MockClouds
 from tests.resilience import badinput
-from tests.resilience.scenarios import Env, Figures, controller_kills, outage_and_faults
+from tests.resilience.scenarios import (
+    Env,
+    Figures,
+    controller_kills,
+    gang_resubmit_cycles,
+    outage_and_faults,
+    revoke_and_stock_out_each,
+)
+
+# The loop's bound on a pool that stays short (a capacity failure after it) in this run; the service's
+# default is 180 s (pool_short_bound_s). CoreWeave shows a revoked, emptied zone only as pending nodes,
+# so its failover time below is this bound plus a placement and a stack run.
+SHORT_BOUND_S = "30"
 
 
 def _bad_inputs(workdir: Path) -> Figures:
@@ -29,12 +41,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workloads", type=int, default=200, help="workloads in the controller-kill run")
     ap.add_argument("--kills", type=int, default=20, help="SIGKILLs of the service during that run")
     ap.add_argument("--outage-workloads", type=int, default=16)
+    ap.add_argument("--gang-cycles", type=int, default=2, help="delete/resubmit cycles of a gang per provider")
     args = ap.parse_args(argv)
     t0 = time.monotonic()
     total = Figures()
     with tempfile.TemporaryDirectory(prefix="awan-resilience-") as d, MockClouds() as clouds:
         base = Path(d)
+        env = {"AWAN_POOL_SHORT_BOUND_S": SHORT_BOUND_S}
         for name, run in (("outage", lambda w: outage_and_faults(Env(clouds, w), args.outage_workloads)),
+                          ("gangs", lambda w: gang_resubmit_cycles(Env(clouds, w), args.gang_cycles)),
+                          ("revoke", lambda w: revoke_and_stock_out_each(Env(clouds, w, env))),
                           ("kills", lambda w: controller_kills(Env(clouds, w), args.workloads, args.kills))):
             work = base / name
             work.mkdir()

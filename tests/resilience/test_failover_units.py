@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from controlplane.model.identity import workload_key
 from controlplane.reconcile import failover
 from controlplane.store import audit
 from controlplane.store.db import Database
@@ -70,12 +71,12 @@ def test_stock_out_moves_waiting_workloads_of_the_failed_pool_only(db):
     _add(db, "b", WorkloadState.PLACED.value)                      # same pool key as a: moved too
     _add(db, "c", WorkloadState.PLACED.value, zone="us-east-1b")   # another zone: stays
     _add(db, "d", WorkloadState.PROVISIONING.value)                # already applied: keeps its nodes
-    pools = [SimpleNamespace(pool=f"{n}-0", workload=n) for n in "abcd"]
+    pools = [SimpleNamespace(pool=f"{n}-0", workload=workload_key("t", n)) for n in "abcd"]
     state = {"resources": {"urn:x::a-0": {"status": "failed", "name": "a-0-node", "parent": "a-0"}}}
     blocks = failover.BlockList()
     moved = failover.on_stack_failure(db, pools, CapacityError("no room", provider="aws"), state=state,
                                       blocks=blocks, actor="t", fenced=lambda: True)
-    assert sorted(moved) == ["a", "b"]
+    assert sorted(moved) == [workload_key("t", "a"), workload_key("t", "b")]
     assert _row(db, "a")[:2] == (WorkloadState.PENDING.value, 0)
     assert "no room" in _row(db, "a")[2]
     assert _row(db, "c")[0] == WorkloadState.PLACED.value
@@ -91,7 +92,7 @@ def test_outage_evacuates_only_the_dead_region_and_only_when_fenced(db):
     _add(db, "west", WorkloadState.RUNNING.value, zone="us-west-2a", region="us-west-2")
     assert failover.evacuate(db, {("aws", "us-east-1")}, set(), actor="t", fenced=lambda: False) == []
     assert _row(db, "east")[0] == WorkloadState.RUNNING.value
-    assert failover.evacuate(db, {("aws", "us-east-1")}, set(), actor="t", fenced=lambda: True) == ["east"]
+    assert failover.evacuate(db, {("aws", "us-east-1")}, set(), actor="t", fenced=lambda: True) == [workload_key("t", "east")]
     assert _row(db, "east")[0] == WorkloadState.PENDING.value
     assert "aws/us-east-1 DOWN" in _row(db, "east")[2]
     assert _row(db, "west")[0] == WorkloadState.RUNNING.value

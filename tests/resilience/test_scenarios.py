@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from tests.resilience.scenarios import Env, controller_kills, outage_and_faults
+from tests.resilience.scenarios import (
+    Env,
+    controller_kills,
+    gang_resubmit_cycles,
+    outage_and_faults,
+    revoke_and_stock_out_each,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -22,3 +28,18 @@ def test_sigkilled_controller_converges_exactly_once(tmp_path, mockclouds):
     fig = controller_kills(Env(mockclouds, tmp_path), workloads=40, kills=6, seed=7)
     assert fig.values["controller kills survived"] == 6
     assert [str(v) for v in fig.verdicts if not v.ok] == []
+
+
+def test_gangs_deleted_and_resubmitted_on_every_provider_come_back(tmp_path, mockclouds):
+    """Issue 13, item 2 (and 3): delete and resubmit of gangs, their size changing, on all four clouds."""
+    fig = gang_resubmit_cycles(Env(mockclouds, tmp_path), cycles=2)
+    assert [str(v) for v in fig.verdicts if not v.ok] == []
+    assert fig.values["gang delete/resubmit cycles (all four providers)"] == 8
+
+
+def test_revocation_plus_stock_out_fails_over_on_every_provider(tmp_path, mockclouds):
+    """Issue 13, item 4: CoreWeave never failed over after a revocation with its zone emptied."""
+    fig = revoke_and_stock_out_each(Env(mockclouds, tmp_path, {"AWAN_POOL_SHORT_BOUND_S": "20"}))
+    assert [str(v) for v in fig.verdicts if not v.ok] == []
+    assert {k for k in fig.values if k.startswith("failover after")} == {
+        f"failover after revocation + stock-out, {p} (s)" for p in ("aws", "gcp", "azure", "coreweave")}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 
 from controlplane.api import schemas
@@ -12,6 +13,7 @@ from controlplane.api.context import ServiceContext, ctx
 from controlplane.api.routers.workloads import event_out
 from controlplane.api.security import admin, principal
 from controlplane.auth.tokens import Principal
+from controlplane.model.workload import INT32_MAX  # ids are 32-bit INTEGER columns
 from controlplane.reconcile.policy_source import PolicyUnavailable, parse_document
 from controlplane.store import audit
 from controlplane.store import policies as policy_store
@@ -45,11 +47,13 @@ async def put_policies(request: Request, p: Principal = Depends(admin),
     except UnicodeDecodeError:
         raise HTTPException(422, "body: not UTF-8 text") from None
     try:
-        parse_document(text)   # validated (CEL compiled) before anything is stored
+        # Validated (CEL compiled and checked once) before anything is stored; off the event loop, so a
+        # slow document never holds up /healthz or other requests.
+        await run_in_threadpool(parse_document, text, "body")
     except PolicyUnavailable as e:
         raise HTTPException(503, str(e)) from None
     except ValueError as e:
-        raise HTTPException(422, str(e).replace("policy.yaml", "body", 1)) from None
+        raise HTTPException(422, str(e)) from None
     with c.db.session() as s:
         policy_store.put_document(s, text, p.actor)
         audit.record(s, actor=p.actor, action="policies-updated", kind="policy", subject="current",
@@ -58,17 +62,26 @@ async def put_policies(request: Request, p: Principal = Depends(admin),
 
 
 @router.get("/stacks", response_model=schemas.StackList, responses=_ERR)
-def stacks(_: Principal = Depends(principal), c: ServiceContext = Depends(ctx)) -> schemas.StackList:
+def stacks(p: Principal = Depends(principal), c: ServiceContext = Depends(ctx)) -> schemas.StackList:
+    """Every stack for admins. Others see only the stacks that hold their team's pools, counting only
+    those, and no stack message (it may name any team's pools)."""
     with c.db.session() as s:
         rows = s.scalars(select(Stack).order_by(Stack.name)).all()
-        return schemas.StackList(items=[schemas.StackOut(
-            name=r.name, status=r.status, message=r.message, attempts=r.attempts,
-            pools=len((r.spec or {}).get("pools", [])), appliedAt=r.applied_at, hasState=r.state is not None)
-            for r in rows])
+        items = []
+        for r in rows:
+            pools = (r.spec or {}).get("pools", [])
+            if not p.is_admin:
+                pools = [x for x in pools if x.get("team") == p.team]
+                if not pools:
+                    continue
+            items.append(schemas.StackOut(
+                name=r.name, status=r.status, message=r.message if p.is_admin else "", attempts=r.attempts,
+                pools=len(pools), appliedAt=r.applied_at, hasState=r.state is not None))
+        return schemas.StackList(items=items)
 
 
 @router.get("/events", response_model=schemas.EventList, responses=_ERR)
-def events(team: str | None = None, after: int = Query(0, ge=0, le=2**63 - 1), limit: int = Query(100, ge=1, le=1000),
+def events(team: str | None = None, after: int = Query(0, ge=0, le=INT32_MAX), limit: int = Query(100, ge=1, le=1000),
            p: Principal = Depends(principal), c: ServiceContext = Depends(ctx)) -> schemas.EventList:
     """The audit stream, oldest first after ``after``. Non-admins see only their team's events."""
     if not p.is_admin:

@@ -48,40 +48,45 @@ async def submit(request: Request, p: Principal = Depends(writer),
     return svc.submit(c.db, p, text, "request body")
 
 
+# Names are unique per team; an admin names the team when a name is held by several (a member's team is
+# its token's, whatever it passes).
+_TEAM = Query(None, max_length=63, description="the workload's team (admins; names are unique per team)")
+
+
 @router.get("", response_model=schemas.WorkloadList, responses=_ERR)
 def list_workloads(state: WorkloadState | None = None, limit: int = Query(500, ge=1, le=5000),
-                   offset: int = Query(0, ge=0, le=2**63 - 1), p: Principal = Depends(principal),
-                   c: ServiceContext = Depends(ctx)) -> schemas.WorkloadList:
+                   offset: int = Query(0, ge=0, le=2**63 - 1), team: str | None = _TEAM,
+                   p: Principal = Depends(principal), c: ServiceContext = Depends(ctx)) -> schemas.WorkloadList:
     with c.db.session() as s:
-        rows = repo.list_(s, team=None if p.is_admin else p.team, states=[state.value] if state else None,
+        rows = repo.list_(s, team=team if p.is_admin else p.team, states=[state.value] if state else None,
                           limit=limit, offset=offset)
         return schemas.WorkloadList(items=[svc.to_out(r) for r in rows])
 
 
 @router.get("/{name}", response_model=schemas.WorkloadOut, responses=_ERR)
-def get_workload(name: str, p: Principal = Depends(principal),
+def get_workload(name: str, team: str | None = _TEAM, p: Principal = Depends(principal),
                  c: ServiceContext = Depends(ctx)) -> schemas.WorkloadOut:
-    return svc.to_out(svc.get(c.db, p, name))
+    return svc.to_out(svc.get(c.db, p, name, team))
 
 
 @router.delete("/{name}", status_code=202, response_model=schemas.WorkloadOut, responses=_ERR)
-def delete_workload(name: str, p: Principal = Depends(writer),
+def delete_workload(name: str, team: str | None = _TEAM, p: Principal = Depends(writer),
                     c: ServiceContext = Depends(ctx)) -> schemas.WorkloadOut:
-    return svc.to_out(svc.delete(c.db, p, name))
+    return svc.to_out(svc.delete(c.db, p, name, team))
 
 
 @router.get("/{name}/placement", response_model=schemas.PlacementOut, responses=_ERR)
-def get_placement(name: str, p: Principal = Depends(principal),
+def get_placement(name: str, team: str | None = _TEAM, p: Principal = Depends(principal),
                   c: ServiceContext = Depends(ctx)) -> schemas.PlacementOut:
-    row = svc.get(c.db, p, name)
+    row = svc.get(c.db, p, name, team)
     return schemas.PlacementOut(name=row.name, state=row.state, placement=row.placement,
                                 explanation=row.explanation)
 
 
 @router.get("/{name}/events", response_model=schemas.EventList, responses=_ERR)
-def get_events(name: str, p: Principal = Depends(principal),
+def get_events(name: str, team: str | None = _TEAM, p: Principal = Depends(principal),
                c: ServiceContext = Depends(ctx)) -> schemas.EventList:
-    row = svc.get(c.db, p, name)
+    row = svc.get(c.db, p, name, team)
     with c.db.session() as s:
         evs = audit.events(s, kind="workload", subject=row.name, team=row.team, limit=1000)
         return schemas.EventList(items=[event_out(e) for e in evs])

@@ -37,7 +37,8 @@ def _tpu_vm(ctx: ApplyContext, inputs: dict[str, Any], key: str) -> NodeRequest:
 def _policy(ctx: ApplyContext, inputs: dict[str, Any], key: str) -> dict[str, Any]:
     gp = inputs.get("groupPlacementPolicy") or {}
     return {"name": inputs["name"], "region": inputs.get("region", ctx.region),
-            "vm_count": gp.get("vmCount"), "collocation": gp.get("collocation", "COLLOCATED")}
+            "vm_count": gp.get("vmCount"), "collocation": gp.get("collocation", "COLLOCATED"),
+            "idempotency_key": key}
 
 
 def _queued(ctx: ApplyContext, inputs: dict[str, Any], key: str) -> dict[str, Any]:

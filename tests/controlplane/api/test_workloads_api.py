@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
+from controlplane.store.migrate import head
 from tests.controlplane.api.conftest import auth
 from tests.controlplane.reconcile.fakes import manifest
 
@@ -63,12 +66,7 @@ def test_placement_endpoint_before_placement(client, tokens):
 def test_health_ready_metrics_and_dashboard(client):
     assert client.get("/healthz").json()["status"] == "ok"
     ready = client.get("/readyz").json()
-    from alembic.script import ScriptDirectory
-
-    from controlplane.store.migrate import alembic_config
-
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
-    assert ready["status"] == "ok" and ready["checks"]["schema"] == head
+    assert ready["status"] == "ok" and ready["checks"]["schema"] == head()
     m = client.get("/metrics").text
     assert "awan_placements" in m and "awan_provisioning_latency_seconds_bucket" in m
     page = client.get("/dashboard")
@@ -84,3 +82,109 @@ def test_audit_stream_filtered_by_team(client, tokens):
     assert client.get("/v1/events?team=inference", headers=auth(tokens["research"])).status_code == 403
     everything = client.get("/v1/events", headers=auth(tokens["admin"])).json()["items"]
     assert {e["subject"] for e in everything} == {"r-e", "i-f"}
+
+
+def _doc(name: str, team: str | None = None, **spec: object) -> str:
+    meta = {"name": name, **({"team": team} if team else {})}
+    return json.dumps({"apiVersion": "awan.dev/v1alpha1", "kind": "GPUWorkload", "metadata": meta,
+                       "spec": {"kind": "training", "gpus": {"model": "H100", "count": 8}, **spec}})
+
+
+@pytest.mark.parametrize("name", ["nl\n", "ok\n", "a\r", "x\t"])
+def test_a_name_with_a_trailing_newline_is_refused(client, tokens, name):
+    """Issue 13, item 1: '^...$' also matched before a final newline, so 'nl\\n' was accepted beside 'nl'."""
+    h = {**auth(tokens["research"]), "Content-Type": "application/json"}
+    r = client.post("/v1/workloads", content=_doc(name), headers=h)
+    assert r.status_code == 422 and "metadata.name" in r.json()["detail"], r.text
+    assert client.get("/v1/workloads", headers=auth(tokens["admin"])).json()["items"] == []
+
+
+@pytest.mark.parametrize("meta", [{"team": "research\n"}, {"labels": {"bad key\n": "v"}}, {"labels": {"k": "a\nb"}}])
+def test_team_and_labels_are_checked_whole(client, tokens, meta):
+    h = {**auth(tokens["admin"]), "Content-Type": "application/json"}
+    doc = json.loads(_doc("w"))
+    doc["metadata"].update(meta)
+    r = client.post("/v1/workloads", content=json.dumps(doc), headers=h)
+    assert r.status_code == 422 and "metadata." in r.json()["detail"], r.text
+
+
+@pytest.mark.parametrize("spec, field", [
+    ({"gpus": {"model": "H100", "count": 10**19}}, "spec.gpus.count"),
+    ({"gpus": {"model": "H100", "count": 10**30}}, "spec.gpus.count"),
+    ({"gpus": {"model": "H100", "count": 2**62}, "replicas": 4}, "spec.gpus.count"),
+    ({"gpus": {"model": "H100", "count": 2**30}, "replicas": 4}, "gpus.count x replicas"),
+    ({"gpus": {"model": "H100", "count": 8, "perNode": 2**40}}, "spec.gpus.perNode"),
+    ({"priority": 10**19}, "spec.priority"),
+    ({"priority": -(10**19)}, "spec.priority"),
+    ({"replicas": 2**31}, "spec.replicas"),
+    ({"topology": {"domain": "nvlink", "domainSize": 2**33}}, "spec.topology.domainSize"),
+])
+def test_integers_out_of_range_are_422_naming_the_field(client, tokens, spec, field):
+    """Issue 13, item 6: these were 500s (OverflowError into SQLite); PostgreSQL INTEGER is 32-bit."""
+    h = {**auth(tokens["research"]), "Content-Type": "application/json"}
+    r = client.post("/v1/workloads", content=_doc("big", **spec), headers=h)
+    assert r.status_code == 422 and field in r.json()["detail"], r.text
+
+
+def test_names_are_per_team_and_another_teams_name_is_not_revealed(client, tokens):
+    """Issue 13 (low): submitting a name another team holds answered 409, revealing it (and squatting)."""
+    r1 = client.post("/v1/workloads", content=_doc("train"), headers=auth(tokens["research"]))
+    r2 = client.post("/v1/workloads", content=_doc("train"), headers=auth(tokens["infer"]))
+    assert r1.status_code == 201 and r2.status_code == 201, r2.text
+    assert client.get("/v1/workloads/train", headers=auth(tokens["infer"])).json()["team"] == "inference"
+    assert client.get("/v1/workloads/train", headers=auth(tokens["research"])).json()["team"] == "research"
+    both = client.get("/v1/workloads/train", headers=auth(tokens["admin"]))
+    assert both.status_code == 409 and "team" in both.json()["detail"]
+    got = client.get("/v1/workloads/train?team=inference", headers=auth(tokens["admin"]))
+    assert got.json()["team"] == "inference"
+    # a member cannot reach another team's workload by naming the team
+    assert client.get("/v1/workloads/train?team=research", headers=auth(tokens["infer"])).json()["team"] == "inference"
+    assert client.delete("/v1/workloads/train", headers=auth(tokens["infer"])).status_code == 202
+    assert client.get("/v1/workloads/train", headers=auth(tokens["research"])).json()["state"] == "Pending"
+
+
+def test_stacks_show_a_member_only_its_own_pools(client, tokens, db):
+    """Issue 13 (low): /v1/stacks showed every team's pools and the stack's error text to any viewer."""
+    from controlplane.store.models import Stack
+
+    pools = [{"pool": "mine-1a2b3c-0", "team": "research"}, {"pool": "theirs-9f8e7d-0", "team": "inference"}]
+    with db.session() as s:
+        s.add(Stack(name="awan-gcp-us-central1", spec={"pools": pools}, status="failed",
+                    message="pool 'theirs-9f8e7d-0': boom"))
+        s.add(Stack(name="awan-aws-us-east-1", spec={"pools": pools[1:]}, status="ok"))
+    mine = client.get("/v1/stacks", headers=auth(tokens["viewer"])).json()["items"]
+    assert [(x["name"], x["pools"], x["message"]) for x in mine] == [("awan-gcp-us-central1", 1, "")]
+    every = client.get("/v1/stacks", headers=auth(tokens["admin"])).json()["items"]
+    assert len(every) == 2 and any("theirs" in x["message"] for x in every)
+
+
+def test_policy_errors_name_the_body_not_a_server_file(client, tokens):
+    """Issue 13 (low): the error carried the server's temporary file path of the uploaded body."""
+    bad = "apiVersion: awan.dev/v1alpha1\nkind: PlacementPolicy\nmetadata: {name: p}\nspec: {bogus: 1}\n"
+    r = client.put("/v1/policies", content=bad, headers={**auth(tokens["admin"]), "Content-Type": "application/yaml"})
+    assert r.status_code == 422 and r.json()["detail"].startswith("body: spec.bogus"), r.text
+    assert "/tmp" not in r.text and "awan-policy" not in r.text
+
+
+def test_a_costly_policy_is_refused_at_once_and_health_answers_meanwhile(client, tokens):
+    """Issue 13, item 5: a 374-character rule with '. all' was accepted and stalled PUT and /healthz 56 s."""
+    t20 = "[" + ",".join(str(i) for i in range(20)) + "]"
+    expr = " && ".join([f"{t20}. all(a, {t20}. all(b, {t20}. all(c, {t20}. all(d, {t20}. all(e, a+b+c+d+e >= 0)))))"])
+    import yaml
+
+    body = yaml.safe_dump({"apiVersion": "awan.dev/v1alpha1", "kind": "PlacementPolicy", "metadata": {"name": "p"},
+                           "spec": {"rules": [{"name": "bomb", "expr": expr}]}})
+    r = client.put("/v1/policies", content=body, headers={**auth(tokens["admin"]), "Content-Type": "application/yaml"})
+    assert r.status_code == 422 and "over the limit" in r.json()["detail"], r.text
+    assert client.get("/healthz").status_code == 200
+
+
+@pytest.mark.parametrize("path, ok", [
+    ("/v1/workloads?offset=9223372036854775807", 200), ("/v1/workloads?offset=9223372036854775808", 422),
+    ("/v1/workloads?limit=99999999999999999999", 422), ("/v1/events?after=2147483647", 200),
+    ("/v1/events?after=9223372036854775807", 422),
+    ("/v1/events?after=99999999999999999999", 422), ("/v1/events?limit=-1", 422),
+])
+def test_query_integers_are_bounded_on_both_stores(client, tokens, path, ok):
+    """Issue 13, item 6: query parameters too stay within what the store takes (no 500)."""
+    assert client.get(path, headers=auth(tokens["admin"])).status_code == ok

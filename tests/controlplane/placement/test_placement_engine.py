@@ -172,3 +172,21 @@ def test_catalog_snapshot_scales():
     small = FleetSnapshot.from_catalog(default_catalog())
     big = FleetSnapshot.from_catalog(default_catalog(), scale=4)
     assert big.total_gpus() == 4 * small.total_gpus()
+
+
+def test_a_training_gang_never_goes_where_its_provider_cannot_gang_it():
+    """Issue 13, item 7: a 2 x H100 training job was placed on Standard_NC40ads_H100_v5 (1 GPU, Ethernet),
+    which the Azure component then refused ('has no InfiniBand'). One rule (providers.catalog.fabric)
+    now serves both: placement chooses the InfiniBand size, or explains why not."""
+    nc = pool("azure", "eastus", "eastus-1", "Standard_NC40ads_H100_v5", nodes=64)
+    nd = pool("azure", "eastus", "eastus-2", "Standard_ND96isr_H100_v5", nodes=4)
+    gang = workload("{kind: training, gpus: {model: H100, count: 2}}")
+    d = place_one(gang, snapshot([nc, nd]), PolicySet.default())
+    assert d.placed and {a.instance_type for a in d.assignments} == {"Standard_ND96isr_H100_v5"}
+    alone = place_one(gang, snapshot([nc]), PolicySet.default())
+    assert not alone.placed and "fabric: Standard_NC40ads_H100_v5 has no InfiniBand" in " ".join(alone.reasons) + \
+        " ".join(alone.rejections.values())
+    # one node needs no fabric, and inference is no gang: both may use the NC size
+    for spec in ("{kind: training, gpus: {model: H100, count: 1}}", "{kind: inference, gpus: {model: H100, count: 2}}"):
+        d = place_one(workload(spec), snapshot([nc]), PolicySet.default())
+        assert d.placed and d.assignments[0].instance_type == "Standard_NC40ads_H100_v5", d.reasons

@@ -139,3 +139,30 @@ def test_nested_comprehension_over_the_bound_is_refused_and_one_under_it_runs():
     fine = f"{TEN}.all(a, {TEN}.all(b, a + b >= 0))"
     [rule] = load_text(doc(f'{{rules: [{{name: ok, expr: "{fine}"}}]}}')).rules
     assert rule.evaluate({"workload": {}, "candidate": {}}) == (True, "")
+
+
+T20 = "[" + ",".join(str(i) for i in range(20)) + "]"
+
+
+@pytest.mark.parametrize("sep", [". ", " .", ".\n  ", ". // a comment\n", "\t.\t", " . "])
+def test_spaces_and_comments_do_not_hide_a_macro_from_the_cost_bound(sep):
+    """Issue 13, item 5: '[0..19]. all(...)' was estimated at 1 iteration (the scan looked for '.'
+    right before the name); the bound now works on CEL's tokens."""
+    bomb = f"{T20}{sep}all(a, {T20}{sep}all(b, {T20}{sep}all(c, {T20}{sep}all(d, a + b + c + d >= 0))))"
+    assert estimated_iterations(bomb) == 20**4
+    import yaml
+
+    text = yaml.safe_dump({"apiVersion": "awan.dev/v1alpha1", "kind": "PlacementPolicy", "metadata": {"name": "p"},
+                           "spec": {"rules": [{"name": "bomb", "expr": bomb}]}})
+    with pytest.raises(PolicyError, match="over the limit of 10,000"):
+        load_text(text)
+
+
+@pytest.mark.parametrize("expr", [
+    # a list bound to a comprehension variable is as large as the list literals it came from
+    "[[" + ",".join(str(i) for i in range(200)) + "]].all(l, l.all(a, l.all(b, a > b)))",
+    # a raw string ends at its first quote: a backslash before it must not swallow the code after it
+    'r"\\" == "" || ' + f"{T20}.all(a, {T20}.all(b, {T20}.all(c, {T20}.all(d, a+b+c+d >= 0))))",
+])
+def test_computed_ranges_and_raw_strings_are_bounded_too(expr):
+    assert estimated_iterations(expr) > MAX_ITERATIONS

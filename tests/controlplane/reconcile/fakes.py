@@ -80,7 +80,8 @@ class FakeEngine:
                 if nid not in want:
                     del self.cloud.nodes[nid]
             for nid, n in want.items():
-                if nid not in self.cloud.nodes:
+                had = self.cloud.nodes.get(nid)
+                if had is None or had.instance_type != n.instance_type:   # new, or replaced (new type)
                     self.cloud.nodes[nid] = n
                     self.cloud.creates.append(nid)
         return None

@@ -3,6 +3,7 @@ unplaceable stays Pending with its reason; engine failures back off and retry; d
 
 from __future__ import annotations
 
+from controlplane.model.identity import workload_key
 from controlplane.store import audit
 from controlplane.store.models import Stack
 from tests.controlplane.reconcile.fakes import FakeCloud, FakeEngine, FakePlacer
@@ -25,7 +26,7 @@ def test_lifecycle_to_running_and_deleted(db):
         repo.request_delete(s, repo.get(s, "train-a"))
     drive(c)
     assert states(db) == {"train-a": "Deleted", "train-b": "Running"}
-    assert {n.workload for n in cloud.nodes.values()} == {"train-b"}
+    assert {n.workload for n in cloud.nodes.values()} == {workload_key("research", "train-b")}
     with db.session() as s:
         actions = [e.action for e in audit.events(s, subject="train-a")]
     assert actions == ["placed", "provisioning", "running", "deleted"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from controlplane.store import workloads as repo
-from controlplane.store.migrate import current, upgrade
+from controlplane.store.migrate import current, head, upgrade
 from controlplane.store.models import WorkloadState
 from controlplane.store.stack_state import DbStackStateStore
 from infra.engines.base import StackBusy
@@ -19,12 +19,8 @@ def _add(db, name, team="t", priority=0):  # type: ignore[no-untyped-def]
 
 
 def test_migrations_are_idempotent(db):
-    from alembic.script import ScriptDirectory
-
-    from controlplane.store.migrate import alembic_config
-
     upgrade(db.engine)
-    assert current(db.engine) == ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert current(db.engine) == head()
 
 
 def test_claim_locks_rows_until_released(db):
@@ -55,8 +51,18 @@ def test_name_conflict_and_reuse_after_delete(db):
         assert repo.request_delete(s, row) and not repo.request_delete(s, row)
         row.state = WorkloadState.DELETED.value
     with db.session() as s:
-        row, created = repo.submit(s, name="same", team="u", spec={"again": 1}, priority=0, gpus=8)
-        assert created and row.state == "Pending" and row.team == "u" and row.generation == 3
+        row, created = repo.submit(s, name="same", team="t", spec={"again": 1}, priority=0, gpus=8)
+        assert created and row.state == "Pending" and row.team == "t" and row.generation == 3
+
+
+def test_names_are_unique_per_team_not_across_teams(db):
+    """Issue 13 (low): another team's name no longer answers 409 (no probing, no squatting)."""
+    (a, new_a), (b, new_b) = _add(db, "train", team="alpha"), _add(db, "train", team="beta")
+    assert new_a and new_b and a.id != b.id and a.key != b.key
+    with db.session() as s:
+        assert repo.get(s, "train", "alpha").team == "alpha" and repo.get(s, "train", "beta").team == "beta"
+        with pytest.raises(repo.AmbiguousName):
+            repo.get(s, "train")
 
 
 def test_stack_state_store_protocol(db):

@@ -13,7 +13,7 @@ from alembic import op
 import controlplane.store.coltypes
 
 revision = "0003_tokens"
-down_revision = "0001"
+down_revision = "0002_hardening"
 branch_labels = None
 depends_on = None
 
