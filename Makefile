@@ -14,7 +14,7 @@ uv_install = command -v uv >/dev/null 2>&1 || python3 -m pip install -q uv; \
 	  || python3 -m uv pip install -q --python $(PY) -e '.[$(1)]'
 
 
-.PHONY: install test-deps run test test-fast bench lint clean
+.PHONY: install test-deps run test test-slow test-all test-fast bench lint clean
 
 # Everything: the service, every cloud's SDK, the mock clouds and the test and lint tools.
 $(STAMP): pyproject.toml
@@ -35,7 +35,15 @@ test-deps:
 run: $(RUN_STAMP)
 	@$(AWAN) demo
 
+# The suite under 10 minutes on 2 cores; the suites marked slow (real processes killed, long
+# end-to-end walks) run in `make test-slow`, which CI runs after it (.ci/run).
 test: install test-deps
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+test-slow: install test-deps
+	$(PY) -m pytest -m slow $(PYTEST_ARGS)
+
+test-all: install test-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-fast: install test-deps

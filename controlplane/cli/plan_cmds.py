@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -104,6 +104,17 @@ def _table(result: PlacementResult) -> None:
         console.print(f"commitment {name}: used {c['used']:g} of {c['committed']:g} {c['unit']}", highlight=False)
 
 
+def _with_owners(out: dict[str, Any], workloads: list[GPUWorkload]) -> dict[str, Any]:
+    """Each placement carries its workload's team, kind and topology, so `awan deploy --plan` tags the
+    machines with the same workload key the service would (not under the team 'default')."""
+    by_name = {w.name: w for w in workloads}
+    for p in out.get("placements", []):
+        w = by_name.get(p.get("workload"))
+        if w is not None:
+            p.update(team=w.team, kind=str(w.spec.kind), topology=str(w.spec.topology.domain))
+    return out
+
+
 def plan(
     files: Annotated[list[Path], typer.Option("--file", "-f", help="workload manifest (YAML/JSON); repeatable")],
     policies: Annotated[Path | None, typer.Option("--policies", help="policy file or directory "
@@ -151,7 +162,7 @@ def plan(
             fail(str(e))
     result = place(workloads, snap, ps)
     if output == OutputFormat.json:
-        print_json(result.to_json())
+        print_json(_with_owners(result.to_json(), workloads))
     else:
         _table(result)
 

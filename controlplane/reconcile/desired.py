@@ -48,7 +48,7 @@ def pools_from_plan(plan: Mapping[str, Any], workloads: Mapping[str, Mapping[str
         if not p.get("placed"):
             continue
         rows = p.get("assignments") or [p]
-        w = info.get(p.get("workload", ""), {})
+        w = info.get(p.get("workload", ""), p)      # `awan plan -o json` carries team, kind and topology
         for j, row in enumerate(rows):
             try:
                 out.append(pool_from_assignment(_Row(p["workload"], row), j, team=w.get("team", ""),

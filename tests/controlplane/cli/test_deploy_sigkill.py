@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from controlplane.model.identity import workload_key
 from tests.resilience.harness import NODE_KINDS, _live_nodes, _workload_of
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]   # real processes: a loaded machine takes long
 REPO = Path(__file__).resolve().parents[3]
 
 
@@ -80,7 +81,8 @@ def test_deploy_killed_mid_create_and_mid_delete_leaves_no_duplicate_or_orphan(t
     want = Counter()
     for pl in plan["placements"]:
         assert pl["placed"], pl
-        want[pl["workload"]] += pl["nodes"]
+        assert pl["team"] == "t", pl                    # the plan carries the team: machines get its key
+        want[workload_key(pl["team"], pl["workload"])] += pl["nodes"]
     assert {pl["provider"] for pl in plan["placements"]} == set(clouds)
     full = tmp_path / "plan.json"
     full.write_text(json.dumps(plan))
@@ -99,5 +101,6 @@ def test_deploy_killed_mid_create_and_mid_delete_leaves_no_duplicate_or_orphan(t
     half.write_text(json.dumps({**plan, "placements": [pl for pl in plan["placements"] if pl["workload"] in keep]}))
     _deploy_killed(half, cfg, state, env, rnd, kills=2)
     _deploy(half, cfg, state, env)
-    assert _machines(mockclouds) == Counter({w: n for w, n in want.items() if w in keep})
+    keys = {workload_key("t", n) for n in keep}
+    assert _machines(mockclouds) == Counter({w: n for w, n in want.items() if w in keys})
     assert first["stacks"]
