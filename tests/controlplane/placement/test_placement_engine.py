@@ -190,3 +190,13 @@ def test_a_training_gang_never_goes_where_its_provider_cannot_gang_it():
     for spec in ("{kind: training, gpus: {model: H100, count: 1}}", "{kind: inference, gpus: {model: H100, count: 2}}"):
         d = place_one(workload(spec), snapshot([nc]), PolicySet.default())
         assert d.placed and d.assignments[0].instance_type == "Standard_NC40ads_H100_v5", d.reasons
+
+
+def test_undefined_data_class_fails_closed():
+    """Issue 17, defect 4: a stored workload whose data class no policy defines is placed nowhere."""
+    snap = snapshot([H100_AWS, H100_GCP])
+    ps = policies("{dataClasses: {eu-personal: {geo: [eu]}}}")
+    d = place_one(workload("{gpus: {model: H100, count: 8}}", labels="{data-class: eu-personel}"), snap, ps)
+    assert not d.placed
+    assert d.rejections["gcp/europe-west1"] == \
+        "residency: data-class 'eu-personel' is not defined by the policies in force"
