@@ -56,6 +56,10 @@ class Quota:
     limit: float
     used: float
     instance_types: tuple[str, ...] = ()   # what it applies to; empty = everything in the region
+    # Capacity types it meters; empty = on-demand and spot alike. The clouds meter them apart: EC2
+    # L-417A185B (on-demand P) vs L-7212CCBC (spot P), GCE NVIDIA_H100_GPUS vs PREEMPTIBLE_NVIDIA_H100_GPUS,
+    # Azure family cores vs lowPriorityCores. Reserved capacity is never held against these (snapshot.py).
+    capacity_types: tuple[str, ...] = ()
 
     @property
     def headroom(self) -> float:

@@ -3,7 +3,8 @@ delete as a request to the loop, and the audit record of each change in the same
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from fastapi import HTTPException
 from sqlalchemy.exc import IntegrityError
@@ -16,6 +17,9 @@ from controlplane.store import audit
 from controlplane.store import workloads as repo
 from controlplane.store.db import Database
 from controlplane.store.models import Workload
+
+if TYPE_CHECKING:
+    from controlplane.policy.model import PolicySet
 
 
 def to_out(row: Workload) -> schemas.WorkloadOut:
@@ -49,13 +53,33 @@ def _explicit_team(doc: Any) -> bool:
     return isinstance(doc, dict) and isinstance(doc.get("metadata"), dict) and "team" in doc["metadata"]
 
 
-def submit(db: Database, p: Principal, text: str, source: str) -> schemas.SubmitResult:
+def _admit(items: list[GPUWorkload], source: str, policies: Callable[[], PolicySet] | None) -> None:
+    """Fail closed (controlplane.policy.admission): an unknown data class, region or geography is a 422
+    naming the field, before anything is stored."""
+    from controlplane.policy.admission import first_error, needs_policies
+    from controlplane.policy.model import PolicySet
+    from providers.catalog import default_catalog
+
+    ps = PolicySet.default()
+    if policies is not None and needs_policies(items):
+        try:
+            ps = policies()
+        except Exception as e:  # a stored policy that cannot be read: refuse rather than drop residency
+            raise HTTPException(503, f"policies: not available to check the data-class label: {e}") from None
+    why = first_error(items, default_catalog(), ps)
+    if why:
+        raise HTTPException(422, f"{source}: {why}")
+
+
+def submit(db: Database, p: Principal, text: str, source: str,
+           policies: Callable[[], PolicySet] | None = None) -> schemas.SubmitResult:
     try:
         docs = load_documents(text, source)
         parsed = parse_documents(docs, source)
     except ManifestError as e:
         raise HTTPException(422, str(e)) from None
     items = [_own(w, p, _explicit_team(d)) for w, d in zip(parsed, docs, strict=True)]
+    _admit(items, source, policies)
     try:
         return _submit(db, p, items)
     except IntegrityError:

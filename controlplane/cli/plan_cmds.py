@@ -136,6 +136,7 @@ def plan(
     from controlplane.model import ManifestError
     from controlplane.placement import FleetSnapshot, place
     from controlplane.policy import PolicyError, PolicySet, load_policies
+    from controlplane.policy.admission import first_error
     from providers.catalog import default_catalog
 
     try:
@@ -150,6 +151,10 @@ def plan(
         fail(str(e))
     except OSError as e:
         fail(f"{e.filename or ''}: {e.strerror}")
+    # fail closed: an unknown data class, region or geography is refused here, as the API refuses it
+    refused = first_error(workloads, default_catalog(), ps)
+    if refused:
+        fail(refused)
     if capacity == CapacitySource.catalog:
         snap = FleetSnapshot.from_catalog(default_catalog())
     else:

@@ -339,7 +339,7 @@ def structure_key(snap: FleetSnapshot, ps: PolicySet) -> tuple:
     order, with price overrides), quota scopes, health, blocked pools, which commitments are active."""
     return (id(snap.catalog), tuple((p.provider, p.zone, p.instance_type, p.capacity_type, p.reservation_id,
                                      p.region, p.price_per_hour) for p in snap.pools),
-            tuple((q.provider, q.region, q.unit, q.instance_types) for q in snap.quotas),
+            tuple((q.provider, q.region, q.unit, q.instance_types, q.capacity_types) for q in snap.quotas),
             tuple(sorted(snap.health.items())), tuple(sorted(snap.region_health.items())), snap.blocked,
             tuple(c.name for c in ps.commitments if c.active(snap.taken_at)))
 

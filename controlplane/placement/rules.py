@@ -108,7 +108,10 @@ def r_residency(wc: WorkloadClass, pv: PoolView, ps: PolicySet) -> str | None:
         return None
     dc = ps.data_class(wc.data_class)
     if dc is None:
-        return None
+        # fail closed: a label no policy defines (a typo, a policy since removed) promises residency that
+        # nothing here can keep, so no region qualifies (admission refuses it at submit; this is for
+        # workloads stored before the policy changed)
+        return f"residency: data-class {wc.data_class!r} is not defined by the policies in force"
     reg = pv.region
     if dc.geo is not None and reg.geo not in dc.geo:
         return (f"residency: data-class {dc.name} allows geo {', '.join(dc.geo)}, "

@@ -95,6 +95,7 @@ class FleetSnapshot:
     def with_usage(self, placements: Iterable[Assignment]) -> FleetSnapshot:
         """Capacity and quota left after ``placements`` (for catalog snapshots; a live report already
         excludes what is running)."""
+        placements = list(placements)   # read twice (capacity, then quota): a generator would be spent
         taken: dict[PoolKey, int] = {}
         for a in placements:
             k = (a.provider, a.zone, a.instance_type, str(a.capacity_type), a.reservation)
@@ -121,7 +122,8 @@ def quota_applies(q: Quota, provider: str, region: str, instance_type: str, capa
     # Reserved capacity (reservations, capacity blocks, contracts) is already paid for and not held
     # against the on-demand/spot quotas the clouds expose.
     return (q.provider == provider and q.region == region and capacity_type != CapacityType.RESERVED.value
-            and (not q.instance_types or instance_type in q.instance_types))
+            and (not q.instance_types or instance_type in q.instance_types)
+            and (not q.capacity_types or capacity_type in q.capacity_types))
 
 
 def _quota_usage(snap: FleetSnapshot, placements: Iterable[Assignment]) -> dict[int, float]:

@@ -81,7 +81,8 @@ def quotas(clients: AwsClients, catalog: Catalog, region: str) -> list[Quota]:
     out = []
     for code in (QUOTA_ON_DEMAND_P, QUOTA_SPOT_P):
         q = clients.call("service-quotas", region, "get_service_quota", ServiceCode="ec2", QuotaCode=code)["Quota"]
-        out.append(Quota("aws", region, code, "vcpus", float(q["Value"]), used[code], p_types))
+        ct = CapacityType.SPOT if code == QUOTA_SPOT_P else CapacityType.ON_DEMAND
+        out.append(Quota("aws", region, code, "vcpus", float(q["Value"]), used[code], p_types, (ct.value,)))
     return out
 
 

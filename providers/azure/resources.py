@@ -121,7 +121,9 @@ def quotas(region: str, usages: Iterable[Any], infos: list[SkuInfo]) -> list[Quo
             types = tuple(sorted(by_family[name.lower()]))
         else:
             continue
-        out.append(Quota(PROVIDER, region, name, "vcpus", float(u.limit), float(u.current_value), types))
+        # low-priority (spot) cores are metered apart from the family and regional on-demand cores
+        ct = CapacityType.SPOT if name == SPOT_CORES else CapacityType.ON_DEMAND
+        out.append(Quota(PROVIDER, region, name, "vcpus", float(u.limit), float(u.current_value), types, (ct.value,)))
     return out
 
 

@@ -120,10 +120,12 @@ class GCPProvider(Provider):
             metric = quota_metric(o.instance_type, it.gpu_model, o.capacity_type == CapacityType.SPOT)
             if metric:
                 users.setdefault(metric, set()).add(o.instance_type)
-        rows = [Quota("gcp", region, m, "gpus", lim, use, tuple(sorted(users[m])))
+        # PREEMPTIBLE_* metrics meter spot apart; CPUS is held against on-demand only (as _pool reads it)
+        rows = [Quota("gcp", region, m, "gpus", lim, use, tuple(sorted(users[m])),
+                      (CapacityType.SPOT.value,) if m.startswith("PREEMPTIBLE_") else (CapacityType.ON_DEMAND.value,))
                 for m, (lim, use) in sorted(raw.items()) if m in users]
         if "CPUS" in raw:
-            rows.append(Quota("gcp", region, "CPUS", "vcpus", *raw["CPUS"]))
+            rows.append(Quota("gcp", region, "CPUS", "vcpus", *raw["CPUS"], (), (CapacityType.ON_DEMAND.value,)))
         return rows
 
     def _pool(self, o: Offering, raw: dict[str, tuple[float, float]]) -> CapacityPool:

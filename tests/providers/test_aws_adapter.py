@@ -61,6 +61,8 @@ def test_capacity_reports_quotas_and_quota_bounded_pools(mock_aws: Any) -> None:
     rep = p.capacity()
     od = next(q for q in rep.quotas if q.name == "L-417A185B")
     assert (od.limit, od.used, od.unit) == (6144.0, 384.0, "vcpus")
+    spot = next(q for q in rep.quotas if q.name == "L-7212CCBC")     # metered apart (issue 17, defect 1)
+    assert (od.capacity_types, spot.capacity_types, spot.used) == (("on-demand",), ("spot",), 0.0)
     pool = next(x for x in rep.pools if (x.zone, x.instance_type, x.capacity_type) ==
                 ("us-east-1b", "p5.48xlarge", CapacityType.ON_DEMAND))
     assert pool.available_nodes == (6144 - 384) // 192 and pool.capacity_known is False

@@ -70,6 +70,7 @@ def test_capacity_reports_quotas_and_quota_bounded_pools(azure):
     h100 = quota[("eastus", "standardNDSH100v5Family")]
     assert h100.unit == "vcpus" and h100.used == 192 and H100 in h100.instance_types
     assert quota[("eastus", "cores")].instance_types == ()
+    assert (h100.capacity_types, quota[("eastus", "lowPriorityCores")].capacity_types) == (("on-demand",), ("spot",))
     pools = {(p.zone, p.instance_type, p.capacity_type): p for p in report.pools}
     on_demand = pools[("eastus-1", H100, CapacityType.ON_DEMAND)]
     assert on_demand.available_nodes == int(h100.headroom // 96)

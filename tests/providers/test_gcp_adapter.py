@@ -59,7 +59,9 @@ def test_capacity_reports_gpu_quotas_and_pools_bounded_by_headroom(gcp):
     report = gcp.capacity()
     quota = next(q for q in report.quotas if q.region == REGION and q.name == "NVIDIA_H100_GPUS")
     assert (quota.unit, quota.limit, quota.used) == ("gpus", 24.0, 8.0)
-    assert "a3-highgpu-8g" in quota.instance_types
+    assert "a3-highgpu-8g" in quota.instance_types and quota.capacity_types == ("on-demand",)
+    pre = next(q for q in report.quotas if q.region == REGION and q.name == "PREEMPTIBLE_NVIDIA_H100_GPUS")
+    assert pre.capacity_types == ("spot",)
     pools = {(p.zone, p.instance_type, p.capacity_type): p for p in report.pools}
     assert pools[(ZONE, "a3-highgpu-8g", CapacityType.ON_DEMAND)].available_nodes == 2      # 16 GPUs left / 8
     assert pools[(ZONE, "a3-highgpu-1g", CapacityType.ON_DEMAND)].available_nodes == 16

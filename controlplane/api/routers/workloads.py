@@ -45,7 +45,7 @@ async def submit(request: Request, p: Principal = Depends(writer),
         from fastapi import HTTPException
 
         raise HTTPException(422, "body: not UTF-8 text") from None
-    return svc.submit(c.db, p, text, "request body")
+    return svc.submit(c.db, p, text, "request body", policies=c.policies.current)
 
 
 # Names are unique per team; an admin names the team when a name is held by several (a member's team is

@@ -86,3 +86,23 @@ def test_live_with_no_configuration_is_one_line(tmp_path, monkeypatch):
     monkeypatch.setenv("AWAN_CONFIG", str(tmp_path / "missing.yaml"))
     r = _plan("-f", str(EXAMPLES[0]), "--capacity", "live", "--policies", str(POLICIES))
     assert r.exit_code != 0 and "no such configuration file" in r.output and "Traceback" not in r.output
+
+
+@pytest.mark.parametrize("extra, needle", [
+    ("metadata: {name: a, labels: {data-class: eu-personel}}\nspec: {gpus: {model: H100, count: 8}}\n",
+     "metadata.labels.data-class: 'eu-personel' is not a data class defined by the policies in force "
+     "(did you mean 'eu-personal'?)"),
+    ("metadata: {name: a}\nspec: {gpus: {model: H100, count: 8}, location: {regions: ['aws:us-east-9']}}\n",
+     "spec.location.regions[0]: 'aws:us-east-9' is not a region"),
+    ("metadata: {name: a}\nspec: {gpus: {model: H100, count: 8}, location: {geo: europe}}\n",
+     "spec.location.geo[0]: unknown geography 'europe' (did you mean 'eu'?)"),
+    ("metadata: {name: a}\nspec: {gpus: {model: H100, count: 8}, location: {regions: ['azure:antarctica*']}}\n",
+     "spec.location.regions[0]: 'azure:antarctica*' matches no region"),
+])
+def test_unknown_values_fail_closed(tmp_path, extra, needle):
+    """Issue 17, defect 4: a typo must never silently drop residency or end as 'nothing matches'."""
+    f = tmp_path / "w.yaml"
+    f.write_text(extra)
+    r = _plan("-f", str(f), "--capacity", "catalog", "--policies", str(POLICIES), "-o", "json")
+    assert r.exit_code != 0 and needle in r.output, r.output
+    assert "Traceback" not in r.output and r.stdout == ""

@@ -190,3 +190,42 @@ def test_a_training_gang_never_goes_where_its_provider_cannot_gang_it():
     for spec in ("{kind: training, gpus: {model: H100, count: 1}}", "{kind: inference, gpus: {model: H100, count: 2}}"):
         d = place_one(workload(spec), snapshot([nc]), PolicySet.default())
         assert d.placed and d.assignments[0].instance_type == "Standard_NC40ads_H100_v5", d.reasons
+
+
+def test_undefined_data_class_fails_closed():
+    """Issue 17, defect 4: a stored workload whose data class no policy defines is placed nowhere."""
+    snap = snapshot([H100_AWS, H100_GCP])
+    ps = policies("{dataClasses: {eu-personal: {geo: [eu]}}}")
+    d = place_one(workload("{gpus: {model: H100, count: 8}}", labels="{data-class: eu-personel}"), snap, ps)
+    assert not d.placed
+    assert d.rejections["gcp/europe-west1"] == \
+        "residency: data-class 'eu-personel' is not defined by the policies in force"
+
+
+def _ec2_quotas(od_vcpus: float, spot_vcpus: float) -> tuple[Quota, Quota]:
+    return (Quota("aws", "us-east-1", "L-417A185B", "vcpus", od_vcpus, 0.0, ("p5.48xlarge",), ("on-demand",)),
+            Quota("aws", "us-east-1", "L-7212CCBC", "vcpus", spot_vcpus, 0.0, ("p5.48xlarge",), ("spot",)))
+
+
+def test_spot_and_on_demand_quotas_are_metered_apart():
+    """Issue 17, defect 1: spot work was refused against the on-demand limit (EC2 meters them apart)."""
+    snap = snapshot([H100_AWS, pool("aws", "us-east-1", "us-east-1a", "p5.48xlarge", "spot")],
+                    quotas=_ec2_quotas(0.0, 192.0))
+    spot = workload("{gpus: {model: H100, count: 8}, capacityType: [spot]}", name="s")
+    d = place_one(spot, snap, PolicySet.default())
+    assert d.placed and d.assignments[0].capacity_type == "spot"
+    od = workload("{gpus: {model: H100, count: 8}, capacityType: [on-demand]}", name="o")
+    d2 = place_one(od, snap, PolicySet.default())
+    assert not d2.placed and d2.unplaced_kind == "no-quota"
+    assert "L-417A185B" in " ".join(d2.reasons + list(d2.rejections.values()))
+
+
+def test_on_demand_usage_does_not_eat_spot_headroom():
+    snap = snapshot([H100_AWS, pool("aws", "us-east-1", "us-east-1a", "p5.48xlarge", "spot")],
+                    quotas=_ec2_quotas(192.0, 192.0))
+    od = workload("{gpus: {model: H100, count: 8}, capacityType: [on-demand]}", name="o")
+    spot = workload("{gpus: {model: H100, count: 8}, capacityType: [spot]}", name="s")
+    r = place([od, spot], snap, PolicySet.default())
+    assert [d.placed for d in r.decisions] == [True, True]
+    used = snap.with_usage(a for d in r.decisions for a in d.assignments)
+    assert [q.used for q in used.quotas] == [192.0, 192.0]

@@ -1,0 +1,48 @@
+"""Fail closed (issue 17, defect 4): unknown data classes, regions, geographies and globs matching nothing
+are refused with the field named and the closest valid values suggested."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from controlplane.model import parse_manifests
+from controlplane.policy import PolicySet, load_policies
+from controlplane.policy.admission import first_error, workload_errors
+from providers.catalog import default_catalog
+
+POLICIES = Path(__file__).resolve().parents[3] / "policies"
+
+
+def _w(labels: str = "{}", location: str = "{}"):
+    text = (f"metadata: {{name: w, labels: {labels}}}\n"
+            f"spec: {{gpus: {{model: H100, count: 8}}, location: {location}}}\n")
+    return parse_manifests(text)[0]
+
+
+@pytest.mark.parametrize("labels, location, field, needle", [
+    ("{data-class: eu-personel}", "{}", "metadata.labels.data-class", "did you mean 'eu-personal'"),
+    ("{data-region: 'gcp:europe-wset4'}", "{}", "metadata.labels.data-region", "'gcp:europe-west4'"),
+    ("{}", "{regions: ['aws:us-east-9']}", "spec.location.regions[0]", "not a region of the catalog (did you mean 'aws:us-east-2' or 'aws:us-east-1'"),
+    ("{}", "{regions: ['aws:us-east-1', 'aws:eu-*-9']}", "spec.location.regions[1]", "matches no region"),
+    ("{}", "{regions: ['amazon:us-east-1']}", "spec.location.regions[0]", "unknown provider 'amazon'"),
+    ("{}", "{geo: [eu, europe]}", "spec.location.geo[1]", "did you mean 'eu'"),
+])
+def test_unknown_values_are_refused_naming_the_field(labels, location, field, needle):
+    errs = workload_errors(_w(labels, location), default_catalog(), load_policies(POLICIES))
+    assert len(errs) == 1, errs
+    assert errs[0].field == field and needle in errs[0].message, errs
+
+
+@pytest.mark.parametrize("labels, location", [
+    ("{data-class: eu-personal, data-region: 'gcp:europe-west4'}", "{}"),
+    ("{}", "{regions: ['aws:us-east-*', 'europe-west4', '*:eu-*'], geo: [eu, us]}"),
+])
+def test_known_values_and_matching_globs_pass(labels, location):
+    assert workload_errors(_w(labels, location), default_catalog(), load_policies(POLICIES)) == []
+
+
+def test_a_data_class_with_no_policy_defining_classes_is_refused():
+    why = first_error([_w("{data-class: eu-personal}")], default_catalog(), PolicySet.default())
+    assert why is not None and "workload 'w': metadata.labels.data-class" in why and "defined: none" in why
