@@ -8,24 +8,31 @@ revocation and an inventory of what exists (compared with Awan's store by the re
     POST   /_mock/preempt   {"region"?, "zone"?, "instanceType"?}              -> {"nodes": [ids]}  (spot only)
     POST   /_mock/revoke    {"region"?, "zone"?, "instanceType"?}              -> {"nodes": [ids]}  (any node)
     GET    /_mock/inventory                -> {"resources": [{kind, id, region, zone, instanceType, state, tags}]}
+    GET    /_mock/clock                    -> {"now": iso}
+    POST   /_mock/clock     {"advanceSeconds": n} | {"now": iso}              -> {"now": iso}
+    GET    /_mock/events                   -> {"events": [EventBridge-shaped events the cloud emitted]}
 """
 
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any, Protocol
 
 from werkzeug.wrappers import Request, Response
 
 from mockclouds.capacity import CapacityLedger
+from mockclouds.clock import MockClock
 from mockclouds.faults import FaultBook
 
 
 class MockBackend(Protocol):
     ledger: CapacityLedger
     faults: FaultBook
+    clock: MockClock
 
     def reset(self) -> None: ...
+    def events(self) -> list[dict[str, Any]]: ...
     def inventory(self) -> list[dict[str, Any]]: ...
     def preempt(self, region: str | None, zone: str | None, instance_type: str | None,
                 spot_only: bool = True) -> list[str]: ...
@@ -70,6 +77,20 @@ def handle_control(request: Request, backend: MockBackend) -> Response | None:
             ids = backend.preempt(body.get("region"), body.get("zone"), body.get("instanceType"),
                                   spot_only=(what == "preempt"))
             return _json({"nodes": ids})
+        if what == "clock":
+            if request.method == "POST":
+                if "advanceSeconds" in body:
+                    step = body["advanceSeconds"]
+                    if not isinstance(step, (int, float)) or isinstance(step, bool):
+                        return _json({"error": "advanceSeconds: a number of seconds is required"}, 400)
+                    backend.clock.advance(float(step))
+                elif isinstance(body.get("now"), str):
+                    backend.clock.set(datetime.fromisoformat(body["now"].replace("Z", "+00:00")))
+                else:
+                    return _json({"error": "advanceSeconds or now: one is required"}, 400)
+            return _json({"now": backend.clock.now().isoformat()})
+        if what == "events" and request.method == "GET":
+            return _json({"events": backend.events()})
         if what == "inventory" and request.method == "GET":
             return _json({"resources": backend.inventory()})
     except (ValueError, TypeError) as e:

@@ -26,6 +26,7 @@ from controlplane.reconcile.policy_source import PolicySource
 from controlplane.settings import Settings
 from controlplane.store.db import Database
 from controlplane.store.migrate import upgrade
+from controlplane.timeline import api as commitments_api
 from providers.base import Provider
 
 log = get_logger("awan.api")
@@ -69,8 +70,10 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None,
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         from controlplane.api.routers.health import StoreCollector
+        from controlplane.timeline.api import CommitmentCollector
 
         metrics.registry.register(StoreCollector(ctx))
+        metrics.registry.register(CommitmentCollector(ctx))
         if providers is None and settings.config:
             from controlplane.environment import register_secrets
             from providers.config import load_config
@@ -105,7 +108,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None,
     app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(RecursionError, _too_deep)  # type: ignore[arg-type]
     for r in (workloads.router, fleet.router, spend.router, admin.router, tokens.router, health.router,
-              dashboard.router, docs.router):
+              dashboard.router, docs.router, commitments_api.router):
         app.include_router(r)
     app.mount("/dashboard/static", StaticFiles(directory=DASHBOARD), name="dashboard-static")
     app.mount("/static/swagger-ui", StaticFiles(directory=SWAGGER_UI), name="swagger-ui")

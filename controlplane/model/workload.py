@@ -7,11 +7,12 @@ Field names in YAML/JSON are camelCase (``perNode``); Python attributes are snak
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from enum import StrEnum
 from functools import cache
 from typing import Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from providers.catalog import CapacityType, default_catalog
 
@@ -141,6 +142,54 @@ class Location(_Strict):
         return [v] if isinstance(v, str) else v
 
 
+_DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
+
+
+def parse_duration(v: object) -> object:
+    """``2d4h``, ``36h``, ``90m`` (and what pydantic reads: seconds, ISO 8601 ``P2DT4H``) as a timedelta."""
+    if isinstance(v, str) and v and v[0].isdigit():
+        m = _DURATION.fullmatch(v.strip())
+        if m is None or not any(m.groups()):
+            raise ValueError(f"{v!r} is not a duration (e.g. 2d4h, 36h, 90m, P2DT4H)")
+        d, h, mi, sec = (int(x or 0) for x in m.groups())
+        return timedelta(days=d, hours=h, minutes=mi, seconds=sec)
+    return v
+
+
+class Schedule(_Strict):
+    """When a workload may start and by when it must finish (issue 10). Placement may then wait for capacity
+    that starts later (a Capacity Block, a reservation) when that is cheaper, never past ``maxWait`` or so
+    late that ``duration`` no longer fits before ``deadline``."""
+
+    not_before: AwareDatetime | None = Field(default=None, alias="notBefore")
+    deadline: AwareDatetime | None = None
+    max_wait: timedelta | None = Field(default=None, alias="maxWait")
+    duration: timedelta | None = None
+
+    @field_validator("max_wait", "duration", mode="before")
+    @classmethod
+    def _duration(cls, v: object) -> object:
+        return parse_duration(v)
+
+    @field_validator("max_wait", "duration")
+    @classmethod
+    def _positive(cls, v: timedelta | None) -> timedelta | None:
+        if v is not None and (v.total_seconds() <= 0 or v > timedelta(days=3660)):
+            raise ValueError("must be a positive duration of at most 3660 days")
+        return v
+
+    @model_validator(mode="after")
+    def _fits(self) -> Schedule:
+        if self.deadline is not None and self.duration is None:
+            raise ValueError("duration: required with deadline (placement checks the run fits before it)")
+        if self.deadline is not None and self.not_before is not None:
+            assert self.duration is not None
+            if self.not_before + self.duration > self.deadline:
+                raise ValueError(f"deadline: {self.deadline.isoformat()} is earlier than notBefore + duration "
+                                 f"({(self.not_before + self.duration).isoformat()})")
+        return self
+
+
 class Spec(_Strict):
     kind: WorkloadKind = WorkloadKind.TRAINING
     gpus: GPUs
@@ -152,6 +201,7 @@ class Spec(_Strict):
                                                  allow_inf_nan=False)
     priority: int = Field(default=0, ge=INT32_MIN, le=INT32_MAX)
     replicas: int = Field(default=1, gt=0, le=INT32_MAX)
+    schedule: Schedule | None = None
 
     @field_validator("capacity_type", mode="before")
     @classmethod

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from controlplane.model.workload import GPUWorkload, TopologyDomain, WorkloadKind
@@ -143,6 +144,12 @@ class ClassCandidates:
     tails: Any = None
 
 
+def in_term(p: CapacityPool, at: datetime) -> bool:
+    """Whether pool ``p`` can be launched into at ``at``: dated capacity (blocks, reservations) only between
+    its start and its end."""
+    return (p.starts_at is None or p.starts_at <= at) and (p.ends_at is None or at < p.ends_at)
+
+
 def _commitments_for(pv_pool: CapacityPool, it: InstanceType, ps: PolicySet, snap: FleetSnapshot
                      ) -> tuple[Commitment, ...]:
     return tuple(
@@ -174,6 +181,8 @@ class SnapshotIndex:
             reg = cat.regions.get((p.provider, p.region))
             if it is None or reg is None:
                 continue  # a pool the catalog does not know cannot be priced or located: not a candidate
+            if not in_term(p, snap.taken_at):
+                continue  # capacity that has not started (a Capacity Block next week) or has ended: never used
             nprice = p.price_per_hour
             if nprice is None:
                 nprice = price.get((p.provider, p.zone, p.instance_type, p.capacity_type.value),
@@ -341,7 +350,8 @@ def structure_key(snap: FleetSnapshot, ps: PolicySet) -> tuple:
                                      p.region, p.price_per_hour) for p in snap.pools),
             tuple((q.provider, q.region, q.unit, q.instance_types, q.capacity_types) for q in snap.quotas),
             tuple(sorted(snap.health.items())), tuple(sorted(snap.region_health.items())), snap.blocked,
-            tuple(c.name for c in ps.commitments if c.active(snap.taken_at)))
+            tuple(c.name for c in ps.commitments if c.active(snap.taken_at)),
+            tuple(in_term(p, snap.taken_at) for p in snap.pools))
 
 
 def index_for(snap: FleetSnapshot, ps: PolicySet) -> SnapshotIndex:

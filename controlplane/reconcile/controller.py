@@ -21,6 +21,7 @@ from controlplane.reconcile.leader import LeaderElector
 from controlplane.reconcile.metrics import LoopMetrics
 from controlplane.reconcile.queue import RateLimitedQueue
 from controlplane.store.db import Database
+from controlplane.timeline.usage import record_usage
 from infra.spec import stack_name
 from providers.base import Provider
 
@@ -99,6 +100,8 @@ class Controller:
             skip=lambda n: self.queue.backing_off(f"place:{n}"))
         for key in unplaced:   # capacity may appear later: try again, backing off
             self.queue.retry(f"place:{key}")
+        if self.elector.fenced():
+            record_usage(self.db)      # the GPUs in use, as a step function: contracts burn down from it
         self._run_stacks()
         obs = fleet.observe(self.providers, self.metrics)
         self._drifted |= observing.apply_observation(self.db, obs, actor=self.actor, fenced=self.elector.fenced,

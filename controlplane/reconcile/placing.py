@@ -21,9 +21,10 @@ PlaceFn = Callable[[Sequence[GPUWorkload], Any, Any], Any]   # (workloads, snaps
 
 
 def default_place(workloads: Sequence[GPUWorkload], snapshot: Any, policies: Any) -> Any:
-    from controlplane.placement.engine import place
+    # the engine's batch, plus spec.schedule: a scheduled workload may wait for capacity that starts later
+    from controlplane.timeline.placing import timed_place
 
-    return place(workloads, snapshot, policies)
+    return timed_place(workloads, snapshot, policies)
 
 
 def _value(x: Any) -> str:

@@ -6,6 +6,7 @@ from typing import Any
 
 from mockclouds.aws.state import AwsState
 from mockclouds.capacity import CapacityLedger
+from mockclouds.clock import MockClock
 from mockclouds.faults import FaultBook
 from mockclouds.launcher import MOCK_SECRETS
 from providers.catalog import Catalog
@@ -18,12 +19,24 @@ def _moto_ec2_backends() -> list[Any]:
     return [be for acct in dict.values(ec2_backends) for be in dict.values(acct)]
 
 
+def _block_end_reason(inst: Any) -> None:
+    """The state reason of an instance terminated because its Capacity Block ended (moto would say the user
+    asked for it). EC2 documents no code of its own for this; Server.ScheduledStop is the documented
+    "stopped by AWS on schedule" reason, used here so a client can tell it from its own terminations."""
+    from moto.ec2.models.instances import StateReason
+
+    inst.state_reason = StateReason("Server.ScheduledStop: Capacity Block reservation ended",
+                                     "Server.ScheduledStop")
+    inst._reason = "Capacity Block reservation ended"
+
+
 class AwsMockBackend:
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
         self.ledger = CapacityLedger("aws", catalog)
         self.faults = FaultBook()
-        self.state = AwsState(catalog, self.ledger)
+        self.clock = MockClock()
+        self.state = AwsState(catalog, self.ledger, self.clock)
         # Like AWS, the mock refuses unknown access keys (AuthFailure); the secret itself is not checked.
         self.access_keys = {MOCK_SECRETS["aws"]["access_key_id"]}
 
@@ -36,6 +49,27 @@ class AwsMockBackend:
             self.state.reset()
             self.ledger.reset()
             self.faults.clear()
+            self.clock.reset()
+
+    def tick(self) -> None:
+        """Apply what the clock says has happened (blocks starting, warned, reclaimed, expired) before any
+        request is answered: the mock has no background thread, so time is enforced lazily, but always
+        before anyone can observe it."""
+        with self.state.lock:
+            doomed = set(self.state.advance())
+            if not doomed:
+                return
+            for be in _moto_ec2_backends():
+                mine = [iid for iid in doomed if be.get_instance_by_id(iid) is not None]
+                if mine:
+                    be.terminate_instances(mine)
+                    for iid in mine:
+                        _block_end_reason(be.get_instance_by_id(iid))
+            self.state.reclaim(doomed)
+
+    def events(self) -> list[dict[str, Any]]:
+        with self.state.lock:
+            return [dict(e) for e in self.state.events]
 
     def preempt(self, region: str | None, zone: str | None, instance_type: str | None,
                 spot_only: bool = True) -> list[str]:

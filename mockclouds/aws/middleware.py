@@ -50,8 +50,11 @@ class MotoPlus:
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         req = Request(environ)
+        self.backend.tick()
         resp = handle_control(req, self.backend)
-        if resp is None:
+        if resp is not None:
+            self.backend.tick()      # a clock move takes effect before the next answer
+        else:
             body = req.get_data(cache=True)
             environ["wsgi.input"] = io.BytesIO(body)      # moto reads the body again
             resp = self._dispatch(req, environ, body)

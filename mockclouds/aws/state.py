@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from mockclouds.aws.models import (
     CAPACITY_BLOCK_TYPES,
@@ -26,11 +26,13 @@ from mockclouds.aws.models import (
 )
 from mockclouds.aws.moto_patch import moto_vcpus, zone_ids
 from mockclouds.capacity import CapacityExhausted, CapacityLedger
+from mockclouds.clock import MockClock
 from providers.catalog import CapacityType, Catalog
 
-
-def _now() -> datetime:
-    return datetime.now(UTC).replace(microsecond=0)
+# EC2 warns (EventBridge "Capacity Block Expiration Warning") 40 minutes before a Capacity Block ends and
+# starts terminating the instances in it 10 minutes later, 30 minutes before the end.
+BLOCK_WARNING = timedelta(minutes=40)
+BLOCK_RECLAIM = timedelta(minutes=30)
 
 
 def _ice(instance_type: str, zone: str) -> Ec2Error:
@@ -40,9 +42,10 @@ def _ice(instance_type: str, zone: str) -> Ec2Error:
 
 
 class AwsState:
-    def __init__(self, catalog: Catalog, ledger: CapacityLedger) -> None:
+    def __init__(self, catalog: Catalog, ledger: CapacityLedger, clock: MockClock | None = None) -> None:
         self.catalog = catalog
         self.ledger = ledger
+        self.clock = clock or MockClock()
         self.lock = threading.RLock()
         # (zone, type) -> capacity types the catalog sells there
         self.sold: dict[tuple[str, str], set[str]] = {}
@@ -62,6 +65,8 @@ class AwsState:
             self.instances: dict[str, Launched] = {}
             self.tokens: dict[tuple[str, str], tuple[str, bytes]] = {}   # (region, ClientToken) -> (params, reply)
             self.quota_limits: dict[tuple[str, str], float] = {}
+            self.events: list[dict[str, object]] = []       # EventBridge-shaped, oldest first
+            self.emitted: set[str] = set()                  # customer_event_id of events already sent
 
     # -- quotas --------------------------------------------------------------------------------
     def quota_limit(self, region: str, code: str) -> float:
@@ -146,6 +151,14 @@ class AwsState:
             raise Ec2Error("InvalidParameterCombination",
                            f"The capacity reservation {cr.id} is for {cr.instance_type} in {cr.zone}, not "
                            f"{instance_type} in {zone or 'any zone'}")
+        if cr.reservation_type == "capacity-block" and (cr.state == "scheduled" or (
+                cr.state == "active" and cr.end is not None and self.clock.now() >= cr.end - BLOCK_RECLAIM)):
+            # EC2 answers a launch into a Capacity Block that has not started (or is being reclaimed) with an
+            # insufficient-capacity error, not a validation error.
+            when = (f"starts at {cr.start.isoformat()}" if cr.state == "scheduled"
+                    else f"ends at {cr.end.isoformat() if cr.end else '?'}")
+            raise Ec2Error("InsufficientInstanceCapacity",
+                           f"Insufficient capacity in Capacity Reservation {cr.id}: the Capacity Block {when}.", 500)
         if cr.state != "active":
             raise Ec2Error("InvalidCapacityReservationId.NotActive",
                            f"The capacity reservation {cr.id} is {cr.state}")
@@ -220,7 +233,7 @@ class AwsState:
                 self.ledger.take(zone, instance_type, count)
             except CapacityExhausted:
                 raise _ice(instance_type, zone) from None
-            now = _now()
+            now = self.clock.now()
             cr = CapacityReservation(new_id("cr"), region, zone, zone_ids().get(zone, ""), instance_type, platform,
                                      count, count, now, end, now, match_criteria=criteria, tags=tags)
             self.reservations[cr.id] = cr
@@ -247,7 +260,7 @@ class AwsState:
                         end_before: datetime | None) -> list[BlockOffering]:
         if hours < 1 or hours > 182 * 24:
             raise Ec2Error("InvalidParameterValue", "CapacityDurationHours must be between 1 and 4368")
-        start = max(_now(), start_after or _now())
+        start = max(self.clock.now(), start_after or self.clock.now())
         end = start + timedelta(hours=hours)
         if end_before is not None and end > end_before:
             return []
@@ -284,7 +297,7 @@ class AwsState:
             except CapacityExhausted:
                 raise _ice(o.instance_type, o.zone) from None
             del self.offerings[offering_id]      # an offering is bought once
-            now = _now()
+            now = self.clock.now()
             state = "active" if o.start <= now else "scheduled"
             zid = zone_ids().get(o.zone, "")
             block = CapacityBlock(new_id("cb"), region, o.zone, zid, o.ultraserver_type, [], o.start, o.end, now,
@@ -297,3 +310,64 @@ class AwsState:
             self.blocks[block.id] = block
             self.reservations[cr.id] = cr
             return block, cr
+
+    # -- time ----------------------------------------------------------------------------------
+    def _event(self, event_id: str, detail_type: str, cr: CapacityReservation) -> None:
+        if event_id in self.emitted:
+            return
+        self.emitted.add(event_id)
+        self.events.append({
+            "customer_event_id": event_id, "detail_type": detail_type, "source": "aws.ec2",
+            "time": self.clock.now().isoformat(), "region": cr.region,
+            "resources": [f"arn:aws:ec2:{cr.region}:123456789012:capacity-reservation/{cr.id}"],
+            "detail": {"capacity-reservation-id": cr.id, "end-date": cr.end.isoformat() if cr.end else None}})
+
+    def advance(self) -> list[str]:
+        """Bring reservations and blocks up to the clock: a scheduled one becomes active at its start
+        ("Capacity Block Delivered"); 40 minutes before a block's end the warning is sent, 30 minutes before
+        it its instances are reclaimed; at the end it expires and its capacity returns to the pool. A plain
+        reservation that reaches its end date expires; its instances run on as on-demand (EC2 does that).
+        Returns the instances to terminate now (the caller terminates them in moto)."""
+        now = self.clock.now()
+        doomed: list[str] = []
+        with self.lock:
+            for cr in self.reservations.values():
+                block = cr.reservation_type == "capacity-block"
+                if cr.state == "scheduled" and cr.start <= now:
+                    cr.state = "active"
+                    if block:
+                        self._event(f"{cr.id}-delivered", "Capacity Block Delivered", cr)
+                if cr.state != "active" or cr.end is None:
+                    continue
+                if block and now >= cr.end - BLOCK_WARNING:
+                    self._event(f"{cr.id}-approaching-expiry", "Capacity Block Expiration Warning", cr)
+                if block and now >= cr.end - BLOCK_RECLAIM:
+                    doomed += [i.instance_id for i in self.instances.values() if i.reservation_id == cr.id]
+                if now >= cr.end:
+                    cr.state = "expired"
+                    if block:
+                        # the block goes back to the seller; slots of instances still running go back as
+                        # they are terminated (reclaim/release)
+                        running = sum(1 for i in self.instances.values() if i.reservation_id == cr.id)
+                        self.ledger.give(cr.zone, cr.instance_type, cr.total - running)
+                    else:
+                        self.ledger.give(cr.zone, cr.instance_type, cr.available)
+                    cr.available = 0
+            for b in self.blocks.values():
+                states = {self.reservations[r].state for r in b.reservation_ids if r in self.reservations}
+                if states:
+                    b.state = "expired" if states == {"expired"} else (
+                        "active" if "active" in states else b.state)
+        return doomed
+
+    def reclaim(self, instance_ids: Iterable[str]) -> None:
+        """Block instances terminated at the block's end: their slot is not handed out again (the block's
+        capacity returns to the pool as a whole when it expires)."""
+        with self.lock:
+            for iid in instance_ids:
+                inst = self.instances.pop(iid, None)
+                if inst is None:
+                    continue
+                cr = self.reservations.get(inst.reservation_id)
+                if cr is not None and cr.state == "expired":
+                    self.ledger.give(inst.zone, inst.instance_type, 1)

@@ -24,6 +24,7 @@ from mockclouds.azure.models import (
     key,
 )
 from mockclouds.capacity import CapacityExhausted, CapacityLedger
+from mockclouds.clock import MockClock
 from mockclouds.faults import FaultBook
 from providers.catalog import Catalog, default_catalog
 
@@ -48,6 +49,7 @@ class AzureBackend:
         self.catalog = catalog or default_catalog()
         self.ledger = CapacityLedger("azure", self.catalog)
         self.faults = FaultBook()
+        self.clock = MockClock()     # /_mock/clock; nothing here is dated yet
         self.regions = {r for (p, r) in self.catalog.regions if p == "azure"}
         self._spot_offered = {(o.zone, o.instance_type) for o in self.catalog.for_provider("azure")
                               if o.capacity_type.value == "spot"}
@@ -69,6 +71,9 @@ class AzureBackend:
     def set_quota(self, region: str, name: str, limit: float) -> None:
         with self._lock:
             self.quota_overrides[(region, name)] = float(limit)
+
+    def events(self) -> list[dict[str, Any]]:
+        return []
 
     def inventory(self) -> list[dict[str, Any]]:
         with self._lock:

@@ -6,6 +6,7 @@ import threading
 from typing import Any
 
 from mockclouds.capacity import CapacityLedger
+from mockclouds.clock import MockClock
 from mockclouds.faults import FaultBook
 from mockclouds.gcp.compute import ComputeModel
 from mockclouds.gcp.machines import is_tpu, region_of
@@ -18,6 +19,7 @@ class GCPBackend:
         catalog = catalog or default_catalog()
         self.ledger = CapacityLedger("gcp", catalog)
         self.faults = FaultBook()
+        self.clock = MockClock()     # /_mock/clock; nothing here is dated yet
         # One lock for both models: a TPU node and a VM can draw on the same ledger in one zone.
         self.lock = threading.RLock()
         self.compute = ComputeModel(self.ledger, catalog, self.lock)
@@ -39,6 +41,9 @@ class GCPBackend:
             if instance_type is None or is_tpu(instance_type):
                 ids += self.tpu.preempt(region, zone, instance_type, spot_only)
             return ids
+
+    def events(self) -> list[dict[str, Any]]:
+        return []
 
     def inventory(self) -> list[dict[str, Any]]:
         with self.lock:

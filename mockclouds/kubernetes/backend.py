@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from mockclouds.capacity import CapacityLedger
+from mockclouds.clock import MockClock
 from mockclouds.faults import FaultBook
 from mockclouds.kubernetes.controller import (
     CLASS_LABEL,
@@ -43,6 +44,7 @@ class CoreWeaveBackend:
         self.catalog = catalog or default_catalog()
         self.ledger = CapacityLedger("coreweave", self.catalog)
         self.faults = FaultBook()
+        self.clock = MockClock()     # /_mock/clock; nothing here is dated yet
         self.store = ObjectStore()
         self.controller = NodePoolController(self.store, self.ledger, self.catalog, default_zone)
         self.reset()
@@ -62,6 +64,9 @@ class CoreWeaveBackend:
             self.store.create(CONFIGMAPS, QUOTA_NAMESPACE, {
                 "metadata": {"name": QUOTA_CONFIGMAP, "labels": {"app.kubernetes.io/managed-by": "coreweave"}},
                 "data": {quota_key(z, t): str(n) for (z, t), n in sorted(seed.items())}})
+
+    def events(self) -> list[dict[str, Any]]:
+        return []
 
     def inventory(self) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []

@@ -4,7 +4,9 @@ placement groups, faults and the /_mock control API."""
 from __future__ import annotations
 
 import json
+import urllib.error
 import urllib.request
+from datetime import datetime, timedelta
 from typing import Any
 
 import boto3
@@ -222,3 +224,82 @@ def test_reset_forgets_moto_state_and_refills(mock_aws: Any) -> None:
     mock_aws.reset()
     assert ec2.describe_instances()["Reservations"] == []
     assert mock_aws.backend("aws").ledger.free("us-east-1a", "p5.48xlarge") == 16
+
+
+# -- Capacity Blocks over time (issue 10): the mock's clock is moved through /_mock/clock -------------------
+
+def _block(ec2: Any, mock_aws: Any, start_in_h: int, hours: int = 24, count: int = 2) -> dict:
+    now = datetime.fromisoformat(_control(mock_aws, "/_mock/clock", method="GET")["now"])
+    offers = ec2.describe_capacity_block_offerings(InstanceType="p5.48xlarge", InstanceCount=count,
+                                                   CapacityDurationHours=hours,
+                                                   StartDateRange=now + timedelta(hours=start_in_h))
+    o = offers["CapacityBlockOfferings"][0]
+    assert o["StartDate"] == now + timedelta(hours=start_in_h)
+    return ec2.purchase_capacity_block(CapacityBlockOfferingId=o["CapacityBlockOfferingId"],
+                                       InstancePlatform="Linux/UNIX")["CapacityReservation"]
+
+
+def _into(cr: dict) -> dict[str, Any]:
+    return {"InstanceMarketOptions": {"MarketType": "capacity-block"},
+            "CapacityReservationSpecification": {"CapacityReservationTarget": {
+                "CapacityReservationId": cr["CapacityReservationId"]}}}
+
+
+def test_block_that_starts_later_refuses_launches_until_its_start(mock_aws: Any) -> None:
+    ec2 = _client(mock_aws)
+    cr = _block(ec2, mock_aws, start_in_h=5 * 24)
+    assert cr["State"] == "scheduled"
+    with pytest.raises(ClientError) as e:
+        _run(ec2, zone=cr["AvailabilityZone"], **_into(cr))
+    assert _code(e) == ("InsufficientInstanceCapacity", 500)
+    assert "starts at" in e.value.response["Error"]["Message"]
+    _control(mock_aws, "/_mock/clock", {"advanceSeconds": 5 * 24 * 3600 - 60})
+    with pytest.raises(ClientError):
+        _run(ec2, zone=cr["AvailabilityZone"], **_into(cr))        # one minute early: still refused
+    _control(mock_aws, "/_mock/clock", {"advanceSeconds": 60})
+    got = ec2.describe_capacity_reservations(CapacityReservationIds=[cr["CapacityReservationId"]])
+    assert got["CapacityReservations"][0]["State"] == "active"
+    assert len(_run(ec2, zone=cr["AvailabilityZone"], count=2, **_into(cr))) == 2
+    events = _control(mock_aws, "/_mock/events", method="GET")["events"]
+    assert [e["detail_type"] for e in events] == ["Capacity Block Delivered"]
+
+
+def test_block_instances_are_warned_then_reclaimed_before_the_end(mock_aws: Any) -> None:
+    ec2, ledger = _client(mock_aws), mock_aws.backend("aws").ledger
+    cr = _block(ec2, mock_aws, start_in_h=1, hours=24)
+    zone = cr["AvailabilityZone"]
+    free = ledger.free(zone, "p5.48xlarge")
+    _control(mock_aws, "/_mock/clock", {"advanceSeconds": 3600})
+    ids = _run(ec2, zone=zone, count=2, **_into(cr))
+    # 41 minutes before the end: nothing yet; 40: the warning; 30: the instances are terminated
+    _control(mock_aws, "/_mock/clock", {"advanceSeconds": 24 * 3600 - 41 * 60})
+    assert [e["detail_type"] for e in _control(mock_aws, "/_mock/events", method="GET")["events"]] == [
+        "Capacity Block Delivered"]
+    _control(mock_aws, "/_mock/clock", {"advanceSeconds": 60})
+    events = _control(mock_aws, "/_mock/events", method="GET")["events"]
+    assert events[-1]["detail_type"] == "Capacity Block Expiration Warning"
+    assert events[-1]["detail"]["capacity-reservation-id"] == cr["CapacityReservationId"]
+    states = {i["InstanceId"]: i["State"]["Name"] for r in ec2.describe_instances(InstanceIds=ids)["Reservations"]
+              for i in r["Instances"]}
+    assert set(states.values()) == {"running"}
+    _control(mock_aws, "/_mock/clock", {"advanceSeconds": 10 * 60})
+    insts = [i for r in ec2.describe_instances(InstanceIds=ids)["Reservations"] for i in r["Instances"]]
+    assert {i["State"]["Name"] for i in insts} <= {"shutting-down", "terminated"}
+    assert {i["StateReason"]["Code"] for i in insts} == {"Server.ScheduledStop"}
+    with pytest.raises(ClientError) as e:      # no new launches into a block being reclaimed
+        _run(ec2, zone=zone, **_into(cr))
+    assert _code(e)[0] == "InsufficientInstanceCapacity"
+    _control(mock_aws, "/_mock/clock", {"advanceSeconds": 30 * 60})
+    got = ec2.describe_capacity_reservations(CapacityReservationIds=[cr["CapacityReservationId"]])
+    assert got["CapacityReservations"][0]["State"] == "expired"
+    assert ec2.describe_capacity_blocks()["CapacityBlocks"][0]["State"] == "expired"
+    assert ledger.free(zone, "p5.48xlarge") == free + 2       # the block's capacity is back for sale
+
+
+def test_clock_control_refuses_going_back(mock_aws: Any) -> None:
+    req = urllib.request.Request(mock_aws.urls["aws"] + "/_mock/clock", method="POST",
+                                 data=json.dumps({"advanceSeconds": -5}).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(req)
+    assert e.value.code == 400 and "advanceSeconds" in json.loads(e.value.read())["error"]

@@ -213,3 +213,35 @@ def test_spot_preemption_removes_nodes(mock_aws: Any) -> None:
     with urllib.request.urlopen(req) as r:
         assert sorted(json.loads(r.read())["nodes"]) == sorted(n.id for n in spot)
     assert [n.id for n in p.list_nodes()] == [od[0].id]
+
+
+def test_block_that_starts_later_is_reported_with_its_dates_and_never_placed_into_early(mock_aws: Any) -> None:
+    """Issue 10: the adapter reads a future block's dates; placement ignores it until its start; EC2 (the
+    mock) refuses a launch into it before then with insufficient capacity."""
+    import dataclasses
+    from datetime import UTC, datetime, timedelta
+
+    from controlplane.model.workload import GPUWorkload
+    from controlplane.placement.engine import place_one
+    from controlplane.placement.snapshot import FleetSnapshot
+    from controlplane.policy.model import PolicySet
+    from providers.catalog import default_catalog
+
+    p = _provider(mock_aws)
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=5)
+    [offer, *_] = p.describe_capacity_block_offerings(REGION, "p5.48xlarge", count=2, hours=48, start_after=start)
+    pool = p.purchase_capacity_block(offer)
+    [reported] = [x for x in p.capacity().pools if x.reservation_id == pool.reservation_id]
+    assert reported.starts_at == start and reported.ends_at == start + timedelta(hours=48)
+    with pytest.raises(CapacityError):
+        p.create_nodes(_req("early", count=1, zone=pool.zone, ctype=CapacityType.RESERVED,
+                            reservation_id=pool.reservation_id))
+    w = GPUWorkload.model_validate({"metadata": {"name": "waits"}, "spec": {
+        "gpus": {"model": "H100", "count": 16}, "capacityType": "reserved",
+        "location": {"regions": ["aws:us-east-1"]}}})
+    snap = FleetSnapshot(default_catalog(), (reported,), taken_at=datetime.now(UTC))
+    assert not place_one(w, snap, PolicySet.default()).placed
+    later = place_one(w, dataclasses.replace(snap, taken_at=start), PolicySet.default())
+    assert later.placed and {a.reservation for a in later.assignments} == {pool.reservation_id}
+    after_end = place_one(w, dataclasses.replace(snap, taken_at=start + timedelta(hours=48)), PolicySet.default())
+    assert not after_end.placed

@@ -157,7 +157,43 @@ async function workloadPage(name) {
   return null;
 }
 
+// one contract over its whole term: GPU-hours used (actual, then the forecast) against committed
+async function termChart() {
+  const list = (await api("/v1/commitments")).items;
+  const pick = $("term-pick");
+  const names = list.map((c) => c.name);
+  if ([...pick.options].map((o) => o.value).join() !== names.join()) {
+    const keep = pick.value;
+    pick.replaceChildren(...names.map((n) => el("option", { value: n }, n)));
+    if (names.includes(keep)) pick.value = keep;
+    pick.onchange = () => termChart();
+  }
+  const tb = $("term-figures").tBodies[0]; tb.replaceChildren();
+  const gh = (x) => x == null ? "-" : Math.round(x).toLocaleString();
+  list.forEach((c) => tb.append(el("tr", {}, td(c.name, "name"), td(gh(c.usedGpuHours), "num"),
+    td(gh(c.committedGpuHoursToDate), "num"), td(gh(c.forecastGpuHours), "num"), td(gh(c.committedGpuHoursTotal), "num"),
+    td(money(c.usedDollars), "num"), td(c.takeOrPay ? money(c.shortfallDollars) : "-", "num"))));
+  if (!pick.value) return;
+  const c = await api(`/v1/commitments/${encodeURIComponent(pick.value)}?points=60`);
+  const pts = c.series;
+  const actual = pts.map((p) => (p.forecast ? null : p.usedGpuHours));
+  const lastActual = pts.findIndex((p) => p.forecast) - 1;
+  const forecast = pts.map((p, i) => (p.forecast || i === lastActual ? p.usedGpuHours : null));
+  chart("term-chart", { type: "line",
+    data: { labels: pts.map((p) => day(p.at)), datasets: [
+      { label: "used GPU-hours", data: actual, borderColor: colour(c.provider), backgroundColor: colour(c.provider) + "33",
+        fill: true, pointRadius: 0 },
+      { label: "forecast at the recent rate", data: forecast, borderColor: colour(c.provider), borderDash: [6, 4],
+        pointRadius: 0 },
+      { label: "committed", data: pts.map((p) => p.committedGpuHours), borderColor: "#8a94a6", pointRadius: 0 }] },
+    options: { scales: { y: { title: { display: true, text: "GPU-hours (cumulative)" } } },
+      plugins: { legend: { position: "top" }, title: { display: true,
+        text: `${c.name}: forecast ${gh(c.forecastGpuHours)} of ${gh(c.committedGpuHoursTotal)} GPU-h` +
+          (c.takeOrPay ? `, take-or-pay shortfall ${money(c.shortfallDollars)}` : "") } } } });
+}
+
 async function commitmentsPage() {
+  await termChart();
   const [sum, sp] = await Promise.all([api("/v1/summary"), api("/v1/spend?hours=24&points=49")]);
   const cs = sum.commitments;
   chart("burn-chart", { type: "bar",
