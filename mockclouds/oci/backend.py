@@ -322,7 +322,7 @@ class OciBackend:
             size = int(pool.get("size") or 0)
             zone = str(placement.get("availabilityDomain") or "").rsplit(":", 1)[-1]
             shape = self._config_shape(config.id)
-            self._admit(region, zone, shape, size)
+            self._admit(region, zone, shape, size, str(config.launch.get("capacityReservationId") or ""))
             seed = str(uuid.uuid4())
             name = str(body.get("displayName") or f"cluster-network-{seed[:8]}")
             n = ClusterNetwork(fake_ocid("clusternetwork", region, seed), region, zone, name,
@@ -343,7 +343,8 @@ class OciBackend:
         seed = str(uuid.uuid4())
         i = Instance(fake_ocid("instance", n.region, seed), n.region, n.zone, self._config_shape(config.id),
                      f"inst-{seed[:5]}-{n.pool_name}", n.compartment, tags, cluster_network_id=n.id,
-                     instance_configuration_id=config.id)
+                     instance_configuration_id=config.id,
+                     capacity_reservation_id=str(launch.get("capacityReservationId") or ""))
         self.instances[i.id] = i
 
     def members(self, n: ClusterNetwork) -> list[Instance]:
@@ -369,8 +370,9 @@ class OciBackend:
             live = self.members(n)
             grow = size - len(live)
             if grow > 0:
-                self._admit(region, n.zone, self._config_shape(n.instance_configuration_id), grow)
                 config = self.get_config(n.instance_configuration_id)
+                self._admit(region, n.zone, self._config_shape(config.id), grow,
+                            str(config.launch.get("capacityReservationId") or ""))
                 for _ in range(grow):
                     self._add_member(n, config)
             for i in sorted(live, key=lambda i: i.created, reverse=True)[:max(0, -grow)]:

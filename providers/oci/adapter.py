@@ -252,10 +252,11 @@ class OCIProvider(Provider):
 
     # -- OCI-only: cluster networks (gangs on the RDMA fabric) -----------------------------------------
     def apply_cluster_network(self, name: str, region: str, zone: str, instance_type: str, size: int,
-                              idempotency_key: str, tags: dict[str, str] | None = None) -> ClusterNetworkState:
+                              idempotency_key: str, tags: dict[str, str] | None = None,
+                              reservation_id: str = "") -> ClusterNetworkState:
         """Create (by display name, idempotent) or resize a cluster network of ``size`` hosts of
-        ``instance_type`` in one AD, its instances tagged with ``tags``. Growth is all or nothing: a
-        stock-out raises CapacityError and changes nothing."""
+        ``instance_type`` in one AD, its instances tagged with ``tags`` (drawing on ``reservation_id`` if
+        given). Growth is all or nothing: a stock-out raises CapacityError and changes nothing."""
         import oci
 
         m = oci.core.models
@@ -267,7 +268,7 @@ class OCIProvider(Provider):
                     m.UpdateClusterNetworkInstancePoolDetails(id=found.instance_pools[0].id, size=size)])
                 found = self.clients.call("management", region, "update_cluster_network", found.id, details)
             return self._cluster_network_state(found, region)
-        config = self._instance_configuration(name, region, instance_type, ff, idempotency_key)
+        config = self._instance_configuration(name, region, instance_type, ff, idempotency_key, reservation_id)
         subnet = self.subnet_id(region)
         details = m.CreateClusterNetworkDetails(
             compartment_id=self.clients.compartment, display_name=name, freeform_tags=ff,
@@ -309,13 +310,15 @@ class OCIProvider(Provider):
         # The summary lacks nothing we need but the pools' sizes: read the cluster network itself.
         return self.clients.call("management", region, "get_cluster_network", live[0].id)
 
-    def _instance_configuration(self, name: str, region: str, shape: str, tags: dict[str, str], key: str) -> str:
+    def _instance_configuration(self, name: str, region: str, shape: str, tags: dict[str, str], key: str,
+                                reservation_id: str = "") -> str:
         import oci
 
         m = oci.core.models
         subnet = self.subnet_id(region)
         launch = m.InstanceConfigurationLaunchInstanceDetails(
             compartment_id=self.clients.compartment, shape=shape, freeform_tags=tags, display_name=name,
+            capacity_reservation_id=reservation_id or None,
             source_details=m.InstanceConfigurationInstanceSourceViaImageDetails(image_id=self.image_id(region, shape)),
             create_vnic_details=(m.InstanceConfigurationCreateVnicDetails(subnet_id=subnet, assign_public_ip=False)
                                  if subnet else None))
