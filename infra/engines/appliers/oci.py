@@ -57,10 +57,10 @@ def _cluster_network(ctx: ApplyContext, inputs: dict[str, Any], key: str) -> dic
 
 
 HANDLERS: dict[str, Handler] = {
-    "oci:core/instance:Instance": NodeHandler(_instance),
-    "oci:core/computeCapacityReservation:ComputeCapacityReservation": ExtraHandler(
+    "oci:Core/instance:Instance": NodeHandler(_instance),
+    "oci:Core/computeCapacityReservation:ComputeCapacityReservation": ExtraHandler(
         "create_capacity_reservation", "delete_capacity_reservation", _capacity_reservation),
-    "oci:core/clusterNetwork:ClusterNetwork": ExtraHandler(
+    "oci:Core/clusterNetwork:ClusterNetwork": ExtraHandler(
         "apply_cluster_network", "delete_cluster_network", _cluster_network, get_method="get_cluster_network",
         in_place=True),
 }
