@@ -93,8 +93,22 @@ def _coreweave(stack: StackSpec) -> dict[str, pulumi.Output]:
     return out
 
 
+def _oci(stack: StackSpec) -> dict[str, pulumi.Output]:
+    from infra.components.oci import OciGpuNodePool, OciGpuNodePoolArgs, OciNetwork, OciNetworkArgs
+
+    compartment = stack.config.get("compartment", "")
+    net = OciNetwork(stack.name, OciNetworkArgs(region=stack.region, stack=stack.name, compartment_id=compartment))
+    out = {}
+    for p in stack.pools:
+        pool = OciGpuNodePool(p.pool, OciGpuNodePoolArgs(pool=p, stack=stack.name, compartment_id=compartment,
+                                                         subnet_id=net.subnet.id,
+                                                         image_id=stack.config.get("image", "")))
+        out[p.pool] = pulumi.Output.all(*pool.ids)
+    return out
+
+
 _BUILDERS: dict[str, Callable[[StackSpec], dict[str, pulumi.Output]]] = {
-    "aws": _aws, "gcp": _gcp, "azure": _azure, "coreweave": _coreweave}
+    "aws": _aws, "gcp": _gcp, "azure": _azure, "coreweave": _coreweave, "oci": _oci}
 
 
 def _azure_refusal(p: NodePoolSpec) -> str | None:

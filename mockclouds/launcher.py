@@ -1,4 +1,4 @@
-"""Start all four mock clouds on loopback and describe them as an Awan provider configuration.
+"""Start all five mock clouds on loopback and describe them as an Awan provider configuration.
 
     with MockClouds().start() as mc:
         cfg = mc.config()          # providers.config.AwanConfig pointing at the mocks
@@ -15,10 +15,11 @@ import yaml
 from mockclouds.serving import RunningServer
 from providers.config import AwanConfig, parse_config
 
-CLOUDS = ("aws", "gcp", "azure", "coreweave")
+CLOUDS = ("aws", "gcp", "azure", "coreweave", "oci")
 # Each mock package exposes start(host, port) -> RunningServer.
 _MODULES = {"aws": "mockclouds.aws.server", "gcp": "mockclouds.gcp.server",
-            "azure": "mockclouds.azure.server", "coreweave": "mockclouds.kubernetes.server"}
+            "azure": "mockclouds.azure.server", "coreweave": "mockclouds.kubernetes.server",
+            "oci": "mockclouds.oci.server"}
 
 GCP_PROJECT = "awan-lab"
 AZURE_SUBSCRIPTION = "00000000-0000-0000-0000-00000000a3a7"
@@ -28,7 +29,18 @@ MOCK_SECRETS = {
     "gcp": {"anonymous": "true"},
     "azure": {"token": "awan-mock-azure-token-77d2"},
     "coreweave": {"token": "awan-mock-k8s-token-41be"},
+    "oci": {"user": "ocid1.user.oc1..aaaaaaaaawanmockuser"},   # + fingerprint and key_content, made per process
 }
+
+
+def _oci_settings(url: str) -> dict[str, Any]:
+    """OCI has one endpoint per region; the mock serves each under its own path. The SDK signs with an RSA
+    key, so the mock's configuration carries a throwaway one (the mock checks only the keyId)."""
+    from mockclouds.oci.keys import TENANCY, USER, throwaway_key
+
+    pem, fingerprint = throwaway_key()
+    return {"endpoint": url + "/{region}", "tenancy": TENANCY,
+            "credentials": {"user": USER, "fingerprint": fingerprint, "key_content": pem}}
 
 
 class MockClouds:
@@ -75,6 +87,8 @@ class MockClouds:
                 p["project"] = GCP_PROJECT
             if name == "azure":
                 p["subscription"] = AZURE_SUBSCRIPTION
+            if name == "oci":
+                p.update(_oci_settings(url))
             provs[name] = p
         return {"providers": provs}
 

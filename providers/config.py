@@ -8,6 +8,8 @@ A YAML file (``awan.yaml``, or the path in ``AWAN_CONFIG``)::
       gcp:   {endpoint: http://127.0.0.1:5002, project: awan-lab, credentials: {anonymous: "true"}}
       azure: {endpoint: http://127.0.0.1:5003, subscription: 0000.., credentials: {token: ..}}
       coreweave: {endpoint: http://127.0.0.1:5004, credentials: {token: ..}}
+      oci:   {endpoint: "http://127.0.0.1:5005/{region}", tenancy: ocid1.tenancy.., regions: [us-chicago-1],
+              credentials: {user: ocid1.user.., fingerprint: .., key_content: "-----BEGIN PRIVATE KEY-----.."}}
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
-ProviderName = Literal["aws", "gcp", "azure", "coreweave"]
+ProviderName = Literal["aws", "gcp", "azure", "coreweave", "oci"]
 
 
 class ProviderConfig(BaseModel):
@@ -33,6 +35,8 @@ class ProviderConfig(BaseModel):
     subscription: str | None = None        # azure
     resource_group: str = "awan"           # azure
     namespace: str = "default"             # coreweave (kubernetes)
+    tenancy: str | None = None             # oci: the tenancy OCID (credentials: user, fingerprint, key_content)
+    compartment: str | None = None         # oci: where Awan's resources live (None: the tenancy's root)
     credentials: dict[str, SecretStr] = Field(default_factory=dict)
     timeout_s: float = 10.0
     max_attempts: int = 4                  # for throttled/unavailable calls; capacity errors are never retried

@@ -13,6 +13,7 @@ ADAPTERS = {
     "gcp": "providers.gcp.adapter:GCPProvider",
     "azure": "providers.azure.adapter:AzureProvider",
     "coreweave": "providers.coreweave.adapter:CoreWeaveProvider",
+    "oci": "providers.oci.adapter:OCIProvider",
 }
 
 # What each cloud's extra (`pip install 'awan[aws]'`) brings: its SDK for the adapter, its Pulumi provider
@@ -23,6 +24,7 @@ REQUIRES = {
     "gcp": ("google.cloud.compute_v1", "pulumi_gcp"),
     "azure": ("azure.mgmt.compute", "pulumi_azure_native"),
     "coreweave": ("kubernetes", "pulumi_kubernetes"),
+    "oci": ("oci", "pulumi_oci"),
 }
 
 

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from mockclouds.launcher import _MODULES, MockClouds
+from mockclouds.launcher import _MODULES, CLOUDS, MockClouds
 from mockclouds.serving import RunningServer
 from providers.config import AwanConfig
 
@@ -66,9 +66,16 @@ def mock_coreweave() -> StartedClouds:
 
 
 @pytest.fixture
+def mock_oci() -> StartedClouds:
+    mc = StartedClouds(("oci",))
+    mc.reset()
+    return mc
+
+
+@pytest.fixture
 def mockclouds() -> StartedClouds:
-    """All four clouds, reset to their seeded capacity with no faults."""
-    mc = StartedClouds(("aws", "gcp", "azure", "coreweave"))
+    """Every mock cloud, reset to its seeded capacity with no faults."""
+    mc = StartedClouds(CLOUDS)
     mc.reset()
     return mc
 

@@ -58,7 +58,7 @@ def render(res: dict[str, Any]) -> str:
     pin = f"pinned to core {m['pinned_core']}" if m.get("pinned_core") is not None else "not pinned"
     lines = [f"Machine: {m['nproc']} CPUs ({m['cpu_model']}), {m['ram_gib']} GiB RAM, Python {m['python']}; "
              f"{pin}; run {m['date']}; total {res['total_s']} s; peak RSS {res['peak_rss_mib']} MiB.", "",
-             f"Pools: one node each, round-robin over aws, azure, coreweave, gcp and {res['regions_per_provider']} "
+             f"Pools: one node each, round-robin over aws, azure, coreweave, gcp, oci and {res['regions_per_provider']} "
              "regions of each (one stack per provider and region).", "",
              "Wall time, stacks one after the other:", "", *_wall_table(res["runs"]), ""]
     cpu = _cpu_table(res["runs"])

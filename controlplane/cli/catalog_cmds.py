@@ -40,7 +40,7 @@ def _fmt_nodes(n: int | None, known: bool) -> str:
 
 def offerings(
     gpu: Annotated[str | None, typer.Option(help="GPU model, e.g. H100, GB200")] = None,
-    provider: Annotated[list[str] | None, typer.Option("--provider", "-p", help="aws, gcp, azure, coreweave")] = None,
+    provider: Annotated[list[str] | None, typer.Option("--provider", "-p", help="aws, gcp, azure, coreweave, oci")] = None,
     capacity_type: Annotated[str | None, typer.Option("--capacity-type", help="reserved, on-demand or spot")] = None,
     output: FormatOpt = OutputFormat.table,
     config: ConfigOpt = None,

@@ -16,7 +16,7 @@ mock_app = typer.Typer(help="Local stand-ins for the four clouds (testing and de
 @mock_app.command("up")
 def up(
     host: Annotated[str, typer.Option(help="bind address (loopback unless told otherwise)")] = "127.0.0.1",
-    port_base: Annotated[int, typer.Option(help="aws on PORT, gcp +1, azure +2, coreweave +3; 0 picks free ports")]
+    port_base: Annotated[int, typer.Option(help="aws on PORT, gcp +1, azure +2, coreweave +3, oci +4; 0 picks free ports")]
     = 0,
     write_config: Annotated[str, typer.Option(help="write the provider configuration here")] = "awan.yaml",
 ) -> None:

@@ -22,7 +22,7 @@ stack_app = typer.Typer(help="Provisioning stacks, one per (provider, region).",
 ConfigOpt = Annotated[str | None, typer.Option("--config", "-c", help="awan.yaml (default: $AWAN_CONFIG or ./awan.yaml)")]
 EngineOpt = Annotated[str, typer.Option("--engine", help="auto (pulumi if its CLI is installed, else local), pulumi, local")]
 StateOpt = Annotated[str | None, typer.Option("--state-dir", help="local engine state (default: $AWAN_STATE_DIR or ~/.awan/stacks)")]
-ProviderOpt = Annotated[str, typer.Option("--provider", "-p", help="aws, gcp, azure or coreweave")]
+ProviderOpt = Annotated[str, typer.Option("--provider", "-p", help="aws, gcp, azure, coreweave or oci")]
 RegionOpt = Annotated[str, typer.Option("--region", "-r", help="the provider's region name")]
 PlanOpt = Annotated[Path | None, typer.Option("--plan", help="placements: the JSON of `awan plan -o json`")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]

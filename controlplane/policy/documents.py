@@ -84,7 +84,7 @@ class CapsDoc(_Strict):
 
 class CommitmentDoc(_Strict):
     name: str = Field(min_length=1)
-    provider: Literal["aws", "gcp", "azure", "coreweave"]
+    provider: Literal["aws", "gcp", "azure", "coreweave", "oci"]
     gpu_model: str = Field(alias="gpuModel")
     gpus: int | None = Field(default=None, gt=0, le=INT32_MAX)
     dollars_per_hour: float | None = Field(default=None, gt=0, alias="dollarsPerHour", allow_inf_nan=False)

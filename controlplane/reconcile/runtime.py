@@ -20,6 +20,8 @@ def stack_config(config: Any) -> dict[str, dict[str, str]]:
             d["project"] = p.project
         if p.subscription:
             d["subscription"] = p.subscription
+        if p.tenancy:
+            d["compartment"] = p.compartment or p.tenancy
         out[p.name] = d
     return out
 

@@ -93,7 +93,8 @@ class _Mocks(pulumi.runtime.Mocks):
         raise AssertionError("unused: _RecordingMonitor answers RegisterResource itself")
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list | None]:
-        return {}, None
+        # No invoke has an answer here (the program falls back); [] not None: Pulumi iterates the failures.
+        return {}, []
 
 
 class _RecordingMonitor(pulumi_mocks.MockMonitor):

@@ -56,6 +56,8 @@ def stack_config(stack: StackSpec) -> dict[str, str]:
         cfg["azure-native:location"] = stack.region
         if stack.config.get("subscription"):
             cfg["azure-native:subscriptionId"] = stack.config["subscription"]
+    elif stack.provider == "oci":
+        cfg["oci:region"] = stack.region
     elif stack.provider == "coreweave" and stack.config.get("kubeconfig"):
         cfg["kubernetes:kubeconfig"] = stack.config["kubeconfig"]
     return cfg

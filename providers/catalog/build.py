@@ -5,7 +5,7 @@
 SOURCE_DIR holds ``normalized_all.csv`` (one row per public offer: cloud, instance_type,
 accelerator, accelerator_count, gpu_mem_gib, vcpus, memory_gib, region, zone, price_hr,
 spot_price_hr, note), gathered from the clouds' public list prices in 2026. Offers that data
-lacks (CoreWeave, AWS P6e-GB200 UltraServers, Azure ND GB200 v6) are added from the figures
+lacks (CoreWeave, Oracle OCI, AWS P6e-GB200 UltraServers, Azure ND GB200 v6) are added from the figures
 in ``EXTRA_OFFERS`` below, each with its source. Only the generated files are read at run time.
 """
 
@@ -26,6 +26,9 @@ SOURCES = {
     "aws-gb200-estimate-2026": "estimate: AWS sells P6e-GB200 only as UltraServer Capacity Blocks with "
                                "dynamic prices; CoreWeave GB200 node price x 1.3",
     "azure-gb200-estimate-2026": "estimate: no public ND GB200 v6 list price; CoreWeave GB200 price x 1.35",
+    "oci-pricing-2026": "oracle.com/cloud/price-list (Compute - GPU), read 2026: BM.GPU.H100.8 and BM.GPU.H200.8 "
+                        "$10.00, BM.GPU.B200.8 $14.00, BM.GPU.GB200.4 $16.00 per GPU-hour; a compute capacity "
+                        "reservation is billed at the shape's on-demand rate",
 }
 
 # (provider, instance type) -> gpu model, gpus, gpu GiB, vcpus, RAM GiB, NVLink domain GPUs, fabric, Gbps, ultraserver
@@ -58,6 +61,11 @@ INSTANCE_TYPES: dict[tuple[str, str], tuple[str, int, float, int, float, int, st
     ("coreweave", "b200-8x"): ("B200", 8, 180, 128, 2048, 8, "infiniband", 3200, ""),
     ("coreweave", "gb200-4x"): ("GB200", 4, 186, 144, 960, 72, "infiniband", 1600, ""),
     ("coreweave", "gb300-4x"): ("GB300", 4, 279, 144, 960, 72, "infiniband", 3200, ""),
+    # OCI bare metal: vCPUs are 2 per OCPU on x86 (1 per Grace core); fabric is the RDMA cluster network.
+    ("oci", "BM.GPU.H100.8"): ("H100", 8, 80, 224, 2048, 8, "rdma", 3200, ""),
+    ("oci", "BM.GPU.H200.8"): ("H200", 8, 141, 224, 3072, 8, "rdma", 3200, ""),
+    ("oci", "BM.GPU.B200.8"): ("B200", 8, 180, 256, 4096, 8, "rdma", 3200, ""),
+    ("oci", "BM.GPU.GB200.4"): ("GB200", 4, 186, 144, 960, 72, "rdma", 1600, ""),
 }
 
 TPU_SLICES = {"tpu-v5p": (8, 16, 32, 64, 128, 256, 512), "tpu-v6e": (1, 4, 8, 16, 64, 256)}
@@ -92,6 +100,23 @@ for _region in ("eastus", "westus3", "swedencentral"):
     EXTRA_OFFERS.append(("azure", "Standard_ND128isr_NDR_GB200_v6", _region, f"{_region}-1", 56.70, None, None,
                          "azure-gb200-estimate-2026"))
 
+# OCI: availability domains (zones) per GPU shape, as the catalog's zone names (the AD name without the
+# tenancy prefix: ``Uocm:US-ASHBURN-AD-1`` -> ``US-ASHBURN-AD-1``); on-demand and reserved at list price.
+_OCI_GPU_HOUR = {"BM.GPU.H100.8": 10.00, "BM.GPU.H200.8": 10.00, "BM.GPU.B200.8": 14.00, "BM.GPU.GB200.4": 16.00}
+_OCI_ZONES = {
+    "us-ashburn-1": {"US-ASHBURN-AD-1": ("BM.GPU.H100.8", "BM.GPU.H200.8"), "US-ASHBURN-AD-2": ("BM.GPU.H100.8",)},
+    "us-chicago-1": {"US-CHICAGO-AD-1": ("BM.GPU.H100.8", "BM.GPU.H200.8", "BM.GPU.B200.8", "BM.GPU.GB200.4")},
+    "us-phoenix-1": {"US-PHOENIX-AD-1": ("BM.GPU.B200.8", "BM.GPU.GB200.4")},
+    "uk-london-1": {"UK-LONDON-AD-1": ("BM.GPU.H100.8",)},
+    "eu-frankfurt-1": {"EU-FRANKFURT-AD-1": ("BM.GPU.H100.8", "BM.GPU.H200.8")},
+    "ap-osaka-1": {"AP-OSAKA-1-AD-1": ("BM.GPU.H100.8",)},
+}
+for _region, _ads in _OCI_ZONES.items():
+    for _ad, _types in _ads.items():
+        for _t in _types:
+            _node = round(_OCI_GPU_HOUR[_t] * INSTANCE_TYPES[("oci", _t)][1], 4)
+            EXTRA_OFFERS.append(("oci", _t, _region, _ad, _node, None, _node, "oci-pricing-2026"))
+
 EU = {"AT", "BE", "BG", "HR", "CY", "CZ", "DK", "EE", "FI", "FR", "DE", "GR", "HU", "IE", "IT", "LV", "LT",
       "LU", "MT", "NL", "PL", "PT", "RO", "SK", "SI", "ES", "SE", "NO", "IS", "LI"}  # EU + EEA
 
@@ -123,6 +148,9 @@ REGION_COUNTRY = {
     # coreweave
     "US-EAST-04": "US", "US-EAST-06": "US", "US-EAST-14": "US", "US-CENTRAL-07": "US", "US-WEST-04": "US",
     "RNO2": "US", "EU-SOUTH-03": "ES", "EU-SOUTH-04": "ES",
+    # oci
+    "us-ashburn-1": "US", "us-chicago-1": "US", "us-phoenix-1": "US", "uk-london-1": "GB", "eu-frankfurt-1": "DE",
+    "ap-osaka-1": "JP",
 }
 
 

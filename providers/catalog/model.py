@@ -16,7 +16,7 @@ class CapacityType(StrEnum):
     SPOT = "spot"
 
 
-PROVIDERS: tuple[str, ...] = ("aws", "gcp", "azure", "coreweave")
+PROVIDERS: tuple[str, ...] = ("aws", "gcp", "azure", "coreweave", "oci")
 
 
 @dataclass(frozen=True, slots=True)

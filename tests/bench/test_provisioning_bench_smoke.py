@@ -1,4 +1,4 @@
-"""`python -m bench --suite provisioning --quick` end to end on the four mock clouds through the local
+"""`python -m bench --suite provisioning --quick` end to end on the five mock clouds through the local
 engine (no timing assertions: that it converges, that the second up changes nothing, that destroy
 leaves nothing behind, and that the figures agree with each other)."""
 
@@ -18,8 +18,8 @@ from providers.catalog import default_catalog
 def test_pools_spread_over_every_provider_and_several_regions() -> None:
     pools = node_pools(24, default_catalog(), regions_per_provider=3)
     assert len({p.pool for p in pools}) == 24
-    assert {p.provider for p in pools} == {"aws", "azure", "coreweave", "gcp"}
-    assert len({(p.provider, p.region) for p in pools}) == 12
+    assert {p.provider for p in pools} == {"aws", "azure", "coreweave", "gcp", "oci"}
+    assert len({(p.provider, p.region) for p in pools}) == 15
     assert all(p.nodes == 1 and not p.instance_type.startswith("tpu-") for p in pools)
 
 

@@ -1,5 +1,5 @@
 """End to end through the HTTP API of a real uvicorn on a loopback port: the real placement engine with the
-shipped policies, the real adapters of all four mock clouds (SDKs over HTTP) and the real local engine
+shipped policies, the real adapters of all five mock clouds (SDKs over HTTP) and the real local engine
 keeping stack state in the store. One workload pinned to each provider:
 submit -> Placed -> provisioned in that mock cloud -> Running; delete -> its cloud resources are gone.
 """
@@ -29,7 +29,8 @@ from tests.controlplane.store.dbfixture import db_url  # noqa: F401
 
 POLICIES = sorted(str(p) for p in (Path(__file__).resolve().parents[2] / "policies").glob("*.yaml"))
 # One 8 x H100 workload per provider, pinned by location.regions (provider-native region names).
-PINNED = {"aws": "us-east-1", "gcp": "us-central1", "azure": "eastus", "coreweave": "US-EAST-04"}
+PINNED = {"aws": "us-east-1", "gcp": "us-central1", "azure": "eastus", "coreweave": "US-EAST-04",
+          "oci": "us-ashburn-1"}
 
 
 def _free_port() -> int:
@@ -99,7 +100,8 @@ def running_service(db_url: str, mockclouds, mock_config) -> Iterator[tuple[Serv
     db.dispose()
 
 
-def _wait_state(c: httpx.Client, name: str, want: str, timeout_s: float = 90) -> dict[str, Any]:
+def _wait_state(c: httpx.Client, name: str, want: str, timeout_s: float = 240) -> dict[str, Any]:
+    # Generous: the first pass imports five clouds' SDKs and surveys them, on a shared 2-core machine.
     deadline = time.monotonic() + timeout_s
     w: dict[str, Any] = {}
     while time.monotonic() < deadline:

@@ -1,5 +1,5 @@
-"""The local engine against the mock clouds, through the real adapters and SDKs over HTTP, for all four
-providers: the engine asks for one node at a time, so a pool of two is two create requests of one pool."""
+"""The local engine against the mock clouds, through the real adapters and SDKs over HTTP, for every
+provider: the engine asks for one node at a time, so a pool of two is two create requests of one pool."""
 
 from __future__ import annotations
 
@@ -17,10 +17,12 @@ CASES = {
     "azure": dict(provider="azure", region="eastus", zone="eastus-1", instance_type="Standard_ND96isr_H100_v5"),
     "coreweave": dict(provider="coreweave", region="US-EAST-04", zone="US-EAST-04A",
                       instance_type="gd-8xh100ib-i128"),
+    "oci": dict(provider="oci", region="us-ashburn-1", zone="US-ASHBURN-AD-1", instance_type="BM.GPU.H100.8"),
 }
 # Where a pool is one cloud resource per node (EC2, GCE), a node deleted behind Awan's back is drift that
 # refresh reports. Azure (a VM scale set) and CoreWeave (a NodePool object) hold a pool as one resource
-# whose own controller owns the nodes, so the per-node drift step does not apply to them.
+# whose own controller owns the nodes, so the per-node drift step does not apply to them; nor to OCI, whose
+# training pool is a cluster network (an instance pool).
 PER_NODE = {"aws", "gcp"}
 
 

@@ -167,10 +167,11 @@ def _workload_of(res: dict[str, Any]) -> str:
     return ""
 
 
-# One row per machine in each mock's inventory: an AWS instance, an Azure virtualMachine (scale set members
-# too), a GCP instance or TPU VM, a Kubernetes Node. Node pools, scale sets and queued resources hold them.
+# One row per machine in each mock's inventory: an AWS or OCI instance, an Azure virtualMachine (scale set
+# members too), a GCP instance or TPU VM, a Kubernetes Node. Node pools, scale sets, queued resources and OCI
+# cluster networks hold them.
 NODE_KINDS = frozenset({"instance", "virtualmachine", "tpu-node", "node"})
-HOLDER_KINDS = frozenset({"nodepool", "virtualmachinescaleset", "queued-resource"})
+HOLDER_KINDS = frozenset({"nodepool", "virtualmachinescaleset", "queued-resource", "clusternetwork"})
 GONE_STATES = frozenset({"terminated", "deleted", "deleting", "preempted", "stopping", "stopped"})
 
 

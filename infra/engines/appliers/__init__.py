@@ -11,7 +11,8 @@ import importlib
 from infra.engines.appliers.base import Handler
 
 _MODULES = {"aws": "infra.engines.appliers.aws", "gcp": "infra.engines.appliers.gcp",
-            "azure": "infra.engines.appliers.azure", "coreweave": "infra.engines.appliers.coreweave"}
+            "azure": "infra.engines.appliers.azure", "coreweave": "infra.engines.appliers.coreweave",
+            "oci": "infra.engines.appliers.oci"}
 
 
 def handlers_for(provider: str) -> dict[str, Handler]:

@@ -20,13 +20,13 @@ def _write(tmp_path: Path, cfg: dict) -> str:
     return str(p)
 
 
-def test_offerings_h100_json_has_all_four_providers_with_price_and_capacity(mockclouds, tmp_path: Path) -> None:
+def test_offerings_h100_json_has_every_provider_with_price_and_capacity(mockclouds, tmp_path: Path) -> None:
     cfg = _write(tmp_path, mockclouds.config_dict())
     r = runner.invoke(app, ["offerings", "--gpu", "H100", "-o", "json", "--config", cfg])
     assert r.exit_code == 0, r.output
     data = json.loads(r.stdout)
     rows = data["offerings"]
-    assert {row["provider"] for row in rows} == {"aws", "gcp", "azure", "coreweave"}
+    assert {row["provider"] for row in rows} == {"aws", "gcp", "azure", "coreweave", "oci"}
     assert all(row["gpuModel"] == "H100" for row in rows)
     assert all(row["pricePerHour"] > 0 for row in rows)
     assert any(row["availableNodes"] for row in rows)
@@ -60,7 +60,7 @@ def test_providers_shows_health_of_each(mockclouds, tmp_path: Path) -> None:
     r = runner.invoke(app, ["providers", "-o", "json", "--config", cfg])
     assert r.exit_code == 0, r.output
     rows = {p["provider"]: p for p in json.loads(r.stdout)["providers"]}
-    assert set(rows) == {"aws", "gcp", "azure", "coreweave"}
+    assert set(rows) == {"aws", "gcp", "azure", "coreweave", "oci"}
     assert all(p["status"] == "ok" for p in rows.values())
 
 

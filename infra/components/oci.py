@@ -1,0 +1,148 @@
+"""OCI: the network (VCN, private GPU subnet) and the GPU node pool of bare-metal shapes.
+
+A training pool (a gang, or a GB200 NVL72 rack) is a cluster network: one instance pool of ``nodes`` hosts on
+OCI's RDMA fabric, from an instance configuration that carries the tags; other pools are plain instances.
+A reserved pool launches into a compute capacity reservation: the one named by the pool, or one this
+component reserves for it. Freeform tags use dashed keys (``awan-pool``); no public IPs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_oci as oci
+
+from infra.components.tags import aws_tags
+from infra.spec import NodePoolSpec
+
+IMAGE_OS = "Canonical Ubuntu"        # OCI's GPU images (drivers included), chosen per shape by the image filter
+
+
+def oci_tags(stack: str, pool: NodePoolSpec | None = None, **extra: str) -> dict[str, str]:
+    """The Awan tags as OCI freeform tags: the same keys as AWS/Azure with '-' for ':'."""
+    return {k.replace(":", "-"): v for k, v in {**aws_tags(stack, pool), **extra}.items()}
+
+
+def availability_domain(compartment_id: pulumi.Input[str], zone: str) -> pulumi.Output[str]:
+    """The AD's full name (``Uocm:US-ASHBURN-AD-1``) for a catalog zone (``US-ASHBURN-AD-1``): the prefix is
+    the tenancy's own, so it is asked of Identity; where nothing answers (the mock runtime) the zone stays."""
+    ads = oci.identity.get_availability_domains_output(compartment_id=compartment_id)
+    return ads.availability_domains.apply(
+        lambda found: next((a.name for a in found or [] if a.name.rsplit(":", 1)[-1] == zone), zone))
+
+
+@dataclass
+class OciNetworkArgs:
+    region: str
+    stack: str
+    compartment_id: str
+    cidr: str = "10.30.0.0/16"
+
+
+class OciNetwork(pulumi.ComponentResource):
+    """A VCN and one private regional subnet for the GPU hosts (``awan-role: gpu``, which the adapter finds)."""
+
+    def __init__(self, name: str, args: OciNetworkArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("awan:oci:Network", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        self.vcn = oci.core.Vcn(f"{name}-vcn", compartment_id=args.compartment_id, cidr_blocks=[args.cidr],
+                                display_name=f"{args.stack}-vcn", freeform_tags=oci_tags(args.stack), opts=child)
+        self.subnet = oci.core.Subnet(
+            f"{name}-gpu", compartment_id=args.compartment_id, vcn_id=self.vcn.id,
+            cidr_block=args.cidr.replace("/16", "/20"), display_name="awan-gpu",
+            prohibit_public_ip_on_vnic=True, freeform_tags=oci_tags(args.stack, **{"awan:role": "gpu"}), opts=child)
+        self.register_outputs({"vcn_id": self.vcn.id, "subnet_id": self.subnet.id})
+
+
+@dataclass
+class OciGpuNodePoolArgs:
+    pool: NodePoolSpec
+    stack: str
+    compartment_id: str
+    subnet_id: pulumi.Input[str]
+    image_id: str = ""                  # empty: the newest IMAGE_OS image for the shape (image filter)
+    ssh_public_key: str = ""            # empty: no key (reached through OCI's bastion / run command)
+    extra_tags: dict[str, str] = field(default_factory=dict)
+
+
+class OciGpuNodePool(pulumi.ComponentResource):
+    """``nodes`` hosts of one shape in one AD: a cluster network for training pools, else instances."""
+
+    def __init__(self, name: str, args: OciGpuNodePoolArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("awan:oci:GpuNodePool", name, None, opts)
+        p, child = args.pool, pulumi.ResourceOptions(parent=self)
+        self.args = args
+        self.tags = {**oci_tags(args.stack, p), **args.extra_tags}
+        self.ad = availability_domain(args.compartment_id, p.zone)
+        self.reservation_id: pulumi.Input[str] | None = None
+        if p.reserved:
+            self.reservation_id = self._reservation(name, p, child)
+        self.instances: list[oci.core.Instance] = []
+        self.instance_configuration: oci.core.InstanceConfiguration | None = None
+        self.cluster_network: oci.core.ClusterNetwork | None = None
+        if p.training:
+            self._cluster_network(name, p, child)
+        else:
+            self.instances = [self._instance(f"{name}-{i}", p, child) for i in range(p.nodes)]
+        self.register_outputs({"instance_ids": [i.id for i in self.instances],
+                               "cluster_network_id": self.cluster_network.id if self.cluster_network else None,
+                               "reservation_id": self.reservation_id})
+
+    @property
+    def ids(self) -> list[pulumi.Output[str]]:
+        """What the pool holds, for the stack's ``pools`` output."""
+        return [self.cluster_network.id] if self.cluster_network is not None else [i.id for i in self.instances]
+
+    def _reservation(self, name: str, p: NodePoolSpec, child: pulumi.ResourceOptions) -> pulumi.Input[str]:
+        if p.reservation_id:
+            return p.reservation_id                                   # an existing reservation's OCID
+        cr = oci.core.ComputeCapacityReservation(
+            f"{name}-cr", compartment_id=self.args.compartment_id, availability_domain=self.ad,
+            display_name=f"awan-{p.pool}", freeform_tags=self.tags,
+            instance_reservation_configs=[{"instance_shape": p.instance_type, "reserved_count": str(p.nodes)}],
+            opts=child)
+        return cr.id
+
+    def _source(self) -> dict[str, object]:
+        if self.args.image_id:
+            return {"source_type": "image", "source_id": self.args.image_id}
+        return {"source_type": "image", "instance_source_image_filter_details": {
+            "compartment_id": self.args.compartment_id, "operating_system": IMAGE_OS}}
+
+    def _metadata(self) -> dict[str, str] | None:
+        return {"ssh_authorized_keys": self.args.ssh_public_key} if self.args.ssh_public_key else None
+
+    def _instance(self, name: str, p: NodePoolSpec, child: pulumi.ResourceOptions) -> oci.core.Instance:
+        return oci.core.Instance(
+            name, compartment_id=self.args.compartment_id, availability_domain=self.ad, shape=p.instance_type,
+            display_name=name, freeform_tags=self.tags, source_details=self._source(), metadata=self._metadata(),
+            create_vnic_details={"subnet_id": self.args.subnet_id, "assign_public_ip": "false"},
+            capacity_reservation_id=self.reservation_id,
+            preemptible_instance_config=({"preemption_action": {"type": "TERMINATE", "preserve_boot_volume": False}}
+                                         if p.spot else None),
+            opts=child)
+
+    def _cluster_network(self, name: str, p: NodePoolSpec, child: pulumi.ResourceOptions) -> None:
+        source = self._source()
+        launch: dict[str, object] = {
+            "compartment_id": self.args.compartment_id, "availability_domain": self.ad, "shape": p.instance_type,
+            "freeform_tags": self.tags, "display_name": f"awan-{p.pool}",
+            "create_vnic_details": {"subnet_id": self.args.subnet_id, "assign_public_ip": False},
+            "source_details": ({"source_type": "image", "image_id": source["source_id"]} if "source_id" in source
+                               else {"source_type": "image", "instance_source_image_filter_details":
+                                     source["instance_source_image_filter_details"]}),
+            "capacity_reservation_id": self.reservation_id}
+        if self._metadata():
+            launch["metadata"] = self._metadata()
+        self.instance_configuration = oci.core.InstanceConfiguration(
+            f"{name}-config", compartment_id=self.args.compartment_id, display_name=f"awan-{p.pool}",
+            freeform_tags=self.tags, instance_details={"instance_type": "compute", "launch_details": launch},
+            opts=child)
+        self.cluster_network = oci.core.ClusterNetwork(
+            f"{name}-cn", compartment_id=self.args.compartment_id, display_name=f"awan-{p.pool}",
+            freeform_tags=self.tags,
+            instance_pools=[{"instance_configuration_id": self.instance_configuration.id, "size": p.nodes,
+                             "display_name": f"awan-{p.pool}-pool"}],
+            placement_configuration={"availability_domain": self.ad, "primary_subnet_id": self.args.subnet_id},
+            opts=child)

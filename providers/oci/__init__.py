@@ -1,0 +1,1 @@
+"""Oracle Cloud Infrastructure: bare-metal GPU shapes, capacity reservations and cluster networks via the `oci` SDK."""
