@@ -8,6 +8,10 @@ A YAML file (``awan.yaml``, or the path in ``AWAN_CONFIG``)::
       gcp:   {endpoint: http://127.0.0.1:5002, project: awan-lab, credentials: {anonymous: "true"}}
       azure: {endpoint: http://127.0.0.1:5003, subscription: 0000.., credentials: {token: ..}}
       coreweave: {endpoint: http://127.0.0.1:5004, credentials: {token: ..}}
+    clusters:            # where workloads run: the Kubernetes cluster each (provider, region)'s nodes join
+      - {name: eks-use1, provider: aws, regions: [us-east-1], endpoint: https://..., credentials: {token: ..}}
+
+A CoreWeave region needs no entry: its CKS cluster is the provider's own endpoint.
 """
 
 from __future__ import annotations
@@ -46,10 +50,49 @@ class ProviderConfig(BaseModel):
         return self.endpoint or "(public endpoint)"
 
 
+class ClusterConfig(BaseModel):
+    """A Kubernetes cluster that the nodes Awan provisions in some regions of one provider join, and
+    where their workloads run. Several per provider kind (accounts, subscriptions, regions)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=63)
+    provider: ProviderName
+    regions: list[str] = Field(default_factory=lambda: ["*"], min_length=1)   # globs of region names
+    endpoint: str | None = None            # None: the server of credentials.kubeconfig
+    namespace: str = "default"
+    credentials: dict[str, SecretStr] = Field(default_factory=dict)   # token, kubeconfig, ca_file
+    timeout_s: float = 10.0
+
+    def secret(self, key: str, default: str = "") -> str:
+        v = self.credentials.get(key)
+        return v.get_secret_value() if v is not None else default
+
+    def serves(self, provider: str, region: str) -> bool:
+        from fnmatch import fnmatchcase
+
+        return provider == self.provider and any(fnmatchcase(region, g) for g in self.regions)
+
+
 class AwanConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
+    clusters: list[ClusterConfig] = Field(default_factory=list)
+
+    def cluster_for(self, provider: str, region: str) -> ClusterConfig | None:
+        """The cluster whose nodes in (provider, region) join: the first entry that serves it, else for
+        CoreWeave the CKS cluster at the provider's own endpoint."""
+        for c in self.clusters:
+            if c.serves(provider, region):
+                return c
+        p = self.providers.get(provider)
+        if p is not None and p.name == "coreweave":
+            # One CKS API server serves every region of the account: one cluster, whatever the region.
+            return ClusterConfig(name="coreweave", provider="coreweave", regions=["*"],
+                                 endpoint=p.endpoint, namespace=p.namespace, credentials=dict(p.credentials),
+                                 timeout_s=p.timeout_s)
+        return None
 
     def enabled(self) -> list[ProviderConfig]:
         return [p for p in self.providers.values() if p.enabled]
@@ -81,6 +124,10 @@ def parse_config(data: dict, source: str = "<config>") -> AwanConfig:
         err = e.errors()[0]
         loc = ".".join(str(x) for x in err["loc"])
         raise ConfigError(f"{source}: {loc}: {err['msg']}") from None
+    names = [c.name for c in cfg.clusters]
+    if len(set(names)) != len(names):
+        dup = next(n for n in names if names.count(n) > 1)
+        raise ConfigError(f"{source}: clusters: name {dup!r} is used twice")
     for key, p in cfg.providers.items():
         if key != p.name:
             raise ConfigError(f"{source}: providers.{key}: name {p.name!r} does not match its key")
