@@ -19,9 +19,10 @@ from typing import Any
 import yaml
 from werkzeug.wrappers import Request, Response
 
-from mockclouds.control import handle_control
+from mockclouds.control import MockBackend, handle_control
 from mockclouds.kubernetes import openapi, render
 from mockclouds.kubernetes.cluster import Cluster
+from mockclouds.kubernetes.controls import finish_request
 from mockclouds.kubernetes.errors import ApiError, bad_request
 from mockclouds.kubernetes.patches import json_patch, merge_patch, strip_directives
 from mockclouds.kubernetes.resources import (
@@ -95,17 +96,28 @@ def _parse_target(path: str) -> Target | None:
 class KubeApi:
     """The WSGI application."""
 
-    def __init__(self, backend: Cluster, token: str, control: bool = True) -> None:
+    def __init__(self, backend: Cluster, token: str, control: MockBackend | None = None,
+                 clusters: list[dict[str, str]] | None = None) -> None:
+        """``control``: the backend answering ``/_mock/*`` (None when mounted inside another mock that
+        does); ``clusters``: what ``GET /_mock/clusters`` lists, with ``{server}`` for this server's URL."""
         self.backend = backend
         self.token = token
-        self.control = control          # False when mounted inside another mock that answers /_mock/
+        self.control = control
+        self.clusters = clusters or []
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         return self.handle(Request(environ))(environ, start_response)
 
     # -- entry -----------------------------------------------------------------------------------
     def handle(self, req: Request) -> Response:
-        control = handle_control(req, self.backend) if self.control else None
+        if self.control is not None and req.path.rstrip("/") == "/_mock/clusters":
+            base = req.host_url.rstrip("/")
+            return render.json_response({"clusters": [{**c, "server": c["server"].format(server=base)}
+                                                      for c in self.clusters]})
+        if self.control is not None and req.path.rstrip("/") == "/_mock/pods/finish" and req.method == "POST":
+            body = req.get_json(silent=True)
+            return finish_request(body if isinstance(body, dict) else {}, self.backend)
+        control = handle_control(req, self.control) if self.control is not None else None
         if control is not None:
             return control
         if not self._authorized(req):
