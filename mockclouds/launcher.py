@@ -64,8 +64,24 @@ class MockClouds:
         return self.servers[cloud].backend
 
     def reset(self) -> None:
+        from mockclouds.kubernetes.regional import ClusterMount
+
         for s in self.servers.values():
             s.backend.reset()
+            if isinstance(s.server.app, ClusterMount):      # the cloud's regional Kubernetes clusters
+                s.server.app.clusters.reset()
+
+    def clusters(self) -> list[dict[str, str]]:
+        """Every Kubernetes cluster the mocks serve: {name, provider, region, server, token}, as listed by
+        each mock's ``GET /_mock/clusters``."""
+        import json
+        import urllib.request
+
+        out: list[dict[str, str]] = []
+        for url in self.urls.values():
+            with urllib.request.urlopen(f"{url}/_mock/clusters", timeout=10) as r:
+                out += json.loads(r.read())["clusters"]
+        return out
 
     def config_dict(self) -> dict[str, Any]:
         provs: dict[str, Any] = {}
