@@ -92,7 +92,12 @@ class MockClouds:
             if name == "azure":
                 p["subscription"] = AZURE_SUBSCRIPTION
             provs[name] = p
-        return {"providers": provs}
+        # Where workloads run: the AWS, GCP and Azure mocks serve a Kubernetes cluster per region under
+        # /_k8s/<region>/ that their running machines join; CoreWeave's is the CKS endpoint itself.
+        clusters = [{"name": name, "provider": name, "regions": ["*"], "endpoint": f"{url}/_k8s/{{region}}",
+                     "credentials": {"token": MOCK_SECRETS["coreweave"]["token"]}}
+                    for name, url in self.urls.items() if name in ("aws", "gcp", "azure")]
+        return {"providers": provs, "clusters": clusters} if clusters else {"providers": provs}
 
     def config(self) -> AwanConfig:
         return parse_config(self.config_dict(), "mockclouds")

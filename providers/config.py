@@ -59,7 +59,9 @@ class ClusterConfig(BaseModel):
     name: str = Field(min_length=1, max_length=63)
     provider: ProviderName
     regions: list[str] = Field(default_factory=lambda: ["*"], min_length=1)   # globs of region names
-    endpoint: str | None = None            # None: the server of credentials.kubeconfig
+    # None: the server of credentials.kubeconfig. ``{region}`` in it makes one entry stand for a cluster
+    # per region (https://k8s.example/{region}, as the mock clouds serve theirs).
+    endpoint: str | None = None
     namespace: str = "default"
     credentials: dict[str, SecretStr] = Field(default_factory=dict)   # token, kubeconfig, ca_file
     timeout_s: float = 10.0
@@ -73,6 +75,13 @@ class ClusterConfig(BaseModel):
 
         return provider == self.provider and any(fnmatchcase(region, g) for g in self.regions)
 
+    def for_region(self, region: str) -> ClusterConfig:
+        """This entry for one region: itself, or with ``{region}`` filled in (and named after it)."""
+        if not self.endpoint or "{region}" not in self.endpoint:
+            return self
+        return self.model_copy(update={"name": f"{self.name}-{region}", "regions": [region],
+                                       "endpoint": self.endpoint.replace("{region}", region)})
+
 
 class AwanConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -85,7 +94,7 @@ class AwanConfig(BaseModel):
         CoreWeave the CKS cluster at the provider's own endpoint."""
         for c in self.clusters:
             if c.serves(provider, region):
-                return c
+                return c.for_region(region)
         p = self.providers.get(provider)
         if p is not None and p.name == "coreweave":
             # One CKS API server serves every region of the account: one cluster, whatever the region.

@@ -4,7 +4,7 @@ cluster (built on first use, closed with the service)."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from controlplane.dispatch.kube import Cluster, KubeCluster
 from providers.config import AwanConfig, ClusterConfig
@@ -31,17 +31,14 @@ class ClusterSet:
         cfg = self.config_for(provider, region)
         return self._client(cfg) if cfg is not None else None
 
-    def all(self) -> list[Cluster]:
-        """Every configured cluster (garbage collection looks at each, not only those in use)."""
-        if self.config is None:
-            return []
-        cfgs = list(self.config.clusters)
-        cw = self.config.providers.get("coreweave")
-        if cw is not None and cw.enabled:
-            fallback = self.config.cluster_for("coreweave", "*")
-            if fallback is not None and all(c.name != fallback.name for c in cfgs):
-                cfgs.append(fallback)
-        return [self._client(c) for c in cfgs]
+    def for_regions(self, where: Iterable[tuple[str, str]]) -> list[Cluster]:
+        """The distinct clusters of these (provider, region) pairs (several regions may share one)."""
+        out: dict[str, Cluster] = {}
+        for provider, region in sorted(set(where)):
+            c = self.for_region(provider, region)
+            if c is not None:
+                out.setdefault(c.name, c)
+        return list(out.values())
 
     def close(self) -> None:
         with self._lock:

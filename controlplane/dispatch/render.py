@@ -21,7 +21,8 @@ from typing import Any
 
 from controlplane.model.template import Container, Run
 from controlplane.model.workload import GPUWorkload, WorkloadKind
-from providers.model import LABEL_POOL, LABEL_WORKLOAD
+from providers.nodelabels import POOL as LABEL_POOL
+from providers.nodelabels import WORKLOAD as LABEL_WORKLOAD
 
 MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGER = "awan"

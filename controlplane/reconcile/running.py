@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import select
+
 from controlplane.dispatch import status as st
 from controlplane.dispatch.clusters import ClusterSet
 from controlplane.dispatch.kube import Cluster, ClusterError, Owned
@@ -36,7 +38,7 @@ from controlplane.store import audit
 from controlplane.store import workloads as repo
 from controlplane.store.coltypes import utcnow
 from controlplane.store.db import Database
-from controlplane.store.models import RunLog, Workload, WorkloadState
+from controlplane.store.models import RunLog, Stack, Workload, WorkloadState
 
 log = get_logger("awan.running")
 SELECTOR = f"{MANAGED_BY}={MANAGER}"
@@ -100,6 +102,7 @@ class RunStep:
                  idle_timeout_s: Callable[[], float], clock: Callable[[], datetime] = utcnow) -> None:
         self.db, self.clusters, self.actor, self.fenced = db, clusters, actor, fenced
         self.idle_timeout_s, self.clock = idle_timeout_s, clock
+        self._touched: set[tuple[str, str]] = set()
 
     # -- read ----------------------------------------------------------------------------------------
     def _rows(self) -> list[RowView]:
@@ -107,9 +110,20 @@ class RunStep:
             states = [*_FOLLOWED, *_FINISHED]
             return [_view(r) for r in repo.list_(s, states=states, limit=1_000_000, light=True)]
 
-    def _owned(self) -> dict[str, tuple[Cluster, Owned]]:
+    def _where(self, rows: list[RowView]) -> set[tuple[str, str]]:
+        """The regions whose clusters are looked at: those of the runs, of every stack (a region Awan ever
+        provisioned in may hold objects of a workload since re-placed or deleted), and any dispatched to
+        by this process."""
+        where = {s.cluster for v in rows for s in v.slots} | self._touched
+        with self.db.session() as s:
+            for spec in s.scalars(select(Stack.spec)):
+                if spec and spec.get("provider") and spec.get("region"):
+                    where.add((str(spec["provider"]), str(spec["region"])))
+        return where
+
+    def _owned(self, rows: list[RowView]) -> dict[str, tuple[Cluster, Owned]]:
         out: dict[str, tuple[Cluster, Owned]] = {}
-        for c in self.clusters.all():
+        for c in self.clusters.for_regions(self._where(rows)):
             try:
                 out[c.name] = (c, c.owned(SELECTOR))
             except ClusterError as e:
@@ -121,7 +135,7 @@ class RunStep:
         if not self.fenced():
             return
         rows = self._rows()
-        owned = self._owned()
+        owned = self._owned(rows)
         changes: list[Change] = []
         for v in rows:
             if not is_run(v.spec):
@@ -143,6 +157,7 @@ class RunStep:
                        "to the configuration")
                 return Change(v, message=msg, event=("dispatch-blocked", {"why": msg})) if v.message != msg else None
             namespaces[s.cluster] = cfg.namespace
+            self._touched.add(s.cluster)
             client = self.clusters.for_region(s.provider, s.region)
             assert client is not None
             clusters[s.cluster] = client

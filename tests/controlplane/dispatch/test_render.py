@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from controlplane.dispatch.render import GPU, L_INCARNATION, L_WORKLOAD, Slot, base_name, render
 from controlplane.model import parse_manifests
-from providers.model import LABEL_POOL, LABEL_WORKLOAD
+from providers.nodelabels import POOL as LABEL_POOL
+from providers.nodelabels import WORKLOAD as LABEL_WORKLOAD
 
 GANG = """metadata: {name: gang, team: research}
 spec:
