@@ -174,3 +174,55 @@ def test_a_job_runs_to_completion_on_aws(service):
 def test_a_job_runs_to_completion_on_every_provider(service, provider):
     svc, token, mc = service
     run_to_completion(svc, token, mc, provider)
+
+
+def lose_nodes(mc: Any, provider: str, w: dict[str, Any]) -> None:
+    a = w["assignments"][0]
+    r = httpx.post(mc.urls[provider] + "/_mock/revoke", json={"region": a["region"], "zone": a["zone"],
+                                                               "instanceType": a["instanceType"]}, timeout=30)
+    assert r.status_code == 200 and r.json()["nodes"], r.text
+
+
+def test_a_lost_gang_resumes_from_its_checkpoint_and_the_retry_is_counted(service):
+    svc, token, mc = service
+    name = "gang-lost"
+    with httpx.Client(base_url=svc.url, headers={"Authorization": f"Bearer {token}"}, timeout=30) as c:
+        assert c.post("/v1/workloads", content=manifest(name, "aws", "us-east-1", max_retries=2),
+                      headers={"Content-Type": "application/yaml"}).status_code == 201
+        w = wait_for(c, name, lambda w: w["state"] == "Running", "Running")
+        lose_nodes(mc, "aws", w)
+        w = wait_for(c, name, lambda w: w["state"] == "Running" and w["restarts"] == 1, "Running again, 1 retry")
+        logs = c.get(f"/v1/workloads/{name}/logs").json()["items"]
+        assert len(logs) == 2 and all(it["incarnation"] == 1 and f"ckpt={CKPT}" in it["text"] for it in logs), logs
+        events = c.get(f"/v1/workloads/{name}/events").json()["items"]
+        retry = [e for e in events if e["action"] == "retry"]
+        assert len(retry) == 1 and retry[0]["details"]["restarts"] == 1 and retry[0]["details"]["maxRetries"] == 2
+        assert sum(1 for e in events if e["action"] == "dispatched") == 2
+        # Only the new incarnation's pods are left in the cluster.
+        v1 = kube(mc, "aws", w["assignments"][0]["region"])
+        pods = v1.list_namespaced_pod("default", label_selector=f"{L_WORKLOAD}={workload_key('research', name)}")
+        deadline = time.monotonic() + 60
+        while {p.metadata.labels["awan.dev/incarnation"] for p in pods.items} != {"1"}:
+            assert time.monotonic() < deadline, [p.metadata.name for p in pods.items]
+            time.sleep(0.3)
+            pods = v1.list_namespaced_pod("default",
+                                          label_selector=f"{L_WORKLOAD}={workload_key('research', name)}")
+        finish(mc, "aws", w["assignments"][0]["region"], name, 0)
+        w = wait_for(c, name, lambda w: w["state"] == "Succeeded", "Succeeded")
+        assert w["restarts"] == 1
+
+
+def test_a_gang_out_of_retries_ends_failed_with_the_reason(service):
+    svc, token, mc = service
+    name = "gang-spent"
+    with httpx.Client(base_url=svc.url, headers={"Authorization": f"Bearer {token}"}, timeout=30) as c:
+        assert c.post("/v1/workloads", content=manifest(name, "aws", "us-east-1", max_retries=0),
+                      headers={"Content-Type": "application/yaml"}).status_code == 201
+        w = wait_for(c, name, lambda w: w["state"] == "Running", "Running")
+        lose_nodes(mc, "aws", w)
+        w = wait_for(c, name, lambda w: w["state"] == "Failed", "Failed")
+        assert w["reason"] == "MaxRetriesExceeded" and "maxRetries" in w["message"] and w["restarts"] == 0, w
+        deadline = time.monotonic() + 180
+        while _inventory(mc, "aws", name) and time.monotonic() < deadline:
+            time.sleep(0.3)
+        assert _inventory(mc, "aws", name) == []
