@@ -127,12 +127,19 @@ def run_to_completion(svc: Service, token: str, mc: Any, provider: str) -> None:
     with httpx.Client(base_url=svc.url, headers={"Authorization": f"Bearer {token}"}, timeout=30) as c:
         r = c.post("/v1/workloads", content=manifest(name, provider, region), headers={"Content-Type": "application/yaml"})
         assert r.status_code == 201 and r.json()["capacityOnly"] == [], r.text
-        w = wait_for(c, name, lambda w: w["state"] == "Running", "Running")
+        v1 = kube(mc, provider, region)
+        try:
+            w = wait_for(c, name, lambda w: w["state"] == "Running", "Running")
+        except AssertionError as e:       # say why the pods did not run, as the cluster tells it
+            pods = v1.list_namespaced_pod("default", label_selector=f"{L_WORKLOAD}={key}").items
+            why = [(p.metadata.name, p.status.phase, [(x.type, x.reason, x.message) for x in p.status.conditions or []])
+                   for p in pods]
+            nodes = [(n.metadata.name, n.metadata.labels) for n in v1.list_node().items]
+            raise AssertionError(f"{e}\npods: {why}\nnodes: {nodes}") from None
         assert {(a["provider"], a["region"]) for a in w["assignments"]} == {(provider, region)}
         pools = {a["pool"] for a in w["assignments"]}
 
         # The pods run on the nodes Awan provisioned for it, as the cluster itself says.
-        v1 = kube(mc, provider, region)
         pods = v1.list_namespaced_pod("default", label_selector=f"{L_WORKLOAD}={key}").items
         assert len(pods) == 2 and all(p.status.phase == "Running" for p in pods)
         nodes = {n.metadata.name: n.metadata.labels for n in v1.list_node().items}
