@@ -76,8 +76,24 @@ class MockClouds:
         return self.servers[cloud].backend
 
     def reset(self) -> None:
+        from mockclouds.kubernetes.regional import ClusterMount
+
         for s in self.servers.values():
             s.backend.reset()
+            if isinstance(s.server.app, ClusterMount):      # the cloud's regional Kubernetes clusters
+                s.server.app.clusters.reset()
+
+    def clusters(self) -> list[dict[str, str]]:
+        """Every Kubernetes cluster the mocks serve: {name, provider, region, server, token}, as listed by
+        each mock's ``GET /_mock/clusters``."""
+        import json
+        import urllib.request
+
+        out: list[dict[str, str]] = []
+        for url in self.urls.values():
+            with urllib.request.urlopen(f"{url}/_mock/clusters", timeout=10) as r:
+                out += json.loads(r.read())["clusters"]
+        return out
 
     def config_dict(self) -> dict[str, Any]:
         provs: dict[str, Any] = {}
@@ -90,7 +106,12 @@ class MockClouds:
             if name == "oci":
                 p.update(_oci_settings(url))
             provs[name] = p
-        return {"providers": provs}
+        # Where workloads run: the AWS, GCP and Azure mocks serve a Kubernetes cluster per region under
+        # /_k8s/<region>/ that their running machines join; CoreWeave's is the CKS endpoint itself.
+        clusters = [{"name": name, "provider": name, "regions": ["*"], "endpoint": f"{url}/_k8s/{{region}}",
+                     "credentials": {"token": MOCK_SECRETS["coreweave"]["token"]}}
+                    for name, url in self.urls.items() if name in ("aws", "gcp", "azure")]
+        return {"providers": provs, "clusters": clusters} if clusters else {"providers": provs}
 
     def config(self) -> AwanConfig:
         return parse_config(self.config_dict(), "mockclouds")

@@ -10,6 +10,10 @@ A YAML file (``awan.yaml``, or the path in ``AWAN_CONFIG``)::
       coreweave: {endpoint: http://127.0.0.1:5004, credentials: {token: ..}}
       oci:   {endpoint: "http://127.0.0.1:5005/{region}", tenancy: ocid1.tenancy.., regions: [us-chicago-1],
               credentials: {user: ocid1.user.., fingerprint: .., key_content: "-----BEGIN PRIVATE KEY-----.."}}
+    clusters:            # where workloads run: the Kubernetes cluster each (provider, region)'s nodes join
+      - {name: eks-use1, provider: aws, regions: [us-east-1], endpoint: https://..., credentials: {token: ..}}
+
+A CoreWeave region needs no entry: its CKS cluster is the provider's own endpoint.
 """
 
 from __future__ import annotations
@@ -50,10 +54,58 @@ class ProviderConfig(BaseModel):
         return self.endpoint or "(public endpoint)"
 
 
+class ClusterConfig(BaseModel):
+    """A Kubernetes cluster that the nodes Awan provisions in some regions of one provider join, and
+    where their workloads run. Several per provider kind (accounts, subscriptions, regions)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=63)
+    provider: ProviderName
+    regions: list[str] = Field(default_factory=lambda: ["*"], min_length=1)   # globs of region names
+    # None: the server of credentials.kubeconfig. ``{region}`` in it makes one entry stand for a cluster
+    # per region (https://k8s.example/{region}, as the mock clouds serve theirs).
+    endpoint: str | None = None
+    namespace: str = "default"
+    credentials: dict[str, SecretStr] = Field(default_factory=dict)   # token, kubeconfig, ca_file
+    timeout_s: float = 10.0
+
+    def secret(self, key: str, default: str = "") -> str:
+        v = self.credentials.get(key)
+        return v.get_secret_value() if v is not None else default
+
+    def serves(self, provider: str, region: str) -> bool:
+        from fnmatch import fnmatchcase
+
+        return provider == self.provider and any(fnmatchcase(region, g) for g in self.regions)
+
+    def for_region(self, region: str) -> ClusterConfig:
+        """This entry for one region: itself, or with ``{region}`` filled in (and named after it)."""
+        if not self.endpoint or "{region}" not in self.endpoint:
+            return self
+        return self.model_copy(update={"name": f"{self.name}-{region}", "regions": [region],
+                                       "endpoint": self.endpoint.replace("{region}", region)})
+
+
 class AwanConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
+    clusters: list[ClusterConfig] = Field(default_factory=list)
+
+    def cluster_for(self, provider: str, region: str) -> ClusterConfig | None:
+        """The cluster whose nodes in (provider, region) join: the first entry that serves it, else for
+        CoreWeave the CKS cluster at the provider's own endpoint."""
+        for c in self.clusters:
+            if c.serves(provider, region):
+                return c.for_region(region)
+        p = self.providers.get(provider)
+        if p is not None and p.name == "coreweave":
+            # One CKS API server serves every region of the account: one cluster, whatever the region.
+            return ClusterConfig(name="coreweave", provider="coreweave", regions=["*"],
+                                 endpoint=p.endpoint, namespace=p.namespace, credentials=dict(p.credentials),
+                                 timeout_s=p.timeout_s)
+        return None
 
     def enabled(self) -> list[ProviderConfig]:
         return [p for p in self.providers.values() if p.enabled]
@@ -85,6 +137,10 @@ def parse_config(data: dict, source: str = "<config>") -> AwanConfig:
         err = e.errors()[0]
         loc = ".".join(str(x) for x in err["loc"])
         raise ConfigError(f"{source}: {loc}: {err['msg']}") from None
+    names = [c.name for c in cfg.clusters]
+    if len(set(names)) != len(names):
+        dup = next(n for n in names if names.count(n) > 1)
+        raise ConfigError(f"{source}: clusters: name {dup!r} is used twice")
     for key, p in cfg.providers.items():
         if key != p.name:
             raise ConfigError(f"{source}: providers.{key}: name {p.name!r} does not match its key")

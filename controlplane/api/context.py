@@ -25,6 +25,7 @@ class ServiceContext:
     metrics: LoopMetrics
     config: Any = None              # providers.config.AwanConfig the providers were built from
     controller: Any = None          # controlplane.reconcile.controller.Controller when reconciling
+    clusters: Any = None            # controlplane.dispatch.clusters.ClusterSet, built on first use (logs)
     closers: list[Any] = field(default_factory=list)
 
 

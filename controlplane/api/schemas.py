@@ -40,6 +40,13 @@ class WorkloadOut(BaseModel):
     runningAt: datetime | None = None
     spec: dict[str, Any]
     assignments: list[AssignmentOut] = Field(default_factory=list)
+    # The run (spec.template). ``capacityOnly``: no template, so nothing is dispatched; the nodes are held.
+    capacityOnly: bool = False
+    restarts: int = 0
+    exitCode: int | None = None
+    reason: str = ""
+    finishedAt: datetime | None = None
+    releasedAt: datetime | None = None
 
 
 class WorkloadList(BaseModel):
@@ -50,6 +57,25 @@ class SubmitResult(BaseModel):
     items: list[WorkloadOut]
     created: list[str]
     unchanged: list[str]
+    # Submitted without spec.template: capacity reservations, nothing will run on them.
+    capacityOnly: list[str] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
+
+
+class LogOut(BaseModel):
+    """One pod's log (``live``: read from the cluster now; else the tail kept when the run finished)."""
+
+    rank: int
+    pod: str
+    incarnation: int
+    live: bool
+    text: str
+
+
+class LogList(BaseModel):
+    name: str
+    state: str
+    items: list[LogOut]
 
 
 class PlacementOut(BaseModel):

@@ -30,7 +30,18 @@ def to_out(row: Workload) -> schemas.WorkloadOut:
         assignments=[schemas.AssignmentOut(
             pool=a.pool, provider=a.provider, region=a.region, zone=a.zone, instanceType=a.instance_type,
             nodes=a.nodes, gpus=a.gpus, gpuModel=a.gpu_model, capacityType=a.capacity_type,
-            reservation=a.reservation, pricePerHour=a.price_per_hour) for a in row.assignments])
+            reservation=a.reservation, pricePerHour=a.price_per_hour) for a in row.assignments],
+        capacityOnly=not is_run(row.spec), restarts=row.restarts or 0, exitCode=row.exit_code,
+        reason=row.reason or "", finishedAt=row.finished_at, releasedAt=row.released_at)
+
+
+def is_run(spec: dict[str, Any]) -> bool:
+    """Whether a stored manifest says what to run (else it is a capacity reservation)."""
+    return bool((spec.get("spec") or {}).get("template"))
+
+
+CAPACITY_ONLY_NOTE = ("no spec.template: a capacity reservation; its nodes are provisioned and held, "
+                      "nothing runs on them")
 
 
 def _scope(p: Principal, team: str | None = None) -> str | None:
@@ -92,6 +103,7 @@ def submit(db: Database, p: Principal, text: str, source: str,
 
 def _submit(db: Database, p: Principal, items: list[GPUWorkload]) -> schemas.SubmitResult:
     created, unchanged, out = [], [], []
+    capacity_only = [w.name for w in items if w.spec.template is None]
     with db.session() as s:   # one transaction: all documents or none
         for w in items:
             try:
@@ -108,7 +120,9 @@ def _submit(db: Database, p: Principal, items: list[GPUWorkload]) -> schemas.Sub
             out.append(row)
         s.flush()
         result = [to_out(r) for r in out]
-    return schemas.SubmitResult(items=result, created=created, unchanged=unchanged)
+    notes = [f"workload/{n}: {CAPACITY_ONLY_NOTE}" for n in capacity_only]
+    return schemas.SubmitResult(items=result, created=created, unchanged=unchanged, capacityOnly=capacity_only,
+                                notes=notes)
 
 
 def _find(s: Any, p: Principal, name: str, team: str | None) -> Workload:

@@ -14,6 +14,7 @@ from controlplane.cli import (
     catalog_cmds,
     config_cmds,
     demo_cmds,
+    logs_cmds,
     mockclouds_cmds,
     plan_cmds,
     resource_cmds,
@@ -62,7 +63,7 @@ def main_options(
 
 
 for _mod in (resource_cmds, token_cmds, config_cmds, catalog_cmds, plan_cmds, stack_cmds, service_cmds,
-             mockclouds_cmds, demo_cmds):
+             mockclouds_cmds, demo_cmds, logs_cmds):
     _mod.register(app)
 
 

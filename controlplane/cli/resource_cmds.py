@@ -19,7 +19,7 @@ from typer.core import TyperCommand
 from controlplane.cli.client import ApiError, request, request_or_error
 from controlplane.cli.output import GetFormat, fail, print_columns, print_json, print_yaml
 
-STATES = ("Pending", "Placed", "Provisioning", "Running", "Failed", "Deleting", "Deleted")
+STATES = ("Pending", "Placed", "Provisioning", "Starting", "Running", "Succeeded", "Failed", "Deleting", "Deleted")
 _WORKLOAD = ("workload", "workloads", "wl")
 _KINDS = {**dict.fromkeys(_WORKLOAD, "workloads"), **dict.fromkeys(("stack", "stacks"), "stacks"),
           **dict.fromkeys(("event", "events", "ev"), "events")}
@@ -78,12 +78,15 @@ def where(w: dict[str, Any], wide: bool) -> str:
 
 
 def _workload_rows(items: list[dict[str, Any]], wide: bool) -> tuple[list[str], list[list[object]]]:
-    header = ["NAME", "TEAM", "STATE", "GPUS", "WHERE", "AGE"]
+    header = ["NAME", "TEAM", "STATE", "RESTARTS", "GPUS", "WHERE", "AGE"]
     if wide:
         header += ["PRIORITY", "$/H", "MESSAGE"]
     rows: list[list[object]] = []
     for w in items:
-        r: list[object] = [w["name"], w["team"], w["state"], w["gpus"], where(w, wide), age(w.get("createdAt"))]
+        # A reservation runs nothing: "-" rather than a restart count that could never move.
+        restarts = "-" if w.get("capacityOnly") else w.get("restarts", 0)
+        r: list[object] = [w["name"], w["team"], w["state"], restarts, w["gpus"], where(w, wide),
+                           age(w.get("createdAt"))]
         if wide:
             price = sum(a["pricePerHour"] for a in w.get("assignments") or [])
             r += [w.get("priority", 0), f"{price:.2f}" if price else "-", w.get("message") or ""]
@@ -280,6 +283,8 @@ def _submit(files: list[Path], verb: str) -> list[str]:
             sys.stdout.write(f"workload/{n} {verb}\n")
         for n in res["unchanged"]:
             sys.stdout.write(f"workload/{n} unchanged\n")
+        for note in res.get("notes") or []:
+            sys.stderr.write(f"note: {note}\n")
         names += [w["name"] for w in res["items"]]
     return names
 
@@ -301,7 +306,9 @@ def wait_for(names: list[str], state: str | None, timeout: float, gone: bool = F
                     continue
                 fail(str(e))
             st = w["state"]
-            if st == (state or "Deleted") or (gone and st == "Deleted"):
+            # A run that already finished has passed Running: waiting for Running is over.
+            passed = state in ("Starting", "Running") and st == "Succeeded"
+            if st == (state or "Deleted") or (gone and st == "Deleted") or passed:
                 sys.stdout.write(f"workload/{n} {st.lower()}\n")
                 left.discard(n)
             elif st == "Failed" and state != "Failed":

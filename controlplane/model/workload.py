@@ -14,6 +14,7 @@ from typing import Final, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from controlplane.model.template import Container, RestartPolicy, Run
 from providers.catalog import CapacityType, default_catalog
 
 API_VERSION: Final = "awan.dev/v1alpha1"     # Final: typed as the Literal the model's field accepts
@@ -202,6 +203,9 @@ class Spec(_Strict):
     priority: int = Field(default=0, ge=INT32_MIN, le=INT32_MAX)
     replicas: int = Field(default=1, gt=0, le=INT32_MAX)
     schedule: Schedule | None = None
+    # What runs on the capacity (None: a pure capacity reservation, nothing is dispatched) and how.
+    template: Container | None = None
+    run: Run = Field(default_factory=Run)
 
     @field_validator("capacity_type", mode="before")
     @classmethod
@@ -213,6 +217,31 @@ class Spec(_Strict):
         if self.gpus.count * self.replicas > INT32_MAX:
             raise ValueError(f"gpus.count x replicas is {self.gpus.count * self.replicas}, over {INT32_MAX}")
         return self
+
+    @model_validator(mode="after")
+    def _run_fits(self) -> Spec:
+        run, given = self.run, self.run.model_fields_set
+        if self.template is None:
+            if "run" in self.model_fields_set:
+                raise ValueError("run: needs spec.template (a manifest without a template is a capacity "
+                                 "reservation: nothing runs, so there is nothing to restart)")
+            return self
+        inference = self.kind == WorkloadKind.INFERENCE
+        for attr, alias in (("readiness_probe", "readinessProbe"), ("service_port", "servicePort")):
+            if attr in given and getattr(run, attr) is not None and not inference:
+                raise ValueError(f"run.{alias}: only for kind: inference")
+        if inference:
+            if "restart_policy" in given and run.restart_policy != RestartPolicy.NEVER:
+                raise ValueError("run.restartPolicy: an inference service always restarts its pods; leave it out")
+            if "active_deadline_seconds" in given:
+                raise ValueError("run.activeDeadlineSeconds: an inference service has no deadline")
+            if not self.template.ports and run.service_port is None:
+                raise ValueError("template.ports: an inference service needs a containerPort (or run.servicePort)")
+        return self
+
+    @property
+    def runs_something(self) -> bool:
+        return self.template is not None
 
     @model_validator(mode="after")
     def _topology_fits(self) -> Spec:
@@ -245,5 +274,9 @@ class GPUWorkload(_Strict):
         return self.spec.gpus.count * self.spec.replicas
 
     def to_manifest(self) -> dict:
-        """The manifest as a user would write it (camelCase, no defaults dropped)."""
-        return self.model_dump(mode="json", by_alias=True)
+        """The manifest as a user would write it (camelCase, no defaults dropped). A capacity reservation
+        (no template) is stored without ``template``/``run``, as before they existed, so resubmitting a
+        manifest stored by an earlier version is still "unchanged"."""
+        if self.spec.template is None:
+            return self.model_dump(mode="json", by_alias=True, exclude={"spec": {"template", "run"}})
+        return self.model_dump(mode="json", by_alias=True, exclude_none=False)

@@ -114,6 +114,13 @@ def _as_datetime(v: datetime | date) -> datetime:
     return datetime.combine(v, time.min, tzinfo=UTC)
 
 
+class LifecycleDoc(_Strict):
+    """What happens to capacity when a run ends: it is held this long (a follow-up run, a look at the
+    nodes), then released."""
+
+    idle_timeout_seconds: int = Field(alias="idleTimeoutSeconds", ge=0, le=2**31 - 1)
+
+
 class PolicySpec(_Strict):
     providers: ProvidersDoc | None = None
     regions: AllowDenyDoc | None = None
@@ -125,6 +132,7 @@ class PolicySpec(_Strict):
     preferences: PreferencesDoc | None = None
     caps: CapsDoc | None = None
     commitments: list[CommitmentDoc] = Field(default_factory=list)
+    lifecycle: LifecycleDoc | None = None
 
 
 class PolicyMetadata(_Strict):

@@ -114,6 +114,8 @@ def merge(docs: Sequence[tuple[str, PolicyDocument]]) -> PolicySet:
             capacity_types=_merge_allow_deny(ps.capacity_types, s.capacity_types),
             max_price_per_gpu_hour=_min(ps.max_price_per_gpu_hour, s.max_price_per_gpu_hour),
         )
+        if s.lifecycle is not None:
+            ps = dataclasses.replace(ps, idle_timeout_s=float(s.lifecycle.idle_timeout_seconds))
         for name, dc in sorted(s.data_classes.items()):
             old = data_classes.get(name)
             geo, countries = tuple(dc.geo) if dc.geo is not None else None, \

@@ -103,6 +103,8 @@ class PolicySet:
     team_budgets: tuple[TeamBudget, ...] = ()
     commitments: tuple[Commitment, ...] = ()
     sources: tuple[str, ...] = ()
+    # Seconds a finished run's capacity is held before it is released (policy ``lifecycle``; later wins).
+    idle_timeout_s: float = 300.0
 
     def __hash__(self) -> int:
         return id(self)

@@ -15,8 +15,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from controlplane.dispatch.clusters import ClusterSet
 from controlplane.logs import get_logger
-from controlplane.reconcile import failover, fleet, observing, placing, provisioning
+from controlplane.reconcile import failover, fleet, observing, placing, provisioning, running
 from controlplane.reconcile.leader import LeaderElector
 from controlplane.reconcile.metrics import LoopMetrics
 from controlplane.reconcile.queue import RateLimitedQueue
@@ -52,7 +53,7 @@ class Controller:
     def __init__(self, db: Database, providers: Mapping[str, Provider], engine: Any, *,
                  elector: LeaderElector, policies: Callable[[], Any], config: LoopConfig | None = None,
                  place: placing.PlaceFn = placing.default_place, snapshot: Callable[[], Any] | None = None,
-                 metrics: LoopMetrics | None = None) -> None:
+                 metrics: LoopMetrics | None = None, clusters: ClusterSet | None = None) -> None:
         self.db, self.providers, self.engine, self.elector = db, providers, engine, elector
         self.policies, self.place = policies, place
         self.cfg = config or LoopConfig()
@@ -73,6 +74,11 @@ class Controller:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        # Running what the workloads say on their nodes (spec.template): only with clusters to run it in.
+        self.clusters = clusters
+        self.runs = None if clusters is None else running.RunStep(
+            db, clusters, actor=self.actor, fenced=self.elector.fenced,
+            idle_timeout_s=lambda: float(self.policies().idle_timeout_s))
 
     # -- one pass ----------------------------------------------------------------------------------
     def snapshot(self) -> Any:
@@ -107,6 +113,8 @@ class Controller:
         self._drifted |= observing.apply_observation(self.db, obs, actor=self.actor, fenced=self.elector.fenced,
                                                      metrics=self.metrics, blocks=self.blocks, short=self.short)
         observing.finish_deletions(self.db, obs, actor=self.actor, fenced=self.elector.fenced)
+        if self.runs is not None:
+            self.runs.tick()
 
     def _check_health(self) -> None:
         """Evacuate DOWN regions; when one answers again, run its stacks now (not after their backoff)
@@ -218,3 +226,5 @@ class Controller:
             self._thread.join(timeout=60)
         self._pool.shutdown(wait=True)
         self.elector.stop(release=release_lease)
+        if self.clusters is not None:
+            self.clusters.close()

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from controlplane.logs import get_logger
+from controlplane.reconcile import restarts
 from controlplane.store import audit
 from controlplane.store import workloads as repo
 from controlplane.store.db import Database
@@ -35,7 +36,8 @@ BLOCK_TTL_S = 180.0
 # failure, whatever the provider says (CKS shows a revoked zone as pending nodes, not as an error).
 # Karpenter gives a node 15 minutes to register; GPU nodes of the clouds here come up in a few.
 SHORT_BOUND_S = 180.0
-MOVABLE = (WorkloadState.PLACED.value, WorkloadState.PROVISIONING.value, WorkloadState.RUNNING.value)
+MOVABLE = (WorkloadState.PLACED.value, WorkloadState.PROVISIONING.value, WorkloadState.STARTING.value,
+           WorkloadState.RUNNING.value)
 
 
 def is_pool_failure(e: BaseException) -> bool:
@@ -106,6 +108,8 @@ def replace(s: Any, row: Workload, *, actor: str, reason: str, trigger: str,
     audit.record(s, actor=actor, action="failover", kind="workload", subject=row.name, team=row.team,
                  details={"trigger": trigger, "reason": reason[:500], "from": old,
                           "blocked": ["/".join(k[:4]) for k in blocked]})
+    # A run whose pods were dispatched is over with its nodes: the next one (from its checkpoint) is a retry.
+    restarts.end_incarnation(s, row, actor=actor, why=f"failover ({trigger}): {reason}")
 
 
 def redact(text: str, own: Iterable[str], every: Iterable[str]) -> str:

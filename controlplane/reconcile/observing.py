@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from controlplane.reconcile import failover
+from controlplane.reconcile import failover, restarts
 from controlplane.reconcile.fleet import Observation
 from controlplane.reconcile.metrics import LoopMetrics
 from controlplane.store import audit
@@ -19,7 +19,9 @@ from controlplane.store.models import Stack, WorkloadState
 from infra.spec import stack_name
 from providers.model import LABEL_STACK, TAG_STACK, NodeState
 
-_WATCHED = (WorkloadState.PLACED.value, WorkloadState.PROVISIONING.value, WorkloadState.RUNNING.value)
+_WATCHED = (WorkloadState.PLACED.value, WorkloadState.PROVISIONING.value, WorkloadState.STARTING.value,
+            WorkloadState.RUNNING.value)
+_UP = (WorkloadState.STARTING.value, WorkloadState.RUNNING.value)   # nodes were all up
 
 
 def apply_observation(db: Database, obs: Observation, *, actor: str, fenced: Callable[[], bool],
@@ -47,7 +49,7 @@ def apply_observation(db: Database, obs: Observation, *, actor: str, fenced: Cal
                 # them run again and delete what their state does not want.
                 drifted |= extra
                 live = sum(1 for n in mine if n.state in _LIVE)
-                if row.state == WorkloadState.RUNNING.value and row.message != (msg := f"{live}/{need} nodes live; "
+                if row.state in _UP and row.message != (msg := f"{live}/{need} nodes live; "
                                                                                  "removing the extra ones"):
                     row.message = msg
                     audit.record(s, actor=actor, action="drift", kind="workload", subject=row.name,
@@ -66,13 +68,17 @@ def apply_observation(db: Database, obs: Observation, *, actor: str, fenced: Cal
                     metrics.failovers.labels("short").inc()
                     continue
             if row.state == WorkloadState.PROVISIONING.value and running >= need:
-                row.state, row.running_at = WorkloadState.RUNNING.value, utcnow()
-                row.message = f"{running}/{need} nodes running"
+                # With a template the nodes being up is only the start: dispatch creates the pods and
+                # moves it on to Running when they run. Without one the capacity is what was asked for.
+                run = restarts.is_run(row.spec)
+                row.state = WorkloadState.STARTING.value if run else WorkloadState.RUNNING.value
+                row.running_at = utcnow()
+                row.message = f"{running}/{need} nodes running" + ("; starting the pods" if run else "")
                 if row.placed_at:
                     metrics.provisioning_latency.observe((row.running_at - row.placed_at).total_seconds())
                 audit.record(s, actor=actor, action="running", kind="workload", subject=row.name,
                              team=row.team, details={"nodes": running})
-            elif row.state == WorkloadState.RUNNING.value and running < need:
+            elif row.state in _UP and running < need:
                 drifted.update(stack_name(a.provider, a.region) for a in row.assignments)
                 keys = _lost_pools(row, obs)
                 if _preempted(row, obs, keys):
@@ -90,6 +96,7 @@ def apply_observation(db: Database, obs: Observation, *, actor: str, fenced: Cal
                 row.message = f"drift: {running}/{need} nodes running"
                 audit.record(s, actor=actor, action="drift", kind="workload", subject=row.name,
                              team=row.team, details={"running": running, "need": need})
+                restarts.end_incarnation(s, row, actor=actor, why=f"{running}/{need} nodes running: nodes lost")
     if short is not None:
         short.keep_only(still_short)
     return drifted

@@ -28,7 +28,10 @@ from controlplane.store.models import Stack, WorkloadState
 from infra.spec import StackSpec, desired_stacks
 
 log = get_logger("awan.provisioning")
-HOLDING = (WorkloadState.PLACED.value, WorkloadState.PROVISIONING.value, WorkloadState.RUNNING.value)
+# A finished run keeps its nodes (its assignments) until the idle timeout releases them.
+HOLDING = (WorkloadState.PLACED.value, WorkloadState.PROVISIONING.value, WorkloadState.STARTING.value,
+           WorkloadState.RUNNING.value, WorkloadState.SUCCEEDED.value, WorkloadState.FAILED.value)
+_WAITING = (WorkloadState.PLACED.value, WorkloadState.PROVISIONING.value)
 
 
 def spec_hash(spec: StackSpec) -> str:
@@ -48,7 +51,7 @@ def plan(db: Database, *, resync_s: float, config: dict[str, dict[str, str]] | N
     with db.session() as s:
         rows = repo.list_(s, states=HOLDING, limit=1_000_000, light=True)
         pools = pools_for(rows)
-        waiting = {r.key for r in rows if r.state != WorkloadState.RUNNING.value}
+        waiting = {r.key for r in rows if r.state in _WAITING}
         # The engine's state (the largest column: every resource of the stack) is read only for a stack
         # that neither holds pools nor failed, to see whether it still holds resources.
         known = {st.name: st for st in s.scalars(select(Stack).options(defer(Stack.state)))}

@@ -41,5 +41,9 @@ def build_controller(ctx: Any, engine: Any = None, **overrides: Any) -> Controll
     # Every call of the loop goes through a per-provider circuit breaker: one sick cloud fails fast
     # instead of stalling each pass on its retries.
     guarded = {n: p if isinstance(p, GuardedProvider) else GuardedProvider(p) for n, p in ctx.providers.items()}
+    if "clusters" not in overrides and ctx.config is not None:
+        from controlplane.dispatch.clusters import ClusterSet
+
+        overrides["clusters"] = ClusterSet(ctx.config)
     return Controller(ctx.db, guarded, engine, elector=elector, policies=ctx.policies.current,
                       config=cfg, metrics=ctx.metrics, **overrides)

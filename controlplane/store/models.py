@@ -18,13 +18,17 @@ class WorkloadState(StrEnum):
     PENDING = "Pending"
     PLACED = "Placed"
     PROVISIONING = "Provisioning"
+    STARTING = "Starting"     # nodes up, the workload's pods created, not all running yet
     RUNNING = "Running"
+    SUCCEEDED = "Succeeded"   # every pod exited 0; capacity is released after the policy's idle timeout
     FAILED = "Failed"
     DELETING = "Deleting"
     DELETED = "Deleted"
 
 
-ACTIVE_STATES = (WorkloadState.PLACED, WorkloadState.PROVISIONING, WorkloadState.RUNNING)
+ACTIVE_STATES = (WorkloadState.PLACED, WorkloadState.PROVISIONING, WorkloadState.STARTING, WorkloadState.RUNNING)
+# A finished run (Succeeded, or Failed by its pods) keeps its nodes until the idle timeout releases them.
+FINISHED_STATES = (WorkloadState.SUCCEEDED, WorkloadState.FAILED)
 
 
 class Role(StrEnum):
@@ -89,6 +93,14 @@ class Workload(Base):
     lock_token: Mapped[str | None] = mapped_column(String(64), default=None)
     lock_expires_at: Mapped[datetime | None] = mapped_column(default=None)
     heartbeat_at: Mapped[datetime | None] = mapped_column(default=None)
+    # The run (spec.template): ``restarts`` is also the incarnation whose Kubernetes objects are current;
+    # ``dispatched_at`` is set once they were created (a restarted loop finds them by their labels).
+    restarts: Mapped[int] = mapped_column(default=0, server_default="0")
+    dispatched_at: Mapped[datetime | None] = mapped_column(default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+    released_at: Mapped[datetime | None] = mapped_column(default=None)
+    exit_code: Mapped[int | None] = mapped_column(default=None)
+    reason: Mapped[str] = mapped_column(String(64), default="", server_default="")
 
     assignments: Mapped[list[Assignment]] = relationship(
         back_populates="workload", cascade="all, delete-orphan", order_by="Assignment.id")
@@ -119,6 +131,20 @@ class Assignment(Base):
     replica_group: Mapped[int] = mapped_column(default=0)
 
     workload: Mapped[Workload] = relationship(back_populates="assignments")
+
+
+class RunLog(Base):
+    """The tail of each pod's log, kept when the run finishes: its nodes (and with them the pods) go
+    when the capacity is released, and `awan logs` still answers."""
+
+    __tablename__ = "run_logs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    workload_id: Mapped[int] = mapped_column(ForeignKey("workloads.id", ondelete="CASCADE"), index=True)
+    incarnation: Mapped[int] = mapped_column()
+    rank: Mapped[int] = mapped_column()
+    pod: Mapped[str] = mapped_column(String(253))
+    text: Mapped[str] = mapped_column(Text, default="")
+    at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class AuditEvent(Base):

@@ -9,11 +9,11 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session, defer, selectinload
 
 from controlplane.store.coltypes import utcnow
-from controlplane.store.models import Workload, WorkloadState
+from controlplane.store.models import RunLog, Workload, WorkloadState
 
 
 class ConflictError(Exception):
@@ -73,7 +73,10 @@ def submit(s: Session, *, name: str, team: str, spec: dict[str, Any], priority: 
         row.generation += 1
         row.placement = row.explanation = None
         row.placed_at = row.running_at = row.deleted_at = None
+        row.restarts, row.exit_code, row.reason = 0, None, ""
+        row.dispatched_at = row.finished_at = row.released_at = None
         row.assignments.clear()
+        s.execute(delete(RunLog).where(RunLog.workload_id == row.id))   # the old run's logs
     s.flush()
     return row, True
 

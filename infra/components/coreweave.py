@@ -11,6 +11,8 @@ from pulumi_kubernetes.apiextensions import CustomResource
 
 from infra.components.tags import labels
 from infra.spec import NodePoolSpec
+from providers import nodelabels
+from providers.model import LABEL_POOL, LABEL_WORKLOAD
 
 NODEPOOL_API_VERSION = "compute.coreweave.com/v1alpha1"
 
@@ -60,8 +62,11 @@ class CoreWeaveNodePool(pulumi.ComponentResource):
         super().__init__("awan:coreweave:NodePool", name, None, opts)
         p = args.pool
         lbls = labels(args.stack, p)
+        # Plus the labels every stack's nodes carry (providers.nodelabels): dispatch pins pods by them.
+        common = {nodelabels.PROVIDER: "coreweave", nodelabels.CAPACITY_TYPE: p.capacity_type.value,
+                  nodelabels.POOL: lbls[LABEL_POOL], nodelabels.WORKLOAD: lbls[LABEL_WORKLOAD]}
         spec: dict = {"instanceType": p.instance_type, "targetNodes": p.nodes, "autoscaling": False,
-                      "nodeLabels": {**lbls, "awan-capacity-type": p.capacity_type.value}}
+                      "nodeLabels": {**lbls, "awan-capacity-type": p.capacity_type.value, **common}}
         if p.spot:
             spec["computeClass"] = "spot"
         if p.reserved and p.reservation_id:

@@ -25,5 +25,8 @@ def build_app(catalog: Catalog | None = None) -> MotoPlus:
 
 
 def start(host: str = "127.0.0.1", port: int = 0) -> RunningServer:
+    from mockclouds.kubernetes.regional import mount
+
     app = build_app()
-    return serve_in_thread("aws", app, app.backend, host, port)
+    wsgi = mount("aws", app, app.backend, app.backend.catalog, app.backend.faults)   # + /_k8s/<region>/
+    return serve_in_thread("aws", wsgi, app.backend, host, port)

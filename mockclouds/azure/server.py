@@ -222,5 +222,8 @@ class AzureApp:
 
 
 def start(host: str = "127.0.0.1", port: int = 0) -> RunningServer:
+    from mockclouds.kubernetes.regional import mount
+
     backend = AzureBackend(MOCK_SECRETS["azure"]["token"])
-    return serve_in_thread("azure", AzureApp(backend), backend, host, port)
+    wsgi = mount("azure", AzureApp(backend), backend, backend.catalog, backend.faults)   # + /_k8s/<region>/
+    return serve_in_thread("azure", wsgi, backend, host, port)

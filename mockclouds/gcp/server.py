@@ -74,5 +74,9 @@ class GCPApp:
 
 
 def start(host: str = "127.0.0.1", port: int = 0) -> RunningServer:
+    from mockclouds.kubernetes.regional import mount
+    from providers.catalog import default_catalog
+
     backend = GCPBackend()
-    return serve_in_thread("gcp", GCPApp(backend), backend, host, port)
+    wsgi = mount("gcp", GCPApp(backend), backend, default_catalog(), backend.faults)   # + /_k8s/<region>/
+    return serve_in_thread("gcp", wsgi, backend, host, port)

@@ -11,6 +11,7 @@ import base64
 import hmac
 import json
 import math
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -18,9 +19,10 @@ from typing import Any
 import yaml
 from werkzeug.wrappers import Request, Response
 
-from mockclouds.control import handle_control
+from mockclouds.control import MockBackend, handle_control
 from mockclouds.kubernetes import openapi, render
-from mockclouds.kubernetes.backend import CoreWeaveBackend
+from mockclouds.kubernetes.cluster import Cluster
+from mockclouds.kubernetes.controls import finish_request
 from mockclouds.kubernetes.errors import ApiError, bad_request
 from mockclouds.kubernetes.patches import json_patch, merge_patch, strip_directives
 from mockclouds.kubernetes.resources import (
@@ -86,7 +88,7 @@ def _parse_target(path: str) -> Target | None:
         return None
     name = rest[1] if len(rest) > 1 else ""
     sub = rest[2] if len(rest) > 2 else ""
-    if sub and (sub != "status" or not rt.status_subresource):
+    if sub and not ((sub == "status" and rt.status_subresource) or (sub == "log" and rt is PODS)):
         return None
     return Target(rt, ns, name, sub)
 
@@ -94,16 +96,28 @@ def _parse_target(path: str) -> Target | None:
 class KubeApi:
     """The WSGI application."""
 
-    def __init__(self, backend: CoreWeaveBackend, token: str) -> None:
+    def __init__(self, backend: Cluster, token: str, control: MockBackend | None = None,
+                 clusters: list[dict[str, str]] | None = None) -> None:
+        """``control``: the backend answering ``/_mock/*`` (None when mounted inside another mock that
+        does); ``clusters``: what ``GET /_mock/clusters`` lists, with ``{server}`` for this server's URL."""
         self.backend = backend
         self.token = token
+        self.control = control
+        self.clusters = clusters or []
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         return self.handle(Request(environ))(environ, start_response)
 
     # -- entry -----------------------------------------------------------------------------------
     def handle(self, req: Request) -> Response:
-        control = handle_control(req, self.backend)
+        if self.control is not None and req.path.rstrip("/") == "/_mock/clusters":
+            base = req.host_url.rstrip("/")
+            return render.json_response({"clusters": [{**c, "server": c["server"].format(server=base)}
+                                                      for c in self.clusters]})
+        if self.control is not None and req.path.rstrip("/") == "/_mock/pods/finish" and req.method == "POST":
+            body = req.get_json(silent=True)
+            return finish_request(body if isinstance(body, dict) else {}, self.backend)
+        control = handle_control(req, self.control) if self.control is not None else None
         if control is not None:
             return control
         if not self._authorized(req):
@@ -140,11 +154,15 @@ class KubeApi:
         if target is None:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         verb = self._verb(req, target)
-        body = self._body(req) if req.method in ("POST", "PUT", "PATCH") else None
+        if target.subresource == "log" and verb != "get":
+            raise ApiError(405, "MethodNotAllowed", f"{req.method} is not supported on {req.path}")
+        body = self._body(req) if req.method in ("POST", "PUT", "PATCH", "DELETE") else None
         rt_name = f"{target.rt.plural}/{target.subresource}" if target.subresource else target.rt.plural
         self._fault(f"{verb} {rt_name}", self.backend.region_of(target.rt, target.namespace, target.name, body))
         if req.args.get("dryRun"):
             raise bad_request("dryRun is not supported by this fake apiserver")
+        if target.subresource == "log":
+            return self._log(req, target)
         return getattr(self, f"_{verb}")(req, target, body)
 
     def _discovery(self, req: Request, path: str) -> Response | None:
@@ -195,6 +213,8 @@ class KubeApi:
             return "create"
         if t.name and m in ("PUT", "PATCH", "DELETE"):
             return {"PUT": "update", "PATCH": "patch", "DELETE": "delete"}[m]
+        if m == "DELETE" and not t.name:
+            return "deletecollection"
         raise ApiError(405, "MethodNotAllowed", f"{m} is not supported on {req.path}")
 
     @staticmethod
@@ -293,7 +313,56 @@ class KubeApi:
                                           create_missing=ctype == "application/apply-patch+yaml")
         return render.json_response(obj, 201 if created else 200)
 
-    def _delete(self, req: Request, t: Target, _body: Any) -> Response:
-        obj = self.backend.delete(t.rt, t.namespace, t.name)
+    @staticmethod
+    def _propagation(req: Request, body: Any) -> str | None:
+        if req.args.get("propagationPolicy"):
+            return req.args["propagationPolicy"]
+        if isinstance(body, dict) and body.get("propagationPolicy"):
+            return str(body["propagationPolicy"])
+        if req.args.get("orphanDependents", "").lower() == "true" or (
+                isinstance(body, dict) and body.get("orphanDependents") is True):
+            return "Orphan"
+        return None
+
+    def _delete(self, req: Request, t: Target, body: Any) -> Response:
+        obj = self.backend.delete(t.rt, t.namespace, t.name, self._propagation(req, body))
         # Pods are deleted gracefully and answer with the object; immediate deletes answer a Status.
         return render.json_response(obj if t.rt is PODS else render.success_status(t.rt, obj))
+
+    def _deletecollection(self, req: Request, t: Target, body: Any) -> Response:
+        gone = self.backend.delete_collection(t.rt, t.namespace or None, self._matcher(req, t),
+                                              self._propagation(req, body))
+        return render.json_response(render.object_list(t.rt, gone, self.backend.store.resource_version()))
+
+    def _log(self, req: Request, t: Target) -> Response:
+        pod, container, lines = self.backend.pod_logs(t.namespace, t.name, req.args.get("container"))
+        total = len(lines)
+        tail = req.args.get("tailLines", type=int)
+        if tail is not None and tail >= 0:
+            lines = lines[len(lines) - tail:] if tail else []
+        if req.args.get("follow", "").lower() in ("true", "1"):
+            return Response(self._follow(t, container, total, lines), mimetype="text/plain",
+                            direct_passthrough=True)
+        text = "".join(line + "\n" for line in lines)
+        limit = req.args.get("limitBytes", type=int)
+        if limit is not None and limit > 0:
+            text = text[:limit]
+        return Response(text, mimetype="text/plain")
+
+    def _follow(self, t: Target, container: str, seen: int, first: list[str]) -> Iterator[bytes]:
+        """Lines as they appear until the pod ends or is deleted (a simulated container prints at its start
+        and at its exit, so this mostly waits for the exit)."""
+        for line in first:
+            yield (line + "\n").encode()
+        deadline = time.monotonic() + DEFAULT_WATCH_TIMEOUT_S
+        while time.monotonic() < deadline:
+            try:
+                pod, _, lines = self.backend.pod_logs(t.namespace, t.name, container)
+            except ApiError:
+                return
+            for line in lines[seen:]:
+                yield (line + "\n").encode()
+            seen = len(lines)
+            if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+                return
+            time.sleep(0.1)

@@ -1,17 +1,17 @@
-"""State of the fake CKS cluster: object store, NodePool controller, capacity ledger and faults.
-Implements mockclouds.control.MockBackend; HTTP lives in ``api``.
+"""The fake CKS cluster: a ``Cluster`` (objects, workloads, kubelet) plus the NodePool controller, the
+capacity ledger and faults. Implements mockclouds.control.MockBackend; HTTP lives in ``api``.
 
-Every write goes through here so that admission and the controller run atomically with it.
+Every write goes through here so that admission and the controllers run atomically with it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from typing import Any
 
 from mockclouds.capacity import CapacityLedger
 from mockclouds.clock import MockClock
 from mockclouds.faults import FaultBook
+from mockclouds.kubernetes.cluster import Cluster
 from mockclouds.kubernetes.controller import (
     CLASS_LABEL,
     POOL_LABEL,
@@ -20,9 +20,8 @@ from mockclouds.kubernetes.controller import (
     TYPE_LABEL,
     NodePoolController,
 )
-from mockclouds.kubernetes.errors import bad_request, not_found
-from mockclouds.kubernetes.resources import CONFIGMAPS, NAMESPACES, NODEPOOLS, NODES, PODS, ResourceType
-from mockclouds.kubernetes.store import Matcher, Obj, ObjectStore
+from mockclouds.kubernetes.resources import CONFIGMAPS, NODEPOOLS, NODES, ResourceType
+from mockclouds.kubernetes.store import Obj
 from providers.catalog import Catalog, default_catalog
 
 QUOTA_NAMESPACE, QUOTA_CONFIGMAP = "kube-system", "coreweave-quota"
@@ -33,7 +32,7 @@ def quota_key(zone: str, instance_type: str) -> str:
     return f"{zone}.{instance_type}"
 
 
-class CoreWeaveBackend:
+class CoreWeaveBackend(Cluster):
     """One fake CKS endpoint spanning every CoreWeave zone of the catalog (a NodePool picks its zone
     with the ``compute.coreweave.com/zone`` label; without it, ``default_zone`` or the first zone offering
     the type)."""
@@ -43,9 +42,8 @@ class CoreWeaveBackend:
     def __init__(self, catalog: Catalog | None = None, default_zone: str | None = None) -> None:
         self.catalog = catalog or default_catalog()
         self.ledger = CapacityLedger("coreweave", self.catalog)
-        self.faults = FaultBook()
+        super().__init__(FaultBook())
         self.clock = MockClock()     # /_mock/clock; nothing here is dated yet
-        self.store = ObjectStore()
         self.controller = NodePoolController(self.store, self.ledger, self.catalog, default_zone)
         self.reset()
 
@@ -54,10 +52,7 @@ class CoreWeaveBackend:
         with self.store.lock:
             self.faults.clear()
             self.ledger.reset()
-            self.store.clear()
-            for ns in ("default", "kube-system", "kube-public"):
-                self.store.create(NAMESPACES, "", {"metadata": {"name": ns}, "status": {"phase": "Active"}},
-                                  keep_status=True)
+            self.clear()
             # The org quota CoreWeave grants per (zone, instance type), in nodes. CKS has no API for free
             # capacity; this is the one figure a client can read (see providers/coreweave/capacity.py).
             seed = self.ledger.snapshot()
@@ -109,6 +104,7 @@ class CoreWeaveBackend:
             reason = "NodesPreempted" if spot_only else "NodesRevoked"
             for pool, k in gone.items():
                 self.controller.reconcile(pool, lost=(reason, k))
+            self.reconcile()            # pods on the lost nodes fail (NodeLost)
         return ids
 
     # -- where a request lands (for region faults) ---------------------------------------------
@@ -127,59 +123,22 @@ class CoreWeaveBackend:
             return (obj.get("metadata", {}).get("labels") or {}).get(TOPO_REGION)
         return None
 
-    # -- verbs ---------------------------------------------------------------------------------
-    def get(self, rt: ResourceType, ns: str, name: str) -> Obj:
-        return self.store.get(rt, ns, name)
+    # -- NodePools through the generic verbs -----------------------------------------------------
+    def admit(self, rt: ResourceType, body: Obj, old: Obj | None) -> Obj:
+        if rt is NODEPOOLS:
+            self.controller.admit(body, old)
+            return body
+        return super().admit(rt, body, old)
 
-    def list(self, rt: ResourceType, ns: str | None, match: Matcher) -> tuple[list[Obj], int]:
-        return self.store.list(rt, ns, match)
+    def after_write(self, rt: ResourceType, obj: Obj, created: bool) -> None:
+        if rt is NODEPOOLS:
+            self.controller.reconcile(obj["metadata"]["name"])
+            self.reconcile()
 
-    def watch(self, rt: ResourceType, ns: str | None, match: Matcher, since: int | None,
-              timeout_s: float) -> Iterator[tuple[str, Obj]]:
-        return self.store.watch(rt, ns, match, since, timeout_s)
-
-    def create(self, rt: ResourceType, ns: str, body: Obj) -> Obj:
-        if not isinstance(body, dict):
-            raise bad_request("the body of the request must be a JSON object")
-        with self.store.lock:
-            if rt is NODEPOOLS:
-                self.controller.admit(body, None)
-            if rt is PODS:
-                body = {**body, "status": {"phase": "Pending"}}
-            obj = self.store.create(rt, ns, body, keep_status=rt in (PODS, NODES, NAMESPACES))
-            if rt is NODEPOOLS:
-                self.controller.reconcile(obj["metadata"]["name"])
-                obj = self.store.get(rt, ns, obj["metadata"]["name"])
-            return obj
-
-    def replace(self, rt: ResourceType, ns: str, name: str, body: Obj, status: bool = False) -> Obj:
-        with self.store.lock:
-            if rt is NODEPOOLS and not status:
-                self.controller.admit(body, self.store.get(rt, ns, name))
-            obj = self.store.update(rt, ns, name, body, status=status)
-            if rt is NODEPOOLS and not status:
-                self.controller.reconcile(name)
-                obj = self.store.get(rt, ns, name)
-            return obj
-
-    def patch(self, rt: ResourceType, ns: str, name: str, apply: Callable[[Obj], Obj], status: bool = False,
-              create_missing: bool = False) -> tuple[Obj, bool]:
-        """Read, patch, write under one lock. Returns (object, created)."""
-        with self.store.lock:
-            cur = self.store.try_get(rt, ns, name)
-            if cur is None:
-                if not create_missing:
-                    raise not_found(rt.plural, rt.group, name)
-                body = apply({})
-                body.setdefault("metadata", {})["name"] = name
-                return self.create(rt, ns, body), True
-            return self.replace(rt, ns, name, apply(cur), status=status), False
-
-    def delete(self, rt: ResourceType, ns: str, name: str) -> Obj:
-        with self.store.lock:
-            obj = self.store.delete(rt, ns, name)
-            if rt is NODEPOOLS:
-                self.controller.pool_deleted(obj)
-            elif rt is NODES:
-                self.controller.node_deleted(obj)
-            return obj
+    def after_delete(self, rt: ResourceType, obj: Obj) -> None:
+        if rt is NODEPOOLS:
+            self.controller.pool_deleted(obj)
+        elif rt is NODES:
+            self.controller.node_deleted(obj)
+        if rt in (NODEPOOLS, NODES):
+            self.reconcile()

@@ -9,7 +9,17 @@ from typing import Any
 from werkzeug.wrappers import Response
 
 from mockclouds.kubernetes.errors import ApiError
-from mockclouds.kubernetes.resources import NODEPOOLS, NODES, PODS, ResourceType
+from mockclouds.kubernetes.resources import (
+    DEPLOYMENTS,
+    EVENTS,
+    JOBS,
+    NODEPOOLS,
+    NODES,
+    PODS,
+    REPLICASETS,
+    SERVICES,
+    ResourceType,
+)
 from mockclouds.kubernetes.store import Obj
 
 
@@ -77,20 +87,96 @@ def _pool_cells(o: Obj) -> list[Any]:
             at.get("reason", ""), _age(o)]
 
 
-_COLUMNS: dict[str, tuple[list[tuple[str, str]], Any]] = {
+def _pod_status(o: Obj) -> str:
+    """kubectl's STATUS: the pod's reason, else a waiting/terminated container reason, else the phase."""
+    st = o.get("status") or {}
+    if st.get("reason"):
+        return str(st["reason"])
+    for cs in st.get("containerStatuses") or []:
+        state = cs.get("state") or {}
+        if (state.get("waiting") or {}).get("reason"):
+            return str(state["waiting"]["reason"])
+        if (state.get("terminated") or {}).get("reason"):
+            return str(state["terminated"]["reason"])
+    return str(st.get("phase", ""))
+
+
+def _pod_cells(o: Obj) -> list[Any]:
+    st, spec = o.get("status") or {}, o.get("spec") or {}
+    css = st.get("containerStatuses") or []
+    ready = sum(1 for c in css if c.get("ready"))
+    restarts = sum(int(c.get("restartCount", 0)) for c in css)
+    return [f"{ready}/{len(spec.get('containers') or [])}", _pod_status(o), restarts, _age(o),
+            st.get("podIP") or "<none>", spec.get("nodeName") or "<none>"]
+
+
+def _job_status(o: Obj) -> str:
+    conds = {c.get("type"): c.get("status") for c in (o.get("status") or {}).get("conditions") or []}
+    if conds.get("Complete") == "True":
+        return "Complete"
+    if conds.get("Failed") == "True":
+        return "Failed"
+    if conds.get("Suspended") == "True":
+        return "Suspended"
+    return "Running"
+
+
+def _job_cells(o: Obj) -> list[Any]:
+    spec, st = o.get("spec") or {}, o.get("status") or {}
+    comp = spec.get("completions")
+    done = f"{st.get('succeeded', 0)}/{comp}" if comp is not None else f"{st.get('succeeded', 0)}/1 of " \
+        f"{spec.get('parallelism', 1)}"
+    return [_job_status(o), done, "", _age(o)]
+
+
+def _deploy_cells(o: Obj) -> list[Any]:
+    spec, st = o.get("spec") or {}, o.get("status") or {}
+    return [f"{st.get('readyReplicas', 0)}/{spec.get('replicas', 1)}", st.get("updatedReplicas", 0),
+            st.get("availableReplicas", 0), _age(o)]
+
+
+def _rs_cells(o: Obj) -> list[Any]:
+    spec, st = o.get("spec") or {}, o.get("status") or {}
+    return [spec.get("replicas", 0), st.get("replicas", 0), st.get("readyReplicas", 0), _age(o)]
+
+
+def _svc_cells(o: Obj) -> list[Any]:
+    spec = o.get("spec") or {}
+    ports = ",".join(f"{p.get('port')}/{p.get('protocol', 'TCP')}" for p in spec.get("ports") or []) or "<none>"
+    return [spec.get("type", "ClusterIP"), spec.get("clusterIP", ""), "<none>", ports, _age(o)]
+
+
+def _event_cells(o: Obj) -> list[Any]:
+    inv = o.get("involvedObject") or {}
+    return [_age(o), o.get("type", ""), o.get("reason", ""), f"{str(inv.get('kind', '')).lower()}/{inv.get('name', '')}",
+            o.get("message", "")]
+
+
+_COLUMNS: dict[str, tuple[list[tuple[Any, ...]], Any]] = {
     NODES.plural: ([("Status", "string"), ("Roles", "string"), ("Age", "string"), ("Version", "string")],
                    _node_cells),
     NODEPOOLS.plural: ([("Instance Type", "string"), ("Target", "integer"), ("Current", "integer"),
                         ("Reason", "string"), ("Age", "string")], _pool_cells),
-    PODS.plural: ([("Status", "string"), ("Age", "string")],
-                  lambda o: [(o.get("status") or {}).get("phase", ""), _age(o)]),
+    PODS.plural: ([("Ready", "string"), ("Status", "string"), ("Restarts", "integer"), ("Age", "string"),
+                   ("IP", "string", 1), ("Node", "string", 1)], _pod_cells),
+    JOBS.plural: ([("Status", "string"), ("Completions", "string"), ("Duration", "string"), ("Age", "string")],
+                  _job_cells),
+    DEPLOYMENTS.plural: ([("Ready", "string"), ("Up-to-date", "integer"), ("Available", "integer"),
+                          ("Age", "string")], _deploy_cells),
+    REPLICASETS.plural: ([("Desired", "integer"), ("Current", "integer"), ("Ready", "integer"), ("Age", "string")],
+                         _rs_cells),
+    SERVICES.plural: ([("Type", "string"), ("Cluster-IP", "string"), ("External-IP", "string"),
+                       ("Port(s)", "string"), ("Age", "string")], _svc_cells),
+    EVENTS.plural: ([("Last Seen", "string"), ("Type", "string"), ("Reason", "string"), ("Object", "string"),
+                     ("Message", "string")], _event_cells),
 }
 
 
 def table(rt: ResourceType, items: list[Obj], rv: int, include_object: str = "PartialObjectMetadata") -> dict:
     cols, cells = _COLUMNS.get(rt.plural, ([("Age", "string")], lambda o: [_age(o)]))
     defs = [{"name": "Name", "type": "string", "format": "name", "description": "Name", "priority": 0}]
-    defs += [{"name": n, "type": t, "format": "", "description": n, "priority": 0} for n, t in cols]
+    defs += [{"name": c[0], "type": c[1], "format": "", "description": c[0], "priority": c[2] if len(c) > 2 else 0}
+             for c in cols]
     rows = []
     for o in items:
         if include_object == "Object":

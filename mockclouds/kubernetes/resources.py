@@ -12,7 +12,7 @@ from typing import Any
 COREWEAVE_GROUP = "compute.coreweave.com"
 COREWEAVE_VERSION = "v1alpha1"
 
-_ALL_VERBS = ("create", "delete", "get", "list", "patch", "update", "watch")
+_ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,10 +44,17 @@ NAMESPACES = ResourceType("", "v1", "namespaces", "namespace", "Namespace", Fals
 NODES = ResourceType("", "v1", "nodes", "node", "Node", False, True, ("no",))
 PODS = ResourceType("", "v1", "pods", "pod", "Pod", True, True, ("po",))
 CONFIGMAPS = ResourceType("", "v1", "configmaps", "configmap", "ConfigMap", True, False, ("cm",))
+SECRETS = ResourceType("", "v1", "secrets", "secret", "Secret", True, False)
+SERVICES = ResourceType("", "v1", "services", "service", "Service", True, True, ("svc",))
+EVENTS = ResourceType("", "v1", "events", "event", "Event", True, False, ("ev",))
+JOBS = ResourceType("batch", "v1", "jobs", "job", "Job", True, True)
+DEPLOYMENTS = ResourceType("apps", "v1", "deployments", "deployment", "Deployment", True, True, ("deploy",))
+REPLICASETS = ResourceType("apps", "v1", "replicasets", "replicaset", "ReplicaSet", True, True, ("rs",))
 NODEPOOLS = ResourceType(COREWEAVE_GROUP, COREWEAVE_VERSION, "nodepools", "nodepool", "NodePool", False, True,
                          ("np",))
 
-RESOURCES: tuple[ResourceType, ...] = (NAMESPACES, NODES, PODS, CONFIGMAPS, NODEPOOLS)
+RESOURCES: tuple[ResourceType, ...] = (NAMESPACES, NODES, PODS, CONFIGMAPS, SECRETS, SERVICES, EVENTS, JOBS,
+                                       DEPLOYMENTS, REPLICASETS, NODEPOOLS)
 _BY_GV_PLURAL = {(r.group_version, r.plural): r for r in RESOURCES}
 
 
@@ -93,6 +100,9 @@ def api_resource_list(group_version: str) -> dict[str, Any] | None:
         if r.status_subresource:
             entries.append({"name": f"{r.plural}/status", "singularName": "", "namespaced": r.namespaced,
                             "kind": r.kind, "verbs": ["get", "patch", "update"]})
+        if r.plural == "pods":
+            entries.append({"name": "pods/log", "singularName": "", "namespaced": True, "kind": "Pod",
+                            "verbs": ["get"]})
     return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": entries}
 
 

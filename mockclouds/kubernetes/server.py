@@ -40,7 +40,12 @@ def _token() -> str:
 def start(host: str = "127.0.0.1", port: int = 0, *, default_zone: str | None = None, tls: bool = False,
           backend: CoreWeaveBackend | None = None) -> RunningServer:
     backend = backend or CoreWeaveBackend(default_zone=default_zone)
-    app = KubeApi(backend, _token())
+    token = _token()
+    regions = sorted({backend.ledger.zones[z] for z in backend.ledger.zones})
+    # One CKS endpoint spans every CoreWeave region here; it is listed once per region.
+    clusters = [{"name": f"coreweave-{r}", "provider": "coreweave", "region": r, "server": "{server}",
+                 "token": token} for r in regions]
+    app = KubeApi(backend, token, control=backend, clusters=clusters)
     if not tls:
         return serve_in_thread("coreweave", app, backend, host, port)
     cert = self_signed(host)

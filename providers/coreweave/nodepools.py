@@ -10,6 +10,7 @@ import hashlib
 import re
 from typing import Any
 
+from providers import nodelabels
 from providers.catalog.model import CapacityType
 from providers.model import LABEL_OWNER, LABEL_POOL, LABEL_WORKLOAD
 
@@ -61,7 +62,9 @@ def manifest(name: str, instance_type: str, zone: str, target_nodes: int, labels
 
 
 def awan_labels(owner: str, pool: str, workload: str) -> dict[str, str]:
-    return {LABEL_OWNER: owner, LABEL_POOL: pool, LABEL_WORKLOAD: workload}
+    # The awan.dev/ ones are what every stack's nodes carry (providers.nodelabels): dispatch pins pods by them.
+    return {LABEL_OWNER: owner, LABEL_POOL: pool, LABEL_WORKLOAD: workload, nodelabels.POOL: pool,
+            nodelabels.WORKLOAD: workload}
 
 
 def condition(obj: dict[str, Any], type_: str) -> dict[str, Any]:

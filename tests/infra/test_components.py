@@ -150,6 +150,7 @@ def test_coreweave_cks_cluster_and_node_pool_spec():
     spec = np.inputs["spec"]
     assert spec["instanceType"] == "gb200-4x" and spec["targetNodes"] == 18
     assert spec["nodeLabels"]["awan-pool"] == "train-a" and spec["nodeLabels"]["awan-owner"] == "awan"
+    assert spec["nodeLabels"]["awan.dev/pool"] == "train-a" and spec["nodeLabels"]["awan.dev/provider"] == "coreweave"
     assert np.inputs["metadata"]["name"] == "train-a"
 
 

@@ -56,7 +56,7 @@ def pool(name: str, itype: str = "gd-8xh100ib-i128", target: int = 1, zone: str 
 def test_discovery_documents(mock_coreweave):
     assert raw(mock_coreweave, "GET", "/api")[2]["versions"] == ["v1"]
     groups = raw(mock_coreweave, "GET", "/apis")[2]["groups"]
-    assert [g["preferredVersion"]["groupVersion"] for g in groups] == [f"{G}/{V}"]
+    assert [g["preferredVersion"]["groupVersion"] for g in groups] == ["apps/v1", "batch/v1", f"{G}/{V}"]
     res = raw(mock_coreweave, "GET", f"/apis/{G}/{V}")[2]["resources"]
     np = next(r for r in res if r["name"] == "nodepools")
     assert (np["kind"], np["namespaced"]) == ("NodePool", False)

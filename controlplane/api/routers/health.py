@@ -76,7 +76,8 @@ class StoreCollector(Collector):
                     teams[(row.team, row.state)] += 1
                     for a in row.assignments:
                         totals[(a.provider, a.region, row.state)] += a.gpus
-                        if row.state in ("Placed", "Provisioning", "Running"):
+                        # Held capacity costs whatever runs on it: a finished run's idle nodes too.
+                        if row.state in ("Placed", "Provisioning", "Starting", "Running", "Succeeded", "Failed"):
                             used[(a.provider, a.gpu_model)] += a.gpus
                             dollars[(row.team, a.provider)] += a.price_per_hour
         except Exception:  # scrape must not fail because the DB blinked

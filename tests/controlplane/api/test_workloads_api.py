@@ -188,3 +188,31 @@ def test_a_costly_policy_is_refused_at_once_and_health_answers_meanwhile(client,
 def test_query_integers_are_bounded_on_both_stores(client, tokens, path, ok):
     """Issue 13, item 6: query parameters too stay within what the store takes (no 500)."""
     assert client.get(path, headers=auth(tokens["admin"])).status_code == ok
+
+
+_TEMPLATED = ("metadata: {name: run-a}\nspec:\n  gpus: {model: H100, count: 8, perNode: 8}\n"
+              "  template: {image: 'ghcr.io/a/b:1'}\n")
+
+
+@pytest.mark.parametrize("change, field", [
+    ("  template: {command: [x]}\n", "spec.template.image"),
+    ("  template: {image: a, env: [{name: '0bad', value: x}]}\n", "spec.template.env[0].name"),
+    ("  template: {image: a}\n  run: {activeDeadlineSeconds: -1}\n", "spec.run.activeDeadlineSeconds"),
+    ("  template: {image: a, ports: [{containerPort: 65536}]}\n", "spec.template.ports[0].containerPort"),
+])
+def test_bad_templates_are_422_naming_the_field_and_nothing_is_stored(client, tokens, change, field):
+    text = _TEMPLATED.replace("  template: {image: 'ghcr.io/a/b:1'}\n", change)
+    r = client.post("/v1/workloads", content=text, headers=auth(tokens["research"]))
+    assert r.status_code == 422 and field in r.json()["detail"], r.text
+    assert client.get("/v1/workloads", headers=auth(tokens["research"])).json()["items"] == []
+
+
+def test_a_manifest_without_template_is_said_to_be_a_capacity_reservation(client, tokens):
+    r = client.post("/v1/workloads", content=manifest("hold-a") + "---\n" + _TEMPLATED,
+                    headers=auth(tokens["research"]))
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["capacityOnly"] == ["hold-a"] and "capacity reservation" in body["notes"][0]
+    by_name = {w["name"]: w for w in body["items"]}
+    assert by_name["hold-a"]["capacityOnly"] and not by_name["run-a"]["capacityOnly"]
+    assert by_name["run-a"]["restarts"] == 0 and by_name["run-a"]["spec"]["spec"]["template"]["image"] == "ghcr.io/a/b:1"

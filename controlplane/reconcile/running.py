@@ -1,0 +1,334 @@
+"""Step 4: run what the workloads say (spec.template) on their nodes, follow it to the end, release the
+capacity after the policy's idle timeout, and remove every object no current run owns.
+
+One pass: read the rows (one short transaction), list what each cluster holds of Awan's by label, create
+what is missing (create-or-get by deterministic name: a pass killed after creating and before recording
+creates nothing twice; the next pass finds the objects and records them), read where each run is, then
+write the transitions in one fenced transaction, each only if its row did not move meanwhile.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from controlplane.dispatch import status as st
+from controlplane.dispatch.clusters import ClusterSet
+from controlplane.dispatch.kube import Cluster, ClusterError, Owned
+from controlplane.dispatch.render import (
+    L_GROUP,
+    L_INCARNATION,
+    L_WORKLOAD,
+    MANAGED_BY,
+    MANAGER,
+    Plan,
+    Slot,
+    label_value,
+    render,
+)
+from controlplane.logs import get_logger
+from controlplane.model.template import RestartPolicy
+from controlplane.model.workload import GPUWorkload
+from controlplane.reconcile.restarts import is_run
+from controlplane.store import audit
+from controlplane.store import workloads as repo
+from controlplane.store.coltypes import utcnow
+from controlplane.store.db import Database
+from controlplane.store.models import RunLog, Stack, Workload, WorkloadState
+
+log = get_logger("awan.running")
+SELECTOR = f"{MANAGED_BY}={MANAGER}"
+LOG_TAIL_LINES = 500
+LOG_TAIL_BYTES = 64 * 1024
+_FOLLOWED = (WorkloadState.STARTING.value, WorkloadState.RUNNING.value)
+_FINISHED = (WorkloadState.SUCCEEDED.value, WorkloadState.FAILED.value)
+_TERMINAL_REASONS = frozenset({"DeadlineExceeded"})   # a run past its deadline is not run again
+
+
+@dataclass
+class RowView:
+    id: int
+    key: str
+    name: str
+    team: str
+    state: str
+    restarts: int
+    dispatched: bool
+    message: str
+    spec: dict[str, Any]
+    slots: list[Slot]
+    finished_at: datetime | None
+    released_at: datetime | None
+    has_assignments: bool
+
+
+@dataclass
+class Change:
+    """What one pass decided for one row (applied only if the row is still where it was read)."""
+
+    row: RowView
+    state: str | None = None
+    message: str | None = None
+    dispatched: bool = False
+    restart: bool = False
+    exit_code: int | None = None
+    reason: str = ""
+    finished: bool = False
+    release: bool = False
+    event: tuple[str, dict[str, Any]] | None = None
+    logs: list[tuple[int, str, str]] = field(default_factory=list)   # (rank, pod, text)
+
+
+def _view(r: Workload) -> RowView:
+    slots = [Slot(a.provider, a.region, a.pool, a.nodes, a.gpus // max(1, a.nodes), a.replica_group)
+             for a in r.assignments]
+    return RowView(r.id, r.key, r.name, r.team, r.state, r.restarts or 0, r.dispatched_at is not None,
+                   r.message or "", r.spec, slots, r.finished_at, r.released_at, bool(r.assignments))
+
+
+def _kept(v: RowView) -> bool:
+    """Whether the objects of ``v``'s current incarnation stay (running, or finished and not released)."""
+    if not is_run(v.spec):
+        return False
+    return v.state in _FOLLOWED or (v.state in _FINISHED and v.released_at is None)
+
+
+class RunStep:
+    def __init__(self, db: Database, clusters: ClusterSet, *, actor: str, fenced: Callable[[], bool],
+                 idle_timeout_s: Callable[[], float], clock: Callable[[], datetime] = utcnow) -> None:
+        self.db, self.clusters, self.actor, self.fenced = db, clusters, actor, fenced
+        self.idle_timeout_s, self.clock = idle_timeout_s, clock
+        self._touched: set[tuple[str, str]] = set()
+
+    # -- read ----------------------------------------------------------------------------------------
+    def _rows(self) -> list[RowView]:
+        with self.db.session() as s:
+            states = [*_FOLLOWED, *_FINISHED]
+            return [_view(r) for r in repo.list_(s, states=states, limit=1_000_000, light=True)]
+
+    def _where(self, rows: list[RowView]) -> set[tuple[str, str]]:
+        """The regions whose clusters are looked at: those of the runs, of every stack (a region Awan ever
+        provisioned in may hold objects of a workload since re-placed or deleted), and any dispatched to
+        by this process."""
+        where = {s.cluster for v in rows for s in v.slots} | self._touched
+        with self.db.session() as s:
+            for spec in s.scalars(select(Stack.spec)):
+                if spec and spec.get("provider") and spec.get("region"):
+                    where.add((str(spec["provider"]), str(spec["region"])))
+        return where
+
+    def _owned(self, rows: list[RowView]) -> dict[str, tuple[Cluster, Owned]]:
+        out: dict[str, tuple[Cluster, Owned]] = {}
+        for c in self.clusters.for_regions(self._where(rows)):
+            try:
+                out[c.name] = (c, c.owned(SELECTOR))
+            except ClusterError as e:
+                log.warning("cluster did not answer", cluster=c.name, error=str(e))
+        return out
+
+    # -- one pass ------------------------------------------------------------------------------------
+    def tick(self) -> None:
+        if not self.fenced():
+            return
+        rows = self._rows()
+        owned = self._owned(rows)
+        changes: list[Change] = []
+        for v in rows:
+            if not is_run(v.spec):
+                continue
+            ch = self._follow(v, owned) if v.state in _FOLLOWED else self._maybe_release(v)
+            if ch is not None:
+                changes.append(ch)
+        self._apply(changes)
+        self._collect(rows, owned)
+
+    def _follow(self, v: RowView, owned: dict[str, tuple[Cluster, Owned]]) -> Change | None:
+        w = GPUWorkload.model_validate(v.spec)
+        namespaces: dict[tuple[str, str], str] = {}
+        clusters: dict[tuple[str, str], Cluster] = {}
+        for s in v.slots:
+            cfg = self.clusters.config_for(s.provider, s.region)
+            if cfg is None:
+                msg = (f"no Kubernetes cluster configured for {s.provider}/{s.region}: add a `clusters` entry "
+                       "to the configuration")
+                return Change(v, message=msg, event=("dispatch-blocked", {"why": msg})) if v.message != msg else None
+            namespaces[s.cluster] = cfg.namespace
+            self._touched.add(s.cluster)
+            client = self.clusters.for_region(s.provider, s.region)
+            assert client is not None
+            clusters[s.cluster] = client
+        plan = render(w, v.key, v.restarts, v.slots, namespaces)
+        if plan.error:
+            return Change(v, state=WorkloadState.FAILED.value, message=plan.error, reason="Unrunnable", finished=True,
+                          event=("failed", {"reason": "Unrunnable", "why": plan.error}))
+        parts: list[st.RunStatus] = []
+        created: list[str] = []
+        pods_by_cluster: dict[str, list[st.PodView]] = {}
+        for unit in plan.units:
+            client = clusters[unit.cluster]
+            seen = owned.get(client.name)
+            if seen is None:
+                return None             # that cluster did not answer this pass: nothing can be told
+            mine = _mine(seen[1], v.key, v.restarts)
+            have = {(o.get("kind"), o["metadata"]["name"]): o for o in mine.objects}
+            for obj in unit.objects:
+                if (obj["kind"], obj["metadata"]["name"]) in have:
+                    continue
+                try:
+                    if client.create(obj):
+                        created.append(f"{obj['kind']}/{obj['metadata']['name']}")
+                except ClusterError as e:
+                    log.warning("create failed", workload=v.key, object=obj["metadata"]["name"], error=str(e))
+                    return Change(v, message=f"dispatch: {e}"[:1000]) if v.message != f"dispatch: {e}"[:1000] else None
+                have[(obj["kind"], obj["metadata"]["name"])] = obj
+            main = next(o for o in unit.objects if o["kind"] in ("Job", "Deployment"))
+            # Inference: several replica groups may share a cluster; each follows its own pods.
+            group = main["metadata"]["labels"].get(L_GROUP)
+            pods = [st.pod_view(p) for p in mine.pods if group is None or st.group_of(p) == group]
+            pods_by_cluster.setdefault(client.name, []).extend(pods)
+            live = have[(main["kind"], main["metadata"]["name"])]
+            parts.append(st.job_status(live, pods) if main["kind"] == "Job" else st.deployment_status(live, pods))
+        run = st.combine(parts)
+        ch = Change(v)
+        if not v.dispatched:
+            ch.dispatched = True
+            ch.event = ("dispatched", {"incarnation": v.restarts, "objects": sorted(f"{k}/{n}" for k, n in plan.names),
+                                       "created": created})
+        return self._transition(v, w, plan, run, ch, clusters, pods_by_cluster)
+
+    def _transition(self, v: RowView, w: GPUWorkload, plan: Plan, run: st.RunStatus, ch: Change,
+                    clusters: dict[tuple[str, str], Cluster], pods: dict[str, list[st.PodView]]) -> Change | None:
+        if run.phase == st.Phase.SUCCEEDED:
+            ch.state, ch.exit_code, ch.reason, ch.finished = WorkloadState.SUCCEEDED.value, 0, "Completed", True
+            ch.message = f"{run.want} pod(s) completed"
+            ch.logs = self._tails(clusters, pods)
+            ch.event = ("succeeded", {"incarnation": v.restarts, "pods": run.want})
+        elif run.phase == st.Phase.FAILED:
+            retry = (w.spec.run.restart_policy == RestartPolicy.ON_FAILURE and run.reason not in _TERMINAL_REASONS
+                     and v.restarts < w.spec.run.max_retries)
+            what = run.message or run.reason
+            if retry:
+                ch.restart, ch.state = True, WorkloadState.STARTING.value
+                ch.message = f"run failed ({what}); retry {v.restarts + 1} of {w.spec.run.max_retries}"
+                ch.event = ("retry", {"restarts": v.restarts + 1, "maxRetries": w.spec.run.max_retries,
+                                      "exitCode": run.exit_code, "reason": run.reason})
+            else:
+                ch.state, ch.exit_code, ch.reason, ch.finished = WorkloadState.FAILED.value, run.exit_code, \
+                    run.reason[:64], True
+                used = f" after {v.restarts} retries" if v.restarts else ""
+                ch.message = f"run failed{used}: {what}"[:1000]
+                ch.logs = self._tails(clusters, pods)
+                ch.event = ("failed", {"exitCode": run.exit_code, "reason": run.reason, "restarts": v.restarts})
+        elif run.phase == st.Phase.RUNNING and v.state != WorkloadState.RUNNING.value:
+            ch.state, ch.message = WorkloadState.RUNNING.value, f"{run.running}/{run.want} pods running"
+            ch.event = ch.event or ("running", {"pods": run.running})
+            if ch.dispatched:       # both at once: keep the dispatch record, then the running one
+                ch.event = ("dispatched+running", {"pods": run.running, "incarnation": v.restarts})
+        elif run.phase == st.Phase.STARTING:
+            msg = f"{run.running}/{run.want} pods running"
+            if msg != v.message:
+                ch.message = msg
+        elif run.phase == st.Phase.LOST:
+            msg = f"{run.message}; waiting for the nodes to be replaced"
+            if msg != v.message:
+                ch.message = msg
+        if ch.state is None and ch.message is None and not ch.dispatched:
+            return None
+        return ch
+
+    def _tails(self, clusters: dict[tuple[str, str], Cluster], pods: dict[str, list[st.PodView]]
+               ) -> list[tuple[int, str, str]]:
+        by_name = {c.name: c for c in clusters.values()}
+        out: list[tuple[int, str, str]] = []
+        for cname, views in pods.items():
+            for p in sorted(views, key=lambda p: p.rank):
+                try:
+                    text = by_name[cname].log(p.name, tail_lines=LOG_TAIL_LINES)
+                except ClusterError as e:
+                    text = f"(log unavailable: {e})"
+                out.append((p.rank, p.name, text[-LOG_TAIL_BYTES:]))
+        return out
+
+    def _maybe_release(self, v: RowView) -> Change | None:
+        if v.released_at is not None or v.finished_at is None or not v.has_assignments:
+            return None
+        idle = self.idle_timeout_s()
+        if self.clock() - v.finished_at < timedelta(seconds=idle):
+            return None
+        return Change(v, release=True, message=f"{v.message}; capacity released after {idle:g} s idle"[:1000],
+                      event=("released", {"idleTimeoutSeconds": idle}))
+
+    # -- write ---------------------------------------------------------------------------------------
+    def _apply(self, changes: list[Change]) -> None:
+        if not changes:
+            return
+        with self.db.session() as s:
+            if not self.fenced():
+                return
+            for ch in changes:
+                row = s.get(Workload, ch.row.id, with_for_update=True)
+                if row is None or row.state != ch.row.state or (row.restarts or 0) != ch.row.restarts:
+                    continue      # moved meanwhile (deleted, re-placed): the next pass reads it afresh
+                now = self.clock()
+                if ch.dispatched:
+                    row.dispatched_at = now
+                if ch.restart:
+                    row.restarts = ch.row.restarts + 1
+                    row.dispatched_at = None
+                if ch.state is not None:
+                    row.state = ch.state
+                if ch.message is not None:
+                    row.message = ch.message
+                if ch.finished:
+                    row.finished_at, row.exit_code, row.reason = now, ch.exit_code, ch.reason
+                    for rank, pod, text in ch.logs:
+                        s.add(RunLog(workload_id=row.id, incarnation=ch.row.restarts, rank=rank, pod=pod, text=text))
+                if ch.release:
+                    row.released_at = now
+                    row.assignments.clear()     # the stacks drop its pools on their next run
+                if ch.event is not None:
+                    action, details = ch.event
+                    for a in action.split("+"):
+                        audit.record(s, actor=self.actor, action=a, kind="workload", subject=row.name, team=row.team,
+                                     details=details)
+
+    # -- garbage -------------------------------------------------------------------------------------
+    def _collect(self, rows: list[RowView], owned: dict[str, tuple[Cluster, Owned]]) -> None:
+        """Delete every owned object no current run keeps: older incarnations, re-placed, released,
+        deleted workloads. Rows not read this pass (Pending, Deleting...) keep nothing."""
+        keep = {(label_value(v.key), str(v.restarts)) for v in rows if _kept(v)}
+        for cluster, held in owned.values():
+            controllers = set()
+            for o in held.objects:
+                labels = (o.get("metadata") or {}).get("labels") or {}
+                if (labels.get(L_WORKLOAD, ""), labels.get(L_INCARNATION, "")) in keep:
+                    continue
+                self._delete(cluster, str(o.get("kind")), o["metadata"]["name"])
+                controllers.add((labels.get(L_WORKLOAD, ""), labels.get(L_INCARNATION, "")))
+            for p in held.pods:
+                labels = (p.get("metadata") or {}).get("labels") or {}
+                k = (labels.get(L_WORKLOAD, ""), labels.get(L_INCARNATION, ""))
+                # Pods whose controller is already gone (a cluster that did not cascade the delete).
+                if k not in keep and k not in controllers:
+                    self._delete(cluster, "Pod", p["metadata"]["name"])
+
+    def _delete(self, cluster: Cluster, kind: str, name: str) -> None:
+        try:
+            cluster.delete(kind, name)
+            log.info("deleted", cluster=cluster.name, kind=kind, name=name)
+        except ClusterError as e:
+            log.warning("delete failed", cluster=cluster.name, kind=kind, name=name, error=str(e))
+
+
+def _mine(held: Owned, key: str, incarnation: int) -> Owned:
+    lv = label_value(key)
+
+    def ours(o: dict[str, Any]) -> bool:
+        labels = (o.get("metadata") or {}).get("labels") or {}
+        return labels.get(L_WORKLOAD) == lv and labels.get(L_INCARNATION) == str(incarnation)
+
+    return Owned([o for o in held.objects if ours(o)], [p for p in held.pods if ours(p)])
