@@ -152,6 +152,14 @@ class Spec(_Strict):
                                                  allow_inf_nan=False)
     priority: int = Field(default=0, ge=INT32_MIN, le=INT32_MAX)
     replicas: int = Field(default=1, gt=0, le=INT32_MAX)
+    queue: str | None = None   # the admission queue (controlplane/queues); None: the team's default queue
+
+    @field_validator("queue")
+    @classmethod
+    def _queue_name(cls, v: str | None) -> str | None:
+        if v is not None and not is_dns_label(v):
+            raise ValueError("must be a DNS-1123 label: lower-case letters, digits and '-', at most 63")
+        return v
 
     @field_validator("capacity_type", mode="before")
     @classmethod
@@ -196,4 +204,7 @@ class GPUWorkload(_Strict):
 
     def to_manifest(self) -> dict:
         """The manifest as a user would write it (camelCase, no defaults dropped)."""
-        return self.model_dump(mode="json", by_alias=True)
+        out = self.model_dump(mode="json", by_alias=True)
+        if out["spec"].get("queue") is None:   # manifests written before queues existed stay the same
+            out["spec"].pop("queue", None)
+        return out

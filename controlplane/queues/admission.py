@@ -139,8 +139,8 @@ def admit(config: QueueConfig, admitted: Iterable[Admitted], pending: Iterable[P
     for name, items in by_queue.items():
         items.sort(key=_sort_key)
         heads[name] = 0
-        heapq.heappush(heap, (ledger.share(config.queues[name]), -items[0].priority, items[0].arrival,
-                              items[0].key, name))
+        heapq.heappush(heap, (_share(config, ledger, config.queues[name], items[0]), -items[0].priority,
+                              items[0].arrival, items[0].key, name))
     failed: dict[tuple[str, str], tuple[int, int]] = {}   # (queue, flavour) -> (group version, smallest misfit)
     # queue -> (priority, GPUs) of a search that found no victims: within a cycle usage only grows and
     # candidates only go, so a workload of no higher priority asking no fewer GPUs finds none either.
@@ -170,7 +170,7 @@ def admit(config: QueueConfig, admitted: Iterable[Admitted], pending: Iterable[P
             waiting_in[name].append(p.key)
         if heads[name] < len(items):
             nxt = items[heads[name]]
-            heapq.heappush(heap, (ledger.share(q), -nxt.priority, nxt.arrival, nxt.key, name))
+            heapq.heappush(heap, (_share(config, ledger, q, nxt), -nxt.priority, nxt.arrival, nxt.key, name))
     for keys in waiting_in.values():
         for i, k in enumerate(keys, start=1):
             w = out.waiting[k]
@@ -178,6 +178,11 @@ def admit(config: QueueConfig, admitted: Iterable[Admitted], pending: Iterable[P
     out.usage = {k: v for k, v in ledger.usage.items() if v}
     out.borrowed = {k: ledger.borrowed(*k) for k in out.usage if ledger.borrowed(*k)}
     return out
+
+
+def _share(config: QueueConfig, ledger: Ledger, q: Queue, p: Pending) -> float:
+    f = next((f for f in q.quotas if config.flavours[f].accepts(p.models, p.capacity_types, p.providers)), None)
+    return ledger.share_with(q, f, p.gpus)
 
 
 def _first_fit(ledger: Ledger, q: Queue, p: Pending, flavours: Sequence[str],

@@ -110,3 +110,14 @@ class Ledger:
                 worst = max(worst, over / max(1, self.capacity[(q.group, f)]))
         self._shares[q.name] = worst / q.weight
         return worst / q.weight
+
+    def share_with(self, q: Queue, f: str | None, gpus: int) -> float:
+        """The queue's share were ``gpus`` of ``f`` admitted to it: queues are served by the share their
+        next admission would give them, so a queue taking back its own nominal quota goes before one
+        that would borrow (and a requeued victim does not win its GPUs straight back)."""
+        base = self.share(q)
+        quota = q.quotas.get(f or "")
+        if quota is None:
+            return base
+        over = self.usage[(q.name, f or "")] + gpus - quota.nominal
+        return max(base, over / max(1, self.capacity[(q.group, f or "")]) / q.weight) if over > 0 else base

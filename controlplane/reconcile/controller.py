@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from controlplane.logs import get_logger
-from controlplane.reconcile import failover, fleet, observing, placing, provisioning
+from controlplane.queues import QueueConfig
+from controlplane.reconcile import admitting, failover, fleet, observing, placing, provisioning
 from controlplane.reconcile.leader import LeaderElector
 from controlplane.reconcile.metrics import LoopMetrics
 from controlplane.reconcile.queue import RateLimitedQueue
@@ -51,9 +52,10 @@ class Controller:
     def __init__(self, db: Database, providers: Mapping[str, Provider], engine: Any, *,
                  elector: LeaderElector, policies: Callable[[], Any], config: LoopConfig | None = None,
                  place: placing.PlaceFn = placing.default_place, snapshot: Callable[[], Any] | None = None,
-                 metrics: LoopMetrics | None = None) -> None:
+                 metrics: LoopMetrics | None = None, queues: Callable[[], QueueConfig] | None = None) -> None:
         self.db, self.providers, self.engine, self.elector = db, providers, engine, elector
         self.policies, self.place = policies, place
+        self.queues = queues   # the admission gate (controlplane/queues); None: every workload is placed
         self.cfg = config or LoopConfig()
         self.metrics = metrics or LoopMetrics()
         self._custom_snapshot = snapshot
@@ -96,7 +98,7 @@ class Controller:
         unplaced = placing.place_pending(
             self.db, snapshot=self.snapshot, policies=self.policies, place=self.place,
             fenced=self.elector.fenced, actor=self.actor, metrics=self.metrics, ttl_s=self.cfg.lock_ttl_s,
-            skip=lambda n: self.queue.backing_off(f"place:{n}"))
+            skip=lambda n: self.queue.backing_off(f"place:{n}"), admission=self._admit())
         for key in unplaced:   # capacity may appear later: try again, backing off
             self.queue.retry(f"place:{key}")
         self._run_stacks()
@@ -104,6 +106,23 @@ class Controller:
         self._drifted |= observing.apply_observation(self.db, obs, actor=self.actor, fenced=self.elector.fenced,
                                                      metrics=self.metrics, blocks=self.blocks, short=self.short)
         observing.finish_deletions(self.db, obs, actor=self.actor, fenced=self.elector.fenced)
+
+    def _admit(self) -> Callable[[str | None, Any], Any] | None:
+        """Release victims whose grace is over, then admit; returns placement's narrowing, or None when
+        no queues are configured (no gate)."""
+        if self.queues is None:
+            return None
+        cfg = self.queues()
+        if not cfg.enabled:
+            return None
+        released = admitting.release_victims(self.db, cfg, fenced=self.elector.fenced, actor=self.actor)
+        result = admitting.admit_pending(self.db, cfg, fenced=self.elector.fenced, actor=self.actor)
+        self.metrics.admissions.labels("admitted").inc(len(result.admitted))
+        self.metrics.admissions.labels("preempted").inc(len(result.marked))
+        self.metrics.admissions.labels("requeued").inc(len(released))
+        for key in result.admitted:
+            self.queue.forget(f"place:{key}")
+        return lambda flavour, w: admitting.narrow(cfg, flavour, w)
 
     def _check_health(self) -> None:
         """Evacuate DOWN regions; when one answers again, run its stacks now (not after their backoff)

@@ -39,5 +39,8 @@ def build_controller(ctx: Any, engine: Any = None, **overrides: Any) -> Controll
     # Every call of the loop goes through a per-provider circuit breaker: one sick cloud fails fast
     # instead of stalling each pass on its retries.
     guarded = {n: p if isinstance(p, GuardedProvider) else GuardedProvider(p) for n, p in ctx.providers.items()}
+    from controlplane.reconcile.admitting import QueueSource
+
+    overrides.setdefault("queues", QueueSource(ctx.policies.document).current)
     return Controller(ctx.db, guarded, engine, elector=elector, policies=ctx.policies.current,
                       config=cfg, metrics=ctx.metrics, **overrides)
