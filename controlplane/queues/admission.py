@@ -32,6 +32,7 @@ class Pending:
     providers: tuple[str, ...] | None = None
     priority: int = 0
     arrival: float = 0.0       # submission order (seconds or a sequence number)
+    nominated: bool = False    # its victims were released for it: it goes first, or their room goes to others
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,8 +102,8 @@ class Cycle:
     borrowed: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
-def _sort_key(p: Pending) -> tuple[int, float, str]:
-    return (-p.priority, p.arrival, p.key)
+def _sort_key(p: Pending) -> tuple[bool, int, float, str]:
+    return (not p.nominated, -p.priority, p.arrival, p.key)
 
 
 def admit(config: QueueConfig, admitted: Iterable[Admitted], pending: Iterable[Pending], now: float = 0.0,
@@ -135,12 +136,12 @@ def admit(config: QueueConfig, admitted: Iterable[Admitted], pending: Iterable[P
             continue
         by_queue[q.name].append(p)
     heads: dict[str, int] = {}
-    heap: list[tuple[float, int, float, str, str]] = []
+    heap: list[tuple[bool, float, int, float, str, str]] = []
     for name, items in by_queue.items():
         items.sort(key=_sort_key)
         heads[name] = 0
-        heapq.heappush(heap, (_share(config, ledger, config.queues[name], items[0]), -items[0].priority,
-                              items[0].arrival, items[0].key, name))
+        heapq.heappush(heap, (not items[0].nominated, _share(config, ledger, config.queues[name], items[0]),
+                              -items[0].priority, items[0].arrival, items[0].key, name))
     failed: dict[tuple[str, str], tuple[int, int]] = {}   # (queue, flavour) -> (group version, smallest misfit)
     # queue -> (priority, GPUs) of a search that found no victims: within a cycle usage only grows and
     # candidates only go, so a workload of no higher priority asking no fewer GPUs finds none either.
@@ -148,7 +149,7 @@ def admit(config: QueueConfig, admitted: Iterable[Admitted], pending: Iterable[P
     frozen: set[tuple[str, str]] = set()                   # (cohort, flavour) with victims still to leave
     waiting_in: dict[str, list[str]] = defaultdict(list)
     while heap:
-        _, _, _, _, name = heapq.heappop(heap)
+        name = heapq.heappop(heap)[-1]
         q = config.queues[name]
         items = by_queue[name]
         p = items[heads[name]]
@@ -170,7 +171,8 @@ def admit(config: QueueConfig, admitted: Iterable[Admitted], pending: Iterable[P
             waiting_in[name].append(p.key)
         if heads[name] < len(items):
             nxt = items[heads[name]]
-            heapq.heappush(heap, (_share(config, ledger, q, nxt), -nxt.priority, nxt.arrival, nxt.key, name))
+            heapq.heappush(heap, (not nxt.nominated, _share(config, ledger, q, nxt), -nxt.priority, nxt.arrival,
+                                  nxt.key, name))
     for keys in waiting_in.values():
         for i, k in enumerate(keys, start=1):
             w = out.waiting[k]

@@ -8,7 +8,7 @@ grace period is over: back to Pending, assignments cleared (so the next stack ru
 they are placed again later: release and re-provision), admission dropped, audited on both sides.
 
 Crash safety: marking and releasing are each one transaction, and each acts only on rows in the state it
-expects (``preempted_for`` unset, resp. set), so a controller killed at any point and restarted neither
+expects (``preempted_for`` unset, resp. set on an admitted row), so a controller killed at any point and restarted neither
 loses a victim nor preempts one twice; the marked victims count as their preemptor's room meanwhile.
 """
 
@@ -107,6 +107,9 @@ def admit_pending(db: Database, config: QueueConfig, *, fenced: Callable[[], boo
         rows = _load(s)
         by_key = {r.key: r for r in rows}
         holders, waiting = [], []
+        # Victims already released keep their preemptor's key until it is admitted: it goes first, so the
+        # room they left is not taken by another workload (which would make it preempt again).
+        nominated = {r.preempted_for for r in rows if r.preempted_for is not None and r.admitted_at is None}
         for r in rows:
             if r.admitted_at is not None and r.flavour is not None and r.queue is not None:
                 holders.append(Admitted(r.key, r.queue, r.flavour, r.gpus, r.priority, _epoch(r.admitted_at) or 0.0,
@@ -116,7 +119,8 @@ def admit_pending(db: Database, config: QueueConfig, *, fenced: Callable[[], boo
                 waiting.append(Pending(r.key, queue_of(r, config), r.gpus, _models(r.spec),
                                        tuple((r.spec.get("spec") or {}).get("capacityType")
                                              or ("reserved", "on-demand")),
-                                       _providers(r.spec), r.priority, _epoch(r.created_at) or 0.0))
+                                       _providers(r.spec), r.priority, _epoch(r.created_at) or 0.0,
+                                       r.key in nominated))
         cyc = admit(config, holders, waiting, t)
         out.cycle = cyc
         if not fenced():
@@ -126,6 +130,7 @@ def admit_pending(db: Database, config: QueueConfig, *, fenced: Callable[[], boo
         for a in cyc.admitted:
             r = by_key[a.key]
             r.queue, r.flavour, r.admitted_at = a.queue, a.flavour, stamp
+            r.preempted_for = r.preempt_requested_at = None   # a released victim admitted again
             r.wait_reason, r.queue_position = "", None
             r.message = f"admitted by queue {a.queue} on {a.flavour}" + (f" (borrowing {a.borrowed})" if a.borrowed
                                                                           else "")
@@ -152,6 +157,11 @@ def admit_pending(db: Database, config: QueueConfig, *, fenced: Callable[[], boo
             audit.record(s, actor=actor, action="preempting", kind="workload", subject=by.name, team=by.team,
                          details=details)
             out.marked.append(p.victim)
+        done = {a.key for a in cyc.admitted}
+        for r in rows:   # nominations end once their preemptor is admitted or gone
+            if r.preempted_for is not None and r.admitted_at is None and (
+                    r.preempted_for in done or r.preempted_for not in cyc.waiting):
+                r.preempted_for = None
     return out
 
 
@@ -161,12 +171,13 @@ def release_victims(db: Database, config: QueueConfig, *, fenced: Callable[[], b
     cutoff = datetime.fromtimestamp(now(), tz=utcnow().tzinfo) - timedelta(seconds=config.grace_period_s)
     with db.session() as s:
         ids = list(s.scalars(select(Workload.id).where(Workload.preempted_for.is_not(None),
+                                                       Workload.admitted_at.is_not(None),
                                                        Workload.preempt_requested_at <= cutoff)))
     out = []
     for wid in ids:
         with db.session() as s:
             r = s.scalars(select(Workload).where(Workload.id == wid).with_for_update()).first()
-            if r is None or r.preempted_for is None or (keys is not None and r.key not in keys):
+            if r is None or r.preempted_for is None or r.admitted_at is None or (keys is not None and r.key not in keys):
                 continue
             if not fenced():
                 return out
@@ -183,8 +194,8 @@ def release_victims(db: Database, config: QueueConfig, *, fenced: Callable[[], b
                 details = {"preemptor": by, "from": old, "preemptions": r.preemptions}
                 audit.record(s, actor=actor, action="requeued", kind="workload", subject=r.name, team=r.team,
                              details=details)
-            r.admitted_at, r.flavour = None, None
-            r.preempted_for, r.preempt_requested_at = None, None
+            # ``preempted_for`` stays: it nominates the preemptor until admitted (see admit_pending).
+            r.admitted_at, r.flavour, r.preempt_requested_at = None, None, None
             out.append(r.key)
     return out
 

@@ -20,6 +20,7 @@ class Sim:
     durations: dict[str, float] = field(default_factory=dict)
     preempted: list[tuple[str, str]] = field(default_factory=list)   # (victim, reason)
     cycles: list[Cycle] = field(default_factory=list)
+    nominated: set[str] = field(default_factory=set)
 
     def submit(self, p: Pending, duration_s: float) -> None:
         self.pending[p.key] = p
@@ -30,12 +31,17 @@ class Sim:
         for k in [k for k, t in self.ends.items() if t <= self.now]:
             del self.ends[k]
             del self.running[k]
+        for k, p in self.pending.items():   # a preemptor whose victims were released goes first
+            if p.nominated != (k in self.nominated):
+                self.pending[k] = Pending(p.key, p.queue, p.gpus, p.models, p.capacity_types, p.providers,
+                                          p.priority, p.arrival, k in self.nominated)
         cyc = admit(self.config, list(self.running.values()), list(self.pending.values()), self.now)
         check(self.config, self.running, self.pending, cyc)
         for a in cyc.admitted:
             p = self.pending.pop(a.key)
             self.running[a.key] = Admitted(a.key, a.queue, a.flavour, a.gpus, p.priority, self.now, self.now)
             self.ends[a.key] = self.now + self.durations[a.key]
+        self.nominated = (self.nominated | {pr.preemptor for pr in cyc.preemptions}) - set(self.running)
         for pr in cyc.preemptions:   # released at once (no grace period in the simulation): requeued
             v = self.running.pop(pr.victim)
             del self.ends[pr.victim]
