@@ -18,7 +18,18 @@ from controlplane.api.context import ServiceContext
 from controlplane.api.headers import SecurityHeaders
 from controlplane.api.limits import BodyLimit
 from controlplane.api.observability import AccessLog, HttpMetrics
-from controlplane.api.routers import admin, dashboard, docs, fleet, health, runs, spend, tokens, workloads
+from controlplane.api.routers import (
+    admin,
+    dashboard,
+    docs,
+    fleet,
+    health,
+    queues,
+    runs,
+    spend,
+    tokens,
+    workloads,
+)
 from controlplane.api.security import new_cache
 from controlplane.logs import get_logger
 from controlplane.reconcile.metrics import LoopMetrics
@@ -74,6 +85,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None,
 
         metrics.registry.register(StoreCollector(ctx))
         metrics.registry.register(CommitmentCollector(ctx))
+        metrics.registry.register(queues.QueueCollector(ctx))  # type: ignore[arg-type]
         if providers is None and settings.config:
             from controlplane.environment import register_secrets
             from providers.config import load_config
@@ -108,7 +120,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None,
     app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(RecursionError, _too_deep)  # type: ignore[arg-type]
     for r in (workloads.router, fleet.router, spend.router, admin.router, tokens.router, health.router,
-              dashboard.router, docs.router, commitments_api.router, runs.router):
+              dashboard.router, docs.router, commitments_api.router, runs.router, queues.router):
         app.include_router(r)
     app.mount("/dashboard/static", StaticFiles(directory=DASHBOARD), name="dashboard-static")
     app.mount("/static/swagger-ui", StaticFiles(directory=SWAGGER_UI), name="swagger-ui")

@@ -22,7 +22,7 @@ from controlplane.cli.output import GetFormat, fail, print_columns, print_json, 
 STATES = ("Pending", "Placed", "Provisioning", "Starting", "Running", "Succeeded", "Failed", "Deleting", "Deleted")
 _WORKLOAD = ("workload", "workloads", "wl")
 _KINDS = {**dict.fromkeys(_WORKLOAD, "workloads"), **dict.fromkeys(("stack", "stacks"), "stacks"),
-          **dict.fromkeys(("event", "events", "ev"), "events")}
+          **dict.fromkeys(("event", "events", "ev"), "events"), **dict.fromkeys(("queue", "queues", "q"), "queues")}
 
 OutputOpt = Annotated[GetFormat, typer.Option("--output", "-o", help="table, wide, json, yaml or name")]
 FileOpt = Annotated[list[Path], typer.Option("--filename", "-f", help="manifest file or directory, '-' for "
@@ -53,7 +53,7 @@ TimeoutOpt = Annotated[float, typer.Option("--timeout", help="seconds --wait/--w
 def _kind(resource: str) -> str:
     kind = _KINDS.get(resource.lower())
     if kind is None:
-        fail(f"resource type {resource!r} is not one of: workloads (wl), stacks, events")
+        fail(f"resource type {resource!r} is not one of: workloads (wl), stacks, events, queues (q)")
     return kind
 
 
@@ -104,6 +104,8 @@ def _show(kind: str, items: list[dict[str, Any]], output: GetFormat, single: boo
         sys.stdout.write("".join(f"{kind.rstrip('s')}/{i[key]}\n" for i in items))
     elif kind == "workloads":
         print_columns(*_workload_rows(items, output is GetFormat.wide))
+    elif kind == "queues":
+        print_columns(*_queue_rows(items, output is GetFormat.wide))
     elif kind == "stacks":
         print_columns(["NAME", "STATUS", "POOLS", "ATTEMPTS", "APPLIED", "MESSAGE"],
                       [[s["name"], s["status"], s["pools"], s["attempts"], age(s.get("appliedAt")),
@@ -112,6 +114,26 @@ def _show(kind: str, items: list[dict[str, Any]], output: GetFormat, single: boo
         print_columns(["ID", "AGE", "ACTION", "KIND", "SUBJECT", "TEAM", "ACTOR"],
                       [[e["id"], age(e["at"]), e["action"], e["kind"], e["subject"], e.get("team") or "-",
                         e["actor"]] for e in items])
+
+
+def _quota(f: dict[str, Any]) -> str:
+    return f"{f['flavour']}={f['used']}/{f['nominal']}"
+
+
+def _queue_rows(items: list[dict[str, Any]], wide: bool) -> tuple[list[str], list[list[object]]]:
+    """One row per queue: use against nominal quota per flavour, borrowed GPUs, admitted and pending;
+    with a named queue (-o wide) also a row per waiting workload (position, reason, estimated start)."""
+    head = ["NAME", "COHORT", "WEIGHT", "USED/NOMINAL", "BORROWED", "ADMITTED", "PENDING"]
+    rows: list[list[object]] = []
+    for q in items:
+        rows.append([q["name"], q.get("cohort") or "-", f"{q['weight']:g}",
+                     ",".join(_quota(f) for f in q["flavours"]) or "-",
+                     sum(f["borrowed"] for f in q["flavours"]), q["admitted"], q["pending"]])
+        for w in (q.get("waiting") or []) if wide else []:
+            start = w.get("estimatedStart") or "unknown"
+            rows.append([f"  #{w.get('position') or '-'} {w['name']}", w["team"], w["priority"],
+                         f"{w['gpus']} GPUs", w["reason"], f"start ~{start}", ""])
+    return head, rows
 
 
 TeamOpt = Annotated[str | None, typer.Option("--team", help="the workload's team: names are unique per "
@@ -127,6 +149,10 @@ def _fetch(kind: str, names: list[str], team: str | None = None) -> list[dict[st
         if names:
             return [request("GET", f"/v1/workloads/{quote(n, safe='')}{_team_query(team)}") for n in names]
         return list(request("GET", f"/v1/workloads?limit=5000{_team_query(team, '&')}")["items"])
+    if kind == "queues":
+        if names:
+            return [request("GET", f"/v1/queues/{quote(n, safe='')}") for n in names]
+        return list(request("GET", "/v1/queues")["items"])
     if kind == "stacks":
         items = list(request("GET", "/v1/stacks")["items"])
         missing = sorted(set(names) - {s["name"] for s in items})
@@ -137,7 +163,7 @@ def _fetch(kind: str, names: list[str], team: str | None = None) -> list[dict[st
 
 
 def get(
-    resource: Annotated[str, typer.Argument(help="workloads (wl), stacks or events")],
+    resource: Annotated[str, typer.Argument(help="workloads (wl), stacks, events or queues (q)")],
     names: Annotated[list[str] | None, typer.Argument(help="names; none: all you may see")] = None,
     output: OutputOpt = GetFormat.table,
     watch: Annotated[bool, typer.Option("--watch", "-w", help="after the list, print each change as it "
@@ -154,6 +180,8 @@ def get(
       awan get wl -o wide --watch
       awan get workloads -o name
       awan get stacks
+      awan get queues
+      awan get queue research -o wide
     """
     kind = _kind(resource)
     wanted = names or []

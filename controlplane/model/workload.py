@@ -206,6 +206,14 @@ class Spec(_Strict):
     # What runs on the capacity (None: a pure capacity reservation, nothing is dispatched) and how.
     template: Container | None = None
     run: Run = Field(default_factory=Run)
+    queue: str | None = None   # the admission queue (controlplane/queues); None: the team's default queue
+
+    @field_validator("queue")
+    @classmethod
+    def _queue_name(cls, v: str | None) -> str | None:
+        if v is not None and not is_dns_label(v):
+            raise ValueError("must be a DNS-1123 label: lower-case letters, digits and '-', at most 63")
+        return v
 
     @field_validator("capacity_type", mode="before")
     @classmethod
@@ -275,8 +283,13 @@ class GPUWorkload(_Strict):
 
     def to_manifest(self) -> dict:
         """The manifest as a user would write it (camelCase, no defaults dropped). A capacity reservation
-        (no template) is stored without ``template``/``run``, as before they existed, so resubmitting a
-        manifest stored by an earlier version is still "unchanged"."""
+        (no template) is stored without ``template``/``run``, and a workload in its team's default queue
+        without ``queue``, as before they existed, so resubmitting a manifest stored by an earlier version is
+        still "unchanged"."""
         if self.spec.template is None:
-            return self.model_dump(mode="json", by_alias=True, exclude={"spec": {"template", "run"}})
-        return self.model_dump(mode="json", by_alias=True, exclude_none=False)
+            out = self.model_dump(mode="json", by_alias=True, exclude={"spec": {"template", "run"}})
+        else:
+            out = self.model_dump(mode="json", by_alias=True, exclude_none=False)
+        if out["spec"].get("queue") is None:
+            out["spec"].pop("queue", None)
+        return out

@@ -17,7 +17,8 @@ from typing import Any
 
 from controlplane.dispatch.clusters import ClusterSet
 from controlplane.logs import get_logger
-from controlplane.reconcile import failover, fleet, observing, placing, provisioning, running
+from controlplane.queues import QueueConfig
+from controlplane.reconcile import admitting, failover, fleet, observing, placing, provisioning, running
 from controlplane.reconcile.leader import LeaderElector
 from controlplane.reconcile.metrics import LoopMetrics
 from controlplane.reconcile.queue import RateLimitedQueue
@@ -53,9 +54,11 @@ class Controller:
     def __init__(self, db: Database, providers: Mapping[str, Provider], engine: Any, *,
                  elector: LeaderElector, policies: Callable[[], Any], config: LoopConfig | None = None,
                  place: placing.PlaceFn = placing.default_place, snapshot: Callable[[], Any] | None = None,
-                 metrics: LoopMetrics | None = None, clusters: ClusterSet | None = None) -> None:
+                 metrics: LoopMetrics | None = None, clusters: ClusterSet | None = None,
+                 queues: Callable[[], QueueConfig] | None = None) -> None:
         self.db, self.providers, self.engine, self.elector = db, providers, engine, elector
         self.policies, self.place = policies, place
+        self.queues = queues   # the admission gate (controlplane/queues); None: every workload is placed
         self.cfg = config or LoopConfig()
         self.metrics = metrics or LoopMetrics()
         self._custom_snapshot = snapshot
@@ -103,7 +106,7 @@ class Controller:
         unplaced = placing.place_pending(
             self.db, snapshot=self.snapshot, policies=self.policies, place=self.place,
             fenced=self.elector.fenced, actor=self.actor, metrics=self.metrics, ttl_s=self.cfg.lock_ttl_s,
-            skip=lambda n: self.queue.backing_off(f"place:{n}"))
+            skip=lambda n: self.queue.backing_off(f"place:{n}"), admission=self._admit())
         for key in unplaced:   # capacity may appear later: try again, backing off
             self.queue.retry(f"place:{key}")
         if self.elector.fenced():
@@ -115,6 +118,23 @@ class Controller:
         observing.finish_deletions(self.db, obs, actor=self.actor, fenced=self.elector.fenced)
         if self.runs is not None:
             self.runs.tick()
+
+    def _admit(self) -> Callable[[str | None, Any], Any] | None:
+        """Release victims whose grace is over, then admit; returns placement's narrowing, or None when
+        no queues are configured (no gate)."""
+        if self.queues is None:
+            return None
+        cfg = self.queues()
+        if not cfg.enabled:
+            return None
+        released = admitting.release_victims(self.db, cfg, fenced=self.elector.fenced, actor=self.actor)
+        result = admitting.admit_pending(self.db, cfg, fenced=self.elector.fenced, actor=self.actor)
+        self.metrics.admissions.labels("admitted").inc(len(result.admitted))
+        self.metrics.admissions.labels("preempted").inc(len(result.marked))
+        self.metrics.admissions.labels("requeued").inc(len(released))
+        for key in result.admitted:
+            self.queue.forget(f"place:{key}")
+        return lambda flavour, w: admitting.narrow(cfg, flavour, w)
 
     def _check_health(self) -> None:
         """Evacuate DOWN regions; when one answers again, run its stacks now (not after their backoff)

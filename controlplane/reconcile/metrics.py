@@ -22,3 +22,5 @@ class LoopMetrics:
         self.ticks = Counter("awan_reconcile_ticks", "Reconcile passes run as leader", registry=self.registry)
         self.failovers = Counter("awan_failovers", "Workloads re-placed by failover", ["trigger"],
                                  registry=self.registry)
+        self.admissions = Counter("awan_queue_admissions", "Queue admission events", ["result"],
+                                  registry=self.registry)

@@ -65,12 +65,15 @@ def apply_decision(row: Workload, decision: Any, actor: str, s: Any, metrics: Lo
 
 def place_pending(db: Database, *, snapshot: Callable[[], Any], policies: Callable[[], Any], place: PlaceFn,
                   fenced: Callable[[], bool], actor: str, metrics: LoopMetrics, ttl_s: float,
-                  skip: Callable[[str], bool] = lambda _n: False, batch: int = 500) -> list[str]:
+                  skip: Callable[[str], bool] = lambda _n: False, batch: int = 500,
+                  admission: Callable[[str | None, GPUWorkload], GPUWorkload] | None = None) -> list[str]:
     """Returns the keys (``Workload.key``) of workloads that stayed unplaced (the caller backs them off);
-    ``skip`` is asked by key too."""
+    ``skip`` is asked by key too. ``admission`` (queues in force): only admitted workloads are placed,
+    each as that function narrows it to the flavour it was admitted on."""
     with db.session() as s:
         token, rows = repo.claim(s, [WorkloadState.PENDING.value], ttl_s=ttl_s, limit=batch,
-                                 order_by_priority=True)
+                                 order_by_priority=True, admitted_only=admission is not None)
+        flavours = {r.key: r.flavour for r in rows}
         specs = [(r.key, r.spec) for r in rows if not skip(r.key)]
     if not rows:
         return []
@@ -78,6 +81,8 @@ def place_pending(db: Database, *, snapshot: Callable[[], Any], policies: Callab
         if not specs:
             return []
         workloads = _unique_names([GPUWorkload.model_validate(spec) for _, spec in specs], [k for k, _ in specs])
+        if admission is not None:
+            workloads = [admission(flavours[k], w) for (k, _), w in zip(specs, workloads, strict=True)]
         result = place(workloads, snapshot(), policies())
         keys = {w.name: key for (key, _), w in zip(specs, workloads, strict=True)}
         by_key = {keys[d.workload]: d for d in result.decisions if d.workload in keys}

@@ -45,5 +45,8 @@ def build_controller(ctx: Any, engine: Any = None, **overrides: Any) -> Controll
         from controlplane.dispatch.clusters import ClusterSet
 
         overrides["clusters"] = ClusterSet(ctx.config)
+    from controlplane.reconcile.admitting import QueueSource
+
+    overrides.setdefault("queues", QueueSource(ctx.policies.document).current)
     return Controller(ctx.db, guarded, engine, elector=elector, policies=ctx.policies.current,
                       config=cfg, metrics=ctx.metrics, **overrides)

@@ -101,6 +101,17 @@ class Workload(Base):
     released_at: Mapped[datetime | None] = mapped_column(default=None)
     exit_code: Mapped[int | None] = mapped_column(default=None)
     reason: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    # Queues (controlplane/queues): the queue the workload waits in, the flavour it was admitted on (its
+    # quota held from ``admitted_at``), why and where it waits, and a preemption in flight (the
+    # preemptor's key, set and cleared in single transactions so a crash neither loses nor repeats one).
+    queue: Mapped[str | None] = mapped_column(String(63), default=None, index=True)
+    flavour: Mapped[str | None] = mapped_column(String(63), default=None)
+    admitted_at: Mapped[datetime | None] = mapped_column(default=None)
+    wait_reason: Mapped[str] = mapped_column(String(16), default="")
+    queue_position: Mapped[int | None] = mapped_column(default=None)
+    preempted_for: Mapped[str | None] = mapped_column(String(140), default=None)
+    preempt_requested_at: Mapped[datetime | None] = mapped_column(default=None)
+    preemptions: Mapped[int] = mapped_column(default=0)
 
     assignments: Mapped[list[Assignment]] = relationship(
         back_populates="workload", cascade="all, delete-orphan", order_by="Assignment.id")

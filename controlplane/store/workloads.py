@@ -75,6 +75,9 @@ def submit(s: Session, *, name: str, team: str, spec: dict[str, Any], priority: 
         row.placed_at = row.running_at = row.deleted_at = None
         row.restarts, row.exit_code, row.reason = 0, None, ""
         row.dispatched_at = row.finished_at = row.released_at = None
+        row.queue = row.flavour = row.preempted_for = None
+        row.admitted_at = row.preempt_requested_at = None
+        row.wait_reason, row.queue_position = "", None
         row.assignments.clear()
         s.execute(delete(RunLog).where(RunLog.workload_id == row.id))   # the old run's logs
     s.flush()
@@ -92,12 +95,14 @@ def request_delete(s: Session, row: Workload) -> bool:
 
 
 def claim(s: Session, states: Sequence[str], *, ttl_s: float, limit: int = 1000,
-          order_by_priority: bool = False) -> tuple[str, list[Workload]]:
+          order_by_priority: bool = False, admitted_only: bool = False) -> tuple[str, list[Workload]]:
     """Lock up to ``limit`` unlocked (or expired) rows in ``states`` with a fresh token."""
     now = utcnow()
     token = secrets.token_hex(8)
     q = select(Workload.id).where(Workload.state.in_(list(states)),
                                   or_(Workload.lock_token.is_(None), Workload.lock_expires_at < now))
+    if admitted_only:   # queues in force: only admitted workloads go on to placement
+        q = q.where(Workload.admitted_at.is_not(None))
     q = q.order_by(Workload.priority.desc(), Workload.id) if order_by_priority else q.order_by(Workload.id)
     ids = list(s.scalars(q.limit(limit)))
     if not ids:

@@ -14,6 +14,7 @@ from controlplane.api.routers.workloads import event_out
 from controlplane.api.security import admin, principal
 from controlplane.auth.tokens import Principal
 from controlplane.model.workload import INT32_MAX  # ids are 32-bit INTEGER columns
+from controlplane.queues import parse_queue_text
 from controlplane.reconcile.policy_source import PolicyUnavailable, parse_document
 from controlplane.store import audit
 from controlplane.store import policies as policy_store
@@ -50,6 +51,7 @@ async def put_policies(request: Request, p: Principal = Depends(admin),
         # Validated (CEL compiled and checked once) before anything is stored; off the event loop, so a
         # slow document never holds up /healthz or other requests.
         await run_in_threadpool(parse_document, text, "body")
+        await run_in_threadpool(parse_queue_text, text, "body")   # QueuePolicy documents in the same body
     except PolicyUnavailable as e:
         raise HTTPException(503, str(e)) from None
     except ValueError as e:

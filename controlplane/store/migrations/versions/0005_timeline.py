@@ -14,7 +14,7 @@ from alembic import op
 import controlplane.store.coltypes
 
 revision = "0005_timeline"
-down_revision = "0003_tokens"
+down_revision = "0004_queues"
 branch_labels = None
 depends_on = None
 

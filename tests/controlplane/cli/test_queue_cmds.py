@@ -1,0 +1,44 @@
+"""``awan get queues``: quota use and borrowing per queue, and a queue's waiting workloads with -o wide."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from controlplane.reconcile.admitting import QueueSource, admit_pending
+from controlplane.reconcile.policy_source import PolicySource
+from controlplane.store import policies as policy_store
+from controlplane.store.db import Database
+from tests.controlplane.cli.test_cli_habits import _run
+from tests.controlplane.cli.test_service_cmds import service  # noqa: F401
+
+EXAMPLE = (Path(__file__).resolve().parents[3] / "policies" / "examples" / "queues.yaml").read_text()
+
+
+def _wl(name: str, gpus: int) -> str:
+    return (f"apiVersion: awan.dev/v1alpha1\nkind: GPUWorkload\nmetadata: {{name: {name}, team: research}}\n"
+            f"spec: {{gpus: {{model: H100, count: {gpus}, perNode: 8}}}}\n")
+
+
+def test_get_queues(service, tmp_path: Path) -> None:  # noqa: F811
+    url, tokens = service
+    db = Database.from_url(f"sqlite:///{tmp_path / 'awan.db'}")
+    with db.session() as s:
+        policy_store.put_document(s, EXAMPLE, "test")
+    f = tmp_path / "w.yaml"
+    f.write_text(_wl("big", 96) + "---\n" + _wl("after", 64))
+    assert _run(["apply", "-f", str(f)], url, tokens["research"], tmp_path).exit_code == 0
+    admit_pending(db, QueueSource(PolicySource(db).document).current(), fenced=lambda: True, actor="test")
+    r = _run(["get", "queues"], url, tokens["research"], tmp_path)
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()
+    assert lines[0].split() == ["NAME", "COHORT", "WEIGHT", "USED/NOMINAL", "BORROWED", "ADMITTED", "PENDING"]
+    assert next(x.split() for x in lines
+                                                                      if x.startswith("research")) == ["research", "ml", "2", "h100=96/64,b200=0/72", "32", "1", "1"]
+    r = _run(["get", "queue", "research", "-o", "wide"], url, tokens["research"], tmp_path)
+    assert r.exit_code == 0 and "#1 after" in r.output and "quota" in r.output
+    r = _run(["get", "queues", "-o", "json"], url, tokens["research"], tmp_path)
+    assert {q["name"] for q in json.loads(r.output)["items"]} == {"research", "product", "sweeps"}
+    r = _run(["get", "queue", "nope"], url, tokens["research"], tmp_path)
+    assert r.exit_code != 0 and "queue 'nope' not found" in r.output
+    db.dispose()

@@ -1,0 +1,91 @@
+"""The admission gate in the reconcile loop, over a real store: only admitted workloads are placed; the
+rest wait with a reason and a position; reclaim preempts through the loop (release and re-provision),
+audited on both sides."""
+
+from __future__ import annotations
+
+from controlplane.queues import QueueConfig, parse_queue_text
+from controlplane.reconcile.controller import Controller
+from controlplane.store import audit
+from controlplane.store import workloads as repo
+from controlplane.store.db import Database
+from tests.controlplane.reconcile.fakes import FakeCloud, FakePlacer
+from tests.controlplane.reconcile.harness import drive, make_controller, states, submit
+
+POLICY = """
+apiVersion: awan.dev/v1alpha1
+kind: QueuePolicy
+metadata: {name: t}
+spec:
+  flavours: [{name: h100, gpuModel: H100}]
+  queues:
+    - {name: research, teams: [research], cohort: ml, quotas: [{flavour: h100, nominal: 16}]}
+    - {name: product, teams: [product], cohort: ml, quotas: [{flavour: h100, nominal: 16}]}
+  preemption: {gracePeriodSeconds: 0}
+"""
+
+
+def controller(db: Database, cfg: QueueConfig) -> tuple[Controller, FakePlacer]:
+    placer = FakePlacer()
+    c = make_controller(db, FakeCloud(), placer)
+    c.queues = lambda: cfg
+    return c, placer
+
+
+def rows(db: Database) -> dict[str, object]:
+    with db.session() as s:
+        return {w.name: w for w in repo.list_(s, include_deleted=True)}
+
+
+def test_only_admitted_workloads_are_placed_and_the_rest_wait_with_a_position(db: Database) -> None:
+    cfg = parse_queue_text(POLICY.replace("cohort: ml, ", ""))
+    c, placer = controller(db, cfg)
+    for n in ("r1", "r2", "r3"):
+        submit(db, n, "research", 16)
+    submit(db, "x1", "nobody", 8)
+    drive(c, 3)
+    st = states(db)
+    assert st["r1"] == "Running" and st["r2"] == st["r3"] == "Pending" and st["x1"] == "Pending"
+    assert set(placer.decided) == {"r1"}          # the gate holds the others back from placement
+    with db.session() as s:
+        r2, r3, x1 = (repo.get(s, n) for n in ("r2", "r3", "x1"))
+        assert r2 is not None and r3 is not None and x1 is not None
+        assert (r2.wait_reason, r2.queue_position, r3.queue_position) == ("quota", 1, 2)
+        assert r2.message.startswith("waiting (quota): #1 in queue research")
+        assert x1.wait_reason == "policy" and "no queue" in x1.message
+        assert audit.count(s, action="admitted", subject="r1") == 1
+
+
+def test_without_queue_documents_nothing_is_gated(db: Database) -> None:
+    c, placer = controller(db, QueueConfig())
+    submit(db, "a", "anyone", 16)
+    drive(c, 2)
+    assert states(db)["a"] == "Running"
+
+
+def test_reclaim_preempts_through_the_loop_and_requeues_the_victim(db: Database) -> None:
+    c, placer = controller(db, parse_queue_text(POLICY))
+    submit(db, "r1", "research", 16)
+    submit(db, "r2", "research", 16)            # borrows product's idle quota
+    drive(c, 3)
+    assert states(db)["r2"] == "Running"
+    submit(db, "p1", "product", 16)             # product returns: takes its nominal back
+    drive(c, 4)
+    st = states(db)
+    assert st["p1"] == "Running"
+    victim = "r2" if st["r2"] == "Pending" else "r1"
+    assert st[victim] == "Pending" and st[{"r1": "r2", "r2": "r1"}[victim]] == "Running"
+    with db.session() as s:
+        v = repo.get(s, victim)
+        assert v is not None and v.assignments == [] and v.admitted_at is None and v.preemptions == 1
+        assert v.preempted_for is None
+        assert audit.count(s, action="preempted", subject=victim) == 1
+        assert audit.count(s, action="preempting", subject="p1") == 1
+        assert audit.count(s, action="requeued", subject=victim) == 1
+        ev = [e for e in audit.events(s, subject=victim, limit=100) if e.action == "preempted"][0]
+        assert ev.team == "research" and ev.details["preemptorTeam"] == "product"
+        assert ev.details["reason"] == "ReclaimNominal"
+    drive(c, 3)                                  # settles: nothing is preempted again
+    with db.session() as s:
+        assert audit.count(s, action="preempted") == 1
+    assert states(db)[victim] == "Pending"
