@@ -2,7 +2,7 @@
 step function (one row each time a figure changes), from which contracts are burned down over their term
 
 Revision ID: 0005_timeline
-Revises: 0003_tokens
+Revises: 0004_queues
 Create Date: 2026-11-30 04:00:00
 """
 

@@ -2,7 +2,7 @@
 the kept tails of its pods' logs
 
 Revision ID: 0007_dispatch
-Revises: 0003_tokens
+Revises: 0005_timeline
 Create Date: 2026-11-30 04:00:00
 """
 
