@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     log_format: str = Field(default="json", pattern="^(json|console)$")
     log_sdk_http: bool = False              # the cloud SDKs' per-request HTTP logs (Azure dumps bodies)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)   # request bodies over this get 413
+    # Documents one submit may hold (one transaction, all or nothing); more get 413 naming this limit.
+    max_submit_documents: int = Field(default=10_000, ge=1)
 
     # TLS: terminate here (cert + key files) or at an ingress/load balancer that sets X-Forwarded-Proto.
     tls_cert_file: str | None = None

@@ -10,62 +10,26 @@ the ``Authorization`` header, so a page on another site cannot make a signed-in 
 
 from __future__ import annotations
 
-import hashlib
-import threading
-import time
-
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from controlplane.api.context import ServiceContext, ctx
-from controlplane.auth.tokens import Principal, verify_token
-from controlplane.store.coltypes import utcnow
+from controlplane.auth.tokens import Principal
+from controlplane.auth.verifier import TokenVerifier, TooManyFailures
 
 _bearer = HTTPBearer(auto_error=False, description="awan_<id>_<secret>, from `awan token create`")
-# scrypt is deliberately slow; a verified token is trusted for this long in this process.
-_CACHE_S = 30.0
 SESSION_COOKIE = "awan_session"
 _SAFE_METHODS = ("GET", "HEAD")
 
 
-class _Cache:
-    def __init__(self) -> None:
-        self._d: dict[str, tuple[float, Principal]] = {}
-        self._lock = threading.Lock()
-
-    def get(self, key: str) -> Principal | None:
-        with self._lock:
-            hit = self._d.get(key)
-            if hit and hit[0] > time.monotonic():
-                return hit[1]
-            return None
-
-    def put(self, key: str, p: Principal) -> None:
-        ttl = _CACHE_S
-        if p.expires_at is not None:   # an expiring token must not outlive its expiry in the cache
-            ttl = min(ttl, (p.expires_at - utcnow()).total_seconds())
-        with self._lock:
-            if len(self._d) > 10_000:
-                self._d.clear()
-            self._d[key] = (time.monotonic() + ttl, p)
-
-    def forget(self, token_id: str) -> None:
-        with self._lock:
-            for k in [k for k, (_, p) in self._d.items() if p.token_id == token_id]:
-                del self._d[k]
-
-
 def authenticate(request: Request, token: str, c: ServiceContext) -> Principal | None:
-    cache: _Cache = request.app.state.token_cache
-    key = hashlib.sha256(token.encode()).hexdigest()
-    p = cache.get(key)
-    if p is None:
+    """The principal of ``token`` or None. Raises 429 when its id has spent its budget of failed checks."""
+    verifier: TokenVerifier = request.app.state.token_cache
+    try:
         with c.db.session() as s:
-            p = verify_token(s, token)
-        if p is None:
-            return None
-        cache.put(key, p)
-    return p
+            return verifier.verify(s, token)
+    except TooManyFailures as e:
+        raise HTTPException(429, str(e), headers={"Retry-After": str(max(1, round(e.retry_after_s)))}) from None
 
 
 def principal(request: Request, cred: HTTPAuthorizationCredentials | None = Depends(_bearer),
@@ -93,5 +57,5 @@ def admin(p: Principal = Depends(principal)) -> Principal:
     return p
 
 
-def new_cache() -> _Cache:
-    return _Cache()
+def new_cache() -> TokenVerifier:
+    return TokenVerifier()

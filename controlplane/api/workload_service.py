@@ -82,10 +82,22 @@ def _admit(items: list[GPUWorkload], source: str, policies: Callable[[], PolicyS
         raise HTTPException(422, f"{source}: {why}")
 
 
-def submit(db: Database, p: Principal, text: str, source: str,
-           policies: Callable[[], PolicySet] | None = None) -> schemas.SubmitResult:
+class TooManyDocuments(HTTPException):
+    """More documents than one submit may hold (``Settings.max_submit_documents``)."""
+
+    def __init__(self, count: int, limit: int) -> None:
+        super().__init__(413, f"body: {count} documents, more than the {limit} one submit may hold "
+                              f"(AWAN_MAX_SUBMIT_DOCUMENTS); split them over several submits")
+
+
+def submit(db: Database, p: Principal, text: str, source: str, policies: Callable[[], PolicySet] | None = None,
+           max_documents: int | None = None) -> schemas.SubmitResult:
+    """All or nothing, in one short transaction. Blocking (parsing, validation, the store): callers on an
+    event loop run it in a worker thread."""
     try:
         docs = load_documents(text, source)
+        if max_documents is not None and len(docs) > max_documents:
+            raise TooManyDocuments(len(docs), max_documents)
         parsed = parse_documents(docs, source)
     except ManifestError as e:
         raise HTTPException(422, str(e)) from None
@@ -101,25 +113,34 @@ def submit(db: Database, p: Principal, text: str, source: str,
             raise HTTPException(409, "metadata.name: submitted concurrently by another request; retry") from None
 
 
+def _new_out(v: dict[str, Any]) -> schemas.WorkloadOut:
+    """The response for a workload inserted just now, from the values inserted."""
+    return schemas.WorkloadOut(name=v["name"], team=v["team"], state=v["state"], message=v["message"], gpus=v["gpus"],
+                               priority=v["priority"], generation=v["generation"], createdAt=v["created_at"],
+                               updatedAt=v["updated_at"], spec=v["spec"],
+                               capacityOnly=not is_run(v["spec"]))
+
+
 def _submit(db: Database, p: Principal, items: list[GPUWorkload]) -> schemas.SubmitResult:
-    created, unchanged, out = [], [], []
     capacity_only = [w.name for w in items if w.spec.template is None]
+    new = [repo.NewWorkload(name=w.name, team=w.team, spec=w.to_manifest(), priority=w.spec.priority,
+                            gpus=w.total_gpus) for w in items]
     with db.session() as s:   # one transaction: all documents or none
-        for w in items:
-            try:
-                row, new = repo.submit(s, name=w.name, team=w.team, spec=w.to_manifest(),
-                                       priority=w.spec.priority, gpus=w.total_gpus)
-            except repo.ConflictError as e:
-                raise HTTPException(409, str(e)) from None
-            if new:
-                created.append(w.name)
-                audit.record(s, actor=p.actor, action="submitted", kind="workload", subject=w.name, team=w.team,
-                             details={"gpus": w.total_gpus, "generation": row.generation})
-            else:
-                unchanged.append(w.name)
-            out.append(row)
-        s.flush()
-        result = [to_out(r) for r in out]
+        try:
+            plan = repo.plan_submit(s, new)
+        except repo.ConflictError as e:
+            raise HTTPException(409, str(e)) from None
+        rows = plan.items
+        events = audit.rows([
+            {"actor": p.actor, "action": "submitted", "kind": "workload", "subject": w.name, "team": w.team,
+             "details": {"gpus": w.gpus, "generation": row["generation"] if isinstance(row, dict) else row.generation}}
+            for w, (row, is_new) in zip(new, rows, strict=True) if is_new])
+        repo.write_submit(s, plan)
+        audit.insert_many(s, events)
+    # Rendered after the commit: the write lock is held for the INSERTs only.
+    created = [w.name for w, (_, is_new) in zip(new, rows, strict=True) if is_new]
+    unchanged = [w.name for w, (_, is_new) in zip(new, rows, strict=True) if not is_new]
+    result = [_new_out(r) if isinstance(r, dict) else to_out(r) for r, _ in rows]
     notes = [f"workload/{n}: {CAPACITY_ONLY_NOTE}" for n in capacity_only]
     return schemas.SubmitResult(items=result, created=created, unchanged=unchanged, capacityOnly=capacity_only,
                                 notes=notes)

@@ -24,7 +24,7 @@ from controlplane.store.models import Role, Team, Token
 _FORMAT = re.compile(r"awan_([0-9a-f]{12})_([A-Za-z0-9_-]{20,})")
 _TEAM = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 _ID = re.compile(r"[0-9a-f]{12}")
-# scrypt cost: ~10 ms per check; verified results are cached per process (see api.security).
+# scrypt cost: ~10 ms per check on an idle core; the API spares it for known secrets (see auth.verifier).
 _N, _R, _P = 2**14, 8, 1
 # last_used_at is written at most this often per token: a busy token must not turn reads into writes.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -59,8 +59,15 @@ class Principal:
         return self.role is Role.CLUSTER_ADMIN or (self.role is Role.ADMIN and team == self.team)
 
 
-def _hash(secret: str, salt: bytes) -> str:
+def secret_hash(secret: str, salt: bytes) -> str:
+    """The stored form of a secret (scrypt: slow on purpose; see auth.verifier for how the API spares it)."""
     return hashlib.scrypt(secret.encode(), salt=salt, n=_N, r=_R, p=_P, dklen=32).hex()
+
+
+def parse_token(token: str) -> tuple[str, str] | None:
+    """(id, secret) of a well-formed token, else None."""
+    m = _FORMAT.fullmatch(token.strip())
+    return (m.group(1), m.group(2)) if m else None
 
 
 def parse_role(role: str) -> Role:
@@ -86,7 +93,7 @@ def create_token(s: Session, team: str, role: str, description: str = "",
     token_id = secrets.token_hex(6)
     secret = secrets.token_urlsafe(24)
     salt = secrets.token_bytes(16)
-    s.add(Token(id=token_id, team=team, role=r.value, salt=salt.hex(), hash=_hash(secret, salt),
+    s.add(Token(id=token_id, team=team, role=r.value, salt=salt.hex(), hash=secret_hash(secret, salt),
                 description=description, expires_at=expires_at))
     s.flush()
     return f"awan_{token_id}_{secret}", Principal(token_id, team, r, expires_at)
@@ -103,7 +110,7 @@ def verify_token(s: Session, token: str) -> Principal | None:
     now = utcnow()
     if row.expires_at is not None and row.expires_at <= now:
         return None
-    if not hmac.compare_digest(_hash(m.group(2), bytes.fromhex(row.salt)), row.hash):
+    if not hmac.compare_digest(secret_hash(m.group(2), bytes.fromhex(row.salt)), row.hash):
         return None
     if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
         row.last_used_at = now

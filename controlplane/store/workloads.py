@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -68,20 +69,98 @@ def submit(s: Session, *, name: str, team: str, spec: dict[str, Any], priority: 
         row = Workload(name=name, team=team, spec=spec, priority=priority, gpus=gpus)
         s.add(row)
     else:  # reuse the tombstone of a deleted workload
-        row.team, row.spec, row.priority, row.gpus = team, spec, priority, gpus
-        row.state, row.message = WorkloadState.PENDING.value, ""
-        row.generation += 1
-        row.placement = row.explanation = None
-        row.placed_at = row.running_at = row.deleted_at = None
-        row.restarts, row.exit_code, row.reason = 0, None, ""
-        row.dispatched_at = row.finished_at = row.released_at = None
-        row.queue = row.flavour = row.preempted_for = None
-        row.admitted_at = row.preempt_requested_at = None
-        row.wait_reason, row.queue_position = "", None
-        row.assignments.clear()
-        s.execute(delete(RunLog).where(RunLog.workload_id == row.id))   # the old run's logs
+        _reuse(s, row, NewWorkload(name=name, team=team, spec=spec, priority=priority, gpus=gpus))
     s.flush()
     return row, True
+
+
+@dataclass(frozen=True, slots=True)
+class NewWorkload:
+    name: str
+    team: str
+    spec: dict[str, Any]
+    priority: int
+    gpus: int
+
+
+# Names per IN (...) lookup: well under SQLite's 32,766 bound parameters and PostgreSQL's 65,535.
+_LOOKUP_CHUNK = 500
+_INSERT_CHUNK = 1000
+
+
+def _existing(s: Session, items: Sequence[NewWorkload]) -> dict[tuple[str, str], Workload]:
+    """The stored rows of ``items``' (team, name) pairs, locked for update, in a few chunked queries."""
+    by_team: dict[str, list[str]] = {}
+    for w in items:
+        by_team.setdefault(w.team, []).append(w.name)
+    out: dict[tuple[str, str], Workload] = {}
+    for team, names in by_team.items():
+        for i in range(0, len(names), _LOOKUP_CHUNK):
+            q = (select(Workload).where(Workload.team == team, Workload.name.in_(names[i:i + _LOOKUP_CHUNK]))
+                 .options(selectinload(Workload.assignments)).with_for_update())
+            out.update({(r.team, r.name): r for r in s.scalars(q)})
+    return out
+
+
+@dataclass
+class SubmitPlan:
+    """What a submit will write, worked out before the first write: per item the stored row (existing) or
+    the values to insert (new), and whether it is created."""
+    items: list[tuple[Workload | dict[str, Any], bool]]
+    fresh: list[dict[str, Any]]
+
+
+def plan_submit(s: Session, items: Sequence[NewWorkload]) -> SubmitPlan:
+    """``submit`` for many workloads at the cost of a few statements, not several per workload: a locked
+    lookup per chunk of names here, then ``write_submit``'s batched INSERTs of plain rows (no ORM objects).
+    Everything is computed before the first write, so the store's write lock (SQLite's is database-wide) is
+    held for the INSERTs alone, not for the whole request, and the leader's lease renewal is not kept
+    waiting. Tombstones of deleted workloads are reused (changed in the session, written at flush). Raises
+    ConflictError naming the first clash."""
+    stored = _existing(s, items)
+    now = utcnow()
+    plan = SubmitPlan([], [])
+    for w in items:
+        row = stored.get((w.team, w.name))
+        if row is not None and row.state != WorkloadState.DELETED.value:
+            if row.spec != w.spec:
+                raise ConflictError(f"metadata.name: workload {w.name!r} already exists with a different spec "
+                                    "(delete it first)")
+            plan.items.append((row, False))
+        elif row is None:
+            values = {"name": w.name, "team": w.team, "spec": w.spec, "priority": w.priority, "gpus": w.gpus,
+                      "state": WorkloadState.PENDING.value, "message": "", "generation": 1,
+                      "observed_generation": 0, "created_at": now, "updated_at": now}
+            plan.fresh.append(values)
+            plan.items.append((values, True))
+        else:
+            _reuse(s, row, w)
+            plan.items.append((row, True))
+    return plan
+
+
+def write_submit(s: Session, plan: SubmitPlan) -> None:
+    s.flush()   # the reused tombstones
+    table = Workload.__table__
+    for i in range(0, len(plan.fresh), _INSERT_CHUNK):
+        s.execute(table.insert(), plan.fresh[i:i + _INSERT_CHUNK])
+
+
+def _reuse(s: Session, row: Workload, w: NewWorkload) -> None:
+    """Reuse the tombstone of a deleted workload for a new submit of its name: nothing of the old run,
+    queue place or preemption carries over."""
+    row.team, row.spec, row.priority, row.gpus = w.team, w.spec, w.priority, w.gpus
+    row.state, row.message = WorkloadState.PENDING.value, ""
+    row.generation += 1
+    row.placement = row.explanation = None
+    row.placed_at = row.running_at = row.deleted_at = None
+    row.restarts, row.exit_code, row.reason = 0, None, ""
+    row.dispatched_at = row.finished_at = row.released_at = None
+    row.queue = row.flavour = row.preempted_for = None
+    row.admitted_at = row.preempt_requested_at = None
+    row.wait_reason, row.queue_position = "", None
+    row.assignments.clear()
+    s.execute(delete(RunLog).where(RunLog.workload_id == row.id))   # the old run's logs
 
 
 def request_delete(s: Session, row: Workload) -> bool:

@@ -56,11 +56,15 @@ async def put_policies(request: Request, p: Principal = Depends(admin),
         raise HTTPException(503, str(e)) from None
     except ValueError as e:
         raise HTTPException(422, str(e)) from None
+    await run_in_threadpool(_store_policies, c, text, p)   # the store blocks: not on the event loop
+    return await run_in_threadpool(_policy_out, c)
+
+
+def _store_policies(c: ServiceContext, text: str, p: Principal) -> None:
     with c.db.session() as s:
         policy_store.put_document(s, text, p.actor)
         audit.record(s, actor=p.actor, action="policies-updated", kind="policy", subject="current",
                      details={"bytes": len(text)})
-    return _policy_out(c)
 
 
 @router.get("/stacks", response_model=schemas.StackList, responses=_ERR)

@@ -9,6 +9,7 @@ from pathlib import Path
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
 from controlplane.api.context import ServiceContext, ctx
@@ -49,7 +50,8 @@ async def sign_in(request: Request, c: ServiceContext = Depends(ctx)) -> Respons
     """The sign-in form (application/x-www-form-urlencoded, one field ``token``)."""
     form = parse_qs((await request.body()).decode("utf-8", "replace"), max_num_fields=4)
     token = (form.get("token") or [""])[0][:200]
-    p = authenticate(request, token.strip(), c)
+    # Verifying a token may hash it (scrypt) and reads the store: in a worker thread, not on the event loop.
+    p = await run_in_threadpool(authenticate, request, token.strip(), c)
     if p is None:
         return RedirectResponse("/dashboard#signin=failed", status_code=303)
     return _signed_in(request, RedirectResponse("/dashboard", status_code=303), token.strip(), p)

@@ -73,7 +73,7 @@ def create(body: schemas.TokenCreate, p: Principal = Depends(_token_admin),
 @router.delete("/{token_id}", response_model=schemas.TokenOut, responses=_ERR)
 def revoke(token_id: str, request: Request, p: Principal = Depends(_token_admin),
            c: ServiceContext = Depends(ctx)) -> schemas.TokenOut:
-    """Revoke at once in this replica; other replicas stop accepting it within the token cache's 30 s."""
+    """Revoke at once, on every replica (each request reads the token row; only the hash is cached)."""
     try:
         with c.db.session() as s:
             row = revoke_token(s, token_id, team=None if p.is_admin else p.team)

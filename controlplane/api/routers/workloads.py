@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Response
 
 from controlplane.api import schemas
 from controlplane.api import workload_service as svc
+from controlplane.api.body import request_body
 from controlplane.api.context import ServiceContext, ctx
 from controlplane.api.security import principal, writer
 from controlplane.auth.tokens import Principal
@@ -30,22 +31,23 @@ _SUBMIT_BODY = {
 }
 
 
-@router.post("", status_code=201, response_model=schemas.SubmitResult, responses=_ERR,
+@router.post("", status_code=201, response_model=schemas.SubmitResult,
+             responses={**_ERR, 413: {"model": schemas.ErrorBody, "description": "too many documents or bytes"}},
              openapi_extra=_SUBMIT_BODY, summary="Submit GPUWorkload manifests (all or nothing)")
-async def submit(request: Request, p: Principal = Depends(writer),
-                 c: ServiceContext = Depends(ctx)) -> schemas.SubmitResult:
-    body = await request.body()
+def submit(body: bytes = Depends(request_body), p: Principal = Depends(writer),
+           c: ServiceContext = Depends(ctx)) -> Response:
+    """A plain ``def``: FastAPI runs it in the thread pool, so parsing, validating and storing thousands of
+    documents never holds the event loop (and /healthz, and every other request, with it). The body is read
+    by the async dependency; the response is rendered here too, in the worker thread."""
     if len(body) > _MAX_BODY:
-        from fastapi import HTTPException
-
         raise HTTPException(422, f"body: larger than {_MAX_BODY} bytes")
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
-        from fastapi import HTTPException
-
         raise HTTPException(422, "body: not UTF-8 text") from None
-    return svc.submit(c.db, p, text, "request body", policies=c.policies.current)
+    result = svc.submit(c.db, p, text, "request body", policies=c.policies.current,
+                        max_documents=c.settings.max_submit_documents)
+    return Response(result.model_dump_json(), status_code=201, media_type="application/json")
 
 
 # Names are unique per team; an admin names the team when a name is held by several (a member's team is

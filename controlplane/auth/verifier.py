@@ -1,0 +1,154 @@
+"""Token verification that a flood of wrong secrets cannot turn into a flood of scrypt.
+
+scrypt is deliberately slow (tens of milliseconds, far more on a busy machine), and every worker thread
+that runs it is one the rest of the API does not get. So:
+
+- Verified secrets are remembered per token id as a SHA-256 digest (in memory only) for ``verified_ttl_s``:
+  the holder's next requests, and any wrong secret for that id, are settled by a constant-time compare of
+  digests, with no scrypt at all.
+- A secret that failed is remembered (its digest) for ``failed_ttl_s``: the same wrong token sent again is
+  refused without scrypt.
+- Each token id has a budget of failed scrypt checks (``failure_burst``, one more every ``failure_refill_s``);
+  past it, attempts on that id are refused with 429 until the budget refills. Unknown ids never reach
+  scrypt. A holder already verified is unaffected: its secret is settled from the digest, not the budget.
+
+The token row is read on every request (a primary-key lookup), so revocation and expiry take effect at
+once on every replica; the digests only spare the hash. ``forget`` drops an id's entries (at revocation).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from controlplane.auth.tokens import LAST_USED_RESOLUTION, Principal, parse_token, secret_hash
+from controlplane.store.coltypes import utcnow
+from controlplane.store.models import Role, Token
+
+
+class TooManyFailures(Exception):  # noqa: N818 - the condition, as the HTTP status it becomes (429)
+    """Too many wrong secrets for one token id lately; ``retry_after_s`` until the next check is allowed."""
+
+    def __init__(self, token_id: str, retry_after_s: float) -> None:
+        super().__init__(f"token {token_id}: too many failed attempts; retry in {retry_after_s:.0f} s")
+        self.token_id, self.retry_after_s = token_id, retry_after_s
+
+
+@dataclass(slots=True)
+class _Verified:
+    stored_hash: str      # the row's scrypt hash the secret was verified against
+    digest: bytes         # SHA-256 of the verified secret
+    until: float
+
+
+@dataclass(slots=True)
+class _Budget:
+    tokens: float
+    at: float
+
+
+class TokenVerifier:
+    def __init__(self, *, verified_ttl_s: float = 600.0, failed_ttl_s: float = 600.0, failure_burst: int = 5,
+                 failure_refill_s: float = 10.0, max_entries: int = 10_000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.verified_ttl_s, self.failed_ttl_s = verified_ttl_s, failed_ttl_s
+        self.failure_burst, self.failure_refill_s = failure_burst, failure_refill_s
+        self.max_entries = max_entries
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._verified: OrderedDict[str, _Verified] = OrderedDict()
+        self._failed: OrderedDict[bytes, float] = OrderedDict()   # digest of a failed token -> until
+        self._budgets: dict[str, _Budget] = {}
+        self.scrypt_checks = 0     # how many times the slow hash ran (tests and metrics)
+
+    # -- the one entry point ----------------------------------------------------------------------
+    def verify(self, s: Session, token: str) -> Principal | None:
+        """The principal of a valid token, or None (malformed, unknown, revoked, expired, wrong secret).
+        Raises TooManyFailures when the id's budget of failed checks is spent. Records the use."""
+        parsed = parse_token(token)
+        if parsed is None:
+            return None
+        token_id, secret = parsed
+        row = s.get(Token, token_id)
+        now_wall = utcnow()
+        if row is None or row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= now_wall):
+            return None
+        digest = hashlib.sha256(secret.encode()).digest()
+        known = self._known(token_id, row.hash)
+        if known is not None:
+            # Constant time either way; a mismatch is a wrong secret, settled without scrypt.
+            if not hmac.compare_digest(digest, known):
+                return None
+        elif not self._check_slowly(token_id, token, secret, digest, row):
+            return None
+        if row.last_used_at is None or now_wall - row.last_used_at >= LAST_USED_RESOLUTION:
+            row.last_used_at = now_wall
+        return Principal(row.id, row.team, Role(row.role), row.expires_at)
+
+    def forget(self, token_id: str) -> None:
+        with self._lock:
+            self._verified.pop(token_id, None)
+            self._budgets.pop(token_id, None)
+
+    # -- parts -------------------------------------------------------------------------------------
+    def _known(self, token_id: str, stored_hash: str) -> bytes | None:
+        with self._lock:
+            v = self._verified.get(token_id)
+            if v is None or v.until <= self._clock() or v.stored_hash != stored_hash:
+                return None
+            return v.digest
+
+    def _check_slowly(self, token_id: str, token: str, secret: str, digest: bytes, row: Token) -> bool:
+        failed_key = hashlib.sha256(token.encode()).digest()
+        now = self._clock()
+        with self._lock:
+            until = self._failed.get(failed_key)
+            if until is not None and until > now:   # this very token failed lately: no second scrypt
+                return False
+            self._reserve(token_id, now)
+            self.scrypt_checks += 1
+        ok = hmac.compare_digest(secret_hash(secret, bytes.fromhex(row.salt)), row.hash)
+        now = self._clock()
+        with self._lock:
+            if ok:
+                self._refund(token_id)
+                self._verified[token_id] = _Verified(row.hash, digest, now + self.verified_ttl_s)
+                self._verified.move_to_end(token_id)
+                _trim(self._verified, self.max_entries)
+            else:
+                self._failed[failed_key] = now + self.failed_ttl_s
+                self._failed.move_to_end(failed_key)
+                _trim(self._failed, self.max_entries)
+        return ok
+
+    def _reserve(self, token_id: str, now: float) -> None:
+        """Take one failed check from the id's budget before running scrypt (refunded on success), so many
+        concurrent wrong attempts cannot all slip past a check made before any of them failed. Called
+        with the lock held."""
+        b = self._budgets.get(token_id)
+        if b is None:
+            if len(self._budgets) >= self.max_entries:
+                self._budgets.clear()
+            b = self._budgets[token_id] = _Budget(float(self.failure_burst), now)
+        b.tokens = min(float(self.failure_burst), b.tokens + (now - b.at) / self.failure_refill_s)
+        b.at = now
+        if b.tokens < 1:
+            raise TooManyFailures(token_id, (1 - b.tokens) * self.failure_refill_s)
+        b.tokens -= 1
+
+    def _refund(self, token_id: str) -> None:
+        b = self._budgets.get(token_id)
+        if b is not None:
+            b.tokens = min(float(self.failure_burst), b.tokens + 1)
+
+
+def _trim(d: OrderedDict, limit: int) -> None:  # type: ignore[type-arg]
+    while len(d) > limit:
+        d.popitem(last=False)
