@@ -20,8 +20,9 @@ from datetime import UTC, datetime
 from providers.aws import capacity as cap
 from providers.aws.clients import BACKOFF_BASE_S, AwsClients
 from providers.aws.compute import LIVE_STATES, run_params, to_node
-from providers.aws.reservations import AwsReservations, CapacityBlockOffer
+from providers.aws.reservations import AwsReservations
 from providers.base import Provider
+from providers.capabilities import CapacityBlockOffer
 from providers.catalog import CapacityType, Catalog, Offering, default_catalog
 from providers.config import ProviderConfig
 from providers.errors import InvalidRequestError, NotFoundError, ProviderError

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,6 +17,7 @@ from providers.azure import resources as res
 from providers.azure.client import build_client
 from providers.azure.errors import PROVIDER, RetryPolicy, translate
 from providers.base import Provider
+from providers.capabilities import ScaleSetRequest, ScaleSetState, SupportsScaleSets
 from providers.catalog import CapacityType, Catalog, Offering, default_catalog
 from providers.config import ProviderConfig
 from providers.errors import CapacityError, NotFoundError, ProviderError, ThrottledError
@@ -33,21 +33,7 @@ from providers.model import (
 _SDK_DEFAULT_POLLING_S = 30.0
 
 
-@dataclass(frozen=True, slots=True)
-class ScaleSetState:
-    """A Flexible scale set as ARM reports it, with its member VMs' resource ids."""
-
-    id: str
-    name: str
-    region: str
-    sku: str
-    capacity: int
-    spot: bool
-    provisioning_state: str
-    members: tuple[str, ...]
-
-
-class AzureProvider(Provider):
+class AzureProvider(Provider, SupportsScaleSets):
     name = PROVIDER
 
     def __init__(self, cfg: ProviderConfig, *, catalog: Catalog | None = None, credential: Any | None = None,
@@ -187,6 +173,10 @@ class AzureProvider(Provider):
                 self._call(lambda g=rg, v=name: self.client.virtual_machines.begin_delete(g, v).result(), n.region)
 
     # -- Azure-only capabilities for the provisioning engine -------------------------------------
+    def ensure_scale_set(self, request: ScaleSetRequest) -> ScaleSetState:
+        return self.apply_scale_set(request.region, request.name, request.sku, request.capacity, request.spot,
+                                    request.tags, request.zone)
+
     def apply_scale_set(self, region: str, name: str, sku: str, capacity: int, spot: bool = False,
                         tags: dict[str, str] | None = None, zone: str = "") -> ScaleSetState:
         """Create or resize a Flexible-orchestration VM scale set (idempotent PUT by name) to ``capacity``

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from providers.base import Provider
+from providers.capabilities import NodePoolRequest, NodePoolState, SupportsNodePools
 from providers.catalog import default_catalog
 from providers.catalog.model import CapacityType, Offering
 from providers.config import ProviderConfig
@@ -45,7 +46,7 @@ def _wire(obj: object) -> dict[str, Any]:
     return obj
 
 
-class CoreWeaveProvider(Provider):
+class CoreWeaveProvider(Provider, SupportsNodePools):
     name = PROVIDER
 
     def __init__(self, cfg: ProviderConfig) -> None:
@@ -146,6 +147,23 @@ class CoreWeaveProvider(Provider):
         return ProviderHealth(PROVIDER, self.endpoint, HealthStatus.OK, ms)
 
     # -- NodePools (also used by the provisioning engine) -----------------------------------------
+    def ensure_node_pool(self, request: NodePoolRequest) -> NodePoolState:
+        status = self.apply_node_pool(request.name, request.instance_type, request.zone, request.target_nodes,
+                                      request.labels, request.capacity_type, request.annotations or None)
+        return NodePoolState(request.name, request.instance_type, request.zone, request.target_nodes,
+                             int(status.get("currentNodes") or 0))
+
+    def node_pool(self, name: str) -> NodePoolState | None:
+        obj = self.get_node_pool(name)
+        if obj is None:
+            return None
+        zone = (obj.get("metadata", {}).get("labels") or {}).get(np.ZONE_LABEL, "")
+        return NodePoolState(name, str((obj.get("spec") or {}).get("instanceType", "")), zone,
+                             np.target_nodes(obj), np.current_nodes(obj))
+
+    def remove_node_pool(self, name: str) -> bool:
+        return self.delete_node_pool(name)
+
     def get_node_pool(self, name: str) -> dict[str, Any] | None:
         """The NodePool object (wire-format dict), or None when it does not exist."""
         try:

@@ -22,6 +22,14 @@ from datetime import UTC, datetime
 import structlog
 
 from providers.base import Provider
+from providers.capabilities import (
+    PlacementGroup,
+    PlacementGroupRequest,
+    QueuedSlices,
+    QueuedSlicesRequest,
+    SupportsPlacementGroups,
+    SupportsQueuedResources,
+)
 from providers.catalog import CapacityType, Catalog, Offering, default_catalog
 from providers.config import ProviderConfig
 from providers.errors import (
@@ -51,7 +59,7 @@ log = structlog.get_logger(__name__)
 TPU_NOMINAL_SLICES = 4
 
 
-class GCPProvider(Provider):
+class GCPProvider(Provider, SupportsPlacementGroups, SupportsQueuedResources):
     name = "gcp"
 
     def __init__(self, cfg: ProviderConfig, catalog: Catalog | None = None) -> None:
@@ -198,6 +206,21 @@ class GCPProvider(Provider):
 
     def close(self) -> None:
         self.api.close()
+
+    # -- the typed capabilities (providers/capabilities.py) --------------------------------
+    def ensure_placement(self, request: PlacementGroupRequest) -> PlacementGroup:
+        link = self.ensure_compact_placement_policy(request.region, request.name, request.vm_count,
+                                                    request.idempotency_token)
+        return PlacementGroup(request.region, request.name, link)
+
+    def delete_placement(self, region: str, name: str) -> None:
+        self.delete_placement_policy(region, name)
+
+    def queue_slices(self, request: QueuedSlicesRequest) -> QueuedSlices:
+        state = self.create_queued_resource(request.zone, request.name, request.instance_type, request.slices,
+                                            spot=request.spot, pool=request.pool, workload=request.workload,
+                                            tags=request.tags, valid_for_s=request.valid_for_s)
+        return QueuedSlices(request.zone, request.name, state)
 
     # -- GCP-only capabilities for the provisioning engine ---------------------------------
     def ensure_compact_placement_policy(self, region: str, name: str, vm_count: int | None = None,
