@@ -20,7 +20,8 @@ from providers.base import Provider
 from providers.capabilities import ScaleSetRequest, ScaleSetState, SupportsScaleSets
 from providers.catalog import CapacityType, Catalog, Offering, default_catalog
 from providers.config import ProviderConfig
-from providers.errors import CapacityError, NotFoundError, ProviderError, ThrottledError
+from providers.errors import CapacityError, NotFoundError, ProviderError
+from providers.health import region_status, roll_up
 from providers.model import (
     TAG_OWNER,
     CapacityReport,
@@ -122,14 +123,10 @@ class AzureProvider(Provider, SupportsScaleSets):
                 states[region] = HealthStatus.OK
             except AzureError as e:
                 err = translate(e, endpoint=self.endpoint, region=region)
-                # Throttled means alive but busy; anything else means the region cannot serve us.
-                states[region] = HealthStatus.DEGRADED if isinstance(err, ThrottledError) else HealthStatus.DOWN
+                states[region] = region_status(err)
                 problems.append(f"{region}: {err.message} [{err.code}]")
         latency = (time.perf_counter() - started) * 1000 / max(1, len(self.regions))
-        down = sum(s is HealthStatus.DOWN for s in states.values())
-        overall = (HealthStatus.OK if not problems else
-                   HealthStatus.DOWN if down == len(states) else HealthStatus.DEGRADED)
-        return ProviderHealth(PROVIDER, self.endpoint, overall, latency, states, "; ".join(problems[:5]))
+        return roll_up(PROVIDER, self.endpoint, states, latency, problems)
 
     # -- side effects -----------------------------------------------------------------------------
     def create_nodes(self, request: NodeRequest) -> list[Node]:

@@ -23,6 +23,7 @@ from providers.coreweave import nodepools as np
 from providers.coreweave.capacity import QUOTA_CONFIGMAP, QUOTA_NAMESPACE, build_report, parse_quota
 from providers.coreweave.client import PROVIDER, KubeCaller, build_api_client
 from providers.errors import CapacityError, InvalidRequestError, NotFoundError, ProviderError
+from providers.health import region_status
 from providers.model import (
     LABEL_OWNER,
     LABEL_POOL,
@@ -142,7 +143,9 @@ class CoreWeaveProvider(Provider, SupportsNodePools):
             self._kube.call(self._core.get_api_resources, what="GET /api/v1", attempts=1)
         except ProviderError as e:
             ms = (time.perf_counter() - t0) * 1000
-            return ProviderHealth(PROVIDER, self.endpoint, HealthStatus.DOWN, ms, message=str(e))
+            # One cluster API answers for the whole provider: its status is the provider's, by the same
+            # rule as every region of the other clouds (throttled is degraded, not down).
+            return ProviderHealth(PROVIDER, self.endpoint, region_status(e), ms, message=str(e))
         ms = (time.perf_counter() - t0) * 1000
         return ProviderHealth(PROVIDER, self.endpoint, HealthStatus.OK, ms)
 

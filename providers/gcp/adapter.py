@@ -36,13 +36,13 @@ from providers.errors import (
     ErrorContext,
     InvalidRequestError,
     ProviderError,
-    ThrottledError,
     UnavailableError,
 )
 from providers.gcp.clients import GoogleApis
 from providers.gcp.compute import ComputeNodes
 from providers.gcp.naming import is_tpu, quota_metric
 from providers.gcp.tpu import TpuNodes
+from providers.health import region_status, roll_up
 from providers.model import (
     CapacityPool,
     CapacityReport,
@@ -157,8 +157,7 @@ class GCPProvider(Provider, SupportsPlacementGroups, SupportsQueuedResources):
             self.api.call(self.api.compute("ZonesClient").list, project=self.api.project, attempts=1)
         except ProviderError as e:
             ms = (time.monotonic() - started) * 1000
-            return ProviderHealth("gcp", self.endpoint, HealthStatus.DOWN, ms,
-                                  dict.fromkeys(self.regions, HealthStatus.DOWN), str(e))
+            return roll_up("gcp", self.endpoint, dict.fromkeys(self.regions, region_status(e)), ms, [str(e)])
         regions: dict[str, HealthStatus] = {}
         problems: list[str] = []
         for region in self.regions:
@@ -166,17 +165,11 @@ class GCPProvider(Provider, SupportsPlacementGroups, SupportsQueuedResources):
                 got = self.api.call(self.api.compute("RegionsClient").get, project=self.api.project, region=region,
                                     at=region, attempts=1)
                 regions[region] = HealthStatus.OK if got.status == "UP" else HealthStatus.DOWN
-            except ThrottledError:
-                regions[region] = HealthStatus.DEGRADED
             except ProviderError as e:
-                regions[region] = HealthStatus.DOWN
+                regions[region] = region_status(e)
                 problems.append(f"{region}: {e.message}")
         ms = (time.monotonic() - started) * 1000 / max(1, len(self.regions) + 1)
-        bad = [r for r, s in regions.items() if s != HealthStatus.OK]
-        status = (HealthStatus.DOWN if regions and len(bad) == len(regions)
-                  else HealthStatus.DEGRADED if bad else HealthStatus.OK)
-        message = "; ".join(problems[:3]) + (f" (+{len(problems) - 3} more)" if len(problems) > 3 else "")
-        return ProviderHealth("gcp", self.endpoint, status, ms, regions, message)
+        return roll_up("gcp", self.endpoint, regions, ms, problems)
 
     # -- side effects --------------------------------------------------------------------------
     def _validate(self, req: NodeRequest) -> None:
