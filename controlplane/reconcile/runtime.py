@@ -23,6 +23,8 @@ def stack_config(config: Any) -> dict[str, dict[str, str]]:
             d["project"] = p.project
         if p.subscription:
             d["subscription"] = p.subscription
+        if p.secret("ssh_public_key"):      # a public key: safe in the stack's config
+            d["ssh_public_key"] = p.secret("ssh_public_key")
         out[p.name] = d
     return out
 
