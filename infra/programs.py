@@ -70,7 +70,8 @@ def _azure(stack: StackSpec) -> dict[str, pulumi.Output]:
     for p in stack.pools:
         vmss = AzureGpuScaleSet(p.pool, AzureGpuScaleSetArgs(pool=p, stack=stack.name,
                                                              resource_group=net.resource_group.name,
-                                                             subnet_id=net.subnet.id))
+                                                             subnet_id=net.subnet.id,
+                                                             ssh_public_key=stack.config.get("ssh_public_key", "")))
         out[p.pool] = pulumi.Output.all(vmss.scale_set.id)
     return out
 
@@ -84,11 +85,12 @@ def _coreweave(stack: StackSpec) -> dict[str, pulumi.Output]:
     )
 
     zone = stack.config.get("zone") or (stack.pools[0].zone if stack.pools else stack.region)
-    CksCluster(stack.name, CksClusterArgs(zone=zone, stack=stack.name,
-                                          cluster_name=stack.config.get("cluster") or f"awan-{stack.region.lower()}"))
+    cks = CksCluster(stack.name, CksClusterArgs(zone=zone, stack=stack.name,
+                                                cluster_name=stack.config.get("cluster") or f"awan-{stack.region.lower()}"))
     out = {}
     for p in stack.pools:
-        np = CoreWeaveNodePool(p.pool, CoreWeaveNodePoolArgs(pool=p, stack=stack.name))
+        # Bound to the new cluster's API, not to whatever kubeconfig the Pulumi process happens to have.
+        np = CoreWeaveNodePool(p.pool, CoreWeaveNodePoolArgs(pool=p, stack=stack.name, provider=cks.k8s))
         out[p.pool] = pulumi.Output.all(np.node_pool.id)
     return out
 

@@ -10,6 +10,7 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from typing import Any, Literal
 
 from providers.catalog.model import PROVIDERS, CapacityType
@@ -22,12 +23,23 @@ class SpecError(ValueError):
     """A stack or pool description that cannot be provisioned; the message names the field."""
 
 
+class ReservationKind(StrEnum):
+    """What a reserved pool draws on. Decided by placement (the capacity pool it chose), never guessed
+    from the shape of an id: EC2 promises no prefix for offering or reservation ids."""
+
+    NEW = "new"                                  # create an on-demand capacity reservation for the pool
+    RESERVATION = "reservation"                  # an existing capacity reservation (reservation_id)
+    CAPACITY_BLOCK = "capacity-block"            # a purchased Capacity Block (reservation_id: its reservation)
+    BLOCK_OFFERING = "capacity-block-offering"   # buy this Capacity Block offering (reservation_id: offering)
+
+
 @dataclass(frozen=True, slots=True)
 class NodePoolSpec:
     """One GPU node pool: ``nodes`` nodes of one instance type in one zone, for one workload.
 
-    ``reservation_id`` (reserved capacity only): ``cr-...`` targets an existing capacity reservation or
-    block; ``cbo-...`` purchases that Capacity Block offering; empty creates an on-demand reservation.
+    ``reservation_id`` and ``reservation_kind`` (reserved capacity only): see ``ReservationKind``; left
+    empty, the kind is RESERVATION when an id is given, else NEW (``reservation_source``). Capacity Block
+    instances launch with market type ``capacity-block``, as EC2 requires.
     """
 
     pool: str
@@ -44,6 +56,7 @@ class NodePoolSpec:
     reservation_id: str = ""
     placement: Placement = "none"
     ultraserver_type: str = ""
+    reservation_kind: str = ""
 
     def __post_init__(self) -> None:
         where = f"pool {self.pool!r}"
@@ -61,6 +74,28 @@ class NodePoolSpec:
             raise SpecError(f"{where}: placement: must be cluster, nvlink or none")
         if not isinstance(self.capacity_type, CapacityType):
             object.__setattr__(self, "capacity_type", CapacityType(self.capacity_type))
+        if self.reservation_kind and self.reservation_kind not in {k.value for k in ReservationKind}:
+            raise SpecError(f"{where}: reservation_kind: unknown {self.reservation_kind!r} "
+                            f"(known: {', '.join(k.value for k in ReservationKind)})")
+        if self.reservation_kind and not self.reserved:
+            raise SpecError(f"{where}: reservation_kind: only for capacity type 'reserved'")
+        if self.reservation_kind in (ReservationKind.RESERVATION, ReservationKind.CAPACITY_BLOCK,
+                                     ReservationKind.BLOCK_OFFERING) and not self.reservation_id:
+            raise SpecError(f"{where}: reservation_id: required for reservation_kind {self.reservation_kind!r}")
+
+    @property
+    def reservation_source(self) -> ReservationKind | None:
+        """What the pool draws on (None: not reserved)."""
+        if not self.reserved:
+            return None
+        if self.reservation_kind:
+            return ReservationKind(self.reservation_kind)
+        return ReservationKind.RESERVATION if self.reservation_id else ReservationKind.NEW
+
+    @property
+    def capacity_block(self) -> bool:
+        """Instances of this pool run in a Capacity Block (market type capacity-block)."""
+        return self.reservation_source in (ReservationKind.CAPACITY_BLOCK, ReservationKind.BLOCK_OFFERING)
 
     @property
     def spot(self) -> bool:

@@ -9,6 +9,14 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
+from providers.capabilities import (
+    SupportsCapacityBlocks,
+    SupportsNodePools,
+    SupportsPlacementGroups,
+    SupportsQueuedResources,
+    SupportsReservations,
+    SupportsScaleSets,
+)
 from providers.catalog.model import Offering
 from providers.model import CapacityReport, Node, NodeRequest, ProviderHealth
 
@@ -46,3 +54,24 @@ class Provider(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release clients and connections."""
+
+    # -- optional abilities (providers/capabilities.py) -----------------------------------------
+    # An adapter has an ability when it implements its Protocol; these accessors are how callers reach
+    # it, so a wrapper (the circuit breaker) can hand out a guarded view instead of the adapter itself.
+    def supports_placement_groups(self) -> SupportsPlacementGroups | None:
+        return self if isinstance(self, SupportsPlacementGroups) else None
+
+    def supports_reservations(self) -> SupportsReservations | None:
+        return self if isinstance(self, SupportsReservations) else None
+
+    def supports_capacity_blocks(self) -> SupportsCapacityBlocks | None:
+        return self if isinstance(self, SupportsCapacityBlocks) else None
+
+    def supports_queued_resources(self) -> SupportsQueuedResources | None:
+        return self if isinstance(self, SupportsQueuedResources) else None
+
+    def supports_scale_sets(self) -> SupportsScaleSets | None:
+        return self if isinstance(self, SupportsScaleSets) else None
+
+    def supports_node_pools(self) -> SupportsNodePools | None:
+        return self if isinstance(self, SupportsNodePools) else None

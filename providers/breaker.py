@@ -10,12 +10,33 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from providers.base import Provider
+from providers.capabilities import (
+    CapacityBlockOffer,
+    CapacityBlockPurchase,
+    CapacityBlockQuery,
+    NodePoolRequest,
+    NodePoolState,
+    PlacementGroup,
+    PlacementGroupRequest,
+    QueuedSlices,
+    QueuedSlicesRequest,
+    Reservation,
+    ReservationRequest,
+    ScaleSetRequest,
+    ScaleSetState,
+    SupportsCapacityBlocks,
+    SupportsNodePools,
+    SupportsPlacementGroups,
+    SupportsQueuedResources,
+    SupportsReservations,
+    SupportsScaleSets,
+)
 from providers.catalog.model import Offering
 from providers.errors import ProviderError, UnavailableError
 from providers.model import CapacityReport, Node, NodeRequest, ProviderHealth
@@ -72,7 +93,9 @@ class CircuitBreaker:
 
 
 class GuardedProvider(Provider):
-    """The same Provider, every call through its breaker."""
+    """The same Provider, every call through its breaker, its optional abilities included: each
+    ``supports_*`` hands out a guarded view of the adapter's ability (or None when it has none), so
+    nothing reaches the cloud around the breaker."""
 
     def __init__(self, inner: Provider, breaker: CircuitBreaker | None = None) -> None:
         self.inner = inner
@@ -80,26 +103,140 @@ class GuardedProvider(Provider):
         self.endpoint = inner.endpoint
         self.breaker = breaker or CircuitBreaker(inner.name)
 
-    def __getattr__(self, item: str):  # provider-specific extras (placement groups, node pools, ...)
-        return getattr(self.inner, item)
+    def _call(self, fn: Callable[[], T]) -> T:
+        return self.breaker.call(fn, self.endpoint)
 
     def offerings(self) -> list[Offering]:
-        return self.breaker.call(self.inner.offerings, self.endpoint)
+        return self._call(self.inner.offerings)
 
     def capacity(self) -> CapacityReport:
-        return self.breaker.call(self.inner.capacity, self.endpoint)
+        return self._call(self.inner.capacity)
 
     def list_nodes(self) -> list[Node]:
-        return self.breaker.call(self.inner.list_nodes, self.endpoint)
+        return self._call(self.inner.list_nodes)
 
     def health(self) -> ProviderHealth:
-        return self.breaker.call(self.inner.health, self.endpoint)
+        return self._call(self.inner.health)
 
     def create_nodes(self, request: NodeRequest) -> list[Node]:
-        return self.breaker.call(lambda: self.inner.create_nodes(request), self.endpoint)
+        return self._call(lambda: self.inner.create_nodes(request))
 
     def delete_nodes(self, nodes: Sequence[Node]) -> None:
-        self.breaker.call(lambda: self.inner.delete_nodes(nodes), self.endpoint)
+        self._call(lambda: self.inner.delete_nodes(nodes))
 
     def close(self) -> None:
         self.inner.close()
+
+    def supports_placement_groups(self) -> SupportsPlacementGroups | None:
+        cap = self.inner.supports_placement_groups()
+        return None if cap is None else _GuardedPlacementGroups(cap, self._call)
+
+    def supports_reservations(self) -> SupportsReservations | None:
+        cap = self.inner.supports_reservations()
+        return None if cap is None else _GuardedReservations(cap, self._call)
+
+    def supports_capacity_blocks(self) -> SupportsCapacityBlocks | None:
+        cap = self.inner.supports_capacity_blocks()
+        return None if cap is None else _GuardedCapacityBlocks(cap, self._call)
+
+    def supports_queued_resources(self) -> SupportsQueuedResources | None:
+        cap = self.inner.supports_queued_resources()
+        return None if cap is None else _GuardedQueuedResources(cap, self._call)
+
+    def supports_scale_sets(self) -> SupportsScaleSets | None:
+        cap = self.inner.supports_scale_sets()
+        return None if cap is None else _GuardedScaleSets(cap, self._call)
+
+    def supports_node_pools(self) -> SupportsNodePools | None:
+        cap = self.inner.supports_node_pools()
+        return None if cap is None else _GuardedNodePools(cap, self._call)
+
+
+class _Guard(Protocol):
+    def __call__(self, fn: Callable[[], T]) -> T: ...
+
+
+class _GuardedPlacementGroups(SupportsPlacementGroups):
+    def __init__(self, inner: SupportsPlacementGroups, guard: _Guard) -> None:
+        self.inner, self.guard = inner, guard
+
+    def ensure_placement(self, request: PlacementGroupRequest) -> PlacementGroup:
+        return self.guard(lambda: self.inner.ensure_placement(request))
+
+    def delete_placement(self, region: str, name: str) -> None:
+        self.guard(lambda: self.inner.delete_placement(region, name))
+
+
+class _GuardedReservations(SupportsReservations):
+    def __init__(self, inner: SupportsReservations, guard: _Guard) -> None:
+        self.inner, self.guard = inner, guard
+
+    def reserve(self, request: ReservationRequest) -> Reservation:
+        return self.guard(lambda: self.inner.reserve(request))
+
+    def release_reservation(self, region: str, reservation_id: str) -> None:
+        self.guard(lambda: self.inner.release_reservation(region, reservation_id))
+
+    def find_reservation(self, region: str, tag_key: str, tag_value: str) -> Reservation | None:
+        return self.guard(lambda: self.inner.find_reservation(region, tag_key, tag_value))
+
+
+class _GuardedCapacityBlocks(SupportsCapacityBlocks):
+    def __init__(self, inner: SupportsCapacityBlocks, guard: _Guard) -> None:
+        self.inner, self.guard = inner, guard
+
+    def find_capacity_blocks(self, query: CapacityBlockQuery) -> list[CapacityBlockOffer]:
+        return self.guard(lambda: self.inner.find_capacity_blocks(query))
+
+    def purchase_capacity_block_offer(self, purchase: CapacityBlockPurchase) -> Reservation:
+        return self.guard(lambda: self.inner.purchase_capacity_block_offer(purchase))
+
+
+class _GuardedQueuedResources(SupportsQueuedResources):
+    def __init__(self, inner: SupportsQueuedResources, guard: _Guard) -> None:
+        self.inner, self.guard = inner, guard
+
+    def queue_slices(self, request: QueuedSlicesRequest) -> QueuedSlices:
+        return self.guard(lambda: self.inner.queue_slices(request))
+
+    def delete_queued_resource(self, zone: str, name: str) -> None:
+        self.guard(lambda: self.inner.delete_queued_resource(zone, name))
+
+
+class _GuardedScaleSets(SupportsScaleSets):
+    def __init__(self, inner: SupportsScaleSets, guard: _Guard) -> None:
+        self.inner, self.guard = inner, guard
+
+    def ensure_scale_set(self, request: ScaleSetRequest) -> ScaleSetState:
+        return self.guard(lambda: self.inner.ensure_scale_set(request))
+
+    def get_scale_set(self, name: str) -> ScaleSetState:
+        return self.guard(lambda: self.inner.get_scale_set(name))
+
+    def delete_scale_set(self, name: str) -> None:
+        self.guard(lambda: self.inner.delete_scale_set(name))
+
+
+class _GuardedNodePools(SupportsNodePools):
+    def __init__(self, inner: SupportsNodePools, guard: _Guard) -> None:
+        self.inner, self.guard = inner, guard
+
+    def ensure_node_pool(self, request: NodePoolRequest) -> NodePoolState:
+        return self.guard(lambda: self.inner.ensure_node_pool(request))
+
+    def node_pool(self, name: str) -> NodePoolState | None:
+        return self.guard(lambda: self.inner.node_pool(name))
+
+    def remove_node_pool(self, name: str) -> bool:
+        return self.guard(lambda: self.inner.remove_node_pool(name))
+
+
+def guard_all(providers: Mapping[str, Provider]) -> dict[str, Provider]:
+    """Wrap each provider in its breaker once (already guarded ones are kept as they are)."""
+    return {n: p if isinstance(p, GuardedProvider) else GuardedProvider(p) for n, p in providers.items()}
+
+
+def unguarded(provider: Provider) -> Provider:
+    """The adapter behind a breaker (health probes must see the cloud as it is now, not the breaker's
+    memory of it)."""
+    return provider.inner if isinstance(provider, GuardedProvider) else provider

@@ -6,6 +6,14 @@ import importlib
 import importlib.util
 
 from providers.base import Provider
+from providers.capabilities import (
+    SupportsCapacityBlocks,
+    SupportsNodePools,
+    SupportsPlacementGroups,
+    SupportsQueuedResources,
+    SupportsReservations,
+    SupportsScaleSets,
+)
 from providers.config import AwanConfig, ConfigError, ProviderConfig
 
 ADAPTERS = {
@@ -26,6 +34,30 @@ REQUIRES = {
     "coreweave": ("kubernetes", "pulumi_kubernetes"),
     "oci": ("oci", "pulumi_oci"),
 }
+
+
+# The optional abilities each adapter is registered with (providers/capabilities.py). Checked when the
+# provider is built: an adapter that lost one (a renamed method, a dropped base) is refused at start,
+# not found out when the engine first needs it.
+CAPABILITIES: dict[str, tuple[type, ...]] = {
+    "aws": (SupportsPlacementGroups, SupportsReservations, SupportsCapacityBlocks),
+    "gcp": (SupportsPlacementGroups, SupportsQueuedResources),
+    "azure": (SupportsScaleSets,),
+    "coreweave": (SupportsNodePools,),
+}
+
+
+class RegistrationError(ConfigError):
+    """An adapter does not implement what it is registered with."""
+
+
+def check_capabilities(name: str, provider: Provider, expected: tuple[type, ...]) -> None:
+    """``expected`` Protocols must be implemented (runtime check of the methods; their signatures are
+    checked by mypy, the adapters inherit the Protocols)."""
+    missing = [c.__name__ for c in expected if not isinstance(provider, c)]
+    if missing:
+        raise RegistrationError(f"provider {name!r}: adapter {type(provider).__name__} does not implement "
+                                f"{', '.join(missing)}")
 
 
 def _installed(module: str) -> bool:
@@ -51,7 +83,9 @@ def build_provider(cfg: ProviderConfig) -> Provider:
             raise
         raise ConfigError(f"provider {cfg.name!r}: its SDK ({e.name}) is not installed; "
                           f"install it with: pip install 'awan[{cfg.name}]'") from None
-    return getattr(mod, cls)(cfg)
+    provider: Provider = getattr(mod, cls)(cfg)     # the adapter class named in ADAPTERS
+    check_capabilities(cfg.name, provider, CAPABILITIES.get(cfg.name, ()))
+    return provider
 
 
 def build_providers(cfg: AwanConfig, only: list[str] | None = None) -> dict[str, Provider]:

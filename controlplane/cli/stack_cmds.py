@@ -47,6 +47,8 @@ def _provider_config(cfg: AwanConfig, provider: str) -> dict[str, str]:
         out["project"] = pc.project
     if pc.subscription:
         out["subscription"] = pc.subscription
+    if pc.secret("ssh_public_key"):         # a public key: safe in the stack's config
+        out["ssh_public_key"] = pc.secret("ssh_public_key")
     return out
 
 

@@ -26,6 +26,7 @@ from controlplane.store.db import Database
 from controlplane.timeline.usage import record_usage
 from infra.spec import stack_name
 from providers.base import Provider
+from providers.breaker import unguarded
 
 log = get_logger("awan.controller")
 
@@ -141,7 +142,7 @@ class Controller:
         so the pools left there are deleted and nothing is orphaned."""
         # Probe through the breaker's inner provider: health must see the cloud as it is now, not the
         # breaker's memory of it, or a recovered region would stay "down" until the breaker half-opens.
-        self._health = fleet.probe_health({n: getattr(p, "inner", p) for n, p in self.providers.items()},
+        self._health = fleet.probe_health({n: unguarded(p) for n, p in self.providers.items()},
                                           self.metrics)
         down_regions, down_providers, back = self.watch.update(self._health)
         moved = failover.evacuate(self.db, down_regions, down_providers, actor=self.actor,

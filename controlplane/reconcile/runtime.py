@@ -3,12 +3,15 @@ with stack state in the store), the leader elector and the loop settings."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from controlplane.reconcile.controller import Controller, LoopConfig
 from controlplane.reconcile.leader import LeaderElector
 from controlplane.store.stack_state import DbStackStateStore
-from providers.breaker import GuardedProvider
+from providers.breaker import guard_all
+
+if TYPE_CHECKING:
+    from infra.engines.select import EngineKind
 
 
 def stack_config(config: Any) -> dict[str, dict[str, str]]:
@@ -22,25 +25,31 @@ def stack_config(config: Any) -> dict[str, dict[str, str]]:
             d["subscription"] = p.subscription
         if p.tenancy:
             d["compartment"] = p.compartment or p.tenancy
+        if p.secret("ssh_public_key"):      # a public key: safe in the stack's config
+            d["ssh_public_key"] = p.secret("ssh_public_key")
         out[p.name] = d
     return out
 
 
-def build_controller(ctx: Any, engine: Any = None, **overrides: Any) -> Controller:
-    """``overrides``: Controller keyword arguments (``place``, ``snapshot``) for tests and tools."""
+def build_controller(ctx: Any, engine: Any = None, *, engine_kind: EngineKind = "auto",
+                     **overrides: Any) -> Controller:
+    """``engine_kind``: which engine to build when none is given (it shares the guarded providers);
+    ``overrides``: Controller keyword arguments (``place``, ``snapshot``) for tests and tools."""
     s = ctx.settings
+    # Every call of the loop and the engine goes through a per-provider circuit breaker: one sick cloud
+    # fails fast instead of stalling each pass on its retries. One set per process: the API, the loop and
+    # the engine share these (the engine builds no adapters of its own).
+    guarded = guard_all(ctx.providers)
+    ctx.providers = guarded
     if engine is None:
         from infra.engines.select import select_engine
 
-        engine = select_engine("auto", config=ctx.config, store=DbStackStateStore(ctx.db))
+        engine = select_engine(engine_kind, config=ctx.config, store=DbStackStateStore(ctx.db), providers=guarded)
     elector = LeaderElector(ctx.db, s.replica_id, ttl_s=s.lease_ttl_s, renew_s=s.lease_renew_s)
     cfg = LoopConfig(interval_s=s.reconcile_interval_s, stack_workers=s.stack_workers, resync_s=s.stack_resync_s,
                      retry_base_s=s.retry_base_s, retry_max_s=s.retry_max_s, lock_ttl_s=s.lock_ttl_s,
                      short_bound_s=s.pool_short_bound_s,
                      stack_config=stack_config(ctx.config))
-    # Every call of the loop goes through a per-provider circuit breaker: one sick cloud fails fast
-    # instead of stalling each pass on its retries.
-    guarded = {n: p if isinstance(p, GuardedProvider) else GuardedProvider(p) for n, p in ctx.providers.items()}
     if "clusters" not in overrides and ctx.config is not None:
         from controlplane.dispatch.clusters import ClusterSet
 

@@ -12,7 +12,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.components.tags import aws_tags
-from infra.spec import NodePoolSpec
+from infra.spec import NodePoolSpec, ReservationKind
 
 # EFA devices (network cards) per instance type: one EFA interface per card.
 EFA_DEVICES: dict[str, int] = {
@@ -121,9 +121,11 @@ class AwsGpuNodePool(pulumi.ComponentResource):
     @staticmethod
     def _reservation(name: str, p: NodePoolSpec, tags: dict[str, str],
                      child: pulumi.ResourceOptions) -> pulumi.Input[str]:
-        if p.reservation_id.startswith("cr-"):
+        # What the pool draws on was decided by placement (ReservationKind), never read from an id's prefix.
+        kind = p.reservation_source
+        if kind in (ReservationKind.RESERVATION, ReservationKind.CAPACITY_BLOCK):
             return p.reservation_id                       # an existing reservation or capacity block
-        if p.reservation_id.startswith("cbo-"):           # buy this Capacity Block offering
+        if kind is ReservationKind.BLOCK_OFFERING:        # buy this Capacity Block offering
             cb = aws.ec2.CapacityBlockReservation(
                 f"{name}-cb", capacity_block_offering_id=p.reservation_id, instance_platform="Linux/UNIX",
                 region=p.region, tags={**tags, "awan:ultraserver": p.ultraserver_type}, opts=child)
@@ -142,8 +144,11 @@ class AwsGpuNodePool(pulumi.ComponentResource):
         if self.reservation_id is not None:
             kw["capacity_reservation_specification"] = {
                 "capacity_reservation_target": {"capacity_reservation_id": self.reservation_id}}
+        # EC2 launches into a Capacity Block only with market type capacity-block (RunInstances refuses
+        # a block's reservation otherwise); spot is its own market; on-demand and ODCRs need none.
+        market = "capacity-block" if p.capacity_block else "spot" if p.spot else None
         return aws.ec2.Instance(
             name, instance_type=p.instance_type, availability_zone=p.zone, region=p.region,
             launch_template={"id": self.launch_template.id, "version": "$Latest"},
-            instance_market_options=({"market_type": "spot"} if p.spot else None),
+            instance_market_options=({"market_type": market} if market else None),
             tags=tags, opts=child, **kw)

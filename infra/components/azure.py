@@ -59,6 +59,7 @@ class AzureGpuScaleSetArgs:
     resource_group: pulumi.Input[str]
     subnet_id: pulumi.Input[str]
     admin_username: str = "awan"
+    ssh_public_key: str = ""      # providers.azure.credentials.ssh_public_key, via the stack config
 
 
 class AzureGpuScaleSet(pulumi.ComponentResource):
@@ -71,8 +72,10 @@ class AzureGpuScaleSet(pulumi.ComponentResource):
         if (why := pool_refusal(p)) is not None:
             raise SpecError(why)
         profile: azure.compute.VirtualMachineScaleSetVMProfileArgsDict = {
+            # Login policy: SSH keys only, password login disabled. ARM refuses a Linux profile with
+            # passwords off and no key, so the Pulumi engine asks for the key before it runs.
             "os_profile": {"computer_name_prefix": p.pool[:9], "admin_username": args.admin_username,
-                           "linux_configuration": {"disable_password_authentication": True}},
+                           "linux_configuration": _linux(args)},
             "storage_profile": {"image_reference": DEFAULT_IMAGE,
                                 "os_disk": {"create_option": "FromImage", "disk_size_gb": 256}},
             "network_profile": {
@@ -97,6 +100,14 @@ class AzureGpuScaleSet(pulumi.ComponentResource):
             virtual_machine_profile=profile, tags=aws_tags(args.stack, p),
             opts=pulumi.ResourceOptions(parent=self))
         self.register_outputs({"scale_set_id": self.scale_set.id})
+
+
+def _linux(args: AzureGpuScaleSetArgs) -> azure.compute.LinuxConfigurationArgsDict:
+    linux: azure.compute.LinuxConfigurationArgsDict = {"disable_password_authentication": True}
+    if args.ssh_public_key:
+        linux["ssh"] = {"public_keys": [{"path": f"/home/{args.admin_username}/.ssh/authorized_keys",
+                                         "key_data": args.ssh_public_key}]}
+    return linux
 
 
 def _zone_number(zone: str) -> str:

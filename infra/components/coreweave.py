@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_coreweave as coreweave
+import pulumi_kubernetes as k8s
 from pulumi_kubernetes.apiextensions import CustomResource
 
 from infra.components.tags import labels
@@ -44,7 +46,25 @@ class CksCluster(pulumi.ComponentResource):
             f"{name}-cks", name=args.cluster_name, zone=args.zone, vpc_id=self.vpc.id, version=args.version,
             public=False, pod_cidr_name="pod-cidr", service_cidr_name="service-cidr",
             internal_lb_cidr_names=["internal-lb-cidr"], opts=child)
-        self.register_outputs({"vpc_id": self.vpc.id, "cluster_id": self.cluster.id})
+        # A kubernetes provider for this cluster's API: CKS authenticates with the CoreWeave API token
+        # (the coreweave provider's own ``coreweave:token`` config), so the NodePools land in the cluster
+        # this stack made. Under the mock runtime the endpoint is not known yet; the kubeconfig says so.
+        token = pulumi.Config("coreweave").get_secret("token") or ""
+        kubeconfig = pulumi.Output.secret(pulumi.Output.all(self.cluster.api_server_endpoint, token).apply(
+            lambda a: cks_kubeconfig(args.cluster_name, a[0] or "", a[1] or "")))
+        self.k8s = k8s.Provider(f"{name}-k8s", kubeconfig=kubeconfig, opts=child)
+        self.register_outputs({"vpc_id": self.vpc.id, "cluster_id": self.cluster.id,
+                               "api_server_endpoint": self.cluster.api_server_endpoint})
+
+
+def cks_kubeconfig(cluster: str, endpoint: str, token: str) -> str:
+    """A kubeconfig (JSON is YAML) for one CKS cluster, authenticating with a bearer token."""
+    server = endpoint if endpoint.startswith("https://") else f"https://{endpoint or 'pending.invalid'}"
+    return json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": cluster,
+        "clusters": [{"name": cluster, "cluster": {"server": server}}],
+        "users": [{"name": cluster, "user": {"token": token}}],
+        "contexts": [{"name": cluster, "context": {"cluster": cluster, "user": cluster}}]})
 
 
 @dataclass

@@ -22,7 +22,7 @@ from infra.engines.appliers.base import (
     KEY_LABEL,
     KEY_TAG,
     ApplyContext,
-    ExtraHandler,
+    CapabilityHandler,
     Handler,
     NodeHandler,
     NotApplied,
@@ -142,7 +142,7 @@ class LocalEngine:
                 if h is None or s.get("status") == "not-applied":
                     continue
                 known.update(s.get("ids") or [])
-                if isinstance(h, ExtraHandler) and s.get("info", {}).get("pool"):
+                if isinstance(h, CapabilityHandler) and s.get("info", {}).get("pool"):
                     pooled.add(s["info"]["pool"])
                 alive = h.exists(ctx, s.get("info") or {}, s.get("ids") or [])
                 if alive is False or s.get("status") in ("pending-create", "missing"):

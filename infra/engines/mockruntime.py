@@ -76,6 +76,7 @@ class DesiredResource:
     custom: bool
     parent: str = ""
     deps: list[str] = field(default_factory=list)
+    provider: str = ""          # the explicit provider reference ("<urn>::<id>"), when one was given
 
     @property
     def logical_id(self) -> str:
@@ -117,7 +118,8 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
         with self._lock:
             self.recorded[urn] = DesiredResource(
                 urn=urn, type=request.type, name=request.name, inputs=inputs, custom=bool(request.custom),
-                parent=request.parent or "", deps=sorted(set(request.dependencies)))
+                parent=request.parent or "", deps=sorted(set(request.dependencies)),
+                provider=request.provider or "")
         obj = to_struct(outs)
         self.resources[urn] = pulumi_mocks.MockMonitor.ResourceRegistration(urn, lid, outs)
         return resource_pb2.RegisterResourceResponse(urn=urn, id=lid if request.custom else "", object=obj)

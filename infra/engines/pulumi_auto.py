@@ -23,6 +23,7 @@ from infra.engines.base import (
     ResourceChange,
     UpResult,
 )
+from infra.engines.pulumi_errors import map_pulumi_error
 from infra.programs import program_for
 from infra.spec import StackSpec, parse_stack_name
 
@@ -115,7 +116,14 @@ class PulumiEngine:
     def up(self, stack: StackSpec) -> UpResult:
         t0 = time.monotonic()
         cs = ChangeSet()
-        res = self._stack(stack).up(on_output=self._emit, on_event=_collect(cs))
+        _check_credentials(stack)
+        try:
+            res = self._stack(stack).up(on_output=self._emit, on_event=_collect(cs))
+        except Exception as e:          # auto.CommandError: the cloud's answer is in its text
+            typed = map_pulumi_error(str(e), provider=stack.provider, region=stack.region)
+            if typed is None:
+                raise
+            raise typed from e
         return UpResult(stack.name, cs, {k: v.value for k, v in res.outputs.items()}, time.monotonic() - t0,
                         [res.summary.message or ""])
 
@@ -147,6 +155,14 @@ class PulumiEngine:
         ws = auto.LocalWorkspace(work_dir=self.work_dir, env_vars=self._env(),
                                  project_settings=self._workspace_opts().project_settings)
         return sorted(s.name for s in ws.list_stacks())
+
+
+def _check_credentials(stack: StackSpec) -> None:
+    """Azure Linux VMs need a login credential when passwords are off (ARM refuses the scale set
+    otherwise), and Awan's policy is SSH keys only: say so before Pulumi runs, naming the setting."""
+    if stack.provider == "azure" and stack.pools and not stack.config.get("ssh_public_key"):
+        raise EngineError(f"stack {stack.name}: providers.azure.credentials.ssh_public_key: required by the "
+                          "Pulumi engine (Azure GPU nodes take SSH keys only; password login is disabled)")
 
 
 def _collect(cs: ChangeSet) -> Callable[[Any], None]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
 
 from mockclouds.aws import render
 from mockclouds.aws.models import Ec2Error
@@ -68,7 +69,8 @@ def create_capacity_reservation(st: AwsState, region: str, p: Params) -> dict[st
             raise Ec2Error("MissingParameter", f"The request must contain the parameter {key}")
     cr = st.create_reservation(region, p.get("AvailabilityZone"), p.get("InstanceType"), p.int("InstanceCount"),
                                p.get("InstancePlatform"), p.time("EndDate"), p.get("InstanceMatchCriteria", "open"),
-                               p.tags("capacity-reservation"))
+                               p.tags("capacity-reservation"), token=p.get("ClientToken"),
+                               fingerprint=urlencode(sorted((k, v) for k, v in p.raw.items() if k != "ClientToken")))
     return {"capacityReservation": render.reservation(cr)}
 
 

@@ -64,6 +64,8 @@ class AwsState:
             self.offerings: dict[str, BlockOffering] = {}
             self.instances: dict[str, Launched] = {}
             self.tokens: dict[tuple[str, str], tuple[str, bytes]] = {}   # (region, ClientToken) -> (params, reply)
+            # CreateCapacityReservation's ClientToken: (region, token) -> (params, reservation id)
+            self.reservation_tokens: dict[tuple[str, str], tuple[str, str]] = {}
             self.quota_limits: dict[tuple[str, str], float] = {}
             self.events: list[dict[str, object]] = []       # EventBridge-shaped, oldest first
             self.emitted: set[str] = set()                  # customer_event_id of events already sent
@@ -221,7 +223,26 @@ class AwsState:
 
     # -- capacity reservations -----------------------------------------------------------------
     def create_reservation(self, region: str, zone: str, instance_type: str, count: int, platform: str,
-                           end: datetime | None, criteria: str, tags: dict[str, str]) -> CapacityReservation:
+                           end: datetime | None, criteria: str, tags: dict[str, str], token: str = "",
+                           fingerprint: str = "") -> CapacityReservation:
+        """``token`` (ClientToken): the same token with the same parameters answers with the reservation
+        it made first, as EC2 does; with other parameters it is IdempotentParameterMismatch."""
+        if len(token) > 64:
+            raise Ec2Error("InvalidParameterValue", "ClientToken must be at most 64 characters")
+        with self.lock:
+            if token and (region, token) in self.reservation_tokens:
+                seen, rid = self.reservation_tokens[(region, token)]
+                if seen != fingerprint:
+                    raise Ec2Error("IdempotentParameterMismatch", "The client token you have provided is "
+                                   "associated with a request that had different parameters.")
+                return self.reservations[rid]
+            cr = self._new_reservation(region, zone, instance_type, count, platform, end, criteria, tags)
+            if token:
+                self.reservation_tokens[(region, token)] = (fingerprint, cr.id)
+            return cr
+
+    def _new_reservation(self, region: str, zone: str, instance_type: str, count: int, platform: str,
+                         end: datetime | None, criteria: str, tags: dict[str, str]) -> CapacityReservation:
         if count < 1:
             raise Ec2Error("InvalidParameterValue", "InstanceCount must be at least 1")
         if self.zone_region.get(zone) != region:

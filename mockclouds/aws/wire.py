@@ -123,17 +123,18 @@ class Params:
         return out
 
     def tags(self, resource_type: str) -> dict[str, str]:
-        """Tags of ``TagSpecification.N`` whose ResourceType matches."""
+        """Tags of ``TagSpecification.N`` (RunInstances) or ``TagSpecifications.N`` (CreateCapacityReservation
+        and others: the EC2 model names the list differently per action) whose ResourceType matches."""
         out: dict[str, str] = {}
-        i = 1
-        while f"TagSpecification.{i}.ResourceType" in self.raw:
-            if self.raw[f"TagSpecification.{i}.ResourceType"] == resource_type:
-                j = 1
-                while f"TagSpecification.{i}.Tag.{j}.Key" in self.raw:
-                    out[self.raw[f"TagSpecification.{i}.Tag.{j}.Key"]] = self.raw.get(
-                        f"TagSpecification.{i}.Tag.{j}.Value", "")
-                    j += 1
-            i += 1
+        for prefix in ("TagSpecification", "TagSpecifications"):
+            i = 1
+            while f"{prefix}.{i}.ResourceType" in self.raw:
+                if self.raw[f"{prefix}.{i}.ResourceType"] == resource_type:
+                    j = 1
+                    while f"{prefix}.{i}.Tag.{j}.Key" in self.raw:
+                        out[self.raw[f"{prefix}.{i}.Tag.{j}.Key"]] = self.raw.get(f"{prefix}.{i}.Tag.{j}.Value", "")
+                        j += 1
+                i += 1
         return out
 
 

@@ -18,13 +18,15 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from providers.aws import capacity as cap
-from providers.aws.clients import BACKOFF_BASE_S, AwsClients
+from providers.aws.clients import AwsClients
 from providers.aws.compute import LIVE_STATES, run_params, to_node
-from providers.aws.reservations import AwsReservations, CapacityBlockOffer
+from providers.aws.reservations import AwsReservations
 from providers.base import Provider
+from providers.capabilities import CapacityBlockOffer
 from providers.catalog import CapacityType, Catalog, Offering, default_catalog
 from providers.config import ProviderConfig
 from providers.errors import InvalidRequestError, NotFoundError, ProviderError
+from providers.health import region_status, roll_up
 from providers.model import (
     TAG_OWNER,
     CapacityReport,
@@ -34,6 +36,7 @@ from providers.model import (
     NodeState,
     ProviderHealth,
 )
+from providers.retry import BACKOFF_BASE_S
 
 # AMI looked up when none is configured: the GPU base DLAMI on real AWS, any DLAMI on moto.
 IMAGE_NAME_PATTERNS = ("Deep Learning Base OSS Nvidia Driver GPU AMI (Ubuntu 22.04)*", "Deep Learning*Ubuntu*")
@@ -93,7 +96,7 @@ class AWSProvider(AwsReservations, Provider):
             try:
                 zones = self.clients.call("ec2", region, "describe_availability_zones", attempts=1)
             except ProviderError as e:
-                states[region] = HealthStatus.DOWN
+                states[region] = region_status(e)
                 messages.append(f"{region}: {e.message} [{e.code}]")
                 continue
             ms = (time.perf_counter() - t0) * 1000
@@ -102,10 +105,7 @@ class AWSProvider(AwsReservations, Provider):
             states[region] = HealthStatus.DEGRADED if impaired or ms > SLOW_REGION_MS else HealthStatus.OK
             if impaired:
                 messages.append(f"{region}: zones not available: {', '.join(impaired)}")
-        values = set(states.values())
-        status = (HealthStatus.OK if values <= {HealthStatus.OK} else
-                  HealthStatus.DOWN if values == {HealthStatus.DOWN} else HealthStatus.DEGRADED)
-        return ProviderHealth("aws", self.endpoint, status, max(latencies, default=0.0), states, "; ".join(messages))
+        return roll_up("aws", self.endpoint, states, max(latencies, default=0.0), messages)
 
     # -- side effects --------------------------------------------------------------------------
     def image_id(self, region: str) -> str:

@@ -1,5 +1,5 @@
 """boto3 clients per (service, region) built from ProviderConfig, and the one way to call them:
-botocore's own retries off, ours on (tenacity), every failure mapped to a typed ProviderError.
+botocore's own retries off, ours on (providers.retry), every failure mapped to a typed ProviderError.
 
 Why our own retries: botocore retries HTTP 500 InsufficientInstanceCapacity (a stock-out is not
 transient, and retrying it hides the signal placement needs) and cannot be bounded per error kind.
@@ -7,7 +7,6 @@ transient, and retrying it hides the signal placement needs) and cannot be bound
 
 from __future__ import annotations
 
-import random
 import threading
 import time
 from collections.abc import Callable
@@ -15,11 +14,7 @@ from typing import Any
 
 from providers.aws.errors import from_exception
 from providers.config import ProviderConfig
-from providers.errors import ProviderError, is_retryable
-
-# Backoff: full jitter on base * 2**attempt, capped; a server's Retry-After is honoured up to the cap.
-BACKOFF_BASE_S = 0.2
-BACKOFF_CAP_S = 20.0
+from providers.retry import BACKOFF_BASE_S, with_retries
 
 
 class AwsClients:
@@ -59,18 +54,13 @@ class AwsClients:
     def call(self, service: str, region: str, op: str, *, attempts: int | None = None, **params: Any) -> Any:
         """Call ``op`` (snake_case boto3 name); retry throttling/unavailability with backoff + jitter,
         at most ``cfg.max_attempts`` times; raise the typed ProviderError otherwise."""
-        from tenacity import Retrying, retry_if_exception, stop_after_attempt
-
         def once() -> Any:
             try:
                 return getattr(self.client(service, region), op)(**params)
             except Exception as e:       # noqa: BLE001 - mapped to a typed error or re-raised
                 raise from_exception(e, endpoint=self.endpoint, region=region) from e
 
-        retrying = Retrying(stop=stop_after_attempt(max(1, attempts or self.cfg.max_attempts)),
-                            retry=retry_if_exception(is_retryable), wait=self._wait, sleep=self._sleep,
-                            reraise=True)
-        return retrying(once)
+        return with_retries(once, attempts or self.cfg.max_attempts, base_s=self._base, sleep=self._sleep)
 
     def pages(self, service: str, region: str, op: str, key: str, **params: Any) -> list[Any]:
         """Every item under ``key`` across NextToken pages, each page called through ``call``."""
@@ -83,12 +73,6 @@ class AwsClients:
             token = page.get("NextToken")
             if not token:
                 return out
-
-    def _wait(self, state: Any) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        backoff = random.uniform(0, min(BACKOFF_CAP_S, self._base * 2 ** (state.attempt_number - 1)))
-        after = exc.retry_after if isinstance(exc, ProviderError) else None
-        return max(backoff, min(after, BACKOFF_CAP_S)) if after is not None else backoff
 
     def close(self) -> None:
         with self._lock:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,9 +17,11 @@ from providers.azure import resources as res
 from providers.azure.client import build_client
 from providers.azure.errors import PROVIDER, RetryPolicy, translate
 from providers.base import Provider
+from providers.capabilities import ScaleSetRequest, ScaleSetState, SupportsScaleSets
 from providers.catalog import CapacityType, Catalog, Offering, default_catalog
 from providers.config import ProviderConfig
-from providers.errors import CapacityError, NotFoundError, ProviderError, ThrottledError
+from providers.errors import CapacityError, NotFoundError, ProviderError
+from providers.health import region_status, roll_up
 from providers.model import (
     TAG_OWNER,
     CapacityReport,
@@ -33,21 +34,7 @@ from providers.model import (
 _SDK_DEFAULT_POLLING_S = 30.0
 
 
-@dataclass(frozen=True, slots=True)
-class ScaleSetState:
-    """A Flexible scale set as ARM reports it, with its member VMs' resource ids."""
-
-    id: str
-    name: str
-    region: str
-    sku: str
-    capacity: int
-    spot: bool
-    provisioning_state: str
-    members: tuple[str, ...]
-
-
-class AzureProvider(Provider):
+class AzureProvider(Provider, SupportsScaleSets):
     name = PROVIDER
 
     def __init__(self, cfg: ProviderConfig, *, catalog: Catalog | None = None, credential: Any | None = None,
@@ -136,14 +123,10 @@ class AzureProvider(Provider):
                 states[region] = HealthStatus.OK
             except AzureError as e:
                 err = translate(e, endpoint=self.endpoint, region=region)
-                # Throttled means alive but busy; anything else means the region cannot serve us.
-                states[region] = HealthStatus.DEGRADED if isinstance(err, ThrottledError) else HealthStatus.DOWN
+                states[region] = region_status(err)
                 problems.append(f"{region}: {err.message} [{err.code}]")
         latency = (time.perf_counter() - started) * 1000 / max(1, len(self.regions))
-        down = sum(s is HealthStatus.DOWN for s in states.values())
-        overall = (HealthStatus.OK if not problems else
-                   HealthStatus.DOWN if down == len(states) else HealthStatus.DEGRADED)
-        return ProviderHealth(PROVIDER, self.endpoint, overall, latency, states, "; ".join(problems[:5]))
+        return roll_up(PROVIDER, self.endpoint, states, latency, problems)
 
     # -- side effects -----------------------------------------------------------------------------
     def create_nodes(self, request: NodeRequest) -> list[Node]:
@@ -187,6 +170,10 @@ class AzureProvider(Provider):
                 self._call(lambda g=rg, v=name: self.client.virtual_machines.begin_delete(g, v).result(), n.region)
 
     # -- Azure-only capabilities for the provisioning engine -------------------------------------
+    def ensure_scale_set(self, request: ScaleSetRequest) -> ScaleSetState:
+        return self.apply_scale_set(request.region, request.name, request.sku, request.capacity, request.spot,
+                                    request.tags, request.zone)
+
     def apply_scale_set(self, region: str, name: str, sku: str, capacity: int, spot: bool = False,
                         tags: dict[str, str] | None = None, zone: str = "") -> ScaleSetState:
         """Create or resize a Flexible-orchestration VM scale set (idempotent PUT by name) to ``capacity``

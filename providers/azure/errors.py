@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
-
 from providers.errors import (
     AuthError,
     CapacityError,
@@ -22,8 +20,8 @@ from providers.errors import (
     QuotaError,
     ThrottledError,
     UnavailableError,
-    is_retryable,
 )
+from providers.retry import with_retries
 
 T = TypeVar("T")
 PROVIDER = "azure"
@@ -87,12 +85,7 @@ class RetryPolicy:
 
     def __init__(self, max_attempts: int, base_wait_s: float = 0.5) -> None:
         self.max_attempts = max(1, max_attempts)
-        self._backoff = wait_exponential_jitter(multiplier=base_wait_s, max=MAX_WAIT_S, jitter=base_wait_s)
-
-    def _wait(self, state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        asked = getattr(exc, "retry_after", None) or 0.0
-        return min(MAX_WAIT_S, max(self._backoff(state), asked))
+        self.base_wait_s = base_wait_s
 
     def call(self, fn: Callable[[], T], *, endpoint: str, region: str = "") -> T:
         from azure.core.exceptions import AzureError
@@ -103,6 +96,4 @@ class RetryPolicy:
             except AzureError as e:     # every SDK error leaves here typed; our own bugs stay visible
                 raise translate(e, endpoint=endpoint, region=region) from e
 
-        retrying = Retrying(stop=stop_after_attempt(self.max_attempts), wait=self._wait,
-                            retry=retry_if_exception(is_retryable), reraise=True)
-        return retrying(attempt)
+        return with_retries(attempt, self.max_attempts, base_s=self.base_wait_s, cap_s=MAX_WAIT_S)

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from providers.base import Provider
+from providers.capabilities import NodePoolRequest, NodePoolState, SupportsNodePools
 from providers.catalog import default_catalog
 from providers.catalog.model import CapacityType, Offering
 from providers.config import ProviderConfig
@@ -22,6 +23,7 @@ from providers.coreweave import nodepools as np
 from providers.coreweave.capacity import QUOTA_CONFIGMAP, QUOTA_NAMESPACE, build_report, parse_quota
 from providers.coreweave.client import PROVIDER, KubeCaller, build_api_client
 from providers.errors import CapacityError, InvalidRequestError, NotFoundError, ProviderError
+from providers.health import region_status
 from providers.model import (
     LABEL_OWNER,
     LABEL_POOL,
@@ -45,7 +47,7 @@ def _wire(obj: object) -> dict[str, Any]:
     return obj
 
 
-class CoreWeaveProvider(Provider):
+class CoreWeaveProvider(Provider, SupportsNodePools):
     name = PROVIDER
 
     def __init__(self, cfg: ProviderConfig) -> None:
@@ -141,11 +143,30 @@ class CoreWeaveProvider(Provider):
             self._kube.call(self._core.get_api_resources, what="GET /api/v1", attempts=1)
         except ProviderError as e:
             ms = (time.perf_counter() - t0) * 1000
-            return ProviderHealth(PROVIDER, self.endpoint, HealthStatus.DOWN, ms, message=str(e))
+            # One cluster API answers for the whole provider: its status is the provider's, by the same
+            # rule as every region of the other clouds (throttled is degraded, not down).
+            return ProviderHealth(PROVIDER, self.endpoint, region_status(e), ms, message=str(e))
         ms = (time.perf_counter() - t0) * 1000
         return ProviderHealth(PROVIDER, self.endpoint, HealthStatus.OK, ms)
 
     # -- NodePools (also used by the provisioning engine) -----------------------------------------
+    def ensure_node_pool(self, request: NodePoolRequest) -> NodePoolState:
+        status = self.apply_node_pool(request.name, request.instance_type, request.zone, request.target_nodes,
+                                      request.labels, request.capacity_type, request.annotations or None)
+        return NodePoolState(request.name, request.instance_type, request.zone, request.target_nodes,
+                             int(status.get("currentNodes") or 0))
+
+    def node_pool(self, name: str) -> NodePoolState | None:
+        obj = self.get_node_pool(name)
+        if obj is None:
+            return None
+        zone = (obj.get("metadata", {}).get("labels") or {}).get(np.ZONE_LABEL, "")
+        return NodePoolState(name, str((obj.get("spec") or {}).get("instanceType", "")), zone,
+                             np.target_nodes(obj), np.current_nodes(obj))
+
+    def remove_node_pool(self, name: str) -> bool:
+        return self.delete_node_pool(name)
+
     def get_node_pool(self, name: str) -> dict[str, Any] | None:
         """The NodePool object (wire-format dict), or None when it does not exist."""
         try:

@@ -7,8 +7,6 @@ import json
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
-
 from providers.config import ProviderConfig
 from providers.errors import (
     AuthError,
@@ -17,8 +15,8 @@ from providers.errors import (
     ProviderError,
     ThrottledError,
     UnavailableError,
-    is_retryable,
 )
+from providers.retry import with_retries
 
 T = TypeVar("T")
 PROVIDER = "coreweave"
@@ -93,14 +91,6 @@ def map_error(e: BaseException, *, endpoint: str, region: str = "", what: str = 
     return None
 
 
-def _wait(state: RetryCallState) -> float:
-    exc = state.outcome.exception() if state.outcome else None
-    after = getattr(exc, "retry_after", None)
-    if after is not None:
-        return min(float(after), MAX_RETRY_AFTER_S)
-    return wait_random_exponential(multiplier=0.2, max=5.0)(state)
-
-
 class KubeCaller:
     """Runs one API call with error mapping and bounded retries."""
 
@@ -120,6 +110,4 @@ class KubeCaller:
                     raise
                 raise mapped from e
 
-        retrying = Retrying(retry=retry_if_exception(is_retryable),
-                            stop=stop_after_attempt(attempts or self.max_attempts), wait=_wait, reraise=True)
-        return retrying(once)
+        return with_retries(once, attempts or self.max_attempts, cap_s=MAX_RETRY_AFTER_S)

@@ -22,19 +22,27 @@ from datetime import UTC, datetime
 import structlog
 
 from providers.base import Provider
+from providers.capabilities import (
+    PlacementGroup,
+    PlacementGroupRequest,
+    QueuedSlices,
+    QueuedSlicesRequest,
+    SupportsPlacementGroups,
+    SupportsQueuedResources,
+)
 from providers.catalog import CapacityType, Catalog, Offering, default_catalog
 from providers.config import ProviderConfig
 from providers.errors import (
     ErrorContext,
     InvalidRequestError,
     ProviderError,
-    ThrottledError,
     UnavailableError,
 )
 from providers.gcp.clients import GoogleApis
 from providers.gcp.compute import ComputeNodes
 from providers.gcp.naming import is_tpu, quota_metric
 from providers.gcp.tpu import TpuNodes
+from providers.health import region_status, roll_up
 from providers.model import (
     CapacityPool,
     CapacityReport,
@@ -51,7 +59,7 @@ log = structlog.get_logger(__name__)
 TPU_NOMINAL_SLICES = 4
 
 
-class GCPProvider(Provider):
+class GCPProvider(Provider, SupportsPlacementGroups, SupportsQueuedResources):
     name = "gcp"
 
     def __init__(self, cfg: ProviderConfig, catalog: Catalog | None = None) -> None:
@@ -151,8 +159,7 @@ class GCPProvider(Provider):
             self.api.call(self.api.compute("ZonesClient").list, project=self.api.project, attempts=1)
         except ProviderError as e:
             ms = (time.monotonic() - started) * 1000
-            return ProviderHealth("gcp", self.endpoint, HealthStatus.DOWN, ms,
-                                  dict.fromkeys(self.regions, HealthStatus.DOWN), str(e))
+            return roll_up("gcp", self.endpoint, dict.fromkeys(self.regions, region_status(e)), ms, [str(e)])
         regions: dict[str, HealthStatus] = {}
         problems: list[str] = []
         for region in self.regions:
@@ -160,17 +167,11 @@ class GCPProvider(Provider):
                 got = self.api.call(self.api.compute("RegionsClient").get, project=self.api.project, region=region,
                                     at=region, attempts=1)
                 regions[region] = HealthStatus.OK if got.status == "UP" else HealthStatus.DOWN
-            except ThrottledError:
-                regions[region] = HealthStatus.DEGRADED
             except ProviderError as e:
-                regions[region] = HealthStatus.DOWN
+                regions[region] = region_status(e)
                 problems.append(f"{region}: {e.message}")
         ms = (time.monotonic() - started) * 1000 / max(1, len(self.regions) + 1)
-        bad = [r for r, s in regions.items() if s != HealthStatus.OK]
-        status = (HealthStatus.DOWN if regions and len(bad) == len(regions)
-                  else HealthStatus.DEGRADED if bad else HealthStatus.OK)
-        message = "; ".join(problems[:3]) + (f" (+{len(problems) - 3} more)" if len(problems) > 3 else "")
-        return ProviderHealth("gcp", self.endpoint, status, ms, regions, message)
+        return roll_up("gcp", self.endpoint, regions, ms, problems)
 
     # -- side effects --------------------------------------------------------------------------
     def _validate(self, req: NodeRequest) -> None:
@@ -200,6 +201,21 @@ class GCPProvider(Provider):
 
     def close(self) -> None:
         self.api.close()
+
+    # -- the typed capabilities (providers/capabilities.py) --------------------------------
+    def ensure_placement(self, request: PlacementGroupRequest) -> PlacementGroup:
+        link = self.ensure_compact_placement_policy(request.region, request.name, request.vm_count,
+                                                    request.idempotency_token)
+        return PlacementGroup(request.region, request.name, link)
+
+    def delete_placement(self, region: str, name: str) -> None:
+        self.delete_placement_policy(region, name)
+
+    def queue_slices(self, request: QueuedSlicesRequest) -> QueuedSlices:
+        state = self.create_queued_resource(request.zone, request.name, request.instance_type, request.slices,
+                                            spot=request.spot, pool=request.pool, workload=request.workload,
+                                            tags=request.tags, valid_for_s=request.valid_for_s)
+        return QueuedSlices(request.zone, request.name, state)
 
     # -- GCP-only capabilities for the provisioning engine ---------------------------------
     def ensure_compact_placement_policy(self, region: str, name: str, vm_count: int | None = None,

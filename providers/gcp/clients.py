@@ -12,23 +12,15 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
-
 from providers.config import ConfigError, ProviderConfig
-from providers.errors import UnavailableError, is_retryable
+from providers.errors import UnavailableError
 from providers.gcp.errors import map_exception, operation_error
+from providers.retry import with_retries
 
 T = TypeVar("T")
 MAX_BACKOFF_S = 30.0
 OPERATION_DEADLINE_S = 900.0       # a VM or TPU create can take minutes on the real cloud
 _SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
-
-
-def _backoff(state: RetryCallState) -> float:
-    jittered = wait_random_exponential(multiplier=0.1, max=MAX_BACKOFF_S)(state)
-    exc = state.outcome.exception() if state.outcome else None
-    after = getattr(exc, "retry_after", None)
-    return min(MAX_BACKOFF_S, max(jittered, after or 0.0))
 
 
 class GoogleApis:
@@ -102,9 +94,7 @@ class GoogleApis:
             except Exception as e:
                 raise map_exception(e, endpoint=self.endpoint, region=at) from e
 
-        retrying = Retrying(stop=stop_after_attempt(max(1, attempts or self.cfg.max_attempts)), wait=_backoff,
-                            retry=retry_if_exception(is_retryable), reraise=True)
-        return retrying(once)
+        return with_retries(once, attempts or self.cfg.max_attempts, base_s=0.1, cap_s=MAX_BACKOFF_S)
 
     def wait_compute(self, scope: str, location: str, operation: str, region: str) -> Any:
         """Wait for a zone or region operation with our own *OperationsClient* (the SDK's ExtendedOperation

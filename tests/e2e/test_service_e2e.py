@@ -84,11 +84,8 @@ def running_service(db_url: str, mockclouds, mock_config) -> Iterator[tuple[Serv
                         policies=POLICIES)
 
     def factory(ctx: Any) -> Any:
-        from controlplane.store.stack_state import DbStackStateStore
-        from infra.engines.select import select_engine
-
-        engine = select_engine("local", config=cfg, store=DbStackStateStore(ctx.db))
-        return build_controller(ctx, engine=engine)      # the real placement engine and fleet snapshot
+        # The engine shares the service's (guarded) providers: one set per process.
+        return build_controller(ctx, engine_kind="local")      # the real placement engine and fleet snapshot
 
     app = create_app(settings, db=db, providers=providers, config=cfg, controller_factory=factory)
     with Service(app) as svc:

@@ -1,5 +1,6 @@
 """An in-memory Provider behind the same interface as the adapters (Karpenter's fake cloud provider
-idea): idempotent by key like the clouds, with the extras the engine calls, and a log of calls."""
+idea): idempotent by key like the clouds, implementing the same capability Protocols as the adapters,
+with a log of calls."""
 
 from __future__ import annotations
 
@@ -7,31 +8,46 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 
 from infra.spec import NodePoolSpec
 from providers.base import Provider
-from providers.catalog.model import CapacityType
+from providers.capabilities import (
+    CapacityBlockOffer,
+    CapacityBlockPurchase,
+    CapacityBlockQuery,
+    NodePoolRequest,
+    NodePoolState,
+    PlacementGroup,
+    PlacementGroupRequest,
+    Reservation,
+    ReservationRequest,
+    ScaleSetRequest,
+    ScaleSetState,
+    SupportsCapacityBlocks,
+    SupportsNodePools,
+    SupportsPlacementGroups,
+    SupportsReservations,
+    SupportsScaleSets,
+)
+from providers.catalog.model import CapacityType, Offering
 from providers.errors import CapacityError, NotFoundError
 from providers.model import CapacityReport, HealthStatus, Node, NodeRequest, NodeState, ProviderHealth
 
 
-class FakeProvider(Provider):
-    def __init__(self, name: str = "aws", extras: bool = True) -> None:
+class BareFakeProvider(Provider):
+    """Nodes only: no optional abilities (what the engine does with an adapter that lacks one)."""
+
+    def __init__(self, name: str = "aws") -> None:
         self.name, self.endpoint = name, "memory://"
         self.nodes: dict[str, Node] = {}
         self.by_key: dict[str, list[str]] = {}
-        self.placement_groups: dict[str, str] = {}
-        self.reservations: dict[str, dict] = {}
-        self.scale_sets: dict[str, dict] = {}
-        self.node_pools: dict[str, dict] = {}
         self.calls: list[str] = []
         self.free: int | None = None           # None: unlimited capacity
         self._ids = itertools.count(1)
-        if not extras:
-            self.ensure_placement_group = None  # type: ignore[assignment]
 
     # questions
-    def offerings(self):  # pragma: no cover - unused by the engine
+    def offerings(self) -> list[Offering]:  # pragma: no cover - unused by the engine
         return []
 
     def capacity(self) -> CapacityReport:  # pragma: no cover
@@ -72,54 +88,100 @@ class FakeProvider(Provider):
     def live(self, pool: str | None = None) -> list[Node]:
         return [n for n in self.nodes.values() if n.state is NodeState.RUNNING and (pool is None or n.pool == pool)]
 
-    # extras
-    def ensure_placement_group(self, name: str, region: str, strategy: str = "cluster") -> str:
-        self.calls.append(f"ensure_placement_group:{name}")
-        self.placement_groups[name] = strategy
-        return name
 
-    def delete_placement_group(self, name: str, region: str) -> None:
+class FakeProvider(BareFakeProvider, SupportsPlacementGroups, SupportsReservations, SupportsCapacityBlocks,
+                   SupportsScaleSets, SupportsNodePools):
+    """Every ability the engine uses, through the same Protocols the adapters implement (mypy checks the
+    signatures: the fake cannot drift from the real seam the way a hand-written signature could)."""
+
+    def __init__(self, name: str = "aws") -> None:
+        super().__init__(name)
+        self.placement_groups: dict[str, str] = {}
+        self.reservations: dict[str, dict[str, Any]] = {}
+        self.scale_sets: dict[str, dict[str, Any]] = {}
+        self.node_pools: dict[str, dict[str, Any]] = {}
+        self.offers: dict[str, CapacityBlockOffer] = {}
+
+    # placement groups
+    def ensure_placement(self, request: PlacementGroupRequest) -> PlacementGroup:
+        self.calls.append(f"ensure_placement_group:{request.name}")
+        self.placement_groups[request.name] = request.strategy
+        return PlacementGroup(request.region, request.name, request.name)
+
+    def delete_placement(self, region: str, name: str) -> None:
         self.calls.append(f"delete_placement_group:{name}")
         self.placement_groups.pop(name, None)
 
-    def create_capacity_reservation(self, instance_type: str, zone: str, count: int, idempotency_key: str) -> str:
+    # reservations
+    def reserve(self, request: ReservationRequest) -> Reservation:
         self.calls.append("create_capacity_reservation")
         for rid, r in self.reservations.items():
-            if r["key"] == idempotency_key:
-                return rid
+            if r["key"] == request.idempotency_token:
+                return self._reservation(rid)
         rid = f"cr-{next(self._ids):05d}"
-        self.reservations[rid] = {"instance_type": instance_type, "zone": zone, "count": count, "key": idempotency_key}
-        return rid
+        self.reservations[rid] = {"instance_type": request.instance_type, "zone": request.zone,
+                                  "count": request.count, "key": request.idempotency_token,
+                                  "region": request.region, "tags": dict(request.tags)}
+        return self._reservation(rid)
 
-    def cancel_capacity_reservation(self, reservation_id: str) -> None:
+    def _reservation(self, rid: str) -> Reservation:
+        r = self.reservations[rid]
+        return Reservation(rid, r["region"], r["zone"], r["instance_type"], r["count"],
+                           capacity_block=bool(r.get("block")))
+
+    def release_reservation(self, region: str, reservation_id: str) -> None:
         self.calls.append(f"cancel_capacity_reservation:{reservation_id}")
         self.reservations.pop(reservation_id, None)
 
-    def apply_scale_set(self, name: str, sku: str, capacity: int, spot: bool, tags: dict) -> dict:
-        self.calls.append(f"apply_scale_set:{name}:{capacity}")
-        self.scale_sets[name] = {"sku": sku, "capacity": capacity, "spot": spot, "tags": tags}
-        return {"id": f"/subscriptions/x/vmss/{name}", "name": name}
+    def find_reservation(self, region: str, tag_key: str, tag_value: str) -> Reservation | None:
+        rid = next((i for i, r in self.reservations.items() if r["tags"].get(tag_key) == tag_value), None)
+        return self._reservation(rid) if rid else None
+
+    # capacity blocks
+    def find_capacity_blocks(self, query: CapacityBlockQuery) -> list[CapacityBlockOffer]:
+        return [o for o in self.offers.values() if o.region == query.region
+                and o.instance_type == query.instance_type and o.instance_count >= query.count]
+
+    def purchase_capacity_block_offer(self, purchase: CapacityBlockPurchase) -> Reservation:
+        o = self.offers.pop(purchase.offer.id)
+        self.calls.append(f"purchase_capacity_block:{o.id}")
+        rid = f"cr-{next(self._ids):05d}"
+        self.reservations[rid] = {"instance_type": o.instance_type, "zone": o.zone, "count": o.instance_count,
+                                  "key": "", "region": o.region, "tags": dict(purchase.tags), "block": True}
+        return self._reservation(rid)
+
+    # scale sets
+    def ensure_scale_set(self, request: ScaleSetRequest) -> ScaleSetState:
+        self.calls.append(f"apply_scale_set:{request.name}:{request.capacity}")
+        self.scale_sets[request.name] = {"sku": request.sku, "capacity": request.capacity, "spot": request.spot,
+                                         "tags": request.tags, "region": request.region}
+        return self.get_scale_set(request.name)
+
+    def get_scale_set(self, name: str) -> ScaleSetState:
+        if name not in self.scale_sets:
+            raise NotFoundError(f"scale set {name}")
+        s = self.scale_sets[name]
+        return ScaleSetState(f"/subscriptions/x/vmss/{name}", name, s["region"], s["sku"], s["capacity"], s["spot"],
+                             "Succeeded", ())
 
     def delete_scale_set(self, name: str) -> None:
         self.calls.append(f"delete_scale_set:{name}")
         self.scale_sets.pop(name, None)
 
-    def get_scale_set(self, name: str) -> dict:
-        if name not in self.scale_sets:
-            raise NotFoundError(f"scale set {name}")
-        return self.scale_sets[name]
+    # node pools
+    def ensure_node_pool(self, request: NodePoolRequest) -> NodePoolState:
+        self.calls.append(f"apply_node_pool:{request.name}:{request.target_nodes}")
+        self.node_pools[request.name] = {"instance_type": request.instance_type, "zone": request.zone,
+                                         "target_nodes": request.target_nodes, "labels": dict(request.labels)}
+        return NodePoolState(request.name, request.instance_type, request.zone, request.target_nodes, 0)
 
-    def apply_node_pool(self, name: str, instance_type: str, target_nodes: int, labels: dict) -> dict:
-        self.calls.append(f"apply_node_pool:{name}:{target_nodes}")
-        self.node_pools[name] = {"instance_type": instance_type, "target_nodes": target_nodes, "labels": labels}
-        return {"name": name}
+    def node_pool(self, name: str) -> NodePoolState | None:
+        p = self.node_pools.get(name)
+        return None if p is None else NodePoolState(name, p["instance_type"], p["zone"], p["target_nodes"], 0)
 
-    def delete_node_pool(self, name: str) -> None:
+    def remove_node_pool(self, name: str) -> bool:
         self.calls.append(f"delete_node_pool:{name}")
-        self.node_pools.pop(name, None)
-
-    def get_node_pool(self, name: str) -> dict | None:
-        return self.node_pools.get(name)
+        return self.node_pools.pop(name, None) is not None
 
 
 def pool(name: str = "train-a", provider: str = "aws", region: str = "us-east-1", zone: str = "us-east-1a",

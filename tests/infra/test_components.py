@@ -57,20 +57,29 @@ def test_aws_inference_spot_pool_has_no_placement_group_and_spot_market():
 
 
 def test_aws_reserved_pools_use_a_reservation_or_a_capacity_block():
+    # Offering ids as EC2 and the mock hand them out ("cb-..."): the kind comes from placement, not the id.
     res = record(StackSpec("aws", "us-east-1", (
         pool("a", nodes=2, capacity_type=CapacityType.RESERVED),
         pool("b", nodes=18, instance_type="p6e-gb200.36xlarge", gpus=4, placement="nvlink",
-             capacity_type=CapacityType.RESERVED, reservation_id="cbo-0123", ultraserver_type="u-p6e-gb200x72"),
-        pool("c", nodes=1, capacity_type=CapacityType.RESERVED, reservation_id="cr-0abc"))))
+             capacity_type=CapacityType.RESERVED, reservation_id="cb-0123", ultraserver_type="u-p6e-gb200x72",
+             reservation_kind="capacity-block-offering"),
+        pool("c", nodes=1, capacity_type=CapacityType.RESERVED, reservation_id="cr-0abc"),
+        pool("d", nodes=1, capacity_type=CapacityType.RESERVED, reservation_id="cr-0def",
+             reservation_kind="capacity-block"))))
     (cr,) = of(res, "aws:ec2/capacityReservation:CapacityReservation")
     assert cr.inputs["instanceCount"] == 2 and cr.inputs["availabilityZone"] == "us-east-1a"
     (cb,) = of(res, "aws:ec2/capacityBlockReservation:CapacityBlockReservation")
-    assert cb.inputs["capacityBlockOfferingId"] == "cbo-0123"
+    assert cb.inputs["capacityBlockOfferingId"] == "cb-0123"
     assert cb.inputs["tags"]["awan:ultraserver"] == "u-p6e-gb200x72"
-    targets = {i.name: i.inputs["capacityReservationSpecification"]["capacityReservationTarget"]
-               ["capacityReservationId"] for i in of(res, "aws:ec2/instance:Instance")}
-    assert targets["c-0"] == "cr-0abc"
+    instances = {i.name: i.inputs for i in of(res, "aws:ec2/instance:Instance")}
+    targets = {n: i["capacityReservationSpecification"]["capacityReservationTarget"]["capacityReservationId"]
+               for n, i in instances.items()}
+    assert targets["c-0"] == "cr-0abc" and targets["d-0"] == "cr-0def"
     assert targets["a-0"] == cr.logical_id and targets["b-17"] == cb.logical_id
+    market = {n: (i.get("instanceMarketOptions") or {}).get("marketType") for n, i in instances.items()}
+    # EC2 refuses a Capacity Block launch without market type capacity-block; an ODCR needs none.
+    assert market["b-0"] == market["b-17"] == market["d-0"] == "capacity-block"
+    assert market["a-0"] is None and market["c-0"] is None
 
 
 def test_gcp_training_pool_compact_placement_no_external_ip_labels():

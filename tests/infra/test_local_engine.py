@@ -155,7 +155,7 @@ def test_missing_extra_is_recorded_as_not_applied_with_the_reason(fake_engine):
     eng, fp = fake_engine(extras=False)
     r = eng.up(aws_stack(pool("train-a", nodes=1)))
     assert [c.name for c in r.not_applied] == ["train-a-pg"]
-    assert "no ensure_placement_group()" in r.not_applied[0].detail
+    assert "does not implement SupportsPlacementGroups" in r.not_applied[0].detail
     assert len(fp.live()) == 1
 
 

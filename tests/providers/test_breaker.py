@@ -97,3 +97,37 @@ def test_capacity_errors_are_answers_not_sickness() -> None:
         with pytest.raises(CapacityError):
             p.create_nodes(NodeRequest("pool", "w", "r", "z", "t", "on-demand", 1, "k"))  # type: ignore[arg-type]
     assert p.breaker.state is BreakerState.CLOSED and inner.calls == 5
+
+
+def test_capabilities_go_through_the_breaker_and_nothing_passes_around_it() -> None:
+    from providers.capabilities import PlacementGroupRequest, ReservationRequest
+    from tests.infra.fakes import BareFakeProvider, FakeProvider
+
+    inner = FakeProvider("aws")
+    p = GuardedProvider(inner, CircuitBreaker("aws", failure_threshold=1, reset_after_s=60, clock=Clock()))
+    assert not hasattr(p, "reserve") and not hasattr(p, "ensure_placement")   # no __getattr__ passthrough
+    groups, reservations = p.supports_placement_groups(), p.supports_reservations()
+    assert groups is not None and reservations is not None
+    assert groups.ensure_placement(PlacementGroupRequest("us-east-1", "pg-a")).id == "pg-a"
+    p.breaker.state, p.breaker.opened_at = BreakerState.OPEN, 0.0
+    before = list(inner.calls)
+    with pytest.raises(UnavailableError, match="circuit open"):
+        reservations.reserve(ReservationRequest("us-east-1", "us-east-1a", "p5.48xlarge", 1, "tok"))
+    with pytest.raises(UnavailableError, match="circuit open"):
+        groups.delete_placement("us-east-1", "pg-a")
+    assert inner.calls == before and inner.reservations == {}
+    # An adapter without an ability yields none through the wrapper either.
+    assert GuardedProvider(BareFakeProvider("gcp")).supports_reservations() is None
+
+
+def test_the_local_engine_uses_the_process_providers_not_a_second_set(mock_config) -> None:
+    from infra.engines.select import select_engine
+    from providers.breaker import guard_all
+    from providers.registry import build_providers
+
+    guarded = guard_all(build_providers(mock_config, ["aws"]))
+    engine = select_engine("local", config=mock_config, providers=guarded)
+    assert engine._providers("aws") is guarded["aws"]             # type: ignore[attr-defined]
+    with pytest.raises(KeyError):     # configured but not in the process's set: not built behind its back
+        engine._providers("gcp")                                  # type: ignore[attr-defined]
+    assert guard_all(guarded)["aws"] is guarded["aws"]            # wrapped once

@@ -1,27 +1,44 @@
-"""Azure: the Flexible VM scale set through the adapter's apply_scale_set (ARM PUT by name: applying
+"""Azure: the Flexible VM scale set through the adapter's SupportsScaleSets (ARM PUT by name: applying
 again is idempotent, and a capacity change is applied in place)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from infra.engines.appliers.base import ApplyContext, ExtraHandler, Handler, pool_of
+from infra.engines.appliers.base import ApplyContext, CapabilityHandler, Handler, Outcome, need, pool_of
+from providers.capabilities import ScaleSetRequest
+from providers.errors import NotFoundError
 
 
-def _scale_set(ctx: ApplyContext, inputs: dict[str, Any], key: str) -> dict[str, Any]:
-    pool = pool_of(ctx, inputs)
-    sku = inputs.get("sku") or {}
-    profile = inputs.get("virtualMachineProfile") or {}
-    return {"name": inputs["vmScaleSetName"], "region": inputs.get("location", ctx.region),
-            "location": inputs.get("location", ctx.region), "zone": pool.zone,
-            "resource_group": ctx.config.get("resource_group", ""), "sku": sku.get("name"),
-            "instance_type": sku.get("name"), "capacity": sku.get("capacity", 0), "count": sku.get("capacity", 0),
-            "spot": profile.get("priority") == "Spot", "capacity_type": pool.capacity_type.value,
-            "pool": pool.pool, "workload": pool.workload, "tags": inputs.get("tags") or {},
-            "idempotency_key": key}
+class ScaleSetHandler(CapabilityHandler):
+    in_place = True
+
+    def create(self, ctx: ApplyContext, inputs: dict[str, Any], key: str) -> Outcome:
+        sets = need(ctx.provider.supports_scale_sets(), ctx, "SupportsScaleSets")
+        pool = pool_of(ctx, inputs)
+        sku = inputs.get("sku") or {}
+        profile = inputs.get("virtualMachineProfile") or {}
+        req = ScaleSetRequest(region=inputs.get("location", ctx.region), name=inputs["vmScaleSetName"],
+                              sku=str(sku.get("name")), capacity=int(sku.get("capacity", 0)),
+                              spot=profile.get("priority") == "Spot", zone=pool.zone,
+                              tags=dict(inputs.get("tags") or {}))
+        got = sets.ensure_scale_set(req)
+        return Outcome(ids=[got.id or req.name], info={"name": req.name, "region": req.region, "pool": pool.pool,
+                                                      "capacity": req.capacity, "sku": req.sku})
+
+    def delete(self, ctx: ApplyContext, info: dict[str, Any], ids: list[str]) -> None:
+        sets = need(ctx.provider.supports_scale_sets(), ctx, "SupportsScaleSets")
+        sets.delete_scale_set(str(info["name"]))
+
+    def exists(self, ctx: ApplyContext, info: dict[str, Any], ids: list[str]) -> bool | None:
+        sets = ctx.provider.supports_scale_sets()
+        if sets is None or not info.get("name"):
+            return None
+        try:
+            sets.get_scale_set(str(info["name"]))
+        except NotFoundError:
+            return False
+        return True
 
 
-HANDLERS: dict[str, Handler] = {
-    "azure-native:compute:VirtualMachineScaleSet": ExtraHandler(
-        "apply_scale_set", "delete_scale_set", _scale_set, get_method="get_scale_set", in_place=True),
-}
+HANDLERS: dict[str, Handler] = {"azure-native:compute:VirtualMachineScaleSet": ScaleSetHandler()}

@@ -1,22 +1,22 @@
 """The shape of an applier and the pieces every provider shares: node-backed resources (created with
 ``Provider.create_nodes``) and resources applied through a provider-specific extra method.
 
-Extras (``ensure_placement_group``, ``apply_scale_set``, ...) are optional on an adapter. They are
-called by keyword, passing only the arguments the method declares; a missing method or a required
-argument we cannot supply makes the resource *not applied*, with the reason, never a silent success.
+Optional abilities (placement groups, reservations, Capacity Blocks, scale sets, node pools) are typed
+Protocols (providers/capabilities.py) reached through ``Provider.supports_*``; a provider without the
+ability makes the resource *not applied*, with the reason, never a silent success.
 """
 
 from __future__ import annotations
 
-import inspect
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from infra.spec import NodePoolSpec
 from providers.base import Provider
+from providers.capabilities import PlacementGroupRequest
 from providers.catalog.model import CapacityType
-from providers.errors import NotFoundError
 from providers.model import Node, NodeRequest, NodeState
 
 KEY_TAG, KEY_LABEL = "awan:resource", "awan-resource"   # the idempotency key, on what we create
@@ -95,33 +95,6 @@ class Handler(Protocol):
     def exists(self, ctx: ApplyContext, info: dict[str, Any], ids: list[str]) -> bool | None: ...
 
 
-# -- extras ----------------------------------------------------------------------------------------
-
-def call_extra(provider: Provider, method: str, **offered: Any) -> Any:
-    fn: Callable[..., Any] | None = getattr(provider, method, None)
-    if fn is None:
-        raise NotApplied(f"the {provider.name} adapter has no {method}()")
-    params = inspect.signature(fn).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return fn(**offered)
-    missing = [n for n, p in params.items() if p.default is inspect.Parameter.empty
-               and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and n not in offered]
-    if missing:
-        raise NotApplied(f"{provider.name} adapter {method}() needs {', '.join(missing)}, which the engine "
-                         f"does not know how to supply (offered: {', '.join(sorted(offered))})")
-    return fn(**{k: v for k, v in offered.items() if k in params})
-
-
-def result_id(result: Any, fallback: str) -> str:
-    """Adapters return an id, a dict or a dataclass; take the id whatever the shape."""
-    if isinstance(result, str) and result:
-        return result
-    keys = ("id", "reservation_id", "CapacityReservationId", "name", "Id")
-    if isinstance(result, dict):
-        return next((str(result[k]) for k in keys if result.get(k)), fallback)
-    return next((str(getattr(result, k)) for k in keys if getattr(result, k, None)), fallback)
-
-
 def tags_of(inputs: dict[str, Any]) -> dict[str, str]:
     return dict(inputs.get("tags") or inputs.get("labels") or {})
 
@@ -198,43 +171,51 @@ def node_request(ctx: ApplyContext, pool: NodePoolSpec, key: str, tags: dict[str
         tags={**tags, key_tag: key})
 
 
-# -- extras as resources ---------------------------------------------------------------------------
+# -- resources applied through a typed capability ---------------------------------------------------
 
-@dataclass(slots=True)
-class ExtraHandler:
-    """A resource applied through adapter extras: ``create``/``delete`` are method names, ``args`` maps
-    resolved inputs to the keyword arguments offered; ``get`` (optional) answers exists()."""
+class CapabilityHandler(ABC):
+    """A resource applied through one of the adapter's optional abilities (providers/capabilities.py),
+    not as nodes. A provider without the ability makes the resource *not applied*, with the reason."""
 
-    create_method: str
-    delete_method: str | None
-    args: Callable[[ApplyContext, dict[str, Any], str], dict[str, Any]]
-    get_method: str | None = None
     in_place: bool = False
-    delete_note: str = ""
 
-    def create(self, ctx: ApplyContext, inputs: dict[str, Any], key: str) -> Outcome:
-        offered = self.args(ctx, inputs, key)
-        res = call_extra(ctx.provider, self.create_method, **offered)
-        name = str(offered.get("name", ""))
-        return Outcome(ids=[result_id(res, name)], info={k: v for k, v in offered.items()
-                                                        if isinstance(v, str | int | float | bool)})
+    @abstractmethod
+    def create(self, ctx: ApplyContext, inputs: dict[str, Any], key: str) -> Outcome: ...
 
     def find(self, ctx: ApplyContext, inputs: dict[str, Any], key: str) -> Outcome | None:
-        # Extras are idempotent by name (ensure/apply) or by client token: creating again adopts.
+        # Most abilities are idempotent by name (ensure/apply) or by client token: creating again adopts.
         return None
 
-    def delete(self, ctx: ApplyContext, info: dict[str, Any], ids: list[str]) -> None:
-        if self.delete_method is None:
-            raise NotApplied(self.delete_note or "cannot be deleted through the adapter")
-        call_extra(ctx.provider, self.delete_method, **{**info, "id": ids[0] if ids else "",
-                                                          "reservation_id": ids[0] if ids else ""})
+    @abstractmethod
+    def delete(self, ctx: ApplyContext, info: dict[str, Any], ids: list[str]) -> None: ...
 
     def exists(self, ctx: ApplyContext, info: dict[str, Any], ids: list[str]) -> bool | None:
-        if self.get_method is None or getattr(ctx.provider, self.get_method, None) is None:
-            return None
-        try:
-            return call_extra(ctx.provider, self.get_method, **info) is not None
-        except NotApplied:
-            return None
-        except NotFoundError:
-            return False
+        return None
+
+
+C = TypeVar("C")
+
+
+def need(ability: C | None, ctx: ApplyContext, protocol: str) -> C:
+    """The ability, or NotApplied naming what the adapter lacks."""
+    if ability is None:
+        raise NotApplied(f"the {ctx.provider.name} adapter does not implement {protocol}")
+    return ability
+
+
+class PlacementGroupHandler(CapabilityHandler):
+    """An EC2 cluster placement group or a GCE compact placement policy; ``request`` maps the resource's
+    inputs to the request. Its id is what instances name (EC2: the name, GCE: the self link)."""
+
+    def __init__(self, request: Callable[[ApplyContext, dict[str, Any], str], PlacementGroupRequest]) -> None:
+        self.request = request
+
+    def create(self, ctx: ApplyContext, inputs: dict[str, Any], key: str) -> Outcome:
+        groups = need(ctx.provider.supports_placement_groups(), ctx, "SupportsPlacementGroups")
+        req = self.request(ctx, inputs, key)
+        got = groups.ensure_placement(req)
+        return Outcome(ids=[got.id], info={"region": req.region, "name": req.name})
+
+    def delete(self, ctx: ApplyContext, info: dict[str, Any], ids: list[str]) -> None:
+        groups = need(ctx.provider.supports_placement_groups(), ctx, "SupportsPlacementGroups")
+        groups.delete_placement(str(info.get("region") or ctx.region), str(info.get("name") or ""))
