@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_coreweave as coreweave
@@ -48,8 +49,9 @@ class CksCluster(pulumi.ComponentResource):
         # (the coreweave provider's own ``coreweave:token`` config), so the NodePools land in the cluster
         # this stack made. Under the mock runtime the endpoint is not known yet; the kubeconfig says so.
         token = pulumi.Config("coreweave").get_secret("token") or ""
-        kubeconfig = pulumi.Output.secret(pulumi.Output.all(self.cluster.api_server_endpoint, token).apply(
-            lambda a: cks_kubeconfig(args.cluster_name, a[0] or "", a[1] or "")))
+        rendered: pulumi.Output[str] = pulumi.Output.all(self.cluster.api_server_endpoint, token).apply(
+            lambda a: cks_kubeconfig(args.cluster_name, a[0] or "", a[1] or ""))
+        kubeconfig: pulumi.Output[str] = pulumi.Output.secret(rendered)
         self.k8s = k8s.Provider(f"{name}-k8s", kubeconfig=kubeconfig, opts=child)
         self.register_outputs({"vpc_id": self.vpc.id, "cluster_id": self.cluster.id,
                                "api_server_endpoint": self.cluster.api_server_endpoint})
@@ -80,7 +82,7 @@ class CoreWeaveNodePool(pulumi.ComponentResource):
         super().__init__("awan:coreweave:NodePool", name, None, opts)
         p = args.pool
         lbls = labels(args.stack, p)
-        spec: dict = {"instanceType": p.instance_type, "targetNodes": p.nodes, "autoscaling": False,
+        spec: dict[str, Any] = {"instanceType": p.instance_type, "targetNodes": p.nodes, "autoscaling": False,
                       "nodeLabels": {**lbls, "awan-capacity-type": p.capacity_type.value}}
         if p.spot:
             spec["computeClass"] = "spot"

@@ -25,7 +25,7 @@ PUBLIC_ENDPOINT = "https://management.azure.com"
 ARM_SCOPE = "https://management.azure.com/.default"
 
 
-class StaticBearerPolicy(SansIOHTTPPolicy):
+class StaticBearerPolicy(SansIOHTTPPolicy):  # type: ignore[type-arg]  # generic in newer azure-core only
     """Sets a fixed ``Authorization: Bearer`` header; stands in for the SDK's challenge policy."""
 
     def __init__(self, token: str) -> None:
