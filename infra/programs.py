@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from typing import Any
 
 import pulumi
 
@@ -16,7 +17,7 @@ from infra.spec import NodePoolSpec, StackSpec
 Program = Callable[[], None]
 
 
-def _aws(stack: StackSpec) -> dict[str, pulumi.Output]:
+def _aws(stack: StackSpec) -> dict[str, pulumi.Output[Any]]:
     from infra.components.aws import AwsGpuNodePool, AwsGpuNodePoolArgs, AwsNetwork, AwsNetworkArgs
 
     zones = sorted({p.zone for p in stack.pools}) or [f"{stack.region}a"]
@@ -35,7 +36,7 @@ def _is_tpu(p: NodePoolSpec) -> bool:
     return p.instance_type.startswith("tpu-")
 
 
-def _gcp(stack: StackSpec) -> dict[str, pulumi.Output]:
+def _gcp(stack: StackSpec) -> dict[str, pulumi.Output[Any]]:
     from infra.components.gcp import (
         GcpGpuNodePool,
         GcpGpuNodePoolArgs,
@@ -60,7 +61,7 @@ def _gcp(stack: StackSpec) -> dict[str, pulumi.Output]:
     return out
 
 
-def _azure(stack: StackSpec) -> dict[str, pulumi.Output]:
+def _azure(stack: StackSpec) -> dict[str, pulumi.Output[Any]]:
     from infra.components.azure import AzureGpuScaleSet, AzureGpuScaleSetArgs, AzureNetwork, AzureNetworkArgs
 
     net = AzureNetwork(stack.name, AzureNetworkArgs(
@@ -76,7 +77,7 @@ def _azure(stack: StackSpec) -> dict[str, pulumi.Output]:
     return out
 
 
-def _coreweave(stack: StackSpec) -> dict[str, pulumi.Output]:
+def _coreweave(stack: StackSpec) -> dict[str, pulumi.Output[Any]]:
     from infra.components.coreweave import (
         CksCluster,
         CksClusterArgs,
@@ -95,12 +96,12 @@ def _coreweave(stack: StackSpec) -> dict[str, pulumi.Output]:
     return out
 
 
-def _oci(stack: StackSpec) -> dict[str, pulumi.Output]:
+def _oci(stack: StackSpec) -> dict[str, pulumi.Output[Any]]:
     from infra.components.oci import OciGpuNodePool, OciGpuNodePoolArgs, OciNetwork, OciNetworkArgs
 
     compartment = stack.config.get("compartment", "")
     net = OciNetwork(stack.name, OciNetworkArgs(region=stack.region, stack=stack.name, compartment_id=compartment))
-    out = {}
+    out: dict[str, pulumi.Output[Any]] = {}
     for p in stack.pools:
         pool = OciGpuNodePool(p.pool, OciGpuNodePoolArgs(pool=p, stack=stack.name, compartment_id=compartment,
                                                          subnet_id=net.subnet.id,
@@ -109,7 +110,7 @@ def _oci(stack: StackSpec) -> dict[str, pulumi.Output]:
     return out
 
 
-_BUILDERS: dict[str, Callable[[StackSpec], dict[str, pulumi.Output]]] = {
+_BUILDERS: dict[str, Callable[[StackSpec], dict[str, pulumi.Output[Any]]]] = {
     "aws": _aws, "gcp": _gcp, "azure": _azure, "coreweave": _coreweave, "oci": _oci}
 
 

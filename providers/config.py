@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
@@ -115,7 +115,7 @@ class ConfigError(ValueError):
     """A configuration file that cannot be used; the message names the file and the field."""
 
 
-def parse_config(data: dict, source: str = "<config>") -> AwanConfig:
+def parse_config(data: dict[str, Any], source: str = "<config>") -> AwanConfig:
     raw = dict(data or {})
     provs = raw.get("providers")
     if provs is None:

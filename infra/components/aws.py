@@ -7,6 +7,7 @@ pools draw on a capacity reservation or a Capacity Block (UltraServers included)
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -89,7 +90,7 @@ class AwsGpuNodePool(pulumi.ComponentResource):
         self.reservation_id: pulumi.Input[str] | None = None
         if p.reserved:
             self.reservation_id = self._reservation(name, p, tags, child)
-        lt_args: dict = {
+        lt_args: dict[str, Any] = {
             "image_id": args.ami, "instance_type": p.instance_type, "region": p.region,
             "network_interfaces": self._interfaces(p, args),
             "tag_specifications": [{"resource_type": "instance", "tags": tags},
@@ -107,7 +108,7 @@ class AwsGpuNodePool(pulumi.ComponentResource):
                                "reservation_id": self.reservation_id})
 
     @staticmethod
-    def _interfaces(p: NodePoolSpec, args: AwsGpuNodePoolArgs) -> list[dict]:
+    def _interfaces(p: NodePoolSpec, args: AwsGpuNodePoolArgs) -> list[dict[str, Any]]:
         # One EFA interface per network card; only card 0 carries the primary (device index 0).
         # No public IP: GPU nodes are reached through the VPC, never from the internet.
         n = efa_devices(p.instance_type)
@@ -129,16 +130,18 @@ class AwsGpuNodePool(pulumi.ComponentResource):
             cb = aws.ec2.CapacityBlockReservation(
                 f"{name}-cb", capacity_block_offering_id=p.reservation_id, instance_platform="Linux/UNIX",
                 region=p.region, tags={**tags, "awan:ultraserver": p.ultraserver_type}, opts=child)
-            return cb.id
+            cb_id: pulumi.Output[str] = cb.id
+            return cb_id
         cr = aws.ec2.CapacityReservation(
             f"{name}-cr", instance_type=p.instance_type, instance_platform="Linux/UNIX",
             availability_zone=p.zone, instance_count=p.nodes, instance_match_criteria="targeted",
             end_date_type="unlimited", region=p.region, tags=tags, opts=child)
-        return cr.id
+        cr_id: pulumi.Output[str] = cr.id
+        return cr_id
 
     def _instance(self, name: str, p: NodePoolSpec, tags: dict[str, str],
                   child: pulumi.ResourceOptions) -> aws.ec2.Instance:
-        kw: dict = {}
+        kw: dict[str, Any] = {}
         if self.placement_group is not None:
             kw["placement_group"] = self.placement_group.name
         if self.reservation_id is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_coreweave as coreweave
@@ -50,8 +51,9 @@ class CksCluster(pulumi.ComponentResource):
         # (the coreweave provider's own ``coreweave:token`` config), so the NodePools land in the cluster
         # this stack made. Under the mock runtime the endpoint is not known yet; the kubeconfig says so.
         token = pulumi.Config("coreweave").get_secret("token") or ""
-        kubeconfig = pulumi.Output.secret(pulumi.Output.all(self.cluster.api_server_endpoint, token).apply(
-            lambda a: cks_kubeconfig(args.cluster_name, a[0] or "", a[1] or "")))
+        rendered: pulumi.Output[str] = pulumi.Output.all(self.cluster.api_server_endpoint, token).apply(
+            lambda a: cks_kubeconfig(args.cluster_name, a[0] or "", a[1] or ""))
+        kubeconfig: pulumi.Output[str] = pulumi.Output.secret(rendered)
         self.k8s = k8s.Provider(f"{name}-k8s", kubeconfig=kubeconfig, opts=child)
         self.register_outputs({"vpc_id": self.vpc.id, "cluster_id": self.cluster.id,
                                "api_server_endpoint": self.cluster.api_server_endpoint})
@@ -85,8 +87,8 @@ class CoreWeaveNodePool(pulumi.ComponentResource):
         # Plus the labels every stack's nodes carry (providers.nodelabels): dispatch pins pods by them.
         common = {nodelabels.PROVIDER: "coreweave", nodelabels.CAPACITY_TYPE: p.capacity_type.value,
                   nodelabels.POOL: lbls[LABEL_POOL], nodelabels.WORKLOAD: lbls[LABEL_WORKLOAD]}
-        spec: dict = {"instanceType": p.instance_type, "targetNodes": p.nodes, "autoscaling": False,
-                      "nodeLabels": {**lbls, "awan-capacity-type": p.capacity_type.value, **common}}
+        spec: dict[str, Any] = {"instanceType": p.instance_type, "targetNodes": p.nodes, "autoscaling": False,
+                                "nodeLabels": {**lbls, "awan-capacity-type": p.capacity_type.value, **common}}
         if p.spot:
             spec["computeClass"] = "spot"
         if p.reserved and p.reservation_id:

@@ -202,7 +202,7 @@ class _LiveIds(Mapping[str, str]):
         got = self.get(lid)
         if got is None:
             raise KeyError(lid)
-        return got
+        return str(got)
 
     def get(self, lid: str, default: Any = None) -> Any:      # resolve() asks this of every string
         urn = self._lids.get(lid)

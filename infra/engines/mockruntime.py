@@ -90,10 +90,10 @@ class Recording:
 
 
 class _Mocks(pulumi.runtime.Mocks):
-    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         raise AssertionError("unused: _RecordingMonitor answers RegisterResource itself")
 
-    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list | None]:
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[Any] | None]:
         # No invoke has an answer here (the program falls back); [] not None: Pulumi iterates the failures.
         return {}, []
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from providers.errors import CapacityError, ProviderError, QuotaError, ThrottledError
+from providers.errors import CapacityError, ErrorContext, ProviderError, QuotaError, ThrottledError
 
 # The clouds' own codes (EC2, GCE, ARM, and the words CoreWeave's NodePool status uses).
 CAPACITY_CODES = (
@@ -50,7 +50,7 @@ def _summary(text: str, code: str) -> str:
 def map_pulumi_error(text: str, *, provider: str, region: str) -> ProviderError | None:
     """The typed error a failed ``pulumi up`` stands for, or None when it is not a capacity, quota or
     throttling answer (a bug, bad credentials, an invalid program: the engine reports those as is)."""
-    where = {"provider": provider, "region": region}
+    where: ErrorContext = {"provider": provider, "endpoint": "", "region": region}
     if code := _find(CAPACITY_CODES, text):
         return CapacityError(_summary(text, code), code=code, **where)
     if code := _find(QUOTA_CODES, text):

@@ -61,7 +61,8 @@ class FileStateStore:
     def get(self, stack: str) -> dict[str, Any] | None:
         p = self._path(stack)
         try:
-            return json.loads(p.read_text())
+            state: dict[str, Any] = json.loads(p.read_text())
+            return state
         except FileNotFoundError:
             return None
         except json.JSONDecodeError as e:

@@ -4,10 +4,11 @@ Authentication:
 * ``http://`` endpoints (mockclouds): the SDK refuses bearer tokens over plain http, so its
   authentication policy is replaced by ``StaticBearerPolicy``, which sets ``Authorization: Bearer
   <credentials.token>`` on every request;
-* ``https://`` endpoints (real Azure): a TokenCredential drives the SDK's own ARM challenge policy.
-  azure-identity is not a dependency, so pass ``credential=`` (e.g. ``DefaultAzureCredential()``) or put
-  an ARM access token (``az account get-access-token``) in ``credentials.token``, which
-  ``StaticTokenCredential`` hands out until it expires.
+* ``https://`` endpoints (real Azure): a TokenCredential drives the SDK's own ARM challenge policy,
+  chosen by ``credential_for``: a service principal (``credentials.tenant_id``/``client_id``/
+  ``client_secret``: ClientSecretCredential), else a pre-issued token (``credentials.token``, about an
+  hour's life, no refresh: for short runs and CI), else ``DefaultAzureCredential`` (environment, workload
+  or managed identity, Azure CLI), which refreshes tokens as they expire: what a long-running service needs.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ PUBLIC_ENDPOINT = "https://management.azure.com"
 ARM_SCOPE = "https://management.azure.com/.default"
 
 
-class StaticBearerPolicy(SansIOHTTPPolicy):
+class StaticBearerPolicy(SansIOHTTPPolicy):  # type: ignore[type-arg]  # generic in newer azure-core only
     """Sets a fixed ``Authorization: Bearer`` header; stands in for the SDK's challenge policy."""
 
     def __init__(self, token: str) -> None:
@@ -52,6 +53,23 @@ class StaticTokenCredential:
         return AccessToken(self._token, self._expires_on)
 
 
+def credential_for(cfg: ProviderConfig) -> Any:
+    """The TokenCredential for real ARM (see the module doc for the order)."""
+    tenant, client_id, secret = cfg.secret("tenant_id"), cfg.secret("client_id"), cfg.secret("client_secret")
+    if client_id and secret:
+        if not tenant:
+            raise ConfigError("providers.azure.credentials.tenant_id: required with client_id and client_secret")
+        from azure.identity import ClientSecretCredential
+
+        return ClientSecretCredential(tenant, client_id, secret)
+    if cfg.secret("token"):
+        return StaticTokenCredential(cfg.secret("token"))
+    from azure.identity import DefaultAzureCredential
+
+    # managed_identity_client_id: a user-assigned identity (None: the system-assigned one, if any).
+    return DefaultAzureCredential(managed_identity_client_id=cfg.secret("managed_identity_client_id") or None)
+
+
 def build_client(cfg: ProviderConfig, *, polling_interval: float, credential: Any | None = None) -> Any:
     from azure.mgmt.compute import ComputeManagementClient  # ~0.3 s: only when a client is needed
 
@@ -69,6 +87,6 @@ def build_client(cfg: ProviderConfig, *, polling_interval: float, credential: An
         kwargs["authentication_policy"] = StaticBearerPolicy(cfg.secret("token"))
         credential = credential or StaticTokenCredential(cfg.secret("token") or "-")
     else:
-        credential = credential or StaticTokenCredential(cfg.secret("token"))
+        credential = credential or credential_for(cfg)
         kwargs["credential_scopes"] = [ARM_SCOPE]
     return ComputeManagementClient(credential, cfg.subscription, **kwargs)

@@ -32,7 +32,7 @@ def build_api_client(cfg: ProviderConfig) -> Any:
     c = client.Configuration()
     path = cfg.secret("kubeconfig")
     if path:
-        kubeconfig.load_kube_config(config_file=path, client_configuration=c)
+        kubeconfig.load_kube_config(config_file=path, client_configuration=c)  # type: ignore[no-untyped-call]
     if cfg.endpoint:
         c.host = cfg.endpoint.rstrip("/")
     token = cfg.secret("token")

@@ -43,12 +43,12 @@ class GoogleApis:
         if self._creds is None:
             if self.cfg.secret("anonymous").lower() in ("true", "1", "yes"):
                 from google.auth.credentials import AnonymousCredentials
-                self._creds = AnonymousCredentials()
+                self._creds = AnonymousCredentials()  # type: ignore[no-untyped-call]
             elif info := self.cfg.secret("service_account_json"):
                 from google.oauth2 import service_account
                 try:
-                    self._creds = service_account.Credentials.from_service_account_info(json.loads(info),
-                                                                                        scopes=_SCOPES)
+                    self._creds = service_account.Credentials.from_service_account_info(  # type: ignore[no-untyped-call]
+                        json.loads(info), scopes=_SCOPES)
                 except (ValueError, KeyError) as e:
                     raise ConfigError(f"providers.gcp.credentials.service_account_json: not a usable "
                                       f"service-account key ({e})") from None

@@ -155,7 +155,7 @@ class ComputeNodes:
             if e.code != "alreadyExists":
                 raise
         got = self.api.call(client.get, project=self.api.project, region=region, resource_policy=name, at=region)
-        return got.self_link
+        return str(got.self_link)
 
     def delete_placement_policy(self, region: str, name: str) -> None:
         client = self.api.compute("ResourcePoliciesClient")

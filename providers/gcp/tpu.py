@@ -11,7 +11,6 @@ from providers.errors import InvalidRequestError, NotFoundError, ProviderError
 from providers.gcp.clients import GoogleApis
 from providers.gcp.errors import rpc_status_error
 from providers.gcp.naming import (
-    LABEL_OWNER,
     OWNER,
     labels_for,
     last_segment,
@@ -20,7 +19,7 @@ from providers.gcp.naming import (
     tpu_accelerator,
     tpu_instance_type,
 )
-from providers.model import LABEL_POOL, LABEL_WORKLOAD, Node, NodeRequest, NodeState
+from providers.model import LABEL_OWNER, LABEL_POOL, LABEL_WORKLOAD, Node, NodeRequest, NodeState
 
 # Software image per TPU generation (the "runtime version" every node create must name).
 RUNTIME_VERSIONS = {"v5p": "v2-alpha-tpuv5", "v6e": "v2-alpha-tpuv6e", "v5litepod": "v2-alpha-tpuv5-lite"}
@@ -155,7 +154,7 @@ class TpuNodes:
     def queued_resource_state(self, zone: str, name: str) -> str:
         got = self.api.call(self.api.tpu().get_queued_resource, name=f"{self._parent(zone)}/queuedResources/{name}",
                             at=region_of(zone))
-        return got.state.state.name
+        return str(got.state.state.name)
 
     def delete_queued_resource(self, zone: str, name: str) -> None:
         """Delete a queued resource and the slices it made (force); deleting what is gone is not an error."""

@@ -16,4 +16,5 @@ _MODULES = {"aws": "infra.engines.appliers.aws", "gcp": "infra.engines.appliers.
 
 
 def handlers_for(provider: str) -> dict[str, Handler]:
-    return importlib.import_module(_MODULES[provider]).HANDLERS
+    handlers: dict[str, Handler] = importlib.import_module(_MODULES[provider]).HANDLERS
+    return handlers

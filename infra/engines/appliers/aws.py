@@ -98,7 +98,7 @@ class CapacityBlockHandler(CapabilityHandler):
     def _choose(offers: list[CapacityBlockOffer], wanted: str, zone: str) -> CapacityBlockOffer | None:
         named = [o for o in offers if o.id == wanted]
         same_zone = sorted((o for o in offers if o.zone == zone), key=lambda o: (o.upfront_fee, o.starts_at))
-        return (named or same_zone or [None])[0]
+        return (named or same_zone)[0] if named or same_zone else None
 
     def find(self, ctx: ApplyContext, inputs: dict[str, Any], key: str) -> Outcome | None:
         caps = ctx.provider.supports_reservations()
