@@ -9,6 +9,7 @@ component reserves for it. Freeform tags use dashed keys (``awan-pool``); no pub
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
 import pulumi_oci as oci
@@ -19,9 +20,9 @@ from infra.spec import NodePoolSpec
 IMAGE_OS = "Canonical Ubuntu"        # OCI's GPU images (drivers included), chosen per shape by the image filter
 
 
-def oci_tags(stack: str, pool: NodePoolSpec | None = None, **extra: str) -> dict[str, str]:
+def oci_tags(stack: str, pool: NodePoolSpec | None = None, extra: dict[str, str] | None = None) -> dict[str, str]:
     """The Awan tags as OCI freeform tags: the same keys as AWS/Azure with '-' for ':'."""
-    return {k.replace(":", "-"): v for k, v in {**aws_tags(stack, pool), **extra}.items()}
+    return {k.replace(":", "-"): v for k, v in {**aws_tags(stack, pool), **(extra or {})}.items()}
 
 
 def availability_domain(compartment_id: pulumi.Input[str], zone: str) -> pulumi.Output[str]:
@@ -51,7 +52,7 @@ class OciNetwork(pulumi.ComponentResource):
         self.subnet = oci.core.Subnet(
             f"{name}-gpu", compartment_id=args.compartment_id, vcn_id=self.vcn.id,
             cidr_block=args.cidr.replace("/16", "/20"), display_name="awan-gpu",
-            prohibit_public_ip_on_vnic=True, freeform_tags=oci_tags(args.stack, **{"awan:role": "gpu"}), opts=child)
+            prohibit_public_ip_on_vnic=True, freeform_tags=oci_tags(args.stack, extra={"awan:role": "gpu"}), opts=child)
         self.register_outputs({"vcn_id": self.vcn.id, "subnet_id": self.subnet.id})
 
 
@@ -104,7 +105,7 @@ class OciGpuNodePool(pulumi.ComponentResource):
             opts=child)
         return cr.id
 
-    def _source(self) -> dict[str, object]:
+    def _source(self) -> dict[str, Any]:
         if self.args.image_id:
             return {"source_type": "image", "source_id": self.args.image_id}
         return {"source_type": "image", "instance_source_image_filter_details": {
@@ -114,18 +115,19 @@ class OciGpuNodePool(pulumi.ComponentResource):
         return {"ssh_authorized_keys": self.args.ssh_public_key} if self.args.ssh_public_key else None
 
     def _instance(self, name: str, p: NodePoolSpec, child: pulumi.ResourceOptions) -> oci.core.Instance:
-        return oci.core.Instance(
-            name, compartment_id=self.args.compartment_id, availability_domain=self.ad, shape=p.instance_type,
-            display_name=name, freeform_tags=self.tags, source_details=self._source(), metadata=self._metadata(),
-            create_vnic_details={"subnet_id": self.args.subnet_id, "assign_public_ip": "false"},
-            capacity_reservation_id=self.reservation_id,
-            preemptible_instance_config=({"preemption_action": {"type": "TERMINATE", "preserve_boot_volume": False}}
-                                         if p.spot else None),
-            opts=child)
+        kw: dict[str, Any] = {
+            "compartment_id": self.args.compartment_id, "availability_domain": self.ad, "shape": p.instance_type,
+            "display_name": name, "freeform_tags": self.tags, "source_details": self._source(),
+            "metadata": self._metadata(),
+            "create_vnic_details": {"subnet_id": self.args.subnet_id, "assign_public_ip": "false"},
+            "capacity_reservation_id": self.reservation_id,
+            "preemptible_instance_config": (
+                {"preemption_action": {"type": "TERMINATE", "preserve_boot_volume": False}} if p.spot else None)}
+        return oci.core.Instance(name, opts=child, **kw)
 
     def _cluster_network(self, name: str, p: NodePoolSpec, child: pulumi.ResourceOptions) -> None:
         source = self._source()
-        launch: dict[str, object] = {
+        launch: dict[str, Any] = {
             "compartment_id": self.args.compartment_id, "availability_domain": self.ad, "shape": p.instance_type,
             "freeform_tags": self.tags, "display_name": f"awan-{p.pool}",
             "create_vnic_details": {"subnet_id": self.args.subnet_id, "assign_public_ip": False},
@@ -135,10 +137,10 @@ class OciGpuNodePool(pulumi.ComponentResource):
             "capacity_reservation_id": self.reservation_id}
         if self._metadata():
             launch["metadata"] = self._metadata()
-        self.instance_configuration = oci.core.InstanceConfiguration(
-            f"{name}-config", compartment_id=self.args.compartment_id, display_name=f"awan-{p.pool}",
-            freeform_tags=self.tags, instance_details={"instance_type": "compute", "launch_details": launch},
-            opts=child)
+        kw: dict[str, Any] = {"compartment_id": self.args.compartment_id, "display_name": f"awan-{p.pool}",
+                              "freeform_tags": self.tags,
+                              "instance_details": {"instance_type": "compute", "launch_details": launch}}
+        self.instance_configuration = oci.core.InstanceConfiguration(f"{name}-config", opts=child, **kw)
         self.cluster_network = oci.core.ClusterNetwork(
             f"{name}-cn", compartment_id=self.args.compartment_id, display_name=f"awan-{p.pool}",
             freeform_tags=self.tags,

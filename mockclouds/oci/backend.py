@@ -338,8 +338,8 @@ class OciBackend:
 
     def _add_member(self, n: ClusterNetwork, config: InstanceConfiguration) -> None:
         launch = config.launch
-        tags = {str(k): str(v) for k, v in (launch.get("freeformTags") or {}).items()} if isinstance(
-            launch.get("freeformTags"), dict) else {}
+        raw = launch.get("freeformTags")
+        tags = {str(k): str(v) for k, v in raw.items()} if isinstance(raw, dict) else {}
         seed = str(uuid.uuid4())
         i = Instance(fake_ocid("instance", n.region, seed), n.region, n.zone, self._config_shape(config.id),
                      f"inst-{seed[:5]}-{n.pool_name}", n.compartment, tags, cluster_network_id=n.id,

@@ -118,9 +118,12 @@ class OciClients:
         out: list[Any] = []
         page: str | None = None
         while True:
-            extra = {"page": page} if page else {}
-            resp = self._retrying(lambda e=extra: getattr(self.client(service, region), op)(*args, **kwargs, **e),
-                                  region, None)
+            extra: dict[str, str] = {"page": page} if page else {}
+
+            def one(e: dict[str, str] = extra) -> Any:
+                return getattr(self.client(service, region), op)(*args, **kwargs, **e)
+
+            resp = self._retrying(one, region, None)
             out.extend(resp.data or [])
             page = resp.next_page
             if not page:
