@@ -19,11 +19,23 @@ from typing import Any
 
 from controlplane.model.workload import GPUWorkload, TopologyDomain, WorkloadKind
 from controlplane.placement.celkeys import project, rule_fields
-from controlplane.placement.rules import STATIC_RULES, gang_shape, region_matches
+from controlplane.placement.rules import (
+    STATIC_RULES,
+    gang_shape,
+    r_fabric,
+    r_provider,
+    r_residency,
+    r_shape,
+    region_matches,
+)
 from controlplane.placement.snapshot import FleetSnapshot, quota_applies, quota_units
 from controlplane.policy.model import Commitment, PolicySet, TeamBudget
 from providers.catalog import CapacityType, InstanceType, Region
 from providers.model import CapacityPool, HealthStatus
+
+# What makes a provider able to serve a class (SnapshotIndex.sellers): the catalog sells the shape, and the
+# policies allow the provider and the region for the class's data (ProviderShareCap's sole-provider rule).
+_SELLER_RULES = (r_shape, r_fabric, r_provider, r_residency)
 
 
 @dataclass(slots=True)
@@ -121,6 +133,9 @@ class Group:
     # each as (pool idx, free nodes a unit needs there). fill_plain then takes the first that has them.
     first_fit: list[tuple[int, int, PoolView]] | None = None
     rank_tail: tuple[str, str, str] = ("", "", "")   # the tie-breakers of engine._rank
+    # only this group's provider can serve the class: the provider share cap does not refuse it (unless the
+    # policy says soleProvider: capped; see policy.model.ProviderShareCap)
+    cap_exempt: bool = False
     # pool idx -> (gangs.Option, its engine._rank) of a plan group's one-pool option as a first replica
     # scores it (no provider used yet): everything in it is static for the index (see engine._choose)
     solo: dict[int, Any] = field(default_factory=dict)
@@ -210,6 +225,7 @@ class SnapshotIndex:
         # (rule idx, workload fields read, candidate fields read) -> result; per rule, the fields or None
         self._cel_shared: dict[tuple[int, tuple, tuple], tuple[bool, str]] = {}
         self._cel_fields = [rule_fields(r.expr) for r in ps.rules]
+        self._catalog_views: dict[str, list[PoolView]] | None = None
 
     def rebased(self, snap: FleetSnapshot) -> SnapshotIndex:
         """This index for a snapshot that differs only in free capacity and quota use (a capacity refresh):
@@ -221,6 +237,7 @@ class SnapshotIndex:
         new.snapshot, new.policies = snap, self.policies
         new.views, new._classes, new._by_key, new._cel_cache = self.views, self._classes, self._by_key, self._cel_cache
         new._cel_shared, new._cel_fields = self._cel_shared, self._cel_fields
+        new._catalog_views = self._catalog_views
         return new
 
     def candidates(self, wc: WorkloadClass) -> ClassCandidates:
@@ -259,6 +276,21 @@ class SnapshotIndex:
                 return len(STATIC_RULES) + j, res[1]
         return -1, None
 
+    def sellers(self, wc: WorkloadClass) -> set[str]:
+        """The providers whose catalog sells what ``wc`` asks for (GPU model, shape, fabric) somewhere the
+        policies allow (provider lists, residency). The workload's own location does not narrow it, or
+        pinning would be a way around the provider share cap; nor does this snapshot's capacity or health
+        (a provider that did not report is still a seller)."""
+        if self._catalog_views is None:
+            self._catalog_views = _catalog_views(self.snapshot)
+        ps, out = self.policies, set()
+        for pv in (v for m in wc.models for v in self._catalog_views.get(m, ())):
+            if pv.pool.provider in out:
+                continue
+            if all(rule(wc, pv, ps) is None for rule in _SELLER_RULES):
+                out.add(pv.pool.provider)
+        return out
+
     def _build(self, wc: WorkloadClass) -> ClassCandidates:
         from controlplane.placement.scoring import group_upper_bound, locality
         best_fail: dict[str, tuple[int, str]] = {}
@@ -271,11 +303,13 @@ class SnapshotIndex:
                 passing.setdefault((pv.pool.provider, pv.pool.region, pv.pool.instance_type), []).append(pv)
             elif key not in best_fail or stage > best_fail[key][0]:
                 best_fail[key] = (stage, why)
+        cap = self.policies.provider_share
+        exempt = cap is not None and cap.sole_provider == "exempt" and len(self.sellers(wc)) == 1
         groups = []
         for (prov, reg, _), pvs in passing.items():
             shape = gang_shape(wc, pvs[0])
             assert not isinstance(shape, str)
-            groups.append(Group(prov, reg, pvs[0].it, pvs, shape[0], shape[1]))
+            groups.append(Group(prov, reg, pvs[0].it, pvs, shape[0], shape[1], cap_exempt=exempt))
         ref = max((pv.price_per_gpu_hour for g in groups for pv in g.pools), default=1.0) or 1.0
         loc = {pv.idx: locality(wc, pv, self.snapshot) for g in groups for pv in g.pools}
         for g in groups:
@@ -290,6 +324,25 @@ class SnapshotIndex:
         ok_regions = {g.key for g in groups}
         rejections = {k: why for k, (_, why) in sorted(best_fail.items()) if k not in ok_regions}
         return ClassCandidates(groups, rejections, ref, loc, wc, self.policies.budget(wc.team))
+
+
+def _catalog_views(snap: FleetSnapshot) -> dict[str, list[PoolView]]:
+    """One view per (provider, region, instance type) the catalog sells, by GPU model: what the seller
+    rules read (the instance type, the region, the provider), no capacity."""
+    out: dict[str, list[PoolView]] = {}
+    seen: set[tuple[str, str, str]] = set()
+    cat = snap.catalog
+    for o in cat.offerings:
+        key = (o.provider, o.region, o.instance_type)
+        it, reg = cat.instance_types.get((o.provider, o.instance_type)), cat.regions.get((o.provider, o.region))
+        if key in seen or it is None or reg is None:
+            continue
+        seen.add(key)
+        pool = CapacityPool(o.provider, o.region, o.zone, o.instance_type, o.capacity_type, 0)
+        out.setdefault(it.gpu_model, []).append(PoolView(
+            idx=-1, pool=pool, it=it, region=reg, price=o.price_per_hour, price_per_gpu_hour=o.price_per_hour / it.gpus,
+            capacity_type=o.capacity_type.value, health=HealthStatus.OK, blocked=False))
+    return out
 
 
 def _first_fit(g: Group, plan: list[list[tuple[int, int, int, PoolView]]]) -> list[tuple[int, int, PoolView]]:

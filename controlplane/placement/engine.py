@@ -114,9 +114,9 @@ class Placer:
                         o = self._plain_option(wc, cc, g, filled, used, spreads)
                         rank = None
                     # caps_failure only when a budget or the cap may bite (it also words the failure)
-                    if budget is not None or (cap is not None and share_after(cap, state, g.provider, o.gpus)
-                                              > cap.max_share + 1e-9):
-                        got = caps_failure(g.provider, o.gpus, o.listed, wc.team, state, ps, budget)
+                    if budget is not None or (cap is not None and not g.cap_exempt
+                                              and share_after(cap, state, g.provider, o.gpus) > cap.max_share + 1e-9):
+                        got = caps_failure(g.provider, o.gpus, o.listed, wc.team, state, ps, budget, g.cap_exempt)
                     else:
                         got = None
                     if got is None:
@@ -129,7 +129,7 @@ class Placer:
                 got = pack(g, wc, state, ps)
                 if isinstance(got, Option):
                     got.score, got.term_values = option_score(
-                        wc, ps, ref, loc, [t.pv for t in got.takes], got.gpus, got.marginal, got.committed_gpus,
+                        wc, ps, ref, loc, [t.pv for t in got.takes], got.gpus, got.marginal, got.listed,
                         used, spreads)
                     got.spreads = spreads
                     rank = _rank(got)
@@ -158,8 +158,9 @@ class Placer:
             gpus = sum(n for _, n in filled) * gpn
             listed = sum(n * pv.price for pv, n in filled)
             committed = sum(n for pv, n in filled if pv.reserved) * gpn
+        # no commitment covers these pools, so nothing is saved: committed is 0 (reserved or not)
         score, terms = option_score(wc, self.policies, cc.ref_price_per_gpu_hour, cc.locality,
-                                    [pv for pv, _ in filled], gpus, listed, committed, used, spreads)
+                                    [pv for pv, _ in filled], gpus, listed, listed, used, spreads)
         takes = [Take(pv, n, 0, "", n * pv.price, n * pv.price) for pv, n in filled]
         return Option(g, takes, gpus, listed, listed, committed, score, terms, spreads)
 

@@ -70,6 +70,8 @@ class PreferencesDoc(_Strict):
 class ProviderShareDoc(_Strict):
     max: float = Field(gt=0, le=1)
     min_fleet_gpus: int = Field(default=1024, ge=0, le=INT32_MAX, alias="minFleetGpus")
+    # workloads only one provider can serve (see controlplane/policy/model.py ProviderShareCap)
+    sole_provider: Literal["exempt", "capped"] = Field(default="exempt", alias="soleProvider")
 
 
 class TeamBudgetDoc(_Strict):

@@ -134,8 +134,13 @@ def merge(docs: Sequence[tuple[str, PolicyDocument]]) -> PolicySet:
         if s.caps is not None:
             if s.caps.provider_share is not None:
                 ds = s.caps.provider_share
+                # strictest wins: the lowest share, and "capped" over "exempt" for sole-provider work
+                sole = "capped" if ds.sole_provider == "capped" or (share and share.sole_provider == "capped") \
+                    else "exempt"
                 if share is None or ds.max < share.max_share:
-                    share = ProviderShareCap(ds.max, ds.min_fleet_gpus, source=where)
+                    share = ProviderShareCap(ds.max, ds.min_fleet_gpus, source=where, sole_provider=sole)
+                else:
+                    share = dataclasses.replace(share, sole_provider=sole)
             for team, tb in sorted(s.caps.teams.items()):
                 old_b = budgets.get(team)
                 gpus = tb.gpus if old_b is None else _min(old_b.gpus, tb.gpus)

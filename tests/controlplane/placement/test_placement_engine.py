@@ -94,7 +94,7 @@ def test_unplaced_reasons_lead_with_the_rule_that_shut_out_what_the_workload_ask
 
 def test_provider_share_cap_counts_existing():
     snap = snapshot([H100_AWS, H100_GCP])
-    ps = policies("{caps: {providerShare: {max: 0.5, minFleetGpus: 32}}}")
+    ps = policies("{caps: {providerShare: {max: 0.5, minFleetGpus: 16}}}")
     w = workload("{gpus: {model: H100, count: 16, perNode: 8}}")
     first = place_one(w, snap, ps)
     second = place_one(workload("{gpus: {model: H100, count: 16, perNode: 8}}", name="w2"), snap, ps,
@@ -106,6 +106,10 @@ def test_provider_share_cap_counts_existing():
     d = place_one(workload("{gpus: {model: H100, count: 16, perNode: 8}}", name="w3"), only, ps,
                   existing=first.assignments)
     assert not d.placed and d.unplaced_kind == "cap" and "would hold 100% > 50% of 32 GPUs" in d.reasons[1]
+    # until the fleet passes minFleetGpus the cap does not apply (issue 17, defect 2)
+    young = policies("{caps: {providerShare: {max: 0.5, minFleetGpus: 64}}}")
+    assert place_one(workload("{gpus: {model: H100, count: 16, perNode: 8}}", name="w3"), only, young,
+                     existing=first.assignments).placed
 
 
 def test_team_budget():
@@ -229,3 +233,59 @@ def test_on_demand_usage_does_not_eat_spot_headroom():
     assert [d.placed for d in r.decisions] == [True, True]
     used = snap.with_usage(a for d in r.decisions for a in d.assignments)
     assert [q.used for q in used.quotas] == [192.0, 192.0]
+
+
+CAP = "{caps: {providerShare: {max: 0.6, minFleetGpus: 1024}}}"
+GANG_640 = "{gpus: {model: H100, count: 640, perNode: 8}%s}"
+
+
+def test_share_cap_does_not_bite_before_the_fleet_passes_min_fleet_gpus():
+    """Issue 17, defect 2: on an empty fleet a 640-GPU gang was refused ('aws would hold 62% of 1024')."""
+    snap = snapshot([pool("aws", "us-east-1", "us-east-1a", "p5.48xlarge", nodes=200),
+                     pool("gcp", "europe-west1", "europe-west1-b", "a3-megagpu-8g", nodes=10)])
+    first, second = workload(GANG_640 % "", name="a"), workload(GANG_640 % "", name="b")
+    r = place([first, second], snap, policies(CAP), improve=False)
+    a, b = r.decisions
+    assert a.placed and a.gpus == 640 and a.assignments[0].provider == "aws"
+    # the second would take the fleet past 1024 GPUs with aws at 100%: now the cap applies
+    assert not b.placed and b.unplaced_kind == "cap"
+    assert b.rejections["aws/us-east-1"].startswith("cap: aws would hold 100% > 60% of 1280 GPUs")
+
+
+def test_a_workload_only_one_provider_serves_is_exempt_unless_the_policy_caps_it():
+    """B300 is sold by AWS alone: the cap could only leave it pending, so it is exempt by default (its GPUs
+    still count). H100, sold by four providers, is capped even when only AWS is in the snapshot."""
+    snap = snapshot([pool("aws", "us-west-2", "us-west-2b", "p6-b300.48xlarge", nodes=200),
+                     pool("aws", "us-east-1", "us-east-1a", "p5.48xlarge", nodes=200)])
+    b300 = "{gpus: {model: B300, count: 640, perNode: 8}}"
+    ws = [workload(b300, name="a"), workload(b300, name="b")]
+    assert all(d.placed for d in place(ws, snap, policies(CAP)).decisions)
+    h100 = place([*ws, workload(GANG_640 % "", name="c")], snap, policies(CAP)).decisions[2]
+    assert not h100.placed and h100.unplaced_kind == "cap"
+    capped = policies("{caps: {providerShare: {max: 0.6, minFleetGpus: 1024, soleProvider: capped}}}")
+    assert [d.placed for d in place(ws, snap, capped).decisions] == [True, False]
+
+
+def test_pinning_to_one_provider_is_not_a_way_around_the_cap():
+    snap = snapshot([pool("aws", "us-east-1", "us-east-1a", "p5.48xlarge", nodes=200),
+                     pool("gcp", "europe-west1", "europe-west1-b", "a3-megagpu-8g", nodes=10)])
+    pinned = ", location: {regions: ['aws:*']}"
+    ws = [workload(GANG_640 % pinned, name="a"), workload(GANG_640 % pinned, name="b")]
+    assert [d.placed for d in place(ws, snap, policies(CAP)).decisions] == [True, False]
+
+
+def test_a_reservation_at_full_price_earns_no_bonus():
+    """Issue 17, defect 3: with no commitment in force a GB200 rack went to an AWS Capacity Block at $982.80/h
+    over CoreWeave on-demand at $756/h. Committed capacity wins through its marginal cost only."""
+    snap = snapshot([pool("aws", "us-east-1", "us-east-1a", "p6e-gb200.36xlarge", "reserved", nodes=36,
+                          reservation="cb-1"),
+                     pool("coreweave", "US-EAST-04", "US-EAST-04A", "gb200-4x", nodes=36)])
+    rack = workload("{gpus: {model: GB200, count: 72, perNode: 4}, topology: {domain: nvlink, domainSize: 72}}")
+    d = place_one(rack, snap, PolicySet.default())
+    assert d.placed and d.assignments[0].provider == "coreweave" and round(d.price_per_hour, 2) == 756.0
+    # the same capacity block paid for under a take-or-pay contract costs nothing more: it wins on price
+    paid = policies("{commitments: [{name: cb, provider: aws, gpuModel: GB200, gpus: 72, start: 2026-01-01,"
+                    " end: 2027-01-01, capacityTypes: [reserved]}]}")
+    d2 = place_one(rack, snap, paid)
+    assert d2.assignments[0].provider == "aws" and d2.price_per_hour == 0.0
+    assert "committed 1.00" in d2.reasons[0]
