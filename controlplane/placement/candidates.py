@@ -156,6 +156,9 @@ class ClassCandidates:
     budget: TeamBudget | None = None     # the class's team budget under the index's policies
     # explain.RejectionTails of this class (built on first use; static, like everything here)
     tails: Any = None
+    # provider/region of ``rejections`` -> how far its furthest pool got through the rules (explain.py leads
+    # with the rule that decided: the furthest)
+    stages: dict[str, int] = field(default_factory=dict)
 
 
 def _commitments_for(pv_pool: CapacityPool, it: InstanceType, ps: PolicySet, snap: FleetSnapshot
@@ -323,7 +326,8 @@ class SnapshotIndex:
         groups.sort(key=lambda g: (-g.upper_bound, g.provider, g.region, g.it.name))
         ok_regions = {g.key for g in groups}
         rejections = {k: why for k, (_, why) in sorted(best_fail.items()) if k not in ok_regions}
-        return ClassCandidates(groups, rejections, ref, loc, wc, self.policies.budget(wc.team))
+        stages = {k: st for k, (st, _) in best_fail.items() if k not in ok_regions}
+        return ClassCandidates(groups, rejections, ref, loc, wc, self.policies.budget(wc.team), stages=stages)
 
 
 def _catalog_views(snap: FleetSnapshot) -> dict[str, list[PoolView]]:

@@ -175,8 +175,8 @@ class Placer:
         d = Decision(workload=w.name, placed=False, priority=wc.priority)
         if not cc.groups:
             d.unplaced_kind = "nothing-matches"
-            d.explain = lambda: Explanation(unplaced_reasons("nothing-matches", {}, cc.rejections), [],
-                                            dict(cc.rejections))
+            d.explain = lambda: Explanation(unplaced_reasons("nothing-matches", {}, cc.rejections, stages=cc.stages),
+                                            [], dict(cc.rejections))
             return d
         used: dict[str, set[str]] = {}
         chosen: list[Option] = []

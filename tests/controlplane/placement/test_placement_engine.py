@@ -289,3 +289,48 @@ def test_a_reservation_at_full_price_earns_no_bonus():
     d2 = place_one(rack, snap, paid)
     assert d2.assignments[0].provider == "aws" and d2.price_per_hour == 0.0
     assert "committed 1.00" in d2.reasons[0]
+
+
+def test_unplaced_explanation_leads_with_the_deciding_rule_per_provider():
+    """Issue 17, defect 5: shape mismatches came first and the workload's own location filter stayed buried."""
+    snap = catalog_snapshot()
+    w = workload("{gpus: {model: H100, count: 8}, location: {regions: ['gcp:us-central1']}, capacityType: [spot],"
+                 " maxPricePerGpuHour: 0.5}")
+    d = place_one(w, snap, PolicySet.default())
+    assert not d.placed and d.unplaced_kind == "nothing-matches"
+    head, *lines = d.reasons
+    assert head.startswith("nothing matches")
+    by_provider = {line.split("/", 1)[0]: line for line in lines}
+    assert set(by_provider) == {"aws", "azure", "coreweave", "gcp"}
+    assert by_provider["gcp"].startswith("gcp/us-central1: price:")        # passed its filters, then price
+    assert lines[0] == by_provider["gcp"]                                   # the furthest leads
+    assert "location:" in by_provider["aws"] and "more aws regions by the same rule" in by_provider["aws"]
+
+
+def test_providers_unreachable_is_said_when_that_is_the_cause():
+    snap = snapshot([H100_AWS, H100_GCP], health={"gcp": HealthStatus.DOWN})
+    w = workload("{gpus: {model: H100, count: 8}, location: {regions: ['gcp:*']}}")
+    d = place_one(w, snap, PolicySet.default())
+    assert d.reasons[0] == "providers unreachable: gcp could serve it but is down or blocked after failures"
+    empty = place_one(w, snapshot([]), PolicySet.default())
+    assert empty.reasons[0].startswith("providers unreachable: no provider reported capacity")
+
+
+def test_an_exact_tie_is_called_a_tie():
+    twin = pool("aws", "us-east-1", "us-east-1b", "p5.48xlarge")
+    other = pool("aws", "us-west-2", "us-west-2a", "p5.48xlarge", price=H100_AWS.price_per_hour)
+    snap = snapshot([twin, other])
+    d = place_one(workload("{gpus: {model: H100, count: 8}}"), snap, PolicySet.default())
+    loser = [v for k, v in d.rejections.items() if k != f"aws/{d.assignments[0].region}" and "p5" not in v]
+    assert any(v.startswith("tied: ") and "the tie went to" in v for v in d.rejections.values()), d.rejections
+    assert not any(" < winner " in v and v.split(" < winner ")[0].split()[-1] == v.split(" < winner ")[1].split()[0]
+                   for v in d.rejections.values()), loser
+
+
+def test_rejections_group_by_rule():
+    from controlplane.placement.explain import group_rejections
+    rej = {"aws/us-east-1": "location: aws:us-east-1 not in workload's regions [gcp:*]",
+           "aws/us-west-2": "location: aws:us-west-2 not in workload's regions [gcp:*]",
+           "gcp/us-central1": "price: a3 $9.80/GPU-h > workload max $1.00"}
+    assert group_rejections(rej) == [("location", ["aws/us-east-1", "aws/us-west-2"], rej["aws/us-east-1"]),
+                                     ("price", ["gcp/us-central1"], rej["gcp/us-central1"])]
