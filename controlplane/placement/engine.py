@@ -172,7 +172,7 @@ class Placer:
         cc = self.index.lookup(w)
         wc = cc.wc
         assert wc is not None
-        d = Decision(workload=w.name, placed=False, priority=wc.priority)
+        d = Decision(workload=w.name, placed=False, priority=wc.priority, asked_gpus=wc.count * wc.replicas)
         if not cc.groups:
             d.unplaced_kind = "nothing-matches"
             d.explain = lambda: Explanation(unplaced_reasons("nothing-matches", {}, cc.rejections, stages=cc.stages),
@@ -232,6 +232,11 @@ def _placed_explainer(wc: WorkloadClass, cc: ClassCandidates, chosen: list[Optio
                       first: tuple[list[Option], dict[str, Failure], int], full: bool) -> Callable[[], Explanation]:
     def build() -> Explanation:
         reasons = [describe_option(o, wc, r if len(chosen) > 1 else None) for r, o in enumerate(chosen)]
+        surplus = sum(o.gpus for o in chosen) - wc.count * len(chosen)
+        if surplus > 0:
+            cost = sum(o.marginal * (o.gpus - wc.count) / o.gpus for o in chosen if o.gpus)
+            reasons.append(f"surplus: {surplus} GPU(s) beyond the {wc.count * len(chosen)} asked, ${cost:,.2f}/h "
+                           "(no exact fit won; policy surplusGpus: forbid refuses this)")
         if not full:
             return Explanation(reasons)
         opts, fails, seen = first

@@ -70,6 +70,13 @@ def r_shape(wc: WorkloadClass, pv: PoolView, ps: PolicySet) -> str | None:
     return s if isinstance(s, str) else None
 
 
+def r_surplus(wc: WorkloadClass, pv: PoolView, ps: PolicySet) -> str | None:
+    if ps.surplus_gpus == "forbid" and wc.count < pv.it.gpus:
+        return (f"surplus: {pv.it.name} has {pv.it.gpus} GPUs per node, workload asks {wc.count} "
+                "(policy surplusGpus: forbid)")
+    return None
+
+
 def r_fabric(wc: WorkloadClass, pv: PoolView, ps: PolicySet) -> str | None:
     """A gang pool on an instance type its provider cannot gang (the catalog's fabric): the provisioning
     component would refuse it, so placement does not choose it (one rule, providers.catalog.fabric)."""
@@ -153,6 +160,6 @@ def r_blocked(wc: WorkloadClass, pv: PoolView, ps: PolicySet) -> str | None:
 
 
 STATIC_RULES: tuple[Callable[[WorkloadClass, PoolView, PolicySet], str | None], ...] = (
-    r_gpu, r_shape, r_fabric, r_capacity_type, r_provider, r_region, r_residency, r_geo, r_gpu_policy, r_price,
+    r_gpu, r_shape, r_surplus, r_fabric, r_capacity_type, r_provider, r_region, r_residency, r_geo, r_gpu_policy, r_price,
     r_health, r_blocked,
 )

@@ -116,6 +116,10 @@ def _as_datetime(v: datetime | date) -> datetime:
     return datetime.combine(v, time.min, tzinfo=UTC)
 
 
+class TopologySpreadDoc(_Strict):
+    max_skew: int = Field(ge=1, le=INT32_MAX, alias="maxSkew")
+
+
 class PolicySpec(_Strict):
     providers: ProvidersDoc | None = None
     regions: AllowDenyDoc | None = None
@@ -127,6 +131,8 @@ class PolicySpec(_Strict):
     preferences: PreferencesDoc | None = None
     caps: CapsDoc | None = None
     commitments: list[CommitmentDoc] = Field(default_factory=list)
+    surplus_gpus: Literal["allow", "forbid"] | None = Field(default=None, alias="surplusGpus")
+    topology_spread: TopologySpreadDoc | None = Field(default=None, alias="topologySpread")
 
 
 class PolicyMetadata(_Strict):

@@ -113,6 +113,10 @@ def merge(docs: Sequence[tuple[str, PolicyDocument]]) -> PolicySet:
             gpu_models=_merge_allow_deny(ps.gpu_models, s.gpu_models),
             capacity_types=_merge_allow_deny(ps.capacity_types, s.capacity_types),
             max_price_per_gpu_hour=_min(ps.max_price_per_gpu_hour, s.max_price_per_gpu_hour),
+            # hard constraints only tighten: forbid wins, the smallest skew wins
+            surplus_gpus="forbid" if "forbid" in (ps.surplus_gpus, s.surplus_gpus) else "allow",
+            spread_max_skew=ps.spread_max_skew if s.topology_spread is None else
+            int(_min(ps.spread_max_skew, s.topology_spread.max_skew) or s.topology_spread.max_skew),
         )
         for name, dc in sorted(s.data_classes.items()):
             old = data_classes.get(name)

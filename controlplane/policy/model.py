@@ -113,6 +113,13 @@ class PolicySet:
     team_budgets: tuple[TeamBudget, ...] = ()
     commitments: tuple[Commitment, ...] = ()
     sources: tuple[str, ...] = ()
+    # "forbid": never give a workload more GPUs than it asked (1 x A100 on a whole 8-GPU node); "allow"
+    # (default): allowed, the decision states the surplus and its cost, and exact fits win on cost per GPU asked
+    surplus_gpus: str = "allow"
+    # inference replicas: at most this many more on one provider than on the least-used provider that can
+    # still take one (like Kubernetes topologySpreadConstraints maxSkew over providers); None = no limit.
+    # When no option keeps within it, the replica is placed anyway (ScheduleAnyway), best score first.
+    spread_max_skew: int | None = None
 
     def __hash__(self) -> int:
         return id(self)

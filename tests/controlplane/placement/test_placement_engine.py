@@ -334,3 +334,25 @@ def test_rejections_group_by_rule():
            "gcp/us-central1": "price: a3 $9.80/GPU-h > workload max $1.00"}
     assert group_rejections(rej) == [("location", ["aws/us-east-1", "aws/us-west-2"], rej["aws/us-east-1"]),
                                      ("price", ["gcp/us-central1"], rej["gcp/us-central1"])]
+
+
+def test_surplus_gpus_are_stated_with_their_cost_and_a_policy_may_forbid_them():
+    """Issue 17, defect 6: 1 x A100 on a whole 8-GPU node with no note."""
+    snap = snapshot([pool("aws", "us-east-1", "us-east-1a", "p4d.24xlarge")])
+    w = workload("{gpus: {model: A100, count: 1}}")
+    d = place_one(w, snap, PolicySet.default())
+    assert d.placed and d.gpus == 8 and d.surplus_gpus == 7
+    assert abs(d.surplus_cost_per_hour - d.price_per_hour * 7 / 8) < 1e-9
+    j = d.to_json()
+    assert j["surplusGpus"] == 7 and j["surplusCostPerHour"] == round(d.price_per_hour * 7 / 8, 4)
+    assert d.reasons[-1].startswith("surplus: 7 GPU(s) beyond the 1 asked, $")
+    exact = place_one(workload("{gpus: {model: A100, count: 8}}"), snap, PolicySet.default()).to_json()
+    assert "surplusGpus" not in exact
+    forbid = place_one(w, snap, policies("{surplusGpus: forbid}"))
+    assert not forbid.placed and forbid.rejections["aws/us-east-1"].startswith("surplus: p4d.24xlarge has 8 GPUs")
+
+
+def test_an_exact_fit_wins_over_a_whole_node():
+    snap = snapshot([pool("gcp", "us-central1", "us-central1-a", "a3-highgpu-1g"), H100_AWS])
+    d = place_one(workload("{gpus: {model: H100, count: 1}}"), snap, PolicySet.default())
+    assert d.placed and d.gpus == 1 and d.surplus_gpus == 0
