@@ -65,7 +65,7 @@ class Placer:
 
     # -- one decision --------------------------------------------------------------------------------
     def _choose(self, wc: WorkloadClass, cc: ClassCandidates, used: dict[str, set[str]], keep: int,
-                spreads: bool) -> tuple[list[Option], dict[str, Failure], int]:
+                spreads: bool, only: set[str] | None = None) -> tuple[list[Option], dict[str, Failure], int]:
         """Options best first (at most ``keep``), failures per provider/region, groups looked at.
 
         Groups come best upper bound first; the search stops once ``keep`` options are in hand and no
@@ -83,6 +83,8 @@ class Placer:
         for g in cc.groups:
             if len(opts) >= keep and g.upper_bound < opts[-1].score - 1e-12:
                 break
+            if only is not None and g.provider not in only:
+                continue        # max skew: this provider already holds its share of the replicas
             seen += 1
             if g.plan is not None:
                 # fixed pool order, no quota: packing reads free nodes only (gangs.fill_plain)
@@ -146,6 +148,17 @@ class Placer:
                 del opts[keep:], ranks[keep:]
         return opts, fails, seen
 
+    def _within_skew(self, cc: ClassCandidates, per_provider: dict[str, int], max_skew: int) -> set[str]:
+        """Providers where one more replica keeps ``count - min count <= max_skew`` (Kubernetes topology
+        spread over providers). The minimum is over eligible providers: those with a group that has the free
+        nodes for a replica now (a provider that cannot take one does not hold the others back)."""
+        free = self.state.free
+        eligible = {g.provider for g in cc.groups if sum(free[pv.idx] for pv in g.pools) >= g.need_nodes}
+        if not eligible:
+            return set()
+        low = min(per_provider.get(p, 0) for p in eligible)
+        return {p for p in eligible if per_provider.get(p, 0) + 1 - low <= max_skew}
+
     def _plain_option(self, wc: WorkloadClass, cc: ClassCandidates, g: Group, filled: list[tuple[PoolView, int]],
                       used: dict[str, set[str]], spreads: bool) -> Option:
         """pack()'s option for pools without commitments (marginal = listed; committed = reserved nodes),
@@ -183,8 +196,13 @@ class Placer:
         keep = 4 if explain else 1
         spreads = wc.replicas > 1 and wc.kind == WorkloadKind.INFERENCE.value     # wc.spreads
         first: tuple[list[Option], dict[str, Failure], int] | None = None
+        skew = self.policies.spread_max_skew if spreads else None
+        per_provider: dict[str, int] = {}
         for r in range(wc.replicas):
-            opts, fails, seen = self._choose(wc, cc, used, keep, spreads)
+            only = self._within_skew(cc, per_provider, skew) if skew is not None and r else None
+            opts, fails, seen = self._choose(wc, cc, used, keep, spreads, only)
+            if only is not None and not opts:     # no option keeps within the skew: placed anyway
+                opts, fails, seen = self._choose(wc, cc, used, keep, spreads)
             if not opts:
                 for o in chosen:
                     self.state.revert(o.takes, wc.team)
@@ -195,6 +213,7 @@ class Placer:
             best = opts[0]
             self.state.apply(best.takes, wc.team)
             used.setdefault(best.group.provider, set()).add(best.group.region)
+            per_provider[best.group.provider] = per_provider.get(best.group.provider, 0) + 1
             chosen.append(best)
             if r == 0:
                 first = (opts, fails, seen)

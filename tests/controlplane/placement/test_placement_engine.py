@@ -1,3 +1,5 @@
+from collections import Counter
+
 from placement_fleet import catalog_snapshot, policies, pool, snapshot, workload
 
 from controlplane.placement import FleetSnapshot, Placer, place, place_one, placed_cost
@@ -356,3 +358,18 @@ def test_an_exact_fit_wins_over_a_whole_node():
     snap = snapshot([pool("gcp", "us-central1", "us-central1-a", "a3-highgpu-1g"), H100_AWS])
     d = place_one(workload("{gpus: {model: H100, count: 1}}"), snap, PolicySet.default())
     assert d.placed and d.gpus == 1 and d.surplus_gpus == 0
+
+
+def test_replicas_spread_evenly_by_max_skew():
+    """Issue 17, defect 7: spread told only 'new provider' from 'used', so 6 of 8 replicas landed on one."""
+    w = workload("{kind: inference, replicas: 8, gpus: {model: H100, count: 8}}")
+    snap = catalog_snapshot()
+    d = place_one(w, snap, policies("{preferences: {spread: 0.5}, topologySpread: {maxSkew: 1}}"))
+    per = Counter(dict({(a.replica_group, a.provider) for a in d.assignments}).values())
+    assert sum(per.values()) == 8 and len(per) == 4
+    assert max(per.values()) - min(per.values()) <= 1, per
+    # a provider that cannot take a replica does not hold the others back
+    aws_only_two = snapshot([pool("aws", "us-east-1", "us-east-1a", "p5.48xlarge", nodes=2), H100_GCP])
+    d = place_one(w, aws_only_two, policies("{topologySpread: {maxSkew: 1}}"))
+    assert d.placed and Counter(dict({(a.replica_group, a.provider) for a in d.assignments}).values()) == \
+        {"aws": 2, "gcp": 6}
