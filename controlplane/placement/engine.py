@@ -243,8 +243,9 @@ class Placer:
 
 
 def _rank(o: Option) -> tuple:
-    """Best first: score, then the cheaper, then by name (deterministic)."""
-    return (-o.score, o.marginal, *o.group.rank_tail)
+    """Best first: score, then the cheaper, then fewer nodes (2 x H100 on one a3-highgpu-2g over two
+    a3-highgpu-1g at the same price: the exact fit), then by name (deterministic)."""
+    return (-o.score, o.marginal, o.group.need_nodes, *o.group.rank_tail)
 
 
 def _placed_explainer(wc: WorkloadClass, cc: ClassCandidates, chosen: list[Option],

@@ -187,10 +187,11 @@ def deciding_rules(rejections: Mapping[str, str], stages: Mapping[str, int]) -> 
 
 def _outscored(o: Option, best: Option, score: str, win: str) -> str:
     """Why a runner-up lost: a lower score, or at an exact tie what broke it (engine._rank: the lower
-    marginal price, then provider/region/type name order). Scores that differ beyond what 3 decimals show
+    marginal price, then fewer nodes, then provider/region/type name order). Scores that differ beyond what 3 decimals show
     get the digits that tell them apart, never "1.237 < winner 1.237"."""
     if abs(o.score - best.score) <= 1e-9:
-        by = "the lower price" if o.marginal > best.marginal + 1e-9 else "name order"
+        by = "the lower price" if o.marginal > best.marginal + 1e-9 else \
+            "fewer nodes" if o.group.need_nodes > best.group.need_nodes else "name order"
         return f"tied: {o.score:.3f} = winner {score} ({win}); the tie went to {by}"
     mine = f"{o.score:.3f}"
     if mine == score:
