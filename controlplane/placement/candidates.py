@@ -23,6 +23,7 @@ from controlplane.placement.rules import (
     STATIC_RULES,
     gang_shape,
     r_fabric,
+    r_gpu,
     r_provider,
     r_residency,
     r_shape,
@@ -35,7 +36,7 @@ from providers.model import CapacityPool, HealthStatus
 
 # What makes a provider able to serve a class (SnapshotIndex.sellers): the catalog sells the shape, and the
 # policies allow the provider and the region for the class's data (ProviderShareCap's sole-provider rule).
-_SELLER_RULES = (r_shape, r_fabric, r_provider, r_residency)
+_SELLER_RULES = (r_gpu, r_shape, r_fabric, r_provider, r_residency)
 
 
 @dataclass(slots=True)
@@ -74,6 +75,7 @@ class WorkloadClass:
     labels: tuple[tuple[str, str], ...]
     priority: int
     replicas: int
+    memory: float | None = None     # minimum GiB per GPU (gpus.memory)
 
     @classmethod
     def of(cls, w: GPUWorkload) -> WorkloadClass:
@@ -89,7 +91,8 @@ class WorkloadClass:
         return (tuple(s.gpus.model), s.gpus.count, s.gpus.per_node, s.topology.domain, s.topology.domain_size,
                 tuple([str(c) for c in s.capacity_type]), tuple(loc.geo) if loc.geo is not None else None,
                 tuple(loc.regions) if loc.regions is not None else None, s.max_price_per_gpu_hour, str(s.kind),
-                w.metadata.team, tuple(sorted(w.metadata.labels.items())), s.priority, s.replicas)
+                w.metadata.team, tuple(sorted(w.metadata.labels.items())), s.priority, s.replicas,
+                s.gpus.memory)
 
     @property
     def data_class(self) -> str:
@@ -107,7 +110,7 @@ class WorkloadClass:
         return {"team": self.team, "labels": dict(self.labels), "kind": self.kind, "gpus": self.count * self.replicas,
                 "count": self.count, "perNode": self.per_node or 0, "models": list(self.models),
                 "capacityTypes": list(self.capacity_types), "priority": self.priority, "replicas": self.replicas,
-                "topology": str(self.domain), "domainSize": self.domain_size or 0}
+                "topology": str(self.domain), "domainSize": self.domain_size or 0, "gpuMemory": self.memory or 0}
 
 
 @dataclass(slots=True)
@@ -216,7 +219,7 @@ class SnapshotIndex:
                 "country": reg.country, "instanceType": p.instance_type, "gpuModel": it.gpu_model,
                 "gpusPerNode": it.gpus, "capacityType": pv.capacity_type, "reserved": bool(p.reservation_id),
                 "reservation": p.reservation_id, "pricePerHour": nprice, "pricePerGpuHour": pv.price_per_gpu_hour,
-                "fabric": it.fabric, "nvlinkDomainGpus": it.nvlink_domain_gpus,
+                "fabric": it.fabric, "nvlinkDomainGpus": it.nvlink_domain_gpus, "gpuMemory": it.gpu_memory_gib,
                 "committed": bool(pv.commitments) or bool(p.reservation_id)}
             self.views.append(pv)
         self.views.sort(key=lambda v: (v.pool.provider, v.pool.region, v.pool.zone, v.pool.instance_type,

@@ -62,6 +62,9 @@ def gang_shape(wc: WorkloadClass, pv: PoolView) -> tuple[int, int] | str:
 def r_gpu(wc: WorkloadClass, pv: PoolView, ps: PolicySet) -> str | None:
     if pv.it.gpu_model not in wc.models:
         return f"gpu: {pv.it.name} has {pv.it.gpu_model}, workload wants {'/'.join(wc.models)}"
+    if wc.memory is not None and pv.it.gpu_memory_gib < wc.memory - 1e-9:
+        return (f"gpu: {pv.it.name} has {pv.it.gpu_memory_gib:g} GiB per {pv.it.gpu_model}, "
+                f"workload wants at least {wc.memory:g} GiB")
     return None
 
 
