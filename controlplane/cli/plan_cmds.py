@@ -74,6 +74,8 @@ def live_snapshot(config: str | None = None) -> FleetSnapshot:
 def _table(result: PlacementResult) -> None:
     from rich.table import Table
 
+    from controlplane.placement.explain import group_rejections
+
     t = Table(title="awan plan (dry run: nothing is provisioned)")
     for col in ("workload", "placed", "where", "instance type", "nodes", "GPUs", "capacity", "$/h", "score"):
         t.add_column(col, overflow="fold")
@@ -95,8 +97,9 @@ def _table(result: PlacementResult) -> None:
         for ru in d.runners_up:
             console.print(f"  runner-up: {ru['provider']}/{ru['region']} {ru['instanceType']} "
                           f"${ru['pricePerHour']:,.2f}/h score {ru['score']:.3f}", highlight=False)
-        console.print(f"  {len(d.rejections)} provider/regions ruled out (-o json lists each with its rule)",
-                      highlight=False)
+        by_rule = ", ".join(f"{rule} {len(keys)}" for rule, keys, _ in group_rejections(d.rejections))
+        console.print(f"  {len(d.rejections)} provider/regions ruled out ({by_rule}; -o json lists each)",
+                      highlight=False, markup=False)
     s = result.summary()
     console.print(f"placed {s['placed']}/{s['workloads']} workloads, {s['gpusPlaced']} GPUs, "
                   f"${s['costPerHour']:,.2f}/h marginal", highlight=False)

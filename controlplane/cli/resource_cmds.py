@@ -260,7 +260,14 @@ def describe(
             out(f"  runner-up: {ru.get('provider')}/{ru.get('region')} {ru.get('instanceType', '')}\n")
     rej = ex.get("rejections") or {}
     if rej:
-        out("Ruled out:\n" + "".join(f"  {k}: {v}\n" for k, v in rej.items()))
+        from controlplane.placement.explain import group_rejections
+
+        # grouped by rule (issue 17): one line per rule with the provider/regions it ruled out
+        lines = []
+        for rule, keys, example in group_rejections(rej):
+            shown = ", ".join(keys[:6]) + (f" and {len(keys) - 6} more" if len(keys) > 6 else "")
+            lines.append(f"  {rule} ({len(keys)}): {shown}\n    e.g. {example}\n")
+        out("Ruled out, by rule:\n" + "".join(lines))
     out("Events:\n")
     print_columns(["  AGE", "ACTION", "ACTOR"], [["  " + age(e["at"]), e["action"], e["actor"]] for e in evs])
 

@@ -97,22 +97,58 @@ class GPUs(_Strict):
     model: list[str] = Field(min_length=1)
     count: int = Field(gt=0, le=INT32_MAX)
     per_node: int | None = Field(default=None, alias="perNode", gt=0, le=INT32_MAX)
+    # minimum memory per GPU in GiB ("80GB"); also implied by a model name that carries it (A100-80GB)
+    memory: float | None = Field(default=None)
 
     @field_validator("model", mode="before")
     @classmethod
     def _one_or_many(cls, v: object) -> object:
         return [v] if isinstance(v, str) else v
 
+    @field_validator("memory", mode="before")
+    @classmethod
+    def _size(cls, v: object) -> object:
+        from providers.catalog.gpu_names import parse_memory
+        return None if v is None else parse_memory(v)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _names(cls, data: object) -> object:
+        """Names users know (A100-80GB, nvidia-h100-80gb) -> catalog models, the memory they carry to
+        ``memory`` (one figure for the list, so every name must carry one, or none)."""
+        if not isinstance(data, dict) or "model" not in data:
+            return data
+        from providers.catalog.gpu_names import resolve
+        raw = data["model"]
+        names = [raw] if isinstance(raw, str) else raw
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            return data
+        known = known_gpu_models().values()
+        sizes = [got[1] for n in names if (got := resolve(n, known)) is not None]   # unknowns: see _known
+        implied = [s for s in sizes if s is not None]
+        if implied and len(implied) != len(sizes):
+            raise ValueError("model: some names carry a memory size and some do not; list models of one "
+                             "memory or set gpus.memory")
+        if implied and data.get("memory") is None:
+            return {**data, "memory": min(implied)}
+        return data
+
     @field_validator("model")
     @classmethod
     def _known(cls, v: list[str]) -> list[str]:
+        from providers.catalog.gpu_names import resolve
         known = known_gpu_models()
         out = []
-        for m in v:
-            if m.upper() not in known:
-                raise ValueError(f"unknown GPU model {m!r} (known: {', '.join(sorted(known.values()))})")
-            if known[m.upper()] not in out:
-                out.append(known[m.upper()])
+        for n in v:
+            got = resolve(n, known.values())
+            if got is None:
+                from difflib import get_close_matches
+                close = get_close_matches(n.upper(), list(known), n=2)
+                hint = f" (did you mean {' or '.join(repr(known[c]) for c in close)}?)" if close else ""
+                raise ValueError(f"unknown GPU model {n!r}{hint} (known: {', '.join(sorted(known.values()))}; "
+                                 "a memory size may follow, e.g. A100-80GB)")
+            if got[0] not in out:
+                out.append(got[0])
         return out
 
     @model_validator(mode="after")

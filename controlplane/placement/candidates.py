@@ -20,11 +20,24 @@ from typing import Any
 
 from controlplane.model.workload import GPUWorkload, TopologyDomain, WorkloadKind
 from controlplane.placement.celkeys import project, rule_fields
-from controlplane.placement.rules import STATIC_RULES, gang_shape, region_matches
+from controlplane.placement.rules import (
+    STATIC_RULES,
+    gang_shape,
+    r_fabric,
+    r_gpu,
+    r_provider,
+    r_residency,
+    r_shape,
+    region_matches,
+)
 from controlplane.placement.snapshot import FleetSnapshot, quota_applies, quota_units
 from controlplane.policy.model import Commitment, PolicySet, TeamBudget
 from providers.catalog import CapacityType, InstanceType, Region
 from providers.model import CapacityPool, HealthStatus
+
+# What makes a provider able to serve a class (SnapshotIndex.sellers): the catalog sells the shape, and the
+# policies allow the provider and the region for the class's data (ProviderShareCap's sole-provider rule).
+_SELLER_RULES = (r_gpu, r_shape, r_fabric, r_provider, r_residency)
 
 
 @dataclass(slots=True)
@@ -63,6 +76,7 @@ class WorkloadClass:
     labels: tuple[tuple[str, str], ...]
     priority: int
     replicas: int
+    memory: float | None = None     # minimum GiB per GPU (gpus.memory)
 
     @classmethod
     def of(cls, w: GPUWorkload) -> WorkloadClass:
@@ -78,7 +92,8 @@ class WorkloadClass:
         return (tuple(s.gpus.model), s.gpus.count, s.gpus.per_node, s.topology.domain, s.topology.domain_size,
                 tuple([str(c) for c in s.capacity_type]), tuple(loc.geo) if loc.geo is not None else None,
                 tuple(loc.regions) if loc.regions is not None else None, s.max_price_per_gpu_hour, str(s.kind),
-                w.metadata.team, tuple(sorted(w.metadata.labels.items())), s.priority, s.replicas)
+                w.metadata.team, tuple(sorted(w.metadata.labels.items())), s.priority, s.replicas,
+                s.gpus.memory)
 
     @property
     def data_class(self) -> str:
@@ -96,7 +111,7 @@ class WorkloadClass:
         return {"team": self.team, "labels": dict(self.labels), "kind": self.kind, "gpus": self.count * self.replicas,
                 "count": self.count, "perNode": self.per_node or 0, "models": list(self.models),
                 "capacityTypes": list(self.capacity_types), "priority": self.priority, "replicas": self.replicas,
-                "topology": str(self.domain), "domainSize": self.domain_size or 0}
+                "topology": str(self.domain), "domainSize": self.domain_size or 0, "gpuMemory": self.memory or 0}
 
 
 @dataclass(slots=True)
@@ -122,6 +137,9 @@ class Group:
     # each as (pool idx, free nodes a unit needs there). fill_plain then takes the first that has them.
     first_fit: list[tuple[int, int, PoolView]] | None = None
     rank_tail: tuple[str, str, str] = ("", "", "")   # the tie-breakers of engine._rank
+    # only this group's provider can serve the class: the provider share cap does not refuse it (unless the
+    # policy says soleProvider: capped; see policy.model.ProviderShareCap)
+    cap_exempt: bool = False
     # pool idx -> (gangs.Option, its engine._rank) of a plan group's one-pool option as a first replica
     # scores it (no provider used yet): everything in it is static for the index (see engine._choose)
     solo: dict[int, Any] = field(default_factory=dict)
@@ -142,6 +160,9 @@ class ClassCandidates:
     budget: TeamBudget | None = None     # the class's team budget under the index's policies
     # explain.RejectionTails of this class (built on first use; static, like everything here)
     tails: Any = None
+    # provider/region of ``rejections`` -> how far its furthest pool got through the rules (explain.py leads
+    # with the rule that decided: the furthest)
+    stages: dict[str, int] = field(default_factory=dict)
 
 
 def in_term(p: CapacityPool, at: datetime) -> bool:
@@ -207,7 +228,7 @@ class SnapshotIndex:
                 "country": reg.country, "instanceType": p.instance_type, "gpuModel": it.gpu_model,
                 "gpusPerNode": it.gpus, "capacityType": pv.capacity_type, "reserved": bool(p.reservation_id),
                 "reservation": p.reservation_id, "pricePerHour": nprice, "pricePerGpuHour": pv.price_per_gpu_hour,
-                "fabric": it.fabric, "nvlinkDomainGpus": it.nvlink_domain_gpus,
+                "fabric": it.fabric, "nvlinkDomainGpus": it.nvlink_domain_gpus, "gpuMemory": it.gpu_memory_gib,
                 "committed": bool(pv.commitments) or bool(p.reservation_id)}
             self.views.append(pv)
         self.views.sort(key=lambda v: (v.pool.provider, v.pool.region, v.pool.zone, v.pool.instance_type,
@@ -219,6 +240,7 @@ class SnapshotIndex:
         # (rule idx, workload fields read, candidate fields read) -> result; per rule, the fields or None
         self._cel_shared: dict[tuple[int, tuple, tuple], tuple[bool, str]] = {}
         self._cel_fields = [rule_fields(r.expr) for r in ps.rules]
+        self._catalog_views: dict[str, list[PoolView]] | None = None
 
     def rebased(self, snap: FleetSnapshot) -> SnapshotIndex:
         """This index for a snapshot that differs only in free capacity and quota use (a capacity refresh):
@@ -230,6 +252,7 @@ class SnapshotIndex:
         new.snapshot, new.policies = snap, self.policies
         new.views, new._classes, new._by_key, new._cel_cache = self.views, self._classes, self._by_key, self._cel_cache
         new._cel_shared, new._cel_fields = self._cel_shared, self._cel_fields
+        new._catalog_views = self._catalog_views
         return new
 
     def candidates(self, wc: WorkloadClass) -> ClassCandidates:
@@ -268,6 +291,21 @@ class SnapshotIndex:
                 return len(STATIC_RULES) + j, res[1]
         return -1, None
 
+    def sellers(self, wc: WorkloadClass) -> set[str]:
+        """The providers whose catalog sells what ``wc`` asks for (GPU model, shape, fabric) somewhere the
+        policies allow (provider lists, residency). The workload's own location does not narrow it, or
+        pinning would be a way around the provider share cap; nor does this snapshot's capacity or health
+        (a provider that did not report is still a seller)."""
+        if self._catalog_views is None:
+            self._catalog_views = _catalog_views(self.snapshot)
+        ps, out = self.policies, set()
+        for pv in (v for m in wc.models for v in self._catalog_views.get(m, ())):
+            if pv.pool.provider in out:
+                continue
+            if all(rule(wc, pv, ps) is None for rule in _SELLER_RULES):
+                out.add(pv.pool.provider)
+        return out
+
     def _build(self, wc: WorkloadClass) -> ClassCandidates:
         from controlplane.placement.scoring import group_upper_bound, locality
         best_fail: dict[str, tuple[int, str]] = {}
@@ -280,11 +318,13 @@ class SnapshotIndex:
                 passing.setdefault((pv.pool.provider, pv.pool.region, pv.pool.instance_type), []).append(pv)
             elif key not in best_fail or stage > best_fail[key][0]:
                 best_fail[key] = (stage, why)
+        cap = self.policies.provider_share
+        exempt = cap is not None and cap.sole_provider == "exempt" and len(self.sellers(wc)) == 1
         groups = []
         for (prov, reg, _), pvs in passing.items():
             shape = gang_shape(wc, pvs[0])
             assert not isinstance(shape, str)
-            groups.append(Group(prov, reg, pvs[0].it, pvs, shape[0], shape[1]))
+            groups.append(Group(prov, reg, pvs[0].it, pvs, shape[0], shape[1], cap_exempt=exempt))
         ref = max((pv.price_per_gpu_hour for g in groups for pv in g.pools), default=1.0) or 1.0
         loc = {pv.idx: locality(wc, pv, self.snapshot) for g in groups for pv in g.pools}
         for g in groups:
@@ -298,7 +338,27 @@ class SnapshotIndex:
         groups.sort(key=lambda g: (-g.upper_bound, g.provider, g.region, g.it.name))
         ok_regions = {g.key for g in groups}
         rejections = {k: why for k, (_, why) in sorted(best_fail.items()) if k not in ok_regions}
-        return ClassCandidates(groups, rejections, ref, loc, wc, self.policies.budget(wc.team))
+        stages = {k: st for k, (st, _) in best_fail.items() if k not in ok_regions}
+        return ClassCandidates(groups, rejections, ref, loc, wc, self.policies.budget(wc.team), stages=stages)
+
+
+def _catalog_views(snap: FleetSnapshot) -> dict[str, list[PoolView]]:
+    """One view per (provider, region, instance type) the catalog sells, by GPU model: what the seller
+    rules read (the instance type, the region, the provider), no capacity."""
+    out: dict[str, list[PoolView]] = {}
+    seen: set[tuple[str, str, str]] = set()
+    cat = snap.catalog
+    for o in cat.offerings:
+        key = (o.provider, o.region, o.instance_type)
+        it, reg = cat.instance_types.get((o.provider, o.instance_type)), cat.regions.get((o.provider, o.region))
+        if key in seen or it is None or reg is None:
+            continue
+        seen.add(key)
+        pool = CapacityPool(o.provider, o.region, o.zone, o.instance_type, o.capacity_type, 0)
+        out.setdefault(it.gpu_model, []).append(PoolView(
+            idx=-1, pool=pool, it=it, region=reg, price=o.price_per_hour, price_per_gpu_hour=o.price_per_hour / it.gpus,
+            capacity_type=o.capacity_type.value, health=HealthStatus.OK, blocked=False))
+    return out
 
 
 def _first_fit(g: Group, plan: list[list[tuple[int, int, int, PoolView]]]) -> list[tuple[int, int, PoolView]]:

@@ -65,7 +65,7 @@ class Placer:
 
     # -- one decision --------------------------------------------------------------------------------
     def _choose(self, wc: WorkloadClass, cc: ClassCandidates, used: dict[str, set[str]], keep: int,
-                spreads: bool) -> tuple[list[Option], dict[str, Failure], int]:
+                spreads: bool, only: set[str] | None = None) -> tuple[list[Option], dict[str, Failure], int]:
         """Options best first (at most ``keep``), failures per provider/region, groups looked at.
 
         Groups come best upper bound first; the search stops once ``keep`` options are in hand and no
@@ -83,6 +83,8 @@ class Placer:
         for g in cc.groups:
             if len(opts) >= keep and g.upper_bound < opts[-1].score - 1e-12:
                 break
+            if only is not None and g.provider not in only:
+                continue        # max skew: this provider already holds its share of the replicas
             seen += 1
             if g.plan is not None:
                 # fixed pool order, no quota: packing reads free nodes only (gangs.fill_plain)
@@ -114,9 +116,9 @@ class Placer:
                         o = self._plain_option(wc, cc, g, filled, used, spreads)
                         rank = None
                     # caps_failure only when a budget or the cap may bite (it also words the failure)
-                    if budget is not None or (cap is not None and share_after(cap, state, g.provider, o.gpus)
-                                              > cap.max_share + 1e-9):
-                        got = caps_failure(g.provider, o.gpus, o.listed, wc.team, state, ps, budget)
+                    if budget is not None or (cap is not None and not g.cap_exempt
+                                              and share_after(cap, state, g.provider, o.gpus) > cap.max_share + 1e-9):
+                        got = caps_failure(g.provider, o.gpus, o.listed, wc.team, state, ps, budget, g.cap_exempt)
                     else:
                         got = None
                     if got is None:
@@ -129,7 +131,7 @@ class Placer:
                 got = pack(g, wc, state, ps)
                 if isinstance(got, Option):
                     got.score, got.term_values = option_score(
-                        wc, ps, ref, loc, [t.pv for t in got.takes], got.gpus, got.marginal, got.committed_gpus,
+                        wc, ps, ref, loc, [t.pv for t in got.takes], got.gpus, got.marginal, got.listed,
                         used, spreads)
                     got.spreads = spreads
                     rank = _rank(got)
@@ -146,6 +148,17 @@ class Placer:
                 del opts[keep:], ranks[keep:]
         return opts, fails, seen
 
+    def _within_skew(self, cc: ClassCandidates, per_provider: dict[str, int], max_skew: int) -> set[str]:
+        """Providers where one more replica keeps ``count - min count <= max_skew`` (Kubernetes topology
+        spread over providers). The minimum is over eligible providers: those with a group that has the free
+        nodes for a replica now (a provider that cannot take one does not hold the others back)."""
+        free = self.state.free
+        eligible = {g.provider for g in cc.groups if sum(free[pv.idx] for pv in g.pools) >= g.need_nodes}
+        if not eligible:
+            return set()
+        low = min(per_provider.get(p, 0) for p in eligible)
+        return {p for p in eligible if per_provider.get(p, 0) + 1 - low <= max_skew}
+
     def _plain_option(self, wc: WorkloadClass, cc: ClassCandidates, g: Group, filled: list[tuple[PoolView, int]],
                       used: dict[str, set[str]], spreads: bool) -> Option:
         """pack()'s option for pools without commitments (marginal = listed; committed = reserved nodes),
@@ -158,8 +171,9 @@ class Placer:
             gpus = sum(n for _, n in filled) * gpn
             listed = sum(n * pv.price for pv, n in filled)
             committed = sum(n for pv, n in filled if pv.reserved) * gpn
+        # no commitment covers these pools, so nothing is saved: committed is 0 (reserved or not)
         score, terms = option_score(wc, self.policies, cc.ref_price_per_gpu_hour, cc.locality,
-                                    [pv for pv, _ in filled], gpus, listed, committed, used, spreads)
+                                    [pv for pv, _ in filled], gpus, listed, listed, used, spreads)
         takes = [Take(pv, n, 0, "", n * pv.price, n * pv.price) for pv, n in filled]
         return Option(g, takes, gpus, listed, listed, committed, score, terms, spreads)
 
@@ -171,19 +185,24 @@ class Placer:
         cc = self.index.lookup(w)
         wc = cc.wc
         assert wc is not None
-        d = Decision(workload=w.name, placed=False, priority=wc.priority)
+        d = Decision(workload=w.name, placed=False, priority=wc.priority, asked_gpus=wc.count * wc.replicas)
         if not cc.groups:
             d.unplaced_kind = "nothing-matches"
-            d.explain = lambda: Explanation(unplaced_reasons("nothing-matches", {}, cc.rejections), [],
-                                            dict(cc.rejections))
+            d.explain = lambda: Explanation(unplaced_reasons("nothing-matches", {}, cc.rejections, stages=cc.stages),
+                                            [], dict(cc.rejections))
             return d
         used: dict[str, set[str]] = {}
         chosen: list[Option] = []
         keep = 4 if explain else 1
         spreads = wc.replicas > 1 and wc.kind == WorkloadKind.INFERENCE.value     # wc.spreads
         first: tuple[list[Option], dict[str, Failure], int] | None = None
+        skew = self.policies.spread_max_skew if spreads else None
+        per_provider: dict[str, int] = {}
         for r in range(wc.replicas):
-            opts, fails, seen = self._choose(wc, cc, used, keep, spreads)
+            only = self._within_skew(cc, per_provider, skew) if skew is not None and r else None
+            opts, fails, seen = self._choose(wc, cc, used, keep, spreads, only)
+            if only is not None and not opts:     # no option keeps within the skew: placed anyway
+                opts, fails, seen = self._choose(wc, cc, used, keep, spreads)
             if not opts:
                 for o in chosen:
                     self.state.revert(o.takes, wc.team)
@@ -194,6 +213,7 @@ class Placer:
             best = opts[0]
             self.state.apply(best.takes, wc.team)
             used.setdefault(best.group.provider, set()).add(best.group.region)
+            per_provider[best.group.provider] = per_provider.get(best.group.provider, 0) + 1
             chosen.append(best)
             if r == 0:
                 first = (opts, fails, seen)
@@ -223,14 +243,20 @@ class Placer:
 
 
 def _rank(o: Option) -> tuple:
-    """Best first: score, then the cheaper, then by name (deterministic)."""
-    return (-o.score, o.marginal, *o.group.rank_tail)
+    """Best first: score, then the cheaper, then fewer nodes (2 x H100 on one a3-highgpu-2g over two
+    a3-highgpu-1g at the same price: the exact fit), then by name (deterministic)."""
+    return (-o.score, o.marginal, o.group.need_nodes, *o.group.rank_tail)
 
 
 def _placed_explainer(wc: WorkloadClass, cc: ClassCandidates, chosen: list[Option],
                       first: tuple[list[Option], dict[str, Failure], int], full: bool) -> Callable[[], Explanation]:
     def build() -> Explanation:
         reasons = [describe_option(o, wc, r if len(chosen) > 1 else None) for r, o in enumerate(chosen)]
+        surplus = sum(o.gpus for o in chosen) - wc.count * len(chosen)
+        if surplus > 0:
+            cost = sum(o.marginal * (o.gpus - wc.count) / o.gpus for o in chosen if o.gpus)
+            reasons.append(f"surplus: {surplus} GPU(s) beyond the {wc.count * len(chosen)} asked, ${cost:,.2f}/h "
+                           "(no exact fit won; policy surplusGpus: forbid refuses this)")
         if not full:
             return Explanation(reasons)
         opts, fails, seen = first

@@ -130,7 +130,7 @@ def placed_rejections(cc: ClassCandidates, best: Option, opts: list[Option], fai
     for o in reversed(opts[1:]):
         k = o.group.key
         if k != win:
-            out[k] = f"outscored: {o.score:.3f} < winner {score} ({win})"
+            out[k] = _outscored(o, best, score, win)
     for k, f in fails.items():
         if k != win:
             out[k] = f.message
@@ -140,9 +140,79 @@ def placed_rejections(cc: ClassCandidates, best: Option, opts: list[Option], fai
     return out
 
 
+_UNREACHABLE = ("health:", "failover:")
+
+
+def rule_of(why: str) -> str:
+    """The rule a rejection names: the text before its first ':' (``location``, ``policy regions``,
+    ``residency``, ``rule <name>``, ``capacity``, ``outscored``...)."""
+    return why.split(":", 1)[0]
+
+
+def group_rejections(rejections: Mapping[str, str]) -> list[tuple[str, list[str], str]]:
+    """(rule, the provider/regions it ruled out, one example text) per rule, the rule that ruled out most
+    first: what ``awan describe`` and ``awan plan`` print instead of one line per region."""
+    by: dict[str, list[str]] = {}
+    example: dict[str, str] = {}
+    for k, why in rejections.items():
+        r = rule_of(why)
+        by.setdefault(r, []).append(k)
+        example.setdefault(r, why)
+    return [(r, sorted(keys), example[r]) for r, keys in sorted(by.items(), key=lambda kv: (-len(kv[1]), kv[0]))]
+
+
+def deciding_rules(rejections: Mapping[str, str], stages: Mapping[str, int]) -> list[str]:
+    """One line per provider: the rule that shut it out. Of a provider's regions, the one that got furthest
+    through the rules (``stages``) names it: the workload passed every earlier rule there, so this is the
+    one that decided (a shape mismatch elsewhere decided nothing). Providers the workload's own filters
+    (``gpu:``, ``location:``) shut out come last: they say only that it asked for something else there;
+    then furthest first."""
+    best: dict[str, tuple[int, str, str]] = {}
+    for k, why in rejections.items():
+        prov = k.split("/", 1)[0]
+        st = stages.get(k, 0)
+        if prov not in best or st > best[prov][0]:
+            best[prov] = (st, k, why)
+    lines = []
+    def order(kv: tuple[str, tuple[int, str, str]]) -> tuple[bool, int, str]:
+        return (kv[1][2].startswith(("gpu:", "location:")), -kv[1][0], kv[0])
+
+    for prov, (_, k, why) in sorted(best.items(), key=order):
+        same = sum(1 for k2, w2 in rejections.items()
+                   if k2 != k and k2.split("/", 1)[0] == prov and rule_of(w2) == rule_of(why))
+        more = f" (and {same} more {prov} region{'s' if same > 1 else ''} by the same rule)" if same else ""
+        lines.append(f"{k}: {why}{more}")
+    return lines
+
+
+def _outscored(o: Option, best: Option, score: str, win: str) -> str:
+    """Why a runner-up lost: a lower score, or at an exact tie what broke it (engine._rank: the lower
+    marginal price, then fewer nodes, then provider/region/type name order). Scores that differ beyond what 3 decimals show
+    get the digits that tell them apart, never "1.237 < winner 1.237"."""
+    if abs(o.score - best.score) <= 1e-9:
+        by = "the lower price" if o.marginal > best.marginal + 1e-9 else \
+            "fewer nodes" if o.group.need_nodes > best.group.need_nodes else "name order"
+        return f"tied: {o.score:.3f} = winner {score} ({win}); the tie went to {by}"
+    mine = f"{o.score:.3f}"
+    if mine == score:
+        mine, score = f"{o.score:.6f}", f"{best.score:.6f}"
+    return f"outscored: {mine} < winner {score} ({win})"
+
+
 def unplaced_reasons(kind: str, fails: Mapping[str, Failure], rejections: Mapping[str, str],
-                     replica: int | None = None, examples: int = 3) -> list[str]:
+                     replica: int | None = None, examples: int = 3,
+                     stages: Mapping[str, int] | None = None) -> list[str]:
     head = _KIND_TEXT.get(kind, kind)
+    if kind == "nothing-matches" and not fails:
+        deciding = deciding_rules(rejections, stages or {})
+        down = [line.split("/", 1)[0] for line in deciding if line.split(": ", 1)[1].startswith(_UNREACHABLE)]
+        if not rejections:
+            head = "providers unreachable: no provider reported capacity to place against"
+        elif deciding and deciding[0].split(": ", 1)[1].startswith(_UNREACHABLE):
+            # the furthest any pool got was the health/failover rule: the workload fits there but it is down
+            head = (f"providers unreachable: {', '.join(down)} could serve it but "
+                    f"{'is' if len(down) == 1 else 'are'} down or blocked after failures")
+        return [head, *deciding]
     if replica is not None:
         head += f" (for replica {replica}; a workload is placed whole or not at all)"
     out = [head]

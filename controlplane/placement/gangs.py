@@ -226,24 +226,31 @@ def pack(g: Group, wc: WorkloadClass, state: FleetState, ps: PolicySet) -> Optio
 
 
 def check_caps(opt: Option, wc: WorkloadClass, state: FleetState, ps: PolicySet) -> Failure | None:
-    return caps_failure(opt.group.provider, opt.gpus, opt.listed, wc.team, state, ps, ps.budget(wc.team))
+    return caps_failure(opt.group.provider, opt.gpus, opt.listed, wc.team, state, ps, ps.budget(wc.team),
+                        opt.group.cap_exempt)
 
 
 def share_after(cap: ProviderShareCap, state: FleetState, prov: str, gpus: int) -> float:
-    """The share of the fleet's GPUs ``prov`` would hold with ``gpus`` more (the cap's own measure)."""
-    return (state.provider_gpus.get(prov, 0) + gpus) / max(state.total_gpus + gpus, cap.min_fleet_gpus, 1)
+    """The share of the fleet's GPUs ``prov`` would hold with ``gpus`` more (the cap's own measure), or 0
+    while the fleet would not pass ``min_fleet_gpus``: the cap applies only once it does."""
+    total = state.total_gpus + gpus
+    if total <= cap.min_fleet_gpus:
+        return 0.0
+    return (state.provider_gpus.get(prov, 0) + gpus) / total
 
 
 def caps_failure(prov: str, gpus: int, listed: float, team: str, state: FleetState, ps: PolicySet,
-                 b: TeamBudget | None) -> Failure | None:
+                 b: TeamBudget | None, cap_exempt: bool = False) -> Failure | None:
     """The provider share cap and the team budget (``b``, the team's) on an option of ``gpus`` GPUs at
-    ``listed`` $/hour on ``prov``."""
+    ``listed`` $/hour on ``prov``. ``cap_exempt``: the workload is one only ``prov`` can serve
+    (Group.cap_exempt)."""
     cap = ps.provider_share
-    if cap is not None:
+    if cap is not None and not cap_exempt:
         share = share_after(cap, state, prov, gpus)
         if share > cap.max_share + 1e-9:
-            of = max(state.total_gpus + gpus, cap.min_fleet_gpus)
-            return Failure("cap", lambda: f"cap: {prov} would hold {share:.0%} > {cap.max_share:.0%} of {of} GPUs")
+            of = state.total_gpus + gpus
+            return Failure("cap", lambda: f"cap: {prov} would hold {share:.0%} > {cap.max_share:.0%} of {of} GPUs "
+                                          f"(the fleet is past minFleetGpus {cap.min_fleet_gpus})")
     if b is not None:
         if b.gpus is not None and state.team_gpus.get(team, 0) + gpus > b.gpus:
             use = state.team_gpus.get(team, 0) + gpus

@@ -64,6 +64,7 @@ class Decision:
     # no-capacity | no-quota | nothing-matches | cap | budget | "" when placed
     unplaced_kind: str = ""
     priority: int = 0
+    asked_gpus: int = 0         # gpus.count x replicas: what was asked (the surplus is gpus beyond it)
     explain: Callable[[], Explanation] | None = field(default=None, repr=False, compare=False)
     _explanation: Explanation | None = field(default=None, repr=False, compare=False)
 
@@ -92,6 +93,17 @@ class Decision:
     @property
     def gpus(self) -> int:
         return sum(a.gpus for a in self.assignments)
+
+    @property
+    def surplus_gpus(self) -> int:
+        """GPUs placed beyond what was asked (a 1-GPU job on a whole 8-GPU node: 7)."""
+        return max(0, self.gpus - self.asked_gpus) if self.placed and self.asked_gpus else 0
+
+    @property
+    def surplus_cost_per_hour(self) -> float:
+        """What the surplus costs: its share of the marginal $/hour."""
+        g = self.gpus
+        return self.price_per_hour * self.surplus_gpus / g if g else 0.0
 
     def to_json(self) -> dict[str, Any]:
         rows = self.assignments
@@ -122,6 +134,9 @@ class Decision:
                    rejections=dict(rej) if order == keys else {k: rej[k] for k in order})
         if not self.placed:
             out["unplacedReason"] = self.unplaced_kind
+        elif self.surplus_gpus:     # only when there is one (issue 17: over-allocation is never silent)
+            out["surplusGpus"] = self.surplus_gpus
+            out["surplusCostPerHour"] = round(self.surplus_cost_per_hour, 4)
         return out
 
 

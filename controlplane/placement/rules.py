@@ -62,12 +62,22 @@ def gang_shape(wc: WorkloadClass, pv: PoolView) -> tuple[int, int] | str:
 def r_gpu(wc: WorkloadClass, pv: PoolView, ps: PolicySet) -> str | None:
     if pv.it.gpu_model not in wc.models:
         return f"gpu: {pv.it.name} has {pv.it.gpu_model}, workload wants {'/'.join(wc.models)}"
+    if wc.memory is not None and pv.it.gpu_memory_gib < wc.memory - 1e-9:
+        return (f"gpu: {pv.it.name} has {pv.it.gpu_memory_gib:g} GiB per {pv.it.gpu_model}, "
+                f"workload wants at least {wc.memory:g} GiB")
     return None
 
 
 def r_shape(wc: WorkloadClass, pv: PoolView, ps: PolicySet) -> str | None:
     s = gang_shape(wc, pv)
     return s if isinstance(s, str) else None
+
+
+def r_surplus(wc: WorkloadClass, pv: PoolView, ps: PolicySet) -> str | None:
+    if ps.surplus_gpus == "forbid" and wc.count < pv.it.gpus:
+        return (f"surplus: {pv.it.name} has {pv.it.gpus} GPUs per node, workload asks {wc.count} "
+                "(policy surplusGpus: forbid)")
+    return None
 
 
 def r_fabric(wc: WorkloadClass, pv: PoolView, ps: PolicySet) -> str | None:
@@ -153,6 +163,6 @@ def r_blocked(wc: WorkloadClass, pv: PoolView, ps: PolicySet) -> str | None:
 
 
 STATIC_RULES: tuple[Callable[[WorkloadClass, PoolView, PolicySet], str | None], ...] = (
-    r_gpu, r_shape, r_fabric, r_capacity_type, r_provider, r_region, r_residency, r_geo, r_gpu_policy, r_price,
+    r_gpu, r_shape, r_surplus, r_fabric, r_capacity_type, r_provider, r_region, r_residency, r_geo, r_gpu_policy, r_price,
     r_health, r_blocked,
 )

@@ -3,7 +3,11 @@ by its policy weight (policy.model.Weights):
 
 - cost:           1 - (marginal $/hour of the option per GPU requested) / (dearest $/GPU-hour among the class's candidates);
                   take-or-pay commitments have marginal cost 0 until used up;
-- committed:      share of the option's GPUs drawn from reserved pools or commitments;
+- committed:      share of the option's list price a commitment in force saves (take-or-pay: all of it; a
+                  contract rate: the discount). Being reserved earns nothing by itself: a capacity block at
+                  its full price is judged by its price, like on-demand (issue 17: a GB200 rack went to an
+                  AWS Capacity Block at $982.80/h over CoreWeave on-demand at $756/h for the bonus).
+                  Capacity already paid for is a take-or-pay commitment in the policies;
 - health:         1 if the provider/region is OK, 0 if DEGRADED (DOWN is a hard constraint);
 - data_locality:  1 in the data's region (label ``data-region``, e.g. ``aws:eu-west-1``, or the workload's only
                   region), 0.5 in the same geography, 0 elsewhere; 1 for all when the data's place is unknown;
@@ -68,8 +72,10 @@ def group_upper_bound(g: Group, wc: WorkloadClass, ps: PolicySet, ref: float, lo
     w = ps.weights
     gpus = g.need_nodes * g.it.gpus
     per_asked = gpus / min(gpus, wc.count)
-    cheapest = min(_lowest_rate(pv) for pv in g.pools) * per_asked
-    committed = 1.0 if any(pv.commitments or pv.pool.reservation_id for pv in g.pools) else 0.0
+    lowest = min(_lowest_rate(pv) for pv in g.pools)
+    cheapest = lowest * per_asked
+    committed = max((1.0 - _lowest_rate(pv) / pv.price_per_gpu_hour for pv in g.pools
+                     if pv.commitments and pv.price_per_gpu_hour > 0), default=0.0)
     return (w.cost * max(0.0, 1.0 - cheapest / ref) + w.committed * committed
             + w.health * max(health_term(pv) for pv in g.pools)
             + w.data_locality * max(loc[pv.idx] for pv in g.pools)
@@ -77,7 +83,7 @@ def group_upper_bound(g: Group, wc: WorkloadClass, ps: PolicySet, ref: float, lo
 
 
 def option_score(wc: WorkloadClass, ps: PolicySet, ref: float, loc: dict[int, float], pools: Sequence[PoolView],
-                 gpus: int, marginal: float, committed_gpus: int, used_providers: dict[str, set[str]],
+                 gpus: int, marginal: float, listed: float, used_providers: dict[str, set[str]],
                  spreads: bool) -> tuple[float, tuple[float, float, float, float, float]]:
     """Score of an option drawing on ``pools`` (all of one group), with its terms for explanations: cost,
     committed, health, dataLocality, then spread (``spreads``, i.e. ``wc.spreads``) or fewerProviders."""
@@ -86,7 +92,7 @@ def option_score(wc: WorkloadClass, ps: PolicySet, ref: float, loc: dict[int, fl
     prov, reg = pv0.pool.provider, pv0.pool.region
     # per GPU the workload asked for: a whole 8-GPU node for a 1-GPU job costs 8x
     cost = max(0.0, 1.0 - (marginal / min(gpus, wc.count)) / ref)
-    committed = committed_gpus / gpus
+    committed = (listed - marginal) / listed if listed > 0 else 0.0
     if len(pools) == 1:
         health, local = pv0.health_term, loc[pv0.idx]
     else:

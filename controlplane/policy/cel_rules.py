@@ -89,12 +89,12 @@ def compile_rule(name: str, expr: str, message: str = "", source: str = "") -> C
 SAMPLE_WORKLOAD: dict[str, Any] = {
     "team": "research", "labels": {}, "kind": "training", "gpus": 8, "count": 8, "perNode": 8,
     "models": ["H100"], "capacityTypes": ["on-demand"], "priority": 100, "replicas": 1, "topology": "none",
-    "domainSize": 0}
+    "domainSize": 0, "gpuMemory": 0}
 SAMPLE_CANDIDATE: dict[str, Any] = {
     "provider": "aws", "region": "us-east-1", "zone": "us-east-1a", "geo": "us", "country": "US",
     "instanceType": "p5.48xlarge", "gpuModel": "H100", "gpusPerNode": 8, "capacityType": "on-demand",
     "reserved": False, "reservation": "", "pricePerHour": 55.04, "pricePerGpuHour": 6.88, "fabric": "efa",
-    "nvlinkDomainGpus": 8, "committed": False}
+    "nvlinkDomainGpus": 8, "committed": False, "gpuMemory": 80.0}
 _UNDEFINED = re.compile(r"Undefined variable or function: '([^']+)'")
 
 

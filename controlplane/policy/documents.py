@@ -70,6 +70,8 @@ class PreferencesDoc(_Strict):
 class ProviderShareDoc(_Strict):
     max: float = Field(gt=0, le=1)
     min_fleet_gpus: int = Field(default=1024, ge=0, le=INT32_MAX, alias="minFleetGpus")
+    # workloads only one provider can serve (see controlplane/policy/model.py ProviderShareCap)
+    sole_provider: Literal["exempt", "capped"] = Field(default="exempt", alias="soleProvider")
 
 
 class TeamBudgetDoc(_Strict):
@@ -121,6 +123,10 @@ class LifecycleDoc(_Strict):
     idle_timeout_seconds: int = Field(alias="idleTimeoutSeconds", ge=0, le=2**31 - 1)
 
 
+class TopologySpreadDoc(_Strict):
+    max_skew: int = Field(ge=1, le=INT32_MAX, alias="maxSkew")
+
+
 class PolicySpec(_Strict):
     providers: ProvidersDoc | None = None
     regions: AllowDenyDoc | None = None
@@ -133,6 +139,8 @@ class PolicySpec(_Strict):
     caps: CapsDoc | None = None
     commitments: list[CommitmentDoc] = Field(default_factory=list)
     lifecycle: LifecycleDoc | None = None
+    surplus_gpus: Literal["allow", "forbid"] | None = Field(default=None, alias="surplusGpus")
+    topology_spread: TopologySpreadDoc | None = Field(default=None, alias="topologySpread")
 
 
 class PolicyMetadata(_Strict):

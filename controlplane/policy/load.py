@@ -115,6 +115,10 @@ def merge(docs: Sequence[tuple[str, PolicyDocument]]) -> PolicySet:
             gpu_models=_merge_allow_deny(ps.gpu_models, s.gpu_models),
             capacity_types=_merge_allow_deny(ps.capacity_types, s.capacity_types),
             max_price_per_gpu_hour=_min(ps.max_price_per_gpu_hour, s.max_price_per_gpu_hour),
+            # hard constraints only tighten: forbid wins, the smallest skew wins
+            surplus_gpus="forbid" if "forbid" in (ps.surplus_gpus, s.surplus_gpus) else "allow",
+            spread_max_skew=ps.spread_max_skew if s.topology_spread is None else
+            int(_min(ps.spread_max_skew, s.topology_spread.max_skew) or s.topology_spread.max_skew),
         )
         if s.lifecycle is not None:
             ps = dataclasses.replace(ps, idle_timeout_s=float(s.lifecycle.idle_timeout_seconds))
@@ -138,8 +142,13 @@ def merge(docs: Sequence[tuple[str, PolicyDocument]]) -> PolicySet:
         if s.caps is not None:
             if s.caps.provider_share is not None:
                 ds = s.caps.provider_share
+                # strictest wins: the lowest share, and "capped" over "exempt" for sole-provider work
+                sole = "capped" if ds.sole_provider == "capped" or (share and share.sole_provider == "capped") \
+                    else "exempt"
                 if share is None or ds.max < share.max_share:
-                    share = ProviderShareCap(ds.max, ds.min_fleet_gpus, source=where)
+                    share = ProviderShareCap(ds.max, ds.min_fleet_gpus, source=where, sole_provider=sole)
+                else:
+                    share = dataclasses.replace(share, sole_provider=sole)
             for team, tb in sorted(s.caps.teams.items()):
                 old_b = budgets.get(team)
                 gpus = tb.gpus if old_b is None else _min(old_b.gpus, tb.gpus)

@@ -49,11 +49,21 @@ class Weights:
 
 @dataclass(frozen=True, slots=True)
 class ProviderShareCap:
+    """No provider holds more than ``max_share`` of the fleet's GPUs once the fleet passes ``min_fleet_gpus``.
+
+    - Until a placement would take the fleet past ``min_fleet_gpus`` GPUs the cap does not apply at all: a
+      young fleet is not refused for being small (a 640-GPU gang on an empty fleet places).
+    - A workload only one provider can serve (what it asks for, under the policies, is sold by one provider:
+      GPU model, shape and fabric, provider/region allow-lists and residency; the workload's own
+      ``location`` does not count, or pinning would be a way around the cap) is ``exempt`` by default: the
+      cap cannot move it elsewhere, it could only leave it pending. Its GPUs still count, so the cap pushes
+      other work away from that provider. ``sole_provider: capped`` refuses it like any other.
+    """
+
     max_share: float            # 0 < max_share <= 1
-    # Until the fleet holds this many GPUs, shares are taken of this number, so the first placements of a
-    # fresh fleet are not refused only for being first.
     min_fleet_gpus: int = 1024
     source: str = ""
+    sole_provider: str = "exempt"     # exempt | capped
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +115,13 @@ class PolicySet:
     sources: tuple[str, ...] = ()
     # Seconds a finished run's capacity is held before it is released (policy ``lifecycle``; later wins).
     idle_timeout_s: float = 300.0
+    # "forbid": never give a workload more GPUs than it asked (1 x A100 on a whole 8-GPU node); "allow"
+    # (default): allowed, the decision states the surplus and its cost, and exact fits win on cost per GPU asked
+    surplus_gpus: str = "allow"
+    # inference replicas: at most this many more on one provider than on the least-used provider that can
+    # still take one (like Kubernetes topologySpreadConstraints maxSkew over providers); None = no limit.
+    # When no option keeps within it, the replica is placed anyway (ScheduleAnyway), best score first.
+    spread_max_skew: int | None = None
 
     def __hash__(self) -> int:
         return id(self)

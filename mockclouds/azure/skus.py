@@ -20,6 +20,9 @@ FAMILIES: dict[str, str] = {
     "Standard_NC40ads_H100_v5": "standardNCadsH100v5Family",
     "Standard_NC80adis_H100_v5": "standardNCadsH100v5Family",
     "Standard_ND96amsr_A100_v4": "standardNDAMSv4_A100Family",
+    "Standard_NC24ads_A100_v4": "standardNCADSA100v4Family",
+    "Standard_NC48ads_A100_v4": "standardNCADSA100v4Family",
+    "Standard_NC96ads_A100_v4": "standardNCADSA100v4Family",
 }
 TOTAL_CORES = "cores"                 # "Total Regional vCPUs": every on-demand VM counts here too
 SPOT_CORES = "lowPriorityCores"       # "Total Regional Low-priority vCPUs": every Spot VM, whatever its family

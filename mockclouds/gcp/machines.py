@@ -16,15 +16,18 @@ _GPU = {
     "H200": ("nvidia-h200-141gb", "NVIDIA_H200_GPUS"),
     "B200": ("nvidia-b200", "NVIDIA_B200_GPUS"),
     "L4": ("nvidia-l4", "NVIDIA_L4_GPUS"),
+    "A100": ("nvidia-tesla-a100", "NVIDIA_A100_GPUS"),
 }
 _MEGA = ("nvidia-h100-mega-80gb", "NVIDIA_H100_MEGA_GPUS")
+_A100_80 = ("nvidia-a100-80gb", "NVIDIA_A100_80GB_GPUS")      # a2-ultragpu: its own card and quota
 
 # Regional limits a fresh project gets in the fake (GPUs, or vCPUs for CPUS). Generous enough for the
 # seeded capacity of a few zones; tests lower them to provoke QUOTA_EXCEEDED.
 DEFAULT_LIMITS = {
     "CPUS": 24_000.0,
     "NVIDIA_H100_GPUS": 256.0, "NVIDIA_H100_MEGA_GPUS": 256.0, "NVIDIA_H200_GPUS": 256.0,
-    "NVIDIA_B200_GPUS": 256.0, "NVIDIA_L4_GPUS": 256.0,
+    "NVIDIA_B200_GPUS": 256.0, "NVIDIA_L4_GPUS": 256.0, "NVIDIA_A100_GPUS": 256.0, "NVIDIA_A100_80GB_GPUS": 256.0,
+    "PREEMPTIBLE_NVIDIA_A100_GPUS": 512.0, "PREEMPTIBLE_NVIDIA_A100_80GB_GPUS": 512.0,
     "PREEMPTIBLE_NVIDIA_H100_GPUS": 512.0, "PREEMPTIBLE_NVIDIA_H100_MEGA_GPUS": 512.0,
     "PREEMPTIBLE_NVIDIA_H200_GPUS": 512.0, "PREEMPTIBLE_NVIDIA_B200_GPUS": 512.0,
     "PREEMPTIBLE_NVIDIA_L4_GPUS": 512.0,
@@ -55,7 +58,8 @@ def tpu_catalog_type(api_type: str) -> str:
 
 
 def machine_spec(it: InstanceType) -> MachineSpec:
-    accel, metric = _MEGA if it.name.startswith("a3-mega") else _GPU.get(it.gpu_model, ("", ""))
+    accel, metric = _MEGA if it.name.startswith("a3-mega") else _A100_80 if it.name.startswith("a2-ultragpu") \
+        else _GPU.get(it.gpu_model, ("", ""))
     if not accel:
         raise KeyError(f"no GCE accelerator for {it.name} ({it.gpu_model})")
     return MachineSpec(it.name, accel, it.gpus, it.vcpus, int(it.memory_gib * 1024), metric)

@@ -16,6 +16,8 @@ import math
 import sys
 from pathlib import Path
 
+from providers.catalog.model import CapacityType, sold_as
+
 OUT = Path(__file__).with_name("data")
 
 SOURCES = {
@@ -29,6 +31,10 @@ SOURCES = {
     "oci-pricing-2026": "oracle.com/cloud/price-list (Compute - GPU), read 2026: BM.GPU.H100.8 and BM.GPU.H200.8 "
                         "$10.00, BM.GPU.B200.8 $14.00, BM.GPU.GB200.4 $16.00 per GPU-hour; a compute capacity "
                         "reservation is billed at the shape's on-demand rate",
+    "gcp-a3-per-gpu-2026": "GCP prices A3 High per GPU: a3-highgpu-2g = 2 x a3-highgpu-1g in the same zone "
+                           "(cloud.google.com/compute/gpus-pricing, 2026)",
+    "a100-list-2026": "list prices read 2026 (GCP A2 gpus-pricing us-central1/europe-west4, Azure NC A100 v4 "
+                      "eastus/westeurope, AWS p4de.24xlarge us-east-1/us-west-2); spot = 30% of list (estimate)",
 }
 
 # (provider, instance type) -> gpu model, gpus, gpu GiB, vcpus, RAM GiB, NVLink domain GPUs, fabric, Gbps, ultraserver
@@ -41,9 +47,19 @@ INSTANCE_TYPES: dict[tuple[str, str], tuple[str, int, float, int, float, int, st
     ("aws", "p6-b300.48xlarge"): ("B300", 8, 268, 192, 4096, 8, "efa", 6400, ""),
     ("aws", "p6e-gb200.36xlarge"): ("GB200", 4, 185, 144, 960, 72, "efa", 1600, "u-p6e-gb200x72"),
     ("aws", "p4d.24xlarge"): ("A100", 8, 40, 96, 1152, 8, "efa", 400, ""),
+    ("aws", "p4de.24xlarge"): ("A100", 8, 80, 96, 1152, 8, "efa", 400, ""),
     ("gcp", "a3-highgpu-8g"): ("H100", 8, 80, 208, 1872, 8, "gpudirect-tcpx", 800, ""),
     ("gcp", "a3-highgpu-4g"): ("H100", 4, 80, 104, 936, 4, "ethernet", 100, ""),
+    ("gcp", "a3-highgpu-2g"): ("H100", 2, 80, 52, 468, 2, "ethernet", 50, ""),
     ("gcp", "a3-highgpu-1g"): ("H100", 1, 80, 26, 234, 1, "ethernet", 50, ""),
+    ("gcp", "a2-highgpu-1g"): ("A100", 1, 40, 12, 85, 1, "ethernet", 24, ""),
+    ("gcp", "a2-highgpu-2g"): ("A100", 2, 40, 24, 170, 2, "ethernet", 32, ""),
+    ("gcp", "a2-highgpu-4g"): ("A100", 4, 40, 48, 340, 4, "ethernet", 50, ""),
+    ("gcp", "a2-highgpu-8g"): ("A100", 8, 40, 96, 680, 8, "ethernet", 100, ""),
+    ("gcp", "a2-ultragpu-1g"): ("A100", 1, 80, 12, 170, 1, "ethernet", 24, ""),
+    ("gcp", "a2-ultragpu-2g"): ("A100", 2, 80, 24, 340, 2, "ethernet", 32, ""),
+    ("gcp", "a2-ultragpu-4g"): ("A100", 4, 80, 48, 680, 4, "ethernet", 50, ""),
+    ("gcp", "a2-ultragpu-8g"): ("A100", 8, 80, 96, 1360, 8, "ethernet", 100, ""),
     ("gcp", "a3-megagpu-8g"): ("H100", 8, 80, 208, 1872, 8, "gpudirect-tcpxo", 1800, ""),
     ("gcp", "a3-ultragpu-8g"): ("H200", 8, 141, 224, 2952, 8, "rdma", 3200, ""),
     ("gcp", "a4-highgpu-8g"): ("B200", 8, 180, 224, 3968, 8, "rdma", 3200, ""),
@@ -54,6 +70,9 @@ INSTANCE_TYPES: dict[tuple[str, str], tuple[str, int, float, int, float, int, st
     ("azure", "Standard_ND96isr_MI300X_v5"): ("MI300X", 8, 192, 96, 1850, 8, "infiniband", 3200, ""),
     ("azure", "Standard_ND128isr_NDR_GB200_v6"): ("GB200", 4, 186, 128, 900, 72, "infiniband", 1600, ""),
     ("azure", "Standard_ND96amsr_A100_v4"): ("A100", 8, 80, 96, 1900, 8, "infiniband", 1600, ""),
+    ("azure", "Standard_NC24ads_A100_v4"): ("A100", 1, 80, 24, 220, 1, "ethernet", 20, ""),
+    ("azure", "Standard_NC48ads_A100_v4"): ("A100", 2, 80, 48, 440, 2, "ethernet", 40, ""),
+    ("azure", "Standard_NC96ads_A100_v4"): ("A100", 4, 80, 96, 880, 4, "ethernet", 80, ""),
     ("azure", "Standard_NC40ads_H100_v5"): ("H100", 1, 94, 40, 320, 1, "ethernet", 40, ""),
     ("azure", "Standard_NC80adis_H100_v5"): ("H100", 2, 94, 80, 640, 2, "ethernet", 80, ""),
     ("coreweave", "gd-8xh100ib-i128"): ("H100", 8, 80, 128, 2048, 8, "infiniband", 3200, ""),
@@ -116,6 +135,25 @@ for _region, _ads in _OCI_ZONES.items():
         for _t in _types:
             _node = round(_OCI_GPU_HOUR[_t] * INSTANCE_TYPES[("oci", _t)][1], 4)
             EXTRA_OFFERS.append(("oci", _t, _region, _ad, _node, None, _node, "oci-pricing-2026"))
+
+# A100 shapes the public data lacks: (provider, type, zones, on-demand $/h per zone's region)
+_A100 = {
+    ("gcp", "a2-highgpu"): ({"us-central1": 3.6734, "europe-west4": 4.0433}, ("a", "b"), (1, 2, 4, 8)),
+    ("gcp", "a2-ultragpu"): ({"us-central1": 5.0688, "europe-west4": 5.5757}, ("a", "b"), (1, 2, 4, 8)),
+}
+for (_p, _fam), (_prices, _zs, _sizes) in _A100.items():
+    for _region, _one in _prices.items():
+        for _z in _zs:
+            for _n in _sizes:
+                EXTRA_OFFERS.append((_p, f"{_fam}-{_n}g", _region, f"{_region}-{_z}", round(_one * _n, 4),
+                                     round(_one * _n * 0.3, 4), None, "a100-list-2026"))
+for _region, _one in (("eastus", 3.673), ("westeurope", 4.0403)):
+    for _n, _t in ((1, "Standard_NC24ads_A100_v4"), (2, "Standard_NC48ads_A100_v4"), (4, "Standard_NC96ads_A100_v4")):
+        EXTRA_OFFERS.append(("azure", _t, _region, f"{_region}-1", round(_one * _n, 4), round(_one * _n * 0.3, 4),
+                             None, "a100-list-2026"))
+for _zone, _price in (("us-east-1a", 40.9657), ("us-west-2b", 40.9657)):
+    EXTRA_OFFERS.append(("aws", "p4de.24xlarge", _zone[:-1], _zone, _price, round(_price * 0.3, 4), None,
+                         "a100-list-2026"))
 
 EU = {"AT", "BE", "BG", "HR", "CY", "CZ", "DK", "EE", "FI", "FR", "DE", "GR", "HU", "IE", "IT", "LV", "LT",
       "LU", "MT", "NL", "PL", "PT", "RO", "SK", "SI", "ES", "SE", "NO", "IS", "LI"}  # EU + EEA
@@ -183,7 +221,7 @@ def build(src: Path, out: Path = OUT) -> None:
     types = dict(INSTANCE_TYPES)
 
     def add(p: str, t: str, region: str, zone: str, cap: str, price: float | None, source: str) -> None:
-        if price is None or price <= 0 or math.isnan(price):
+        if price is None or price <= 0 or math.isnan(price) or not sold_as(p, t, CapacityType(cap)):
             return
         key = (p, t, region, zone, cap)
         if key not in offers or price < offers[key][0]:
@@ -219,6 +257,10 @@ def build(src: Path, out: Path = OUT) -> None:
                 continue
             add(p, t, region, zone, "on-demand", float(r["price_hr"] or "nan"), "public-2026")
             add(p, t, region, zone, "spot", float(r["spot_price_hr"] or "nan"), "public-2026")
+    # A3 High is priced per GPU: the 2-GPU shape the public data lacks is twice the 1-GPU one, zone by zone
+    for (p, t, region, zone, cap), (price, _) in list(offers.items()):
+        if (p, t) == ("gcp", "a3-highgpu-1g"):
+            add(p, "a3-highgpu-2g", region, zone, cap, 2 * price, "gcp-a3-per-gpu-2026")
     for p, t, region, zone, od, spot, reserved, source in EXTRA_OFFERS:
         add(p, t, region, zone, "on-demand", od, source)
         add(p, t, region, zone, "spot", spot, source)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
-from providers.catalog.model import CapacityType, InstanceType, Offering, Region
+from providers.catalog.model import CapacityType, InstanceType, Offering, Region, sold_as
 
 DATA_DIR = Path(__file__).with_name("data")
 
@@ -71,6 +71,7 @@ def load_catalog(data_dir: Path | None = None) -> Catalog:
         Offering(r["provider"], r["instance_type"], r["region"], r["zone"], CapacityType(r["capacity_type"]),
                  float(r["price_per_hour"]), sources[r["source"]])
         for r in _rows("offerings.csv", d)
+        if sold_as(r["provider"], r["instance_type"], CapacityType(r["capacity_type"]))
     ]
     return Catalog(its, regions, offerings)
 

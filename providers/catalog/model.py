@@ -18,6 +18,23 @@ class CapacityType(StrEnum):
 
 PROVIDERS: tuple[str, ...] = ("aws", "gcp", "azure", "coreweave", "oci")
 
+# How a family is sold, where a cloud does not sell it every way: (provider, instance type) -> the capacity
+# types that may be offered. GCP sells A3 Ultra (H200) and A4 (B200) through reservations, flex-start (DWS)
+# and spot only, not on-demand (cloud.google.com/compute/docs/accelerator-optimized-machines, "consumption
+# options"); AWS sells P6e-GB200 UltraServers only as Capacity Blocks. Reservations and flex-start have no
+# list price, so no reserved row is invented for the GCP families: plan them on spot or a reservation the
+# fleet reports. load.py drops any offering these rule out (a rebuilt or hand-edited catalog included).
+PURCHASE_OPTIONS: dict[tuple[str, str], frozenset[CapacityType]] = {
+    ("gcp", "a3-ultragpu-8g"): frozenset({CapacityType.SPOT, CapacityType.RESERVED}),
+    ("gcp", "a4-highgpu-8g"): frozenset({CapacityType.SPOT, CapacityType.RESERVED}),
+    ("aws", "p6e-gb200.36xlarge"): frozenset({CapacityType.RESERVED}),
+}
+
+
+def sold_as(provider: str, instance_type: str, capacity_type: CapacityType) -> bool:
+    allowed = PURCHASE_OPTIONS.get((provider, instance_type))
+    return allowed is None or capacity_type in allowed
+
 
 @dataclass(frozen=True, slots=True)
 class InstanceType:

@@ -23,8 +23,9 @@ from providers.model import (
 OWNER = "awan"
 # GPU quota metric per catalog gpu model; a3-megagpu has a metric of its own. Spot uses PREEMPTIBLE_<metric>.
 _GPU_METRIC = {"H100": "NVIDIA_H100_GPUS", "H200": "NVIDIA_H200_GPUS", "B200": "NVIDIA_B200_GPUS",
-               "L4": "NVIDIA_L4_GPUS"}
+               "L4": "NVIDIA_L4_GPUS", "A100": "NVIDIA_A100_GPUS"}
 _MEGA_METRIC = "NVIDIA_H100_MEGA_GPUS"
+_A100_80_METRIC = "NVIDIA_A100_80GB_GPUS"     # a2-ultragpu (A100 80GB) is metered apart from a2-highgpu
 # requestId must be a UUID; v5 over a fixed namespace makes it a pure function of (key, index).
 _REQUEST_NS = uuid.UUID("5b1c6f0e-8d1e-4c7a-9a51-6177616e0001")
 _BAD_NAME = re.compile(r"[^a-z0-9-]+")
@@ -47,7 +48,8 @@ def tpu_instance_type(accelerator_type: str) -> str:
 
 
 def quota_metric(instance_type: str, gpu_model: str, spot: bool) -> str | None:
-    base = _MEGA_METRIC if instance_type.startswith("a3-mega") else _GPU_METRIC.get(gpu_model)
+    base = _MEGA_METRIC if instance_type.startswith("a3-mega") else _A100_80_METRIC \
+        if instance_type.startswith("a2-ultragpu") else _GPU_METRIC.get(gpu_model)
     if base is None:
         return None
     return "PREEMPTIBLE_" + base if spot else base

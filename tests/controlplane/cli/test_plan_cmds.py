@@ -56,6 +56,7 @@ def test_plan_table_output():
               "--capacity", "catalog")
     assert r.exit_code == 0, r.output
     assert "support-finetune-eu" in r.stdout and "runner-up:" in r.stdout
+    assert "provider/regions ruled out (residency " in r.stdout          # grouped by rule (issue 17)
 
 
 @pytest.mark.parametrize("content, needle", [

@@ -187,7 +187,7 @@ def test_rejection_tails_match_the_plain_rule_even_when_the_cache_is_cleared(mon
                 want[k] = f.message
         for o in opts[1:]:
             if o.group.key != win and o.group.key not in want:
-                want[o.group.key] = f"outscored: {o.score:.3f} < winner {best.score:.3f} ({win})"
+                want[o.group.key] = explain_mod._outscored(o, best, f"{best.score:.3f}", win)   # tie wording
         for g in cc.groups[seen:]:
             if g.key != win and g.key not in want:
                 want[g.key] = f"outscored: at most {g.upper_bound:.3f} < winner {best.score:.3f} ({win})"

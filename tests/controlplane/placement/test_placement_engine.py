@@ -1,3 +1,5 @@
+from collections import Counter
+
 from placement_fleet import catalog_snapshot, policies, pool, snapshot, workload
 
 from controlplane.placement import FleetSnapshot, Placer, place, place_one, placed_cost
@@ -94,7 +96,7 @@ def test_unplaced_reasons_lead_with_the_rule_that_shut_out_what_the_workload_ask
 
 def test_provider_share_cap_counts_existing():
     snap = snapshot([H100_AWS, H100_GCP])
-    ps = policies("{caps: {providerShare: {max: 0.5, minFleetGpus: 32}}}")
+    ps = policies("{caps: {providerShare: {max: 0.5, minFleetGpus: 16}}}")
     w = workload("{gpus: {model: H100, count: 16, perNode: 8}}")
     first = place_one(w, snap, ps)
     second = place_one(workload("{gpus: {model: H100, count: 16, perNode: 8}}", name="w2"), snap, ps,
@@ -106,6 +108,10 @@ def test_provider_share_cap_counts_existing():
     d = place_one(workload("{gpus: {model: H100, count: 16, perNode: 8}}", name="w3"), only, ps,
                   existing=first.assignments)
     assert not d.placed and d.unplaced_kind == "cap" and "would hold 100% > 50% of 32 GPUs" in d.reasons[1]
+    # until the fleet passes minFleetGpus the cap does not apply (issue 17, defect 2)
+    young = policies("{caps: {providerShare: {max: 0.5, minFleetGpus: 64}}}")
+    assert place_one(workload("{gpus: {model: H100, count: 16, perNode: 8}}", name="w3"), only, young,
+                     existing=first.assignments).placed
 
 
 def test_team_budget():
@@ -229,3 +235,141 @@ def test_on_demand_usage_does_not_eat_spot_headroom():
     assert [d.placed for d in r.decisions] == [True, True]
     used = snap.with_usage(a for d in r.decisions for a in d.assignments)
     assert [q.used for q in used.quotas] == [192.0, 192.0]
+
+
+CAP = "{caps: {providerShare: {max: 0.6, minFleetGpus: 1024}}}"
+GANG_640 = "{gpus: {model: H100, count: 640, perNode: 8}%s}"
+
+
+def test_share_cap_does_not_bite_before_the_fleet_passes_min_fleet_gpus():
+    """Issue 17, defect 2: on an empty fleet a 640-GPU gang was refused ('aws would hold 62% of 1024')."""
+    snap = snapshot([pool("aws", "us-east-1", "us-east-1a", "p5.48xlarge", nodes=200),
+                     pool("gcp", "europe-west1", "europe-west1-b", "a3-megagpu-8g", nodes=10)])
+    first, second = workload(GANG_640 % "", name="a"), workload(GANG_640 % "", name="b")
+    r = place([first, second], snap, policies(CAP), improve=False)
+    a, b = r.decisions
+    assert a.placed and a.gpus == 640 and a.assignments[0].provider == "aws"
+    # the second would take the fleet past 1024 GPUs with aws at 100%: now the cap applies
+    assert not b.placed and b.unplaced_kind == "cap"
+    assert b.rejections["aws/us-east-1"].startswith("cap: aws would hold 100% > 60% of 1280 GPUs")
+
+
+def test_a_workload_only_one_provider_serves_is_exempt_unless_the_policy_caps_it():
+    """B300 is sold by AWS alone: the cap could only leave it pending, so it is exempt by default (its GPUs
+    still count). H100, sold by four providers, is capped even when only AWS is in the snapshot."""
+    snap = snapshot([pool("aws", "us-west-2", "us-west-2b", "p6-b300.48xlarge", nodes=200),
+                     pool("aws", "us-east-1", "us-east-1a", "p5.48xlarge", nodes=200)])
+    b300 = "{gpus: {model: B300, count: 640, perNode: 8}}"
+    ws = [workload(b300, name="a"), workload(b300, name="b")]
+    assert all(d.placed for d in place(ws, snap, policies(CAP)).decisions)
+    h100 = place([*ws, workload(GANG_640 % "", name="c")], snap, policies(CAP)).decisions[2]
+    assert not h100.placed and h100.unplaced_kind == "cap"
+    capped = policies("{caps: {providerShare: {max: 0.6, minFleetGpus: 1024, soleProvider: capped}}}")
+    assert [d.placed for d in place(ws, snap, capped).decisions] == [True, False]
+
+
+def test_pinning_to_one_provider_is_not_a_way_around_the_cap():
+    snap = snapshot([pool("aws", "us-east-1", "us-east-1a", "p5.48xlarge", nodes=200),
+                     pool("gcp", "europe-west1", "europe-west1-b", "a3-megagpu-8g", nodes=10)])
+    pinned = ", location: {regions: ['aws:*']}"
+    ws = [workload(GANG_640 % pinned, name="a"), workload(GANG_640 % pinned, name="b")]
+    assert [d.placed for d in place(ws, snap, policies(CAP)).decisions] == [True, False]
+
+
+def test_a_reservation_at_full_price_earns_no_bonus():
+    """Issue 17, defect 3: with no commitment in force a GB200 rack went to an AWS Capacity Block at $982.80/h
+    over CoreWeave on-demand at $756/h. Committed capacity wins through its marginal cost only."""
+    snap = snapshot([pool("aws", "us-east-1", "us-east-1a", "p6e-gb200.36xlarge", "reserved", nodes=36,
+                          reservation="cb-1"),
+                     pool("coreweave", "US-EAST-04", "US-EAST-04A", "gb200-4x", nodes=36)])
+    rack = workload("{gpus: {model: GB200, count: 72, perNode: 4}, topology: {domain: nvlink, domainSize: 72}}")
+    d = place_one(rack, snap, PolicySet.default())
+    assert d.placed and d.assignments[0].provider == "coreweave" and round(d.price_per_hour, 2) == 756.0
+    # the same capacity block paid for under a take-or-pay contract costs nothing more: it wins on price
+    paid = policies("{commitments: [{name: cb, provider: aws, gpuModel: GB200, gpus: 72, start: 2026-01-01,"
+                    " end: 2027-01-01, capacityTypes: [reserved]}]}")
+    d2 = place_one(rack, snap, paid)
+    assert d2.assignments[0].provider == "aws" and d2.price_per_hour == 0.0
+    assert "committed 1.00" in d2.reasons[0]
+
+
+def test_unplaced_explanation_leads_with_the_deciding_rule_per_provider():
+    """Issue 17, defect 5: shape mismatches came first and the workload's own location filter stayed buried."""
+    snap = catalog_snapshot()
+    w = workload("{gpus: {model: H100, count: 8}, location: {regions: ['gcp:us-central1']}, capacityType: [spot],"
+                 " maxPricePerGpuHour: 0.5}")
+    d = place_one(w, snap, PolicySet.default())
+    assert not d.placed and d.unplaced_kind == "nothing-matches"
+    head, *lines = d.reasons
+    assert head.startswith("nothing matches")
+    by_provider = {line.split("/", 1)[0]: line for line in lines}
+    assert set(by_provider) == {"aws", "azure", "coreweave", "gcp"}
+    assert by_provider["gcp"].startswith("gcp/us-central1: price:")        # passed its filters, then price
+    assert lines[0] == by_provider["gcp"]                                   # the furthest leads
+    assert "location:" in by_provider["aws"] and "more aws regions by the same rule" in by_provider["aws"]
+
+
+def test_providers_unreachable_is_said_when_that_is_the_cause():
+    snap = snapshot([H100_AWS, H100_GCP], health={"gcp": HealthStatus.DOWN})
+    w = workload("{gpus: {model: H100, count: 8}, location: {regions: ['gcp:*']}}")
+    d = place_one(w, snap, PolicySet.default())
+    assert d.reasons[0] == "providers unreachable: gcp could serve it but is down or blocked after failures"
+    empty = place_one(w, snapshot([]), PolicySet.default())
+    assert empty.reasons[0].startswith("providers unreachable: no provider reported capacity")
+
+
+def test_an_exact_tie_is_called_a_tie():
+    twin = pool("aws", "us-east-1", "us-east-1b", "p5.48xlarge")
+    other = pool("aws", "us-west-2", "us-west-2a", "p5.48xlarge", price=H100_AWS.price_per_hour)
+    snap = snapshot([twin, other])
+    d = place_one(workload("{gpus: {model: H100, count: 8}}"), snap, PolicySet.default())
+    loser = [v for k, v in d.rejections.items() if k != f"aws/{d.assignments[0].region}" and "p5" not in v]
+    assert any(v.startswith("tied: ") and "the tie went to" in v for v in d.rejections.values()), d.rejections
+    assert not any(" < winner " in v and v.split(" < winner ")[0].split()[-1] == v.split(" < winner ")[1].split()[0]
+                   for v in d.rejections.values()), loser
+
+
+def test_rejections_group_by_rule():
+    from controlplane.placement.explain import group_rejections
+    rej = {"aws/us-east-1": "location: aws:us-east-1 not in workload's regions [gcp:*]",
+           "aws/us-west-2": "location: aws:us-west-2 not in workload's regions [gcp:*]",
+           "gcp/us-central1": "price: a3 $9.80/GPU-h > workload max $1.00"}
+    assert group_rejections(rej) == [("location", ["aws/us-east-1", "aws/us-west-2"], rej["aws/us-east-1"]),
+                                     ("price", ["gcp/us-central1"], rej["gcp/us-central1"])]
+
+
+def test_surplus_gpus_are_stated_with_their_cost_and_a_policy_may_forbid_them():
+    """Issue 17, defect 6: 1 x A100 on a whole 8-GPU node with no note."""
+    snap = snapshot([pool("aws", "us-east-1", "us-east-1a", "p4d.24xlarge")])
+    w = workload("{gpus: {model: A100, count: 1}}")
+    d = place_one(w, snap, PolicySet.default())
+    assert d.placed and d.gpus == 8 and d.surplus_gpus == 7
+    assert abs(d.surplus_cost_per_hour - d.price_per_hour * 7 / 8) < 1e-9
+    j = d.to_json()
+    assert j["surplusGpus"] == 7 and j["surplusCostPerHour"] == round(d.price_per_hour * 7 / 8, 4)
+    assert d.reasons[-1].startswith("surplus: 7 GPU(s) beyond the 1 asked, $")
+    exact = place_one(workload("{gpus: {model: A100, count: 8}}"), snap, PolicySet.default()).to_json()
+    assert "surplusGpus" not in exact
+    forbid = place_one(w, snap, policies("{surplusGpus: forbid}"))
+    assert not forbid.placed and forbid.rejections["aws/us-east-1"].startswith("surplus: p4d.24xlarge has 8 GPUs")
+
+
+def test_an_exact_fit_wins_over_a_whole_node():
+    snap = snapshot([pool("gcp", "us-central1", "us-central1-a", "a3-highgpu-1g"), H100_AWS])
+    d = place_one(workload("{gpus: {model: H100, count: 1}}"), snap, PolicySet.default())
+    assert d.placed and d.gpus == 1 and d.surplus_gpus == 0
+
+
+def test_replicas_spread_evenly_by_max_skew():
+    """Issue 17, defect 7: spread told only 'new provider' from 'used', so 6 of 8 replicas landed on one."""
+    w = workload("{kind: inference, replicas: 8, gpus: {model: H100, count: 8}}")
+    snap = catalog_snapshot()
+    d = place_one(w, snap, policies("{preferences: {spread: 0.5}, topologySpread: {maxSkew: 1}}"))
+    per = Counter(dict({(a.replica_group, a.provider) for a in d.assignments}).values())
+    assert sum(per.values()) == 8 and len(per) == 4
+    assert max(per.values()) - min(per.values()) <= 1, per
+    # a provider that cannot take a replica does not hold the others back
+    aws_only_two = snapshot([pool("aws", "us-east-1", "us-east-1a", "p5.48xlarge", nodes=2), H100_GCP])
+    d = place_one(w, aws_only_two, policies("{topologySpread: {maxSkew: 1}}"))
+    assert d.placed and Counter(dict({(a.replica_group, a.provider) for a in d.assignments}).values()) == \
+        {"aws": 2, "gcp": 6}
