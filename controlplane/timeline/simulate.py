@@ -196,11 +196,12 @@ class Simulation:
         self.running: dict[str, Running] = {}
         # the queue, first come first served per workload class (a class is everything placement reads)
         self.queues: dict[tuple, deque[Queued]] = {}
-        # Free GPUs per GPU model in pools in term, and a count of frees per model: a class is only tried
-        # again when its models have at least its GPUs free and something of them was freed since it last
-        # failed (placement is deterministic: with nothing freed it would fail again).
+        # Free GPUs per GPU model in pools in term. A class is tried only when its models have at least its
+        # GPUs free (necessary) and, after it failed, only once more of them are free than when it failed
+        # (an approximation: fragmentation could let a fit appear at the same level; the class is tried
+        # again at the next higher level or capacity boundary). Keeps a saturated year from retrying every
+        # queued class at every run's end.
         self.free_gpus: dict[str, int] = defaultdict(int)
-        self.freed: dict[str, int] = defaultdict(int)
         self.failed_at: dict[tuple, int] = {}
         self.heap: list[tuple[datetime, int, str]] = []
         self.serial = 0
@@ -249,12 +250,12 @@ class Simulation:
     # -- runs ----------------------------------------------------------------------------------------
     def _try(self, q: Queued, t: datetime, key: tuple) -> bool:
         models = key[0]
-        stamp = sum(self.freed[m] for m in models)
-        if self.failed_at.get(key) == stamp or sum(self.free_gpus[m] for m in models) < q.workload.total_gpus:
+        level = sum(self.free_gpus[m] for m in models)
+        if level < q.workload.total_gpus or level <= self.failed_at.get(key, -1):
             return False
         d = self.placer.place_one(q.workload, explain=False)
         if not d.placed:
-            self.failed_at[key] = stamp
+            self.failed_at[key] = level
             return False
         _, opts = self.placer.chosen.pop(q.workload.name)
         takes = [x for o in opts for x in o.takes]
@@ -277,7 +278,6 @@ class Simulation:
         for x in r.takes:
             gpus = x.nodes * x.pv.it.gpus
             self.free_gpus[x.pv.it.gpu_model] += gpus
-            self.freed[x.pv.it.gpu_model] += 1
             gh = gpus * hours
             self.res.gpu_hours_by_provider[x.pv.pool.provider] += gh
             self.res.gpu_hours_by_capacity[x.pv.capacity_type] += gh
@@ -303,19 +303,28 @@ class Simulation:
         waits (the others may backfill past it). Workloads that waited past their maxWait fail."""
         for key in list(self.queues):
             dq = self.queues[key]
+            while dq and self._expired(dq[0], t):
+                self._fail_wait(dq.popleft())
             while dq and self._try(dq[0], t, key):
                 dq.popleft()
             if not dq:
                 del self.queues[key]
+
+    @staticmethod
+    def _expired(q: Queued, t: datetime) -> bool:
+        return not q.moved and (t - q.since).total_seconds() / 3600 > q.arrival.max_wait_hours
+
+    def _fail_wait(self, q: Queued) -> None:
+        self.res.failed_wait += 1
+        self._example(q.arrival, f"waited over {q.arrival.max_wait_hours:g} h")
 
     def _expire(self, t: datetime) -> None:
         """Drop queued workloads that waited longer than their maxWait (moved ones wait as long as it takes)."""
         for key in list(self.queues):
             keep: deque[Queued] = deque()
             for q in self.queues[key]:
-                if not q.moved and (t - q.since).total_seconds() / 3600 > q.arrival.max_wait_hours:
-                    self.res.failed_wait += 1
-                    self._example(q.arrival, f"waited over {q.arrival.max_wait_hours:g} h")
+                if self._expired(q, t):
+                    self._fail_wait(q)
                 else:
                     keep.append(q)
             if keep:
