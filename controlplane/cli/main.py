@@ -19,6 +19,7 @@ from controlplane.cli import (
     plan_cmds,
     resource_cmds,
     service_cmds,
+    simulate_cmds,
     stack_cmds,
     token_cmds,
 )
@@ -63,7 +64,7 @@ def main_options(
 
 
 for _mod in (resource_cmds, token_cmds, config_cmds, catalog_cmds, plan_cmds, stack_cmds, service_cmds,
-             mockclouds_cmds, demo_cmds, logs_cmds):
+             mockclouds_cmds, demo_cmds, logs_cmds, simulate_cmds):
     _mod.register(app)
 
 

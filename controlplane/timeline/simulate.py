@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import heapq
 import math
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -32,8 +32,6 @@ from controlplane.timeline.scenario import BlockDoc, ContractDoc, Scenario, Scen
 from controlplane.timeline.trace import Arrival
 from providers.catalog import CapacityType, Catalog, InstanceType
 from providers.model import CapacityPool
-
-MAX_CLASS_TRIES = 24        # distinct workload classes tried per pass over the queue (see _drain)
 
 
 @dataclass(slots=True)
@@ -196,17 +194,41 @@ class Simulation:
         self.use_of = {i: u for i, p in enumerate(self.snap.pools) for u in self.uses
                        if p.reservation_id in (f"contract:{u.name}", f"block:{u.name}")}
         self.running: dict[str, Running] = {}
-        self.queue: list[Queued] = []
+        # the queue, first come first served per workload class (a class is everything placement reads)
+        self.queues: dict[tuple, deque[Queued]] = {}
+        # Free GPUs per GPU model in pools in term. A class is tried only when its models have at least its
+        # GPUs free (necessary) and, after it failed, only once more of them are free than when it failed
+        # (an approximation: fragmentation could let a fit appear at the same level; the class is tried
+        # again at the next higher level or capacity boundary). Keeps a saturated year from retrying every
+        # queued class at every run's end.
+        self.free_gpus: dict[str, int] = defaultdict(int)
+        self.failed_at: dict[tuple, int] = {}
         self.heap: list[tuple[datetime, int, str]] = []
         self.serial = 0
         self.specs = _Specs()
         self.placer = self._placer_at(self.doc.start)
+        self._count_free()
         self.bounds: list[datetime] = []
         self.b = 0
+        self.swept = self.doc.start
 
     # -- capacity epochs -----------------------------------------------------------------------------
     def _placer_at(self, t: datetime) -> Placer:
         return Placer(dataclasses.replace(self.snap, taken_at=t), self.policies)
+
+    def _count_free(self) -> None:
+        self.free_gpus.clear()
+        free = self.placer.state.free
+        for pv in self.placer.index.views:
+            self.free_gpus[pv.it.gpu_model] += free[pv.idx] * pv.it.gpus
+        self.failed_at.clear()
+
+    def _enqueue(self, q: Queued, front: bool = False) -> None:
+        dq = self.queues.setdefault(WorkloadClass.key_of(q.workload), deque())
+        if front:
+            dq.appendleft(q)
+        else:
+            dq.append(q)
 
     def _epoch(self, t: datetime) -> None:
         """Dated capacity started or ended at ``t``: a Placer for the fleet as it is now, with every running
@@ -216,21 +238,29 @@ class Simulation:
         for name in list(self.running):
             r = self.running[name]
             if any(x.pv.idx not in views for x in r.takes):
-                self._stop(r, t)
+                self._stop(r, t, revert=False)
                 left = (r.ends - t).total_seconds() / 3600
-                self.queue.append(Queued(r.arrival, r.workload, left, t, moved=True))
+                self._enqueue(Queued(r.arrival, r.workload, left, t, moved=True), front=True)
                 self.res.moved += 1
                 continue
             r.takes = [dataclasses.replace(x, pv=views[x.pv.idx]) for x in r.takes]
             self.placer.state.apply(r.takes, r.workload.team)
+        self._count_free()
 
     # -- runs ----------------------------------------------------------------------------------------
-    def _try(self, q: Queued, t: datetime) -> bool:
+    def _try(self, q: Queued, t: datetime, key: tuple) -> bool:
+        models = key[0]
+        level = sum(self.free_gpus[m] for m in models)
+        if level < q.workload.total_gpus or level <= self.failed_at.get(key, -1):
+            return False
         d = self.placer.place_one(q.workload, explain=False)
         if not d.placed:
+            self.failed_at[key] = level
             return False
         _, opts = self.placer.chosen.pop(q.workload.name)
         takes = [x for o in opts for x in o.takes]
+        for x in takes:
+            self.free_gpus[x.pv.it.gpu_model] -= x.nodes * x.pv.it.gpus
         ends = t + timedelta(hours=q.hours_left)
         self.serial += 1
         self.running[q.workload.name] = Running(q.arrival, q.workload, t, ends, takes, self.serial)
@@ -240,12 +270,14 @@ class Simulation:
             self.res.waits_h.append((t - q.since).total_seconds() / 3600)
         return True
 
-    def _stop(self, r: Running, t: datetime) -> None:
-        self.placer.state.revert(r.takes, r.workload.team)
+    def _stop(self, r: Running, t: datetime, revert: bool = True) -> None:
+        if revert:    # False when its rows were never applied to the current Placer (see _epoch)
+            self.placer.state.revert(r.takes, r.workload.team)
         del self.running[r.workload.name]
         hours = max(0.0, (min(t, self.doc.end) - max(r.started, self.doc.start)).total_seconds() / 3600)
         for x in r.takes:
             gpus = x.nodes * x.pv.it.gpus
+            self.free_gpus[x.pv.it.gpu_model] += gpus
             gh = gpus * hours
             self.res.gpu_hours_by_provider[x.pv.pool.provider] += gh
             self.res.gpu_hours_by_capacity[x.pv.capacity_type] += gh
@@ -267,23 +299,38 @@ class Simulation:
             a = edge
 
     def _drain(self, t: datetime) -> None:
-        """Place what the queue can now hold, oldest first (backfilling past ones that do not fit); drop
-        workloads that waited past their maxWait. A class that failed once in this pass is not tried again
-        (the same demand cannot fit either), and at most MAX_CLASS_TRIES classes fail per pass."""
-        if not self.queue:
-            return
-        failed: set[tuple] = set()
-        keep: list[Queued] = []
-        for q in self.queue:
-            if (t - q.since).total_seconds() / 3600 > q.arrival.max_wait_hours and not q.moved:
-                self.res.failed_wait += 1
-                self._example(q.arrival, f"waited over {q.arrival.max_wait_hours:g} h")
-                continue
-            key = WorkloadClass.key_of(q.workload)
-            if key in failed or len(failed) >= MAX_CLASS_TRIES or not self._try(q, t):
-                failed.add(key)
-                keep.append(q)
-        self.queue = keep
+        """Place what the queue can now hold: per class, oldest first; a class whose head cannot be placed
+        waits (the others may backfill past it). Workloads that waited past their maxWait fail."""
+        for key in list(self.queues):
+            dq = self.queues[key]
+            while dq and self._expired(dq[0], t):
+                self._fail_wait(dq.popleft())
+            while dq and self._try(dq[0], t, key):
+                dq.popleft()
+            if not dq:
+                del self.queues[key]
+
+    @staticmethod
+    def _expired(q: Queued, t: datetime) -> bool:
+        return not q.moved and (t - q.since).total_seconds() / 3600 > q.arrival.max_wait_hours
+
+    def _fail_wait(self, q: Queued) -> None:
+        self.res.failed_wait += 1
+        self._example(q.arrival, f"waited over {q.arrival.max_wait_hours:g} h")
+
+    def _expire(self, t: datetime) -> None:
+        """Drop queued workloads that waited longer than their maxWait (moved ones wait as long as it takes)."""
+        for key in list(self.queues):
+            keep: deque[Queued] = deque()
+            for q in self.queues[key]:
+                if self._expired(q, t):
+                    self._fail_wait(q)
+                else:
+                    keep.append(q)
+            if keep:
+                self.queues[key] = keep
+            else:
+                del self.queues[key]
 
     def _example(self, a: Arrival, why: str) -> None:
         if len(self.res.failed_examples) < 10:
@@ -317,20 +364,26 @@ class Simulation:
                 self._example(a, "no capacity in the fleet could ever hold it")
                 continue
             q = Queued(a, w, a.hours, a.at)
-            if not self._try(q, a.at):
-                self.queue.append(q)
+            if key in self.queues or not self._try(q, a.at, key):
+                self._enqueue(q)
         self._advance(end)
+        self._expire(end)
         for r in list(self.running.values()):
             self._stop(r, end)
-        self.res.still_queued = len(self.queue)
+        self.res.still_queued = sum(len(dq) for dq in self.queues.values())
         return self.res
 
     def _advance(self, t: datetime) -> None:
-        """Process every run ending and capacity boundary up to ``t``, in time order."""
+        """Process every run ending and capacity boundary up to ``t``, in time order; the queue is swept
+        for workloads waiting past their maxWait once per simulated hour."""
         bounds, b = self.bounds, self.b
         while True:
             next_end = self.heap[0][0] if self.heap else None
             next_bound = bounds[b] if b < len(bounds) else None
+            at = min(x for x in (next_end, next_bound, t) if x is not None)
+            if self.queues and at - self.swept >= timedelta(hours=1):
+                self._expire(at)
+                self.swept = at
             if next_bound is not None and next_bound <= t and (next_end is None or next_bound <= next_end):
                 self._epoch(next_bound)
                 b += 1

@@ -22,7 +22,7 @@ from controlplane.timeline.usage import record_usage
 from tests.e2e.test_dashboard_browser import CHROMIUM, _chromium
 from tests.e2e.test_service_e2e import Service
 
-pytestmark = [pytest.mark.browser,
+pytestmark = [pytest.mark.browser, pytest.mark.slow,
               pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (make test-deps)")]
 
 
