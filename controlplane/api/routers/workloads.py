@@ -47,7 +47,7 @@ def submit(body: bytes = Depends(request_body), p: Principal = Depends(writer),
     except UnicodeDecodeError:
         raise HTTPException(422, "body: not UTF-8 text") from None
     result = svc.submit(c.db, p, text, "request body", max_documents=c.settings.max_submit_documents)
-    return Response(result.model_dump_json(), status_code=201, media_type="application/json")
+    return Response(svc.render(result), status_code=201, media_type="application/json")
 
 
 # Names are unique per team; an admin names the team when a name is held by several (a member's team is
