@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     # A Provisioning workload whose pools stay short of nodes this long is re-placed (capacity failure).
     pool_short_bound_s: float = Field(default=180.0, gt=0)
 
+    # SIGTERM: open requests and running stack runs get this long, then the process exits regardless.
+    shutdown_grace_s: float = Field(default=10.0, gt=0)
     lease_ttl_s: float = Field(default=15.0, gt=0)
     lease_renew_s: float = Field(default=5.0, gt=0)
     replica_id: str = Field(default_factory=_replica_id)

@@ -105,7 +105,8 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None,
             yield
         finally:
             if ctx.controller is not None:
-                ctx.controller.stop()   # graceful: running stack workers finish, the lease is released
+                # Stop taking work; running stack runs get the grace period; the lease is released.
+                ctx.controller.stop(grace_s=settings.shutdown_grace_s)
             for p in ctx.closers:
                 p.close()
 

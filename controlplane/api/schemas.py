@@ -51,6 +51,8 @@ class WorkloadOut(BaseModel):
 
 class WorkloadList(BaseModel):
     items: list[WorkloadOut]
+    total: int = Field(description="workloads matching the filters, over every page")
+    nextCursor: str | None = Field(None, description="pass as ?cursor= for the next page; null on the last")
 
 
 class SubmitResult(BaseModel):
@@ -98,6 +100,7 @@ class EventOut(BaseModel):
 
 class EventList(BaseModel):
     items: list[EventOut]
+    nextCursor: str | None = Field(None, description="pass as ?after= for the next page; null on the last")
 
 
 class ProviderOut(BaseModel):

@@ -3,6 +3,7 @@ variable (docs/settings.md lists them all)."""
 
 from __future__ import annotations
 
+import math
 import sys
 from typing import Annotated, Any
 
@@ -76,7 +77,8 @@ def serve(
             # uvicorn turns SIGTERM into a graceful shutdown; the app's lifespan stops the loop.
             uvicorn.run(application, host=settings.host, port=settings.port, log_config=UVICORN_LOG_CONFIG,
                         access_log=False, ssl_certfile=settings.tls_cert_file, ssl_keyfile=settings.tls_key_file,
-                        proxy_headers=True, forwarded_allow_ips=settings.forwarded_allow_ips)
+                        proxy_headers=True, forwarded_allow_ips=settings.forwarded_allow_ips,
+                        timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_s))
             log.info("stopped")
     except ImportError as e:   # an adapter missing from this build
         fail(f"serve: cannot load a provider adapter: {e}")

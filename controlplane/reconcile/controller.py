@@ -2,16 +2,20 @@
 stack, in a pool) -> observe -> finish deletions. Each step reads the store afresh, so a pass after a
 crash or a change of leader simply continues (level-triggered); stack runs are idempotent.
 
-Graceful shutdown: ``stop()`` lets running stack workers finish (a Pulumi-style update must not be cut
-in half), then releases the lease so a successor takes over without waiting for the expiry.
+Graceful shutdown: ``stop()`` stops taking work at once (the pass in progress ends at its next step,
+queued stack runs are cancelled), lets running stack workers finish within a grace period (a Pulumi-style
+update should not be cut in half), then releases the lease so a successor takes over without waiting for
+the expiry. A stack run still going after the grace is left to the process's exit: the same as a crash
+mid-run, which every step tolerates (level-triggered, idempotent, fenced by epoch).
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -104,6 +108,8 @@ class Controller:
             self._led_epoch = self.elector.epoch
         self.metrics.ticks.inc()
         self._check_health()
+        if self._stop.is_set():   # shutting down: no new step
+            return
         unplaced = placing.place_pending(
             self.db, snapshot=self.snapshot, policies=self.policies, place=self.place,
             fenced=self.elector.fenced, actor=self.actor, metrics=self.metrics, ttl_s=self.cfg.lock_ttl_s,
@@ -112,7 +118,11 @@ class Controller:
             self.queue.retry(f"place:{key}")
         if self.elector.fenced():
             record_usage(self.db)      # the GPUs in use, as a step function: contracts burn down from it
+        if self._stop.is_set():
+            return
         self._run_stacks()
+        if self._stop.is_set():
+            return
         obs = fleet.observe(self.providers, self.metrics)
         self._drifted |= observing.apply_observation(self.db, obs, actor=self.actor, fenced=self.elector.fenced,
                                                      metrics=self.metrics, blocks=self.blocks, short=self.short)
@@ -172,6 +182,8 @@ class Controller:
                     continue
                 if name in self._inflight:   # one worker per stack: the next pass picks it up
                     continue
+                if self._stop.is_set():
+                    break
                 self._drifted.discard(name)
                 self._inflight[name] = self._pool.submit(self._up, by_name[name])
 
@@ -240,12 +252,26 @@ class Controller:
             self._wake.wait(self.cfg.interval_s)
             self._wake.clear()
 
-    def stop(self, release_lease: bool = True) -> None:
+    def stop(self, release_lease: bool = True, grace_s: float = 60.0) -> bool:
+        """Stop taking work and wait up to ``grace_s`` for the pass and the running stack runs. Returns
+        whether everything finished (False: stack runs still going, to be cut short by the exit)."""
+        deadline = time.monotonic() + grace_s
         self._stop.set()
         self._wake.set()
+        self._pool.shutdown(wait=False, cancel_futures=True)   # queued stack runs never start
         if self._thread:
-            self._thread.join(timeout=60)
-        self._pool.shutdown(wait=True)
-        self.elector.stop(release=release_lease)
+            self._thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        with self._lock:
+            running = [f for f in self._inflight.values() if not f.done()]
+        log.info("stopping: no new work", running_stack_runs=len(running), grace_s=grace_s)
+        _, left = wait(running, timeout=max(0.0, deadline - time.monotonic()))
+        drained = not left and not (self._thread and self._thread.is_alive())
+        if not drained:
+            log.warning("shutdown grace over; unfinished work is left to the next leader, as after a crash",
+                        running_stack_runs=len(left))
+        # Released only when nothing of ours still runs: a stack run cut short by the exit must not
+        # overlap a successor's run of the same stack, so then the lease is left to expire.
+        self.elector.stop(release=release_lease and drained)
         if self.clusters is not None:
             self.clusters.close()
+        return drained

@@ -69,13 +69,16 @@ class Token(Base):
 
 class Workload(Base):
     __tablename__ = "workloads"
+    # (team, id): a team's page in id order is a range scan, not a sort of all its rows; (team, state):
+    # the page's total is counted from the index (migration 0006_api_indexes).
     __table_args__ = (Index("ix_workloads_state_priority", "state", "priority"),
+                      Index("ix_workloads_team_id", "team", "id"), Index("ix_workloads_team_state", "team", "state"),
                       UniqueConstraint("team", "name", name="uq_workloads_team_name"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     # Unique per team (as Kubernetes names are per namespace); ``key`` is the cloud tag that finds its nodes.
     name: Mapped[str] = mapped_column(String(63), index=True)
-    team: Mapped[str] = mapped_column(String(63), index=True)
+    team: Mapped[str] = mapped_column(String(63))
     spec: Mapped[dict[str, Any]] = mapped_column()
     priority: Mapped[int] = mapped_column(default=0)
     gpus: Mapped[int] = mapped_column(default=0)
@@ -160,12 +163,13 @@ class RunLog(Base):
 
 class AuditEvent(Base):
     __tablename__ = "audit_events"
-    __table_args__ = (Index("ix_audit_subject", "kind", "subject"),)
+    # Both end in id: a stream (a team's, a subject's) read after a cursor is a range scan in id order.
+    __table_args__ = (Index("ix_audit_subject_id", "kind", "subject", "id"), Index("ix_audit_events_team_id", "team", "id"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     actor: Mapped[str] = mapped_column(String(128))        # token id, or "controller:<replica>"
-    team: Mapped[str | None] = mapped_column(String(63), index=True, default=None)
+    team: Mapped[str | None] = mapped_column(String(63), default=None)
     action: Mapped[str] = mapped_column(String(64))
     kind: Mapped[str] = mapped_column(String(32))
     subject: Mapped[str] = mapped_column(String(128))

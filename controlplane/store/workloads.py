@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session, defer, selectinload
 
 from controlplane.store.coltypes import utcnow
@@ -37,21 +37,36 @@ def get(s: Session, name: str, team: str | None = None) -> Workload | None:
     return rows[0] if rows else None
 
 
-def list_(s: Session, *, team: str | None = None, states: Sequence[str] | None = None,
-          limit: int = 500, offset: int = 0, include_deleted: bool = False,
-          light: bool = False) -> Sequence[Workload]:
-    """``light``: leave out the placement document and the explanation (the largest JSON columns, which
-    the reconcile loop's per-pass scans never read); they load on first access if one does."""
-    q = select(Workload).options(selectinload(Workload.assignments))
-    if light:
-        q = q.options(defer(Workload.placement), defer(Workload.explanation))
+def _filtered(q: Any, team: str | None, states: Sequence[str] | None, include_deleted: bool) -> Any:
     if team is not None:
         q = q.where(Workload.team == team)
     if states:
         q = q.where(Workload.state.in_(list(states)))
     elif not include_deleted:
         q = q.where(Workload.state != WorkloadState.DELETED.value)
+    return q
+
+
+def list_(s: Session, *, team: str | None = None, states: Sequence[str] | None = None,
+          limit: int = 500, offset: int = 0, include_deleted: bool = False,
+          light: bool = False, after_id: int = 0) -> Sequence[Workload]:
+    """Oldest first. ``after_id``: a keyset cursor (the last id of the previous page), which stays as cheap
+    on page 200 as on page 1, where ``offset`` walks every row before it. ``light``: leave out the placement
+    document and the explanation (the largest JSON columns, which the reconcile loop's per-pass scans never
+    read); they load on first access if one does."""
+    q = select(Workload).options(selectinload(Workload.assignments))
+    if light:
+        q = q.options(defer(Workload.placement), defer(Workload.explanation))
+    q = _filtered(q, team, states, include_deleted)
+    if after_id:
+        q = q.where(Workload.id > after_id)
     return s.scalars(q.order_by(Workload.id).limit(limit).offset(offset)).all()
+
+
+def count(s: Session, *, team: str | None = None, states: Sequence[str] | None = None,
+          include_deleted: bool = False) -> int:
+    """How many workloads ``list_`` would page through with the same filters."""
+    return int(s.scalar(_filtered(select(func.count()).select_from(Workload), team, states, include_deleted)) or 0)
 
 
 def submit(s: Session, *, name: str, team: str, spec: dict[str, Any], priority: int, gpus: int) -> tuple[Workload, bool]:

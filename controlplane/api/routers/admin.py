@@ -95,5 +95,6 @@ def events(team: str | None = None, after: int = Query(0, ge=0, le=INT32_MAX), l
             raise HTTPException(403, f"team: a token of team {p.team!r} cannot read team {team!r}")
         team = p.team
     with c.db.session() as s:
-        return schemas.EventList(items=[event_out(e) for e in audit.events(s, team=team, after_id=after,
-                                                                            limit=limit)])
+        evs = audit.events(s, team=team, after_id=after, limit=limit)
+        return schemas.EventList(items=[event_out(e) for e in evs],
+                                 nextCursor=str(evs[-1].id) if len(evs) == limit else None)

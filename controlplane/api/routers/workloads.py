@@ -6,12 +6,13 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
 
-from controlplane.api import schemas
+from controlplane.api import pages, schemas
 from controlplane.api import workload_service as svc
 from controlplane.api.body import request_body
 from controlplane.api.context import ServiceContext, ctx
 from controlplane.api.security import principal, writer
 from controlplane.auth.tokens import Principal
+from controlplane.model.workload import INT32_MAX
 from controlplane.store import audit
 from controlplane.store import workloads as repo
 from controlplane.store.models import WorkloadState
@@ -47,7 +48,7 @@ def submit(body: bytes = Depends(request_body), p: Principal = Depends(writer),
         raise HTTPException(422, "body: not UTF-8 text") from None
     result = svc.submit(c.db, p, text, "request body", policies=c.policies.current,
                         max_documents=c.settings.max_submit_documents)
-    return Response(result.model_dump_json(), status_code=201, media_type="application/json")
+    return Response(svc.render(result), status_code=201, media_type="application/json")
 
 
 # Names are unique per team; an admin names the team when a name is held by several (a member's team is
@@ -58,11 +59,17 @@ _TEAM = Query(None, max_length=63, description="the workload's team (admins; nam
 @router.get("", response_model=schemas.WorkloadList, responses=_ERR)
 def list_workloads(state: WorkloadState | None = None, limit: int = Query(500, ge=1, le=5000),
                    offset: int = Query(0, ge=0, le=2**63 - 1), team: str | None = _TEAM,
+                   cursor: str | None = Query(None, max_length=64, description="nextCursor of the previous page"),
                    p: Principal = Depends(principal), c: ServiceContext = Depends(ctx)) -> schemas.WorkloadList:
+    """Oldest first, ``limit`` at a time: follow ``nextCursor`` (cheap at any depth) rather than ``offset``."""
+    after = pages.decode(cursor) if cursor else 0
+    scope = team if p.is_admin else p.team
+    states = [state.value] if state else None
     with c.db.session() as s:
-        rows = repo.list_(s, team=team if p.is_admin else p.team, states=[state.value] if state else None,
-                          limit=limit, offset=offset)
-        return schemas.WorkloadList(items=[svc.to_out(r) for r in rows])
+        rows = repo.list_(s, team=scope, states=states, limit=limit, offset=offset, after_id=after)
+        total = repo.count(s, team=scope, states=states)
+        nxt = pages.encode(rows[-1].id) if len(rows) == limit else None
+        return schemas.WorkloadList(items=[svc.to_out(r) for r in rows], total=total, nextCursor=nxt)
 
 
 @router.get("/{name}", response_model=schemas.WorkloadOut, responses=_ERR)
@@ -86,12 +93,14 @@ def get_placement(name: str, team: str | None = _TEAM, p: Principal = Depends(pr
 
 
 @router.get("/{name}/events", response_model=schemas.EventList, responses=_ERR)
-def get_events(name: str, team: str | None = _TEAM, p: Principal = Depends(principal),
+def get_events(name: str, team: str | None = _TEAM, after: int = Query(0, ge=0, le=INT32_MAX),
+               limit: int = Query(1000, ge=1, le=1000), p: Principal = Depends(principal),
                c: ServiceContext = Depends(ctx)) -> schemas.EventList:
     row = svc.get(c.db, p, name, team)
     with c.db.session() as s:
-        evs = audit.events(s, kind="workload", subject=row.name, team=row.team, limit=1000)
-        return schemas.EventList(items=[event_out(e) for e in evs])
+        evs = audit.events(s, kind="workload", subject=row.name, team=row.team, after_id=after, limit=limit)
+        return schemas.EventList(items=[event_out(e) for e in evs],
+                                 nextCursor=str(evs[-1].id) if len(evs) == limit else None)
 
 
 def event_out(e) -> schemas.EventOut:  # type: ignore[no-untyped-def]

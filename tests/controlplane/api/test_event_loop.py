@@ -142,3 +142,18 @@ def test_bulk_submit_mixes_new_unchanged_and_reused_names(db, db_url):
         assert names == ["w0", "w1", "w2"]   # w3 of the refused submit was not stored
         evs = c.get("/v1/workloads/w1/events", headers=auth(token)).json()["items"]
         assert [e["action"] for e in evs] == ["submitted", "submitted"]
+
+
+def test_submit_result_rendered_item_by_item_is_the_same_json():
+    from datetime import UTC, datetime
+
+    from controlplane.api import schemas
+    from controlplane.api.workload_service import render
+
+    now = datetime.now(UTC)
+    items = [schemas.WorkloadOut(name=f"w{i}", team="t", state="Pending", message="é", gpus=1, priority=0,
+                                 generation=1, createdAt=now, updatedAt=now, spec={"a": [1, None], "b": "ü"})
+             for i in range(3)]
+    for result in (schemas.SubmitResult(items=items, created=["w0", "w1"], unchanged=["w2"]),
+                   schemas.SubmitResult(items=[], created=[], unchanged=[])):
+        assert render(result) == result.model_dump_json().encode()

@@ -2,7 +2,7 @@
 the kept tails of its pods' logs
 
 Revision ID: 0007_dispatch
-Revises: 0005_timeline
+Revises: 0006_api_indexes
 Create Date: 2026-11-30 04:00:00
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 import controlplane.store.coltypes
 
 revision = "0007_dispatch"
-down_revision = "0005_timeline"
+down_revision = "0006_api_indexes"
 branch_labels = None
 depends_on = None
 

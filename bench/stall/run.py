@@ -1,0 +1,179 @@
+"""``python -m bench --suite stall``: does a large submit stall the API, and do submit/list stay flat as
+the store grows? For this tree and a peer revision (``--stall-peer``, default ``main``: checked out with
+``git worktree add`` into a temporary directory and served by the same interpreter), each on a fresh SQLite
+database, a real uvicorn in a subprocess:
+
+- /healthz, polled back to back by one client while another submits 10,000 one-GPU documents (about 850
+  KB, under the 1 MiB body limit): p50/p99/max of /healthz and the submit's duration, ``--stall-runs`` runs;
+- submit (one document) and list (100) p99 with 4 clients at 1,000 and 100,000 stored workloads (the
+  store is filled with plain INSERTs between the two, the same columns in both revisions).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.api.load import run_load
+from bench.api.service import REPO, free_port
+from bench.machine import machine_info, percentile, write_results
+
+
+def add_arguments(group: argparse._ArgumentGroup) -> None:
+    group.add_argument("--stall-peer", default="main", help="git revision to compare with ('' for none)")
+    group.add_argument("--stall-runs", type=int, default=None, help="runs of the submit test (default 3)")
+    group.add_argument("--stall-documents", type=int, default=None, help="documents per submit (default 10000)")
+    group.add_argument("--stall-store", type=lambda s: tuple(int(x) for x in s.split(",")), default=None,
+                       help="store sizes for submit/list p99 (default 1000,100000)")
+
+
+def documents(n: int, prefix: str) -> str:
+    return "".join(f"- {{metadata: {{name: {prefix}{i}}}, spec: {{kind: inference, gpus: {{model: H100, count: 1}}}}}}\n"
+                   for i in range(n))
+
+
+@contextlib.contextmanager
+def peer_tree(rev: str) -> Iterator[Path | None]:
+    if not rev:
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix="awan-bench-peer-") as d:
+        path = Path(d) / "tree"
+        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(path), rev], check=True,
+                       capture_output=True)
+        try:
+            yield path
+        finally:
+            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(path)], capture_output=True)
+
+
+def _env(tree: Path) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(tree) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+
+
+def _token(tree: Path, db_url: str) -> str:
+    code = "import sys; from bench.api.service import member_token; print(member_token(sys.argv[1]))"
+    out = subprocess.run([sys.executable, "-c", code, db_url], cwd=tree, env=_env(tree), check=True,
+                         capture_output=True, text=True)
+    return out.stdout.strip().splitlines()[-1]
+
+
+@contextlib.contextmanager
+def serve(tree: Path, db_url: str) -> Iterator[str]:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "bench.api.serve", db_url, str(port), ""], cwd=tree,
+                            env=_env(tree), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                    break
+            time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def healthz_during_submit(url: str, token: str, n: int, prefix: str) -> dict[str, Any]:
+    body = documents(n, prefix)
+    done = threading.Event()
+    out: dict[str, Any] = {}
+
+    def submit() -> None:
+        t0 = time.perf_counter()
+        with httpx.Client(base_url=url, timeout=600) as c:
+            r = c.post("/v1/workloads", content=body, headers={"Authorization": f"Bearer {token}"})
+        out["submit_s"] = round(time.perf_counter() - t0, 2)
+        out["submit_status"] = r.status_code
+        done.set()
+
+    lat: list[float] = []
+    t = threading.Thread(target=submit)
+    with httpx.Client(base_url=url, timeout=600) as c:
+        t.start()
+        while not done.is_set():
+            t0 = time.perf_counter()
+            c.get("/healthz")
+            lat.append((time.perf_counter() - t0) * 1000)
+    t.join()
+    lat.sort()
+    return {**out, "healthz_n": len(lat), "healthz_p50_ms": round(percentile(lat, 50), 1),
+            "healthz_p99_ms": round(percentile(lat, 99), 1), "healthz_max_ms": round(lat[-1], 1)}
+
+
+def fill(db_path: str, upto: int) -> None:
+    """Plain INSERTs up to ``upto`` workloads (team 'bench', Running: the list's default filter keeps them)."""
+    conn = sqlite3.connect(db_path, timeout=60)
+    have = conn.execute("SELECT count(*) FROM workloads").fetchone()[0]
+    spec = '{"apiVersion": "awan.dev/v1alpha1", "kind": "GPUWorkload", "metadata": {"name": "x"}}'
+    now = "2026-11-30 00:00:00.000000"
+    rows = [(f"fill{i}", "bench", spec, 0, 1, "Running", "", 1, 1, now, now) for i in range(have, upto)]
+    conn.executemany("INSERT INTO workloads (name, team, spec, priority, gpus, state, message, generation, "
+                     "observed_generation, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
+    conn.commit()
+    conn.close()
+
+
+def measure(label: str, tree: Path, args: argparse.Namespace, runs: int, n_docs: int,
+            sizes: tuple[int, ...]) -> dict[str, Any]:
+    res: dict[str, Any] = {"tree": label, "stall": [], "growth": []}
+    with tempfile.TemporaryDirectory(prefix="awan-bench-stall-") as d:
+        db_url = f"sqlite:///{d}/awan.db"
+        token = _token(tree, db_url)
+        with serve(tree, db_url) as url:
+            for i in range(runs):
+                r = healthz_during_submit(url, token, n_docs, f"{label}-r{i}-")
+                res["stall"].append(r)
+                print(f"stall: {label} run {i + 1}: /healthz p50 {r['healthz_p50_ms']} ms p99 {r['healthz_p99_ms']} ms "
+                      f"max {r['healthz_max_ms']} ms over {r['healthz_n']}; submit {r['submit_s']} s "
+                      f"(HTTP {r['submit_status']})", flush=True)
+            for size in sizes:
+                fill(f"{d}/awan.db", size)
+                for op in ("submit", "list"):
+                    lr = run_load(url, token, op, 4, 1.0 if args.quick else 5.0, prefix=f"{label}-{op}-{size}-")
+                    res["growth"].append({"stored": size, **asdict(lr)})
+                    print(f"stall: {label} {op} at {size:,} stored: p50 {lr.p50_ms} ms p99 {lr.p99_ms} ms, "
+                          f"{lr.rps:,.1f} req/s, {lr.errors} errors", flush=True)
+    med = {k: statistics.median(r[k] for r in res["stall"]) for k in ("healthz_p50_ms", "healthz_p99_ms", "submit_s")}
+    res["median"] = med
+    return res
+
+
+def main(args: argparse.Namespace) -> int:
+    runs = args.stall_runs or (1 if args.quick else 3)
+    n_docs = args.stall_documents or (200 if args.quick else 10_000)
+    sizes = args.stall_store or ((100, 1000) if args.quick else (1_000, 100_000))
+    t0 = time.perf_counter()
+    result: dict[str, Any] = {"suite": "stall", "machine": machine_info(None), "quick": args.quick,
+                              "documents": n_docs, "runs": runs, "load_before": os.getloadavg(), "trees": []}
+    result["trees"].append(measure("this", REPO, args, runs, n_docs, sizes))
+    with peer_tree(args.stall_peer) as peer:
+        if peer is not None:
+            result["trees"].append(measure(f"peer:{args.stall_peer}", peer, args, runs, n_docs, sizes))
+    result["load_after"] = os.getloadavg()
+    result["seconds"] = round(time.perf_counter() - t0, 1)
+    for t in result["trees"]:
+        print(f"stall: {t['tree']} median of {runs}: {t['median']}", flush=True)
+    path = write_results(args.results_dir, "stall", result)
+    print(f"stall: results in {path}", flush=True)
+    return 0
