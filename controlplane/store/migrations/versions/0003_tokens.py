@@ -1,7 +1,7 @@
 """tokens: expiry, last use; the old global ``admin`` role becomes ``cluster-admin``
 
 Revision ID: 0003_tokens
-Revises: 0001
+Revises: 0002_hardening
 Create Date: 2026-11-30 00:20:00
 """
 
