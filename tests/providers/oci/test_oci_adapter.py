@@ -171,3 +171,12 @@ def test_cluster_network_create_resize_stock_out_and_delete(oci_provider, backen
         oci_provider.get_cluster_network("awan-train-g", "us-chicago-1")
     assert [n for n in oci_provider.list_nodes() if n.pool == "train-g"] == []
     assert not [r for r in backend.inventory() if r["kind"] == "clusterNetwork" and r["state"] != "terminated"]
+
+
+def test_a_config_without_tenancy_is_refused_naming_the_field(cfg):
+    p = OCIProvider(cfg.model_copy(update={"tenancy": None}))
+    try:
+        with pytest.raises(AuthError, match=r"providers\.oci\.tenancy"):
+            p.list_nodes()
+    finally:
+        p.close()
