@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from providers.capabilities import (
     SupportsCapacityBlocks,
+    SupportsClusterNetworks,
     SupportsNodePools,
     SupportsPlacementGroups,
     SupportsQueuedResources,
@@ -75,3 +76,6 @@ class Provider(ABC):
 
     def supports_node_pools(self) -> SupportsNodePools | None:
         return self if isinstance(self, SupportsNodePools) else None
+
+    def supports_cluster_networks(self) -> SupportsClusterNetworks | None:
+        return self if isinstance(self, SupportsClusterNetworks) else None

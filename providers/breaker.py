@@ -20,6 +20,8 @@ from providers.capabilities import (
     CapacityBlockOffer,
     CapacityBlockPurchase,
     CapacityBlockQuery,
+    ClusterNetwork,
+    ClusterNetworkRequest,
     NodePoolRequest,
     NodePoolState,
     PlacementGroup,
@@ -31,6 +33,7 @@ from providers.capabilities import (
     ScaleSetRequest,
     ScaleSetState,
     SupportsCapacityBlocks,
+    SupportsClusterNetworks,
     SupportsNodePools,
     SupportsPlacementGroups,
     SupportsQueuedResources,
@@ -151,6 +154,10 @@ class GuardedProvider(Provider):
         cap = self.inner.supports_node_pools()
         return None if cap is None else _GuardedNodePools(cap, self._call)
 
+    def supports_cluster_networks(self) -> SupportsClusterNetworks | None:
+        cap = self.inner.supports_cluster_networks()
+        return None if cap is None else _GuardedClusterNetworks(cap, self._call)
+
 
 class _Guard(Protocol):
     def __call__(self, fn: Callable[[], T]) -> T: ...
@@ -215,6 +222,20 @@ class _GuardedScaleSets(SupportsScaleSets):
 
     def delete_scale_set(self, name: str) -> None:
         self.guard(lambda: self.inner.delete_scale_set(name))
+
+
+class _GuardedClusterNetworks(SupportsClusterNetworks):
+    def __init__(self, inner: SupportsClusterNetworks, guard: _Guard) -> None:
+        self.inner, self.guard = inner, guard
+
+    def ensure_cluster_network(self, request: ClusterNetworkRequest) -> ClusterNetwork:
+        return self.guard(lambda: self.inner.ensure_cluster_network(request))
+
+    def find_cluster_network(self, region: str, name: str) -> ClusterNetwork | None:
+        return self.guard(lambda: self.inner.find_cluster_network(region, name))
+
+    def delete_cluster_network(self, region: str, name: str) -> None:
+        self.guard(lambda: self.inner.delete_cluster_network(region, name))
 
 
 class _GuardedNodePools(SupportsNodePools):

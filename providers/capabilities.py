@@ -242,8 +242,49 @@ class SupportsNodePools(Protocol):
         ...
 
 
+# -- cluster networks (OCI: one instance pool on the RDMA fabric, for training gangs) ----------------
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterNetworkRequest:
+    region: str
+    zone: str
+    name: str                            # the network's identity: applying the same name again resizes it
+    instance_type: str
+    size: int
+    idempotency_token: str               # OCI opc-retry-token: a rerun after a crash creates nothing twice
+    tags: dict[str, str] = field(default_factory=dict)
+    reservation_id: str = ""             # draw the hosts from this capacity reservation
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterNetwork:
+    id: str
+    name: str
+    region: str
+    zone: str
+    instance_type: str
+    size: int
+    state: str
+    members: tuple[str, ...]
+
+
+@runtime_checkable
+class SupportsClusterNetworks(Protocol):
+    def ensure_cluster_network(self, request: ClusterNetworkRequest) -> ClusterNetwork:
+        """Create or resize; growth is all or nothing (CapacityError changes nothing)."""
+        ...
+
+    def find_cluster_network(self, region: str, name: str) -> ClusterNetwork | None: ...
+
+    def delete_cluster_network(self, region: str, name: str) -> None:
+        """Terminate it and its instances; already gone is not an error."""
+        ...
+
+
 CAPABILITIES: tuple[type, ...] = (SupportsPlacementGroups, SupportsReservations, SupportsCapacityBlocks,
-                                  SupportsQueuedResources, SupportsScaleSets, SupportsNodePools)
+                                  SupportsQueuedResources, SupportsScaleSets, SupportsNodePools,
+                                  SupportsClusterNetworks)
 
 C = TypeVar("C")
 

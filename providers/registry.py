@@ -8,6 +8,7 @@ import importlib.util
 from providers.base import Provider
 from providers.capabilities import (
     SupportsCapacityBlocks,
+    SupportsClusterNetworks,
     SupportsNodePools,
     SupportsPlacementGroups,
     SupportsQueuedResources,
@@ -44,6 +45,7 @@ CAPABILITIES: dict[str, tuple[type, ...]] = {
     "gcp": (SupportsPlacementGroups, SupportsQueuedResources),
     "azure": (SupportsScaleSets,),
     "coreweave": (SupportsNodePools,),
+    "oci": (SupportsReservations, SupportsClusterNetworks),
 }
 
 

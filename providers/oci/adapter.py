@@ -6,10 +6,9 @@ OCI mock.
     provider.capacity()                    # free hosts (capacity reports), reservations, GPU service limits
     provider.create_nodes(NodeRequest(...))
 
-Beyond the Provider interface, OCI's own abilities, each in one small method so it can be bound to a typed
-capability: compute capacity reservations (``create_capacity_reservation`` / ``get_capacity_reservation`` /
-``delete_capacity_reservation``) and cluster networks, OCI's RDMA-connected instance pools for training gangs
-(``apply_cluster_network`` / ``get_cluster_network`` / ``delete_cluster_network``). Every failure is a typed
+Beyond the Provider interface, OCI's own abilities as typed capabilities (providers/capabilities.py):
+compute capacity reservations (SupportsReservations) and cluster networks, OCI's RDMA-connected instance
+pools for training gangs (SupportsClusterNetworks). Every failure is a typed
 ProviderError; "Out of host capacity." is a CapacityError, LimitExceeded a QuotaError, 429 ThrottledError.
 """
 
@@ -22,6 +21,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from providers.base import Provider
+from providers.capabilities import (
+    ClusterNetwork,
+    ClusterNetworkRequest,
+    Reservation,
+    ReservationRequest,
+    SupportsClusterNetworks,
+    SupportsReservations,
+)
 from providers.catalog import CapacityType, Catalog, Offering, default_catalog
 from providers.config import ProviderConfig
 from providers.errors import CapacityError, InvalidRequestError, NotFoundError, ProviderError, ThrottledError
@@ -40,6 +47,7 @@ from providers.oci.compute import LIVE_STATES, PROVIDER, freeform_tags, retry_to
 
 IMAGE_OS = "Canonical Ubuntu"          # OCI's GPU images (drivers included) are published per shape under it
 SLOW_REGION_MS = 2000.0
+_RESERVATION_LIVE = frozenset({"CREATING", "ACTIVE", "UPDATING"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,21 +63,7 @@ class ReservationState:
     state: str
 
 
-@dataclass(frozen=True, slots=True)
-class ClusterNetworkState:
-    """A cluster network (one instance pool on the RDMA fabric) and its live member instances."""
-
-    id: str
-    name: str
-    region: str
-    zone: str
-    instance_type: str
-    size: int
-    state: str
-    members: tuple[str, ...]
-
-
-class OCIProvider(Provider):
+class OCIProvider(Provider, SupportsReservations, SupportsClusterNetworks):
     name = PROVIDER
 
     def __init__(self, cfg: ProviderConfig, *, catalog: Catalog | None = None, owner: str = "awan",
@@ -214,84 +208,91 @@ class OCIProvider(Provider):
     def close(self) -> None:
         self.clients.close()
 
-    # -- OCI-only: compute capacity reservations -----------------------------------------------------
-    def create_capacity_reservation(self, region: str, zone: str, instance_type: str, count: int,
-                                    idempotency_key: str, tags: dict[str, str] | None = None) -> ReservationState:
-        """Reserve ``count`` hosts of ``instance_type`` in one AD (idempotent by the opc-retry-token)."""
+    # -- SupportsReservations: compute capacity reservations ------------------------------------------
+    def reserve(self, request: ReservationRequest) -> Reservation:
+        """Reserve ``count`` hosts of one shape in one AD (idempotent by the opc-retry-token)."""
         import oci
 
         m = oci.core.models
+        region, key = request.region, request.idempotency_token
         details = m.CreateComputeCapacityReservationDetails(
-            compartment_id=self.clients.compartment, availability_domain=self._ad(region, zone),
-            display_name=f"awan-{idempotency_key}"[:255],
-            freeform_tags={LABEL_OWNER: self.owner, **{tag_key(k): v for k, v in (tags or {}).items()}},
-            instance_reservation_configs=[m.InstanceReservationConfigDetails(instance_shape=instance_type,
-                                                                             reserved_count=count)])
+            compartment_id=self.clients.compartment, availability_domain=self._ad(region, request.zone),
+            display_name=f"awan-{key}"[:255],
+            freeform_tags={LABEL_OWNER: self.owner, **{tag_key(k): v for k, v in request.tags.items()}},
+            instance_reservation_configs=[m.InstanceReservationConfigDetails(instance_shape=request.instance_type,
+                                                                             reserved_count=request.count)])
         r = self.clients.call("compute", region, "create_compute_capacity_reservation", details,
-                              opc_retry_token=retry_token(idempotency_key))
-        return self._reservation_state(r, region)
+                              opc_retry_token=retry_token(key))
+        return self._reservation(r, region)
 
-    def get_capacity_reservation(self, reservation_id: str, region: str) -> ReservationState:
-        r = self.clients.call("compute", region, "get_compute_capacity_reservation", reservation_id)
-        if r.lifecycle_state == "DELETED":
-            raise NotFoundError(f"capacity reservation {reservation_id} is deleted", provider=PROVIDER,
-                                endpoint=self.endpoint, region=region)
-        return self._reservation_state(r, region)
-
-    def delete_capacity_reservation(self, reservation_id: str, region: str) -> None:
+    def release_reservation(self, region: str, reservation_id: str) -> None:
         """Release a reservation; deleting what is gone is not an error."""
         with contextlib.suppress(NotFoundError):
             self.clients.call("compute", region, "delete_compute_capacity_reservation", reservation_id)
 
-    @staticmethod
-    def _reservation_state(r: Any, region: str) -> ReservationState:
+    def find_reservation(self, region: str, tag_key_: str, tag_value: str) -> Reservation | None:
+        want = tag_key(tag_key_)
+        for r in self.clients.pages("compute", region, "list_compute_capacity_reservations", self.clients.compartment):
+            if r.lifecycle_state in _RESERVATION_LIVE and (r.freeform_tags or {}).get(want) == tag_value:
+                return self._reservation(self.clients.call("compute", region, "get_compute_capacity_reservation",
+                                                           r.id), region)
+        return None
+
+    def get_capacity_reservation(self, reservation_id: str, region: str) -> ReservationState:
+        """OCI's own view of one reservation, with the hosts in use (NotFoundError once deleted)."""
+        r = self.clients.call("compute", region, "get_compute_capacity_reservation", reservation_id)
+        if r.lifecycle_state == "DELETED":
+            raise NotFoundError(f"capacity reservation {reservation_id} is deleted", provider=PROVIDER,
+                                endpoint=self.endpoint, region=region)
         c = (r.instance_reservation_configs or [None])[0]
         return ReservationState(r.id, region, cap.zone_of(r.availability_domain), c.instance_shape if c else "",
                                 int(r.reserved_instance_count or 0), int(r.used_instance_count or 0),
                                 str(r.lifecycle_state))
 
-    # -- OCI-only: cluster networks (gangs on the RDMA fabric) -----------------------------------------
-    def apply_cluster_network(self, name: str, region: str, zone: str, instance_type: str, size: int,
-                              idempotency_key: str, tags: dict[str, str] | None = None,
-                              reservation_id: str = "") -> ClusterNetworkState:
-        """Create (by display name, idempotent) or resize a cluster network of ``size`` hosts of
-        ``instance_type`` in one AD, its instances tagged with ``tags`` (drawing on ``reservation_id`` if
-        given). Growth is all or nothing: a stock-out raises CapacityError and changes nothing."""
+    @staticmethod
+    def _reservation(r: Any, region: str) -> Reservation:
+        c = (r.instance_reservation_configs or [None])[0]
+        return Reservation(r.id, region, cap.zone_of(r.availability_domain), c.instance_shape if c else "",
+                           int(r.reserved_instance_count or 0))
+
+    # -- SupportsClusterNetworks: gangs on the RDMA fabric --------------------------------------------
+    def ensure_cluster_network(self, request: ClusterNetworkRequest) -> ClusterNetwork:
+        """Create (by display name, idempotent) or resize a cluster network of ``size`` hosts of one shape in
+        one AD, its instances tagged (drawing on ``reservation_id`` if given). Growth is all or nothing: a
+        stock-out raises CapacityError and changes nothing."""
         import oci
 
         m = oci.core.models
-        ff = {LABEL_OWNER: self.owner, **{tag_key(k): v for k, v in (tags or {}).items()}}
+        name, region, size, key = request.name, request.region, request.size, request.idempotency_token
+        ff = {LABEL_OWNER: self.owner, **{tag_key(k): v for k, v in request.tags.items()}}
         found = self._find_cluster_network(name, region)
         if found is not None:
             if len(found.instance_pools or []) and found.instance_pools[0].size != size:
                 details = m.UpdateClusterNetworkDetails(instance_pools=[
                     m.UpdateClusterNetworkInstancePoolDetails(id=found.instance_pools[0].id, size=size)])
                 found = self.clients.call("management", region, "update_cluster_network", found.id, details)
-            return self._cluster_network_state(found, region)
-        config = self._instance_configuration(name, region, instance_type, ff, idempotency_key, reservation_id)
+            return self._cluster_network(found, region)
+        config = self._instance_configuration(name, region, request.instance_type, ff, key, request.reservation_id)
         subnet = self.subnet_id(region)
         details = m.CreateClusterNetworkDetails(
             compartment_id=self.clients.compartment, display_name=name, freeform_tags=ff,
             instance_pools=[m.CreateClusterNetworkInstancePoolDetails(
                 instance_configuration_id=config, size=size, display_name=f"{name}-pool")],
             placement_configuration=m.ClusterNetworkPlacementConfigurationDetails(
-                availability_domain=self._ad(region, zone), primary_subnet_id=subnet))
+                availability_domain=self._ad(region, request.zone), primary_subnet_id=subnet))
         try:
             net = self.clients.call("management", region, "create_cluster_network", details,
-                                    opc_retry_token=retry_token(idempotency_key))
+                                    opc_retry_token=retry_token(key))
         except CapacityError:
             self._forget_configuration(config, region)
             raise
-        return self._cluster_network_state(net, region)
+        return self._cluster_network(net, region)
 
-    def get_cluster_network(self, name: str, region: str) -> ClusterNetworkState:
+    def find_cluster_network(self, region: str, name: str) -> ClusterNetwork | None:
         net = self._find_cluster_network(name, region)
-        if net is None:
-            raise NotFoundError(f"cluster network {name} not found", provider=PROVIDER, endpoint=self.endpoint,
-                                region=region)
-        return self._cluster_network_state(net, region)
+        return None if net is None else self._cluster_network(net, region)
 
-    def delete_cluster_network(self, name: str, region: str) -> None:
+    def delete_cluster_network(self, region: str, name: str) -> None:
         """Terminate a cluster network, its instances and its instance configuration; what is gone is no error."""
         net = self._find_cluster_network(name, region)
         if net is None:
@@ -334,12 +335,12 @@ class OCIProvider(Provider):
         with contextlib.suppress(ProviderError):
             self.clients.call("management", region, "delete_instance_configuration", config_id)
 
-    def _cluster_network_state(self, net: Any, region: str) -> ClusterNetworkState:
+    def _cluster_network(self, net: Any, region: str) -> ClusterNetwork:
         members = self.clients.pages("management", region, "list_cluster_network_instances",
                                      self.clients.compartment, net.id)
         pool = (net.instance_pools or [None])[0]
         shapes = {i.shape for i in members}
-        return ClusterNetworkState(
+        return ClusterNetwork(
             net.id, net.display_name, region, cap.zone_of(net.placement_configuration.availability_domain)
             if net.placement_configuration else "", shapes.pop() if len(shapes) == 1 else "",
             int(pool.size or 0) if pool is not None else 0, str(net.lifecycle_state),

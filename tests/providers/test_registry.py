@@ -17,7 +17,7 @@ def test_an_adapter_missing_a_registered_capability_is_refused_naming_it() -> No
 
 
 def test_every_adapter_implements_what_it_is_registered_with(mock_config) -> None:
-    for name in ("aws", "gcp", "azure", "coreweave"):
+    for name in ("aws", "gcp", "azure", "coreweave", "oci"):
         p = build_provider(mock_config.providers[name])       # raises RegistrationError otherwise
         assert all(isinstance(p, c) for c in CAPABILITIES[name])
         p.close()

@@ -1,5 +1,5 @@
 """OCI: instances through create_nodes (opc-retry-token = the idempotency key); compute capacity reservations
-and cluster networks through the adapter's extras. VCNs, subnets and instance configurations are virtual here
+and cluster networks through the adapter's SupportsReservations and SupportsClusterNetworks. VCNs, subnets and instance configurations are virtual here
 (kept in state only): the adapter makes the instance configuration a cluster network needs itself."""
 
 from __future__ import annotations
@@ -9,13 +9,16 @@ from typing import Any
 from infra.engines.appliers.base import (
     KEY_LABEL,
     ApplyContext,
-    ExtraHandler,
+    CapabilityHandler,
     Handler,
     NodeHandler,
+    Outcome,
+    need,
     node_request,
     pool_of,
     unresolved,
 )
+from providers.capabilities import ClusterNetworkRequest, ReservationRequest
 from providers.model import NodeRequest
 
 
@@ -36,31 +39,67 @@ def _instance(ctx: ApplyContext, inputs: dict[str, Any], key: str) -> NodeReques
                         key_tag=KEY_LABEL)
 
 
-def _capacity_reservation(ctx: ApplyContext, inputs: dict[str, Any], key: str) -> dict[str, Any]:
-    config = (inputs.get("instanceReservationConfigs") or [{}])[0]
-    tags = _tags(inputs)
-    return {"region": ctx.region, "zone": _zone(str(inputs["availabilityDomain"])),
-            "instance_type": config.get("instanceShape"), "count": int(config.get("reservedCount") or 0),
-            "idempotency_key": key, "tags": tags, "pool": pool_of(ctx, {"tags": tags}).pool}
+class ReservationHandler(CapabilityHandler):
+    """A compute capacity reservation: the idempotency key is its retry token and a tag (``find`` adopts
+    what a killed run made)."""
+
+    def create(self, ctx: ApplyContext, inputs: dict[str, Any], key: str) -> Outcome:
+        caps = need(ctx.provider.supports_reservations(), ctx, "SupportsReservations")
+        config = (inputs.get("instanceReservationConfigs") or [{}])[0]
+        tags = _tags(inputs)
+        pool = pool_of(ctx, {"tags": tags})
+        got = caps.reserve(ReservationRequest(
+            region=ctx.region, zone=_zone(str(inputs["availabilityDomain"])),
+            instance_type=str(config.get("instanceShape")), count=int(config.get("reservedCount") or 0),
+            idempotency_token=key, tags={**tags, KEY_LABEL: key}))
+        return Outcome(ids=[got.id], info={"region": ctx.region, "pool": pool.pool})
+
+    def find(self, ctx: ApplyContext, inputs: dict[str, Any], key: str) -> Outcome | None:
+        caps = ctx.provider.supports_reservations()
+        found = caps.find_reservation(ctx.region, KEY_LABEL, key) if caps else None
+        if found is None:
+            return None
+        return Outcome(ids=[found.id], info={"region": ctx.region, "pool": pool_of(ctx, {"tags": _tags(inputs)}).pool})
+
+    def delete(self, ctx: ApplyContext, info: dict[str, Any], ids: list[str]) -> None:
+        caps = need(ctx.provider.supports_reservations(), ctx, "SupportsReservations")
+        if ids:
+            caps.release_reservation(str(info.get("region") or ctx.region), ids[0])
 
 
-def _cluster_network(ctx: ApplyContext, inputs: dict[str, Any], key: str) -> dict[str, Any]:
-    tags = _tags(inputs)
-    pool = pool_of(ctx, {"tags": tags})
-    instance_pool = (inputs.get("instancePools") or [{}])[0]
-    placement = inputs.get("placementConfiguration") or {}
-    reservation = pool.reservation_id if pool.reserved and not unresolved(pool.reservation_id) else ""
-    return {"name": inputs["displayName"], "region": ctx.region,
-            "zone": _zone(str(placement.get("availabilityDomain") or pool.zone)), "instance_type": pool.instance_type,
-            "size": int(instance_pool.get("size") or 0), "idempotency_key": key, "tags": tags,
-            "reservation_id": reservation, "pool": pool.pool, "workload": pool.workload}
+class ClusterNetworkHandler(CapabilityHandler):
+    """A cluster network, applied again by name: a size change is made in place."""
+
+    in_place = True
+
+    def create(self, ctx: ApplyContext, inputs: dict[str, Any], key: str) -> Outcome:
+        nets = need(ctx.provider.supports_cluster_networks(), ctx, "SupportsClusterNetworks")
+        tags = _tags(inputs)
+        pool = pool_of(ctx, {"tags": tags})
+        instance_pool = (inputs.get("instancePools") or [{}])[0]
+        placement = inputs.get("placementConfiguration") or {}
+        reservation = pool.reservation_id if pool.reserved and not unresolved(pool.reservation_id) else ""
+        got = nets.ensure_cluster_network(ClusterNetworkRequest(
+            region=ctx.region, zone=_zone(str(placement.get("availabilityDomain") or pool.zone)),
+            name=str(inputs["displayName"]), instance_type=pool.instance_type,
+            size=int(instance_pool.get("size") or 0), idempotency_token=key, tags=tags,
+            reservation_id=reservation))
+        return Outcome(ids=[got.id], info={"name": got.name, "region": ctx.region, "pool": pool.pool,
+                                          "workload": pool.workload, "size": got.size})
+
+    def delete(self, ctx: ApplyContext, info: dict[str, Any], ids: list[str]) -> None:
+        nets = need(ctx.provider.supports_cluster_networks(), ctx, "SupportsClusterNetworks")
+        nets.delete_cluster_network(str(info.get("region") or ctx.region), str(info["name"]))
+
+    def exists(self, ctx: ApplyContext, info: dict[str, Any], ids: list[str]) -> bool | None:
+        nets = ctx.provider.supports_cluster_networks()
+        if nets is None or not info.get("name"):
+            return None
+        return nets.find_cluster_network(str(info.get("region") or ctx.region), str(info["name"])) is not None
 
 
 HANDLERS: dict[str, Handler] = {
     "oci:Core/instance:Instance": NodeHandler(_instance),
-    "oci:Core/computeCapacityReservation:ComputeCapacityReservation": ExtraHandler(
-        "create_capacity_reservation", "delete_capacity_reservation", _capacity_reservation),
-    "oci:Core/clusterNetwork:ClusterNetwork": ExtraHandler(
-        "apply_cluster_network", "delete_cluster_network", _cluster_network, get_method="get_cluster_network",
-        in_place=True),
+    "oci:Core/computeCapacityReservation:ComputeCapacityReservation": ReservationHandler(),
+    "oci:Core/clusterNetwork:ClusterNetwork": ClusterNetworkHandler(),
 }

@@ -7,6 +7,7 @@ import pytest
 from pydantic import SecretStr
 
 from mockclouds.faults import Fault
+from providers.capabilities import ClusterNetworkRequest, ReservationRequest
 from providers.catalog import CapacityType, default_catalog
 from providers.errors import AuthError, CapacityError, NotFoundError, QuotaError, ThrottledError
 from providers.model import LABEL_OWNER, HealthStatus, NodeRequest, NodeState
@@ -129,9 +130,11 @@ def test_a_wrong_signing_identity_is_an_auth_error(cfg):
 
 
 def test_capacity_reservation_holds_hosts_and_instances_launch_into_it(oci_provider, backend):
-    r = oci_provider.create_capacity_reservation("us-ashburn-1", "US-ASHBURN-AD-2", H100, 2, "cr-key",
-                                                 {"awan:pool": "train-r"})
-    assert r == oci_provider.create_capacity_reservation("us-ashburn-1", "US-ASHBURN-AD-2", H100, 2, "cr-key")
+    ask = ReservationRequest("us-ashburn-1", "US-ASHBURN-AD-2", H100, 2, "cr-key", {"awan:pool": "train-r"})
+    r = oci_provider.reserve(ask)
+    assert r == oci_provider.reserve(ReservationRequest("us-ashburn-1", "US-ASHBURN-AD-2", H100, 2, "cr-key"))
+    assert oci_provider.find_reservation("us-ashburn-1", "awan:pool", "train-r") == r
+    assert oci_provider.find_reservation("us-ashburn-1", "awan:pool", "other") is None
     assert backend.ledger.free("US-ASHBURN-AD-2", H100) == 14
     pools = [p for p in oci_provider.capacity().pools if p.reservation_id == r.id]
     assert [(p.capacity_type, p.available_nodes) for p in pools] == [(CapacityType.RESERVED, 2)]
@@ -144,31 +147,31 @@ def test_capacity_reservation_holds_hosts_and_instances_launch_into_it(oci_provi
         oci_provider.create_nodes(request(count=1, zone="US-ASHBURN-AD-2", key="over-cr",
                                           capacity_type=CapacityType.RESERVED, reservation_id=r.id))
     oci_provider.delete_nodes(nodes)
-    oci_provider.delete_capacity_reservation(r.id, "us-ashburn-1")
-    oci_provider.delete_capacity_reservation(r.id, "us-ashburn-1")
+    oci_provider.release_reservation("us-ashburn-1", r.id)
+    oci_provider.release_reservation("us-ashburn-1", r.id)       # gone already: not an error
     with pytest.raises(NotFoundError):
         oci_provider.get_capacity_reservation(r.id, "us-ashburn-1")
 
 
 def test_cluster_network_create_resize_stock_out_and_delete(oci_provider, backend):
     tags = {"awan:pool": "train-g", "awan:workload": "research/llm-7"}
-    cn = oci_provider.apply_cluster_network("awan-train-g", "us-chicago-1", "US-CHICAGO-AD-1", GB200, 18, "cn-key",
-                                            tags)
+    def ask(size: int) -> ClusterNetworkRequest:
+        return ClusterNetworkRequest("us-chicago-1", "US-CHICAGO-AD-1", "awan-train-g", GB200, size, "cn-key", tags)
+
+    cn = oci_provider.ensure_cluster_network(ask(18))
     assert (cn.size, len(cn.members), cn.instance_type, cn.state) == (18, 18, GB200, "RUNNING")
     members = [n for n in oci_provider.list_nodes() if n.pool == "train-g"]
     assert len(members) == 18 and {n.zone for n in members} == {"US-CHICAGO-AD-1"}
     backend.ledger.set_free(0, zone="US-CHICAGO-AD-1", instance_type=GB200)
     with pytest.raises(CapacityError):                               # growth is all or nothing
-        oci_provider.apply_cluster_network("awan-train-g", "us-chicago-1", "US-CHICAGO-AD-1", GB200, 36, "cn-key",
-                                           tags)
-    assert oci_provider.get_cluster_network("awan-train-g", "us-chicago-1").size == 18
-    cn = oci_provider.apply_cluster_network("awan-train-g", "us-chicago-1", "US-CHICAGO-AD-1", GB200, 9, "cn-key",
-                                            tags)
+        oci_provider.ensure_cluster_network(ask(36))
+    found = oci_provider.find_cluster_network("us-chicago-1", "awan-train-g")
+    assert found is not None and found.size == 18
+    cn = oci_provider.ensure_cluster_network(ask(9))
     assert (cn.size, len(cn.members)) == (9, 9)
-    oci_provider.delete_cluster_network("awan-train-g", "us-chicago-1")
-    oci_provider.delete_cluster_network("awan-train-g", "us-chicago-1")
-    with pytest.raises(NotFoundError):
-        oci_provider.get_cluster_network("awan-train-g", "us-chicago-1")
+    oci_provider.delete_cluster_network("us-chicago-1", "awan-train-g")
+    oci_provider.delete_cluster_network("us-chicago-1", "awan-train-g")
+    assert oci_provider.find_cluster_network("us-chicago-1", "awan-train-g") is None
     assert [n for n in oci_provider.list_nodes() if n.pool == "train-g"] == []
     assert not [r for r in backend.inventory() if r["kind"] == "clusterNetwork" and r["state"] != "terminated"]
 
