@@ -16,6 +16,7 @@ from controlplane.cli import (
     demo_cmds,
     mockclouds_cmds,
     plan_cmds,
+    policy_cmds,
     resource_cmds,
     service_cmds,
     stack_cmds,
@@ -62,7 +63,7 @@ def main_options(
 
 
 for _mod in (resource_cmds, token_cmds, config_cmds, catalog_cmds, plan_cmds, stack_cmds, service_cmds,
-             mockclouds_cmds, demo_cmds):
+             mockclouds_cmds, demo_cmds, policy_cmds):
     _mod.register(app)
 
 
