@@ -197,7 +197,7 @@ def release_victims(db: Database, config: QueueConfig, *, fenced: Callable[[], b
         ids = list(s.scalars(select(Workload.id).where(Workload.preempted_for.is_not(None),
                                                        Workload.admitted_at.is_not(None),
                                                        Workload.preempt_requested_at <= cutoff)))
-    out = []
+    out: list[str] = []
     for wid in ids:
         with db.session() as s:
             r = s.scalars(select(Workload).where(Workload.id == wid).with_for_update()).first()
