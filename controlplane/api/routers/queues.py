@@ -20,7 +20,7 @@ from controlplane.reconcile.admitting import QueueSource
 from controlplane.reconcile.queue_status import QueueView, status
 
 router = APIRouter(prefix="/v1", tags=["queues"])
-_ERR: dict[int | str, dict[str, Any]] = {c: {"model": schemas.ErrorBody} for c in (401, 403, 404)}
+_ERR: dict[int | str, dict[str, Any]] = {c: {"model": schemas.ErrorBody} for c in (401, 403, 404, 409)}
 
 
 class _Out(BaseModel):
