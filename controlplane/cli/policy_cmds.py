@@ -14,8 +14,9 @@ import typer
 from controlplane.cli.client import request
 from controlplane.cli.output import fail, print_json
 
-policy_app = typer.Typer(help="the policy document in force (placement and queues); cluster-admin",
-                         no_args_is_help=True)
+policy_app = typer.Typer(help="the policy document in force (placement and queues); cluster-admin.\n\n"
+                         "\b\nExamples:\n  awan policy apply -f policies/ -f policies/examples/queues.yaml\n"
+                         "  awan policy get", no_args_is_help=True)
 
 
 def _files(paths: list[Path]) -> list[Path]:
@@ -50,9 +51,17 @@ def apply(files: Annotated[list[Path], typer.Option("--filename", "-f", help="po
 
 @policy_app.command("get")
 def get() -> None:
-    """Print the policy document in force (YAML), or its sources with -o json."""
+    """Print the policy document stored in force (YAML); with none stored, the configured files' sources.
+
+    \b
+    Examples:
+      awan policy get
+    """
     out = request("GET", "/v1/policies")
-    print_json(out) if not out.get("document") else typer.echo(out["document"])
+    if out.get("document"):
+        typer.echo(out["document"])
+    else:
+        print_json(out)
 
 
 def register(app: typer.Typer) -> None:
