@@ -17,6 +17,7 @@ from controlplane.cli import (
     logs_cmds,
     mockclouds_cmds,
     plan_cmds,
+    policy_cmds,
     resource_cmds,
     service_cmds,
     simulate_cmds,
@@ -64,7 +65,7 @@ def main_options(
 
 
 for _mod in (resource_cmds, token_cmds, config_cmds, catalog_cmds, plan_cmds, stack_cmds, service_cmds,
-             mockclouds_cmds, demo_cmds, logs_cmds, simulate_cmds):
+             mockclouds_cmds, demo_cmds, logs_cmds, simulate_cmds, policy_cmds):
     _mod.register(app)
 
 

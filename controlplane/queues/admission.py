@@ -241,12 +241,12 @@ def _why_waiting(config: QueueConfig, ledger: Ledger, p: Pending, flavours: Sequ
     memo = no_victims.get(q.name)
     if preempt and (memo is None or p.priority > memo[0] or p.gpus < memo[1]):
         pool = candidates.get(q.group, [])
-        choices = [c for f in possible
-                   if (c := choose(ledger, q, f, p.gpus, p.priority, pool)) is not None]
+        choices = [ch for f in possible
+                   if (ch := choose(ledger, q, f, p.gpus, p.priority, pool)) is not None]
         best: Choice | None = cheapest(choices)
         if best is not None:
-            victims = {c.key for c, _ in best.victims}
-            candidates[q.group] = [c for c in pool if c.key not in victims]
+            victims = {v.key for v, _ in best.victims}
+            candidates[q.group] = [v for v in pool if v.key not in victims]
             # As if done (victims gone, the preemptor in), so further preemptors count right; frozen for
             # admissions, as the victims hold their GPUs until they are released.
             frozen.add((q.group, best.flavour))

@@ -78,8 +78,8 @@ def merge(docs: list[tuple[str, QueuePolicyDocument]]) -> QueueConfig:
             protection = Protection(None if p.running_longer_than_hours is None
                                     else p.running_longer_than_hours * 3600.0, p.priority_at_least)
     # Flavours are checked once all documents are read: a queue may name a flavour a later document defines.
-    for name, q in queues.items():
-        for j, fl in enumerate(q.quotas):
+    for name, queue in queues.items():
+        for j, fl in enumerate(queue.quotas):
             if fl not in flavours:
                 raise QueueError(f"{defined_at[name]}.quotas[{j}].flavour: unknown flavour {fl!r} "
                                  f"(defined: {', '.join(sorted(flavours)) or 'none'})")

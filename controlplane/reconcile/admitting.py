@@ -77,6 +77,16 @@ def queue_of(row: Workload, config: QueueConfig) -> str | None:
     return named if named else config.queue_for_team(row.team)
 
 
+def _adopt(config: QueueConfig, r: Workload) -> tuple[str, str] | None:
+    """(queue, flavour) a workload admitted before queues existed counts against, or None (unmanaged)."""
+    qn = queue_of(r, config)
+    q = config.queues.get(qn or "")
+    if q is None:
+        return None
+    models = _models(r.spec)
+    return next(((q.name, f) for f in q.quotas if config.flavours[f].gpu_model in models), None)
+
+
 @dataclass
 class AdmitResult:
     cycle: Cycle = field(default_factory=Cycle)
@@ -107,6 +117,7 @@ def admit_pending(db: Database, config: QueueConfig, *, fenced: Callable[[], boo
         rows = _load(s)
         by_key = {r.key: r for r in rows}
         holders, waiting = [], []
+        adopt: list[tuple[Workload, tuple[str, str]]] = []
         # Victims already released keep their preemptor's key until it is admitted: it goes first, so the
         # room they left is not taken by another workload (which would make it preempt again).
         nominated = {r.preempted_for for r in rows if r.preempted_for is not None and r.admitted_at is None}
@@ -115,6 +126,15 @@ def admit_pending(db: Database, config: QueueConfig, *, fenced: Callable[[], boo
                 holders.append(Admitted(r.key, r.queue, r.flavour, r.gpus, r.priority, _epoch(r.admitted_at) or 0.0,
                                         _epoch(r.running_at) if r.state == WorkloadState.RUNNING.value else None,
                                         None, r.preempted_for))
+            elif r.state != WorkloadState.PENDING.value:
+                # Running before queues were configured (or before its queue existed): adopted, so what
+                # it holds counts against its queue's quota.
+                f = _adopt(config, r)
+                if f is not None:
+                    adopt.append((r, f))
+                    holders.append(Admitted(r.key, f[0], f[1], r.gpus, r.priority, t,
+                                            _epoch(r.running_at) if r.state == WorkloadState.RUNNING.value
+                                            else None))
             elif r.state == WorkloadState.PENDING.value:
                 waiting.append(Pending(r.key, queue_of(r, config), r.gpus, _models(r.spec),
                                        tuple((r.spec.get("spec") or {}).get("capacityType")
@@ -127,6 +147,10 @@ def admit_pending(db: Database, config: QueueConfig, *, fenced: Callable[[], boo
             log.warning("lost leadership before writing admissions; discarding them")
             return out
         stamp = utcnow()
+        for r, (qn, fl) in adopt:
+            r.queue, r.flavour, r.admitted_at = qn, fl, stamp
+            audit.record(s, actor=actor, action="admitted", kind="workload", subject=r.name, team=r.team,
+                         details={"queue": qn, "flavour": fl, "gpus": r.gpus, "adopted": True})
         for a in cyc.admitted:
             r = by_key[a.key]
             r.queue, r.flavour, r.admitted_at = a.queue, a.flavour, stamp
@@ -173,7 +197,7 @@ def release_victims(db: Database, config: QueueConfig, *, fenced: Callable[[], b
         ids = list(s.scalars(select(Workload.id).where(Workload.preempted_for.is_not(None),
                                                        Workload.admitted_at.is_not(None),
                                                        Workload.preempt_requested_at <= cutoff)))
-    out = []
+    out: list[str] = []
     for wid in ids:
         with db.session() as s:
             r = s.scalars(select(Workload).where(Workload.id == wid).with_for_update()).first()

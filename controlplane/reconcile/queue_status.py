@@ -58,6 +58,11 @@ class QueueView:
     waiting: list[WaitingWorkload] = field(default_factory=list)
     admitted_gpus_last_hour: int = 0
 
+    @property
+    def pending(self) -> int:
+        """Waiting for admission (the admitted ones in ``waiting`` wait for capacity only)."""
+        return sum(1 for w in self.waiting if w.reason != "capacity")
+
 
 def status(db: Database, config: QueueConfig, now: datetime | None = None) -> list[QueueView]:
     now = now or utcnow()
@@ -81,17 +86,21 @@ def status(db: Database, config: QueueConfig, now: datetime | None = None) -> li
                         fu.used += r.gpus
                 if r.admitted_at >= now - RATE_WINDOW:
                     v.admitted_gpus_last_hour += r.gpus
+                if r.state == WorkloadState.PENDING.value and r.preempted_for is None:
+                    waiting[v.name].append(r)   # admitted, not placeable yet: it waits for capacity
             elif r.state == WorkloadState.PENDING.value:
                 waiting[v.name].append(r)
     for name, rows in waiting.items():
         v = views[name]
-        rows.sort(key=lambda r: (r.queue_position is None, r.queue_position or 0, -r.priority, r.created_at))
+        # Admitted ones first (they hold quota and wait only for capacity), then by queue position.
+        rows.sort(key=lambda r: (r.admitted_at is None, r.queue_position or 0, -r.priority, r.created_at))
         rate = v.admitted_gpus_last_hour / RATE_WINDOW.total_seconds()   # GPUs admitted per second lately
         ahead = 0
         for r in rows:
-            ahead += r.gpus
+            ahead += r.gpus if r.admitted_at is None else 0
             # No history to go by (or a policy that never admits it): no estimate, rather than a wrong one.
-            eta = now + timedelta(seconds=ahead / rate) if rate > 0 and r.wait_reason != "policy" else None
+            reason = "capacity" if r.admitted_at is not None else (r.wait_reason or "quota")
+            eta = now + timedelta(seconds=ahead / rate) if rate > 0 and reason == "quota" else None
             v.waiting.append(WaitingWorkload(r.name, r.team, r.gpus, r.priority, r.queue_position,
-                                             r.wait_reason or "quota", r.message, eta))
+                                             reason, r.message, eta))
     return list(views.values())

@@ -20,7 +20,7 @@ from controlplane.reconcile.admitting import QueueSource
 from controlplane.reconcile.queue_status import QueueView, status
 
 router = APIRouter(prefix="/v1", tags=["queues"])
-_ERR: dict[int | str, dict[str, Any]] = {c: {"model": schemas.ErrorBody} for c in (401, 403, 404)}
+_ERR: dict[int | str, dict[str, Any]] = {c: {"model": schemas.ErrorBody} for c in (401, 403, 404, 409)}
 
 
 class _Out(BaseModel):
@@ -74,7 +74,7 @@ def _out(v: QueueView, p: Principal, with_waiting: bool) -> QueueOut:
     mine = [w for w in v.waiting if p.is_admin or w.team == p.team]
     return QueueOut(
         name=v.name, cohort=v.cohort, weight=v.weight, teams=list(v.teams), admitted=v.admitted,
-        preempting=v.preempting, pending=len(v.waiting),
+        preempting=v.preempting, pending=v.pending,
         flavours=[FlavourOut(flavour=f.flavour, nominal=f.nominal, borrowingLimit=f.borrowing_limit,
                              lendingLimit=f.lending_limit, used=f.used, borrowed=f.borrowed) for f in v.flavours],
         waiting=[WaitingOut(name=w.name, team=w.team, gpus=w.gpus, priority=w.priority, position=w.position,
@@ -119,7 +119,7 @@ class QueueCollector:
         except Exception:   # a scrape never fails because of the queues (a broken document, a busy store)
             views = []
         for v in views:
-            pending.add_metric([v.name], len(v.waiting))
+            pending.add_metric([v.name], v.pending)
             for f in v.flavours:
                 used.add_metric([v.name, f.flavour], f.used)
                 borrowed.add_metric([v.name, f.flavour], f.borrowed)

@@ -27,38 +27,40 @@ def test_queues_usage_borrowing_positions_and_metrics(client: TestClient, db: Da
         from controlplane.auth import create_token
 
         product = create_token(s, "product", "member")[0]
-    for name, gpus in (("big", 96), ("next", 64), ("last", 16)):
-        assert client.post("/v1/workloads", content=manifest(name, "research", gpus),
-                           headers=auth(tokens["research"])).status_code in (200, 201)
+        sweeps = create_token(s, "sweeps", "member")[0]
+    for name, gpus in (("big", 40), ("next", 40), ("last", 16)):   # sweeps: nominal 8, may borrow 64
+        assert client.post("/v1/workloads", content=manifest(name, "sweeps", gpus),
+                           headers=auth(sweeps)).status_code in (200, 201)
     assert client.post("/v1/workloads", content=manifest("p", "product", 8),
                        headers=auth(product)).status_code in (200, 201)
     cfg = QueueSource(PolicySource(db).document).current()
     res = admit_pending(db, cfg, fenced=lambda: True, actor="test")
-    assert sorted(res.admitted) == ["product_p", "research_big"]
+    assert sorted(res.admitted) == ["product_p", "sweeps_big", "sweeps_last"]   # "next" would borrow 72
 
-    items = {q["name"]: q for q in client.get("/v1/queues", headers=auth(tokens["research"])).json()["items"]}
-    h100 = {f["flavour"]: f for f in items["research"]["flavours"]}["h100"]
-    assert (h100["used"], h100["nominal"], h100["borrowed"]) == (96, 64, 32)
-    assert items["research"]["pending"] == 2 and items["research"]["waiting"] is None
+    items = {q["name"]: q for q in client.get("/v1/queues", headers=auth(sweeps)).json()["items"]}
+    h100 = {f["flavour"]: f for f in items["sweeps"]["flavours"]}["h100"]
+    assert (h100["used"], h100["nominal"], h100["borrowed"]) == (56, 8, 48)
+    assert items["sweeps"]["pending"] == 1 and items["sweeps"]["waiting"] is None
     assert items["product"]["cohort"] == "ml"
 
-    mine = client.get("/v1/queues/research", headers=auth(tokens["research"])).json()
-    assert [(w["name"], w["position"], w["reason"]) for w in mine["waiting"]] == [("next", 1, "quota"),
-                                                                                  ("last", 2, "quota")]
-    assert all(w["estimatedStart"] for w in mine["waiting"])   # 96 GPUs admitted in the last hour: a rate
-    other = client.get("/v1/queues/research", headers=auth(product)).json()
-    assert other["pending"] == 2 and other["waiting"] == []    # another team's names are not shown
+    mine = client.get("/v1/queues/sweeps", headers=auth(sweeps)).json()
+    # Admitted but not placed yet (no loop runs here): they wait for capacity, ahead of the quota line.
+    assert [(w["name"], w["position"], w["reason"]) for w in mine["waiting"]] == [
+        ("big", None, "capacity"), ("last", None, "capacity"), ("next", 1, "quota")]
+    assert mine["waiting"][2]["estimatedStart"]   # 56 GPUs admitted in the last hour: a rate to go by
+    other = client.get("/v1/queues/sweeps", headers=auth(product)).json()
+    assert other["pending"] == 1 and other["waiting"] == []    # another team's names are not shown
     assert client.get("/v1/queues/nope", headers=auth(product)).status_code == 404
     assert client.get("/v1/queues").status_code == 401
 
     metrics = client.get("/metrics").text
-    assert 'awan_queue_gpus_borrowed{flavour="h100",queue="research"} 32.0' in metrics
+    assert 'awan_queue_gpus_borrowed{flavour="h100",queue="sweeps"} 48.0' in metrics
     assert 'awan_queue_gpus_used{flavour="h100",queue="product"} 8.0' in metrics
-    assert 'awan_queue_pending_workloads{queue="research"} 2.0' in metrics
+    assert 'awan_queue_pending_workloads{queue="sweeps"} 1.0' in metrics
 
 
 def test_a_bad_queue_policy_is_refused_naming_the_field(client: TestClient, tokens: dict[str, str]) -> None:
-    bad = EXAMPLE.replace("nominal: 64, borrowingLimit: 64", "nominal: -4")
+    bad = EXAMPLE.replace("nominal: 1100, borrowingLimit: 256", "nominal: -4")
     r = client.put("/v1/policies", content=bad, headers=auth(tokens["admin"]))
     assert r.status_code == 422
     assert "spec.queues[0].quotas[0].nominal" in r.json()["detail"]

@@ -19,7 +19,7 @@ def test_the_shipped_example_parses() -> None:
     assert set(cfg.queues) == {"research", "product", "sweeps"}
     assert {q.cohort for q in cfg.queues.values()} == {"ml"}
     assert cfg.queues["research"].weight == 2
-    assert cfg.queues["research"].quotas["b200"].lending_limit == 36
+    assert cfg.queues["research"].quotas["h200"].lending_limit == 32
     assert cfg.queues["sweeps"].reclaim == "Never"
     assert cfg.protection.running_longer_than_s == 24 * 3600
     assert cfg.grace_period_s == 300

@@ -89,3 +89,19 @@ def test_reclaim_preempts_through_the_loop_and_requeues_the_victim(db: Database)
     with db.session() as s:
         assert audit.count(s, action="preempted") == 1
     assert states(db)[victim] == "Pending"
+
+
+def test_workloads_running_before_queues_existed_are_adopted_and_count(db: Database) -> None:
+    c, placer = controller(db, QueueConfig())
+    submit(db, "old", "research", 16)
+    drive(c, 2)
+    assert states(db)["old"] == "Running"
+    c.queues = lambda: parse_queue_text(POLICY.replace("cohort: ml, ", ""))
+    submit(db, "new", "research", 8)
+    drive(c, 2)
+    with db.session() as s:
+        old, new = repo.get(s, "old"), repo.get(s, "new")
+        assert old is not None and new is not None
+        assert (old.queue, old.flavour, old.state) == ("research", "h100", "Running")
+        assert new.state == "Pending" and new.wait_reason == "quota"   # research's 16 are held by "old"
+        assert audit.count(s, action="admitted", subject="old") == 1
