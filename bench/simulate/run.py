@@ -88,7 +88,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"peer (engine alone) run {i + 1}/{runs}: {pw:.1f} s wall, {pc:.1f} s CPU, {placed:,} placed",
               flush=True)
     load_after = os.getloadavg()
-    payload = {
+    payload: dict[str, Any] = {
         "machine": machine_info(core), "scenario": str(SCENARIO.relative_to(REPO)), "runs": runs,
         "workloads": report.get("workloads"),
         "simulate": {"wall_s": [round(w, 2) for w, _ in sims], "cpu_s": [round(c, 2) for _, c in sims],

@@ -21,6 +21,7 @@ from collections import defaultdict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from controlplane.model.workload import GPUWorkload
 from controlplane.placement.candidates import WorkloadClass
@@ -409,7 +410,7 @@ def percentile(xs: list[float], p: float) -> float:
     return s[k]
 
 
-def summarize(res: SimResult) -> dict[str, object]:
+def summarize(res: SimResult) -> dict[str, Any]:
     """The report: cost, contract and block utilisation and waste, waiting, share per provider, failures."""
     start, end = res.start, res.end
     reserved_rows = []
