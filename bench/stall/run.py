@@ -34,7 +34,8 @@ from bench.machine import machine_info, percentile, write_results
 
 
 def add_arguments(group: argparse._ArgumentGroup) -> None:
-    group.add_argument("--stall-peer", default="main", help="git revision to compare with ('' for none)")
+    group.add_argument("--stall-peer", default="main",
+                       help="git revision to compare with, e.g. the commit before a change ('' for none)")
     group.add_argument("--stall-runs", type=int, default=None, help="runs of the submit test (default 3)")
     group.add_argument("--stall-documents", type=int, default=None, help="documents per submit (default 10000)")
     group.add_argument("--stall-store", type=lambda s: tuple(int(x) for x in s.split(",")), default=None,
@@ -137,12 +138,13 @@ def fill(db_path: str, upto: int) -> None:
 def measure(label: str, tree: Path, args: argparse.Namespace, runs: int, n_docs: int,
             sizes: tuple[int, ...]) -> dict[str, Any]:
     res: dict[str, Any] = {"tree": label, "stall": [], "growth": []}
+    name = "".join(ch if ch.isalnum() else "-" for ch in label.lower())   # workload names are DNS labels
     with tempfile.TemporaryDirectory(prefix="awan-bench-stall-") as d:
         db_url = f"sqlite:///{d}/awan.db"
         token = _token(tree, db_url)
         with serve(tree, db_url) as url:
             for i in range(runs):
-                r = healthz_during_submit(url, token, n_docs, f"{label}-r{i}-")
+                r = healthz_during_submit(url, token, n_docs, f"{name}-r{i}-")
                 res["stall"].append(r)
                 print(f"stall: {label} run {i + 1}: /healthz p50 {r['healthz_p50_ms']} ms p99 {r['healthz_p99_ms']} ms "
                       f"max {r['healthz_max_ms']} ms over {r['healthz_n']}; submit {r['submit_s']} s "
@@ -150,7 +152,7 @@ def measure(label: str, tree: Path, args: argparse.Namespace, runs: int, n_docs:
             for size in sizes:
                 fill(f"{d}/awan.db", size)
                 for op in ("submit", "list"):
-                    lr = run_load(url, token, op, 4, 1.0 if args.quick else 5.0, prefix=f"{label}-{op}-{size}-")
+                    lr = run_load(url, token, op, 4, 1.0 if args.quick else 5.0, prefix=f"{name}-{op}-{size}-")
                     res["growth"].append({"stored": size, **asdict(lr)})
                     print(f"stall: {label} {op} at {size:,} stored: p50 {lr.p50_ms} ms p99 {lr.p99_ms} ms, "
                           f"{lr.rps:,.1f} req/s, {lr.errors} errors", flush=True)

@@ -7,9 +7,9 @@ stack-applied``...), written only once its transaction commits, for the same rea
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import event, select
+from sqlalchemy import Table, event, select
 from sqlalchemy.orm import Session
 
 from controlplane.logs import get_logger
@@ -40,7 +40,7 @@ def rows(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def insert_many(s: Session, rows: Sequence[dict[str, Any]]) -> None:
     """``record`` for many events in batched INSERTs (one large submit records one event per workload)."""
-    table = AuditEvent.__table__
+    table = cast(Table, AuditEvent.__table__)   # a mapped class's Table (typed as its base, FromClause)
     for i in range(0, len(rows), 1000):
         s.execute(table.insert(), rows[i:i + 1000])
     pending = s.info.setdefault(_PENDING, [])

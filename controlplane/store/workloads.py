@@ -8,9 +8,9 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import Table, delete, func, or_, select, update
 from sqlalchemy.orm import Session, defer, selectinload
 
 from controlplane.store.coltypes import utcnow
@@ -156,7 +156,7 @@ def plan_submit(s: Session, items: Sequence[NewWorkload]) -> SubmitPlan:
 
 def write_submit(s: Session, plan: SubmitPlan) -> None:
     s.flush()   # the reused tombstones
-    table = Workload.__table__
+    table = cast(Table, Workload.__table__)   # a mapped class's Table (typed as its base, FromClause)
     for i in range(0, len(plan.fresh), _INSERT_CHUNK):
         s.execute(table.insert(), plan.fresh[i:i + _INSERT_CHUNK])
 
