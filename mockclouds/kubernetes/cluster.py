@@ -9,6 +9,7 @@ the cloud's instances.
 
 from __future__ import annotations
 
+import builtins
 import copy
 import ipaddress
 import logging
@@ -276,7 +277,7 @@ class Cluster:
             return obj
 
     def delete_collection(self, rt: ResourceType, ns: str | None, match: Matcher,
-                          propagation: str | None = None) -> list[Obj]:
+                          propagation: str | None = None) -> builtins.list[Obj]:
         with self.store.lock:
             items, _ = self.store.list(rt, ns, match)
             return [self.delete(rt, o["metadata"].get("namespace", ""), o["metadata"]["name"], propagation)
@@ -309,7 +310,7 @@ class Cluster:
             self._ensure_ticker()
 
     # -- logs and test controls ------------------------------------------------------------------
-    def pod_logs(self, ns: str, name: str, container: str | None) -> tuple[Obj, str, list[str]]:
+    def pod_logs(self, ns: str, name: str, container: str | None) -> tuple[Obj, str, builtins.list[str]]:
         """(pod, container, lines) or an ApiError as the apiserver words it."""
         pod = self.store.get(PODS, ns, name)
         names = [c.get("name") for c in (pod.get("spec") or {}).get("containers") or []]
@@ -334,7 +335,7 @@ class Cluster:
             raise bad_request(f'container "{container}" in pod "{name}" is waiting to start: {waiting}')
         return pod, str(container), lines
 
-    def finish_pods(self, ns: str | None, match: Matcher, exit_code: int) -> list[str]:
+    def finish_pods(self, ns: str | None, match: Matcher, exit_code: int) -> builtins.list[str]:
         """End the matching running pods now with ``exit_code``; returns their names."""
         with self.store.lock:
             done = [p["metadata"]["name"] for p in self.store.list(PODS, ns, match)[0]

@@ -374,7 +374,7 @@ class DeploymentController:
                   else f'ReplicaSet "{rs_name}" is progressing.'),
         ]
         for c in conds:      # keep update times stable unless the reason changed
-            prev = next((o for o in old if o.get("type") == c["type"]), {})
+            prev: Obj = next((o for o in old if o.get("type") == c["type"]), {})
             if prev.get("reason") == c["reason"] and prev.get("status") == c["status"]:
                 c["lastUpdateTime"] = prev.get("lastUpdateTime", c["lastTransitionTime"])
             else:

@@ -225,3 +225,24 @@ def test_azure_gb200_vms_fill_nvlink_domains_and_run_a_pinned_gang(mock_azure):
         wait(lambda: len(k.nodes(f"{L.CAPACITY_TYPE}=spot")) == 1, "the spot node")
         control(url, "/_mock/preempt", {"region": "eastus"})
         assert k.nodes(f"{L.CAPACITY_TYPE}=spot") == [] and len(k.nodes()) == 20
+
+
+def test_the_finish_control_ends_pods_of_a_regional_cluster(mock_gcp):
+    url = mock_gcp.urls["gcp"]
+    k = cluster_of(url, "gcp", "us-central1")
+    k.core.create_node({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "manual-0"},
+                        "status": {"allocatable": {"cpu": "8", "pods": "10"},
+                                   "conditions": [{"type": "Ready", "status": "True"}]}})
+    k.core.create_namespaced_pod("default", {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "held",
+                                                                                         "labels": {"a": "b"}},
+                                             "spec": {"restartPolicy": "Never", "nodeName": "manual-0",
+                                                      "containers": [{"name": "c", "image": "x",
+                                                                      "command": ["sleep", "infinity"]}]}})
+    wait(lambda: k.core.read_namespaced_pod("held", "default").status.phase == "Running", "Running")
+    with pytest.raises(urllib.error.HTTPError) as e:
+        control(url, "/_mock/pods/finish", {"labelSelector": "a=b"})
+    assert e.value.code == 400                       # which region's cluster is required
+    assert control(url, "/_mock/pods/finish", {"region": "us-central1", "labelSelector": "a=b", "exitCode": 2}) == \
+        {"pods": ["held"]}
+    p = k.core.read_namespaced_pod("held", "default")
+    assert p.status.phase == "Failed" and p.status.container_statuses[0].state.terminated.exit_code == 2
