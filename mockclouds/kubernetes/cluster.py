@@ -142,11 +142,13 @@ class Cluster:
 
     def reconcile(self) -> None:
         with self.store.lock:
-            for _ in range(6):           # until a pass writes nothing (each pass is one controller round)
+            self.kubelet.forget_gone(self._all(PODS))
+            for i in range(6):           # until a pass writes nothing (each pass is one controller round)
                 rv = self.store.resource_version()
                 nodes_l, _ = self.store.list(NODES, None, copy_out=False)
                 nodes = {n["metadata"]["name"]: n for n in nodes_l}
-                self.kubelet.lose_pods(self._all(PODS), nodes)
+                if i == 0:               # node loss shows on the first pass; later passes only move pods on
+                    self.kubelet.lose_pods(self._all(PODS), nodes)
                 self.kubelet.step(self._all(PODS), nodes)
                 self.jobs.reconcile(self._all(JOBS), self._all(PODS))
                 self.deployments.reconcile(self._all(DEPLOYMENTS), self._all(REPLICASETS), self._all(PODS))
@@ -156,7 +158,7 @@ class Cluster:
                     break
 
     def _all(self, rt: ResourceType) -> list[Obj]:
-        items, _ = self.store.list(rt, None, copy_out=False)
+        items, _ = self.store.list(rt, None, copy_out=False, ordered=False)
         return items
 
     # -- admission and defaults (subclasses add their kinds) -----------------------------------
