@@ -271,6 +271,7 @@ class KubeApi:
         events = self.backend.watch(t.rt, t.namespace or None, match, since, timeout)
 
         def stream() -> Iterator[bytes]:
+            yield b""        # the headers go out now, as from a real apiserver, not with the first event
             try:
                 for type_, obj in events:
                     yield render.watch_line(type_, obj)

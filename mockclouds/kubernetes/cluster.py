@@ -9,6 +9,7 @@ the cloud's instances.
 
 from __future__ import annotations
 
+import builtins
 import copy
 import ipaddress
 import logging
@@ -141,11 +142,13 @@ class Cluster:
 
     def reconcile(self) -> None:
         with self.store.lock:
-            for _ in range(6):           # until a pass writes nothing (each pass is one controller round)
+            self.kubelet.forget_gone(self._all(PODS))
+            for i in range(6):           # until a pass writes nothing (each pass is one controller round)
                 rv = self.store.resource_version()
                 nodes_l, _ = self.store.list(NODES, None, copy_out=False)
                 nodes = {n["metadata"]["name"]: n for n in nodes_l}
-                self.kubelet.lose_pods(self._all(PODS), nodes)
+                if i == 0:               # node loss shows on the first pass; later passes only move pods on
+                    self.kubelet.lose_pods(self._all(PODS), nodes)
                 self.kubelet.step(self._all(PODS), nodes)
                 self.jobs.reconcile(self._all(JOBS), self._all(PODS))
                 self.deployments.reconcile(self._all(DEPLOYMENTS), self._all(REPLICASETS), self._all(PODS))
@@ -155,7 +158,7 @@ class Cluster:
                     break
 
     def _all(self, rt: ResourceType) -> list[Obj]:
-        items, _ = self.store.list(rt, None, copy_out=False)
+        items, _ = self.store.list(rt, None, copy_out=False, ordered=False)
         return items
 
     # -- admission and defaults (subclasses add their kinds) -----------------------------------
@@ -276,7 +279,7 @@ class Cluster:
             return obj
 
     def delete_collection(self, rt: ResourceType, ns: str | None, match: Matcher,
-                          propagation: str | None = None) -> list[Obj]:
+                          propagation: str | None = None) -> builtins.list[Obj]:
         with self.store.lock:
             items, _ = self.store.list(rt, ns, match)
             return [self.delete(rt, o["metadata"].get("namespace", ""), o["metadata"]["name"], propagation)
@@ -309,7 +312,7 @@ class Cluster:
             self._ensure_ticker()
 
     # -- logs and test controls ------------------------------------------------------------------
-    def pod_logs(self, ns: str, name: str, container: str | None) -> tuple[Obj, str, list[str]]:
+    def pod_logs(self, ns: str, name: str, container: str | None) -> tuple[Obj, str, builtins.list[str]]:
         """(pod, container, lines) or an ApiError as the apiserver words it."""
         pod = self.store.get(PODS, ns, name)
         names = [c.get("name") for c in (pod.get("spec") or {}).get("containers") or []]
@@ -334,7 +337,7 @@ class Cluster:
             raise bad_request(f'container "{container}" in pod "{name}" is waiting to start: {waiting}')
         return pod, str(container), lines
 
-    def finish_pods(self, ns: str | None, match: Matcher, exit_code: int) -> list[str]:
+    def finish_pods(self, ns: str | None, match: Matcher, exit_code: int) -> builtins.list[str]:
         """End the matching running pods now with ``exit_code``; returns their names."""
         with self.store.lock:
             done = [p["metadata"]["name"] for p in self.store.list(PODS, ns, match)[0]

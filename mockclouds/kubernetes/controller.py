@@ -9,14 +9,17 @@ pool is written again, so a watcher sees the "nodes gone" signal.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from mockclouds.capacity import CapacityExhausted, CapacityLedger
 from mockclouds.kubernetes.errors import ApiError, invalid
 from mockclouds.kubernetes.resources import NODEPOOLS, NODES
 from mockclouds.kubernetes.store import Obj, ObjectStore, now_rfc3339
+from providers import nodelabels as L
 from providers.catalog import Catalog, InstanceType
 from providers.catalog.model import CapacityType
+from providers.model import LABEL_POOL
 
 ZONE_LABEL = "compute.coreweave.com/zone"          # chooses the zone of a pool (this fake spans every zone)
 POOL_LABEL = "compute.coreweave.com/node-pool"
@@ -213,8 +216,14 @@ class NodePoolController:
                 "kubernetes.io/hostname": node_name, "kubernetes.io/os": "linux", "kubernetes.io/arch": arch,
                 "gpu.nvidia.com/model": it.gpu_model,
             })
+            # The provider-neutral labels every stack's nodes carry (providers/nodelabels.py).
+            awan_pool = (spec.get("nodeLabels") or {}).get(LABEL_POOL) or \
+                (spec.get("nodeAnnotations") or {}).get("awan.dev/pool") or name
+            labels.update({L.PROVIDER: "coreweave", L.CAPACITY_TYPE: "spot" if cc == "spot" else "on-demand",
+                           L.POOL: re.sub(r"[^A-Za-z0-9_.-]+", "-", awan_pool)[:63].strip("-_."),
+                           L.GPU_PRODUCT: re.sub(r"[^A-Za-z0-9_.-]+", "-", it.gpu_model)})
             if it.nodes_per_domain > 1:
-                labels[NVLINK_LABEL] = self._rack_for(name, zone, it)
+                labels[NVLINK_LABEL] = labels[L.NVLINK_DOMAIN] = self._rack_for(name, zone, it)
             res = {"cpu": str(it.vcpus), "memory": f"{int(it.memory_gib)}Gi", GPU_RESOURCE: str(it.gpus),
                    "pods": "110"}
             t = now_rfc3339()

@@ -47,6 +47,7 @@ class PodRun:
     env: dict[str, dict[str, str]] = field(default_factory=dict)     # container -> resolved env
     logs: dict[str, list[str]] = field(default_factory=dict)          # container -> lines so far
     finished: bool = False
+    ready: bool = False                 # the Ready condition has been written for this start
 
     def due(self) -> float:
         """monotonic time of this pod's next transition (inf: none)."""
@@ -54,9 +55,8 @@ class PodRun:
             return math.inf
         if not self.started_mono:
             return self.bound_at + self.program.start_s
-        ready_at = self.started_mono + self.program.ready_s
         end_at = self.started_mono + self.program.duration_s
-        return ready_at if ready_at > time.monotonic() else end_at
+        return end_at if self.ready else min(self.started_mono + self.program.ready_s, end_at)
 
 
 class EnvError(Exception):
@@ -71,10 +71,12 @@ class Kubelet:
     def __init__(self, store: ObjectStore, record: Recorder) -> None:
         self.store, self.record = store, record
         self.runs: dict[str, PodRun] = {}
+        self._requests: dict[str, dict[str, float]] = {}
         self._ip = 0
 
     def reset(self) -> None:
         self.runs.clear()
+        self._requests.clear()
         self._ip = 0
 
     def next_due(self) -> float:
@@ -100,15 +102,16 @@ class Kubelet:
         for p in pods:
             node = (p.get("spec") or {}).get("nodeName")
             if node in used and not is_terminal(p):
-                for k, v in pod_requests(p).items():
+                for k, v in self.requests(p).items():
                     used[node][k] = used[node].get(k, 0.0) + v
         # Oldest first, then by name (completion index order for an indexed Job's pods).
         pending.sort(key=lambda p: (p["metadata"].get("creationTimestamp", ""), p["metadata"]["name"]))
         for p in pending:
             reasons: dict[str, int] = {}
             chosen = None
+            req = self.requests(p)
             for n in nodes:
-                why = misfit(p, n, used[n["metadata"]["name"]])
+                why = misfit(p, n, used[n["metadata"]["name"]], req)
                 if why is None:
                     chosen = n
                     break
@@ -117,7 +120,7 @@ class Kubelet:
                 self._unschedulable(p, unschedulable_message(len(nodes), reasons))
                 continue
             name = chosen["metadata"]["name"]
-            for k, v in pod_requests(p).items():
+            for k, v in req.items():
                 used[name][k] = used[name].get(k, 0.0) + v
             self._bind(p, chosen)
 
@@ -201,11 +204,23 @@ class Kubelet:
         self.record(pod, "Warning", reason, message)
 
     # -- lifecycle -------------------------------------------------------------------------------
-    def step(self, pods: list[Obj], nodes: dict[str, Obj]) -> None:
-        now = time.monotonic()
+    def forget_gone(self, pods: list[Obj]) -> None:
         live = {p["metadata"]["uid"] for p in pods}
         for uid in [u for u in self.runs if u not in live]:
             del self.runs[uid]
+        for uid in [u for u in self._requests if u not in live]:
+            del self._requests[uid]
+
+    def requests(self, pod: Obj) -> dict[str, float]:
+        """pod_requests, cached per pod (containers' resources cannot change once created)."""
+        uid = pod["metadata"]["uid"]
+        got = self._requests.get(uid)
+        if got is None:
+            got = self._requests[uid] = pod_requests(pod)
+        return got
+
+    def step(self, pods: list[Obj], nodes: dict[str, Obj]) -> None:
+        now = time.monotonic()
         for p in pods:
             node_name = (p.get("spec") or {}).get("nodeName")
             if not node_name or is_terminal(p):
@@ -216,9 +231,10 @@ class Kubelet:
                 if node is not None and node_ready(node):
                     self.admit(p, node)
                 continue
+            if run.due() > now:
+                continue            # nothing to do for this pod yet (the common case on every pass)
             if not run.started_mono:
-                if now >= run.bound_at + run.program.start_s:
-                    self._start(p, run)
+                self._start(p, run)
                 continue
             self._progress(p, run, now)
 
@@ -290,7 +306,7 @@ class Kubelet:
                 lines += [expand(line, env) for line in run.program.lines]
         st = dict(pod.get("status") or {})
         t = rfc3339(run.started_wall)
-        ready = run.program.ready_s == 0
+        ready = run.ready = run.program.ready_s == 0
         st.update(phase="Running", podIP=st.get("podIP") or self._next_ip(),
                   conditions=_conditions(st, ready, t),
                   containerStatuses=[_running(c, t, ready, run.restarts) for c in containers])
@@ -305,6 +321,7 @@ class Kubelet:
             self._exit(pod, run, containers)
             return
         if now >= run.started_mono + prog.ready_s:
+            run.ready = True
             st = dict(pod.get("status") or {})
             t = now_rfc3339()
             if not all(cs.get("ready") for cs in st.get("containerStatuses") or []):

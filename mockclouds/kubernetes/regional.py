@@ -34,6 +34,7 @@ from providers.catalog import Catalog, InstanceType
 
 PREFIX = "/_k8s/"
 SYNC_INTERVAL_S = 0.5          # timer-driven syncs; every API request syncs too
+MACHINE_ANNOTATION = "awan.dev/machine-id"
 _DNS = re.compile(r"[^a-z0-9.-]+")
 
 
@@ -107,12 +108,16 @@ class RegionCluster(Cluster):
         provider, catalog = self.owner.provider, self.owner.catalog
         want = {_node_name(provider, r): r for r in rows if r.get("region") == self.region and _running(provider, r)}
         with self.store.lock:
-            have = {n["metadata"]["name"]: n for n in self.store.list(NODES, None, copy_out=False)[0]}
+            # Only nodes registered from machines are managed here; a Node made through the API stays.
+            have = {n["metadata"]["name"]: n for n in self.store.list(NODES, None, copy_out=False)[0]
+                    if MACHINE_ANNOTATION in (n["metadata"].get("annotations") or {})}
             changed = False
             for name in sorted(set(have) - set(want)):
                 self.store.delete(NODES, "", name)
                 changed = True
             for name in sorted(set(want) - set(have)):
+                if self.store.try_get(NODES, "", name) is not None:
+                    continue            # a Node of that name was made through the API: leave it be
                 it = catalog.instance_types.get((provider, str(want[name].get("instanceType"))))
                 self.store.create(NODES, "", self._node(name, want[name], it), keep_status=True)
                 changed = True
@@ -168,7 +173,7 @@ class RegionCluster(Cluster):
                        "azure": f"azure://{row['id']}"}[provider]
         t = now_rfc3339()
         return {"metadata": {"name": name, "labels": labels,
-                             "annotations": {"awan.dev/machine-id": str(row["id"])}},
+                             "annotations": {MACHINE_ANNOTATION: str(row["id"])}},
                 "spec": {"providerID": provider_id},
                 "status": {"capacity": res, "allocatable": dict(res),
                            "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
@@ -257,7 +262,7 @@ class ClusterMount:
             return json_response({"clusters": self.clusters.describe(req.host_url)})(environ, start_response)
         if path.rstrip("/") == "/_mock/pods/finish" and environ.get("REQUEST_METHOD") == "POST":
             req = Request(environ)
-            body = req.getjson_response(silent=True) or {}
+            body = req.get_json(silent=True) or {}
             c = self.clusters.cluster(str(body.get("region", ""))) if isinstance(body, dict) else None
             if c is None:
                 return json_response({"error": "region: a region of this cloud is required"}, 400)(environ, start_response)

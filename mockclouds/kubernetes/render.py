@@ -74,6 +74,16 @@ def _age(obj: Obj) -> str:
     return f"{max(secs, 0)}s"
 
 
+def _duration(start: str | None, end: str | None) -> str:
+    if not start:
+        return ""
+    fmt = "%Y-%m-%dT%H:%M:%SZ"
+    t0 = datetime.strptime(start, fmt).replace(tzinfo=UTC)
+    t1 = datetime.strptime(end, fmt).replace(tzinfo=UTC) if end else datetime.now(UTC)
+    secs = max(0, int((t1 - t0).total_seconds()))
+    return f"{secs // 60}m{secs % 60}s" if secs >= 60 else f"{secs}s"
+
+
 def _node_cells(o: Obj) -> list[Any]:
     ready: dict[str, Any] = next((c for c in (o.get("status") or {}).get("conditions") or [] if c.get("type") == "Ready"), {})
     return ["Ready" if ready.get("status") == "True" else "NotReady", "<none>", _age(o),
@@ -126,7 +136,7 @@ def _job_cells(o: Obj) -> list[Any]:
     comp = spec.get("completions")
     done = f"{st.get('succeeded', 0)}/{comp}" if comp is not None else f"{st.get('succeeded', 0)}/1 of " \
         f"{spec.get('parallelism', 1)}"
-    return [_job_status(o), done, "", _age(o)]
+    return [_job_status(o), done, _duration(st.get("startTime"), st.get("completionTime")), _age(o)]
 
 
 def _deploy_cells(o: Obj) -> list[Any]:

@@ -99,9 +99,9 @@ def node_ready(node: Obj) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conds)
 
 
-def misfit(pod: Obj, node: Obj, used: Mapping[str, float]) -> str | None:
+def misfit(pod: Obj, node: Obj, used: Mapping[str, float], requests: Mapping[str, float] | None = None) -> str | None:
     """Why ``pod`` cannot go on ``node`` (kube-scheduler's wording), or None when it fits. ``used`` is
-    what pods already bound to the node request."""
+    what pods already bound to the node request; ``requests`` the pod's (computed when not given)."""
     spec = pod.get("spec") or {}
     if not node_ready(node):
         return "node(s) were not ready"
@@ -116,7 +116,7 @@ def misfit(pod: Obj, node: Obj, used: Mapping[str, float]) -> str | None:
         value = f"={taint['value']}" if taint.get("value") else ""
         return f"node(s) had untolerated taint {{{taint.get('key')}{value}}}"
     alloc = (node.get("status") or {}).get("allocatable") or {}
-    for res, want in pod_requests(pod).items():
+    for res, want in (requests if requests is not None else pod_requests(pod)).items():
         if want <= 0:
             continue
         have = parse_quantity(alloc.get(res, 0)) - used.get(res, 0.0)

@@ -113,6 +113,21 @@ _FIELDS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "status.phase": lambda o: (o.get("status") or {}).get("phase", ""),
 }
 _POD_ONLY = {"spec.nodeName", "status.phase"}
+# What ``kubectl describe`` and ``kubectl events --for`` select Events by.
+
+
+def _involved(key: str) -> Callable[[dict[str, Any]], Any]:
+    return lambda o: (o.get("involvedObject") or {}).get(key, "")
+
+
+def _top(key: str) -> Callable[[dict[str, Any]], Any]:
+    return lambda o: o.get(key, "")
+
+
+_EVENT_FIELDS = {f"involvedObject.{k}": _involved(k)
+                 for k in ("kind", "name", "namespace", "uid", "apiVersion", "resourceVersion", "fieldPath")}
+_EVENT_FIELDS.update({k: _top(k) for k in ("reason", "type", "source")})
+_FIELDS.update(_EVENT_FIELDS)
 
 
 def parse_field_selector(text: str | None, kind: str) -> list[tuple[str, str, str]]:
@@ -124,7 +139,8 @@ def parse_field_selector(text: str | None, kind: str) -> list[tuple[str, str, st
         if not m:
             raise bad_request(f"invalid field selector: {part!r}")
         field_, op, value = m.groups()
-        if field_ not in _FIELDS or (field_ in _POD_ONLY and kind != "Pod"):
+        if field_ not in _FIELDS or (field_ in _POD_ONLY and kind != "Pod") or (
+                field_ in _EVENT_FIELDS and kind != "Event"):
             raise bad_request(f'field label not supported: "{field_}"')
         out.append((field_, "!=" if op == "!=" else "=", value))
     return out

@@ -107,14 +107,15 @@ class ObjectStore:
         return o
 
     def list(self, rt: ResourceType, ns: str | None, match: Matcher | None = None,
-             *, copy_out: bool = True) -> tuple[list[Obj], int]:
+             *, copy_out: bool = True, ordered: bool = True) -> tuple[list[Obj], int]:
         """``copy_out=False`` hands out the stored objects themselves: only for a caller that holds
         ``lock`` and only reads them (the controller counting nodes per rack)."""
         with self._cond:
             # Filter, then sort and copy what matched (not every object of the kind).
             hits = [(key, o) for key, o in self._objs.get(rt.plural, {}).items()
                     if (ns is None or not rt.namespaced or key[0] == ns) and (match is None or match(o))]
-            hits.sort(key=lambda kv: kv[0])
+            if ordered:         # callers inside the controllers may take insertion order, which is stable
+                hits.sort(key=lambda kv: kv[0])
             items = [o for _, o in hits]
             return (copy.deepcopy(items) if copy_out else items), self._rv
 

@@ -39,6 +39,17 @@ def owned_by(obj: Obj, uid: str) -> bool:
     return any(r.get("uid") == uid and r.get("controller") for r in obj["metadata"].get("ownerReferences") or [])
 
 
+def by_controller(objs: list[Obj]) -> dict[str, list[Obj]]:
+    """Objects grouped by the uid of their controller owner (one pass, not one scan per owner)."""
+    out: dict[str, list[Obj]] = {}
+    for o in objs:
+        for r in o["metadata"].get("ownerReferences") or []:
+            if r.get("controller"):
+                out.setdefault(str(r.get("uid")), []).append(o)
+                break
+    return out
+
+
 def selector_matches(selector: Obj | None, labels: dict[str, str] | None) -> bool:
     """A LabelSelector object (matchLabels + matchExpressions) against labels; an empty one matches nothing
     (as for a Service without a selector)."""
@@ -83,11 +94,14 @@ class JobController:
         self.store, self.record = store, record
         # job uid -> pod uid -> "succeeded" | "failed" | "ignored"
         self.counted: dict[str, dict[str, str]] = {}
+        # job uid -> the resourceVersions (job, its pods) last reconciled: an unchanged job is skipped
+        self._seen: dict[str, tuple[str, ...]] = {}
         self.started: dict[str, float] = {}           # job uid -> monotonic start (activeDeadlineSeconds)
 
     def reset(self) -> None:
         self.counted.clear()
         self.started.clear()
+        self._seen.clear()
 
     def next_due(self) -> float:
         """monotonic time of the earliest activeDeadlineSeconds expiry."""
@@ -104,8 +118,22 @@ class JobController:
         for uid in [u for u in self.counted if u not in live]:
             self.counted.pop(uid, None)
             self.started.pop(uid, None)
+        for uid in [u for u in self._seen if u not in live]:
+            del self._seen[uid]
+        owned = by_controller(pods)
+        now = time.monotonic()
         for job in jobs:
-            mine = [p for p in pods if owned_by(p, job["metadata"]["uid"])]
+            if _finished(job):
+                continue
+            uid = job["metadata"]["uid"]
+            mine = owned.get(uid, [])
+            key = (job["metadata"]["resourceVersion"], *(p["metadata"]["resourceVersion"] for p in mine))
+            dl = (job.get("spec") or {}).get("activeDeadlineSeconds")
+            expired = dl is not None and uid in self.started and now >= self.started[uid] + float(dl)
+            if self._seen.get(uid) == key and not expired:
+                continue
+            # What this pass saw; if _one writes, the next pass sees new versions and confirms a no-op.
+            self._seen[uid] = key
             self._one(job, mine)
 
     def _one(self, job: Obj, pods: list[Obj]) -> None:
@@ -281,14 +309,17 @@ class DeploymentController:
         self.store, self.record = store, record
 
     def reconcile(self, deployments: list[Obj], replicasets: list[Obj], pods: list[Obj]) -> None:
+        owned = by_controller(replicasets)
         for d in deployments:
-            self._deployment(d, [rs for rs in replicasets if owned_by(rs, d["metadata"]["uid"])])
-        rss, _ = self.store.list(REPLICASETS, None)
+            self._deployment(d, owned.get(d["metadata"]["uid"], []))
+        rss, _ = self.store.list(REPLICASETS, None, copy_out=False)
+        pods_of = by_controller(pods)
         for rs in rss:
-            self._replicaset(rs, [p for p in pods if owned_by(p, rs["metadata"]["uid"])])
-        rss, _ = self.store.list(REPLICASETS, None)
+            self._replicaset(rs, pods_of.get(rs["metadata"]["uid"], []))
+        rss, _ = self.store.list(REPLICASETS, None, copy_out=False)
+        owned = by_controller(rss)
         for d in deployments:
-            self._deployment_status(d, [rs for rs in rss if owned_by(rs, d["metadata"]["uid"])])
+            self._deployment_status(d, owned.get(d["metadata"]["uid"], []))
 
     def _deployment(self, d: Obj, mine: list[Obj]) -> None:
         spec, meta = d.get("spec") or {}, d["metadata"]
@@ -374,7 +405,7 @@ class DeploymentController:
                   else f'ReplicaSet "{rs_name}" is progressing.'),
         ]
         for c in conds:      # keep update times stable unless the reason changed
-            prev = next((o for o in old if o.get("type") == c["type"]), {})
+            prev: Obj = next((o for o in old if o.get("type") == c["type"]), {})
             if prev.get("reason") == c["reason"] and prev.get("status") == c["status"]:
                 c["lastUpdateTime"] = prev.get("lastUpdateTime", c["lastTransitionTime"])
             else:
