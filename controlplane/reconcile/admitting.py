@@ -30,11 +30,10 @@ from controlplane.queues.admission import Cycle
 from controlplane.store import audit
 from controlplane.store.coltypes import utcnow
 from controlplane.store.db import Database
-from controlplane.store.models import Workload, WorkloadState
+from controlplane.store.models import QUEUED_STATES, Workload, WorkloadState
 
 log = get_logger("awan.admitting")
-HOLDING = (WorkloadState.PENDING.value, WorkloadState.PLACED.value, WorkloadState.PROVISIONING.value,
-           WorkloadState.RUNNING.value)
+HOLDING = QUEUED_STATES
 
 
 class QueueSource:

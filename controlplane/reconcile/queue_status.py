@@ -14,10 +14,9 @@ from sqlalchemy.orm import load_only
 from controlplane.queues import QueueConfig
 from controlplane.store.coltypes import utcnow
 from controlplane.store.db import Database
-from controlplane.store.models import Workload, WorkloadState
+from controlplane.store.models import QUEUED_STATES, Workload, WorkloadState
 
-HOLDING = (WorkloadState.PENDING.value, WorkloadState.PLACED.value, WorkloadState.PROVISIONING.value,
-           WorkloadState.RUNNING.value)
+HOLDING = QUEUED_STATES
 RATE_WINDOW = timedelta(hours=1)
 
 

@@ -29,6 +29,9 @@ class WorkloadState(StrEnum):
 ACTIVE_STATES = (WorkloadState.PLACED, WorkloadState.PROVISIONING, WorkloadState.STARTING, WorkloadState.RUNNING)
 # A finished run (Succeeded, or Failed by its pods) keeps its nodes until the idle timeout releases them.
 FINISHED_STATES = (WorkloadState.SUCCEEDED, WorkloadState.FAILED)
+# What a queue counts: waiting workloads (for positions) and those holding or starting capacity. A finished run
+# gives its quota back at once (as Kueue does), though its nodes wait for the idle timeout.
+QUEUED_STATES = (WorkloadState.PENDING.value, *(s.value for s in ACTIVE_STATES))
 
 
 class Role(StrEnum):
