@@ -35,7 +35,7 @@ pytestmark = pytest.mark.slow
 POLICIES = load_policies(Path(__file__).resolve().parents[2] / "policies")
 # A few regions first, so that workloads of different teams share stacks; any other region of the same
 # provider after them, so that a valid workload that meets a full region still has somewhere to go.
-REGIONS = ["aws:us-east-1", "gcp:us-central1", "azure:eastus", "coreweave:US-EAST-04"]
+REGIONS = ["aws:us-east-1", "gcp:us-central1", "azure:eastus", "coreweave:US-EAST-04", "oci:us-ashburn-1"]
 TEAMS = ["alpha", "beta", "gamma"]
 
 
