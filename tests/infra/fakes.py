@@ -186,7 +186,7 @@ class FakeProvider(BareFakeProvider, SupportsPlacementGroups, SupportsReservatio
 
 def pool(name: str = "train-a", provider: str = "aws", region: str = "us-east-1", zone: str = "us-east-1a",
          instance_type: str = "p5.48xlarge", nodes: int = 2, capacity_type: CapacityType = CapacityType.ON_DEMAND,
-         placement: str = "cluster", gpu_model: str = "H100", gpus: int = 8, **kw) -> NodePoolSpec:
+         placement: str = "cluster", gpu_model: str = "H100", gpus: int = 8, **kw: Any) -> NodePoolSpec:
     return NodePoolSpec(pool=name, workload=kw.pop("workload", f"wl-{name}"), team=kw.pop("team", "research"),
                         provider=provider, region=region, zone=zone, instance_type=instance_type,
                         gpu_model=gpu_model, gpus_per_node=gpus, nodes=nodes, capacity_type=capacity_type,
