@@ -80,7 +80,7 @@ def service(db_url: str, mockclouds, mock_config, tmp_path: Path) -> Iterator[tu
     db.dispose()
 
 
-def wait_for(c: httpx.Client, name: str, ok: Any, what: str, timeout_s: float = 180) -> dict[str, Any]:
+def wait_for(c: httpx.Client, name: str, ok: Any, what: str, timeout_s: float = 300) -> dict[str, Any]:
     deadline = time.monotonic() + timeout_s
     w: dict[str, Any] = {}
     while time.monotonic() < deadline:
