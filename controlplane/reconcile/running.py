@@ -105,6 +105,7 @@ class RunStep:
         self.idle_timeout_s, self.clock = idle_timeout_s, clock
         self._touched: set[tuple[str, str]] = set()
         self._passes = 0
+        self._ran = False
         self.sweep_every = sweep_every
 
     # -- read ----------------------------------------------------------------------------------------
@@ -118,11 +119,14 @@ class RunStep:
         process; on the first pass and every ``sweep_every`` passes also those of every stack (a region
         Awan ever provisioned in may hold objects of a workload since re-placed or deleted, left by a
         controller that was killed)."""
-        where = {s.cluster for v in rows for s in v.slots} | self._touched
+        where = {s.cluster for v in rows for s in v.slots if is_run(v.spec)} | self._touched
         self._passes += 1
-        if (self._passes - 1) % self.sweep_every:
+        self._ran = self._ran or any(is_run(v.spec) for v in rows)
+        # The first pass always sweeps (a killed predecessor may have left objects); later ones only once
+        # this process has seen runs: a fleet of capacity reservations costs the clusters nothing.
+        if self._passes > 1 and (not self._ran or (self._passes - 1) % self.sweep_every):
             return where
-        self._touched = {s.cluster for v in rows for s in v.slots}
+        self._touched = {s.cluster for v in rows for s in v.slots if is_run(v.spec)}
         with self.db.session() as s:
             for spec in s.scalars(select(Stack.spec)):
                 if spec and spec.get("provider") and spec.get("region"):
