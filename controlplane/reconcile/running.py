@@ -99,10 +99,14 @@ def _kept(v: RowView) -> bool:
 
 class RunStep:
     def __init__(self, db: Database, clusters: ClusterSet, *, actor: str, fenced: Callable[[], bool],
-                 idle_timeout_s: Callable[[], float], clock: Callable[[], datetime] = utcnow) -> None:
+                 idle_timeout_s: Callable[[], float], clock: Callable[[], datetime] = utcnow,
+                 sweep_every: int = 30) -> None:
         self.db, self.clusters, self.actor, self.fenced = db, clusters, actor, fenced
         self.idle_timeout_s, self.clock = idle_timeout_s, clock
         self._touched: set[tuple[str, str]] = set()
+        self._passes = 0
+        self._ran = False
+        self.sweep_every = sweep_every
 
     # -- read ----------------------------------------------------------------------------------------
     def _rows(self) -> list[RowView]:
@@ -111,10 +115,18 @@ class RunStep:
             return [_view(r) for r in repo.list_(s, states=states, limit=1_000_000, light=True)]
 
     def _where(self, rows: list[RowView]) -> set[tuple[str, str]]:
-        """The regions whose clusters are looked at: those of the runs, of every stack (a region Awan ever
-        provisioned in may hold objects of a workload since re-placed or deleted), and any dispatched to
-        by this process."""
-        where = {s.cluster for v in rows for s in v.slots} | self._touched
+        """The regions whose clusters are looked at: those of the runs and any dispatched to by this
+        process; on the first pass and every ``sweep_every`` passes also those of every stack (a region
+        Awan ever provisioned in may hold objects of a workload since re-placed or deleted, left by a
+        controller that was killed)."""
+        where = {s.cluster for v in rows for s in v.slots if is_run(v.spec)} | self._touched
+        self._passes += 1
+        self._ran = self._ran or any(is_run(v.spec) for v in rows)
+        # The first pass always sweeps (a killed predecessor may have left objects); later ones only once
+        # this process has seen runs: a fleet of capacity reservations costs the clusters nothing.
+        if self._passes > 1 and (not self._ran or (self._passes - 1) % self.sweep_every):
+            return where
+        self._touched = {s.cluster for v in rows for s in v.slots if is_run(v.spec)}
         with self.db.session() as s:
             for spec in s.scalars(select(Stack.spec)):
                 if spec and spec.get("provider") and spec.get("region"):

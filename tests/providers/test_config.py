@@ -70,3 +70,26 @@ def test_opening_an_environment_registers_its_credentials_for_scrubbing(tmp_path
     assert secret in scrub(f"error: {secret}")
     register_secrets(parse_config({"providers": {"coreweave": {"credentials": {"token": secret}}}}))
     assert secret not in scrub(f"error: {secret}")
+
+
+def test_clusters_per_provider_and_region_with_a_region_template_and_the_coreweave_default():
+    cfg = parse_config({
+        "providers": {"coreweave": {"endpoint": "http://cks", "namespace": "jobs", "credentials": {"token": "t"}}},
+        "clusters": [{"name": "eks-east", "provider": "aws", "regions": ["us-east-*"], "endpoint": "https://a"},
+                     {"name": "gke", "provider": "gcp", "endpoint": "http://g/_k8s/{region}"}]})
+    assert cfg.cluster_for("aws", "us-east-2").name == "eks-east"
+    assert cfg.cluster_for("aws", "eu-west-1") is None                       # no entry serves it
+    g = cfg.cluster_for("gcp", "us-central1")
+    assert (g.name, g.endpoint) == ("gke-us-central1", "http://g/_k8s/us-central1")
+    cw = cfg.cluster_for("coreweave", "US-EAST-04")
+    assert (cw.name, cw.endpoint, cw.namespace, cw.secret("token")) == ("coreweave", "http://cks", "jobs", "t")
+
+
+@pytest.mark.parametrize("clusters, needle", [
+    ([{"name": "a", "provider": "aws"}, {"name": "a", "provider": "gcp"}], "name 'a' is used twice"),
+    ([{"name": "a", "provider": "oracle"}], "clusters.0.provider"),
+    ([{"name": "a", "provider": "aws", "colour": "blue"}], "clusters.0.colour"),
+])
+def test_bad_cluster_entries_name_the_field(clusters, needle):
+    with pytest.raises(ConfigError, match=needle):
+        parse_config({"clusters": clusters}, "awan.yaml")
