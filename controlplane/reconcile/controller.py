@@ -21,6 +21,8 @@ from typing import Any
 
 from controlplane.dispatch.clusters import ClusterSet
 from controlplane.logs import get_logger
+from controlplane.placement import FleetSnapshot
+from controlplane.policy import PolicySet
 from controlplane.queues import QueueConfig
 from controlplane.reconcile import admitting, failover, fleet, observing, placing, provisioning, running
 from controlplane.reconcile.leader import LeaderElector
@@ -28,9 +30,11 @@ from controlplane.reconcile.metrics import LoopMetrics
 from controlplane.reconcile.queue import RateLimitedQueue
 from controlplane.store.db import Database
 from controlplane.timeline.usage import record_usage
+from infra.engines.base import Engine, RecordsStackState
 from infra.spec import stack_name
 from providers.base import Provider
 from providers.breaker import unguarded
+from providers.errors import ProviderError
 
 log = get_logger("awan.controller")
 
@@ -56,9 +60,10 @@ class LoopConfig:
 
 
 class Controller:
-    def __init__(self, db: Database, providers: Mapping[str, Provider], engine: Any, *,
-                 elector: LeaderElector, policies: Callable[[], Any], config: LoopConfig | None = None,
-                 place: placing.PlaceFn = placing.default_place, snapshot: Callable[[], Any] | None = None,
+    def __init__(self, db: Database, providers: Mapping[str, Provider], engine: Engine, *,
+                 elector: LeaderElector, policies: Callable[[], PolicySet], config: LoopConfig | None = None,
+                 place: placing.PlaceFn = placing.default_place,
+                 snapshot: Callable[[], FleetSnapshot | None] | None = None,
                  metrics: LoopMetrics | None = None, clusters: ClusterSet | None = None,
                  queues: Callable[[], QueueConfig] | None = None) -> None:
         self.db, self.providers, self.engine, self.elector = db, providers, engine, elector
@@ -89,12 +94,13 @@ class Controller:
             idle_timeout_s=lambda: float(self.policies().idle_timeout_s))
 
     # -- one pass ----------------------------------------------------------------------------------
-    def snapshot(self) -> Any:
-        """This pass's fleet view with failover's blocked pools (a test's own snapshot gets them too)."""
+    def snapshot(self) -> FleetSnapshot | None:
+        """This pass's fleet view with failover's blocked pools (a test's own snapshot gets them too; a test
+        whose placer needs none gives None)."""
         blocked = self.blocks.active()
         if self._custom_snapshot is not None:
             snap = self._custom_snapshot()
-            return snap.with_blocked(blocked) if hasattr(snap, "with_blocked") else snap
+            return snap.with_blocked(blocked) if snap is not None else None
         return fleet.capacity_snapshot(self.providers, self.metrics, health=self._health, blocked=blocked)
 
     def tick(self) -> None:
@@ -195,8 +201,7 @@ class Controller:
             self.metrics.stack_runs.labels("failed").inc()
             self.metrics.provider_errors.labels(p.spec.provider, fleet.error_reason(e)).inc()
             log.warning("stack up failed", stack=p.spec.name, error=str(e))
-            store = getattr(self.engine, "store", None)
-            state = store.get(p.spec.name) if store is not None else None
+            state = self.engine.recorded_state(p.spec.name) if isinstance(self.engine, RecordsStackState) else None
             if failover.is_pool_failure(e):
                 moved = failover.on_stack_failure(self.db, p.spec.pools, e, state=state, blocks=self.blocks,
                                                   actor=self.actor, fenced=self.elector.fenced)
@@ -204,7 +209,7 @@ class Controller:
             # Retryable errors (outage, throttling) and stock-outs (handled by moving the workloads) say
             # nothing about the workloads left in the stack: they do not count toward failing them. Other
             # errors fail only the workloads of the pools they are about, when that can be told.
-            retryable = bool(getattr(e, "retryable", False)) or failover.is_pool_failure(e)
+            retryable = (isinstance(e, ProviderError) and e.retryable) or failover.is_pool_failure(e)
             culprits = failover.pools_failed_in_run(p.spec.pools, state) or failover.pools_named(str(e), p.spec.pools)
             provisioning.record_failure(self.db, p, e, actor=self.actor,
                                         max_attempts=10**9 if retryable else self.cfg.max_stack_attempts,
@@ -213,7 +218,7 @@ class Controller:
         else:
             self.metrics.stack_runs.labels("ok").inc()
             provisioning.record_success(self.db, p, result, actor=self.actor, fenced=self.elector.fenced)
-            refused = dict((getattr(result, "outputs", None) or {}).get("refused") or {})
+            refused = dict(result.outputs.get("refused") or {})
             self._moved(failover.on_refused(self.db, refused, blocks=self.blocks, actor=self.actor,
                                             fenced=self.elector.fenced), "refused")
             self.queue.forget(key)

@@ -12,7 +12,6 @@ import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import defer
@@ -25,6 +24,7 @@ from controlplane.store import workloads as repo
 from controlplane.store.coltypes import utcnow
 from controlplane.store.db import Database
 from controlplane.store.models import Stack, WorkloadState
+from infra.engines.base import UpResult
 from infra.spec import StackSpec, desired_stacks
 
 log = get_logger("awan.provisioning")
@@ -88,7 +88,7 @@ def _holds_something(st: Stack) -> bool:
     return bool((st.state or {}).get("resources"))
 
 
-def record_success(db: Database, p: StackPlan, result: Any, *, actor: str, fenced: Callable[[], bool]) -> bool:
+def record_success(db: Database, p: StackPlan, result: UpResult, *, actor: str, fenced: Callable[[], bool]) -> bool:
     with db.session() as s:
         if not fenced():
             return False
@@ -98,14 +98,14 @@ def record_success(db: Database, p: StackPlan, result: Any, *, actor: str, fence
             s.add(st)
         st.spec, st.spec_hash = {"provider": p.spec.provider, "region": p.spec.region,
                                  "pools": [x.to_dict() for x in p.spec.pools]}, p.hash
-        st.status, st.message, st.attempts, st.applied_at = "ok", _summary(result), 0, utcnow()
+        st.status, st.message, st.attempts, st.applied_at = "ok", result.summary(), 0, utcnow()
         names = {x.workload for x in p.spec.pools}
         for row in repo.list_(s, states=[WorkloadState.PLACED.value], limit=1_000_000, light=True):
             if row.key in names:
                 row.state, row.message = WorkloadState.PROVISIONING.value, f"stack {p.spec.name} applied"
                 audit.record(s, actor=actor, action="provisioning", kind="workload", subject=row.name,
                              team=row.team, details={"stack": p.spec.name})
-        changes = getattr(result, "counts", {})
+        changes = result.counts
         if any(changes.get(k) for k in ("create", "update", "delete")) or p.reason == "changed":
             audit.record(s, actor=actor, action="stack-applied", kind="stack", subject=p.spec.name,
                          details={"reason": p.reason, "changes": changes, "pools": sorted(names)})
@@ -143,11 +143,6 @@ def record_failure(db: Database, p: StackPlan, error: BaseException, *, actor: s
                     audit.record(s, actor=actor, action="failed", kind="workload", subject=row.name,
                                  team=row.team, details={"stack": p.spec.name, "error": why})
         return st.attempts
-
-
-def _summary(result: Any) -> str:
-    f = getattr(result, "summary", None)
-    return f() if callable(f) else ""
 
 
 def stack_names(db: Database) -> list[str]:

@@ -95,6 +95,14 @@ class DriftReport:
 
 
 @runtime_checkable
+@runtime_checkable
+class RecordsStackState(Protocol):
+    """An engine that keeps each stack's resources itself (the local engine): after a failed run its record
+    says which pools the run failed on, which the error text alone may not."""
+
+    def recorded_state(self, stack_name: str) -> dict[str, Any] | None: ...
+
+
 class Engine(Protocol):
     name: str
 

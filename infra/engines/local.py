@@ -164,6 +164,9 @@ class LocalEngine:
     def list_stacks(self) -> list[str]:
         return self.store.list()
 
+    def recorded_state(self, stack_name: str) -> dict[str, Any] | None:
+        return self.store.get(stack_name)
+
     # -- internals -----------------------------------------------------------------------------
     def _context(self, stack: StackSpec) -> ApplyContext:
         try:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from controlplane.placement.results import Assignment
+from infra.engines.base import ChangeSet, UpResult
 from infra.spec import StackSpec
 from providers.base import Provider
 from providers.catalog.model import CapacityType
@@ -62,7 +63,7 @@ class FakeEngine:
     def __init__(self, cloud: FakeCloud, fail_times: int = 0) -> None:
         self.cloud, self.fail_times, self.calls = cloud, fail_times, 0
 
-    def up(self, stack: StackSpec) -> Any:
+    def up(self, stack: StackSpec) -> UpResult:
         self.calls += 1
         if self.fail_times > 0:
             self.fail_times -= 1
@@ -84,7 +85,7 @@ class FakeEngine:
                 if had is None or had.instance_type != n.instance_type:   # new, or replaced (new type)
                     self.cloud.nodes[nid] = n
                     self.cloud.creates.append(nid)
-        return None
+        return UpResult(stack.name, ChangeSet(), {}, 0.0)
 
 
 @dataclass

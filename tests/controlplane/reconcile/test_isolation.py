@@ -10,6 +10,7 @@ from typing import Any
 from controlplane.model.identity import pool_name, workload_key
 from controlplane.store import audit
 from controlplane.store import workloads as repo
+from infra.engines.base import UpResult
 from infra.spec import StackSpec
 from providers.model import NodeState
 from tests.controlplane.reconcile.fakes import FakeCloud, FakeEngine, FakePlacer
@@ -76,11 +77,12 @@ class RefusingEngine(FakeEngine):
         super().__init__(cloud)
         self.bad_type = bad_type
 
-    def up(self, stack: StackSpec) -> Any:
+    def up(self, stack: StackSpec) -> UpResult:
         refused = {p.pool: f"pool {p.pool!r}: instance_type: {p.instance_type} has no InfiniBand"
                    for p in stack.pools if p.instance_type == self.bad_type}
-        super().up(replace(stack, pools=tuple(p for p in stack.pools if p.pool not in refused)))
-        return SimpleNamespace(outputs={"refused": refused}, counts={}, summary=lambda: "")
+        result = super().up(replace(stack, pools=tuple(p for p in stack.pools if p.pool not in refused)))
+        result.outputs["refused"] = refused
+        return result
 
 
 class TwoTypePlacer(FakePlacer):
@@ -120,12 +122,13 @@ class PendingEngine(FakeEngine):
         super().__init__(cloud)
         self.stuck_type = stuck_type
 
-    def up(self, stack: StackSpec) -> Any:
-        super().up(stack)
+    def up(self, stack: StackSpec) -> UpResult:
+        result = super().up(stack)
         with self.cloud.lock:
             for nid, n in list(self.cloud.nodes.items()):
                 if n.instance_type == self.stuck_type:
                     self.cloud.nodes[nid] = replace(n, state=NodeState.PENDING)
+        return result
 
 
 def test_a_pool_short_past_the_bound_is_a_capacity_failure(db):
