@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from controlplane.placement.snapshot import quota_applies
 from providers.base import Provider
 from providers.catalog import Catalog, Offering, default_catalog
 from providers.errors import ProviderError
@@ -80,10 +81,13 @@ def survey(providers: Mapping[str, Provider], *, offerings: bool = True, capacit
     return out
 
 
-def _quota_nodes(quotas: list[Quota], region: str, instance_type: str, vcpus: int, gpus: int) -> int | None:
+def _quota_nodes(quotas: list[Quota], o: Offering, vcpus: int, gpus: int) -> int | None:
+    """Nodes of offering ``o`` the quotas still allow (None: no quota meters it). The clouds meter spot and
+    on-demand apart and hold no quota against reserved capacity: the placement engine's rule decides
+    which quotas apply, so a spot row never shows the on-demand headroom."""
     best: int | None = None
     for q in quotas:
-        if q.region != region or (q.instance_types and instance_type not in q.instance_types):
+        if not quota_applies(q, o.provider, o.region, o.instance_type, o.capacity_type.value):
             continue
         per_node = {"vcpus": vcpus, "gpus": gpus, "nodes": 1}.get(q.unit)
         if not per_node:
@@ -114,7 +118,7 @@ def offering_rows(s: Survey, catalog: Catalog | None = None, gpu: str | None = N
             rows.append(OfferingRow(
                 offering=o, gpu_model=it.gpu_model, gpus_per_node=it.gpus, available_nodes=avail,
                 capacity_known=known,
-                quota_headroom_nodes=_quota_nodes(quotas, o.region, o.instance_type, it.vcpus, it.gpus),
+                quota_headroom_nodes=_quota_nodes(quotas, o, it.vcpus, it.gpus),
                 reservation=",".join(p.reservation_id for p in found if p.reservation_id),
             ))
     rows.sort(key=lambda r: (r.price_per_gpu_hour, r.offering.provider, r.offering.zone, r.offering.instance_type))

@@ -52,6 +52,7 @@ from controlplane.placement.scoring import option_score
 from controlplane.placement.snapshot import FleetSnapshot
 from controlplane.placement.state import FleetState, Take
 from controlplane.policy.model import PolicySet
+from providers.catalog.fabric import ultraserver_type
 
 _KIND_RANK = {"budget": 4, "cap": 3, "no-quota": 2, "no-capacity": 1}
 
@@ -225,7 +226,8 @@ class Placer:
                        instance_type=t.pv.it.name, nodes=t.nodes, gpus=t.nodes * t.pv.it.gpus,
                        gpu_model=t.pv.it.gpu_model, capacity_type=t.pv.pool.capacity_type,
                        reservation=t.pv.pool.reservation_id, price_per_hour=t.marginal, replica_group=r,
-                       commitment=t.commitment if t.covered else "", list_price_per_hour=t.listed, team=wc.team)
+                       commitment=t.commitment if t.covered else "", list_price_per_hour=t.listed, team=wc.team,
+                       ultraserver_type=ultraserver_type(t.pv.it))
             for r, o in enumerate(chosen) for t in o.takes]
         assert first is not None
         d.explain = _placed_explainer(wc, cc, chosen, first, explain)

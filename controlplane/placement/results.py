@@ -28,6 +28,7 @@ class Assignment:
     commitment: str = ""             # the contract this row burns down, if any
     list_price_per_hour: float = 0.0  # the pool's price for these nodes, whatever the contract says
     team: str = ""
+    ultraserver_type: str = ""       # the UltraServer the NVLink domain is sold as (catalog), "" elsewhere
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -36,7 +37,7 @@ class Assignment:
             "gpuModel": self.gpu_model, "capacityType": str(self.capacity_type),
             "reservation": self.reservation, "commitment": self.commitment,
             "pricePerHour": round(self.price_per_hour, 4), "listPricePerHour": round(self.list_price_per_hour, 4),
-            "replicaGroup": self.replica_group,
+            "replicaGroup": self.replica_group, "ultraserverType": self.ultraserver_type,
         }
 
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from controlplane.model.workload import TopologyDomain
 from controlplane.policy.model import AllowDeny, PolicySet
-from providers.catalog.fabric import gang_fabric_refusal, pool_placement
+from providers.catalog.fabric import gang_fabric_refusal, is_nvlink_rack, pool_placement
 from providers.model import HealthStatus
 
 if TYPE_CHECKING:
@@ -84,7 +84,7 @@ def r_fabric(wc: WorkloadClass, pv: PoolView, ps: PolicySet) -> str | None:
     """A gang pool on an instance type its provider cannot gang (the catalog's fabric): the provisioning
     component would refuse it, so placement does not choose it (one rule, providers.catalog.fabric)."""
     nodes = max(1, wc.count // max(1, pv.it.gpus))
-    if pool_placement(wc.kind, wc.domain, pv.it.gpu_model, nodes) == "none":
+    if pool_placement(wc.kind, wc.domain, is_nvlink_rack(pv.it), nodes) == "none":
         return None
     why = gang_fabric_refusal(pv.it)
     return f"fabric: {why}" if why else None

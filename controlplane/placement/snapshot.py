@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from providers.catalog import CapacityType, Catalog, InstanceType
+from providers.catalog.fabric import ultraserver_type
 from providers.catalog.seed import nominal_free_nodes
 from providers.model import CapacityPool, CapacityReport, HealthStatus, ProviderHealth, Quota
 
@@ -61,13 +62,12 @@ class FleetSnapshot:
         for o in sorted(catalog.offerings, key=lambda o: o.key):
             it = catalog.instance_type(o.provider, o.instance_type)
             nodes = scaled_seed_nodes(it, scale)
-            per = it.nodes_per_domain
             reserved = o.capacity_type == CapacityType.RESERVED
             pools.append(CapacityPool(
                 provider=o.provider, region=o.region, zone=o.zone, instance_type=o.instance_type,
                 capacity_type=o.capacity_type, available_nodes=nodes,
                 reservation_id=f"catalog:{o.zone}:{o.instance_type}" if reserved else "",
-                ultraserver_type=it.ultraserver if per > 1 else "", capacity_known=True))
+                ultraserver_type=ultraserver_type(it), capacity_known=True))
         return cls(catalog=catalog, pools=tuple(pools), health=dict(health or {}),
                    taken_at=taken_at or datetime.now(UTC))
 

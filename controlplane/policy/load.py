@@ -22,6 +22,7 @@ import yaml
 from pydantic import ValidationError
 
 from controlplane.model.manifest import describe_validation_error, load_yaml_documents
+from controlplane.policy.admission import region_pattern_error
 from controlplane.policy.cel_rules import CelCompileError, CelRule, compile_rule
 from controlplane.policy.documents import AllowDenyDoc, PolicyDocument, as_datetime
 from controlplane.policy.model import (
@@ -34,6 +35,7 @@ from controlplane.policy.model import (
     TeamBudget,
     Weights,
 )
+from providers.catalog import Catalog, default_catalog
 
 
 def policy_files(paths: Path | Sequence[Path]) -> list[Path]:
@@ -96,7 +98,22 @@ def _min(a: float | None, b: float | None) -> float | None:
     return b if a is None else a if b is None else min(a, b)
 
 
-def merge(docs: Sequence[tuple[str, PolicyDocument]]) -> PolicySet:
+def _check_regions(where: str, doc: AllowDenyDoc | None, catalog: Catalog) -> None:
+    """Fail closed on region entries the catalog does not know: a typo in a deny list would otherwise
+    deny nothing, and one in an allow list would silently empty it."""
+    if doc is None:
+        return
+    for field_name, entries in (("allow", doc.allow or []), ("deny", doc.deny)):
+        for j, pattern in enumerate(entries):
+            why = region_pattern_error(pattern, catalog)
+            if why is not None:
+                raise PolicyError(f"{where}: spec.regions.{field_name}[{j}]: {why}")
+
+
+def merge(docs: Sequence[tuple[str, PolicyDocument]], catalog: Catalog | None = None) -> PolicySet:
+    """Merge parsed documents (``catalog``: what region entries are checked against; default: the
+    shipped catalog)."""
+    cat = catalog or default_catalog()
     ps = PolicySet()
     weights = Weights()
     data_classes: dict[str, DataClassRule] = {}
@@ -107,6 +124,7 @@ def merge(docs: Sequence[tuple[str, PolicyDocument]]) -> PolicySet:
     share: ProviderShareCap | None = None
     for where, doc in docs:
         s = doc.spec
+        _check_regions(f"{where} ({doc.metadata.name})", s.regions, cat)
         sources.append(f"{where} ({doc.metadata.name})")
         ps = dataclasses.replace(
             ps,

@@ -7,32 +7,44 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from controlplane.model.identity import pool_name, workload_key
+from controlplane.placement.results import Assignment
 from infra.spec import NodePoolSpec, SpecError
-from providers.catalog.fabric import pool_placement
+from providers.catalog import Catalog, default_catalog
+from providers.catalog.fabric import Placement, is_nvlink_rack, pool_placement, ultraserver_type
 from providers.catalog.model import CapacityType
 
-__all__ = ["placement_for", "pool_from_assignment", "pool_name", "pools_from_plan"]
+__all__ = ["catalog_ultraserver_type", "placement_for", "pool_from_assignment", "pool_name", "pools_from_plan"]
 
 
-def placement_for(kind: str, topology: str, gpu_model: str, nodes: int) -> str:
-    """Training gangs get a cluster placement group / compact policy; NVL72 racks are nvlink (one rule,
-    in the catalog, that placement reads too)."""
-    return pool_placement(kind, topology, gpu_model, nodes)
+def placement_for(kind: str, topology: str, provider: str, instance_type: str, nodes: int,
+                  catalog: Catalog | None = None) -> Placement:
+    """Training gangs get a cluster placement group / compact policy; NVL72 racks (the catalog row of the
+    instance type says so) are nvlink: one rule, in the catalog, that placement reads too."""
+    it = (catalog or default_catalog()).find_instance_type(provider, instance_type)
+    return pool_placement(kind, topology, it is not None and is_nvlink_rack(it), nodes)
 
 
-def pool_from_assignment(a: Any, index: int, *, team: str = "", kind: str = "training",
-                         topology: str = "any", pool: str = "", workload: str = "") -> NodePoolSpec:
-    """One ``controlplane.placement.engine.Assignment`` (or anything with its attributes) -> a pool.
-    ``pool`` is the stored pool name (else derived from the name and team); ``workload`` the workload's
-    cloud key (else ``workload_key(team, a.workload)``)."""
+def catalog_ultraserver_type(provider: str, instance_type: str, catalog: Catalog | None = None) -> str:
+    """The UltraServer type the catalog sells ``instance_type``'s NVLink domain as ("" if none or unknown):
+    what a stored assignment row (which keeps no such column) provisions with."""
+    it = (catalog or default_catalog()).find_instance_type(provider, instance_type)
+    return ultraserver_type(it) if it is not None else ""
+
+
+def pool_from_assignment(a: Assignment, index: int, *, team: str = "", kind: str = "training",
+                         topology: str = "any", pool: str = "", workload: str = "",
+                         catalog: Catalog | None = None) -> NodePoolSpec:
+    """One placement ``Assignment`` -> a pool. ``pool`` is the stored pool name (else derived from the name
+    and team); ``workload`` the workload's cloud key (else ``workload_key(team, a.workload)``)."""
     gpus_per_node = max(1, int(a.gpus) // max(1, int(a.nodes)))
     key = workload or workload_key(team or "default", a.workload)
     return NodePoolSpec(
         pool=pool or pool_name(a.workload, index, key), workload=key, team=team or "default", provider=a.provider,
         region=a.region, zone=a.zone, instance_type=a.instance_type, gpu_model=a.gpu_model,
         gpus_per_node=gpus_per_node, nodes=int(a.nodes), capacity_type=CapacityType(a.capacity_type),
-        reservation_id=a.reservation or "", placement=placement_for(kind, topology, a.gpu_model, int(a.nodes)),  # type: ignore[arg-type]
-        ultraserver_type=getattr(a, "ultraserver_type", "") or "")
+        reservation_id=a.reservation or "",
+        placement=placement_for(kind, topology, a.provider, a.instance_type, int(a.nodes), catalog),
+        ultraserver_type=a.ultraserver_type)
 
 
 def pools_from_plan(plan: Mapping[str, Any], workloads: Mapping[str, Mapping[str, str]] | None = None,
@@ -51,7 +63,7 @@ def pools_from_plan(plan: Mapping[str, Any], workloads: Mapping[str, Mapping[str
         w = info.get(p.get("workload", ""), p)      # `awan plan -o json` carries team, kind and topology
         for j, row in enumerate(rows):
             try:
-                out.append(pool_from_assignment(_Row(p["workload"], row), j, team=w.get("team", ""),
+                out.append(pool_from_assignment(_assignment(p["workload"], row), j, team=w.get("team", ""),
                                                 kind=w.get("kind", "training"), topology=w.get("topology", "any")))
             except KeyError as e:
                 raise SpecError(f"{source}: placements[{i}].assignments[{j}]: {e.args[0]}: missing") from None
@@ -69,13 +81,13 @@ def _check_unique(pools: Iterable[NodePoolSpec], source: str) -> None:
         seen.add(p.pool)
 
 
-class _Row:
-    """An assignment row of the plan JSON with Assignment's attribute names."""
-
-    def __init__(self, workload: str, row: Mapping[str, Any]) -> None:
-        self.workload = row.get("workload", workload)
-        self.provider, self.region, self.zone = row["provider"], row["region"], row["zone"]
-        self.instance_type, self.nodes, self.gpus = row["instanceType"], row["nodes"], row["gpus"]
-        self.gpu_model, self.capacity_type = row["gpuModel"], row["capacityType"]
-        self.reservation = row.get("reservation") or ""
-        self.ultraserver_type = row.get("ultraserverType") or ""
+def _assignment(workload: str, row: Mapping[str, Any]) -> Assignment:
+    """An assignment row of the plan JSON (``Assignment.to_json``) back into the placement record. A plan
+    written before rows carried ``ultraserverType`` gets it from the catalog, as stored rows do."""
+    provider, instance_type = row["provider"], row["instanceType"]
+    ultra = row.get("ultraserverType")
+    return Assignment(
+        workload=row.get("workload", workload), provider=provider, region=row["region"], zone=row["zone"],
+        instance_type=instance_type, nodes=int(row["nodes"]), gpus=int(row["gpus"]), gpu_model=row["gpuModel"],
+        capacity_type=CapacityType(row["capacityType"]), reservation=row.get("reservation") or "",
+        ultraserver_type=str(ultra) if ultra is not None else catalog_ultraserver_type(provider, instance_type))

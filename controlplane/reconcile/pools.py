@@ -6,15 +6,17 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from controlplane.placement.results import Assignment
-from controlplane.reconcile.desired import pool_from_assignment, pool_name
+from controlplane.reconcile.desired import catalog_ultraserver_type, pool_from_assignment, pool_name
 from controlplane.store.models import Workload
 from infra.spec import NodePoolSpec
-from providers.catalog import CapacityType
+from providers.catalog import CapacityType, Catalog
 
 __all__ = ["pool_name", "pools_for"]
 
 
-def pools_for(rows: Iterable[Workload]) -> list[NodePoolSpec]:
+def pools_for(rows: Iterable[Workload], catalog: Catalog | None = None) -> list[NodePoolSpec]:
+    """The pools of stored workloads. A stored assignment keeps no UltraServer type (no column: it is a
+    fact of the instance type), so it comes from the catalog row of the row's provider and instance type."""
     out: list[NodePoolSpec] = []
     for row in rows:
         spec = row.spec.get("spec") or {}
@@ -22,7 +24,8 @@ def pools_for(rows: Iterable[Workload]) -> list[NodePoolSpec]:
         topology = (spec.get("topology") or {}).get("domain", "any")
         for i, a in enumerate(row.assignments):
             view = Assignment(row.name, a.provider, a.region, a.zone, a.instance_type, a.nodes, a.gpus,
-                              a.gpu_model, CapacityType(a.capacity_type), a.reservation)
+                              a.gpu_model, CapacityType(a.capacity_type), a.reservation,
+                              ultraserver_type=catalog_ultraserver_type(a.provider, a.instance_type, catalog))
             out.append(pool_from_assignment(view, i, team=row.team, kind=kind, topology=topology, pool=a.pool,
-                                            workload=row.key))
+                                            workload=row.key, catalog=catalog))
     return out

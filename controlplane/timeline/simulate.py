@@ -32,6 +32,7 @@ from controlplane.policy.model import Commitment, PolicySet
 from controlplane.timeline.scenario import BlockDoc, ContractDoc, Scenario, ScenarioError
 from controlplane.timeline.trace import Arrival
 from providers.catalog import CapacityType, Catalog, InstanceType
+from providers.catalog.fabric import ultraserver_type
 from providers.model import CapacityPool
 
 
@@ -119,7 +120,7 @@ def build_fleet(s: Scenario, cat: Catalog) -> tuple[FleetSnapshot, PolicySet, li
         n = scaled_seed_nodes(it, doc.on_demand.scale)
         if n > 0:
             pools.append(CapacityPool(o.provider, o.region, o.zone, o.instance_type, o.capacity_type, n,
-                                      ultraserver_type=it.ultraserver if it.nodes_per_domain > 1 else ""))
+                                      ultraserver_type=ultraserver_type(it)))
     uses: list[PoolUse] = []
     commitments: list[Commitment] = []
     for i, c in enumerate(doc.contracts):
@@ -142,7 +143,7 @@ def _contract_pool(cat: Catalog, c: ContractDoc, what: str, pools: list[Capacity
     pools.append(CapacityPool(c.provider, region, zone, it.name, CapacityType.RESERVED, nodes,
                               reservation_id=f"contract:{c.name}", price_per_hour=c.price_per_gpu_hour * it.gpus,
                               starts_at=c.start, ends_at=c.end,
-                              ultraserver_type=it.ultraserver if it.nodes_per_domain > 1 else ""))
+                              ultraserver_type=ultraserver_type(it)))
     commitments.append(Commitment(c.name, c.provider, c.gpu_model, c.start, c.end, gpus=nodes * it.gpus,
                                   take_or_pay=c.take_or_pay, regions=(f"{c.provider}:{region}",),
                                   capacity_types=("reserved",), price_per_gpu_hour=c.price_per_gpu_hour))
@@ -160,7 +161,7 @@ def _block_pool(cat: Catalog, b: BlockDoc, what: str, pools: list[CapacityPool])
     pools.append(CapacityPool(b.provider, b.region, b.zone or zones[0], b.instance_type, CapacityType.RESERVED,
                               b.nodes, reservation_id=f"block:{b.name}", price_per_hour=b.price_per_hour,
                               starts_at=b.start, ends_at=b.end,
-                              ultraserver_type=it.ultraserver if it.nodes_per_domain > 1 else ""))
+                              ultraserver_type=ultraserver_type(it)))
     return PoolUse(b.name, "block", b.provider, it.gpu_model, b.nodes * it.gpus, b.start, b.end,
                    b.price_per_hour / it.gpus, True)
 

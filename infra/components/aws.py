@@ -14,18 +14,10 @@ import pulumi_aws as aws
 
 from infra.components.tags import aws_tags
 from infra.spec import NodePoolSpec, ReservationKind
+from providers.catalog.fabric import efa_devices
 
-# EFA devices (network cards) per instance type: one EFA interface per card.
-EFA_DEVICES: dict[str, int] = {
-    "p4d.24xlarge": 4, "p5.48xlarge": 32, "p5e.48xlarge": 32, "p5en.48xlarge": 16,
-    "p6-b200.48xlarge": 8, "p6-b300.48xlarge": 16, "p6e-gb200.36xlarge": 17, "p5.4xlarge": 1,
-}
 # Deep Learning AMI resolved by the launch template at launch time, so no AMI lookup in the program.
 DEFAULT_AMI = "resolve:ssm:/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-22.04/latest/ami-id"
-
-
-def efa_devices(instance_type: str) -> int:
-    return EFA_DEVICES.get(instance_type, 0)
 
 
 @dataclass

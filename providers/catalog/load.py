@@ -27,6 +27,10 @@ class Catalog:
     def instance_type(self, provider: str, name: str) -> InstanceType:
         return self.instance_types[(provider, name)]
 
+    def find_instance_type(self, provider: str, name: str) -> InstanceType | None:
+        """The catalog row of ``name`` on ``provider``, or None for a type the catalog does not sell."""
+        return self.instance_types.get((provider, name))
+
     def region(self, provider: str, name: str) -> Region:
         return self.regions[(provider, name)]
 

@@ -46,3 +46,32 @@ def test_known_values_and_matching_globs_pass(labels, location):
 def test_a_data_class_with_no_policy_defining_classes_is_refused():
     why = first_error([_w("{data-class: eu-personal}")], default_catalog(), PolicySet.default())
     assert why is not None and "workload 'w': metadata.labels.data-class" in why and "defined: none" in why
+
+
+@pytest.mark.parametrize("regions, field, needle", [
+    ("{deny: ['aws:us-east-1', 'aws:us-esat-1']}", "spec.regions.deny[1]",
+     "'aws:us-esat-1' is not a region of the catalog (did you mean "),
+    ("{allow: ['europe-wset4']}", "spec.regions.allow[0]", "did you mean 'europe-west4'"),
+    ("{deny: ['aws:eu-*-9']}", "spec.regions.deny[0]", "matches no region"),
+    ("{allow: ['amazon:*']}", "spec.regions.allow[0]", "unknown provider 'amazon'"),
+])
+def test_policy_region_entries_matching_no_catalog_region_are_refused(regions, field, needle):
+    """Issue 17 follow-up: a typo in a region deny list must not fail open (deny nothing)."""
+    from controlplane.policy import PolicyError, merge, parse_policy_text
+
+    docs = parse_policy_text(f"metadata: {{name: residency}}\nspec: {{regions: {regions}}}\n", "team.yaml")
+    with pytest.raises(PolicyError) as e:
+        merge(docs)
+    assert str(e.value).startswith(f"team.yaml (residency): {field}: "), str(e.value)
+    assert needle in str(e.value), str(e.value)
+    if "esat" in regions:
+        assert "'aws:us-east-1'" in str(e.value).split("did you mean", 1)[1]
+
+
+def test_policy_region_globs_the_catalog_knows_are_kept():
+    from controlplane.policy import merge, parse_policy_text
+
+    docs = parse_policy_text("metadata: {name: p}\nspec: {regions: {allow: ['aws:us-*', 'europe-west4', '*:eu-*'],"
+                             " deny: ['aws:us-west-2']}}\n", "p.yaml")
+    ps = merge(docs)
+    assert ps.regions.allow == ("aws:us-*", "europe-west4", "*:eu-*") and ps.regions.deny == ("aws:us-west-2",)

@@ -83,3 +83,21 @@ def test_each_shipped_example_places_or_says_why_it_stays_pending(example):
             m = re.search(r"#.*stays pending.*\((\S+)\)", text)
             assert m, f"{example.name}: {p['workload']} is not placed and its comment does not say why"
             assert m.group(1) == p["unplacedReason"], (m.group(1), p["reasons"][:2])
+
+
+def test_nvlink_racks_and_efa_devices_come_from_the_catalog() -> None:
+    """Issue 14: NVLink-rack and EFA facts are catalog lookups (read by placement, reconcile and infra)."""
+    from providers.catalog.fabric import efa_devices, is_nvlink_rack, pool_placement, ultraserver_type
+
+    cat = default_catalog()
+    racks = {(it.provider, it.name) for it in cat.instance_types.values() if is_nvlink_rack(it)}
+    assert ("aws", "p6e-gb200.36xlarge") in racks and ("coreweave", "gb300-4x") in racks
+    assert all(cat.instance_type(*k).gpu_model in ("GB200", "GB300") for k in racks)
+    assert {ultraserver_type(cat.instance_type(*k)) for k in racks} == {"u-p6e-gb200x72", ""}
+    assert ultraserver_type(cat.instance_type("aws", "p5.48xlarge")) == ""
+    assert pool_placement("training", "any", True, 1) == "nvlink"
+    assert pool_placement("inference", "any", True, 1) == "none"
+    # every AWS EFA instance type the catalog sells has its EFA card count; other clouds have none
+    aws_efa = [it.name for it in cat.instance_types.values() if it.provider == "aws" and it.fabric == "efa"]
+    assert aws_efa and all(efa_devices(n) > 0 for n in aws_efa)
+    assert efa_devices("a3-megagpu-8g") == 0
