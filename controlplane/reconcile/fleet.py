@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from controlplane.logs import get_logger
 from controlplane.reconcile.metrics import LoopMetrics
 from providers.base import Provider
 from providers.model import Node
+
+if TYPE_CHECKING:
+    from controlplane.placement.snapshot import FleetSnapshot
 
 log = get_logger("awan.fleet")
 
@@ -59,7 +62,7 @@ def probe_health(providers: Mapping[str, Provider], metrics: LoopMetrics) -> dic
 
 
 def capacity_snapshot(providers: Mapping[str, Provider], metrics: LoopMetrics,
-                      health: Mapping[str, Any] | None = None, blocked: Iterable[Any] = ()) -> Any:
+                      health: Mapping[str, Any] | None = None, blocked: Iterable[Any] = ()) -> FleetSnapshot:
     """A FleetSnapshot of live capacity (placement's type; imported lazily, it is the placement side's).
     ``health``: this pass's probe (else each provider is asked); ``blocked``: failover's pool keys."""
     from controlplane.placement.snapshot import FleetSnapshot

@@ -122,7 +122,7 @@ for _region in ("eastus", "westus3", "swedencentral"):
 # OCI: availability domains (zones) per GPU shape, as the catalog's zone names (the AD name without the
 # tenancy prefix: ``Uocm:US-ASHBURN-AD-1`` -> ``US-ASHBURN-AD-1``); on-demand and reserved at list price.
 _OCI_GPU_HOUR = {"BM.GPU.H100.8": 10.00, "BM.GPU.H200.8": 10.00, "BM.GPU.B200.8": 14.00, "BM.GPU.GB200.4": 16.00}
-_OCI_ZONES = {
+_OCI_ZONES: dict[str, dict[str, tuple[str, ...]]] = {
     "us-ashburn-1": {"US-ASHBURN-AD-1": ("BM.GPU.H100.8", "BM.GPU.H200.8"), "US-ASHBURN-AD-2": ("BM.GPU.H100.8",)},
     "us-chicago-1": {"US-CHICAGO-AD-1": ("BM.GPU.H100.8", "BM.GPU.H200.8", "BM.GPU.B200.8", "BM.GPU.GB200.4")},
     "us-phoenix-1": {"US-PHOENIX-AD-1": ("BM.GPU.B200.8", "BM.GPU.GB200.4")},

@@ -42,8 +42,9 @@ from providers.model import (
     ProviderHealth,
 )
 from providers.oci import capacity as cap
-from providers.oci.clients import BACKOFF_BASE_S, OciClients
-from providers.oci.compute import LIVE_STATES, PROVIDER, freeform_tags, retry_token, tag_key, to_node
+from providers.oci.clients import OciClients
+from providers.oci.compute import LIVE_STATES, PROVIDER, freeform_tags, retry_token, tag_key, to_node, zone_of
+from providers.retry import BACKOFF_BASE_S
 
 IMAGE_OS = "Canonical Ubuntu"          # OCI's GPU images (drivers included) are published per shape under it
 SLOW_REGION_MS = 2000.0
@@ -245,14 +246,14 @@ class OCIProvider(Provider, SupportsReservations, SupportsClusterNetworks):
             raise NotFoundError(f"capacity reservation {reservation_id} is deleted", provider=PROVIDER,
                                 endpoint=self.endpoint, region=region)
         c = (r.instance_reservation_configs or [None])[0]
-        return ReservationState(r.id, region, cap.zone_of(r.availability_domain), c.instance_shape if c else "",
+        return ReservationState(r.id, region, zone_of(r.availability_domain), c.instance_shape if c else "",
                                 int(r.reserved_instance_count or 0), int(r.used_instance_count or 0),
                                 str(r.lifecycle_state))
 
     @staticmethod
     def _reservation(r: Any, region: str) -> Reservation:
         c = (r.instance_reservation_configs or [None])[0]
-        return Reservation(r.id, region, cap.zone_of(r.availability_domain), c.instance_shape if c else "",
+        return Reservation(r.id, region, zone_of(r.availability_domain), c.instance_shape if c else "",
                            int(r.reserved_instance_count or 0))
 
     # -- SupportsClusterNetworks: gangs on the RDMA fabric --------------------------------------------
@@ -341,7 +342,7 @@ class OCIProvider(Provider, SupportsReservations, SupportsClusterNetworks):
         pool = (net.instance_pools or [None])[0]
         shapes = {i.shape for i in members}
         return ClusterNetwork(
-            net.id, net.display_name, region, cap.zone_of(net.placement_configuration.availability_domain)
+            net.id, net.display_name, region, zone_of(net.placement_configuration.availability_domain)
             if net.placement_configuration else "", shapes.pop() if len(shapes) == 1 else "",
             int(pool.size or 0) if pool is not None else 0, str(net.lifecycle_state),
             tuple(i.id for i in members if i.state in LIVE_STATES))

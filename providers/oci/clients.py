@@ -1,5 +1,5 @@
 """`oci` SDK clients per (service, region) built from ProviderConfig, and the one way to call them: the SDK's
-own retries off, ours on (tenacity), every failure mapped to a typed ProviderError.
+own retries off, ours on (providers.retry, as every adapter), every failure mapped to a typed ProviderError.
 
 Why our own retries: the SDK's default strategy retries HTTP 500, and OCI answers a stock-out as a 500
 ("Out of host capacity."); retrying it for minutes hides the signal placement needs.
@@ -11,19 +11,17 @@ OCI has one endpoint per region and service (``https://iaas.{region}.oraclecloud
 
 from __future__ import annotations
 
-import random
 import threading
 import time
 from collections.abc import Callable
 from typing import Any, Literal
 
 from providers.config import ProviderConfig
-from providers.errors import AuthError, ProviderError, is_retryable
+from providers.errors import AuthError
 from providers.oci.errors import PROVIDER, from_exception
+from providers.retry import BACKOFF_BASE_S, with_retries
 
 Service = Literal["compute", "management", "identity", "limits", "network"]
-BACKOFF_BASE_S = 0.2
-BACKOFF_CAP_S = 20.0
 
 
 class OciClients:
@@ -130,24 +128,13 @@ class OciClients:
                 return out
 
     def _retrying(self, fn: Callable[[], Any], region: str, attempts: int | None) -> Any:
-        from tenacity import Retrying, retry_if_exception, stop_after_attempt
-
         def once() -> Any:
             try:
                 return fn()
             except Exception as e:  # noqa: BLE001 - mapped to a typed error or re-raised
                 raise from_exception(e, endpoint=self.endpoint, region=region) from e
 
-        retrying = Retrying(stop=stop_after_attempt(max(1, attempts or self.cfg.max_attempts)),
-                            retry=retry_if_exception(is_retryable), wait=self._wait, sleep=self._sleep,
-                            reraise=True)
-        return retrying(once)
-
-    def _wait(self, state: Any) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        backoff = random.uniform(0, min(BACKOFF_CAP_S, self._base * 2 ** (state.attempt_number - 1)))
-        after = exc.retry_after if isinstance(exc, ProviderError) else None
-        return max(backoff, min(after, BACKOFF_CAP_S)) if after is not None else backoff
+        return with_retries(once, attempts or self.cfg.max_attempts, base_s=self._base, sleep=self._sleep)
 
     def close(self) -> None:
         with self._lock:

@@ -30,7 +30,7 @@ TRANSIENT = frozenset({"IncorrectState", "ServiceUnavailable", "InternalServerEr
 def _retry_after(headers: object) -> float | None:
     raw = None
     if isinstance(headers, dict) or hasattr(headers, "get"):
-        raw = headers.get("retry-after") or headers.get("Retry-After")  # type: ignore[union-attr]
+        raw = headers.get("retry-after") or headers.get("Retry-After")
     try:
         return max(0.0, float(raw)) if raw is not None else None
     except (TypeError, ValueError):
