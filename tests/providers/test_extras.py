@@ -14,7 +14,7 @@ from providers.registry import ADAPTERS, build_provider
 
 REPO = Path(__file__).resolve().parents[2]
 SDKS = {"aws": ["boto3", "pulumi-aws"], "gcp": ["google-cloud-compute", "google-cloud-tpu", "pulumi-gcp"],
-        "azure": ["azure-mgmt-compute", "pulumi-azure-native"], "coreweave": ["pulumi-kubernetes", "pulumi-coreweave"]}
+        "azure": ["azure-mgmt-compute", "pulumi-azure-native"], "coreweave": ["pulumi-kubernetes", "pulumi-coreweave"], "oci": ["oci", "pulumi-oci"]}
 
 
 def _name(req: str) -> str:

@@ -61,7 +61,10 @@ def test_providers_shows_health_of_each(mockclouds, tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output
     rows = {p["provider"]: p for p in json.loads(r.stdout)["providers"]}
     assert set(rows) == {"aws", "gcp", "azure", "coreweave", "oci"}
-    assert all(p["status"] == "ok" for p in rows.values())
+    for p in rows.values():
+        # Healthy mocks: ok, unless a loaded machine made a region answer slower than the 2 s at which the
+        # adapters call it degraded (latency is the only thing that differs then; nothing is down).
+        assert p["status"] == "ok" or (p["status"] == "degraded" and p["latencyMs"] > 2000 and not p["message"]), p
 
 
 def _free_port() -> int:

@@ -142,7 +142,8 @@ def test_clouds_commands_say_how_to_start_clouds_instead_of_starting_them(tmp_pa
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("AWAN_CONFIG", raising=False)
     for args in (["offerings"], ["providers"],
-                 ["plan", "-f", str(REPO / "examples" / "finetune-eu.yaml"), "--capacity", "live"]):
+                 ["plan", "-f", str(REPO / "examples" / "finetune-eu.yaml"), "--capacity", "live",
+                  "--policies", str(REPO / "policies")]):     # its data class is defined there
         r = runner.invoke(app, args)
         assert r.exit_code == 1 and "awan mockclouds up" in r.output and "--mock" in r.output, (args, r.output)
         assert "embedded mock clouds on" not in r.output
