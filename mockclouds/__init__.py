@@ -1,1 +1,1 @@
-"""Local stand-ins for the four clouds' APIs: finite capacity, the clouds' own errors, fault injection."""
+"""Local stand-ins for the five clouds' APIs (AWS, GCP, Azure, CoreWeave, OCI): finite capacity, the clouds' own errors, fault injection."""

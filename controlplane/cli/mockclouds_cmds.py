@@ -10,7 +10,7 @@ import typer
 
 from controlplane.cli.output import console, fail
 
-mock_app = typer.Typer(help="Local stand-ins for the four clouds (testing and demos).", no_args_is_help=True)
+mock_app = typer.Typer(help="Local stand-ins for the five clouds (testing and demos).", no_args_is_help=True)
 
 
 @mock_app.command("up")
