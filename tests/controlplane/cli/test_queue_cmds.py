@@ -66,5 +66,5 @@ def test_policy_apply_stores_queues_and_refuses_a_bad_document(service, tmp_path
     assert r.exit_code == 0, r.output
     assert "kind: QueuePolicy" in _run(["policy", "get"], url, admin, tmp_path).output
     r = _run(["get", "queues", "-o", "name"], url, admin, tmp_path)
-    assert r.output.split() == ["queue/research", "queue/product", "queue/sweeps"]
+    assert r.stdout.split() == ["queue/research", "queue/product", "queue/sweeps"]
     db.dispose()
