@@ -14,7 +14,8 @@ from tests.resilience.scenarios import (
     revoke_and_stock_out_each,
 )
 
-pytestmark = pytest.mark.slow
+# Real services and five mock clouds per scenario: a loaded machine takes minutes; bound them generously.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 
 
 def test_outage_throttling_and_revocation_lose_nothing(tmp_path, mockclouds):
