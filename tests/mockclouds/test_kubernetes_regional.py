@@ -6,9 +6,7 @@ google-cloud-compute and ARM over HTTP; cluster side through the official kubern
 from __future__ import annotations
 
 import json
-import time
 import urllib.request
-from collections.abc import Callable
 from typing import Any
 
 import boto3
@@ -21,19 +19,9 @@ from kubernetes import client
 
 from mockclouds.launcher import AZURE_SUBSCRIPTION, GCP_PROJECT, MOCK_SECRETS
 from providers import nodelabels as L
+from tests.mockclouds.test_kubernetes_workloads import wait
 
 AMI = "ami-12c6146b"
-
-
-def wait(pred: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        got = pred()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def control(url: str, path: str, body: dict | None = None) -> Any:
