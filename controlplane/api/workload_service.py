@@ -3,7 +3,6 @@ delete as a request to the loop, and the audit record of each change in the same
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -152,13 +151,9 @@ def render(result: schemas.SubmitResult) -> bytes:
     the GIL for the whole of its rendering (about a second on a busy machine), so the event loop thread
     keeps answering other requests in between."""
     items = b",".join(i.model_dump_json().encode() for i in result.items)
-    return (b'{"items":[' + items + b'],"created":' + _compact(result.created)
-            + b',"unchanged":' + _compact(result.unchanged) + b',"capacityOnly":' + _compact(result.capacityOnly)
-            + b',"notes":' + _compact(result.notes) + b"}")
-
-
-def _compact(v: list[str]) -> bytes:
-    return json.dumps(v, separators=(",", ":")).encode()
+    # The other fields from the model itself, so a field added to SubmitResult is never left out here.
+    rest = result.model_dump_json(exclude={"items"}).encode()
+    return b'{"items":[' + items + b"]" + (b"," + rest[1:] if rest != b"{}" else b"}")
 
 
 def _find(s: Any, p: Principal, name: str, team: str | None) -> Workload:
