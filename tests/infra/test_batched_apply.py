@@ -148,6 +148,7 @@ def test_refused_inside_a_batch_leaves_no_pending_record_for_calls_not_made(tmp_
     assert len(fp.live()) == 12 and eng.up(stack).changes.changed is False
 
 
+@pytest.mark.slow  # hundreds of real adapter calls: ~90 s on a loaded 2-core machine
 def test_a_stack_of_hundreds_of_pools_converges_and_destroys(tmp_path):
     fp = FakeProvider("aws")
     eng = LocalEngine(lambda _: fp, store=FileStateStore(tmp_path))
