@@ -31,6 +31,7 @@ from controlplane.api.routers import (
     workloads,
 )
 from controlplane.api.security import new_cache
+from controlplane.errors import Conflict, Forbidden, Invalid, NotFound, ServiceError, TooLarge, Unavailable
 from controlplane.logs import get_logger
 from controlplane.reconcile.metrics import LoopMetrics
 from controlplane.reconcile.policy_source import PolicySource
@@ -54,6 +55,23 @@ def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
 
 def _http_error(_: Request, exc: HTTPException) -> JSONResponse:
     return JSONResponse({"detail": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+
+
+# The one place a service error becomes an HTTP status (controlplane.errors says why they are not
+# HTTPExceptions). Most specific first: a subclass of one of these maps as its base does.
+STATUS: tuple[tuple[type[ServiceError], int], ...] = (
+    (Invalid, 422), (NotFound, 404), (Conflict, 409), (Forbidden, 403), (TooLarge, 413), (Unavailable, 503))
+
+
+def status_of(exc: ServiceError) -> int:
+    for kind, status in STATUS:
+        if isinstance(exc, kind):
+            return status
+    return 400          # a refusal of a kind the edge does not know yet: still the client's error
+
+
+def _service_error(_: Request, exc: ServiceError) -> JSONResponse:
+    return JSONResponse({"detail": str(exc)}, status_code=status_of(exc))
 
 
 def _too_deep(_: Request, exc: RecursionError) -> JSONResponse:
@@ -119,6 +137,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None,
     app.state.token_cache = new_cache()
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(ServiceError, _service_error)  # type: ignore[arg-type]
     app.add_exception_handler(RecursionError, _too_deep)  # type: ignore[arg-type]
     for r in (workloads.router, fleet.router, spend.router, admin.router, tokens.router, health.router,
               dashboard.router, docs.router, commitments_api.router, runs.router, queues.router):
