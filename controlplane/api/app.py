@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from controlplane import __version__
-from controlplane.api.context import ServiceContext
+from controlplane.api.context import LoopFactory, ServiceContext
 from controlplane.api.headers import SecurityHeaders
 from controlplane.api.limits import BodyLimit
 from controlplane.api.observability import AccessLog, HttpMetrics
@@ -40,6 +40,9 @@ from controlplane.store.db import Database
 from controlplane.store.migrate import upgrade
 from controlplane.timeline import api as commitments_api
 from providers.base import Provider
+
+if TYPE_CHECKING:
+    from providers.config import AwanConfig
 
 log = get_logger("awan.api")
 DASHBOARD = Path(__file__).resolve().parent.parent / "dashboard" / "static"
@@ -81,8 +84,8 @@ def _too_deep(_: Request, exc: RecursionError) -> JSONResponse:
 
 
 def create_app(settings: Settings | None = None, *, db: Database | None = None,
-               providers: Mapping[str, Provider] | None = None, config: Any = None,
-               controller_factory: Any = None,
+               providers: Mapping[str, Provider] | None = None, config: AwanConfig | None = None,
+               controller_factory: LoopFactory | None = None,
                migrate: bool = True) -> FastAPI:
     """``providers`` None: built from ``settings.config`` at startup. ``controller_factory(ctx)`` returns a
     started-able Controller (default: the real one when ``settings.reconcile``)."""
@@ -103,7 +106,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None,
 
         metrics.registry.register(StoreCollector(ctx))
         metrics.registry.register(CommitmentCollector(ctx))
-        metrics.registry.register(queues.QueueCollector(ctx))  # type: ignore[arg-type]
+        metrics.registry.register(queues.QueueCollector(ctx))
         if providers is None and settings.config:
             from controlplane.environment import register_secrets
             from providers.config import load_config
@@ -115,7 +118,9 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None,
             ctx.closers += list(ctx.providers.values())
         factory = controller_factory
         if factory is None and settings.reconcile:
-            from controlplane.reconcile.runtime import build_controller as factory
+            from controlplane.reconcile.runtime import build_controller
+
+            factory = build_controller
         if factory is not None:
             ctx.controller = factory(ctx)
             ctx.controller.start()
