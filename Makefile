@@ -14,7 +14,7 @@ uv_install = command -v uv >/dev/null 2>&1 || python3 -m pip install -q uv; \
 	  || python3 -m uv pip install -q --python $(PY) -e '.[$(1)]'
 
 
-.PHONY: install test-deps run test test-slow test-all test-fast bench lint clean
+.PHONY: install test-deps run test test-slow test-all test-fast bench lint typecheck clean
 
 # Everything: the service, every cloud's SDK, the mock clouds and the test and lint tools.
 $(STAMP): pyproject.toml
@@ -55,6 +55,9 @@ bench: install
 lint: install
 	$(VENV)/bin/ruff check controlplane providers infra mockclouds tests bench
 	$(VENV)/bin/mypy controlplane providers infra mockclouds
+
+typecheck: install
+	$(VENV)/bin/mypy --strict controlplane
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

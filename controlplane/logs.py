@@ -56,7 +56,8 @@ def scrub(value: Any) -> Any:
 
 
 def _scrub_processor(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
-    return scrub(event)
+    scrubbed: EventDict = scrub(event)
+    return scrubbed
 
 
 class _CurrentStderr:
@@ -107,7 +108,7 @@ def configure_logging(level: str = "INFO", json_output: bool = True, *, fmt: str
         foreign_pre_chain=[*_shared(), structlog.processors.format_exc_info],
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, _scrub_processor, renderer],
     )
-    handler = _AwanHandler(_CurrentStderr())  # type: ignore[arg-type]
+    handler = _AwanHandler(_CurrentStderr())
     handler.setFormatter(formatter)
     root = logging.getLogger()
     # ours from an earlier call and basicConfig's plain one go; pytest's capture handlers stay

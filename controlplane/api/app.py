@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from controlplane import __version__
-from controlplane.api.context import ServiceContext
+from controlplane.api.context import LoopFactory, ServiceContext
 from controlplane.api.headers import SecurityHeaders
 from controlplane.api.limits import BodyLimit
 from controlplane.api.observability import AccessLog, HttpMetrics
@@ -31,6 +31,7 @@ from controlplane.api.routers import (
     workloads,
 )
 from controlplane.api.security import new_cache
+from controlplane.errors import Conflict, Forbidden, Invalid, NotFound, ServiceError, TooLarge, Unavailable
 from controlplane.logs import get_logger
 from controlplane.reconcile.metrics import LoopMetrics
 from controlplane.reconcile.policy_source import PolicySource
@@ -39,6 +40,9 @@ from controlplane.store.db import Database
 from controlplane.store.migrate import upgrade
 from controlplane.timeline import api as commitments_api
 from providers.base import Provider
+
+if TYPE_CHECKING:
+    from providers.config import AwanConfig
 
 log = get_logger("awan.api")
 DASHBOARD = Path(__file__).resolve().parent.parent / "dashboard" / "static"
@@ -56,6 +60,23 @@ def _http_error(_: Request, exc: HTTPException) -> JSONResponse:
     return JSONResponse({"detail": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
 
 
+# The one place a service error becomes an HTTP status (controlplane.errors says why they are not
+# HTTPExceptions). Most specific first: a subclass of one of these maps as its base does.
+STATUS: tuple[tuple[type[ServiceError], int], ...] = (
+    (Invalid, 422), (NotFound, 404), (Conflict, 409), (Forbidden, 403), (TooLarge, 413), (Unavailable, 503))
+
+
+def status_of(exc: ServiceError) -> int:
+    for kind, status in STATUS:
+        if isinstance(exc, kind):
+            return status
+    return 400          # a refusal of a kind the edge does not know yet: still the client's error
+
+
+def _service_error(_: Request, exc: ServiceError) -> JSONResponse:
+    return JSONResponse({"detail": str(exc)}, status_code=status_of(exc))
+
+
 def _too_deep(_: Request, exc: RecursionError) -> JSONResponse:
     """The YAML/JSON parsers recurse per nesting level: a hostile body nested thousands deep is the
     client's error (one line, 422), not a 500 with a traceback in the log."""
@@ -63,8 +84,8 @@ def _too_deep(_: Request, exc: RecursionError) -> JSONResponse:
 
 
 def create_app(settings: Settings | None = None, *, db: Database | None = None,
-               providers: Mapping[str, Provider] | None = None, config: Any = None,
-               controller_factory: Any = None,
+               providers: Mapping[str, Provider] | None = None, config: AwanConfig | None = None,
+               controller_factory: LoopFactory | None = None,
                migrate: bool = True) -> FastAPI:
     """``providers`` None: built from ``settings.config`` at startup. ``controller_factory(ctx)`` returns a
     started-able Controller (default: the real one when ``settings.reconcile``)."""
@@ -85,7 +106,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None,
 
         metrics.registry.register(StoreCollector(ctx))
         metrics.registry.register(CommitmentCollector(ctx))
-        metrics.registry.register(queues.QueueCollector(ctx))  # type: ignore[arg-type]
+        metrics.registry.register(queues.QueueCollector(ctx))
         if providers is None and settings.config:
             from controlplane.environment import register_secrets
             from providers.config import load_config
@@ -97,7 +118,9 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None,
             ctx.closers += list(ctx.providers.values())
         factory = controller_factory
         if factory is None and settings.reconcile:
-            from controlplane.reconcile.runtime import build_controller as factory
+            from controlplane.reconcile.runtime import build_controller
+
+            factory = build_controller
         if factory is not None:
             ctx.controller = factory(ctx)
             ctx.controller.start()
@@ -119,6 +142,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None,
     app.state.token_cache = new_cache()
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(ServiceError, _service_error)  # type: ignore[arg-type]
     app.add_exception_handler(RecursionError, _too_deep)  # type: ignore[arg-type]
     for r in (workloads.router, fleet.router, spend.router, admin.router, tokens.router, health.router,
               dashboard.router, docs.router, commitments_api.router, runs.router, queues.router):

@@ -3,9 +3,9 @@ one) and its metrics. Built by ``create_app``; tests may pass their own pieces."
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Protocol
 
 from fastapi import Request
 
@@ -15,6 +15,31 @@ from controlplane.settings import Settings
 from controlplane.store.db import Database
 from providers.base import Provider
 
+if TYPE_CHECKING:   # the dispatch and provider-config packages load on first use, not with the API
+    from controlplane.dispatch.clusters import ClusterSet
+    from providers.config import AwanConfig
+
+
+class Closeable(Protocol):
+    def close(self) -> None: ...
+
+
+class Leadership(Protocol):
+    @property
+    def is_leader(self) -> bool: ...
+
+
+class ServiceLoop(Protocol):
+    """What the service asks of its reconcile loop (controlplane.reconcile.controller.Controller):
+    start it, stop it with a grace period, and whether its replica holds the lease."""
+
+    @property
+    def elector(self) -> Leadership: ...
+
+    def start(self) -> None: ...
+
+    def stop(self, release_lease: bool = True, grace_s: float = 60.0) -> bool: ...
+
 
 @dataclass
 class ServiceContext:
@@ -23,11 +48,16 @@ class ServiceContext:
     providers: Mapping[str, Provider]
     policies: PolicySource
     metrics: LoopMetrics
-    config: Any = None              # providers.config.AwanConfig the providers were built from
-    controller: Any = None          # controlplane.reconcile.controller.Controller when reconciling
-    clusters: Any = None            # controlplane.dispatch.clusters.ClusterSet, built on first use (logs)
-    closers: list[Any] = field(default_factory=list)
+    config: AwanConfig | None = None        # what the providers were built from
+    controller: ServiceLoop | None = None   # when this replica reconciles
+    clusters: ClusterSet | None = None      # built on first use (logs)
+    closers: list[Closeable] = field(default_factory=list)
+
+
+# Builds the loop of a service from its context (create_app's ``controller_factory``).
+LoopFactory = Callable[[ServiceContext], ServiceLoop]
 
 
 def ctx(request: Request) -> ServiceContext:
-    return request.app.state.ctx
+    c: ServiceContext = request.app.state.ctx
+    return c

@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 
-from fastapi import HTTPException
+from controlplane.errors import Invalid
 
 _PREFIX = "id:"
 
@@ -25,4 +25,4 @@ def decode(cursor: str) -> int:
             raise ValueError(value)
         return value
     except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise HTTPException(422, "cursor: not a cursor from this API (pass nextCursor as it came)") from None
+        raise Invalid("cursor", "not a cursor from this API (pass nextCursor as it came)") from None

@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from fastapi import HTTPException
 from sqlalchemy.exc import IntegrityError
 
 from controlplane.api import schemas
 from controlplane.auth.tokens import Principal
+from controlplane.errors import Conflict, Forbidden, Invalid, NotFound, TooLarge, Unavailable
 from controlplane.model.manifest import ManifestError, load_documents, parse_documents
 from controlplane.model.workload import GPUWorkload
 from controlplane.store import audit
@@ -56,7 +56,7 @@ def _own(w: GPUWorkload, p: Principal, explicit_team: bool) -> GPUWorkload:
     if not explicit_team:
         return w.model_copy(update={"metadata": w.metadata.model_copy(update={"team": p.team})})
     if w.team != p.team and not p.is_admin:
-        raise HTTPException(403, f"metadata.team: a token of team {p.team!r} cannot submit for team {w.team!r}")
+        raise Forbidden(f"metadata.team: a token of team {p.team!r} cannot submit for team {w.team!r}")
     return w
 
 
@@ -76,17 +76,17 @@ def _admit(items: list[GPUWorkload], source: str, policies: Callable[[], PolicyS
         try:
             ps = policies()
         except Exception as e:  # a stored policy that cannot be read: refuse rather than drop residency
-            raise HTTPException(503, f"policies: not available to check the data-class label: {e}") from None
+            raise Unavailable(f"policies: not available to check the data-class label: {e}") from None
     why = first_error(items, default_catalog(), ps)
     if why:
-        raise HTTPException(422, f"{source}: {why}")
+        raise Invalid(source, why)
 
 
-class TooManyDocuments(HTTPException):
+class TooManyDocuments(TooLarge):
     """More documents than one submit may hold (``Settings.max_submit_documents``)."""
 
     def __init__(self, count: int, limit: int) -> None:
-        super().__init__(413, f"body: {count} documents, more than the {limit} one submit may hold "
+        super().__init__(f"body: {count} documents, more than the {limit} one submit may hold "
                               f"(AWAN_MAX_SUBMIT_DOCUMENTS); split them over several submits")
 
 
@@ -100,7 +100,7 @@ def submit(db: Database, p: Principal, text: str, source: str, policies: Callabl
             raise TooManyDocuments(len(docs), max_documents)
         parsed = parse_documents(docs, source)
     except ManifestError as e:
-        raise HTTPException(422, str(e)) from None
+        raise Invalid.from_message(str(e)) from None
     items = [_own(w, p, _explicit_team(d)) for w, d in zip(parsed, docs, strict=True)]
     _admit(items, source, policies)
     try:
@@ -110,7 +110,7 @@ def submit(db: Database, p: Principal, text: str, source: str, policies: Callabl
         try:
             return _submit(db, p, items)
         except IntegrityError:
-            raise HTTPException(409, "metadata.name: submitted concurrently by another request; retry") from None
+            raise Conflict("metadata.name: submitted concurrently by another request; retry") from None
 
 
 def _new_out(v: dict[str, Any]) -> schemas.WorkloadOut:
@@ -129,7 +129,7 @@ def _submit(db: Database, p: Principal, items: list[GPUWorkload]) -> schemas.Sub
         try:
             plan = repo.plan_submit(s, new)
         except repo.ConflictError as e:
-            raise HTTPException(409, str(e)) from None
+            raise Conflict(str(e)) from None
         rows = plan.items
         events = audit.rows([
             {"actor": p.actor, "action": "submitted", "kind": "workload", "subject": w.name, "team": w.team,
@@ -160,9 +160,9 @@ def _find(s: Any, p: Principal, name: str, team: str | None) -> Workload:
     try:
         row = repo.get(s, name, _scope(p, team))
     except repo.AmbiguousName as e:
-        raise HTTPException(409, str(e)) from None
+        raise Conflict(str(e)) from None
     if row is None:
-        raise HTTPException(404, f"workload {name!r} not found")
+        raise NotFound(f"workload {name!r} not found")
     return row
 
 

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from controlplane.errors import NotFound
 from controlplane.store.coltypes import utcnow
 from controlplane.store.models import Role, Team, Token
 
@@ -33,6 +34,10 @@ ROLES = ", ".join(r.value for r in Role)
 
 class TokenError(ValueError):
     """A token or token request that cannot be used; the message says why."""
+
+
+class TokenNotFound(NotFound, TokenError):
+    """No token of that id that the caller may see (a NotFound of the service: 404 at the HTTP edge)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +137,7 @@ def revoke_token(s: Session, token_id: str, team: str | None = None) -> Token:
         raise TokenError(f"token id: {token_id!r} is not a token id (12 hex digits, as `awan token list` shows)")
     row = s.get(Token, token_id)
     if row is None or (team is not None and row.team != team):
-        raise TokenError(f"token {token_id!r} not found")
+        raise TokenNotFound(f"token {token_id!r} not found")
     if row.revoked_at is None:
         row.revoked_at = utcnow()
         s.flush()

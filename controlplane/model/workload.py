@@ -10,7 +10,7 @@ import re
 from datetime import timedelta
 from enum import StrEnum
 from functools import cache
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -317,7 +317,7 @@ class GPUWorkload(_Strict):
     def total_gpus(self) -> int:
         return self.spec.gpus.count * self.spec.replicas
 
-    def to_manifest(self) -> dict:
+    def to_manifest(self) -> dict[str, Any]:
         """The manifest as a user would write it (camelCase, no defaults dropped). A capacity reservation
         (no template) is stored without ``template``/``run``, and a workload in its team's default queue
         without ``queue``, as before they existed, so resubmitting a manifest stored by an earlier version is

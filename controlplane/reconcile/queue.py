@@ -46,7 +46,7 @@ class RateLimitedQueue:
         with self._lock:
             n = self._failures.get(key, 0)
             self._failures[key] = n + 1
-            delay = min(self.max_s, self.base_s * (2 ** n))
+            delay = min(self.max_s, self.base_s * (2.0 ** n))
             self._due[key] = self.clock() + delay
             return delay
 

@@ -1,5 +1,6 @@
 """The local engine: the stack's Pulumi program runs under Pulumi's mock runtime (infra.engines.
-mockruntime) and each recorded resource is applied to the cloud through the provider adapter.
+mockruntime, in a worker process: infra.engines.mockruntime_worker says why) and each recorded
+resource is applied to the cloud through the provider adapter.
 
 Crash safety (Crossplane style): before any cloud call that creates something, a ``pending-create``
 record with the resource's idempotency key is written to the stack state. The key travels as the
@@ -29,9 +30,9 @@ from infra.engines.appliers.base import (
     delete_nodes,
 )
 from infra.engines.base import ChangeSet, DriftItem, DriftReport, EngineError, ResourceChange, UpResult
-from infra.engines.mockruntime import DesiredResource, logical_id, run_program
+from infra.engines.mockruntime import DesiredResource, logical_id
+from infra.engines.mockruntime_worker import render
 from infra.engines.state import FileStateStore, StackStateStore, empty_state
-from infra.programs import program_for
 from infra.spec import StackSpec, parse_stack_name
 from providers.base import Provider
 from providers.errors import ProviderError
@@ -79,7 +80,7 @@ class LocalEngine:
     def preview(self, stack: StackSpec) -> ChangeSet:
         self._emit(self.banner)
         stored = (self.store.get(stack.name) or empty_state(stack.name))["resources"]
-        rec = run_program(program_for(stack), stack.name)
+        rec = render(stack)   # in a worker process: see mockruntime_worker
         return diffing.diff(rec.resources, stored).change_set(stored)
 
     def up(self, stack: StackSpec) -> UpResult:
@@ -87,7 +88,7 @@ class LocalEngine:
         self._emit(self.banner)
         with self.store.lock(stack.name, self.lock_timeout_s):
             state = self.store.get(stack.name) or empty_state(stack.name)
-            rec = run_program(program_for(stack), stack.name)
+            rec = render(stack)
             ctx = self._context(stack)
             run = _Run(self, ctx, state, stack.name)
             run.settle()

@@ -6,7 +6,10 @@ deterministic ids. The ids are *logical* (derived from the URN), never cloud ids
 records the same inputs on every run and a diff against the stack state is stable; the engine maps
 logical ids to cloud ids when it applies.
 
-The Pulumi runtime keeps global settings, so programs run one at a time per process (a lock).
+The Pulumi runtime keeps global settings, so programs run one at a time per process (a lock). Because
+of those globals and the paused collector below, ``run_program`` belongs in a process that does
+nothing else: the local engine calls it through ``infra.engines.mockruntime_worker`` (a spawned worker
+process), never in the API service's own process. Tests and benchmarks call it directly.
 
 Cost (the engine runs a stack's program on every up): the SDK makes several futures and tasks per
 resource property, so a stack of a few hundred pools allocates millions of short-lived objects. Three

@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi import HTTPException
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from controlplane.api import workload_service
 from controlplane.auth.tokens import Principal
+from controlplane.errors import ServiceError
 from controlplane.policy import load_policies
 from controlplane.reconcile.controller import Controller, LoopConfig
 from controlplane.reconcile.leader import LeaderElector
@@ -96,8 +96,8 @@ def test_one_bad_workload_never_hurts_another(mix: list[Item], mockclouds: Any, 
     for it in mix:
         try:
             workload_service.submit(db, Principal(f"t-{it.team}", it.team, Role.MEMBER), _manifest(it), "body")
-        except HTTPException as e:
-            refused[it] = str(e.detail)
+        except ServiceError as e:
+            refused[it] = str(e)
     valid = [it for it in mix if it.flavour.startswith("valid")]
     unplaceable = [it for it in mix if it.flavour == "unplaceable"]
     # Refused at the door, each for its own field, and nothing stored for it.

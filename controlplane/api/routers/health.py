@@ -59,8 +59,8 @@ class StoreCollector(Collector):
         yield info
         leader = GaugeMetricFamily("awan_leader", "1 while this replica holds the reconcile lease, else 0",
                                    labels=["replica"])
-        elector = getattr(self.c.controller, "elector", None)
-        leader.add_metric([self.c.settings.replica_id], 1.0 if elector is not None and elector.is_leader else 0.0)
+        loop = self.c.controller
+        leader.add_metric([self.c.settings.replica_id], 1.0 if loop is not None and loop.elector.is_leader else 0.0)
         yield leader
         gpus = GaugeMetricFamily("awan_gpus", "GPUs held by workloads", labels=["provider", "region", "state"])
         by_team = GaugeMetricFamily("awan_workloads", "Workloads by team and state", labels=["team", "state"])

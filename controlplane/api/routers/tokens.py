@@ -13,6 +13,7 @@ from controlplane.api.security import principal
 from controlplane.auth.tokens import (
     Principal,
     TokenError,
+    TokenNotFound,
     create_token,
     expiry_from,
     list_tokens,
@@ -79,7 +80,9 @@ def revoke(token_id: str, request: Request, p: Principal = Depends(_token_admin)
             row = revoke_token(s, token_id, team=None if p.is_admin else p.team)
             audit.record(s, actor=p.actor, action="token-revoked", kind="token", subject=row.id, team=row.team)
             out = token_out(row)
+    except TokenNotFound:
+        raise                       # a service NotFound: the app maps it (404)
     except TokenError as e:
-        raise HTTPException(404 if "not found" in str(e) else 422, str(e)) from None
+        raise HTTPException(422, str(e)) from None
     request.app.state.token_cache.forget(token_id)
     return out

@@ -7,6 +7,8 @@ Create Date: 2026-11-30 00:30:00
 
 from __future__ import annotations
 
+from typing import Any
+
 from alembic import op
 
 revision = '0002_hardening'
@@ -19,7 +21,7 @@ depends_on = None
 _SQLITE_NAMES = {"uq": "uq_%(table_name)s_%(column_0_name)s"}
 
 
-def _old_unique() -> tuple[str, dict]:
+def _old_unique() -> tuple[str, dict[str, Any]]:
     if op.get_bind().dialect.name == "sqlite":
         return "uq_workloads_name", {"naming_convention": _SQLITE_NAMES, "recreate": "always"}
     return "workloads_name_key", {}

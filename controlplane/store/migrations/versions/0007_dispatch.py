@@ -8,6 +8,8 @@ Create Date: 2026-11-30 04:00:00
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -19,7 +21,7 @@ branch_labels = None
 depends_on = None
 
 
-def _ts(name: str) -> sa.Column:
+def _ts(name: str) -> sa.Column[Any]:
     return sa.Column(name, controlplane.store.coltypes.UTCDateTime(timezone=True), nullable=True)
 
 
