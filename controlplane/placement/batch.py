@@ -16,13 +16,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from controlplane.model.workload import GPUWorkload
-from controlplane.placement.candidates import WorkloadClass
-from controlplane.placement.engine import Placer
+from controlplane.placement.placer import Placer
 from controlplane.placement.results import Decision, PlacementResult
+from controlplane.placement.views import WorkloadClass
 
 
 def batch_order(placer: Placer, workloads: Sequence[GPUWorkload]) -> list[GPUWorkload]:
-    def key(w: GPUWorkload) -> tuple:
+    def key(w: GPUWorkload) -> tuple[int, int, int, str]:
         cc = placer.index.candidates(WorkloadClass.of(w))
         return (-w.spec.priority, len(cc.groups), -w.total_gpus, w.name)
     return sorted(workloads, key=key)

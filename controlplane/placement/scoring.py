@@ -19,15 +19,12 @@ by its policy weight (policy.model.Weights):
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from controlplane.placement.rules import region_matches
+from controlplane.placement.snapshot import FleetSnapshot
+from controlplane.placement.views import Group, PoolView, WorkloadClass
+from controlplane.policy.model import PolicySet
 from providers.model import HealthStatus
-
-if TYPE_CHECKING:
-    from controlplane.placement.candidates import Group, PoolView, WorkloadClass
-    from controlplane.placement.snapshot import FleetSnapshot
-    from controlplane.policy.model import PolicySet
 
 
 def locality(wc: WorkloadClass, pv: PoolView, snap: FleetSnapshot) -> float:
