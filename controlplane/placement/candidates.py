@@ -28,7 +28,7 @@ from controlplane.placement.rules import (
     r_shape,
     region_matches,
 )
-from controlplane.placement.scoring import group_upper_bound, locality
+from controlplane.placement.scoring import group_upper_bound, locality, lowest_rate
 from controlplane.placement.snapshot import FleetSnapshot, quota_applies, quota_units
 from controlplane.placement.views import ClassCandidates, ClassKey, Group, PoolView, WorkloadClass
 from controlplane.policy.model import Commitment, PolicySet
@@ -216,7 +216,11 @@ class SnapshotIndex:
         ok_regions = {g.key for g in groups}
         rejections = {k: why for k, (_, why) in sorted(best_fail.items()) if k not in ok_regions}
         stages = {k: st for k, (st, _) in best_fail.items() if k not in ok_regions}
-        return ClassCandidates(groups, rejections, ref, loc, wc, self.policies.budget(wc.team), stages=stages)
+        # the least one replica can cost anywhere (every price at its lowest, capacity aside): batch.py skips
+        # trying to move a workload that already pays it
+        floor = min((g.need_nodes * g.it.gpus * min(lowest_rate(pv) for pv in g.pools) for g in groups), default=0.0)
+        return ClassCandidates(groups, rejections, ref, loc, wc, self.policies.budget(wc.team), stages=stages,
+                               price_floor=floor)
 
 
 def _catalog_views(snap: FleetSnapshot) -> dict[str, list[PoolView]]:

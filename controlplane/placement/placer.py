@@ -43,6 +43,12 @@ class Placer:
         self.policies = policies
         self.state = FleetState(self.index, existing)
         self.chosen: dict[str, tuple[WorkloadClass, list[Option]]] = {}
+        # Workloads whose choice may change when others take capacity: a provider share cap refused one of
+        # their options (the cap relaxes as the fleet grows), or a max skew narrowed their providers (the
+        # skew's minimum moves when a provider fills). Any other placed workload would choose the same again
+        # unless capacity was given back meanwhile (batch.py skips re-placing it).
+        self.volatile: set[str] = set()
+        self._capped = False
 
     # -- one decision --------------------------------------------------------------------------------
     def _choose(self, wc: WorkloadClass, cc: ClassCandidates, used: dict[str, set[str]], keep: int,
@@ -117,6 +123,8 @@ class Placer:
                     got.spreads = spreads
                     rank = _rank(got)
             if isinstance(got, Failure):
+                if got.kind == "cap":
+                    self._capped = True
                 old = fails.get(g.key)
                 if old is None or _KIND_RANK[got.kind] > _KIND_RANK[old.kind]:
                     fails[g.key] = got
@@ -167,6 +175,7 @@ class Placer:
         wc = cc.wc
         assert wc is not None
         d = Decision(workload=w.name, placed=False, priority=wc.priority, asked_gpus=wc.count * wc.replicas)
+        self._capped = False
         if not cc.groups:
             d.unplaced_kind = "nothing-matches"
             d.explain = lambda: Explanation(unplaced_reasons("nothing-matches", {}, cc.rejections, stages=cc.stages),
@@ -181,6 +190,8 @@ class Placer:
         per_provider: dict[str, int] = {}
         for r in range(wc.replicas):
             only = self._within_skew(cc, per_provider, skew) if skew is not None and r else None
+            if only is not None:
+                self._capped = True
             opts, fails, seen = self._choose(wc, cc, used, keep, spreads, only)
             if only is not None and not opts:     # no option keeps within the skew: placed anyway
                 opts, fails, seen = self._choose(wc, cc, used, keep, spreads)
@@ -190,6 +201,10 @@ class Placer:
                 kind = max((f.kind for f in fails.values()), key=_KIND_RANK.__getitem__, default="no-capacity")
                 d.unplaced_kind = kind
                 d.explain = _unplaced_explainer(kind, fails, cc, r if wc.replicas > 1 else None, explain)
+                if self._capped:
+                    self.volatile.add(w.name)
+                else:
+                    self.volatile.discard(w.name)
                 return d
             best = opts[0]
             self.state.apply(best.takes, wc.team)
@@ -199,6 +214,10 @@ class Placer:
             if r == 0:
                 first = (opts, fails, seen)
         self.chosen[w.name] = (wc, chosen)
+        if self._capped:
+            self.volatile.add(w.name)
+        else:
+            self.volatile.discard(w.name)
         d.placed = True
         d.score = sum(o.score for o in chosen) / len(chosen)
         d.assignments = [

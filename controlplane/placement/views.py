@@ -144,6 +144,7 @@ class ClassCandidates:
     # provider/region of ``rejections`` -> how far its furthest pool got through the rules (explain.py leads
     # with the rule that decided: the furthest)
     stages: dict[str, int] = field(default_factory=dict)
+    price_floor: float = 0.0             # the least $/hour one replica can cost in any group (capacity aside)
 
 
 @dataclass(slots=True)
