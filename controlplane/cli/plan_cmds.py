@@ -7,6 +7,7 @@ fails is named in one line and left out; if none answers, the command fails.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from controlplane.cli.clouds import MockOpt, require_clouds
-from controlplane.cli.output import OutputFormat, console, err_console, fail, print_json
+from controlplane.cli.output import OutputFormat, err_console, fail
 
 if TYPE_CHECKING:   # placement, CEL and the providers load inside the command (`awan --help` stays fast)
     from controlplane.model import GPUWorkload
@@ -71,51 +72,88 @@ def live_snapshot(config: str | None = None) -> FleetSnapshot:
         return snapshot_from_providers(env.providers)
 
 
-def _table(result: PlacementResult) -> None:
-    from rich.table import Table
+TABLE_COLUMNS = ("workload", "placed", "where", "instance type", "nodes", "GPUs", "capacity", "$/h", "score")
 
-    from controlplane.placement.explain import group_rejections
 
-    t = Table(title="awan plan (dry run: nothing is provisioned)")
-    for col in ("workload", "placed", "where", "instance type", "nodes", "GPUs", "capacity", "$/h", "score"):
-        t.add_column(col, overflow="fold")
+def _table_rows(result: PlacementResult) -> list[tuple[str, ...]]:
+    rows: list[tuple[str, ...]] = []
     for d in result.decisions:
         if not d.placed:
-            t.add_row(d.workload, "[red]no[/]", d.unplaced_kind, "", "", "", "", "", "")
+            rows.append((d.workload, "no", d.unplaced_kind, "", "", "", "", "", ""))
             continue
-        rows = d.assignments
-        where = sorted({f"{a.provider}/{a.zone}" for a in rows})
-        t.add_row(d.workload, "[green]yes[/]", ", ".join(where), ", ".join(sorted({a.instance_type for a in rows})),
-                  str(sum(a.nodes for a in rows)), str(d.gpus),
-                  "/".join(sorted({str(a.capacity_type) for a in rows})), f"{d.price_per_hour:,.2f}",
-                  f"{d.score:.3f}")
-    console.print(t)
+        a = d.assignments
+        rows.append((d.workload, "yes", ", ".join(sorted({f"{x.provider}/{x.zone}" for x in a})),
+                     ", ".join(sorted({x.instance_type for x in a})), str(sum(x.nodes for x in a)), str(d.gpus),
+                     "/".join(sorted({str(x.capacity_type) for x in a})), f"{d.price_per_hour:,.2f}",
+                     f"{d.score:.3f}"))
+    return rows
+
+
+def _table(result: PlacementResult) -> None:
+    """The plan as text: a table (kubectl's layout: columns padded to their widest cell, nothing truncated),
+    then each workload's reasons, runners-up and rejections grouped by rule, then the totals.
+
+    Written as plain lines, not through rich: a rich Table measures and wraps every cell to the terminal,
+    which took 75 s for 10,000 workloads (issue 17); this is one pass over the decisions. Lines are written
+    in chunks, so memory holds one chunk of text, not the whole plan."""
+    from controlplane.placement.explain import group_rejections
+
+    out = sys.stdout
+    rows = _table_rows(result)
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(TABLE_COLUMNS)]
+    out.write("awan plan (dry run: nothing is provisioned)\n")
+    buf: list[str] = []
+    for r in (TABLE_COLUMNS, *rows):
+        buf.append("   ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+        if len(buf) >= 2048:
+            out.write("\n".join(buf) + "\n")
+            buf.clear()
     for d in result.decisions:
-        console.print(f"[bold]{d.workload}[/]", highlight=False)
-        for r in d.reasons:
-            console.print(f"  {r}", highlight=False, soft_wrap=True, markup=False)
-        for ru in d.runners_up:
-            console.print(f"  runner-up: {ru['provider']}/{ru['region']} {ru['instanceType']} "
-                          f"${ru['pricePerHour']:,.2f}/h score {ru['score']:.3f}", highlight=False)
+        buf.append(d.workload)
+        buf.extend(f"  {r}" for r in d.reasons)
+        buf.extend(f"  runner-up: {ru['provider']}/{ru['region']} {ru['instanceType']} "
+                   f"${ru['pricePerHour']:,.2f}/h score {ru['score']:.3f}" for ru in d.runners_up)
         by_rule = ", ".join(f"{rule} {len(keys)}" for rule, keys, _ in group_rejections(d.rejections))
-        console.print(f"  {len(d.rejections)} provider/regions ruled out ({by_rule}; -o json lists each)",
-                      highlight=False, markup=False)
+        buf.append(f"  {len(d.rejections)} provider/regions ruled out ({by_rule}; -o json lists each)")
+        if len(buf) >= 2048:
+            out.write("\n".join(buf) + "\n")
+            buf.clear()
     s = result.summary()
-    console.print(f"placed {s['placed']}/{s['workloads']} workloads, {s['gpusPlaced']} GPUs, "
-                  f"${s['costPerHour']:,.2f}/h marginal", highlight=False)
-    for name, c in s["commitments"].items():
-        console.print(f"commitment {name}: used {c['used']:g} of {c['committed']:g} {c['unit']}", highlight=False)
+    buf.append(f"placed {s['placed']}/{s['workloads']} workloads, {s['gpusPlaced']} GPUs, "
+               f"${s['costPerHour']:,.2f}/h marginal")
+    buf.extend(f"commitment {name}: used {c['used']:g} of {c['committed']:g} {c['unit']}"
+               for name, c in s["commitments"].items())
+    out.write("\n".join(buf) + "\n")
 
 
-def _with_owners(out: dict[str, Any], workloads: list[GPUWorkload]) -> dict[str, Any]:
+def _owners(workloads: list[GPUWorkload]) -> dict[str, dict[str, str]]:
     """Each placement carries its workload's team, kind and topology, so `awan deploy --plan` tags the
     machines with the same workload key the service would (not under the team 'default')."""
-    by_name = {w.name: w for w in workloads}
-    for p in out.get("placements", []):
-        w = by_name.get(p.get("workload"))
-        if w is not None:
-            p.update(team=w.team, kind=str(w.spec.kind), topology=str(w.spec.topology.domain))
-    return out
+    return {w.name: {"team": w.team, "kind": str(w.spec.kind), "topology": str(w.spec.topology.domain)}
+            for w in workloads}
+
+
+def write_json(result: PlacementResult, workloads: list[GPUWorkload]) -> None:
+    """``{"placements": [...], "summary": {...}}`` (docs/plan-output.md), laid out as ``json.dumps(indent=2)``
+    lays it out, streamed: each placement is made, serialised by pydantic-core (Rust) and written before the
+    next, so the document never sits in memory whole (it is ~12 kB a workload, 116 MB for 10,000: the
+    rejections name every provider/region). The stdlib encoder with ``indent`` runs in Python and took 5.4 s
+    for that; this is the same JSON value (tests/controlplane/cli/test_plan_cmds.py compares them)."""
+    from pydantic_core import to_json
+
+    out = sys.stdout
+    owners = _owners(workloads)
+    out.write('{\n  "placements": [')
+    for i, d in enumerate(result.decisions):
+        doc = d.to_json()
+        o = owners.get(d.workload)
+        if o is not None:
+            doc.update(o)
+        text = to_json(doc, indent=2, fallback=str).decode().replace("\n", "\n    ")
+        out.write((",\n    " if i else "\n    ") + text)
+    out.write("\n  ]," if result.decisions else "],")
+    summary = to_json(result.summary(), indent=2, fallback=str).decode().replace("\n", "\n  ")
+    out.write(f'\n  "summary": {summary}\n}}\n')
 
 
 def plan(
@@ -170,7 +208,7 @@ def plan(
             fail(str(e))
     result = place(workloads, snap, ps)
     if output == OutputFormat.json:
-        print_json(_with_owners(result.to_json(), workloads))
+        write_json(result, workloads)
     else:
         _table(result)
 

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 import yaml
 from pydantic import ValidationError
 
-from controlplane.model.workload import GPUWorkload
+from controlplane.model.workload import GPUWorkload, Spec
 
 
 class ManifestError(ValueError):
@@ -76,6 +76,18 @@ def _documents(text: str, source: str) -> list[object]:
     return out
 
 
+def _frozen(v: object) -> object:
+    """A hashable form of a YAML/JSON value that tells apart what validation tells apart: the type is kept
+    beside each scalar (``1``, ``1.0`` and ``true`` are equal in Python, not to the validator)."""
+    if isinstance(v, dict):
+        return (dict, tuple((k, _frozen(x)) for k, x in v.items()))
+    if isinstance(v, list):
+        return (list, tuple(_frozen(x) for x in v))
+    if isinstance(v, (str, int, float, bool)) or v is None:
+        return (type(v), v)
+    return (type(v), id(v))      # anything else (a datetime is hashable, but be safe): never shared
+
+
 def parse_manifests(text: str, source: str = "<input>") -> list[GPUWorkload]:
     """Every GPUWorkload in ``text``; raises ManifestError on the first bad document (nothing is returned
     half-way). Workload names must be unique within the input."""
@@ -88,14 +100,23 @@ def parse_documents(docs: list[object], source: str = "<input>") -> list[GPUWork
         raise ManifestError(f"{source}: no GPUWorkload documents found")
     out: list[GPUWorkload] = []
     seen: dict[str, int] = {}
+    # Bulk files repeat specs (a sweep, replicas of one service, a generated batch): a spec already
+    # validated is reused as the validated (frozen) Spec, and only the rest of the document is validated.
+    # A spec is validated, errors included, the first time it is met, as part of its whole document.
+    specs: dict[object, Spec] = {}
     for i, doc in enumerate(docs, start=1):
         where = f"{source} doc {i}" if len(docs) > 1 else source
         if not isinstance(doc, dict):
             raise ManifestError(f"{where}: expected a mapping (a GPUWorkload), got {type(doc).__name__}")
+        raw = doc.get("spec")
+        key = _frozen(raw) if isinstance(raw, dict) else None
+        known = specs.get(key) if key is not None else None
         try:
-            w = GPUWorkload.model_validate(doc)
+            w = GPUWorkload.model_validate(doc if known is None else {**doc, "spec": known})
         except ValidationError as e:
             raise ManifestError(f"{where}: {describe_validation_error(e)}") from None
+        if key is not None and known is None:
+            specs[key] = w.spec
         if w.name in seen:
             raise ManifestError(f"{where}: metadata.name: {w.name!r} already used by doc {seen[w.name]}")
         seen[w.name] = i

@@ -13,12 +13,10 @@ engine.py/gangs.py is plain arithmetic over free nodes.
 
 from __future__ import annotations
 
-import weakref
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from controlplane.model.workload import GPUWorkload, TopologyDomain, WorkloadKind
+from controlplane.model.workload import GPUWorkload, TopologyDomain
 from controlplane.placement.celkeys import project, rule_fields
 from controlplane.placement.rules import (
     STATIC_RULES,
@@ -30,139 +28,19 @@ from controlplane.placement.rules import (
     r_shape,
     region_matches,
 )
+from controlplane.placement.scoring import group_upper_bound, locality, lowest_rate
 from controlplane.placement.snapshot import FleetSnapshot, quota_applies, quota_units
-from controlplane.policy.model import Commitment, PolicySet, TeamBudget
-from providers.catalog import CapacityType, InstanceType, Region
+from controlplane.placement.views import ClassCandidates, ClassKey, Group, PoolView, WorkloadClass
+from controlplane.policy.model import Commitment, PolicySet
+from providers.catalog import CapacityType, InstanceType
 from providers.model import CapacityPool, HealthStatus
+
+# The views are defined in views.py; they are re-exported here for callers that found them here first.
+__all__ = ["ClassCandidates", "Group", "PoolView", "SnapshotIndex", "WorkloadClass", "in_term", "structure_key"]
 
 # What makes a provider able to serve a class (SnapshotIndex.sellers): the catalog sells the shape, and the
 # policies allow the provider and the region for the class's data (ProviderShareCap's sole-provider rule).
 _SELLER_RULES = (r_gpu, r_shape, r_fabric, r_provider, r_residency)
-
-
-@dataclass(slots=True)
-class PoolView:
-    idx: int                    # index into snapshot.pools (and the free-node array of the state)
-    pool: CapacityPool
-    it: InstanceType
-    region: Region
-    price: float                # $ per node-hour (pool override, else catalog)
-    price_per_gpu_hour: float
-    capacity_type: str
-    health: HealthStatus
-    blocked: bool
-    commitments: tuple[Commitment, ...] = ()   # active contracts this pool can burn down
-    cel_map: dict[str, Any] = field(default_factory=dict)
-    # Read by every decision, so kept flat here instead of looked up through pool/it each time:
-    quotas: tuple[tuple[int, float], ...] = ()  # (index in snapshot.quotas, units one node uses)
-    reserved: bool = False                      # draws on a reservation / capacity block
-    nodes_per_domain: int = 1                   # it.nodes_per_domain
-    health_term: float = 1.0                    # scoring.health_term(self)
-
-
-@dataclass(frozen=True, slots=True)
-class WorkloadClass:
-    models: tuple[str, ...]
-    count: int
-    per_node: int | None
-    domain: TopologyDomain
-    domain_size: int | None
-    capacity_types: tuple[str, ...]
-    geo: tuple[str, ...] | None
-    regions: tuple[str, ...] | None
-    max_price: float | None
-    kind: str
-    team: str
-    labels: tuple[tuple[str, str], ...]
-    priority: int
-    replicas: int
-    memory: float | None = None     # minimum GiB per GPU (gpus.memory)
-
-    @classmethod
-    def of(cls, w: GPUWorkload) -> WorkloadClass:
-        return cls(*cls.key_of(w))
-
-    @staticmethod
-    def key_of(w: GPUWorkload) -> tuple:
-        """The class's fields as a plain tuple, in field order: equal tuples <=> equal classes. Hashing and
-        comparing a tuple is done in C, so the per-decision lookup of a known class (SnapshotIndex.lookup)
-        costs no dataclass construction."""
-        s = w.spec
-        loc = s.location
-        return (tuple(s.gpus.model), s.gpus.count, s.gpus.per_node, s.topology.domain, s.topology.domain_size,
-                tuple([str(c) for c in s.capacity_type]), tuple(loc.geo) if loc.geo is not None else None,
-                tuple(loc.regions) if loc.regions is not None else None, s.max_price_per_gpu_hour, str(s.kind),
-                w.metadata.team, tuple(sorted(w.metadata.labels.items())), s.priority, s.replicas,
-                s.gpus.memory)
-
-    @property
-    def data_class(self) -> str:
-        return dict(self.labels).get("data-class", "")
-
-    @property
-    def data_region(self) -> str:
-        return dict(self.labels).get("data-region", "")
-
-    @property
-    def spreads(self) -> bool:
-        return self.kind == WorkloadKind.INFERENCE.value and self.replicas > 1
-
-    def cel_map(self) -> dict[str, Any]:
-        return {"team": self.team, "labels": dict(self.labels), "kind": self.kind, "gpus": self.count * self.replicas,
-                "count": self.count, "perNode": self.per_node or 0, "models": list(self.models),
-                "capacityTypes": list(self.capacity_types), "priority": self.priority, "replicas": self.replicas,
-                "topology": str(self.domain), "domainSize": self.domain_size or 0, "gpuMemory": self.memory or 0}
-
-
-@dataclass(slots=True)
-class Group:
-    """Pools of one (provider, region, instance type) that pass every hard constraint for a class."""
-
-    provider: str
-    region: str
-    it: InstanceType
-    pools: list[PoolView]
-    nodes_per_unit: int
-    units: int                  # units per replica (gang)
-    upper_bound: float = 0.0    # best score any option here can reach (for pruning)
-    key: str = ""               # "provider/region": the unit explanations speak of
-    need_nodes: int = 0         # nodes one replica takes here (units x nodes per unit)
-    # pools in packing order when that order cannot change (no commitment whose burn-down reorders them)
-    fixed_order: list[PoolView] | None = None
-    # Set when fixed_order is and no quota applies to any pool: packing then reads free nodes only, along
-    # ``plan`` (gangs.fill_plain). One bucket per place the gang may be packed into (the region, a zone, a
-    # pool: see gangs._buckets), each [(pool idx, rack nodes or 0, units per rack, pool view)] in order.
-    plan: list[list[tuple[int, int, int, PoolView]]] | None = None
-    # A plan for one unit per replica (most workloads): the plan's pools in bucket order that can hold a unit,
-    # each as (pool idx, free nodes a unit needs there). fill_plain then takes the first that has them.
-    first_fit: list[tuple[int, int, PoolView]] | None = None
-    rank_tail: tuple[str, str, str] = ("", "", "")   # the tie-breakers of engine._rank
-    # only this group's provider can serve the class: the provider share cap does not refuse it (unless the
-    # policy says soleProvider: capped; see policy.model.ProviderShareCap)
-    cap_exempt: bool = False
-    # pool idx -> (gangs.Option, its engine._rank) of a plan group's one-pool option as a first replica
-    # scores it (no provider used yet): everything in it is static for the index (see engine._choose)
-    solo: dict[int, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.key = f"{self.provider}/{self.region}"
-        self.need_nodes = self.units * self.nodes_per_unit
-        self.rank_tail = (self.provider, self.region, self.it.name)
-
-
-@dataclass(slots=True)
-class ClassCandidates:
-    groups: list[Group]                  # sorted by upper bound, best first
-    rejections: dict[str, str]           # provider/region with no passing pool -> the first rule failing
-    ref_price_per_gpu_hour: float        # normaliser of the cost term
-    locality: dict[int, float] = field(default_factory=dict)   # pool idx -> data-locality term (static)
-    wc: WorkloadClass | None = None
-    budget: TeamBudget | None = None     # the class's team budget under the index's policies
-    # explain.RejectionTails of this class (built on first use; static, like everything here)
-    tails: Any = None
-    # provider/region of ``rejections`` -> how far its furthest pool got through the rules (explain.py leads
-    # with the rule that decided: the furthest)
-    stages: dict[str, int] = field(default_factory=dict)
 
 
 def in_term(p: CapacityPool, at: datetime) -> bool:
@@ -234,11 +112,11 @@ class SnapshotIndex:
         self.views.sort(key=lambda v: (v.pool.provider, v.pool.region, v.pool.zone, v.pool.instance_type,
                                        v.capacity_type, v.pool.reservation_id))
         self._classes: dict[WorkloadClass, ClassCandidates] = {}
-        self._by_key: dict[tuple, ClassCandidates] = {}      # WorkloadClass.key_of -> the same candidates
+        self._by_key: dict[ClassKey, ClassCandidates] = {}      # WorkloadClass.key_of -> the same candidates
         self._cel_cache: dict[tuple[int, WorkloadClass, int], tuple[bool, str]] = {}
         # CEL results shared between inputs that agree on what the rule reads (celkeys.py):
         # (rule idx, workload fields read, candidate fields read) -> result; per rule, the fields or None
-        self._cel_shared: dict[tuple[int, tuple, tuple], tuple[bool, str]] = {}
+        self._cel_shared: dict[tuple[int, tuple[Any, ...], tuple[Any, ...]], tuple[bool, str]] = {}
         self._cel_fields = [rule_fields(r.expr) for r in ps.rules]
         self._catalog_views: dict[str, list[PoolView]] | None = None
 
@@ -307,7 +185,6 @@ class SnapshotIndex:
         return out
 
     def _build(self, wc: WorkloadClass) -> ClassCandidates:
-        from controlplane.placement.scoring import group_upper_bound, locality
         best_fail: dict[str, tuple[int, str]] = {}
         passing: dict[tuple[str, str, str], list[PoolView]] = {}
         wmap = wc.cel_map()
@@ -339,7 +216,11 @@ class SnapshotIndex:
         ok_regions = {g.key for g in groups}
         rejections = {k: why for k, (_, why) in sorted(best_fail.items()) if k not in ok_regions}
         stages = {k: st for k, (st, _) in best_fail.items() if k not in ok_regions}
-        return ClassCandidates(groups, rejections, ref, loc, wc, self.policies.budget(wc.team), stages=stages)
+        # the least one replica can cost anywhere (every price at its lowest, capacity aside): batch.py skips
+        # trying to move a workload that already pays it
+        floor = min((g.need_nodes * g.it.gpus * min(lowest_rate(pv) for pv in g.pools) for g in groups), default=0.0)
+        return ClassCandidates(groups, rejections, ref, loc, wc, self.policies.budget(wc.team), stages=stages,
+                               price_floor=floor)
 
 
 def _catalog_views(snap: FleetSnapshot) -> dict[str, list[PoolView]]:
@@ -391,42 +272,18 @@ def _plan(g: Group, wc: WorkloadClass, pools: list[PoolView]) -> list[list[tuple
     return [[entry(pv) for pv in pools]]
 
 
-def static_order_key(pv: PoolView) -> tuple:
+def static_order_key(pv: PoolView) -> tuple[float, int, str, str, int]:
     """Packing order of a pool no commitment covers: cheapest per GPU, reserved first, then zone (the same
     key as gangs._order_key gives it)."""
     return (pv.price / pv.it.gpus, 0 if pv.pool.reservation_id else 1, pv.pool.zone, pv.capacity_type, pv.idx)
 
 
-_INDEXES: weakref.WeakKeyDictionary[FleetSnapshot, dict[int, tuple[PolicySet, SnapshotIndex]]] = \
-    weakref.WeakKeyDictionary()
-# per policy set (by id): the last index built, with its structure key, for capacity refreshes
-_LAST: dict[int, tuple[PolicySet, tuple, SnapshotIndex]] = {}
+StructureKey = tuple[Any, ...]
 
 
-def structure_key(snap: FleetSnapshot, ps: PolicySet) -> tuple:
+def structure_key(snap: FleetSnapshot, ps: PolicySet) -> StructureKey:
     """Everything a SnapshotIndex reads from a snapshot except free capacity and quota use: the pools (in
-    order, with price overrides), quota scopes, health, blocked pools, which commitments are active."""
-    return (id(snap.catalog), tuple((p.provider, p.zone, p.instance_type, p.capacity_type, p.reservation_id,
-                                     p.region, p.price_per_hour) for p in snap.pools),
-            tuple((q.provider, q.region, q.unit, q.instance_types, q.capacity_types) for q in snap.quotas),
-            tuple(sorted(snap.health.items())), tuple(sorted(snap.region_health.items())), snap.blocked,
-            tuple(c.name for c in ps.commitments if c.active(snap.taken_at)),
+    order, with price overrides), quota scopes, health, blocked pools, which commitments are active. Two
+    snapshots with equal keys under one policy set share their index's candidates (``SnapshotIndex.rebased``)."""
+    return (snap.structure, tuple(c.name for c in ps.commitments if c.active(snap.taken_at)),
             tuple(in_term(p, snap.taken_at) for p in snap.pools))
-
-
-def index_for(snap: FleetSnapshot, ps: PolicySet) -> SnapshotIndex:
-    """The (cached) index of a snapshot under a policy set; both are immutable, so caching is safe. A new
-    snapshot that differs from the last one indexed under ``ps`` only in free capacity (the controller's
-    periodic refresh) reuses its candidates instead of rebuilding them: no latency spike after a refresh."""
-    per = _INDEXES.setdefault(snap, {})
-    hit = per.get(id(ps))
-    if hit is None or hit[0] is not ps:
-        key = structure_key(snap, ps)
-        last = _LAST.get(id(ps))
-        if last is not None and last[0] is ps and last[1] == key:
-            idx = last[2].rebased(snap)
-        else:
-            idx = SnapshotIndex(snap, ps)
-        _LAST[id(ps)] = (ps, key, idx)
-        hit = per[id(ps)] = (ps, idx)
-    return hit[1]

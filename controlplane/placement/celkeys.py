@@ -100,6 +100,6 @@ def _frozen(v: Any) -> Any:
     return (type(v), v)
 
 
-def project(values: Mapping[str, Any], fields: tuple[str, ...]) -> tuple:
+def project(values: Mapping[str, Any], fields: tuple[str, ...]) -> tuple[Any, ...]:
     """The part of one input map a rule reads, hashable (an absent field stands as itself)."""
     return tuple(_frozen(values[f]) if f in values else (None, _MISSING) for f in fields)

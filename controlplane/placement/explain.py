@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from types import MappingProxyType
+from typing import Any
 
 from controlplane.model.workload import TopologyDomain
+from controlplane.placement.views import HOLE, ClassCandidates, Failure, Option, RejectionTails, WorkloadClass
 
-if TYPE_CHECKING:
-    from controlplane.placement.candidates import ClassCandidates, Group, WorkloadClass
-    from controlplane.placement.gangs import Failure, Option
-
-_KIND_TEXT = {
+_KIND_TEXT = MappingProxyType({
     "nothing-matches": "nothing matches: no offering passes the hard constraints",
     "no-capacity": "no capacity: every matching pool is short of free nodes",
     "no-quota": "no quota: capacity exists but quota headroom is too small",
     "cap": "cap: every option would break the provider share cap",
     "budget": "budget: the team's GPU budget would be exceeded",
-}
+})
 
 
 def _terms(o: Option) -> str:
@@ -71,48 +69,6 @@ def runner_up(o: Option) -> dict[str, Any]:
     return {**ru, "zones": list(ru["zones"]), "terms": dict(ru["terms"])}
 
 
-_HOLE = "<no rejection>"    # a placeholder, compared by identity (see RejectionTails)
-
-
-class RejectionTails:
-    """The part of a placed decision's rejections that is the same for every decision of a class with the
-    same winner, winning score (as printed) and search depth: the class's static rejections and "outscored:
-    at most ..." for each provider/region first met among the groups the search did not reach.
-
-    ``base`` gives it as a dict sorted by key (as Decision.to_json prints it), cached, plus placeholders for
-    the other provider/regions the search reached: ``placed_rejections`` fills those from the decision's
-    own failures and runners-up and drops the ones left empty, so the dict stays sorted without sorting it
-    again. Everything read is static for the class (its candidates do not change while its index lives), so
-    entries never go stale; the cache is bounded."""
-
-    LIMIT = 256
-
-    __slots__ = ("static", "groups", "cache")
-
-    def __init__(self, static: Mapping[str, str], groups: list[Group]) -> None:
-        self.static, self.groups = static, groups
-        self.cache: dict[tuple[int, str, str], tuple[dict[str, str], tuple[str, ...]]] = {}
-
-    def base(self, seen: int, win: str, score: str) -> tuple[dict[str, str], tuple[str, ...]]:
-        key = (seen, win, score)
-        got = self.cache.get(key)
-        if got is None:
-            out = dict(self.static)          # no group's provider/region is in it
-            tail = f" < winner {score} ({win})"
-            for g in self.groups[seen:]:
-                if g.key != win and g.key not in out:
-                    out[g.key] = f"outscored: at most {g.upper_bound:.3f}{tail}"
-            holes = []
-            for g in self.groups[:seen]:
-                if g.key != win and g.key not in out:
-                    out[g.key] = _HOLE
-                    holes.append(g.key)
-            if len(self.cache) >= self.LIMIT:
-                self.cache.clear()
-            got = self.cache[key] = ({k: out[k] for k in sorted(out)}, tuple(holes))
-        return got
-
-
 def placed_rejections(cc: ClassCandidates, best: Option, opts: list[Option], fails: Mapping[str, Failure],
                       seen: int) -> dict[str, str]:
     """provider/region -> why it lost to ``best``: its failure, else "outscored" by its best option among
@@ -135,7 +91,7 @@ def placed_rejections(cc: ClassCandidates, best: Option, opts: list[Option], fai
         if k != win:
             out[k] = f.message
     for k in holes:
-        if out[k] is _HOLE:
+        if out[k] is HOLE:
             del out[k]
     return out
 

@@ -16,52 +16,12 @@ nodes alone, with the same buckets and the same greedy order as ``_fill``; ``pac
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, NamedTuple
 
 from controlplane.model.workload import TopologyDomain
-from controlplane.placement.candidates import Group, PoolView, WorkloadClass
-from controlplane.placement.state import FleetState, Take
+from controlplane.placement.state import FleetState
+from controlplane.placement.views import Failure, Group, Option, PoolView, Take, WorkloadClass
 from controlplane.policy.model import Commitment, PolicySet, ProviderShareCap, TeamBudget
 from providers.model import Quota
-
-
-@dataclass(slots=True)
-class Option:
-    group: Group
-    takes: list[Take]
-    gpus: int
-    marginal: float
-    listed: float
-    committed_gpus: int
-    score: float = 0.0
-    # the score's terms (scoring.option_score): cost, committed, health, dataLocality, then spread or
-    # fewerProviders as ``spreads`` says; kept as numbers, named only when an explanation is read
-    term_values: tuple[float, float, float, float, float] = (0.0, 0.0, 0.0, 0.0, 0.0)
-    spreads: bool = False
-    # explanation text of this option once formatted (explain.py); an option never changes once scored, and
-    # a one-pool option is shared by every decision that meets it (Group.solo)
-    text: str | None = None
-    runner_up_json: dict[str, Any] | None = None
-
-    @property
-    def terms(self) -> dict[str, float]:
-        c, m, h, loc, x = self.term_values
-        return {"cost": c, "committed": m, "health": h, "dataLocality": loc,
-                ("spread" if self.spreads else "fewerProviders"): x}
-
-
-class Failure(NamedTuple):
-    """Why one group could not take the workload. The text is formatted only when an explanation is read;
-    ``text`` captures the figures of the moment (free nodes, headroom), so it says what was true then.
-    (A named tuple: one is made for most groups a search meets, and a tuple is the cheapest to make.)"""
-
-    kind: str        # no-capacity | no-quota | cap | budget
-    text: Callable[[], str]
-
-    @property
-    def message(self) -> str:
-        return self.text()
 
 
 def _contract(pv: PoolView, state: FleetState, local: dict[str, float]) -> Commitment | None:
@@ -91,7 +51,7 @@ def _price_take(pv: PoolView, nodes: int, state: FleetState, local: dict[str, fl
     return t
 
 
-def _order_key(pv: PoolView, state: FleetState) -> tuple:
+def _order_key(pv: PoolView, state: FleetState) -> tuple[float, int, str, str, int]:
     c = _contract(pv, state, {})
     eff = pv.price if c is None else (0.0 if c.take_or_pay else (c.price_per_gpu_hour or pv.price_per_gpu_hour)
                                       * pv.it.gpus)

@@ -5,15 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from fnmatch import fnmatchcase
-from typing import TYPE_CHECKING
 
 from controlplane.model.workload import TopologyDomain
+from controlplane.placement.views import PoolView, WorkloadClass
 from controlplane.policy.model import AllowDeny, PolicySet
 from providers.catalog.fabric import gang_fabric_refusal, is_nvlink_rack, pool_placement
 from providers.model import HealthStatus
-
-if TYPE_CHECKING:
-    from controlplane.placement.candidates import PoolView, WorkloadClass
 
 
 def region_matches(pattern: str, provider: str, region: str) -> bool:

@@ -19,15 +19,12 @@ by its policy weight (policy.model.Weights):
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from controlplane.placement.rules import region_matches
+from controlplane.placement.snapshot import FleetSnapshot
+from controlplane.placement.views import Group, PoolView, WorkloadClass
+from controlplane.policy.model import PolicySet
 from providers.model import HealthStatus
-
-if TYPE_CHECKING:
-    from controlplane.placement.candidates import Group, PoolView, WorkloadClass
-    from controlplane.placement.snapshot import FleetSnapshot
-    from controlplane.policy.model import PolicySet
 
 
 def locality(wc: WorkloadClass, pv: PoolView, snap: FleetSnapshot) -> float:
@@ -50,7 +47,7 @@ def health_term(pv: PoolView) -> float:
     return 0.0 if pv.health == HealthStatus.DEGRADED else 1.0
 
 
-def _lowest_rate(pv: PoolView) -> float:
+def lowest_rate(pv: PoolView) -> float:
     """The lowest $/GPU-hour a node of this pool can cost: 0 under a take-or-pay contract, a contract's own
     price when lower than the pool's."""
     rate = pv.price_per_gpu_hour
@@ -72,9 +69,9 @@ def group_upper_bound(g: Group, wc: WorkloadClass, ps: PolicySet, ref: float, lo
     w = ps.weights
     gpus = g.need_nodes * g.it.gpus
     per_asked = gpus / min(gpus, wc.count)
-    lowest = min(_lowest_rate(pv) for pv in g.pools)
+    lowest = min(lowest_rate(pv) for pv in g.pools)
     cheapest = lowest * per_asked
-    committed = max((1.0 - _lowest_rate(pv) / pv.price_per_gpu_hour for pv in g.pools
+    committed = max((1.0 - lowest_rate(pv) / pv.price_per_gpu_hour for pv in g.pools
                      if pv.commitments and pv.price_per_gpu_hour > 0), default=0.0)
     return (w.cost * max(0.0, 1.0 - cheapest / ref) + w.committed * committed
             + w.health * max(health_term(pv) for pv in g.pools)

@@ -9,15 +9,14 @@ import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from functools import cached_property
+from typing import Any
 
+from controlplane.placement.results import Assignment
 from providers.catalog import CapacityType, Catalog, InstanceType
 from providers.catalog.fabric import ultraserver_type
 from providers.catalog.seed import nominal_free_nodes
 from providers.model import CapacityPool, CapacityReport, HealthStatus, ProviderHealth, Quota
-
-if TYPE_CHECKING:
-    from controlplane.placement.results import Assignment
 
 PoolKey = tuple[str, str, str, str, str]   # provider, zone, instance type, capacity type, reservation id
 
@@ -35,8 +34,11 @@ def scaled_seed_nodes(it: InstanceType, scale: float) -> int:
     return int(catalog_seed_nodes(it) * scale + 1e-9) // per * per
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class FleetSnapshot:
+    """Compared by identity (``eq=False``: two snapshots taken apart are two facts, even when equal); what
+    placement may reuse between snapshots is keyed on ``structure``, not on the snapshot."""
+
     catalog: Catalog
     pools: tuple[CapacityPool, ...]
     quotas: tuple[Quota, ...] = ()
@@ -45,12 +47,17 @@ class FleetSnapshot:
     blocked: frozenset[PoolKey] = frozenset()     # failover: pools that failed recently
     taken_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
-    # identity-hashed so the placement core can cache per snapshot
-    def __hash__(self) -> int:
-        return id(self)
-
-    def __eq__(self, other: object) -> bool:
-        return self is other
+    @cached_property
+    def structure(self) -> tuple[Any, ...]:
+        """The snapshot's shape without its free capacity and quota use: the catalog (by identity: one is
+        built per process and never changed), the pools in order with their price overrides and terms, quota
+        scopes, health and blocked pools. A capacity refresh keeps it; placement keys its reusable index on it
+        (``candidates.structure_key``, ``cache.IndexCache``). Computed once per snapshot."""
+        return (id(self.catalog),
+                tuple((p.provider, p.zone, p.instance_type, p.capacity_type, p.reservation_id, p.region,
+                       p.price_per_hour, p.starts_at, p.ends_at) for p in self.pools),
+                tuple((q.provider, q.region, q.unit, q.instance_types, q.capacity_types) for q in self.quotas),
+                tuple(sorted(self.health.items())), tuple(sorted(self.region_health.items())), self.blocked)
 
     @classmethod
     def from_catalog(cls, catalog: Catalog, scale: float = 1.0, taken_at: datetime | None = None,

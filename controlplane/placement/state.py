@@ -6,22 +6,10 @@ Mutable, owned by one Placer; ``apply``/``revert`` make a workload's rows all-or
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 
-from controlplane.placement.candidates import PoolView, SnapshotIndex
+from controlplane.placement.candidates import SnapshotIndex
 from controlplane.placement.results import Assignment
-
-
-@dataclass(slots=True)
-class Take:
-    """``nodes`` of one pool; ``covered`` of them burn down ``commitment``."""
-
-    pv: PoolView
-    nodes: int
-    covered: int = 0
-    commitment: str = ""
-    marginal: float = 0.0       # $/hour this row adds
-    listed: float = 0.0         # $/hour at the pool's price
+from controlplane.placement.views import PoolView, Take
 
 
 class FleetState:

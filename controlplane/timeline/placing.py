@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from controlplane.model.workload import GPUWorkload
+from controlplane.placement.cache import IndexCache
 from controlplane.placement.engine import place
 from controlplane.placement.results import Decision, Explanation, PlacementResult
 from controlplane.placement.snapshot import FleetSnapshot
@@ -24,15 +25,16 @@ def _waiting(td: TimedDecision) -> Decision:
 
 
 def timed_place(workloads: Sequence[GPUWorkload], snapshot: FleetSnapshot, policies: PolicySet,
-                policy: WaitPolicy | None = None) -> PlacementResult:
+                policy: WaitPolicy | None = None, cache: IndexCache | None = None) -> PlacementResult:
+    """``cache``: the caller's (the controller's) index cache, kept between passes (placement/cache.py)."""
     now_batch = [w for w in workloads if w.spec.schedule is None]
     timed = [w for w in workloads if w.spec.schedule is not None]
-    result = place(now_batch, snapshot, policies)
+    result = place(now_batch, snapshot, policies, cache=cache)
     if not timed:
         return result
     taken = list(result.assignments())
     for w in sorted(timed, key=lambda w: -w.spec.priority):
-        td = decide(w, snapshot.with_usage(taken), policies, policy=policy)
+        td = decide(w, snapshot.with_usage(taken), policies, policy=policy, cache=cache)
         if td.action == "run-now" and td.decision is not None:
             d = td.decision
             reasons = list(td.reasons)

@@ -24,10 +24,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from controlplane.model.workload import GPUWorkload
-from controlplane.placement.candidates import WorkloadClass
+from controlplane.placement.cache import IndexCache
 from controlplane.placement.engine import Placer
 from controlplane.placement.snapshot import FleetSnapshot, pool_key, scaled_seed_nodes
-from controlplane.placement.state import Take
+from controlplane.placement.views import Take, WorkloadClass
 from controlplane.policy.model import Commitment, PolicySet
 from controlplane.timeline.scenario import BlockDoc, ContractDoc, Scenario, ScenarioError
 from controlplane.timeline.trace import Arrival
@@ -190,6 +190,8 @@ class Simulation:
         self.doc = scenario.doc
         self.snap, self.policies, self.uses = build_fleet(scenario, catalog)
         self.arrivals = arrivals
+        # one index per capacity epoch's structure, rebased when only the clock moved (placement keeps none)
+        self.cache = IndexCache()
         self.res = SimResult(self.doc.start, self.doc.end, reserved=self.uses)
         self.index_of = {pool_key(p): i for i, p in enumerate(self.snap.pools)}
         self.ends_of = {i: p.ends_at for i, p in enumerate(self.snap.pools) if p.ends_at is not None}
@@ -216,7 +218,7 @@ class Simulation:
 
     # -- capacity epochs -----------------------------------------------------------------------------
     def _placer_at(self, t: datetime) -> Placer:
-        return Placer(dataclasses.replace(self.snap, taken_at=t), self.policies)
+        return Placer(dataclasses.replace(self.snap, taken_at=t), self.policies, cache=self.cache)
 
     def _count_free(self) -> None:
         self.free_gpus.clear()

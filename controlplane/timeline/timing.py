@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from controlplane.model.workload import GPUWorkload
+from controlplane.placement.cache import IndexCache
 from controlplane.placement.candidates import in_term
 from controlplane.placement.engine import Placer
 from controlplane.placement.results import Assignment, Decision
@@ -109,7 +110,7 @@ def start_times(snap: FleetSnapshot, earliest: datetime, latest: datetime | None
 
 
 def decide(w: GPUWorkload, snap: FleetSnapshot, policies: PolicySet, existing: Sequence[Assignment] = (),
-           policy: WaitPolicy | None = None) -> TimedDecision:
+           policy: WaitPolicy | None = None, cache: IndexCache | None = None) -> TimedDecision:
     """Run now, or wait for capacity that starts later: see the module doc. Nothing is placed into a pool
     outside its term at the start time chosen (the engine's candidate filter, placement.candidates.in_term)."""
     policy = policy or WaitPolicy()
@@ -130,7 +131,7 @@ def decide(w: GPUWorkload, snap: FleetSnapshot, policies: PolicySet, existing: S
     options: list[StartOption] = []
     if latest is None or earliest <= latest:
         for t in start_times(snap, earliest, latest):
-            d = Placer(_at(snap, t, duration), policies, existing).place_one(w)
+            d = Placer(_at(snap, t, duration), policies, existing, cache=cache).place_one(w)
             if d.placed:
                 wait_h = (t - now).total_seconds() / 3600
                 options.append(StartOption(t, d, d.price_per_hour * hours,

@@ -107,3 +107,36 @@ def test_unknown_values_fail_closed(tmp_path, extra, needle):
     r = _plan("-f", str(f), "--capacity", "catalog", "--policies", str(POLICIES), "-o", "json")
     assert r.exit_code != 0 and needle in r.output, r.output
     assert "Traceback" not in r.output and r.stdout == ""
+
+
+def test_plan_json_is_the_documents_json_value_streamed():
+    """write_json streams each placement through pydantic-core; the text is the JSON value (and the layout)
+    json.dumps(indent=2) gives for the whole document, owners included."""
+    from controlplane.cli.plan_cmds import read_workloads
+    from controlplane.placement import FleetSnapshot, place
+    from controlplane.policy import load_policies
+    from providers.catalog import default_catalog
+
+    r = _plan(*[a for f in EXAMPLES for a in ("-f", str(f))], "--policies", str(POLICIES), "--capacity", "catalog",
+              "-o", "json")
+    assert r.exit_code == 0, r.output
+    workloads = read_workloads(EXAMPLES)
+    want = place(workloads, FleetSnapshot.from_catalog(default_catalog()), load_policies(POLICIES)).to_json()
+    for p in want["placements"]:
+        w = next(w for w in workloads if w.name == p["workload"])
+        p.update(team=w.team, kind=str(w.spec.kind), topology=str(w.spec.topology.domain))
+    assert json.loads(r.stdout) == want
+    # same layout line for line, numbers aside (Rust prints 1e-05 as 1e-5)
+    got_lines, want_lines = r.stdout.splitlines(), json.dumps(want, indent=2).splitlines()
+    assert len(got_lines) == len(want_lines)
+    assert [line.split(":")[0] for line in got_lines] == [line.split(":")[0] for line in want_lines]
+
+
+def test_plan_json_with_no_workload_placed_is_still_json(tmp_path):
+    f = tmp_path / "w.yaml"
+    f.write_text("metadata: {name: nowhere}\nspec: {gpus: {model: H100, count: 8}, location: {regions: ['aws:us-east-1']},"
+                 " maxPricePerGpuHour: 0.01}\n")
+    r = _plan("-f", str(f), "--policies", str(POLICIES), "--capacity", "catalog", "-o", "json")
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)
+    assert [p["placed"] for p in data["placements"]] == [False] and data["summary"]["placed"] == 0

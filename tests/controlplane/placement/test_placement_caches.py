@@ -19,10 +19,12 @@ from hypothesis import strategies as st
 from placement_fleet import AT, pool, snapshot, workload
 from test_placement_properties import fleets, policy_sets, workloads
 
-from controlplane.placement import FleetSnapshot, Placer
+from controlplane.placement import FleetSnapshot, IndexCache, Placer
 from controlplane.placement import explain as explain_mod
-from controlplane.placement.candidates import SnapshotIndex, WorkloadClass, index_for
+from controlplane.placement.cache import index_for
+from controlplane.placement.candidates import SnapshotIndex
 from controlplane.placement.celkeys import project, rule_fields
+from controlplane.placement.views import WorkloadClass
 from controlplane.policy import PolicySet
 from controlplane.policy.cel_rules import compile_rule
 from controlplane.policy.model import Weights
@@ -31,8 +33,8 @@ from providers.model import HealthStatus
 
 
 def _cold(ps: PolicySet) -> PolicySet:
-    """An equal policy set with its own identity: indexes are cached per policy object, so this one starts
-    with every cache empty."""
+    """An equal policy set with its own identity: an IndexCache keys indexes per policy object, so this one
+    starts with every cache empty."""
     return dataclasses.replace(ps)
 
 
@@ -64,10 +66,11 @@ def _reference(p: Placer) -> Placer:
 def _same_run(snap: Any, ps: PolicySet, ws: list, releases: tuple[int, ...] = ()) -> None:
     """Warm the shared index with one run, then run again on it and on a cold index that packs every group
     the general way: same decisions, same state."""
-    warm_up = Placer(snap, ps)
+    cache = IndexCache()
+    warm_up = Placer(snap, ps, cache=cache)
     for w in reversed(ws):                         # another order: other states, other cache entries
         warm_up.place_one(w).to_json()
-    warm, cold = Placer(snap, ps), _reference(Placer(snap, _cold(ps)))
+    warm, cold = Placer(snap, ps, cache=cache), _reference(Placer(snap, _cold(ps), cache=cache))
     assert warm.index is warm_up.index and cold.index is not warm.index
     for i, w in enumerate(ws):
         assert _doc(warm.place_one(w)) == _doc(cold.place_one(w))
@@ -151,11 +154,12 @@ def test_a_structural_change_gets_a_new_index_and_new_options(change):
     a degraded region or a blocked pool must not be served from the old one."""
     snap, ps = _small_fleet(), PolicySet.default()
     w = workload("{gpus: {model: H100, count: 8, perNode: 8}}")
-    before = Placer(snap, ps)
+    cache = IndexCache()
+    before = Placer(snap, ps, cache=cache)
     d0 = before.place_one(w)
     capacity_only = dataclasses.replace(snap, pools=tuple(dataclasses.replace(p, available_nodes=p.available_nodes + 1)
                                                           for p in snap.pools))
-    assert Placer(capacity_only, ps).index._classes is before.index._classes    # a refresh reuses it
+    assert Placer(capacity_only, ps, cache=cache).index._classes is before.index._classes    # a refresh reuses it
     gcp = snap.pools[3]
     if change == "price":
         new = dataclasses.replace(snap, pools=snap.pools[:3] + (dataclasses.replace(gcp, price_per_hour=500.0),)
@@ -164,7 +168,7 @@ def test_a_structural_change_gets_a_new_index_and_new_options(change):
         new = dataclasses.replace(snap, region_health={("gcp", "europe-west1"): HealthStatus.DEGRADED})
     else:
         new = snap.with_blocked([(gcp.provider, gcp.zone, gcp.instance_type, "on-demand", "")])
-    after = Placer(new, ps)
+    after = Placer(new, ps, cache=cache)
     assert after.index._classes is not before.index._classes
     d1 = after.place_one(w)
     assert _doc(d1) == _doc(_reference(Placer(new, _cold(ps))).place_one(w))
@@ -195,8 +199,8 @@ def test_rejection_tails_match_the_plain_rule_even_when_the_cache_is_cleared(mon
         seen_keys.append(len(cc.tails.cache))
         return got
 
-    import controlplane.placement.engine as engine_mod
-    monkeypatch.setattr(engine_mod, "placed_rejections", check)
+    import controlplane.placement.placer as placer_mod
+    monkeypatch.setattr(placer_mod, "placed_rejections", check)
     p = Placer(_catalog_fleet(), PolicySet.default())
     for i, w in enumerate(_stream(120)):
         p.place_one(w).to_json()
@@ -271,6 +275,16 @@ def test_shared_cel_results_equal_evaluating_every_pool(expr):
 
 
 def test_index_for_reuses_and_rebuilds():
+    """The caller owns the cache: with one, the same snapshot and policies get the same index, a capacity
+    refresh gets it rebased, another policy set its own; without one, every call builds afresh (placement
+    keeps nothing between calls)."""
     snap, ps = _small_fleet(), PolicySet.default()
-    assert index_for(snap, ps) is index_for(snap, ps)
-    assert index_for(snap, _cold(ps)) is not index_for(snap, ps)
+    cache = IndexCache()
+    first = index_for(snap, ps, cache)
+    assert index_for(snap, ps, cache) is first
+    assert index_for(snap, _cold(ps), cache) is not first
+    refreshed = dataclasses.replace(snap, pools=tuple(dataclasses.replace(p, available_nodes=0) for p in snap.pools))
+    rebased = index_for(refreshed, ps, cache)
+    assert rebased.snapshot is refreshed and rebased._classes is first._classes
+    assert (cache.built, cache.rebased) == (2, 1)
+    assert index_for(snap, ps) is not index_for(snap, ps)
