@@ -1,6 +1,8 @@
 """One cluster through the official ``kubernetes`` client: create-or-get objects by their deterministic
-names, list what Awan owns by label, delete, read pod logs. Objects go in and come out as plain dicts
-(the API's JSON), so rendering and status reading stay pure.
+names, list what Awan owns by label, delete, read pod logs; for a gang's start (gang.py) list its nodes,
+resume its suspended Job and ungate its pods. Objects go in and come out as plain dicts (the API's JSON),
+so rendering and status reading stay pure. The SDK methods are bound once per cluster in a typed table
+(``KindOps``), never looked up by name.
 
 Errors: ``ClusterError`` with ``retryable`` for throttling, 5xx and connection failures; the loop
 simply tries again next pass (every step is level-triggered), so there is no retry layer here.
