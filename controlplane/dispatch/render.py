@@ -2,7 +2,8 @@
 
 * training: one Indexed Job (one pod per node, ``parallelism = completions = nodes``, ``backoffLimit: 0``:
   a gang that loses a member is restarted whole by Awan, from its checkpoint) and a headless Service
-  that gives each pod a stable name, so rank 0 is ``MASTER_ADDR``;
+  that gives each pod a stable name, so rank 0 is ``MASTER_ADDR``. The Job is created suspended and,
+  over NVLink domains, its pods gated: the gang starts all or nothing (gang.py);
 * batch: one Indexed Job per cluster, no gang env beyond its index;
 * inference: a Deployment and a Service per replica group (replicas may sit on different providers).
 
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from controlplane.model.template import Container, Run
-from controlplane.model.workload import GPUWorkload, WorkloadKind
+from controlplane.model.workload import GPUWorkload, TopologyDomain, WorkloadKind
 from providers.nodelabels import POOL as LABEL_POOL
 from providers.nodelabels import WORKLOAD as LABEL_WORKLOAD
 
@@ -33,6 +34,7 @@ INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
 GPU = "nvidia.com/gpu"
 MASTER_PORT = 29500
 CONTAINER = "main"
+GANG_GATE = "awan.dev/gang"     # the schedulingGate of a gang's pods until their ranks are pinned (gang.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,12 +169,17 @@ def _job(w: GPUWorkload, slots: list[Slot], key: str, incarnation: int, ns: str,
     pod = _pod_spec(c, slots, key, _container(c, gpn, _env(c, run, extra), None), "Never")
     if gang:
         pod["subdomain"] = name    # <job>-<index>.<service> resolves to each rank's pod
+        if w.spec.topology.domain == TopologyDomain.NVLINK:
+            # Ranks are pinned to NVLink domains block by block when the gang starts (gang.py).
+            pod["schedulingGates"] = [{"name": GANG_GATE}]
     annotations = {A_CHECKPOINT: run.checkpoint.uri} if run.checkpoint else {}
     job: dict[str, Any] = {
         "apiVersion": "batch/v1", "kind": "Job", "metadata": _meta(name, ns, labels, annotations),
         "spec": {"completionMode": "Indexed", "completions": nodes, "parallelism": nodes,
                  # Awan restarts a failed run (whole, from its checkpoint) and counts it against maxRetries.
                  "backoffLimit": 0,
+                 # A gang is created suspended: no pod exists until all its nodes are Ready and fit (gang.py).
+                 "suspend": gang,
                  "template": {"metadata": {"labels": dict(labels), "annotations": dict(annotations)}, "spec": pod}}}
     if run.active_deadline_seconds is not None:
         job["spec"]["activeDeadlineSeconds"] = run.active_deadline_seconds

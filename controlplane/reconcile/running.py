@@ -10,12 +10,13 @@ write the transitions in one fenced transaction, each only if its row did not mo
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
 
+from controlplane.dispatch import gang
 from controlplane.dispatch import status as st
 from controlplane.dispatch.clusters import ClusterSet
 from controlplane.dispatch.kube import Cluster, ClusterError, Owned
@@ -32,13 +33,14 @@ from controlplane.dispatch.render import (
 )
 from controlplane.logs import get_logger
 from controlplane.model.template import RestartPolicy
-from controlplane.model.workload import GPUWorkload
+from controlplane.model.workload import GPUWorkload, TopologyDomain, WorkloadKind
 from controlplane.reconcile.restarts import is_run
 from controlplane.store import audit
 from controlplane.store import workloads as repo
 from controlplane.store.coltypes import utcnow
 from controlplane.store.db import Database
 from controlplane.store.models import RunLog, Stack, Workload, WorkloadState
+from providers.nodelabels import NVLINK_DOMAIN
 
 log = get_logger("awan.running")
 SELECTOR = f"{MANAGED_BY}={MANAGER}"
@@ -178,6 +180,7 @@ class RunStep:
             return Change(v, state=WorkloadState.FAILED.value, message=plan.error, reason="Unrunnable", finished=True,
                           event=("failed", {"reason": "Unrunnable", "why": plan.error}))
         parts: list[st.RunStatus] = []
+        holds: list[str] = []
         created: list[str] = []
         pods_by_cluster: dict[str, list[st.PodView]] = {}
         for unit in plan.units:
@@ -203,14 +206,68 @@ class RunStep:
             pods = [st.pod_view(p) for p in mine.pods if group is None or st.group_of(p) == group]
             pods_by_cluster.setdefault(client.name, []).extend(pods)
             live = have[(main["kind"], main["metadata"]["name"])]
+            if w.spec.kind == WorkloadKind.TRAINING and main["kind"] == "Job":
+                try:
+                    hold = self._start_gang(v, w, client, live, mine.pods, seen[1].pods)
+                except ClusterError as e:
+                    hold = f"gang start: {e}"
+                    log.warning("gang start failed", workload=v.key, error=str(e))
+                if hold:
+                    holds.append(hold)
             parts.append(st.job_status(live, pods) if main["kind"] == "Job" else st.deployment_status(live, pods))
         run = st.combine(parts)
+        if holds and run.phase == st.Phase.STARTING:
+            run = replace(run, message="; ".join(holds))
         ch = Change(v)
         if not v.dispatched:
             ch.dispatched = True
             ch.event = ("dispatched", {"incarnation": v.restarts, "objects": sorted(f"{k}/{n}" for k, n in plan.names),
                                        "created": created})
         return self._transition(v, w, plan, run, ch, clusters, pods_by_cluster)
+
+    def _start_gang(self, v: RowView, w: GPUWorkload, client: Cluster, job: dict[str, Any],
+                    pods: list[dict[str, Any]], awan_pods: list[dict[str, Any]]) -> str:
+        """All-or-nothing start (dispatch/gang.py): resume the suspended Job once every node of the gang's
+        pools is Ready and fits; then, once all its pods exist, pin each gated pod's rank block to its
+        NVLink domain and ungate them together. Returns why the gang still waits ("" once started)."""
+        suspended = bool((job.get("spec") or {}).get("suspend"))
+        live = [p for p in pods if (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+                and not (p.get("metadata") or {}).get("deletionTimestamp")]
+        waiting = [p for p in live if gang.gated(p)]
+        if not suspended and not waiting:
+            return ""
+        want: dict[str, int] = {}
+        for s in v.slots:
+            want[s.pool] = want.get(s.pool, 0) + s.nodes
+        gpn = max(s.gpus_per_node for s in v.slots)
+        nvlink, size = w.spec.topology.domain == TopologyDomain.NVLINK, w.spec.topology.domain_size
+        views = gang.node_views(client.nodes(gang.node_selector(want)), awan_pods, label_value(v.key), v.restarts)
+        name = job["metadata"]["name"]
+        if suspended:
+            hold = gang.admit(want, gpn, views, nvlink=nvlink, domain_gpus=size)
+            if not hold.ready:
+                return hold.why
+            client.resume(name)
+            log.info("gang admitted", workload=v.key, job=name, nodes=sum(want.values()))
+            return ""
+        ranks = sum(want.values())
+        if len(live) < ranks:
+            return f"gang starting: {len(live)}/{ranks} pods created"
+        fit = [n for n in views if n.usable]
+        block: int = 0
+        domains: tuple[str, ...] = ()
+        if nvlink and any(n.domain for n in fit):
+            block = gang.block_size(ranks, size, gpn, fit)
+            got = gang.assign_domains(ranks, block, views, gpn, gang.pinned(live, block))
+            if got is None:
+                return f"gang held: no NVLink domain with room for each block of {block} ranks"
+            domains = got
+        for p in waiting:
+            r = gang.rank_of(p)
+            sel: dict[str, str] = {NVLINK_DOMAIN: domains[r // block]} if block and r is not None else {}
+            client.ungate(p, gang.GATE, sel)
+        log.info("gang ungated", workload=v.key, job=name, pods=len(waiting), domains=sorted(set(domains)))
+        return ""
 
     def _transition(self, v: RowView, w: GPUWorkload, plan: Plan, run: st.RunStatus, ch: Change,
                     clusters: dict[tuple[str, str], Cluster], pods: dict[str, list[st.PodView]]) -> Change | None:
@@ -241,7 +298,7 @@ class RunStep:
             if ch.dispatched:       # both at once: keep the dispatch record, then the running one
                 ch.event = ("dispatched+running", {"pods": run.running, "incarnation": v.restarts})
         elif run.phase == st.Phase.STARTING:
-            msg = f"{run.running}/{run.want} pods running"
+            msg = run.message or f"{run.running}/{run.want} pods running"
             if msg != v.message:
                 ch.message = msg
         elif run.phase == st.Phase.LOST:

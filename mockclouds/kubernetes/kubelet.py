@@ -96,6 +96,12 @@ class Kubelet:
         """Bind every unbound Pending pod that fits somewhere; mark the rest Unschedulable."""
         pending = [p for p in pods if not (p.get("spec") or {}).get("nodeName") and not is_terminal(p)
                    and not p["metadata"].get("deletionTimestamp")]
+        # Pod scheduling readiness (KEP-3521): a pod with schedulingGates is not considered until every
+        # gate is removed; it shows PodScheduled=False/SchedulingGated, as kube-scheduler reports it.
+        gated = [p for p in pending if (p.get("spec") or {}).get("schedulingGates")]
+        for p in gated:
+            self._gated(p)
+        pending = [p for p in pending if not (p.get("spec") or {}).get("schedulingGates")]
         if not pending:
             return
         used: dict[str, dict[str, float]] = {n["metadata"]["name"]: {} for n in nodes}
@@ -123,6 +129,17 @@ class Kubelet:
             for k, v in req.items():
                 used[name][k] = used[name].get(k, 0.0) + v
             self._bind(p, chosen)
+
+    def _gated(self, pod: Obj) -> None:
+        st = dict(pod.get("status") or {})
+        old = next((c for c in st.get("conditions") or [] if c.get("type") == "PodScheduled"), None)
+        if old and old.get("reason") == "SchedulingGated":
+            return
+        st.update(phase="Pending", conditions=[{"type": "PodScheduled", "status": "False", "reason": "SchedulingGated",
+                                                "message": "Scheduling is blocked due to non-empty scheduling gates",
+                                                "lastProbeTime": None, "lastTransitionTime": now_rfc3339()}])
+        st.setdefault("qosClass", "BestEffort")
+        self._write_status(pod, st)
 
     def _unschedulable(self, pod: Obj, message: str) -> None:
         st = dict(pod.get("status") or {})

@@ -4,7 +4,7 @@ batch a Job per cluster. Names are deterministic and carry the incarnation."""
 
 from __future__ import annotations
 
-from controlplane.dispatch.render import GPU, L_INCARNATION, L_WORKLOAD, Slot, base_name, render
+from controlplane.dispatch.render import GANG_GATE, GPU, L_INCARNATION, L_WORKLOAD, Slot, base_name, render
 from controlplane.model import parse_manifests
 from providers.nodelabels import POOL as LABEL_POOL
 from providers.nodelabels import WORKLOAD as LABEL_WORKLOAD
@@ -66,6 +66,18 @@ def test_a_gang_over_two_pools_is_pinned_by_its_workload_label_and_one_over_two_
     apart = [Slot("aws", "us-east-1", "p-0", 2, 8), Slot("gcp", "us-central1", "p-1", 2, 8)]
     plan = render(w, "research_gang", 0, apart, NS)
     assert not plan.units and "one cluster" in plan.error
+
+
+def test_a_gang_is_created_suspended_and_over_nvlink_its_pods_gated():
+    [w] = parse_manifests(GANG)
+    job = render(w, "research_gang", 0, [Slot("aws", "us-east-1", "p-0", 4, 8)], NS).units[0].objects[1]
+    assert job["spec"]["suspend"] is True and "schedulingGates" not in job["spec"]["template"]["spec"]
+    [nv] = parse_manifests(GANG.replace("perNode: 8}", "perNode: 4}\n  topology: {domain: nvlink, domainSize: 16}"))
+    job = render(nv, "research_gang", 0, [Slot("aws", "us-east-1", "p-0", 8, 4)], NS).units[0].objects[1]
+    assert job["spec"]["template"]["spec"]["schedulingGates"] == [{"name": GANG_GATE}]
+    [batch] = parse_manifests(GANG.replace("kind: training", "kind: batch"))
+    job = render(batch, "research_gang", 0, [Slot("aws", "us-east-1", "p-0", 4, 8)], NS).units[0].objects[0]
+    assert job["spec"]["suspend"] is False        # a sweep's jobs are independent: nothing to hold
 
 
 def test_inference_is_a_deployment_and_service_per_replica_group():

@@ -30,21 +30,45 @@ class FakeCluster:
         self.name, self.namespace = cfg.name, cfg.namespace
         self.objects: dict[tuple[str, str], dict[str, Any]] = {}
         self.pods: dict[str, dict[str, Any]] = {}
+        self.node_objs: dict[str, dict[str, Any]] = {}
         self.created = 0
 
     def create(self, obj: dict[str, Any]) -> bool:
         k = (obj["kind"], obj["metadata"]["name"])
         if k in self.objects:
             return False
-        self.objects[k] = obj
+        self.objects[k] = obj = {**obj, "spec": dict(obj["spec"])}
         self.created += 1
         if obj["kind"] == "Job":
+            # The gang's nodes: Ready, one per rank, with the GPUs a rank asks for.
+            tmpl = obj["spec"]["template"]["spec"]
+            gpus = tmpl["containers"][0]["resources"]["limits"]["nvidia.com/gpu"]
             for i in range(obj["spec"]["completions"]):
-                name = f"{obj['metadata']['name']}-{i}-x"
-                self.pods[name] = {"metadata": {"name": name, "labels": dict(obj["spec"]["template"]["metadata"]["labels"]),
-                                                "annotations": {"batch.kubernetes.io/job-completion-index": str(i)}},
-                                   "spec": {"nodeName": f"node-{i}"}, "status": {"phase": "Pending"}}
+                self.node_objs[f"node-{i}"] = {
+                    "metadata": {"name": f"node-{i}", "labels": dict(tmpl["nodeSelector"])},
+                    "status": {"conditions": [{"type": "Ready", "status": "True"}],
+                               "allocatable": {"nvidia.com/gpu": gpus}}}
+            if not obj["spec"].get("suspend"):
+                self._pods_of(obj)
         return True
+
+    def _pods_of(self, obj: dict[str, Any]) -> None:
+        for i in range(obj["spec"]["completions"]):
+            name = f"{obj['metadata']['name']}-{i}-x"
+            self.pods[name] = {"metadata": {"name": name, "labels": dict(obj["spec"]["template"]["metadata"]["labels"]),
+                                            "annotations": {"batch.kubernetes.io/job-completion-index": str(i)}},
+                               "spec": {"nodeName": f"node-{i}"}, "status": {"phase": "Pending"}}
+
+    def nodes(self, selector: str) -> list[dict[str, Any]]:
+        return list(self.node_objs.values())
+
+    def resume(self, job: str) -> None:
+        obj = self.objects[("Job", job)]
+        obj["spec"]["suspend"] = False
+        self._pods_of(obj)
+
+    def ungate(self, pod: dict[str, Any], gate: str, node_selector: dict[str, str]) -> None:
+        raise AssertionError("these gangs are not over NVLink domains: nothing is gated")
 
     def owned(self, selector: str) -> Owned:
         return Owned([dict(o) for o in self.objects.values()], [dict(p) for p in self.pods.values()])

@@ -1,0 +1,1 @@
+from tests.controlplane.store.dbfixture import db, db_url  # noqa: F401
