@@ -106,11 +106,11 @@ class MockClouds:
             if name == "oci":
                 p.update(_oci_settings(url))
             provs[name] = p
-        # Where workloads run: the AWS, GCP and Azure mocks serve a Kubernetes cluster per region under
+        # Where workloads run: the AWS, GCP, Azure and OCI mocks serve a Kubernetes cluster per region under
         # /_k8s/<region>/ that their running machines join; CoreWeave's is the CKS endpoint itself.
         clusters = [{"name": name, "provider": name, "regions": ["*"], "endpoint": f"{url}/_k8s/{{region}}",
                      "credentials": {"token": MOCK_SECRETS["coreweave"]["token"]}}
-                    for name, url in self.urls.items() if name in ("aws", "gcp", "azure")]
+                    for name, url in self.urls.items() if name in ("aws", "gcp", "azure", "oci")]
         return {"providers": provs, "clusters": clusters} if clusters else {"providers": provs}
 
     def config(self) -> AwanConfig:

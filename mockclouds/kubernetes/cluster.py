@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import builtins
 import copy
+import functools
 import ipaddress
 import logging
 import math
@@ -18,11 +19,13 @@ import threading
 import time
 import uuid
 import weakref
+from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from mockclouds.faults import FaultBook
 from mockclouds.kubernetes.errors import ApiError, bad_request, invalid, not_found
+from mockclouds.kubernetes.informer import Informer
 from mockclouds.kubernetes.kubelet import Kubelet, is_terminal
 from mockclouds.kubernetes.resources import (
     DEPLOYMENTS,
@@ -41,12 +44,14 @@ from mockclouds.kubernetes.workloads import (
     UID_LABELS,
     DeploymentController,
     JobController,
+    owned_by,
     selector_matches,
 )
 
 SEED_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 WORKLOAD_KINDS = (PODS, JOBS, DEPLOYMENTS, REPLICASETS)
 MAX_EVENTS = 5000
+MAX_ROUNDS = 50          # per drain; a controller ping-pong beyond this is left to the timer (and logged)
 _log = logging.getLogger(__name__)
 
 
@@ -72,6 +77,7 @@ def _ticker(ref: weakref.ReferenceType[Cluster], wake: threading.Event) -> None:
 
 class Cluster:
     name = "kubernetes"
+    RESYNC_S = 30.0         # every object is reconciled again this often, whatever triggered or not
 
     def __init__(self, faults: FaultBook | None = None) -> None:
         self.faults = faults or FaultBook()
@@ -79,6 +85,10 @@ class Cluster:
         self.kubelet = Kubelet(self.store, self.record)
         self.jobs = JobController(self.store, self.record)
         self.deployments = DeploymentController(self.store, self.record)
+        self.informer = Informer(self.kubelet.requests, self.kubelet.forget, self.jobs.forget)
+        self.store.subscribe(self.informer.observe)
+        self.stats: Counter[str] = Counter()     # reconciles per controller (read by the bounded-work test)
+        self._resynced = time.monotonic()
         self.closed = False
         self._events: set[tuple[str, str, str]] = set()
         self._svc_ip = 0
@@ -90,6 +100,7 @@ class Cluster:
     def clear(self) -> None:
         with self.store.lock:
             self.store.clear()
+            self.informer.clear()
             self.kubelet.reset()
             self.jobs.reset()
             self._events.clear()
@@ -111,11 +122,27 @@ class Cluster:
 
     def next_due(self) -> float:
         with self.store.lock:
-            return min(self.kubelet.next_due(), self.jobs.next_due())
+            return min(self.kubelet.next_due(), self.jobs.next_due(), self._resynced + self.RESYNC_S)
 
     def tick(self) -> None:
-        """Timer work: the controllers (pods whose time has come). Subclasses add node syncing."""
-        self.reconcile()
+        """Timer work: pods and Jobs whose time has come, and the periodic resync. Subclasses add node
+        syncing."""
+        with self.store.lock:
+            if time.monotonic() >= self._resynced + self.RESYNC_S:
+                self.resync()
+            self.reconcile()
+
+    def resync(self) -> None:
+        """Every object on its controller's queue again: the safety net of an informer's resync period
+        (a missed trigger is repaired within RESYNC_S)."""
+        with self.store.lock:
+            self._resynced = time.monotonic()
+            q = self.informer.queues
+            for rt, queue in ((JOBS, q.jobs), (DEPLOYMENTS, q.deployments), (REPLICASETS, q.replicasets),
+                              (PODS, q.kubelet)):
+                for o in self._all(rt):
+                    queue.add((o["metadata"].get("namespace") or "", o["metadata"]["name"]))
+            self.informer.capacity_changed = True
 
     # -- controllers -----------------------------------------------------------------------------
     def record(self, obj: Obj, type_: str, reason: str, message: str) -> None:
@@ -141,21 +168,60 @@ class Cluster:
             "reportingComponent": "awan-mock", "reportingInstance": self.name})
 
     def reconcile(self) -> None:
+        """Drain the work queues: each round hands every controller the keys queued for it (by the writes
+        of the request, of the timer, or of the previous round), until a round queues nothing new."""
         with self.store.lock:
-            self.kubelet.forget_gone(self._all(PODS))
-            for i in range(6):           # until a pass writes nothing (each pass is one controller round)
-                rv = self.store.resource_version()
-                nodes_l, _ = self.store.list(NODES, None, copy_out=False)
-                nodes = {n["metadata"]["name"]: n for n in nodes_l}
-                if i == 0:               # node loss shows on the first pass; later passes only move pods on
-                    self.kubelet.lose_pods(self._all(PODS), nodes)
-                self.kubelet.step(self._all(PODS), nodes)
-                self.jobs.reconcile(self._all(JOBS), self._all(PODS))
-                self.deployments.reconcile(self._all(DEPLOYMENTS), self._all(REPLICASETS), self._all(PODS))
-                self.kubelet.schedule(self._all(PODS), nodes_l)
-                self.kubelet.step(self._all(PODS), nodes)
-                if self.store.resource_version() == rv:
-                    break
+            q, inf = self.informer.queues, self.informer
+            now = time.monotonic()
+            for key in self.kubelet.due_pods(now):
+                q.kubelet.add(key)
+            for key in self.jobs.due_jobs(now):
+                q.jobs.add(key)
+            for _ in range(MAX_ROUNDS):
+                if q.idle() and not inf.capacity_changed:
+                    return
+                now = time.monotonic()
+                for ns, name in q.kubelet.take():
+                    pod = self.store.peek(PODS, ns, name)
+                    if pod is not None:
+                        self.stats["kubelet"] += 1
+                        self.kubelet.visit(pod, inf.nodes.nodes.get((pod.get("spec") or {}).get("nodeName") or ""),
+                                           now)
+                for ns, name in q.jobs.take():
+                    job = self.store.peek(JOBS, ns, name)
+                    if job is not None:
+                        self.stats["job"] += 1
+                        self.jobs.reconcile_one(job, self._controlled(PODS, job))
+                for ns, name in q.deployments.take():
+                    d = self.store.peek(DEPLOYMENTS, ns, name)
+                    if d is not None:
+                        self.stats["deployment"] += 1
+                        self.deployments.deployment_one(d, functools.partial(self._controlled, REPLICASETS, d))
+                for ns, name in q.replicasets.take():
+                    rs = self.store.peek(REPLICASETS, ns, name)
+                    if rs is not None:
+                        self.stats["replicaset"] += 1
+                        self.deployments.replicaset_one(rs, self._controlled(PODS, rs))
+                keys = list(inf.unbound) if inf.capacity_changed else [k for k in q.scheduler.take() if k in inf.unbound]
+                q.scheduler.clear()
+                inf.capacity_changed = False
+                pending = [p for p in (self.store.peek(PODS, ns, name) for ns, name in keys) if p is not None]
+                if pending:
+                    self.stats["schedule"] += len(pending)
+                    self.kubelet.schedule(pending, inf.nodes, inf.used)
+            _log.warning("mock cluster %s: work queues still busy after %d rounds; the timer continues",
+                         self.name, MAX_ROUNDS)
+            self._wake.set()
+
+    def _controlled(self, rt: ResourceType, owner: Obj) -> list[Obj]:
+        """The objects of kind ``rt`` that ``owner`` controls (from the informer's owner index)."""
+        uid = owner["metadata"]["uid"]
+        out = []
+        for ns, name in self.informer.owned(uid, rt.plural):
+            o = self.store.peek(rt, ns, name)
+            if o is not None and owned_by(o, uid):
+                out.append(o)
+        return out
 
     def _all(self, rt: ResourceType) -> list[Obj]:
         items, _ = self.store.list(rt, None, copy_out=False, ordered=False)
@@ -290,12 +356,12 @@ class Cluster:
         this fake does at once) or released (Orphan)."""
         if policy not in ("Orphan", "Background", "Foreground"):
             raise bad_request(f"unsupported propagationPolicy {policy!r}: Orphan, Background or Foreground")
-        for rt in WORKLOAD_KINDS:
-            for o in self._all(rt):
+        kinds = {rt.plural: rt for rt in WORKLOAD_KINDS}
+        for plural, ns, name in list(self.informer.dependents.get(owner_uid, {})):
+            rt = kinds[plural]
+            o = self.store.peek(rt, ns, name)
+            if o is not None:
                 refs = o["metadata"].get("ownerReferences") or []
-                if not any(r.get("uid") == owner_uid for r in refs):
-                    continue
-                ns, name = o["metadata"].get("namespace", ""), o["metadata"]["name"]
                 if policy == "Orphan":
                     cur = copy.deepcopy(o)
                     cur["metadata"]["ownerReferences"] = [r for r in refs if r.get("uid") != owner_uid]

@@ -11,11 +11,14 @@ no place in the API (when a container started, its log) live in ``PodRun`` keyed
 from __future__ import annotations
 
 import base64
+import heapq
 import math
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Protocol
 
 from mockclouds.kubernetes.program import Program, ProgramError, expand, program_of
 from mockclouds.kubernetes.resources import CONFIGMAPS, NODES, PODS, SECRETS
@@ -27,6 +30,13 @@ from mockclouds.kubernetes.scheduling import (
     untolerated_taint,
 )
 from mockclouds.kubernetes.store import Obj, ObjectStore, now_rfc3339
+
+
+class NodeSource(Protocol):
+    """The scheduler's view of the nodes (``informer.NodeView``)."""
+
+    def all(self) -> list[Obj]: ...
+    def candidates(self, pod: Obj) -> list[Obj]: ...
 
 TERMINAL = ("Succeeded", "Failed")
 Recorder = Callable[[Obj, str, str, str], None]       # (object, type, reason, message)
@@ -48,6 +58,7 @@ class PodRun:
     logs: dict[str, list[str]] = field(default_factory=dict)          # container -> lines so far
     finished: bool = False
     ready: bool = False                 # the Ready condition has been written for this start
+    armed: float = -1.0                 # the due time a timer is set for (-1: none pending)
 
     def due(self) -> float:
         """monotonic time of this pod's next transition (inf: none)."""
@@ -72,15 +83,19 @@ class Kubelet:
         self.store, self.record = store, record
         self.runs: dict[str, PodRun] = {}
         self._requests: dict[str, dict[str, float]] = {}
+        self._timers: list[tuple[float, str, str, str]] = []     # (due, namespace, name, uid), a heap
         self._ip = 0
+        self.visits: Counter[str] = Counter()     # pods looked at, per role (the bounded-work test reads it)
 
     def reset(self) -> None:
         self.runs.clear()
         self._requests.clear()
+        self._timers.clear()
         self._ip = 0
 
     def next_due(self) -> float:
-        return min((r.due() for r in self.runs.values()), default=math.inf)
+        """monotonic time of the earliest pod timer (a stale one only wakes the ticker early)."""
+        return self._timers[0][0] if self._timers else math.inf
 
     # -- helpers ---------------------------------------------------------------------------------
     def _write_status(self, pod: Obj, status: Obj) -> Obj:
@@ -92,42 +107,33 @@ class Kubelet:
         return f"10.244.{(self._ip // 250) % 250}.{self._ip % 250 + 2}"
 
     # -- scheduler -------------------------------------------------------------------------------
-    def schedule(self, pods: list[Obj], nodes: list[Obj]) -> None:
-        """Bind every unbound Pending pod that fits somewhere; mark the rest Unschedulable."""
-        pending = [p for p in pods if not (p.get("spec") or {}).get("nodeName") and not is_terminal(p)
-                   and not p["metadata"].get("deletionTimestamp")]
+    def schedule(self, pending: list[Obj], nodes: NodeSource, used: Callable[[str], dict[str, float]]) -> None:
+        """Bind each of ``pending`` (unbound, unfinished pods) that fits somewhere; mark the rest
+        Unschedulable. ``used(node)`` is what the pods bound there request (kept current by the informer,
+        so a bind here counts for the next pod)."""
         # Pod scheduling readiness (KEP-3521): a pod with schedulingGates is not considered until every
         # gate is removed; it shows PodScheduled=False/SchedulingGated, as kube-scheduler reports it.
-        gated = [p for p in pending if (p.get("spec") or {}).get("schedulingGates")]
-        for p in gated:
+        for p in [p for p in pending if (p.get("spec") or {}).get("schedulingGates")]:
             self._gated(p)
         pending = [p for p in pending if not (p.get("spec") or {}).get("schedulingGates")]
-        if not pending:
-            return
-        used: dict[str, dict[str, float]] = {n["metadata"]["name"]: {} for n in nodes}
-        for p in pods:
-            node = (p.get("spec") or {}).get("nodeName")
-            if node in used and not is_terminal(p):
-                for k, v in self.requests(p).items():
-                    used[node][k] = used[node].get(k, 0.0) + v
         # Oldest first, then by name (completion index order for an indexed Job's pods).
-        pending.sort(key=lambda p: (p["metadata"].get("creationTimestamp", ""), p["metadata"]["name"]))
+        pending = sorted(pending, key=lambda p: (p["metadata"].get("creationTimestamp", ""), p["metadata"]["name"]))
         for p in pending:
-            reasons: dict[str, int] = {}
-            chosen = None
+            self.visits["schedule"] += 1
             req = self.requests(p)
-            for n in nodes:
-                why = misfit(p, n, used[n["metadata"]["name"]], req)
-                if why is None:
-                    chosen = n
-                    break
-                reasons[why] = reasons.get(why, 0) + 1
+            chosen = next((n for n in nodes.candidates(p) if misfit(p, n, used(n["metadata"]["name"]), req) is None),
+                          None)
             if chosen is None:
-                self._unschedulable(p, unschedulable_message(len(nodes), reasons))
+                # The message counts every node's reason, as kube-scheduler's does: the slow path, taken
+                # only by a pod that fits nowhere.
+                every = nodes.all()
+                reasons: dict[str, int] = {}
+                for n in every:
+                    why = misfit(p, n, used(n["metadata"]["name"]), req)
+                    if why is not None:
+                        reasons[why] = reasons.get(why, 0) + 1
+                self._unschedulable(p, unschedulable_message(len(every), reasons))
                 continue
-            name = chosen["metadata"]["name"]
-            for k, v in req.items():
-                used[name][k] = used[name].get(k, 0.0) + v
             self._bind(p, chosen)
 
     def _gated(self, pod: Obj) -> None:
@@ -161,7 +167,9 @@ class Kubelet:
         cur["spec"]["nodeName"] = name
         self.store.update(PODS, ns, pname, cur, check_rv=False)
         self.record(pod, "Normal", "Scheduled", f"Successfully assigned {ns}/{pname} to {name}")
-        self.admit(self.store.get(PODS, ns, pname), node)
+        bound = self.store.peek(PODS, ns, pname)
+        if bound is not None:
+            self.admit(bound, node)
 
     def admit(self, pod: Obj, node: Obj) -> None:
         """A pod bound to ``node`` (by the scheduler or by spec.nodeName): the kubelet takes it on."""
@@ -178,26 +186,62 @@ class Kubelet:
             self._write_status(pod, {**base, "phase": "Failed", "reason": "MockProgramError", "message": str(e)})
             self.record(pod, "Warning", "Failed", str(e))
             return
-        self.runs[uid] = PodRun(program, node["metadata"]["name"], time.monotonic())
+        run = self.runs[uid] = PodRun(program, node["metadata"]["name"], time.monotonic())
         base["containerStatuses"] = [_waiting(c, "ContainerCreating", "") for c in _containers(pod)]
         self._write_status(pod, base)
+        self._arm(pod, run)
 
-    # -- node loss -------------------------------------------------------------------------------
-    def lose_pods(self, pods: list[Obj], nodes: dict[str, Obj]) -> None:
-        for p in pods:
-            node_name = (p.get("spec") or {}).get("nodeName")
-            if not node_name or is_terminal(p):
-                continue
-            node = nodes.get(node_name)
-            if node is None:
-                self._fail_disrupted(p, "NodeLost", f"Node {node_name} which was running pod {p['metadata']['name']}"
-                                     " is gone (deleted, preempted or revoked)", "DeletionByPodGC",
-                                     "PodGC: node no longer exists")
-                continue
-            taint = untolerated_taint(p, node, ("NoExecute",))
-            if taint is not None:
-                self._fail_disrupted(p, "Evicted", f"Taint {taint.get('key')} on node {node_name} evicted the pod",
-                                     "DeletionByTaintManager", "Taint manager: deleting due to NoExecute taint")
+    # -- one pod -----------------------------------------------------------------------------------
+    def visit(self, pod: Obj, node: Obj | None, now: float) -> None:
+        """What the kubelet (and the pod GC and taint manager) does for one pod whose object or node
+        changed, or whose time has come: fail it when its node is gone or taints it NoExecute, take it on
+        when bound to a ready node, or move it to its next phase."""
+        self.visits["kubelet"] += 1
+        node_name = (pod.get("spec") or {}).get("nodeName")
+        if not node_name or is_terminal(pod):
+            return
+        if node is None:
+            self._fail_disrupted(pod, "NodeLost", f"Node {node_name} which was running pod {pod['metadata']['name']}"
+                                 " is gone (deleted, preempted or revoked)", "DeletionByPodGC",
+                                 "PodGC: node no longer exists")
+            return
+        taint = untolerated_taint(pod, node, ("NoExecute",))
+        if taint is not None:
+            self._fail_disrupted(pod, "Evicted", f"Taint {taint.get('key')} on node {node_name} evicted the pod",
+                                 "DeletionByTaintManager", "Taint manager: deleting due to NoExecute taint")
+            return
+        run = self.runs.get(pod["metadata"]["uid"])
+        if run is None:
+            if node_ready(node):
+                self.admit(pod, node)
+            return
+        if run.due() <= now:
+            if not run.started_mono:
+                self._start(pod, run)
+            else:
+                self._progress(pod, run, now)
+        self._arm(pod, run)
+
+    def _arm(self, pod: Obj, run: PodRun) -> None:
+        """Wake the pod up when its next transition is due (one live timer per pod)."""
+        due = run.due()
+        if due == math.inf:
+            run.armed = -1.0            # nothing more to wait for: a timer still queued is stale
+        elif due != run.armed:
+            run.armed = due
+            meta = pod["metadata"]
+            heapq.heappush(self._timers, (due, meta["namespace"], meta["name"], meta["uid"]))
+
+    def due_pods(self, now: float) -> list[tuple[str, str]]:
+        """(namespace, name) of the pods whose timer has fired; timers made stale by a later one are dropped."""
+        out: list[tuple[str, str]] = []
+        while self._timers and self._timers[0][0] <= now:
+            due, ns, name, uid = heapq.heappop(self._timers)
+            run = self.runs.get(uid)
+            if run is not None and run.armed == due:
+                run.armed = -1.0
+                out.append((ns, name))
+        return out
 
     def _fail_disrupted(self, pod: Obj, reason: str, message: str, cond_reason: str, cond_message: str) -> None:
         run = self.runs.get(pod["metadata"]["uid"])
@@ -221,12 +265,10 @@ class Kubelet:
         self.record(pod, "Warning", reason, message)
 
     # -- lifecycle -------------------------------------------------------------------------------
-    def forget_gone(self, pods: list[Obj]) -> None:
-        live = {p["metadata"]["uid"] for p in pods}
-        for uid in [u for u in self.runs if u not in live]:
-            del self.runs[uid]
-        for uid in [u for u in self._requests if u not in live]:
-            del self._requests[uid]
+    def forget(self, uid: str) -> None:
+        """A pod was deleted: drop what the kubelet kept of it."""
+        self.runs.pop(uid, None)
+        self._requests.pop(uid, None)
 
     def requests(self, pod: Obj) -> dict[str, float]:
         """pod_requests, cached per pod (containers' resources cannot change once created)."""
@@ -235,25 +277,6 @@ class Kubelet:
         if got is None:
             got = self._requests[uid] = pod_requests(pod)
         return got
-
-    def step(self, pods: list[Obj], nodes: dict[str, Obj]) -> None:
-        now = time.monotonic()
-        for p in pods:
-            node_name = (p.get("spec") or {}).get("nodeName")
-            if not node_name or is_terminal(p):
-                continue
-            run = self.runs.get(p["metadata"]["uid"])
-            if run is None:
-                node = nodes.get(node_name)
-                if node is not None and node_ready(node):
-                    self.admit(p, node)
-                continue
-            if run.due() > now:
-                continue            # nothing to do for this pod yet (the common case on every pass)
-            if not run.started_mono:
-                self._start(p, run)
-                continue
-            self._progress(p, run, now)
 
     def _resolve_env(self, pod: Obj, c: Obj) -> dict[str, str]:
         ns = pod["metadata"]["namespace"]
@@ -302,6 +325,8 @@ class Kubelet:
         try:
             envs = {c["name"]: self._resolve_env(pod, c) for c in containers}
         except EnvError as e:
+            # Retry in a second, as the kubelet does with back-off (the Secret may be created meanwhile).
+            run.bound_at = time.monotonic() + 1.0 - run.program.start_s
             st = dict(pod.get("status") or {})
             st["containerStatuses"] = [_waiting(c, "CreateContainerConfigError", str(e)) for c in containers]
             if st != pod.get("status"):

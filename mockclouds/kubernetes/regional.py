@@ -1,4 +1,4 @@
-"""The Kubernetes clusters of the AWS, GCP and Azure mocks: one per (provider, region), served by the
+"""The Kubernetes clusters of the AWS, GCP, Azure and OCI mocks: one per (provider, region), served by the
 cloud's own mock under ``/_k8s/<region>/`` (``https?://host:port/_k8s/us-east-1`` is the cluster's API
 server URL, bearer token as for CoreWeave).
 
@@ -43,6 +43,10 @@ class Inventory(Protocol):
 
 
 def _node_name(provider: str, row: dict[str, Any]) -> str:
+    # GCE: the instance name; AWS: i-...; Azure: the VM name (last segment of its ARM id); OCI: the unique part
+    # of the instance OCID (the whole OCID is longer than the 63 characters of the hostname label).
+    if provider == "oci":
+        return "oci-" + _DNS.sub("-", str(row["id"]).rsplit(".", 1)[-1].lower())[:40]
     raw = str(row.get("name") or row["id"]) if provider == "gcp" else str(row["id"]).rsplit("/", 1)[-1]
     return _DNS.sub("-", raw.lower()).strip("-.")[:253] or "node"
 
@@ -53,12 +57,14 @@ def _running(provider: str, row: dict[str, Any]) -> bool:
     if provider == "gcp":
         return (row.get("kind") == "instance" and row.get("state") == "RUNNING") or (
             row.get("kind") == "tpu-node" and row.get("state") == "READY")
+    if provider == "oci":
+        return row.get("kind") == "instance" and row.get("state") == "running"
     return row.get("kind") == "virtualMachine" and row.get("state") == "Succeeded" and not row.get("evicted")
 
 
 def _capacity_type(provider: str, row: dict[str, Any]) -> str:
     tags = row.get("tags") or {}
-    if tags.get("awan:reservation") or tags.get("awan-reservation"):
+    if tags.get("awan:reservation") or tags.get("awan-reservation") or row.get("capacityReservation"):
         return "reserved"
     if provider == "aws":
         return "spot" if row.get("lifecycle") == "spot" else "on-demand"
@@ -70,6 +76,11 @@ def _native_labels(provider: str, pool: str, capacity: str) -> dict[str, str]:
     if provider == "aws":
         return {"eks.amazonaws.com/capacityType": "SPOT" if capacity == "spot" else "ON_DEMAND",
                 "karpenter.sh/capacity-type": capacity}
+    if provider == "oci":
+        out = {"oke.oraclecloud.com/node-pool": pool} if pool else {}
+        if capacity == "spot":
+            out["oci.oraclecloud.com/oke-is-preemptible"] = "true"
+        return out
     if provider == "gcp":
         out = {"cloud.google.com/gke-nodepool": pool} if pool else {}
         if capacity == "spot":
@@ -170,7 +181,7 @@ class RegionCluster(Cluster):
                 if it.ultraserver:
                     labels[L.ULTRASERVER] = labels[L.NVLINK_DOMAIN]
         provider_id = {"aws": f"aws:///{zone}/{row['id']}", "gcp": f"gce://awan-lab/{zone}/{name}",
-                       "azure": f"azure://{row['id']}"}[provider]
+                       "azure": f"azure://{row['id']}", "oci": f"oci://{row['id']}"}[provider]
         t = now_rfc3339()
         return {"metadata": {"name": name, "labels": labels,
                              "annotations": {MACHINE_ANNOTATION: str(row["id"])}},

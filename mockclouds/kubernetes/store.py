@@ -75,6 +75,13 @@ class ObjectStore:
         self._floor_rv = 0             # watches from an older resourceVersion get 410 Expired
         self._history = history
         self._epoch = 0                # bumped by clear(): open watches end
+        # Called with every event as it is recorded, under the lock: the cluster's informer, which turns
+        # writes into work-queue keys (it must not write to the store).
+        self._listeners: list[Callable[[WatchEvent], None]] = []
+
+    def subscribe(self, listener: Callable[[WatchEvent], None]) -> None:
+        with self._cond:
+            self._listeners.append(listener)
 
     @property
     def lock(self) -> threading.RLock:
@@ -95,6 +102,12 @@ class ObjectStore:
             self._cond.notify_all()
 
     # -- reads ---------------------------------------------------------------------------------
+    def peek(self, rt: ResourceType, ns: str, name: str) -> Obj | None:
+        """The stored object itself, not a copy: only for a caller that holds ``lock`` and only reads it
+        (stored objects are never mutated in place, so the reference stays a valid snapshot)."""
+        with self._cond:
+            return self._objs.get(rt.plural, {}).get((ns if rt.namespaced else "", name))
+
     def try_get(self, rt: ResourceType, ns: str, name: str) -> Obj | None:
         with self._cond:
             o = self._objs.get(rt.plural, {}).get((ns if rt.namespaced else "", name))
@@ -121,7 +134,10 @@ class ObjectStore:
 
     # -- writes --------------------------------------------------------------------------------
     def _record(self, rt: ResourceType, type_: str, obj: Obj) -> None:
-        self._events.append(WatchEvent(self._rv, rt.plural, type_, obj))
+        ev = WatchEvent(self._rv, rt.plural, type_, obj)
+        self._events.append(ev)
+        for listener in self._listeners:
+            listener(ev)
         if len(self._events) > self._history:
             drop = len(self._events) - self._history
             self._floor_rv = self._events[drop - 1].rv

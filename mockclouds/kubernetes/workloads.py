@@ -94,47 +94,33 @@ class JobController:
         self.store, self.record = store, record
         # job uid -> pod uid -> "succeeded" | "failed" | "ignored"
         self.counted: dict[str, dict[str, str]] = {}
-        # job uid -> the resourceVersions (job, its pods) last reconciled: an unchanged job is skipped
-        self._seen: dict[str, tuple[str, ...]] = {}
         self.started: dict[str, float] = {}           # job uid -> monotonic start (activeDeadlineSeconds)
+        self.deadlines: dict[str, tuple[float, str, str]] = {}   # running job uid -> (due, namespace, name)
 
     def reset(self) -> None:
         self.counted.clear()
         self.started.clear()
-        self._seen.clear()
+        self.deadlines.clear()
+
+    def forget(self, uid: str) -> None:
+        """The Job was deleted."""
+        self.counted.pop(uid, None)
+        self.started.pop(uid, None)
+        self.deadlines.pop(uid, None)
 
     def next_due(self) -> float:
         """monotonic time of the earliest activeDeadlineSeconds expiry."""
-        due = float("inf")
-        for job in self.store.list(JOBS, None, copy_out=False)[0]:
-            dl = (job.get("spec") or {}).get("activeDeadlineSeconds")
-            uid = job["metadata"]["uid"]
-            if dl is not None and uid in self.started and not _finished(job):
-                due = min(due, self.started[uid] + float(dl))
-        return due
+        return min((d for d, _, _ in self.deadlines.values()), default=float("inf"))
 
-    def reconcile(self, jobs: list[Obj], pods: list[Obj]) -> None:
-        live = {j["metadata"]["uid"] for j in jobs}
-        for uid in [u for u in self.counted if u not in live]:
-            self.counted.pop(uid, None)
-            self.started.pop(uid, None)
-        for uid in [u for u in self._seen if u not in live]:
-            del self._seen[uid]
-        owned = by_controller(pods)
-        now = time.monotonic()
-        for job in jobs:
-            if _finished(job):
-                continue
-            uid = job["metadata"]["uid"]
-            mine = owned.get(uid, [])
-            key = (job["metadata"]["resourceVersion"], *(p["metadata"]["resourceVersion"] for p in mine))
-            dl = (job.get("spec") or {}).get("activeDeadlineSeconds")
-            expired = dl is not None and uid in self.started and now >= self.started[uid] + float(dl)
-            if self._seen.get(uid) == key and not expired:
-                continue
-            # What this pass saw; if _one writes, the next pass sees new versions and confirms a no-op.
-            self._seen[uid] = key
-            self._one(job, mine)
+    def due_jobs(self, now: float) -> list[tuple[str, str]]:
+        return [(ns, name) for d, ns, name in self.deadlines.values() if d <= now]
+
+    def reconcile_one(self, job: Obj, pods: list[Obj]) -> None:
+        """One Job against the pods it controls (reads both; writes pods and the Job's status)."""
+        if _finished(job):
+            self.deadlines.pop(job["metadata"]["uid"], None)
+            return
+        self._one(job, pods)
 
     def _one(self, job: Obj, pods: list[Obj]) -> None:
         spec, meta = job.get("spec") or {}, job["metadata"]
@@ -175,6 +161,8 @@ class JobController:
             self.started[uid] = time.monotonic()
             status["startTime"] = now_rfc3339()
         deadline = spec.get("activeDeadlineSeconds")
+        if deadline is not None and uid in self.started:
+            self.deadlines[uid] = (self.started[uid] + float(deadline), ns, meta["name"])
         if fail_job is None and n_failed > backoff:
             fail_job = ("BackoffLimitExceeded", "Job has reached the specified backoff limit")
         if fail_job is None and deadline is not None and uid in self.started and \
@@ -189,6 +177,7 @@ class JobController:
             done = n_succeeded >= int(completions)
 
         if fail_job or done:
+            self.deadlines.pop(uid, None)
             for p in active:
                 self.store.delete(PODS, ns, p["metadata"]["name"])
             active = []
@@ -308,18 +297,14 @@ class DeploymentController:
     def __init__(self, store: ObjectStore, record: Recorder) -> None:
         self.store, self.record = store, record
 
-    def reconcile(self, deployments: list[Obj], replicasets: list[Obj], pods: list[Obj]) -> None:
-        owned = by_controller(replicasets)
-        for d in deployments:
-            self._deployment(d, owned.get(d["metadata"]["uid"], []))
-        rss, _ = self.store.list(REPLICASETS, None, copy_out=False)
-        pods_of = by_controller(pods)
-        for rs in rss:
-            self._replicaset(rs, pods_of.get(rs["metadata"]["uid"], []))
-        rss, _ = self.store.list(REPLICASETS, None, copy_out=False)
-        owned = by_controller(rss)
-        for d in deployments:
-            self._deployment_status(d, owned.get(d["metadata"]["uid"], []))
+    def deployment_one(self, d: Obj, replicasets: Callable[[], list[Obj]]) -> None:
+        """One Deployment: its ReplicaSet for the current template at the wanted scale, older ones at 0,
+        then its status. ``replicasets()`` reads the ReplicaSets it controls (again after the writes)."""
+        self._deployment(d, replicasets())
+        self._deployment_status(d, replicasets())
+
+    def replicaset_one(self, rs: Obj, pods: list[Obj]) -> None:
+        self._replicaset(rs, pods)
 
     def _deployment(self, d: Obj, mine: list[Obj]) -> None:
         spec, meta = d.get("spec") or {}, d["metadata"]

@@ -312,5 +312,10 @@ class OciApp:
 
 
 def start(host: str = "127.0.0.1", port: int = 0) -> RunningServer:
+    from mockclouds.kubernetes.regional import mount
+
     backend = OciBackend()
-    return serve_in_thread("oci", OciApp(backend), backend, host, port)
+    # Running instances register as Nodes of their region's cluster, served under /_k8s/<region>/ (as OKE
+    # self-managed nodes that joined with bootstrap user-data would); see mockclouds/kubernetes/regional.py.
+    wsgi = mount(PROVIDER, OciApp(backend), backend, backend.catalog, backend.faults)
+    return serve_in_thread("oci", wsgi, backend, host, port)
