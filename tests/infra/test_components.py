@@ -42,8 +42,9 @@ def test_aws_training_pool_has_efa_cluster_placement_and_no_public_ip():
     rules = of(res, "aws:ec2/securityGroupRule:SecurityGroupRule")
     assert {r.inputs["type"] for r in rules} == {"ingress", "egress"}
     assert all(r.inputs["self"] is True and r.inputs["protocol"] == "-1" for r in rules)
-    (subnet,) = of(res, "aws:ec2/subnet:Subnet")
-    assert subnet.inputs["mapPublicIpOnLaunch"] is False
+    subnets = of(res, "aws:ec2/subnet:Subnet")       # the pool's zone and a second one (EKS wants two)
+    assert {s.inputs["availabilityZone"] for s in subnets} == {"us-east-1a", "us-east-1b"}
+    assert all(s.inputs["mapPublicIpOnLaunch"] is False for s in subnets)
 
 
 def test_aws_inference_spot_pool_has_no_placement_group_and_spot_market():
@@ -82,21 +83,21 @@ def test_aws_reserved_pools_use_a_reservation_or_a_capacity_block():
     assert market["a-0"] is None and market["c-0"] is None
 
 
-def test_gcp_training_pool_compact_placement_no_external_ip_labels():
+def test_gcp_training_pool_is_a_gke_node_pool_with_compact_placement_spot_and_labels():
     p = pool("train-a", provider="gcp", region="us-central1", zone="us-central1-a",
              instance_type="a3-megagpu-8g", nodes=4, capacity_type=CapacityType.SPOT)
     res = record(StackSpec("gcp", "us-central1", (p,), config={"project": "awan-lab"}))
     (pol,) = of(res, "gcp:compute/resourcePolicy:ResourcePolicy")
     assert pol.inputs["groupPlacementPolicy"] == {"collocation": "COLLOCATED", "vmCount": 4}
-    insts = of(res, "gcp:compute/instance:Instance")
-    assert len(insts) == 4
-    for i in insts:
-        assert i.inputs["resourcePolicies"] == pol.logical_id
-        assert all("accessConfigs" not in n for n in i.inputs["networkInterfaces"])
-        assert "guestAccelerators" not in i.inputs            # A3 has its GPUs built in
-        assert i.inputs["scheduling"]["provisioningModel"] == "SPOT"
-        assert i.inputs["zone"] == "us-central1-a" and i.inputs["project"] == "awan-lab"
-        assert i.inputs["labels"]["awan-pool"] == "train-a" and i.inputs["labels"]["awan-owner"] == "awan"
+    assert of(res, "gcp:compute/instance:Instance") == []      # GKE makes the VMs
+    (np,) = of(res, "gcp:container/nodePool:NodePool")
+    i = np.inputs
+    assert i["nodeCount"] == 4 and i["nodeLocations"] == ["us-central1-a"] and i["project"] == "awan-lab"
+    assert i["placementPolicy"] == {"type": "COMPACT", "policyName": pol.inputs["name"]}
+    cfg = i["nodeConfig"]
+    assert cfg["machineType"] == "a3-megagpu-8g" and cfg["spot"] is True
+    assert cfg["resourceLabels"]["awan-pool"] == "train-a" and cfg["resourceLabels"]["awan-owner"] == "awan"
+    assert i["networkConfig"]["enablePrivateNodes"] is True       # no external IPs on the nodes
 
 
 def test_gcp_tpu_slices_spot_vm_and_reserved_queued_resource():

@@ -81,8 +81,8 @@ def test_gcp_program_renders_with_compact_placement() -> None:
     res = render(StackSpec("gcp", "us-central1", (p,), config={"project": "awan-lab"}))
     policy = one(res, "gcp:compute/resourcePolicy:ResourcePolicy")
     assert policy.inputs["groupPlacementPolicy"]["collocation"] == "COLLOCATED"
-    insts = [r for r in res if r.type == "gcp:compute/instance:Instance"]
-    assert len(insts) == 2 and all(i.inputs["resourcePolicies"] for i in insts)
+    np = one(res, "gcp:container/nodePool:NodePool")
+    assert np.inputs["nodeCount"] == 2 and np.inputs["placementPolicy"]["policyName"] == policy.inputs["name"]
 
 
 # Texts as `pulumi up` prints them (CommandError), each carrying the cloud's own code.
