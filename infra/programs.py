@@ -101,18 +101,30 @@ def _gcp(stack: StackSpec) -> dict[str, pulumi.Output[Any]]:
 
 
 def _azure(stack: StackSpec) -> dict[str, pulumi.Output[Any]]:
-    from infra.components.azure import AzureGpuScaleSet, AzureGpuScaleSetArgs, AzureNetwork, AzureNetworkArgs
+    from infra.components.azure import (
+        AksCluster,
+        AksClusterArgs,
+        AksGpuAgentPool,
+        AksGpuAgentPoolArgs,
+        AzureNetwork,
+        AzureNetworkArgs,
+    )
 
     net = AzureNetwork(stack.name, AzureNetworkArgs(
         location=stack.region, stack=stack.name,
         resource_group=stack.config.get("resource_group") or f"awan-{stack.region}"))
+    name = cluster_name(stack)
+    aks = AksCluster(stack.name, AksClusterArgs(
+        location=stack.region, stack=stack.name, cluster_name=name, resource_group=net.resource_group.name,
+        subnet_id=net.subnet.id, ssh_public_key=stack.config.get("ssh_public_key", ""),
+        kubernetes_version=stack.config.get("kubernetes_version", "")))
+    _export_cluster(name, aks.endpoint, aks.kubeconfig)
     out = {}
     for p in stack.pools:
-        vmss = AzureGpuScaleSet(p.pool, AzureGpuScaleSetArgs(pool=p, stack=stack.name,
-                                                             resource_group=net.resource_group.name,
-                                                             subnet_id=net.subnet.id,
-                                                             ssh_public_key=stack.config.get("ssh_public_key", "")))
-        out[p.pool] = pulumi.Output.all(vmss.scale_set.id)
+        ap = AksGpuAgentPool(p.pool, AksGpuAgentPoolArgs(pool=p, stack=stack.name,
+                                                         resource_group=net.resource_group.name,
+                                                         cluster_name=aks.cluster.name, subnet_id=net.subnet.id))
+        out[p.pool] = pulumi.Output.all(ap.agent_pool.id)
     return out
 
 

@@ -57,11 +57,6 @@ def gpudirect(machine_type: str) -> GpuDirect | None:
     return GPUDIRECT.get(machine_type)
 
 
-# Azure sizes with an InfiniBand HCA per GPU (ND 'r' sizes): the fabric column of the catalog says
-# "infiniband"; these are the images whose drivers (MOFED, NVIDIA, NCCL RDMA SHARP plugin) speak it.
-AZURE_IB_IMAGE = {"publisher": "microsoft-dsvm", "offer": "ubuntu-hpc", "sku": "2204", "version": "latest"}
-
-
 def is_nvlink_rack(it: InstanceType) -> bool:
     """Whether ``it``'s NVLink domain spans nodes (NVL72 racks: GB200, GB300), read from the catalog row."""
     return it.nodes_per_domain > 1

@@ -112,29 +112,28 @@ def test_gcp_tpu_slices_spot_vm_and_reserved_queued_resource():
     assert qr.inputs["tpu"]["nodeSpecs"][0]["node"]["acceleratorType"] == "v5p-8"
 
 
-def test_azure_flexible_scale_set_infiniband_spot_no_public_ip():
+def test_azure_aks_agent_pool_infiniband_spot_no_public_ip():
     p = pool("train-a", provider="azure", region="eastus", zone="eastus-2",
              instance_type="Standard_ND96isr_H100_v5", nodes=4, capacity_type=CapacityType.SPOT)
     res = record(StackSpec("azure", "eastus", (p,)))
-    (vmss,) = of(res, "azure-native:compute:VirtualMachineScaleSet")
-    i = vmss.inputs
-    assert i["orchestrationMode"] == "Flexible" and i["location"] == "eastus" and i["zones"] == ["2"]
-    assert i["sku"] == {"name": "Standard_ND96isr_H100_v5", "tier": "Standard", "capacity": 4}
-    prof = i["virtualMachineProfile"]
-    assert prof["priority"] == "Spot" and prof["evictionPolicy"] == "Delete"
-    nic = prof["networkProfile"]["networkInterfaceConfigurations"][0]
-    assert all("publicIPAddressConfiguration" not in c and "publicIpAddressConfiguration" not in c
-               for c in nic["ipConfigurations"])
-    assert i["tags"]["awan:pool"] == "train-a"
+    assert of(res, "azure-native:compute:VirtualMachineScaleSet") == []      # AKS makes the scale set
+    (ap,) = of(res, "azure-native:containerservice:AgentPool")
+    i = ap.inputs
+    assert i["vmSize"] == "Standard_ND96isr_H100_v5" and i["count"] == 4 and i["availabilityZones"] == ["2"]
+    assert i["mode"] == "User" and i["enableNodePublicIP"] is False and i["enableAutoScaling"] is False
+    assert i["scaleSetPriority"] == "Spot" and i["scaleSetEvictionPolicy"] == "Delete" and i["spotMaxPrice"] == -1
+    assert i["tags"]["awan:pool"] == "train-a" and i["tags"]["awan:scale-set"] == "awan-train-a"
+    # AKS agent pool names: at most 12 lowercase letters and digits, starting with a letter.
+    assert len(i["agentPoolName"]) <= 12 and i["agentPoolName"].isalnum() and i["agentPoolName"][0].isalpha()
 
 
 def test_azure_refuses_training_pool_without_infiniband():
-    from infra.components.azure import AzureGpuScaleSet, AzureGpuScaleSetArgs
+    from infra.components.azure import AksGpuAgentPool, AksGpuAgentPoolArgs
 
     p = pool("train-a", provider="azure", region="eastus", zone="eastus-1",
              instance_type="Standard_NC80adis_H100_v5", nodes=2)
     with pytest.raises(SpecError, match="InfiniBand"):
-        run_program(lambda: AzureGpuScaleSet("x", AzureGpuScaleSetArgs(p, "s", "rg", "subnet")), "s")
+        run_program(lambda: AksGpuAgentPool("x", AksGpuAgentPoolArgs(p, "s", "rg", "aks", "subnet")), "s")
 
 
 def test_a_refused_pool_is_left_out_and_reported_while_the_rest_of_the_stack_is_built():
@@ -144,8 +143,8 @@ def test_a_refused_pool_is_left_out_and_reported_while_the_rest_of_the_stack_is_
     good = pool("good-b", provider="azure", region="eastus", zone="eastus-1",
                 instance_type="Standard_ND96isr_H100_v5", nodes=2)
     rec = run_program(program_for(StackSpec("azure", "eastus", (bad, good))), "awan-azure-eastus")
-    sets = of(list(rec.resources.values()), "azure-native:compute:VirtualMachineScaleSet")
-    assert [r.inputs["vmScaleSetName"] for r in sets] == ["awan-good-b"]
+    sets = of(list(rec.resources.values()), "azure-native:containerservice:AgentPool")
+    assert [r.inputs["tags"]["awan:pool"] for r in sets] == ["good-b"]
     assert set(rec.outputs["refused"]) == {"bad-a"} and "InfiniBand" in rec.outputs["refused"]["bad-a"]
     assert "good-b" not in rec.outputs["refused"]["bad-a"]
 
