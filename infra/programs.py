@@ -137,8 +137,9 @@ def _coreweave(stack: StackSpec) -> dict[str, pulumi.Output[Any]]:
     )
 
     zone = stack.config.get("zone") or (stack.pools[0].zone if stack.pools else stack.region)
-    cks = CksCluster(stack.name, CksClusterArgs(zone=zone, stack=stack.name,
-                                                cluster_name=stack.config.get("cluster") or f"awan-{stack.region.lower()}"))
+    name = stack.config.get("cluster") or f"awan-{stack.region.lower()}"
+    cks = CksCluster(stack.name, CksClusterArgs(zone=zone, stack=stack.name, cluster_name=name))
+    _export_cluster(name, cks.endpoint, cks.kubeconfig)
     out = {}
     for p in stack.pools:
         # Bound to the new cluster's API, not to whatever kubeconfig the Pulumi process happens to have.
@@ -148,14 +149,26 @@ def _coreweave(stack: StackSpec) -> dict[str, pulumi.Output[Any]]:
 
 
 def _oci(stack: StackSpec) -> dict[str, pulumi.Output[Any]]:
-    from infra.components.oci import OciGpuNodePool, OciGpuNodePoolArgs, OciNetwork, OciNetworkArgs
+    from infra.components.oci import (
+        OciGpuNodePool,
+        OciGpuNodePoolArgs,
+        OciNetwork,
+        OciNetworkArgs,
+        OkeCluster,
+        OkeClusterArgs,
+    )
 
     compartment = stack.config.get("compartment", "")
     net = OciNetwork(stack.name, OciNetworkArgs(region=stack.region, stack=stack.name, compartment_id=compartment))
+    name = cluster_name(stack)
+    oke = OkeCluster(stack.name, OkeClusterArgs(region=stack.region, stack=stack.name, cluster_name=name,
+                                                compartment_id=compartment, vcn_id=net.vcn.id, subnet_id=net.subnet.id,
+                                                tenancy_id=stack.config.get("tenancy", "")))
+    _export_cluster(name, oke.endpoint, oke.kubeconfig)
     out: dict[str, pulumi.Output[Any]] = {}
     for p in stack.pools:
         pool = OciGpuNodePool(p.pool, OciGpuNodePoolArgs(pool=p, stack=stack.name, compartment_id=compartment,
-                                                         subnet_id=net.subnet.id,
+                                                         subnet_id=net.subnet.id, cluster=oke.join,
                                                          image_id=stack.config.get("image", "")))
         out[p.pool] = pulumi.Output.all(*pool.ids)
     return out
