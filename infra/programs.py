@@ -17,17 +17,42 @@ from infra.spec import NodePoolSpec, StackSpec
 Program = Callable[[], None]
 
 
+def cluster_name(stack: StackSpec) -> str:
+    """The stack's Kubernetes cluster: ``cluster`` of the stack's config (one of the configuration's
+    ``clusters:`` entries, several per provider kind), else one per (provider, region)."""
+    return stack.config.get("cluster") or f"awan-{stack.provider}-{stack.region}".lower()
+
+
+def _export_cluster(name: str, endpoint: pulumi.Input[str], kubeconfig: pulumi.Input[str]) -> None:
+    pulumi.export("cluster", {"name": name, "endpoint": endpoint})
+    pulumi.export("kubeconfig", pulumi.Output.secret(kubeconfig))
+
+
 def _aws(stack: StackSpec) -> dict[str, pulumi.Output[Any]]:
-    from infra.components.aws import AwsGpuNodePool, AwsGpuNodePoolArgs, AwsNetwork, AwsNetworkArgs
+    from infra.components.aws import (
+        AwsGpuNodePool,
+        AwsGpuNodePoolArgs,
+        AwsNetwork,
+        AwsNetworkArgs,
+        EksCluster,
+        EksClusterArgs,
+    )
 
     zones = sorted({p.zone for p in stack.pools}) or [f"{stack.region}a"]
     net = AwsNetwork(stack.name, AwsNetworkArgs(region=stack.region, zones=zones, stack=stack.name,
                                                  cidr=stack.config.get("cidr", "10.0.0.0/16")))
+    name = cluster_name(stack)
+    eks = EksCluster(stack.name, EksClusterArgs(
+        region=stack.region, stack=stack.name, cluster_name=name, subnet_ids=[s.id for s in net.subnets.values()],
+        security_group_id=net.efa_sg.id, version=stack.config.get("kubernetes_version") or EksClusterArgs.version))
+    _export_cluster(name, eks.join.endpoint, eks.kubeconfig)
     out = {}
     for p in stack.pools:
         pool = AwsGpuNodePool(p.pool, AwsGpuNodePoolArgs(
             pool=p, stack=stack.name, subnet_id=net.subnets[p.zone].id, security_group_id=net.efa_sg.id,
-            ami=stack.config.get("ami") or AwsGpuNodePoolArgs.ami))
+            ami=stack.config.get("ami", ""), cluster=eks.join,
+            # The tag the Kubernetes cloud provider and load-balancer controller find a cluster's nodes by.
+            extra_tags={f"kubernetes.io/cluster/{name}": "owned"}))
         out[p.pool] = pulumi.Output.all(*[i.id for i in pool.instances])
     return out
 
@@ -44,10 +69,24 @@ def _gcp(stack: StackSpec) -> dict[str, pulumi.Output[Any]]:
         GcpNetworkArgs,
         GcpTpuSlice,
         GcpTpuSliceArgs,
+        GkeCluster,
+        GkeClusterArgs,
     )
+    from providers.catalog.fabric import gpudirect
 
     project = stack.config.get("project", "awan")
-    net = GcpNetwork(stack.name, GcpNetworkArgs(project=project, region=stack.region, stack=stack.name))
+    # The GPUDirect VPCs the training pools need (one per extra NIC, shared by the stack's pools).
+    fabrics = [(f, p.zone) for p in stack.pools if p.training and (f := gpudirect(p.instance_type)) is not None]
+    nics = max((f.nics for f, _ in fabrics), default=0)
+    rdma_zone = next((z for f, z in fabrics if f.kind == "rdma"), "")
+    net = GcpNetwork(stack.name, GcpNetworkArgs(project=project, region=stack.region, stack=stack.name,
+                                                gpu_nics=nics, rdma_zone=rdma_zone))
+    name = cluster_name(stack)
+    gke = GkeCluster(stack.name, GkeClusterArgs(project=project, region=stack.region, stack=stack.name,
+                                                cluster_name=name, network=net.network.id,
+                                                subnetwork=net.subnetwork.id))
+    _export_cluster(name, gke.endpoint, gke.kubeconfig)
+    gpu_nets: list[tuple[pulumi.Input[str], pulumi.Input[str]]] = [(n.name, s.name) for n, s in net.gpu_networks]
     out = {}
     for p in stack.pools:
         if _is_tpu(p):
@@ -56,24 +95,36 @@ def _gcp(stack: StackSpec) -> dict[str, pulumi.Output[Any]]:
             out[p.pool] = pulumi.Output.all(*[s.id for s in tpu.slices])
         else:
             pool = GcpGpuNodePool(p.pool, GcpGpuNodePoolArgs(pool=p, stack=stack.name, project=project,
-                                                             subnetwork=net.subnetwork.id))
-            out[p.pool] = pulumi.Output.all(*[i.id for i in pool.instances])
+                                                             cluster=gke.cluster.id, gpu_networks=gpu_nets))
+            out[p.pool] = pulumi.Output.all(pool.node_pool.id)
     return out
 
 
 def _azure(stack: StackSpec) -> dict[str, pulumi.Output[Any]]:
-    from infra.components.azure import AzureGpuScaleSet, AzureGpuScaleSetArgs, AzureNetwork, AzureNetworkArgs
+    from infra.components.azure import (
+        AksCluster,
+        AksClusterArgs,
+        AksGpuAgentPool,
+        AksGpuAgentPoolArgs,
+        AzureNetwork,
+        AzureNetworkArgs,
+    )
 
     net = AzureNetwork(stack.name, AzureNetworkArgs(
         location=stack.region, stack=stack.name,
         resource_group=stack.config.get("resource_group") or f"awan-{stack.region}"))
+    name = cluster_name(stack)
+    aks = AksCluster(stack.name, AksClusterArgs(
+        location=stack.region, stack=stack.name, cluster_name=name, resource_group=net.resource_group.name,
+        subnet_id=net.subnet.id, ssh_public_key=stack.config.get("ssh_public_key", ""),
+        kubernetes_version=stack.config.get("kubernetes_version", "")))
+    _export_cluster(name, aks.endpoint, aks.kubeconfig)
     out = {}
     for p in stack.pools:
-        vmss = AzureGpuScaleSet(p.pool, AzureGpuScaleSetArgs(pool=p, stack=stack.name,
-                                                             resource_group=net.resource_group.name,
-                                                             subnet_id=net.subnet.id,
-                                                             ssh_public_key=stack.config.get("ssh_public_key", "")))
-        out[p.pool] = pulumi.Output.all(vmss.scale_set.id)
+        ap = AksGpuAgentPool(p.pool, AksGpuAgentPoolArgs(pool=p, stack=stack.name,
+                                                         resource_group=net.resource_group.name,
+                                                         cluster_name=aks.cluster.name, subnet_id=net.subnet.id))
+        out[p.pool] = pulumi.Output.all(ap.agent_pool.id)
     return out
 
 
@@ -86,8 +137,9 @@ def _coreweave(stack: StackSpec) -> dict[str, pulumi.Output[Any]]:
     )
 
     zone = stack.config.get("zone") or (stack.pools[0].zone if stack.pools else stack.region)
-    cks = CksCluster(stack.name, CksClusterArgs(zone=zone, stack=stack.name,
-                                                cluster_name=stack.config.get("cluster") or f"awan-{stack.region.lower()}"))
+    name = stack.config.get("cluster") or f"awan-{stack.region.lower()}"
+    cks = CksCluster(stack.name, CksClusterArgs(zone=zone, stack=stack.name, cluster_name=name))
+    _export_cluster(name, cks.endpoint, cks.kubeconfig)
     out = {}
     for p in stack.pools:
         # Bound to the new cluster's API, not to whatever kubeconfig the Pulumi process happens to have.
@@ -97,14 +149,26 @@ def _coreweave(stack: StackSpec) -> dict[str, pulumi.Output[Any]]:
 
 
 def _oci(stack: StackSpec) -> dict[str, pulumi.Output[Any]]:
-    from infra.components.oci import OciGpuNodePool, OciGpuNodePoolArgs, OciNetwork, OciNetworkArgs
+    from infra.components.oci import (
+        OciGpuNodePool,
+        OciGpuNodePoolArgs,
+        OciNetwork,
+        OciNetworkArgs,
+        OkeCluster,
+        OkeClusterArgs,
+    )
 
     compartment = stack.config.get("compartment", "")
     net = OciNetwork(stack.name, OciNetworkArgs(region=stack.region, stack=stack.name, compartment_id=compartment))
+    name = cluster_name(stack)
+    oke = OkeCluster(stack.name, OkeClusterArgs(region=stack.region, stack=stack.name, cluster_name=name,
+                                                compartment_id=compartment, vcn_id=net.vcn.id, subnet_id=net.subnet.id,
+                                                tenancy_id=stack.config.get("tenancy", "")))
+    _export_cluster(name, oke.endpoint, oke.kubeconfig)
     out: dict[str, pulumi.Output[Any]] = {}
     for p in stack.pools:
         pool = OciGpuNodePool(p.pool, OciGpuNodePoolArgs(pool=p, stack=stack.name, compartment_id=compartment,
-                                                         subnet_id=net.subnet.id,
+                                                         subnet_id=net.subnet.id, cluster=oke.join,
                                                          image_id=stack.config.get("image", "")))
         out[p.pool] = pulumi.Output.all(*pool.ids)
     return out

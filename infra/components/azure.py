@@ -1,18 +1,24 @@
-"""Azure: resource group + VNet, and a Flexible VM scale set of InfiniBand-capable ND-series VMs."""
+"""Azure: resource group + VNet, the stack's AKS cluster, and its GPU agent pools of ND-series VMs.
+
+GPU nodes are AKS agent pools (AKS makes and joins their scale set), one per Awan pool; the local engine
+applies an agent pool as that scale set through the adapter's SupportsScaleSets.
+"""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_azure_native as azure
 
+from infra.components.kube import gpu_taints, node_labels
 from infra.components.tags import aws_tags
 from infra.spec import NodePoolSpec, SpecError
 from providers.catalog import default_catalog
 from providers.catalog.fabric import gang_fabric_refusal
-
-DEFAULT_IMAGE: azure.compute.ImageReferenceArgsDict = {"publisher": "microsoft-dsvm", "offer": "ubuntu-hpc", "sku": "2204", "version": "latest"}
 
 
 def pool_refusal(p: NodePoolSpec) -> str | None:
@@ -53,61 +59,99 @@ class AzureNetwork(pulumi.ComponentResource):
 
 
 @dataclass
-class AzureGpuScaleSetArgs:
-    pool: NodePoolSpec
+class AksClusterArgs:
+    location: str
     stack: str
+    cluster_name: str
     resource_group: pulumi.Input[str]
     subnet_id: pulumi.Input[str]
     admin_username: str = "awan"
-    ssh_public_key: str = ""      # providers.azure.credentials.ssh_public_key, via the stack config
+    ssh_public_key: str = ""
+    kubernetes_version: str = ""          # empty: AKS's default version
+    system_vm_size: str = "Standard_D4s_v5"
+    pod_cidr: str = "192.168.0.0/16"      # Azure CNI overlay: pods are not on the VNet
+    service_cidr: str = "10.21.0.0/16"
+    dns_service_ip: str = "10.21.0.10"
 
 
-class AzureGpuScaleSet(pulumi.ComponentResource):
-    """One Flexible VMSS per pool: ``nodes`` VMs of an ND-series size; Spot priority for spot pools;
-    no public IP configuration on the NIC."""
+class AksCluster(pulumi.ComponentResource):
+    """A private AKS cluster (Azure CNI overlay, managed identity) with a small System pool for the cluster's
+    own pods; every GPU node comes from an Awan agent pool (AksGpuAgentPool)."""
 
-    def __init__(self, name: str, args: AzureGpuScaleSetArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("awan:azure:GpuScaleSet", name, None, opts)
+    def __init__(self, name: str, args: AksClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("awan:azure:AksCluster", name, None, opts)
+        kw: dict[str, Any] = {}
+        if args.ssh_public_key:
+            kw["linux_profile"] = {"admin_username": args.admin_username,
+                                   "ssh": {"public_keys": [{"key_data": args.ssh_public_key}]}}
+        if args.kubernetes_version:
+            kw["kubernetes_version"] = args.kubernetes_version
+        self.cluster = azure.containerservice.ManagedCluster(
+            f"{name}-aks", resource_name_=args.cluster_name, resource_group_name=args.resource_group,
+            location=args.location, dns_prefix=args.cluster_name, identity={"type": "SystemAssigned"},
+            enable_rbac=True, sku={"name": "Base", "tier": "Standard"},
+            agent_pool_profiles=[{"name": "system", "mode": "System", "vm_size": args.system_vm_size, "count": 2,
+                                  "os_type": "Linux", "type": "VirtualMachineScaleSets",
+                                  "vnet_subnet_id": args.subnet_id}],
+            network_profile={"network_plugin": "azure", "network_plugin_mode": "overlay",
+                             "pod_cidr": args.pod_cidr, "service_cidr": args.service_cidr,
+                             "dns_service_ip": args.dns_service_ip},
+            api_server_access_profile={"enable_private_cluster": True},
+            tags=aws_tags(args.stack), opts=pulumi.ResourceOptions(parent=self), **kw)
+        creds = azure.containerservice.list_managed_cluster_user_credentials_output(
+            resource_group_name=args.resource_group, resource_name=self.cluster.name)
+        self.kubeconfig: pulumi.Output[str] = creds.kubeconfigs.apply(
+            lambda ks: base64.b64decode(ks[0].value).decode() if ks else "")
+        self.endpoint: pulumi.Output[str] = self.cluster.private_fqdn.apply(lambda f: f"https://{f}" if f else "")
+        self.register_outputs({"cluster_id": self.cluster.id, "endpoint": self.endpoint})
+
+
+def agent_pool_name(pool: str) -> str:
+    """AKS names Linux agent pools with at most 12 lowercase letters and digits, starting with a letter; Awan
+    pool names are longer DNS labels. A stable digest of the pool's name (its nodes carry the full name as
+    the ``awan.dev/pool`` label)."""
+    return "g" + hashlib.sha256(pool.encode()).hexdigest()[:11]
+
+
+@dataclass
+class AksGpuAgentPoolArgs:
+    pool: NodePoolSpec
+    stack: str
+    resource_group: pulumi.Input[str]
+    cluster_name: pulumi.Input[str]
+    subnet_id: pulumi.Input[str]
+
+
+class AksGpuAgentPool(pulumi.ComponentResource):
+    """One AKS agent pool (a VM scale set AKS owns) per Awan pool: ``nodes`` VMs of an ND-series size, the
+    GPU driver installed by AKS, the pool's labels and the GPU taint, Spot for spot pools, no public IPs.
+    Training pools need an InfiniBand size (``pool_refusal``): AKS keeps a pool's VMs in one scale set,
+    whose VMs share an InfiniBand fabric."""
+
+    def __init__(self, name: str, args: AksGpuAgentPoolArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("awan:azure:GpuAgentPool", name, None, opts)
         p = args.pool
         if (why := pool_refusal(p)) is not None:
             raise SpecError(why)
-        profile: azure.compute.VirtualMachineScaleSetVMProfileArgsDict = {
-            # Login policy: SSH keys only, password login disabled. ARM refuses a Linux profile with
-            # passwords off and no key, so the Pulumi engine asks for the key before it runs.
-            "os_profile": {"computer_name_prefix": p.pool[:9], "admin_username": args.admin_username,
-                           "linux_configuration": _linux(args)},
-            "storage_profile": {"image_reference": DEFAULT_IMAGE,
-                                "os_disk": {"create_option": "FromImage", "disk_size_gb": 256}},
-            "network_profile": {
-                "network_api_version": "2020-11-01",     # required by Flexible orchestration
-                "network_interface_configurations": [{
-                    "name": f"{p.pool}-nic", "primary": True, "enable_accelerated_networking": True,
-                    # no public_ip_address_configuration: no public IP
-                    "ip_configurations": [{"name": "internal", "primary": True,
-                                           "subnet": {"id": args.subnet_id}}]}]},
-        }
+        kw: dict[str, Any] = {}
         if p.spot:
-            profile["priority"] = "Spot"
-            profile["eviction_policy"] = "Delete"
-            profile["billing_profile"] = {"max_price": -1}
+            kw.update(scale_set_priority="Spot", scale_set_eviction_policy="Delete", spot_max_price=-1)
         else:
-            profile["priority"] = "Regular"
-        self.scale_set = azure.compute.VirtualMachineScaleSet(
-            f"{name}-vmss", vm_scale_set_name=f"awan-{p.pool}", resource_group_name=args.resource_group,
-            location=p.region, orchestration_mode="Flexible", platform_fault_domain_count=1,
-            single_placement_group=False, zones=[_zone_number(p.zone)] if p.zone else None,
-            sku={"name": p.instance_type, "tier": "Standard", "capacity": p.nodes},
-            virtual_machine_profile=profile, tags=aws_tags(args.stack, p),
-            opts=pulumi.ResourceOptions(parent=self))
-        self.register_outputs({"scale_set_id": self.scale_set.id})
-
-
-def _linux(args: AzureGpuScaleSetArgs) -> azure.compute.LinuxConfigurationArgsDict:
-    linux: azure.compute.LinuxConfigurationArgsDict = {"disable_password_authentication": True}
-    if args.ssh_public_key:
-        linux["ssh"] = {"public_keys": [{"path": f"/home/{args.admin_username}/.ssh/authorized_keys",
-                                         "key_data": args.ssh_public_key}]}
-    return linux
+            kw["scale_set_priority"] = "Regular"
+        if p.zone:
+            kw["availability_zones"] = [_zone_number(p.zone)]
+        self.agent_pool = azure.containerservice.AgentPool(
+            f"{name}-pool", agent_pool_name=agent_pool_name(p.pool), resource_name_=args.cluster_name,
+            resource_group_name=args.resource_group, mode="User", os_type="Linux", os_sku="Ubuntu",
+            type="VirtualMachineScaleSets", vm_size=p.instance_type, count=p.nodes, enable_auto_scaling=False,
+            enable_node_public_ip=False, vnet_subnet_id=args.subnet_id, os_disk_size_gb=256,
+            gpu_profile={"driver": "Install"},
+            node_labels=node_labels(p, well_known=False),        # AKS sets region/zone/instance type itself
+            node_taints=[t.flag() for t in gpu_taints(p)],
+            # On the scale set and its VMs: the adapter finds the pool's nodes by these.
+            tags={**aws_tags(args.stack, p), "awan:scale-set": f"awan-{p.pool}"},
+            opts=pulumi.ResourceOptions(parent=self), **kw)
+        self.register_outputs({"agent_pool_id": self.agent_pool.id})
 
 
 def _zone_number(zone: str) -> str:

@@ -12,10 +12,9 @@ import pulumi_coreweave as coreweave
 import pulumi_kubernetes as k8s
 from pulumi_kubernetes.apiextensions import CustomResource
 
+from infra.components.kube import gpu_taints, node_labels
 from infra.components.tags import labels
 from infra.spec import NodePoolSpec
-from providers import nodelabels
-from providers.model import LABEL_POOL, LABEL_WORKLOAD
 
 NODEPOOL_API_VERSION = "compute.coreweave.com/v1alpha1"
 
@@ -53,8 +52,9 @@ class CksCluster(pulumi.ComponentResource):
         token = pulumi.Config("coreweave").get_secret("token") or ""
         rendered: pulumi.Output[str] = pulumi.Output.all(self.cluster.api_server_endpoint, token).apply(
             lambda a: cks_kubeconfig(args.cluster_name, a[0] or "", a[1] or ""))
-        kubeconfig: pulumi.Output[str] = pulumi.Output.secret(rendered)
-        self.k8s = k8s.Provider(f"{name}-k8s", kubeconfig=kubeconfig, opts=child)
+        self.kubeconfig: pulumi.Output[str] = pulumi.Output.secret(rendered)
+        self.endpoint: pulumi.Output[str] = self.cluster.api_server_endpoint.apply(lambda e: e or "")
+        self.k8s = k8s.Provider(f"{name}-k8s", kubeconfig=self.kubeconfig, opts=child)
         self.register_outputs({"vpc_id": self.vpc.id, "cluster_id": self.cluster.id,
                                "api_server_endpoint": self.cluster.api_server_endpoint})
 
@@ -84,11 +84,13 @@ class CoreWeaveNodePool(pulumi.ComponentResource):
         super().__init__("awan:coreweave:NodePool", name, None, opts)
         p = args.pool
         lbls = labels(args.stack, p)
-        # Plus the labels every stack's nodes carry (providers.nodelabels): dispatch pins pods by them.
-        common = {nodelabels.PROVIDER: "coreweave", nodelabels.CAPACITY_TYPE: p.capacity_type.value,
-                  nodelabels.POOL: lbls[LABEL_POOL], nodelabels.WORKLOAD: lbls[LABEL_WORKLOAD]}
+        # Plus the labels every stack's nodes carry (infra.components.kube, providers.nodelabels): dispatch pins
+        # pods by them. CKS sets the topology and instance-type labels itself.
+        common = node_labels(p, well_known=False)
         spec: dict[str, Any] = {"instanceType": p.instance_type, "targetNodes": p.nodes, "autoscaling": False,
-                                "nodeLabels": {**lbls, "awan-capacity-type": p.capacity_type.value, **common}}
+                                "nodeLabels": {**lbls, "awan-capacity-type": p.capacity_type.value, **common},
+                                "nodeTaints": [{"key": t.key, "value": t.value, "effect": t.effect}
+                                               for t in gpu_taints(p)]}
         if p.spot:
             spec["computeClass"] = "spot"
         if p.reserved and p.reservation_id:

@@ -27,6 +27,7 @@ from infra.engines.appliers.base import (
     Handler,
     NodeHandler,
     NotApplied,
+    applies_in_place,
     delete_nodes,
 )
 from infra.engines.base import ChangeSet, DriftItem, DriftReport, EngineError, ResourceChange, UpResult
@@ -381,7 +382,7 @@ class _Run:
         if h is None:
             entry.update(inputs=d.inputs, deps=d.deps, parent=d.parent)
             return
-        if h.in_place:
+        if applies_in_place(h, keys):
             entry.update(deps=d.deps, parent=d.parent)
             self._apply(h, d, entry, f"updated [{', '.join(keys)}]")
             return

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 from providers.catalog.model import InstanceType
@@ -26,6 +27,34 @@ EFA_DEVICES: dict[str, int] = {
 def efa_devices(instance_type: str) -> int:
     """EFA interfaces an AWS node of ``instance_type`` gets (0: none, a plain ENA interface)."""
     return EFA_DEVICES.get(instance_type, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class GpuDirect:
+    """GCP's GPU-to-GPU networking of a machine type: extra NICs, each on its own VPC (GKE: additional node
+    networks). ``tcpx`` (A3 High: GPUDirect-TCPX), ``tcpxo`` (A3 Mega: TCPXO), ``rdma`` (A3 Ultra, A4, A4X:
+    GPUDirect RDMA over RoCE, on VPCs of the zone's RoCE network profile)."""
+
+    kind: Literal["tcpx", "tcpxo", "rdma"]
+    nics: int            # NICs beyond the primary one that carry GPU traffic
+
+    @property
+    def gke_strategy(self) -> str:
+        """GKE node_config.gpudirect_strategy ("" where GKE sets none: TCPX/TCPXO are set up by their plugin)."""
+        return "RDMA" if self.kind == "rdma" else ""
+
+
+# Google Cloud "GPU machine types" / "Maximize GPU network bandwidth" pages: NICs per machine type.
+GPUDIRECT: dict[str, GpuDirect] = {
+    "a3-highgpu-8g": GpuDirect("tcpx", 4), "a3-megagpu-8g": GpuDirect("tcpxo", 8),
+    "a3-ultragpu-8g": GpuDirect("rdma", 8), "a4-highgpu-8g": GpuDirect("rdma", 8),
+    "a4x-highgpu-4g": GpuDirect("rdma", 4),
+}
+
+
+def gpudirect(machine_type: str) -> GpuDirect | None:
+    """The GPUDirect fabric of a GCP machine type, or None (no GPU-to-GPU NICs: a single gVNIC)."""
+    return GPUDIRECT.get(machine_type)
 
 
 def is_nvlink_rack(it: InstanceType) -> bool:

@@ -42,8 +42,9 @@ def test_aws_training_pool_has_efa_cluster_placement_and_no_public_ip():
     rules = of(res, "aws:ec2/securityGroupRule:SecurityGroupRule")
     assert {r.inputs["type"] for r in rules} == {"ingress", "egress"}
     assert all(r.inputs["self"] is True and r.inputs["protocol"] == "-1" for r in rules)
-    (subnet,) = of(res, "aws:ec2/subnet:Subnet")
-    assert subnet.inputs["mapPublicIpOnLaunch"] is False
+    subnets = of(res, "aws:ec2/subnet:Subnet")       # the pool's zone and a second one (EKS wants two)
+    assert {s.inputs["availabilityZone"] for s in subnets} == {"us-east-1a", "us-east-1b"}
+    assert all(s.inputs["mapPublicIpOnLaunch"] is False for s in subnets)
 
 
 def test_aws_inference_spot_pool_has_no_placement_group_and_spot_market():
@@ -82,21 +83,21 @@ def test_aws_reserved_pools_use_a_reservation_or_a_capacity_block():
     assert market["a-0"] is None and market["c-0"] is None
 
 
-def test_gcp_training_pool_compact_placement_no_external_ip_labels():
+def test_gcp_training_pool_is_a_gke_node_pool_with_compact_placement_spot_and_labels():
     p = pool("train-a", provider="gcp", region="us-central1", zone="us-central1-a",
              instance_type="a3-megagpu-8g", nodes=4, capacity_type=CapacityType.SPOT)
     res = record(StackSpec("gcp", "us-central1", (p,), config={"project": "awan-lab"}))
     (pol,) = of(res, "gcp:compute/resourcePolicy:ResourcePolicy")
     assert pol.inputs["groupPlacementPolicy"] == {"collocation": "COLLOCATED", "vmCount": 4}
-    insts = of(res, "gcp:compute/instance:Instance")
-    assert len(insts) == 4
-    for i in insts:
-        assert i.inputs["resourcePolicies"] == pol.logical_id
-        assert all("accessConfigs" not in n for n in i.inputs["networkInterfaces"])
-        assert "guestAccelerators" not in i.inputs            # A3 has its GPUs built in
-        assert i.inputs["scheduling"]["provisioningModel"] == "SPOT"
-        assert i.inputs["zone"] == "us-central1-a" and i.inputs["project"] == "awan-lab"
-        assert i.inputs["labels"]["awan-pool"] == "train-a" and i.inputs["labels"]["awan-owner"] == "awan"
+    assert of(res, "gcp:compute/instance:Instance") == []      # GKE makes the VMs
+    (np,) = of(res, "gcp:container/nodePool:NodePool")
+    i = np.inputs
+    assert i["nodeCount"] == 4 and i["nodeLocations"] == ["us-central1-a"] and i["project"] == "awan-lab"
+    assert i["placementPolicy"] == {"type": "COMPACT", "policyName": pol.inputs["name"]}
+    cfg = i["nodeConfig"]
+    assert cfg["machineType"] == "a3-megagpu-8g" and cfg["spot"] is True
+    assert cfg["resourceLabels"]["awan-pool"] == "train-a" and cfg["resourceLabels"]["awan-owner"] == "awan"
+    assert i["networkConfig"]["enablePrivateNodes"] is True       # no external IPs on the nodes
 
 
 def test_gcp_tpu_slices_spot_vm_and_reserved_queued_resource():
@@ -111,29 +112,28 @@ def test_gcp_tpu_slices_spot_vm_and_reserved_queued_resource():
     assert qr.inputs["tpu"]["nodeSpecs"][0]["node"]["acceleratorType"] == "v5p-8"
 
 
-def test_azure_flexible_scale_set_infiniband_spot_no_public_ip():
+def test_azure_aks_agent_pool_infiniband_spot_no_public_ip():
     p = pool("train-a", provider="azure", region="eastus", zone="eastus-2",
              instance_type="Standard_ND96isr_H100_v5", nodes=4, capacity_type=CapacityType.SPOT)
     res = record(StackSpec("azure", "eastus", (p,)))
-    (vmss,) = of(res, "azure-native:compute:VirtualMachineScaleSet")
-    i = vmss.inputs
-    assert i["orchestrationMode"] == "Flexible" and i["location"] == "eastus" and i["zones"] == ["2"]
-    assert i["sku"] == {"name": "Standard_ND96isr_H100_v5", "tier": "Standard", "capacity": 4}
-    prof = i["virtualMachineProfile"]
-    assert prof["priority"] == "Spot" and prof["evictionPolicy"] == "Delete"
-    nic = prof["networkProfile"]["networkInterfaceConfigurations"][0]
-    assert all("publicIPAddressConfiguration" not in c and "publicIpAddressConfiguration" not in c
-               for c in nic["ipConfigurations"])
-    assert i["tags"]["awan:pool"] == "train-a"
+    assert of(res, "azure-native:compute:VirtualMachineScaleSet") == []      # AKS makes the scale set
+    (ap,) = of(res, "azure-native:containerservice:AgentPool")
+    i = ap.inputs
+    assert i["vmSize"] == "Standard_ND96isr_H100_v5" and i["count"] == 4 and i["availabilityZones"] == ["2"]
+    assert i["mode"] == "User" and i["enableNodePublicIP"] is False and i["enableAutoScaling"] is False
+    assert i["scaleSetPriority"] == "Spot" and i["scaleSetEvictionPolicy"] == "Delete" and i["spotMaxPrice"] == -1
+    assert i["tags"]["awan:pool"] == "train-a" and i["tags"]["awan:scale-set"] == "awan-train-a"
+    # AKS agent pool names: at most 12 lowercase letters and digits, starting with a letter.
+    assert len(i["agentPoolName"]) <= 12 and i["agentPoolName"].isalnum() and i["agentPoolName"][0].isalpha()
 
 
 def test_azure_refuses_training_pool_without_infiniband():
-    from infra.components.azure import AzureGpuScaleSet, AzureGpuScaleSetArgs
+    from infra.components.azure import AksGpuAgentPool, AksGpuAgentPoolArgs
 
     p = pool("train-a", provider="azure", region="eastus", zone="eastus-1",
              instance_type="Standard_NC80adis_H100_v5", nodes=2)
     with pytest.raises(SpecError, match="InfiniBand"):
-        run_program(lambda: AzureGpuScaleSet("x", AzureGpuScaleSetArgs(p, "s", "rg", "subnet")), "s")
+        run_program(lambda: AksGpuAgentPool("x", AksGpuAgentPoolArgs(p, "s", "rg", "aks", "subnet")), "s")
 
 
 def test_a_refused_pool_is_left_out_and_reported_while_the_rest_of_the_stack_is_built():
@@ -143,8 +143,8 @@ def test_a_refused_pool_is_left_out_and_reported_while_the_rest_of_the_stack_is_
     good = pool("good-b", provider="azure", region="eastus", zone="eastus-1",
                 instance_type="Standard_ND96isr_H100_v5", nodes=2)
     rec = run_program(program_for(StackSpec("azure", "eastus", (bad, good))), "awan-azure-eastus")
-    sets = of(list(rec.resources.values()), "azure-native:compute:VirtualMachineScaleSet")
-    assert [r.inputs["vmScaleSetName"] for r in sets] == ["awan-good-b"]
+    sets = of(list(rec.resources.values()), "azure-native:containerservice:AgentPool")
+    assert [r.inputs["tags"]["awan:pool"] for r in sets] == ["good-b"]
     assert set(rec.outputs["refused"]) == {"bad-a"} and "InfiniBand" in rec.outputs["refused"]["bad-a"]
     assert "good-b" not in rec.outputs["refused"]["bad-a"]
 

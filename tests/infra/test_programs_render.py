@@ -43,13 +43,12 @@ def test_aws_capacity_block_instances_launch_with_market_type_capacity_block() -
         "capacityBlockOfferingId"] == "cb-0f00"
 
 
-def test_azure_scale_set_logs_in_with_the_ssh_key_only() -> None:
+def test_azure_nodes_log_in_with_the_ssh_key_only() -> None:
     p = pool("train-a", provider="azure", region="eastus", zone="eastus-1", instance_type="Standard_ND96isr_H100_v5")
     res = render(StackSpec("azure", "eastus", (p,), config={"ssh_public_key": KEY}))
-    linux = one(res, "azure-native:compute:VirtualMachineScaleSet").inputs[
-        "virtualMachineProfile"]["osProfile"]["linuxConfiguration"]
-    assert linux["disablePasswordAuthentication"] is True
-    assert linux["ssh"]["publicKeys"] == [{"path": "/home/awan/.ssh/authorized_keys", "keyData": KEY}]
+    linux = one(res, "azure-native:containerservice:ManagedCluster").inputs["linuxProfile"]
+    # AKS nodes take SSH keys only (no password login exists for them).
+    assert linux == {"adminUsername": "awan", "ssh": {"publicKeys": [{"keyData": KEY}]}}
 
 
 def test_the_pulumi_engine_asks_for_the_azure_key_before_running() -> None:
@@ -81,8 +80,8 @@ def test_gcp_program_renders_with_compact_placement() -> None:
     res = render(StackSpec("gcp", "us-central1", (p,), config={"project": "awan-lab"}))
     policy = one(res, "gcp:compute/resourcePolicy:ResourcePolicy")
     assert policy.inputs["groupPlacementPolicy"]["collocation"] == "COLLOCATED"
-    insts = [r for r in res if r.type == "gcp:compute/instance:Instance"]
-    assert len(insts) == 2 and all(i.inputs["resourcePolicies"] for i in insts)
+    np = one(res, "gcp:container/nodePool:NodePool")
+    assert np.inputs["nodeCount"] == 2 and np.inputs["placementPolicy"]["policyName"] == policy.inputs["name"]
 
 
 # Texts as `pulumi up` prints them (CommandError), each carrying the cloud's own code.

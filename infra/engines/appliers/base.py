@@ -193,6 +193,22 @@ class CapabilityHandler(ABC):
         return None
 
 
+class ResizableHandler(CapabilityHandler):
+    """A pool resource the cloud resizes in place (a GKE node pool's node count) but makes anew for any other
+    change (its machine type, placement policy, networks: GKE forces a new pool for those)."""
+
+    in_place = True
+    resize_keys: frozenset[str] = frozenset()
+
+    def applies_in_place(self, keys: list[str]) -> bool:
+        return set(keys) <= self.resize_keys
+
+
+def applies_in_place(h: Handler, keys: list[str]) -> bool:
+    """Whether a change of ``keys`` is applied to the live resource (else it is deleted, then created)."""
+    return h.applies_in_place(keys) if isinstance(h, ResizableHandler) else h.in_place
+
+
 C = TypeVar("C")
 
 
