@@ -48,7 +48,8 @@ def store(tmp_path: Path, text: str | None = None) -> Database:
 
 
 def aws(mock: Any) -> AWSProvider:
-    return AWSProvider(mock.config().providers["aws"])
+    """The adapter on us-east-1 only (every region would be asked for capacity on every pass)."""
+    return AWSProvider(mock.config().providers["aws"].model_copy(update={"regions": ["us-east-1"]}))
 
 
 def submit(db: Database, name: str = "pretrain", gpus: int = 16, extra: str = "") -> str:
