@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from sqlalchemy.orm import Session
+
 from controlplane.logs import get_logger
 from controlplane.purchasing.ledger import over_budget
 from controlplane.purchasing.model import PurchasingConfig
@@ -43,8 +45,8 @@ def offer_of(r: Purchase) -> CapacityBlockOffer:
                               r.ends_at, r.hours, r.price, r.ultraserver_type, r.ultraserver_count)
 
 
-def _audit(s: object, r: Purchase, actor: str, action: str, **details: object) -> None:
-    audit.record(s, actor=actor, action=action, kind="purchase", subject=r.id,  # type: ignore[arg-type]
+def _audit(s: Session, r: Purchase, actor: str, action: str, **details: object) -> None:
+    audit.record(s, actor=actor, action=action, kind="purchase", subject=r.id,
                  details={"offering": r.offering_id, "provider": r.provider, "region": r.region,
                           "instanceType": r.instance_type, "price": r.price, **details})
 
