@@ -89,3 +89,10 @@ def test_ultraserver_types_resolve_to_their_instance_type() -> None:
     assert cfg is not None
     (t,) = cfg.targets
     assert t.ultraserver == "u-p6e-gb200x72" and t.instance_type.startswith("p6e-gb200") and t.nodes_per_ultraserver > 1
+
+
+def test_the_shipped_example_loads() -> None:
+    text = (Path(__file__).resolve().parents[3] / "policies" / "examples" / "purchasing.yaml").read_text()
+    cfg = parse_purchasing_text(text, "policies/examples/purchasing.yaml")
+    assert cfg is not None and cfg.mode == "approve" and {t.provider for t in cfg.targets} == {"aws"}
+    assert len(cfg.regions) == 2 and cfg.budget.per_period == 100000
