@@ -46,7 +46,8 @@ def offer_of(r: Purchase) -> CapacityBlockOffer:
 
 
 def _audit(s: Session, r: Purchase, actor: str, action: str, **details: object) -> None:
-    audit.record(s, actor=actor, action=action, kind="purchase", subject=r.id,
+    teams = (r.demand or {}).get("teams") or [None]
+    audit.record(s, actor=actor, action=action, kind="purchase", subject=r.id, team=teams[0],
                  details={"offering": r.offering_id, "provider": r.provider, "region": r.region,
                           "instanceType": r.instance_type, "price": r.price, **details})
 

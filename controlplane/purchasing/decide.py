@@ -30,7 +30,7 @@ def decide(db: Database, purchase_id: str, *, approve: bool, actor: str, note: s
         r.message = ("approved; the next reconcile pass buys it" if approve else "rejected") + \
             (f": {note}" if note else "")
         audit.record(s, actor=actor, action="purchase-approved" if approve else "purchase-rejected",
-                     kind="purchase", subject=r.id, details={"offering": r.offering_id, "price": r.price,
+                     kind="purchase", subject=r.id, team=((r.demand or {}).get("teams") or [None])[0], details={"offering": r.offering_id, "price": r.price,
                                                              "note": note[:500]})
         s.flush()
         s.expunge(r)

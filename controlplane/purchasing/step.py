@@ -62,19 +62,24 @@ class PurchaseStep:
         return self.buy(cfg)
 
     # -- propose ---------------------------------------------------------------------------------------
-    def _covered(self) -> set[str]:
+    def _covered(self, cfg: PurchasingConfig) -> set[str]:
+        """Workloads a purchase already serves (or a person declined for): not proposed for again. A bought
+        block covers its workloads until it is about to end (a workload moved off it may need the next)."""
         now = utcnow()
+        ending = self.clock() + (cfg.move_before_end or timedelta(0))
         with self.db.session() as s:
-            rows = s.execute(select(Purchase.state, Purchase.demand, Purchase.updated_at)).all()
+            rows = s.execute(select(Purchase.state, Purchase.demand, Purchase.updated_at, Purchase.ends_at)).all()
         out: set[str] = set()
-        for state, dem, updated in rows:
+        for state, dem, updated, ends_at in rows:
+            if state == PurchaseState.BOUGHT.value and ends_at <= ending:
+                continue
             if state in LIVE or (state == PurchaseState.FAILED.value
                                  and now - updated < timedelta(seconds=self.retry_failed_s)):
                 out.update((dem or {}).get("workloads", []))
         return out
 
     def propose(self, cfg: PurchasingConfig) -> list[str]:
-        covered = self._covered()
+        covered = self._covered(cfg)
         made: list[str] = []
         mono = time.monotonic()
         for d in demand.waiting(self.db):
@@ -124,7 +129,7 @@ class PurchaseStep:
                                                "workloads": [d.key], "mode": cfg.mode})
             if auto:
                 audit.record(s, actor=self.actor, action="purchase-approved", kind="purchase", subject=pid,
-                             details={"by": r.decided_by})
+                             team=d.team, details={"by": r.decided_by})
             return pid
 
     # -- buy -------------------------------------------------------------------------------------------
