@@ -24,6 +24,7 @@ from controlplane.api.routers import (
     docs,
     fleet,
     health,
+    purchases,
     queues,
     runs,
     spend,
@@ -107,6 +108,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None,
         metrics.registry.register(StoreCollector(ctx))
         metrics.registry.register(CommitmentCollector(ctx))
         metrics.registry.register(queues.QueueCollector(ctx))
+        metrics.registry.register(purchases.PurchaseCollector(ctx))  # type: ignore[arg-type]
         if providers is None and settings.config:
             from controlplane.environment import register_secrets
             from providers.config import load_config
@@ -145,7 +147,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None,
     app.add_exception_handler(ServiceError, _service_error)  # type: ignore[arg-type]
     app.add_exception_handler(RecursionError, _too_deep)  # type: ignore[arg-type]
     for r in (workloads.router, fleet.router, spend.router, admin.router, tokens.router, health.router,
-              dashboard.router, docs.router, commitments_api.router, runs.router, queues.router):
+              dashboard.router, docs.router, commitments_api.router, runs.router, queues.router, purchases.router):
         app.include_router(r)
     app.mount("/dashboard/static", StaticFiles(directory=DASHBOARD), name="dashboard-static")
     app.mount("/static/swagger-ui", StaticFiles(directory=SWAGGER_UI), name="swagger-ui")

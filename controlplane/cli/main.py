@@ -18,6 +18,7 @@ from controlplane.cli import (
     mockclouds_cmds,
     plan_cmds,
     policy_cmds,
+    purchase_cmds,
     resource_cmds,
     service_cmds,
     simulate_cmds,
@@ -65,7 +66,7 @@ def main_options(
 
 
 for _mod in (resource_cmds, token_cmds, config_cmds, catalog_cmds, plan_cmds, stack_cmds, service_cmds,
-             mockclouds_cmds, demo_cmds, logs_cmds, simulate_cmds, policy_cmds):
+             mockclouds_cmds, demo_cmds, logs_cmds, simulate_cmds, policy_cmds, purchase_cmds):
     _mod.register(app)
 
 

@@ -16,13 +16,15 @@ from urllib.parse import quote
 import typer
 from typer.core import TyperCommand
 
+from controlplane.cli import purchase_cmds
 from controlplane.cli.client import ApiError, request, request_or_error
 from controlplane.cli.output import GetFormat, fail, print_columns, print_json, print_yaml
 
 STATES = ("Pending", "Placed", "Provisioning", "Starting", "Running", "Succeeded", "Failed", "Deleting", "Deleted")
 _WORKLOAD = ("workload", "workloads", "wl")
 _KINDS = {**dict.fromkeys(_WORKLOAD, "workloads"), **dict.fromkeys(("stack", "stacks"), "stacks"),
-          **dict.fromkeys(("event", "events", "ev"), "events"), **dict.fromkeys(("queue", "queues", "q"), "queues")}
+          **dict.fromkeys(("event", "events", "ev"), "events"), **dict.fromkeys(("queue", "queues", "q"), "queues"),
+          **dict.fromkeys(("purchase", "purchases"), "purchases")}
 
 OutputOpt = Annotated[GetFormat, typer.Option("--output", "-o", help="table, wide, json, yaml or name")]
 FileOpt = Annotated[list[Path], typer.Option("--filename", "-f", help="manifest file or directory, '-' for "
@@ -53,7 +55,7 @@ TimeoutOpt = Annotated[float, typer.Option("--timeout", help="seconds --wait/--w
 def _kind(resource: str) -> str:
     kind = _KINDS.get(resource.lower())
     if kind is None:
-        fail(f"resource type {resource!r} is not one of: workloads (wl), stacks, events, queues (q)")
+        fail(f"resource type {resource!r} is not one of: workloads (wl), stacks, events, queues (q), purchases")
     return kind
 
 
@@ -100,12 +102,14 @@ def _show(kind: str, items: list[dict[str, Any]], output: GetFormat, single: boo
     elif output is GetFormat.yaml:
         print_yaml(items[0] if single else {"kind": "List", "items": items})
     elif output is GetFormat.name:
-        key = "name" if kind != "events" else "id"
+        key = "id" if kind in ("events", "purchases") else "name"
         sys.stdout.write("".join(f"{kind.rstrip('s')}/{i[key]}\n" for i in items))
     elif kind == "workloads":
         print_columns(*_workload_rows(items, output is GetFormat.wide))
     elif kind == "queues":
         print_columns(*_queue_rows(items, output is GetFormat.wide))
+    elif kind == "purchases":
+        print_columns(*purchase_cmds.rows(items, output is GetFormat.wide))
     elif kind == "stacks":
         print_columns(["NAME", "STATUS", "POOLS", "ATTEMPTS", "APPLIED", "MESSAGE"],
                       [[s["name"], s["status"], s["pools"], s["attempts"], age(s.get("appliedAt")),
@@ -153,6 +157,8 @@ def _fetch(kind: str, names: list[str], team: str | None = None) -> list[dict[st
         if names:
             return [request("GET", f"/v1/queues/{quote(n, safe='')}") for n in names]
         return list(request("GET", "/v1/queues")["items"])
+    if kind == "purchases":
+        return purchase_cmds.fetch(names)
     if kind == "stacks":
         items = list(request("GET", "/v1/stacks")["items"])
         missing = sorted(set(names) - {s["name"] for s in items})
@@ -194,7 +200,7 @@ def get(
 def _watch(kind: str, names: list[str], output: GetFormat, seen_items: list[dict[str, Any]], timeout: float,
            team: str | None = None) -> None:
     """Poll once a second and print a row for each change (kubectl -w prints rows, not whole tables)."""
-    key = "id" if kind == "events" else "name"
+    key = "id" if kind in ("events", "purchases") else "name"
     seen = {str(i[key]): i for i in seen_items}
     deadline = time.monotonic() + timeout if timeout else None
     try:

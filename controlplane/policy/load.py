@@ -71,7 +71,7 @@ def parse_policy_text(text: str, source: str) -> list[tuple[str, PolicyDocument]
         where = f"{source} doc {i}" if len(raw) > 1 else source
         if not isinstance(d, dict):
             raise PolicyError(f"{where}: expected a mapping (a PlacementPolicy)")
-        if d.get("kind") == "QueuePolicy":   # queues and quotas: controlplane/queues reads these
+        if d.get("kind") in ("QueuePolicy", "PurchasingPolicy"):   # read by controlplane/queues, /purchasing
             continue
         try:
             out.append((where, PolicyDocument.model_validate(d)))

@@ -23,6 +23,8 @@ from controlplane.dispatch.clusters import ClusterSet
 from controlplane.logs import get_logger
 from controlplane.placement import FleetSnapshot
 from controlplane.policy import PolicySet
+from controlplane.purchasing import PurchasingConfig
+from controlplane.purchasing.loop import BuyingStep
 from controlplane.queues import QueueConfig
 from controlplane.reconcile import admitting, failover, fleet, observing, placing, provisioning, running
 from controlplane.reconcile.leader import LeaderElector
@@ -65,7 +67,8 @@ class Controller:
                  place: placing.PlaceFn = placing.default_place,
                  snapshot: Callable[[], FleetSnapshot | None] | None = None,
                  metrics: LoopMetrics | None = None, clusters: ClusterSet | None = None,
-                 queues: Callable[[], QueueConfig] | None = None) -> None:
+                 queues: Callable[[], QueueConfig] | None = None,
+                 purchasing: Callable[[], PurchasingConfig | None] | None = None) -> None:
         self.db, self.providers, self.engine, self.elector = db, providers, engine, elector
         self.policies, self.place = policies, place
         self.queues = queues   # the admission gate (controlplane/queues); None: every workload is placed
@@ -92,6 +95,10 @@ class Controller:
         self.runs = None if clusters is None else running.RunStep(
             db, clusters, actor=self.actor, fenced=self.elector.fenced,
             idle_timeout_s=lambda: float(self.policies().idle_timeout_s))
+        # Buying on policy and moving off ending blocks (controlplane/purchasing): only with a policy source.
+        self.buying = None if purchasing is None else BuyingStep(
+            db, providers, purchasing, actor=self.actor, fenced=self.elector.fenced, blocks=self.blocks,
+            snapshot=self.snapshot)
 
     # -- one pass ----------------------------------------------------------------------------------
     def snapshot(self) -> FleetSnapshot | None:
@@ -122,6 +129,8 @@ class Controller:
             skip=lambda n: self.queue.backing_off(f"place:{n}"), admission=self._admit())
         for key in unplaced:   # capacity may appear later: try again, backing off
             self.queue.retry(f"place:{key}")
+        if self.buying is not None:
+            self._moved(self.buying.tick(), "block-ending")
         if self.elector.fenced():
             record_usage(self.db)      # the GPUs in use, as a step function: contracts burn down from it
         if self._stop.is_set():

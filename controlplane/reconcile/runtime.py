@@ -60,5 +60,8 @@ def build_controller(ctx: Any, engine: Any = None, *, engine_kind: EngineKind = 
     from controlplane.reconcile.admitting import QueueSource
 
     overrides.setdefault("queues", QueueSource(ctx.policies.document).current)
+    from controlplane.purchasing import PurchasingSource
+
+    overrides.setdefault("purchasing", PurchasingSource(ctx.policies.document).current)
     return Controller(ctx.db, guarded, engine, elector=elector, policies=ctx.policies.current,
                       config=cfg, metrics=ctx.metrics, **overrides)

@@ -214,3 +214,52 @@ class PolicyDocument(Base):
     document: Mapped[str] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     updated_by: Mapped[str] = mapped_column(String(128), default="")
+
+
+class PurchaseState(StrEnum):
+    """A purchase's life (controlplane/purchasing). Each move is written before the cloud is asked
+    (``buying``) or after it answered (``bought``/``failed``), so a controller killed in between finds the
+    row in ``buying`` and looks the purchase up by its token instead of buying again."""
+
+    PROPOSED = "proposed"      # found, waits for a person (approve mode)
+    APPROVED = "approved"      # a person (or the policy, in auto mode) said yes
+    BUYING = "buying"          # the cloud is being (or was) asked
+    BOUGHT = "bought"
+    FAILED = "failed"
+    REJECTED = "rejected"
+
+
+class Purchase(Base):
+    """A proposal to buy capacity, with the offering found, its price, why, and the demand it serves."""
+
+    __tablename__ = "purchases"
+    __table_args__ = (Index("ix_purchases_state", "state"), UniqueConstraint("token", name="uq_purchases_token"))
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    token: Mapped[str] = mapped_column(String(64))              # the cloud-side idempotency tag, from the id
+    state: Mapped[str] = mapped_column(String(16), default=PurchaseState.PROPOSED.value)
+    mode: Mapped[str] = mapped_column(String(16))               # the policy's mode when proposed
+    policy: Mapped[str] = mapped_column(String(128), default="")
+    provider: Mapped[str] = mapped_column(String(16))
+    region: Mapped[str] = mapped_column(String(64))
+    zone: Mapped[str] = mapped_column(String(64), default="")
+    instance_type: Mapped[str] = mapped_column(String(64))
+    ultraserver_type: Mapped[str] = mapped_column(String(64), default="")
+    ultraserver_count: Mapped[int] = mapped_column(default=0)
+    instance_count: Mapped[int] = mapped_column()
+    gpus: Mapped[int] = mapped_column()
+    offering_id: Mapped[str] = mapped_column(String(128))
+    starts_at: Mapped[datetime] = mapped_column()
+    ends_at: Mapped[datetime] = mapped_column()
+    hours: Mapped[int] = mapped_column()
+    price: Mapped[float] = mapped_column()                      # the upfront fee, dollars
+    price_per_gpu_hour: Mapped[float] = mapped_column()
+    reason: Mapped[str] = mapped_column(Text, default="")
+    demand: Mapped[dict[str, Any]] = mapped_column(default=dict)   # {"workloads": [keys], "gpus": n}
+    reservation_id: Mapped[str] = mapped_column(String(128), default="")
+    message: Mapped[str] = mapped_column(Text, default="")
+    decided_by: Mapped[str] = mapped_column(String(128), default="")
+    decided_at: Mapped[datetime | None] = mapped_column(default=None)
+    bought_at: Mapped[datetime | None] = mapped_column(default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

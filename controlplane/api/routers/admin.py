@@ -14,6 +14,7 @@ from controlplane.api.routers.workloads import event_out
 from controlplane.api.security import admin, principal
 from controlplane.auth.tokens import Principal
 from controlplane.model.workload import INT32_MAX  # ids are 32-bit INTEGER columns
+from controlplane.purchasing import parse_purchasing_text
 from controlplane.queues import parse_queue_text
 from controlplane.reconcile.policy_source import PolicyUnavailable, parse_document
 from controlplane.store import audit
@@ -52,6 +53,7 @@ async def put_policies(request: Request, p: Principal = Depends(admin),
         # slow document never holds up /healthz or other requests.
         await run_in_threadpool(parse_document, text, "body")
         await run_in_threadpool(parse_queue_text, text, "body")   # QueuePolicy documents in the same body
+        await run_in_threadpool(parse_purchasing_text, text, "body")   # and a PurchasingPolicy
     except PolicyUnavailable as e:
         raise HTTPException(503, str(e)) from None
     except ValueError as e:

@@ -1,0 +1,120 @@
+"""Buying one approved proposal, idempotent and crash-safe.
+
+PurchaseCapacityBlock takes no client token, so the token is a tag: every block Awan buys carries
+``awan:purchase=<token>`` (the token is derived from the proposal id). The row moves to ``buying`` in its
+own committed transaction *before* the cloud is asked; the answer is written after. A controller killed in
+between finds the row still ``buying`` on its next pass and first looks the purchase up by that tag: found,
+the row is ``bought`` (nothing is bought again); not found, the cloud never took the order, so it is placed
+now. The same path serves the first attempt and every retry."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from controlplane.logs import get_logger
+from controlplane.purchasing.ledger import over_budget
+from controlplane.purchasing.model import PurchasingConfig
+from controlplane.store import audit
+from controlplane.store.coltypes import utcnow
+from controlplane.store.db import Database
+from controlplane.store.models import Purchase, PurchaseState
+from providers.base import Provider
+from providers.capabilities import CapacityBlockOffer, CapacityBlockPurchase, Reservation
+from providers.errors import ProviderError
+
+log = get_logger("awan.purchasing")
+TAG = "awan:purchase"
+
+
+def token_for(purchase_id: str) -> str:
+    return f"awan-{purchase_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    id: str
+    state: str
+    message: str = ""
+
+
+def offer_of(r: Purchase) -> CapacityBlockOffer:
+    return CapacityBlockOffer(r.offering_id, r.region, r.zone, r.instance_type, r.instance_count, r.starts_at,
+                              r.ends_at, r.hours, r.price, r.ultraserver_type, r.ultraserver_count)
+
+
+def _audit(s: Session, r: Purchase, actor: str, action: str, **details: object) -> None:
+    teams = (r.demand or {}).get("teams") or [None]
+    audit.record(s, actor=actor, action=action, kind="purchase", subject=r.id, team=teams[0],
+                 details={"offering": r.offering_id, "provider": r.provider, "region": r.region,
+                          "instanceType": r.instance_type, "price": r.price, **details})
+
+
+def start(db: Database, purchase_id: str, cfg: PurchasingConfig | None, *, actor: str,
+          fenced: Callable[[], bool]) -> Outcome | None:
+    """approved -> buying (budget checked again: proposals approved together may not all fit), in one
+    committed transaction. None when the row is not approved (any more) or we lost the lead."""
+    with db.session() as s:
+        if not fenced():
+            return None
+        r = s.get(Purchase, purchase_id, with_for_update=True)
+        if r is None or r.state != PurchaseState.APPROVED.value:
+            return None
+        now = utcnow()
+        why = over_budget(s, cfg.budget, r.price, now, exclude=r.id) if cfg is not None else \
+            "no PurchasingPolicy is in force any more"
+        if why is not None:
+            r.state, r.message = PurchaseState.FAILED.value, f"not bought: {why}"[:1000]
+            _audit(s, r, actor, "purchase-failed", why=why)
+            return Outcome(r.id, r.state, r.message)
+        r.state, r.message = PurchaseState.BUYING.value, "buying"
+        _audit(s, r, actor, "purchase-buying")
+        return Outcome(r.id, r.state)
+
+
+def complete(db: Database, purchase_id: str, providers: Mapping[str, Provider], *, actor: str,
+             fenced: Callable[[], bool]) -> Outcome | None:
+    """A ``buying`` row: look the purchase up by its token, buy only if the cloud has none, record the end."""
+    with db.session() as s:
+        r = s.get(Purchase, purchase_id)
+        if r is None or r.state != PurchaseState.BUYING.value:
+            return None
+        s.expunge(r)
+    p = providers.get(r.provider)
+    blocks = p.supports_capacity_blocks() if p is not None else None
+    lookup = p.supports_reservations() if p is not None else None
+    if blocks is None or lookup is None:
+        return _finish(db, r.id, actor, fenced, error=f"provider {r.provider!r} is not configured, or cannot "
+                       "buy and find Capacity Blocks", retryable=True)
+    try:
+        found = lookup.find_reservation(r.region, TAG, r.token)
+        how = "found by its token (bought before a restart)" if found is not None else "bought"
+        if found is None:
+            found = blocks.purchase_capacity_block_offer(CapacityBlockPurchase(
+                offer_of(r), tags={TAG: r.token, "awan:managed-by": "awan", "Name": f"awan-{r.id}"}))
+    except ProviderError as e:
+        return _finish(db, r.id, actor, fenced, error=f"{type(e).__name__}: {e}", retryable=e.retryable)
+    return _finish(db, r.id, actor, fenced, bought=found, how=how)
+
+
+def _finish(db: Database, purchase_id: str, actor: str, fenced: Callable[[], bool], *,
+            bought: Reservation | None = None, how: str = "", error: str = "", retryable: bool = False) -> Outcome | None:
+    with db.session() as s:
+        if not fenced():
+            return None      # the next leader finds the row buying and looks it up: nothing is lost
+        r = s.get(Purchase, purchase_id, with_for_update=True)
+        if r is None or r.state != PurchaseState.BUYING.value:
+            return None
+        if bought is not None:
+            r.state, r.reservation_id, r.bought_at = PurchaseState.BOUGHT.value, bought.id, utcnow()
+            r.message = f"{how}: {bought.id}"
+            _audit(s, r, actor, "purchase-bought", reservation=bought.id, how=how)
+            log.info("purchase bought", purchase=r.id, reservation=bought.id, price=r.price, how=how)
+        elif retryable:
+            r.message = f"will retry: {error}"[:1000]      # stays buying: the next pass looks up, then buys
+        else:
+            r.state, r.message = PurchaseState.FAILED.value, f"not bought: {error}"[:1000]
+            _audit(s, r, actor, "purchase-failed", why=error[:500])
+        return Outcome(r.id, r.state, r.message)

@@ -1,0 +1,112 @@
+"""PurchasingPolicy documents -> one PurchasingConfig (or None when the text has none). Other kinds in the
+same text are skipped (and the placement and queue loaders skip this one), so one policy file or
+``PUT /v1/policies`` body holds them all. One PurchasingPolicy at most: two budgets for the same money
+would have no clear meaning."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import yaml
+from pydantic import ValidationError
+
+from controlplane.model.manifest import describe_validation_error, load_yaml_documents
+from controlplane.purchasing.documents import PurchasingPolicyDocument
+from controlplane.purchasing.model import Budget, PurchasingConfig, Target
+from providers.catalog import PROVIDERS, Catalog, default_catalog
+
+KIND = "PurchasingPolicy"
+# Providers whose adapters can buy capacity through a typed capability (providers/capabilities.py):
+# AWS Capacity Blocks for ML. GCP future reservations have no capability in the GCP adapter yet.
+BUYS = ("aws",)
+
+
+class PurchasingError(ValueError):
+    """A purchasing policy that cannot be used; the message names the document and the field."""
+
+
+def parse_purchasing_text(text: str, source: str = "policy document",
+                          catalog: Catalog | None = None) -> PurchasingConfig | None:
+    try:
+        raw = load_yaml_documents(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
+        raise PurchasingError(f"{source}: not valid YAML{where}") from None
+    found: list[tuple[str, PurchasingPolicyDocument]] = []
+    for i, d in enumerate(raw, start=1):
+        if not isinstance(d, dict) or d.get("kind") != KIND:
+            continue
+        where = f"{source} doc {i}" if len(raw) > 1 else source
+        try:
+            found.append((where, PurchasingPolicyDocument.model_validate(d)))
+        except ValidationError as e:
+            raise PurchasingError(f"{where}: {describe_validation_error(e)}") from None
+    if not found:
+        return None
+    if len(found) > 1:
+        raise PurchasingError(f"{found[1][0]}: kind: only one PurchasingPolicy may be in force "
+                              f"({found[0][1].metadata.name!r} is already)")
+    return _config(*found[0], catalog or default_catalog())
+
+
+def _config(where: str, doc: PurchasingPolicyDocument, cat: Catalog) -> PurchasingConfig:
+    s = doc.spec
+    for i, p in enumerate(s.providers):
+        if p not in PROVIDERS:
+            raise PurchasingError(f"{where}: spec.providers[{i}]: unknown provider {p!r} "
+                                  f"(known: {', '.join(PROVIDERS)})")
+        if p not in BUYS:
+            raise PurchasingError(f"{where}: spec.providers[{i}]: Awan cannot buy capacity at {p!r} yet "
+                                  f"(it buys at: {', '.join(BUYS)})")
+    regions: list[tuple[str, str]] = []
+    for i, r in enumerate(s.regions):
+        owners = [p for p in s.providers if (p, r) in cat.regions]
+        if not owners:
+            raise PurchasingError(f"{where}: spec.regions[{i}]: {r!r} is not a region of "
+                                  f"{', '.join(s.providers)} in the catalog")
+        regions += [(p, r) for p in owners]
+    targets: list[Target] = []
+    for i, name in enumerate(s.instance_types):
+        t = _target(name, s.providers, cat)
+        if t is None:
+            raise PurchasingError(f"{where}: spec.instanceTypes[{i}]: {name!r} is neither an instance type nor "
+                                  f"an UltraServer type of {', '.join(s.providers)} in the catalog")
+        targets.append(t)
+    b = s.budget
+    return PurchasingConfig(
+        name=doc.metadata.name, mode=s.mode, providers=tuple(s.providers), regions=tuple(regions),
+        targets=tuple(targets), max_price_per_gpu_hour=s.max_price_per_gpu_hour,
+        budget=Budget(b.total, b.per_period, b.period), lead_min=s.lead_time.min, lead_max=s.lead_time.max,
+        hours=s.hours, move_before_end=s.move_before_end, source=f"{where} ({doc.metadata.name})")
+
+
+def _target(name: str, providers: list[str], cat: Catalog) -> Target | None:
+    for p in providers:
+        it = cat.find_instance_type(p, name)
+        if it is None:   # an UltraServer type names the unit its instance type is sold in
+            it = next((x for (q, _), x in sorted(cat.instance_types.items()) if q == p and x.ultraserver == name),
+                      None)
+        if it is not None:
+            return Target(p, it.name, it.gpu_model, it.gpus, it.ultraserver, it.nodes_per_domain)
+    return None
+
+
+class PurchasingSource:
+    """The PurchasingConfig in force, from the same policy text as placement (parsed once per distinct text)."""
+
+    def __init__(self, document: Callable[[], tuple[str, str]]) -> None:
+        self._document = document
+        self._cached: tuple[str, PurchasingConfig | None] | None = None
+        self._lock = threading.Lock()
+
+    def current(self) -> PurchasingConfig | None:
+        text, _ = self._document()
+        with self._lock:
+            if self._cached and self._cached[0] == text:
+                return self._cached[1]
+        cfg = parse_purchasing_text(text, "policy document") if text.strip() else None
+        with self._lock:
+            self._cached = (text, cfg)
+        return cfg

@@ -1,0 +1,44 @@
+"""The purchasing policy in force, as plain data (the documents are pydantic, at the edge)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+AUTO, APPROVE = "auto", "approve"
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    total: float | None = None               # dollars over the policy's life
+    per_period: float | None = None          # dollars per rolling ``period``
+    period: timedelta | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What may be bought: an instance type of a provider (an UltraServer type resolves to its instance
+    type, with ``ultraserver`` set: it is sold in whole UltraServers)."""
+
+    provider: str
+    instance_type: str
+    gpu_model: str
+    gpus_per_node: int
+    ultraserver: str = ""
+    nodes_per_ultraserver: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class PurchasingConfig:
+    name: str
+    mode: str                                # auto | approve
+    providers: tuple[str, ...]
+    regions: tuple[tuple[str, str], ...]     # (provider, region)
+    targets: tuple[Target, ...]
+    max_price_per_gpu_hour: float
+    budget: Budget
+    lead_min: timedelta
+    lead_max: timedelta
+    hours: int
+    move_before_end: timedelta | None = None
+    source: str = ""
