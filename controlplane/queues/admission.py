@@ -33,6 +33,9 @@ class Pending:
     priority: int = 0
     arrival: float = 0.0       # submission order (seconds or a sequence number)
     nominated: bool = False    # its victims were released for it: it goes first, or their room goes to others
+    # Ties of ``arrival`` go by ``seq`` (the store's insertion order), not by key: one request submits many
+    # workloads with one timestamp, and the name's alphabet is not their order.
+    seq: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,8 +105,8 @@ class Cycle:
     borrowed: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
-def _sort_key(p: Pending) -> tuple[bool, int, float, str]:
-    return (not p.nominated, -p.priority, p.arrival, p.key)
+def _sort_key(p: Pending) -> tuple[bool, int, float, int, str]:
+    return (not p.nominated, -p.priority, p.arrival, p.seq, p.key)
 
 
 def admit(config: QueueConfig, admitted: Iterable[Admitted], pending: Iterable[Pending], now: float = 0.0,
@@ -136,12 +139,12 @@ def admit(config: QueueConfig, admitted: Iterable[Admitted], pending: Iterable[P
             continue
         by_queue[q.name].append(p)
     heads: dict[str, int] = {}
-    heap: list[tuple[bool, float, int, float, str, str]] = []
+    heap: list[tuple[bool, float, int, float, int, str, str]] = []
     for name, items in by_queue.items():
         items.sort(key=_sort_key)
         heads[name] = 0
         heapq.heappush(heap, (not items[0].nominated, _share(config, ledger, config.queues[name], items[0]),
-                              -items[0].priority, items[0].arrival, items[0].key, name))
+                              -items[0].priority, items[0].arrival, items[0].seq, items[0].key, name))
     failed: dict[tuple[str, str], tuple[int, int]] = {}   # (queue, flavour) -> (group version, smallest misfit)
     # queue -> (priority, GPUs) of a search that found no victims: within a cycle usage only grows and
     # candidates only go, so a workload of no higher priority asking no fewer GPUs finds none either.
@@ -172,7 +175,7 @@ def admit(config: QueueConfig, admitted: Iterable[Admitted], pending: Iterable[P
         if heads[name] < len(items):
             nxt = items[heads[name]]
             heapq.heappush(heap, (not nxt.nominated, _share(config, ledger, q, nxt), -nxt.priority, nxt.arrival,
-                                  nxt.key, name))
+                                  nxt.seq, nxt.key, name))
     for keys in waiting_in.values():
         for i, k in enumerate(keys, start=1):
             w = out.waiting[k]

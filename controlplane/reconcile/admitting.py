@@ -139,7 +139,7 @@ def admit_pending(db: Database, config: QueueConfig, *, fenced: Callable[[], boo
                                        tuple((r.spec.get("spec") or {}).get("capacityType")
                                              or ("reserved", "on-demand")),
                                        _providers(r.spec), r.priority, _epoch(r.created_at) or 0.0,
-                                       r.key in nominated))
+                                       r.key in nominated, r.id))
         cyc = admit(config, holders, waiting, t)
         out.cycle = cyc
         if not fenced():

@@ -70,7 +70,7 @@ def status(db: Database, config: QueueConfig, now: datetime | None = None) -> li
                                 for f, qt in q.quotas.items()]) for q in config.queues.values()}
     cols = (Workload.name, Workload.team, Workload.gpus, Workload.priority, Workload.state, Workload.queue,
             Workload.flavour, Workload.admitted_at, Workload.wait_reason, Workload.queue_position,
-            Workload.message, Workload.preempted_for, Workload.created_at)
+            Workload.message, Workload.preempted_for, Workload.created_at, Workload.id)
     waiting: dict[str, list[Workload]] = defaultdict(list)
     with db.session() as s:
         for r in s.scalars(select(Workload).where(Workload.state.in_(HOLDING)).options(load_only(*cols))):
@@ -92,7 +92,7 @@ def status(db: Database, config: QueueConfig, now: datetime | None = None) -> li
     for name, rows in waiting.items():
         v = views[name]
         # Admitted ones first (they hold quota and wait only for capacity), then by queue position.
-        rows.sort(key=lambda r: (r.admitted_at is None, r.queue_position or 0, -r.priority, r.created_at))
+        rows.sort(key=lambda r: (r.admitted_at is None, r.queue_position or 0, -r.priority, r.created_at, r.id))
         rate = v.admitted_gpus_last_hour / RATE_WINDOW.total_seconds()   # GPUs admitted per second lately
         ahead = 0
         for r in rows:

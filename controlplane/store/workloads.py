@@ -7,7 +7,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Table, delete, func, or_, select, update
@@ -84,7 +84,7 @@ def submit(s: Session, *, name: str, team: str, spec: dict[str, Any], priority: 
         row = Workload(name=name, team=team, spec=spec, priority=priority, gpus=gpus)
         s.add(row)
     else:  # reuse the tombstone of a deleted workload
-        _reuse(s, row, NewWorkload(name=name, team=team, spec=spec, priority=priority, gpus=gpus))
+        _reuse(s, row, NewWorkload(name=name, team=team, spec=spec, priority=priority, gpus=gpus), utcnow())
     s.flush()
     return row, True
 
@@ -149,7 +149,7 @@ def plan_submit(s: Session, items: Sequence[NewWorkload]) -> SubmitPlan:
             plan.fresh.append(values)
             plan.items.append((values, True))
         else:
-            _reuse(s, row, w)
+            _reuse(s, row, w, now)
             plan.items.append((row, True))
     return plan
 
@@ -161,9 +161,10 @@ def write_submit(s: Session, plan: SubmitPlan) -> None:
         s.execute(table.insert(), plan.fresh[i:i + _INSERT_CHUNK])
 
 
-def _reuse(s: Session, row: Workload, w: NewWorkload) -> None:
+def _reuse(s: Session, row: Workload, w: NewWorkload, now: datetime) -> None:
     """Reuse the tombstone of a deleted workload for a new submit of its name: nothing of the old run,
-    queue place or preemption carries over."""
+    queue place or preemption carries over (nor its creation time: queues admit by arrival)."""
+    row.created_at = now
     row.team, row.spec, row.priority, row.gpus = w.team, w.spec, w.priority, w.gpus
     row.state, row.message = WorkloadState.PENDING.value, ""
     row.generation += 1

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -70,8 +70,8 @@ def config_of(c: ServiceContext) -> QueueConfig:
         raise HTTPException(409, f"queue policy: {e}") from None
 
 
-def _out(v: QueueView, p: Principal, with_waiting: bool) -> QueueOut:
-    mine = [w for w in v.waiting if p.is_admin or w.team == p.team]
+def _out(v: QueueView, p: Principal, with_waiting: bool, limit: int | None = None) -> QueueOut:
+    mine = [w for w in v.waiting if p.is_admin or w.team == p.team][:limit]
     return QueueOut(
         name=v.name, cohort=v.cohort, weight=v.weight, teams=list(v.teams), admitted=v.admitted,
         preempting=v.preempting, pending=v.pending,
@@ -83,9 +83,11 @@ def _out(v: QueueView, p: Principal, with_waiting: bool) -> QueueOut:
 
 
 @router.get("/queues", response_model=QueueList, response_model_by_alias=True, responses=_ERR)
-async def list_queues(p: Principal = Depends(principal), c: ServiceContext = Depends(ctx)) -> QueueList:
+async def list_queues(p: Principal = Depends(principal), c: ServiceContext = Depends(ctx),
+                      waiting: int = Query(0, ge=0, le=1000, description="also list the first N waiting "
+                                           "workloads of each queue (the dashboard's one request)")) -> QueueList:
     views = await run_in_threadpool(status, c.db, config_of(c))
-    return QueueList(items=[_out(v, p, False) for v in views])
+    return QueueList(items=[_out(v, p, waiting > 0, waiting) for v in views])
 
 
 @router.get("/queues/{name}", response_model=QueueOut, response_model_by_alias=True, responses=_ERR)

@@ -248,6 +248,7 @@ async function refresh() {
     else if (page === "workloads") { show("page-workloads"); await workloadsPage(); }
     else if (page === "commitments") { show("page-commitments"); await commitmentsPage(); }
     else if (page === "teams") { show("page-teams"); await teamsPage(); }
+    else if (page === "queues") { show("page-queues"); await queuesPage(); }   // queues.js
     else { show("page-fleet"); await fleetPage(); }
     $("signout").hidden = false;
     $("status").textContent = "updated " + new Date().toLocaleTimeString();

@@ -65,3 +65,23 @@ def test_a_bad_queue_policy_is_refused_naming_the_field(client: TestClient, toke
     assert r.status_code == 422
     assert "spec.queues[0].quotas[0].nominal" in r.json()["detail"]
     assert client.get("/v1/queues", headers=auth(tokens["admin"])).json()["items"] == []   # nothing stored
+
+
+def test_the_list_carries_the_first_waiting_workloads_when_asked(client: TestClient, db: Database,
+                                                                 tokens: dict[str, str]) -> None:
+    assert client.put("/v1/policies", content=EXAMPLE, headers=auth(tokens["admin"])).status_code == 200
+    with db.session() as s:
+        from controlplane.auth import create_token
+
+        sweeps = create_token(s, "sweeps", "member")[0]
+    for name in ("a", "b", "c"):
+        assert client.post("/v1/workloads", content=manifest(name, "sweeps", 64),
+                           headers=auth(sweeps)).status_code in (200, 201)
+    admit_pending(db, QueueSource(PolicySource(db).document).current(), fenced=lambda: True, actor="test")
+    items = {q["name"]: q for q in client.get("/v1/queues?waiting=2", headers=auth(sweeps)).json()["items"]}
+    assert [(w["name"], w["reason"]) for w in items["sweeps"]["waiting"]] == [("a", "capacity"), ("b", "quota")]
+    assert items["research"]["waiting"] == []          # nothing of sweeps' waits there
+    other = client.get("/v1/queues?waiting=5", headers=auth(tokens["admin"])).json()["items"]
+    assert [w["name"] for w in {q["name"]: q for q in other}["sweeps"]["waiting"]] == ["a", "b", "c"]
+    r = client.get("/v1/queues?waiting=-1", headers=auth(sweeps))
+    assert r.status_code == 422 and "waiting" in r.text

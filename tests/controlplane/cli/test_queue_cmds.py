@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 from controlplane.reconcile.admitting import QueueSource, admit_pending
 from controlplane.reconcile.policy_source import PolicySource
 from controlplane.store import policies as policy_store
@@ -23,9 +21,6 @@ def _wl(name: str, gpus: int) -> str:
             f"spec: {{gpus: {{model: H100, count: {gpus}, perNode: 8}}}}\n")
 
 
-@pytest.mark.xfail(strict=False, reason="since the merge with the run/timeline work the service's own loop ends with "
-                   "'after' admitted and 'big' waiting on quota (the pure admission cycle admits 'big'); open in "
-                   "issue 11")
 def test_get_queues(service, tmp_path: Path) -> None:  # noqa: F811
     url, tokens = service
     db = Database.from_url(f"sqlite:///{tmp_path / 'awan.db'}")
@@ -39,8 +34,7 @@ def test_get_queues(service, tmp_path: Path) -> None:  # noqa: F811
     assert r.exit_code == 0, r.output
     lines = r.stdout.splitlines()      # the in-process server logs to stderr, which r.output mixes in
     assert lines[0].split() == ["NAME", "COHORT", "WEIGHT", "USED/NOMINAL", "BORROWED", "ADMITTED", "PENDING"]
-    assert next(x.split() for x in lines
-                                                                      if x.startswith("research")) == ["research", "ml", "2", "h100=1120/1100,h200=0/64,gb200=0/144", "20", "1", "1"]
+    assert next(x.split() for x in lines if x.startswith("research")) == ["research", "ml", "2", "h100=1120/1100,h200=0/64,gb200=0/144", "20", "1", "1"]
     r = _run(["get", "queue", "research", "-o", "wide"], url, tokens["research"], tmp_path)
     assert r.exit_code == 0 and "#1 after" in r.stdout and "quota" in r.stdout
     r = _run(["get", "queues", "-o", "json"], url, tokens["research"], tmp_path)

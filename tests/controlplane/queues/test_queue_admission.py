@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from controlplane.queues import Protection, admit
+from controlplane.queues import Pending, Protection, admit
 from tests.controlplane.queues.builders import config, held, pend, queue
 
 HOUR = 3600.0
@@ -144,3 +144,12 @@ def test_fair_share_orders_competing_borrowers_by_weight() -> None:
     cyc = admit(c, [], pending)
     got = {q: sum(a.gpus for a in cyc.admitted if a.queue == q) for q in "ab"}
     assert got == {"a": 20, "b": 10}
+
+
+def test_equal_arrivals_go_by_store_order_not_by_name() -> None:
+    c = config(queue("a", 16, cohort=None))
+    first = Pending("a_zeta", "a", 16, ("H100",), arrival=5.0, seq=1)
+    second = Pending("a_alpha", "a", 8, ("H100",), arrival=5.0, seq=2)
+    cyc = admit(c, [], [second, first])
+    assert [a.key for a in cyc.admitted] == ["a_zeta"]
+    assert cyc.waiting["a_alpha"].position == 1

@@ -5,6 +5,7 @@ audited on both sides."""
 from __future__ import annotations
 
 from controlplane.queues import QueueConfig, parse_queue_text
+from controlplane.reconcile.admitting import admit_pending
 from controlplane.reconcile.controller import Controller
 from controlplane.store import audit
 from controlplane.store import workloads as repo
@@ -105,3 +106,36 @@ def test_workloads_running_before_queues_existed_are_adopted_and_count(db: Datab
         assert (old.queue, old.flavour, old.state) == ("research", "h100", "Running")
         assert new.state == "Pending" and new.wait_reason == "quota"   # research's 16 are held by "old"
         assert audit.count(s, action="admitted", subject="old") == 1
+
+
+def _submit_together(db: Database, *items: tuple[str, int]) -> None:
+    """One request of several workloads, through the API's batched path (one timestamp for all)."""
+    ws = [repo.NewWorkload(name=n, team="research", spec={"spec": {"gpus": {"model": ["H100"], "count": g}}},
+                           priority=0, gpus=g) for n, g in items]
+    with db.session() as s:
+        repo.write_submit(s, repo.plan_submit(s, ws))
+
+
+def test_workloads_submitted_together_are_admitted_in_the_order_given_not_by_name(db: Database) -> None:
+    # Regression (issue 11): a batched submit stamps every row with one created_at, and ties went by key,
+    # so "alpha" jumped ahead of "zeta" and took the room "zeta" had first claim to.
+    cfg = parse_queue_text(POLICY.replace("cohort: ml, ", ""))
+    _submit_together(db, ("zeta", 16), ("alpha", 8))
+    res = admit_pending(db, cfg, fenced=lambda: True, actor="test")
+    assert res.admitted == ["research_zeta"]
+    with db.session() as s:
+        alpha = repo.get(s, "alpha")
+        assert alpha is not None and (alpha.wait_reason, alpha.queue_position) == ("quota", 1)
+
+
+def test_a_name_submitted_again_after_delete_queues_as_a_new_arrival(db: Database) -> None:
+    cfg = parse_queue_text(POLICY.replace("cohort: ml, ", ""))
+    _submit_together(db, ("old", 8))
+    with db.session() as s:
+        row = repo.get(s, "old")
+        assert row is not None
+        row.state = "Deleted"                  # the tombstone the loop leaves once it is torn down
+    _submit_together(db, ("mid", 16))
+    _submit_together(db, ("old", 16))          # reuses the tombstone: it must not keep its first arrival
+    res = admit_pending(db, cfg, fenced=lambda: True, actor="test")
+    assert res.admitted == ["research_mid"]
