@@ -2,6 +2,11 @@
 stack, in a pool) -> observe -> finish deletions. Each step reads the store afresh, so a pass after a
 crash or a change of leader simply continues (level-triggered); stack runs are idempotent.
 
+Stack runs, the work that waits on clouds, are shared: on PostgreSQL every replica, leader or not, plans
+the stacks and claims the ones it has room for with per-stack work leases (controlplane/reconcile/sharing),
+so N replicas run N times as many stacks at once. Each replica runs at most ``provider_concurrency`` stacks
+of one provider at a time (the clouds' API rate limits) and ``stack_workers`` in all.
+
 Graceful shutdown: ``stop()`` stops taking work at once (the pass in progress ends at its next step,
 queued stack runs are cancelled), lets running stack workers finish within a grace period (a Pulumi-style
 update should not be cut in half), then releases the lease so a successor takes over without waiting for
@@ -30,6 +35,7 @@ from controlplane.reconcile import admitting, failover, fleet, observing, placin
 from controlplane.reconcile.leader import LeaderElector
 from controlplane.reconcile.metrics import LoopMetrics
 from controlplane.reconcile.queue import RateLimitedQueue
+from controlplane.reconcile.sharing import SharedBlockList, WorkShare
 from controlplane.store.db import Database
 from controlplane.timeline.usage import record_usage
 from infra.engines.base import Engine, RecordsStackState
@@ -59,6 +65,9 @@ class LoopConfig:
     health_confirm: int = 2                      # DOWN probes in a row before a region is evacuated
     short_bound_s: float = failover.SHORT_BOUND_S   # a Provisioning workload short this long fails over
     stack_config: dict[str, dict[str, str]] = field(default_factory=dict)   # provider -> settings
+    provider_concurrency: int = 4      # stack runs of one provider at once in this replica (API rate limits)
+    work_lease_ttl_s: float = 30.0     # a dead replica's stack leases are taken over after this
+    share_work: bool | None = None     # every replica runs stacks; None: on PostgreSQL only (SKIP LOCKED)
 
 
 class Controller:
@@ -75,7 +84,7 @@ class Controller:
         self.cfg = config or LoopConfig()
         self.metrics = metrics or LoopMetrics()
         self._custom_snapshot = snapshot
-        self.blocks = failover.BlockList(self.cfg.block_ttl_s)
+        self.blocks = SharedBlockList(db, self.cfg.block_ttl_s)
         self.watch = failover.RegionWatch(self.cfg.health_confirm)
         self.short = failover.ShortWatch(self.cfg.short_bound_s)
         self._health: dict[str, Any] = {}
@@ -86,6 +95,9 @@ class Controller:
         self._pool = ThreadPoolExecutor(max_workers=self.cfg.stack_workers, thread_name_prefix="awan-stack",
                                         initializer=_worker_loop)
         self._inflight: dict[str, Future[None]] = {}
+        self._inflight_provider: dict[str, str] = {}
+        self.share = WorkShare(db, elector.holder, self.cfg.work_lease_ttl_s)
+        self.shares_work = self.cfg.share_work if self.cfg.share_work is not None else db.dialect == "postgresql"
         self._drifted: set[str] = set()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -104,7 +116,7 @@ class Controller:
     def snapshot(self) -> FleetSnapshot | None:
         """This pass's fleet view with failover's blocked pools (a test's own snapshot gets them too; a test
         whose placer needs none gives None)."""
-        blocked = self.blocks.active()
+        blocked = self.blocks.shared()
         if self._custom_snapshot is not None:
             snap = self._custom_snapshot()
             return snap.with_blocked(blocked) if snap is not None else None
@@ -113,6 +125,8 @@ class Controller:
     def tick(self) -> None:
         if not self.elector.is_leader:
             self._led_epoch = None
+            if self.shares_work and not self._stop.is_set():
+                self._run_stacks()   # not the placer, but a runner of whatever stacks nobody holds
             return
         if self.elector.epoch != self._led_epoch and self.elector.fenced():
             # A new term: row locks left by a killed leader (ours included) would hold its rows for
@@ -138,7 +152,7 @@ class Controller:
         self._run_stacks()
         if self._stop.is_set():
             return
-        obs = fleet.observe(self.providers, self.metrics)
+        obs = observing.observe(self.providers, self.metrics)
         self._drifted |= observing.apply_observation(self.db, obs, actor=self.actor, fenced=self.elector.fenced,
                                                      metrics=self.metrics, blocks=self.blocks, short=self.short)
         observing.finish_deletions(self.db, obs, actor=self.actor, fenced=self.elector.fenced)
@@ -191,19 +205,31 @@ class Controller:
             if p.reason in ("changed", "drift") or not self.queue.backing_off(f"stack:{name}"):
                 self.queue.add(f"stack:{name}")
         with self._lock:
+            ready: dict[str, list[str]] = {}   # provider -> stacks due here, in queue order
             for key in self.queue.ready():
                 name = key.removeprefix("stack:")
                 if not key.startswith("stack:") or name not in by_name:
                     continue
                 if name in self._inflight:   # one worker per stack: the next pass picks it up
                     continue
-                if self._stop.is_set():
-                    break
-                self._drifted.discard(name)
-                self._inflight[name] = self._pool.submit(self._up, by_name[name])
+                ready.setdefault(by_name[name].spec.provider, []).append(name)
+            for provider, names in ready.items():
+                busy = sum(1 for v in self._inflight_provider.values() if v == provider)
+                room = min(self.cfg.provider_concurrency - busy, self.cfg.stack_workers - len(self._inflight))
+                if self._stop.is_set() or room <= 0:
+                    continue   # a stack not claimed now is due again next pass (the plan re-adds it)
+                force = [n for n in names if by_name[n].reason in ("changed", "drift")]
+                for name, epoch in self.share.claim(names, room, force=force).items():
+                    self._drifted.discard(name)
+                    self._inflight_provider[name] = provider
+                    self._inflight[name] = self._pool.submit(self._up, by_name[name], epoch)
 
-    def _up(self, p: provisioning.StackPlan) -> None:
+    def _up(self, p: provisioning.StackPlan, epoch: int) -> None:
         key = f"stack:{p.spec.name}"
+        # Every write about this run is fenced by its stack lease (not the leader's term): a replica whose
+        # lease expired (it stalled, or was presumed dead) must not overwrite its successor's result.
+        fenced = self.share.fence(p.spec.name, epoch)
+        backoff_s = 0.0
         try:
             result = self.engine.up(p.spec)
         except Exception as e:
@@ -213,27 +239,31 @@ class Controller:
             state = self.engine.recorded_state(p.spec.name) if isinstance(self.engine, RecordsStackState) else None
             if failover.is_pool_failure(e):
                 moved = failover.on_stack_failure(self.db, p.spec.pools, e, state=state, blocks=self.blocks,
-                                                  actor=self.actor, fenced=self.elector.fenced)
+                                                  actor=self.actor, fenced=fenced)
                 self._moved(moved, "capacity")
             # Retryable errors (outage, throttling) and stock-outs (handled by moving the workloads) say
             # nothing about the workloads left in the stack: they do not count toward failing them. Other
             # errors fail only the workloads of the pools they are about, when that can be told.
             retryable = (isinstance(e, ProviderError) and e.retryable) or failover.is_pool_failure(e)
             culprits = failover.pools_failed_in_run(p.spec.pools, state) or failover.pools_named(str(e), p.spec.pools)
-            provisioning.record_failure(self.db, p, e, actor=self.actor,
-                                        max_attempts=10**9 if retryable else self.cfg.max_stack_attempts,
-                                        fenced=self.elector.fenced, failed_pools=culprits)
-            self.queue.retry(key)
+            attempts = provisioning.record_failure(self.db, p, e, actor=self.actor,
+                                                   max_attempts=10**9 if retryable else self.cfg.max_stack_attempts,
+                                                   fenced=fenced, failed_pools=culprits)
+            backoff_s = self.queue.retry(key)
+            if attempts:   # the stack's own count (every replica's failures): the backoff all replicas keep
+                backoff_s = min(self.cfg.retry_max_s, self.cfg.retry_base_s * 2 ** (attempts - 1))
         else:
             self.metrics.stack_runs.labels("ok").inc()
-            provisioning.record_success(self.db, p, result, actor=self.actor, fenced=self.elector.fenced)
+            provisioning.record_success(self.db, p, result, actor=self.actor, fenced=fenced)
             refused = dict(result.outputs.get("refused") or {})
             self._moved(failover.on_refused(self.db, refused, blocks=self.blocks, actor=self.actor,
-                                            fenced=self.elector.fenced), "refused")
+                                            fenced=fenced), "refused")
             self.queue.forget(key)
         finally:
+            self.share.release(p.spec.name, epoch, backoff_s)
             with self._lock:
                 self._inflight.pop(p.spec.name, None)
+                self._inflight_provider.pop(p.spec.name, None)
 
     def _moved(self, keys: list[str], trigger: str) -> None:
         """Workloads failover sent back to Pending: re-place them now, not after a backoff or interval."""
@@ -286,6 +316,7 @@ class Controller:
         # Released only when nothing of ours still runs: a stack run cut short by the exit must not
         # overlap a successor's run of the same stack, so then the lease is left to expire.
         self.elector.stop(release=release_lease and drained)
+        self.share.stop()
         if self.clusters is not None:
             self.clusters.close()
         return drained

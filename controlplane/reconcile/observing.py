@@ -3,13 +3,15 @@ drift), and finish deletions once the stack no longer holds the workload and no 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from sqlalchemy import select
 
+from controlplane.logs import get_logger
 from controlplane.reconcile import failover, restarts
-from controlplane.reconcile.fleet import Observation
+from controlplane.reconcile.fleet import Observation, error_reason
 from controlplane.reconcile.metrics import LoopMetrics
 from controlplane.store import audit
 from controlplane.store import workloads as repo
@@ -17,11 +19,40 @@ from controlplane.store.coltypes import utcnow
 from controlplane.store.db import Database
 from controlplane.store.models import Stack, WorkloadState
 from infra.spec import stack_name
-from providers.model import LABEL_STACK, TAG_STACK, NodeState
+from providers.base import Provider
+from providers.model import LABEL_STACK, TAG_STACK, Node, NodeState
+
+log = get_logger("awan.observing")
 
 _WATCHED = (WorkloadState.PLACED.value, WorkloadState.PROVISIONING.value, WorkloadState.STARTING.value,
             WorkloadState.RUNNING.value)
 _UP = (WorkloadState.STARTING.value, WorkloadState.RUNNING.value)   # nodes were all up
+
+
+def observe(providers: Mapping[str, Provider], metrics: LoopMetrics) -> Observation:
+    """Every provider's nodes, the providers asked at once: a pass waits for the slowest list call, not
+    for their sum (100 ms a list on five clouds is 0.1 s, not 0.5 s). An error leaves that provider out
+    (observation says "unknown" for it, never "no nodes")."""
+    def one(name: str, p: Provider) -> tuple[str, list[Node] | BaseException]:
+        try:
+            return name, p.list_nodes()
+        except Exception as e:
+            return name, e
+
+    obs = Observation()
+    if not providers:
+        return obs
+    with ThreadPoolExecutor(max_workers=len(providers), thread_name_prefix="awan-observe") as pool:
+        answers = list(pool.map(lambda kv: one(*kv), providers.items()))
+    for name, got in answers:   # in the providers' order, as the one-by-one version had it
+        if isinstance(got, BaseException):
+            obs.failed[name] = error_reason(got)
+            metrics.provider_errors.labels(name, error_reason(got)).inc()
+            log.warning("list_nodes failed", provider=name, error=str(got))
+        else:
+            obs.nodes.extend(got)
+            obs.observed.add(name)
+    return obs
 
 
 def apply_observation(db: Database, obs: Observation, *, actor: str, fenced: Callable[[], bool],

@@ -51,7 +51,8 @@ def build_controller(ctx: Any, engine: Any = None, *, engine_kind: EngineKind = 
     elector = LeaderElector(ctx.db, s.replica_id, ttl_s=s.lease_ttl_s, renew_s=s.lease_renew_s)
     cfg = LoopConfig(interval_s=s.reconcile_interval_s, stack_workers=s.stack_workers, resync_s=s.stack_resync_s,
                      retry_base_s=s.retry_base_s, retry_max_s=s.retry_max_s, lock_ttl_s=s.lock_ttl_s,
-                     short_bound_s=s.pool_short_bound_s,
+                     short_bound_s=s.pool_short_bound_s, provider_concurrency=s.provider_concurrency,
+                     work_lease_ttl_s=s.work_lease_ttl_s,
                      stack_config=stack_config(ctx.config))
     if "clusters" not in overrides and ctx.config is not None:
         from controlplane.dispatch.clusters import ClusterSet

@@ -195,6 +195,21 @@ class Stack(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
+class WorkLease(Base):
+    """A lease on one unit of work (``kind`` "stack": a stack run) that any replica may take: claimed with
+    ``SELECT ... FOR UPDATE SKIP LOCKED`` on PostgreSQL, held while the work runs, released after it (a
+    later ``expires_at`` with no holder is a backoff: nobody claims it before). ``epoch`` grows on every
+    claim: the fencing token the holder's writes check. Kind "block": a pool that failed, shared with the
+    placer until ``expires_at``."""
+
+    __tablename__ = "work_leases"
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(128), default=None)
+    epoch: Mapped[int] = mapped_column(default=0)
+    expires_at: Mapped[datetime] = mapped_column()
+
+
 class Lease(Base):
     """Leader lease: one row per lease name; ``epoch`` grows on every change of holder (a fencing token)."""
 
