@@ -14,7 +14,7 @@ from alembic import op
 import controlplane.store.coltypes
 
 revision = "0009_work_leases"
-down_revision = "0007_dispatch"
+down_revision = "0008_purchases"
 branch_labels = None
 depends_on = None
 
