@@ -86,6 +86,8 @@ def test_a_144_gpu_gb200_gang_lands_on_two_nvl72_racks_and_starts_all_or_nothing
         assert any(s["gated"] == RANKS for s in samples) or samples[0]["bound"] == 0
 
         assert sum(a["nodes"] for a in w["assignments"]) == RANKS
+        # Placement keeps each NVLink domain whole inside one pool (the pools hold whole racks).
+        assert all(a["nodes"] % PER_RACK == 0 for a in w["assignments"]), w["assignments"]
         assert sum(a["gpus"] for a in w["assignments"]) == 144
         pools = {a["pool"] for a in w["assignments"]}
         pods = v1.list_namespaced_pod("default", label_selector=selector).items
