@@ -22,11 +22,27 @@ from tests.e2e.test_run_e2e import finish, kube, service, wait_for
 
 __all__ = ["service"]           # the fixture, shared with the other run tests
 pytestmark = pytest.mark.slow
-PROVIDER, REGION = "coreweave", "US-EAST-04"
 RANKS, PER_RACK = 36, 18
+# CoreWeave: on-demand GB200 racks in its CKS cluster. AWS: two UltraServer Capacity Blocks
+# (u-p6e-gb200x72) bought first, the gang placed into them; its nodes carry the UltraServer id too.
+WHERE = {"coreweave": ("US-EAST-04", "on-demand"), "aws": ("us-east-1", "reserved")}
 
 
-def manifest(name: str) -> str:
+def buy_ultraservers(mc: Any, region: str, n: int) -> None:
+    from providers.aws.adapter import AWSProvider
+
+    p = AWSProvider(mc.config().providers["aws"])
+    try:
+        for _ in range(n):
+            [offer, *_] = p.describe_capacity_block_offerings(region, "p6e-gb200.36xlarge", count=PER_RACK)
+            assert offer.ultraserver_type == "u-p6e-gb200x72"
+            p.purchase_capacity_block(offer, {"awan:owner": "awan"})
+    finally:
+        p.close()
+
+
+def manifest(name: str, provider: str) -> str:
+    region, capacity = WHERE[provider]
     return f"""apiVersion: awan.dev/v1alpha1
 kind: GPUWorkload
 metadata: {{name: {name}, team: research}}
@@ -34,8 +50,8 @@ spec:
   kind: training
   gpus: {{model: [GB200], count: 144, perNode: 4}}
   topology: {{domain: nvlink, domainSize: 72}}
-  capacityType: [on-demand]
-  location: {{regions: ['{PROVIDER}:{REGION}']}}
+  capacityType: [{capacity}]
+  location: {{regions: ['{provider}:{region}']}}
   template:
     image: ghcr.io/example/trainer:1
     command: [sh, -c, 'echo rank=$RANK world=$WORLD_SIZE master=$MASTER_ADDR; sleep infinity']
@@ -54,15 +70,19 @@ def _gated(p: Any) -> bool:
     return any(g.name == GATE for g in p.spec.scheduling_gates or [])
 
 
-def test_a_144_gpu_gb200_gang_lands_on_two_nvl72_racks_and_starts_all_or_nothing(service):
+@pytest.mark.parametrize("provider", sorted(WHERE))
+def test_a_144_gpu_gb200_gang_lands_on_two_nvl72_racks_and_starts_all_or_nothing(service, provider):
     svc, token, mc = service
+    region = WHERE[provider][0]
+    if provider == "aws":
+        buy_ultraservers(mc, region, 2)
     name = "gb200-gang"
     key = workload_key("research", name)
-    v1 = kube(mc, PROVIDER, REGION)
+    v1 = kube(mc, provider, region)
     selector = f"{L_WORKLOAD}={key}"
     samples: list[dict[str, int]] = []            # what the cluster showed, every 0.1 s while it starts
     with httpx.Client(base_url=svc.url, headers={"Authorization": f"Bearer {token}"}, timeout=30) as c:
-        r = c.post("/v1/workloads", content=manifest(name), headers={"Content-Type": "application/yaml"})
+        r = c.post("/v1/workloads", content=manifest(name, provider), headers={"Content-Type": "application/yaml"})
         assert r.status_code == 201, r.text
         deadline = time.monotonic() + 600
         w: dict[str, Any] = {}
@@ -86,6 +106,8 @@ def test_a_144_gpu_gb200_gang_lands_on_two_nvl72_racks_and_starts_all_or_nothing
         assert any(s["gated"] == RANKS for s in samples) or samples[0]["bound"] == 0
 
         assert sum(a["nodes"] for a in w["assignments"]) == RANKS
+        # Placement keeps each NVLink domain whole inside one pool (the pools hold whole racks).
+        assert all(a["nodes"] % PER_RACK == 0 for a in w["assignments"]), w["assignments"]
         assert sum(a["gpus"] for a in w["assignments"]) == 144
         pools = {a["pool"] for a in w["assignments"]}
         pods = v1.list_namespaced_pod("default", label_selector=selector).items
@@ -98,6 +120,8 @@ def test_a_144_gpu_gb200_gang_lands_on_two_nvl72_racks_and_starts_all_or_nothing
             assert labels[L.POOL] in pools and labels[L.GPU_PRODUCT] == "GB200"
             rank = int(p.metadata.annotations[INDEX_ANNOTATION])
             by_block.setdefault(rank // PER_RACK, set()).add(labels[L.NVLINK_DOMAIN])
+            if provider == "aws":          # an NVL72 domain on AWS is one UltraServer
+                assert labels[L.ULTRASERVER] == labels[L.NVLINK_DOMAIN]
             assert p.spec.node_selector[L.NVLINK_DOMAIN] == labels[L.NVLINK_DOMAIN]
             assert not p.spec.scheduling_gates
         # ranks 0-17 on one rack, 18-35 on another, each rack whole (18 nodes of the domain)
@@ -111,7 +135,7 @@ def test_a_144_gpu_gb200_gang_lands_on_two_nvl72_racks_and_starts_all_or_nothing
         text = v1.read_namespaced_pod_log(rank0.metadata.name, "default")
         assert f"world={RANKS}" in text and "rank=0" in text, text
 
-        finish(mc, PROVIDER, REGION, name, 0)
+        finish(mc, provider, region, name, 0)
         w = wait_for(c, name, lambda w: w["state"] == "Succeeded", "Succeeded")
         events = [e["action"] for e in c.get(f"/v1/workloads/{name}/events").json()["items"]]
         assert "dispatched" in events and "succeeded" in events, events
