@@ -33,7 +33,7 @@ from controlplane.dispatch.render import (
 from controlplane.logs import get_logger
 from controlplane.model.template import RestartPolicy
 from controlplane.model.workload import GPUWorkload
-from controlplane.reconcile.restarts import is_run, retries
+from controlplane.reconcile.restarts import is_run
 from controlplane.store import audit
 from controlplane.store import workloads as repo
 from controlplane.store.coltypes import utcnow
@@ -68,7 +68,8 @@ class RowView:
 
     @property
     def retries(self) -> int:
-        return retries(self.restarts, self.preemptions)
+        """As ``restarts.retries``: the incarnations after the first, less the ones preemptions started."""
+        return max(0, self.restarts - self.preemptions)
 
 
 @dataclass
