@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from controlplane.queues.fairshare import choose_fair
 from controlplane.queues.ledger import Ledger
 from controlplane.queues.model import Queue, QueueConfig
 from controlplane.queues.preemption import Candidate, Choice, Reason, cheapest, choose
@@ -146,9 +147,11 @@ def admit(config: QueueConfig, admitted: Iterable[Admitted], pending: Iterable[P
         heapq.heappush(heap, (not items[0].nominated, _share(config, ledger, config.queues[name], items[0]),
                               -items[0].priority, items[0].arrival, items[0].seq, items[0].key, name))
     failed: dict[tuple[str, str], tuple[int, int]] = {}   # (queue, flavour) -> (group version, smallest misfit)
-    # queue -> (priority, GPUs) of a search that found no victims: within a cycle usage only grows and
-    # candidates only go, so a workload of no higher priority asking no fewer GPUs finds none either.
-    no_victims: dict[str, tuple[int, int]] = {}
+    # queue -> (priority, GPUs, cohort version) of a search that found no victims: within a cycle usage only
+    # grows and candidates only go, so a workload of no higher priority asking no fewer GPUs finds none
+    # either. Fair sharing breaks that (a peer's share grows with its admissions): there the memo holds
+    # only while the cohort is unchanged (a full cohort, where it matters, does not change).
+    no_victims: dict[str, tuple[int, int, int]] = {}
     frozen: set[tuple[str, str]] = set()                   # (cohort, flavour) with victims still to leave
     waiting_in: dict[str, list[str]] = defaultdict(list)
     while heap:
@@ -228,7 +231,7 @@ def _reserve(ledger: Ledger, q: Queue, p: Pending, victims: Sequence[Admitted],
 
 
 def _why_waiting(config: QueueConfig, ledger: Ledger, p: Pending, flavours: Sequence[str],
-                 candidates: dict[str, list[Candidate]], no_victims: dict[str, tuple[int, int]], out: Cycle,
+                 candidates: dict[str, list[Candidate]], no_victims: dict[str, tuple[int, int, int]], out: Cycle,
                  preempt: bool, frozen: set[tuple[str, str]]) -> Waiting:
     q = config.queues[p.queue or ""]
     if not flavours:
@@ -242,10 +245,14 @@ def _why_waiting(config: QueueConfig, ledger: Ledger, p: Pending, flavours: Sequ
                        f"asks {p.gpus} GPUs; queue {q.name!r} can hold at most {most} of "
                        f"{', '.join(flavours)} (nominal plus borrowable)")
     memo = no_victims.get(q.name)
-    if preempt and (memo is None or p.priority > memo[0] or p.gpus < memo[1]):
+    version = ledger.version[q.group] if config.fair_sharing else -1
+    if preempt and (memo is None or p.priority > memo[0] or p.gpus < memo[1] or memo[2] != version):
         pool = candidates.get(q.group, [])
         choices = [ch for f in possible
                    if (ch := choose(ledger, q, f, p.gpus, p.priority, pool)) is not None]
+        if config.fair_sharing:
+            choices += [ch for f in possible if (ch := choose_fair(ledger, q, f, p.gpus, p.priority, pool,
+                                                                      config.fair_sharing)) is not None]
         best: Choice | None = cheapest(choices)
         if best is not None:
             victims = {v.key for v, _ in best.victims}
@@ -260,7 +267,7 @@ def _why_waiting(config: QueueConfig, ledger: Ledger, p: Pending, flavours: Sequ
             ledger.change(q.name, best.flavour, p.gpus)
             return Waiting(p.key, q.name, "preempting",
                            f"preempting {len(best.victims)} workload(s) to free {best.flavour} quota")
-        no_victims[q.name] = (p.priority, p.gpus)
+        no_victims[q.name] = (p.priority, p.gpus, version)
     f = possible[0]
     quota = q.quotas[f]
     return Waiting(p.key, q.name, "quota",

@@ -19,6 +19,7 @@ spec:
   preemption:
     gracePeriodSeconds: 300
     protect: {runningLongerThanHours: 24, priorityAtLeast: 1000}
+    fairSharing: {preemptionStrategies: [LessThanOrEqualToFinalShare, LessThanInitialShare]}
 ```
 """
 
@@ -108,10 +109,34 @@ class ProtectDoc(_Strict):
     priority_at_least: int | None = Field(default=None, ge=INT32_MIN, le=INT32_MAX, alias="priorityAtLeast")
 
 
+FairStrategyName = Literal["LessThanOrEqualToFinalShare", "LessThanInitialShare"]
+# As Kueue's API allows: either strategy alone, or the final-share one first with the initial-share one as
+# its fallback. Whatever the final-share rule allows the initial-share one allows too (a queue's share only
+# drops when its workload goes), so the other order would never use its second.
+_STRATEGY_ORDERS: tuple[list[FairStrategyName], ...] = (
+    ["LessThanOrEqualToFinalShare"], ["LessThanInitialShare"], ["LessThanOrEqualToFinalShare", "LessThanInitialShare"])
+
+
+class FairSharingDoc(_Strict):
+    preemption_strategies: list[FairStrategyName] = Field(
+        default_factory=lambda: list(_STRATEGY_ORDERS[2]),
+        alias="preemptionStrategies")
+
+    @field_validator("preemption_strategies")
+    @classmethod
+    def _order(cls, v: list[FairStrategyName]) -> list[FairStrategyName]:
+        if v not in _STRATEGY_ORDERS:
+            raise ValueError("must be [LessThanOrEqualToFinalShare], [LessThanInitialShare] or "
+                             "[LessThanOrEqualToFinalShare, LessThanInitialShare]")
+        return v
+
+
 class PreemptionDoc(_Strict):
     grace_period_seconds: float = Field(default=0.0, ge=0, le=7 * 86400, alias="gracePeriodSeconds",
                                         allow_inf_nan=False)
     protect: ProtectDoc = Field(default_factory=ProtectDoc)
+    # Present: a queue below its fair share may preempt borrowed workloads of a cohort peer above its share.
+    fair_sharing: FairSharingDoc | None = Field(default=None, alias="fairSharing")
 
 
 class QueueSpec(_Strict):

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from controlplane.model.manifest import describe_validation_error, load_yaml_documents
 from controlplane.queues.documents import QueuePolicyDocument
-from controlplane.queues.model import Flavour, Protection, Queue, QueueConfig, Quota
+from controlplane.queues.model import FairStrategy, Flavour, Protection, Queue, QueueConfig, Quota
 
 KIND = "QueuePolicy"
 
@@ -43,6 +43,7 @@ def merge(docs: list[tuple[str, QueuePolicyDocument]]) -> QueueConfig:
     flavours: dict[str, Flavour] = {}
     queues: dict[str, Queue] = {}
     grace, protection = 0.0, Protection()
+    fair: tuple[FairStrategy, ...] = ()
     teams: dict[str, str] = {}
     defined_at: dict[str, str] = {}
     for where, doc in docs:
@@ -77,10 +78,11 @@ def merge(docs: list[tuple[str, QueuePolicyDocument]]) -> QueueConfig:
             p = s.preemption.protect
             protection = Protection(None if p.running_longer_than_hours is None
                                     else p.running_longer_than_hours * 3600.0, p.priority_at_least)
+            fair = () if s.preemption.fair_sharing is None else tuple(s.preemption.fair_sharing.preemption_strategies)
     # Flavours are checked once all documents are read: a queue may name a flavour a later document defines.
     for name, queue in queues.items():
         for j, fl in enumerate(queue.quotas):
             if fl not in flavours:
                 raise QueueError(f"{defined_at[name]}.quotas[{j}].flavour: unknown flavour {fl!r} "
                                  f"(defined: {', '.join(sorted(flavours)) or 'none'})")
-    return QueueConfig(flavours, queues, grace, protection, tuple(w for w, _ in docs))
+    return QueueConfig(flavours, queues, grace, protection, tuple(w for w, _ in docs), fair)

@@ -8,6 +8,8 @@ from typing import Literal
 
 WithinQueue = Literal["LowerPriority", "Never"]
 Reclaim = Literal["Any", "LowerPriority", "Never"]
+# Kueue's fair-sharing preemption strategies (see fairshare.py).
+FairStrategy = Literal["LessThanOrEqualToFinalShare", "LessThanInitialShare"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +78,9 @@ class QueueConfig:
     grace_period_s: float = 0.0
     protection: Protection = field(default_factory=Protection)
     sources: tuple[str, ...] = ()
+    # Fair-share preemption across a cohort's queues, tried in this order; empty: off (a queue then
+    # preempts other queues only to reclaim its own nominal quota).
+    fair_sharing: tuple[FairStrategy, ...] = ()
 
     @property
     def enabled(self) -> bool:

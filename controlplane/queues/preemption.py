@@ -11,7 +11,8 @@ Two kinds of candidates (Kueue's model):
 
 Protected workloads (run longer than N hours, or of a protected priority) are never candidates, except
 when the preemptor's queue reclaims its own nominal quota from a borrower: borrowing must not become a way
-to keep lent GPUs for good.
+to keep lent GPUs for good. (A third kind, a queue below its fair share taking borrowed GPUs from a peer
+above it, is ``fairshare.choose_fair``.)
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Literal
 from controlplane.queues.ledger import Ledger
 from controlplane.queues.model import Queue
 
-Reason = Literal["InQueuePriority", "ReclaimNominal"]
+Reason = Literal["InQueuePriority", "ReclaimNominal", "FairShare"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +49,7 @@ class Choice:
         return sum(c.lost_gpu_hours for c, _ in self.victims)
 
 
-def _order(c: Candidate) -> tuple[float, int, int, float]:
+def order(c: Candidate) -> tuple[float, int, int, float]:
     # Cheapest work to lose per GPU first; then lower priority; then smaller (disturb no more GPUs than
     # needed); then the most recently admitted.
     return (c.lost_gpu_hours / max(1, c.gpus), c.priority, c.gpus, -c.admitted_at)
@@ -78,7 +79,7 @@ def choose(ledger: Ledger, q: Queue, flavour: str, gpus: int, priority: int,
             pool.append((c, "ReclaimNominal"))
     if not pool:
         return None
-    pool.sort(key=lambda t: _order(t[0]))
+    pool.sort(key=lambda t: order(t[0]))
     taken: list[tuple[Candidate, Reason]] = []
     try:
         for c, why in pool:

@@ -27,6 +27,7 @@ from controlplane.logs import get_logger
 from controlplane.model.workload import GPUWorkload
 from controlplane.queues import Admitted, Pending, QueueConfig, admit, parse_queue_text
 from controlplane.queues.admission import Cycle
+from controlplane.reconcile import restarts
 from controlplane.store import audit
 from controlplane.store.coltypes import utcnow
 from controlplane.store.db import Database
@@ -212,9 +213,14 @@ def release_victims(db: Database, config: QueueConfig, *, fenced: Callable[[], b
                 r.placement = None
                 r.running_at = None
                 r.state = WorkloadState.PENDING.value
-                r.message = f"preempted for {by}: requeued (it keeps its place by submission time)"[:1000]
                 r.preemptions += 1
+                # A run resumes through its checkpoint in its next incarnation; not a failure retry.
+                cp = restarts.preempted(r)
+                r.message = (f"preempted for {by}: requeued (it keeps its place by submission time)"
+                             + (f"; resumes from checkpoint {cp}" if cp else ""))[:1000]
                 details = {"preemptor": by, "from": old, "preemptions": r.preemptions}
+                if cp:
+                    details |= {"checkpoint": cp, "incarnation": r.restarts}
                 audit.record(s, actor=actor, action="requeued", kind="workload", subject=r.name, team=r.team,
                              details=details)
             # ``preempted_for`` stays: it nominates the preemptor until admitted (see admit_pending).

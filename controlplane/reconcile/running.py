@@ -66,6 +66,12 @@ class RowView:
     finished_at: datetime | None
     released_at: datetime | None
     has_assignments: bool
+    preemptions: int = 0      # incarnations preemptions started: not retries
+
+    @property
+    def retries(self) -> int:
+        """As ``restarts.retries``: the incarnations after the first, less the ones preemptions started."""
+        return max(0, self.restarts - self.preemptions)
 
 
 @dataclass
@@ -89,7 +95,8 @@ def _view(r: Workload) -> RowView:
     slots = [Slot(a.provider, a.region, a.pool, a.nodes, a.gpus // max(1, a.nodes), a.replica_group)
              for a in r.assignments]
     return RowView(r.id, r.key, r.name, r.team, r.state, r.restarts or 0, r.dispatched_at is not None,
-                   r.message or "", r.spec, slots, r.finished_at, r.released_at, bool(r.assignments))
+                   r.message or "", r.spec, slots, r.finished_at, r.released_at, bool(r.assignments),
+                   r.preemptions or 0)
 
 
 def _kept(v: RowView) -> bool:
@@ -278,20 +285,20 @@ class RunStep:
             ch.event = ("succeeded", {"incarnation": v.restarts, "pods": run.want})
         elif run.phase == st.Phase.FAILED:
             retry = (w.spec.run.restart_policy == RestartPolicy.ON_FAILURE and run.reason not in _TERMINAL_REASONS
-                     and v.restarts < w.spec.run.max_retries)
+                     and v.retries < w.spec.run.max_retries)
             what = run.message or run.reason
             if retry:
                 ch.restart, ch.state = True, WorkloadState.STARTING.value
-                ch.message = f"run failed ({what}); retry {v.restarts + 1} of {w.spec.run.max_retries}"
-                ch.event = ("retry", {"restarts": v.restarts + 1, "maxRetries": w.spec.run.max_retries,
+                ch.message = f"run failed ({what}); retry {v.retries + 1} of {w.spec.run.max_retries}"
+                ch.event = ("retry", {"restarts": v.retries + 1, "maxRetries": w.spec.run.max_retries,
                                       "exitCode": run.exit_code, "reason": run.reason})
             else:
                 ch.state, ch.exit_code, ch.reason, ch.finished = WorkloadState.FAILED.value, run.exit_code, \
                     run.reason[:64], True
-                used = f" after {v.restarts} retries" if v.restarts else ""
+                used = f" after {v.retries} retries" if v.retries else ""
                 ch.message = f"run failed{used}: {what}"[:1000]
                 ch.logs = self._tails(clusters, pods)
-                ch.event = ("failed", {"exitCode": run.exit_code, "reason": run.reason, "restarts": v.restarts})
+                ch.event = ("failed", {"exitCode": run.exit_code, "reason": run.reason, "restarts": v.retries})
         elif run.phase == st.Phase.RUNNING and v.state != WorkloadState.RUNNING.value:
             ch.state, ch.message = WorkloadState.RUNNING.value, f"{run.running}/{run.want} pods running"
             ch.event = ch.event or ("running", {"pods": run.running})

@@ -170,7 +170,7 @@ def _reuse(s: Session, row: Workload, w: NewWorkload, now: datetime) -> None:
     row.generation += 1
     row.placement = row.explanation = None
     row.placed_at = row.running_at = row.deleted_at = None
-    row.restarts, row.exit_code, row.reason = 0, None, ""
+    row.restarts, row.preemptions, row.exit_code, row.reason = 0, 0, None, ""
     row.dispatched_at = row.finished_at = row.released_at = None
     row.queue = row.flavour = row.preempted_for = None
     row.admitted_at = row.preempt_requested_at = None

@@ -10,28 +10,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from controlplane.queues import Flavour, Protection, Queue, QueueConfig, Quota
-from tests.controlplane.queues.builders import config, pend, queue
+from tests.controlplane.queues.builders import config, fleets, pend, queue
 from tests.controlplane.queues.sim import Sim, burst
 
 HOUR = 3600.0
-
-
-@st.composite
-def fleets(draw: st.DrawFn) -> QueueConfig:
-    n = draw(st.integers(2, 6))
-    queues = []
-    for i in range(n):
-        quotas = {}
-        for f in draw(st.lists(st.sampled_from(["h100", "b200"]), min_size=1, max_size=2, unique=True)):
-            nominal = draw(st.integers(0, 32))
-            quotas[f] = Quota(nominal, draw(st.none() | st.integers(0, 32)),
-                              draw(st.none() | st.integers(0, nominal)))
-        queues.append(Queue(f"q{i}", (f"q{i}",), draw(st.sampled_from(["ml", "ml", "other", None])),
-                            draw(st.sampled_from([0.5, 1.0, 2.0, 3.0])), quotas,
-                            draw(st.sampled_from(["LowerPriority", "Never"])),
-                            draw(st.sampled_from(["Any", "LowerPriority", "Never"]))))
-    return QueueConfig({"h100": Flavour("h100", "H100"), "b200": Flavour("b200", "B200")},
-                       {q.name: q for q in queues}, protection=Protection(2 * HOUR, 500))
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -139,3 +139,37 @@ def test_a_name_submitted_again_after_delete_queues_as_a_new_arrival(db: Databas
     _submit_together(db, ("old", 16))          # reuses the tombstone: it must not keep its first arrival
     res = admit_pending(db, cfg, fenced=lambda: True, actor="test")
     assert res.admitted == ["research_mid"]
+
+
+FAIR = """
+apiVersion: awan.dev/v1alpha1
+kind: QueuePolicy
+metadata: {name: t}
+spec:
+  flavours: [{name: h100, gpuModel: H100}]
+  queues:
+    - {name: research, teams: [research], cohort: ml, quotas: [{flavour: h100, nominal: 0}]}
+    - {name: product, teams: [product], cohort: ml, quotas: [{flavour: h100, nominal: 0}]}
+    - {name: lender, teams: [lender], cohort: ml, quotas: [{flavour: h100, nominal: 32}]}
+  preemption: {gracePeriodSeconds: 0, fairSharing: {preemptionStrategies: [LessThanOrEqualToFinalShare]}}
+"""
+
+
+def test_fair_share_preemption_through_the_loop_is_audited_on_both_sides(db: Database) -> None:
+    c, placer = controller(db, parse_queue_text(FAIR))
+    for i in range(4):
+        submit(db, f"r{i}", "research", 8)      # research borrows all 32 of the idle lender's GPUs
+    drive(c, 3)
+    assert [states(db)[f"r{i}"] for i in range(4)] == ["Running"] * 4
+    submit(db, "p1", "product", 8)              # product, below its share, takes 8 of them
+    drive(c, 4)
+    st = states(db)
+    assert st["p1"] == "Running" and sorted(st[f"r{i}"] for i in range(4)) == ["Pending"] + ["Running"] * 3
+    victim = next(f"r{i}" for i in range(4) if st[f"r{i}"] == "Pending")
+    with db.session() as s:
+        ev = [e for e in audit.events(s, subject=victim, limit=100) if e.action == "preempted"]
+        assert len(ev) == 1 and ev[0].details["reason"] == "FairShare" and ev[0].details["preemptorQueue"] == "product"
+        assert audit.count(s, action="preempting", subject="p1") == 1
+    drive(c, 3)                                  # product asks for no more: nothing else is preempted
+    with db.session() as s:
+        assert audit.count(s, action="preempted") == 1
