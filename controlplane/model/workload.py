@@ -277,7 +277,8 @@ class Spec(_Strict):
         if inference:
             if "restart_policy" in given and run.restart_policy != RestartPolicy.NEVER:
                 raise ValueError("run.restartPolicy: an inference service always restarts its pods; leave it out")
-            if "active_deadline_seconds" in given:
+            # null is "not set": the stored spec (a dump of this model) names every field
+            if "active_deadline_seconds" in given and run.active_deadline_seconds is not None:
                 raise ValueError("run.activeDeadlineSeconds: an inference service has no deadline")
             if not self.template.ports and run.service_port is None:
                 raise ValueError("template.ports: an inference service needs a containerPort (or run.servicePort)")

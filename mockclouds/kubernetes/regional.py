@@ -64,7 +64,8 @@ def _running(provider: str, row: dict[str, Any]) -> bool:
 
 def _capacity_type(provider: str, row: dict[str, Any]) -> str:
     tags = row.get("tags") or {}
-    if tags.get("awan:reservation") or tags.get("awan-reservation") or row.get("capacityReservation"):
+    if tags.get("awan:reservation") or tags.get("awan-reservation") or (
+            provider == "oci" and row.get("capacityReservation")):
         return "reserved"
     if provider == "aws":
         return "spot" if row.get("lifecycle") == "spot" else "on-demand"

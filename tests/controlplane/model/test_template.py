@@ -91,3 +91,14 @@ def test_examples_parse_and_the_jobs_run_something():
         assert all(w.spec.runs_something == (p.parent.name == "jobs") for w in ws), p
     kinds = {w.spec.kind.value for p in (EXAMPLES / "jobs").glob("*.yaml") for w in parse_manifests(p.read_text())}
     assert kinds == {"training", "inference", "batch"}
+
+
+def test_a_stored_run_spec_validates_again():
+    # The loop re-validates the spec it stored (a dump of the model, every field named, unset ones null):
+    # an inference service's activeDeadlineSeconds: null is "not set", not a deadline.
+    from controlplane.model.workload import GPUWorkload
+
+    for p in sorted((EXAMPLES / "jobs").glob("*.yaml")):
+        for w in parse_manifests(p.read_text(), str(p)):
+            again = GPUWorkload.model_validate(w.to_manifest())
+            assert again.spec.run == w.spec.run, p
