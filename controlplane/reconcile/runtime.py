@@ -28,6 +28,12 @@ def stack_config(config: Any) -> dict[str, dict[str, str]]:
         if p.secret("ssh_public_key"):      # a public key: safe in the stack's config
             d["ssh_public_key"] = p.secret("ssh_public_key")
         out[p.name] = d
+    from infra.spec import cluster_setting
+
+    for c in getattr(config, "clusters", []):   # the cluster each region's stack makes and its nodes join
+        name = f"{c.name}-{{region}}" if c.endpoint and "{region}" in c.endpoint else c.name
+        for glob in c.regions:
+            out.setdefault(c.provider, {}).setdefault(cluster_setting(glob), name)
     return out
 
 
