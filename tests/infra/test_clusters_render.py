@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from infra.components.kube import ULTRASERVER_TYPE
-from infra.engines.mockruntime import DesiredResource, Recording, run_program
+from infra.engines.mockruntime import SECRET, DesiredResource, Recording, run_program
 from infra.programs import program_for
 from infra.spec import StackSpec, cluster_setting, desired_stacks
 from providers import nodelabels as L
@@ -101,8 +101,13 @@ def test_aws_stack_is_an_eks_cluster_that_its_instances_join_with_labels_and_tai
         assert i.inputs["tags"]["kubernetes.io/cluster/eks-research"] == "owned"
         assert i.inputs["launchTemplate"]["id"] == lt.logical_id
     assert rec.outputs["cluster"]["name"] == "eks-research"
-    kube = json.loads(rec.outputs["kubeconfig"])
+    assert rec.outputs["kubeconfig"] == SECRET                   # exported as a secret
+    from infra.components.aws import eks_kubeconfig
+
+    kube = json.loads(eks_kubeconfig("eks-research", "https://x.eks.amazonaws.com", "Q0E=", "us-east-1"))
     assert kube["users"][0]["user"]["exec"]["args"][:4] == ["eks", "get-token", "--cluster-name", "eks-research"]
+    assert kube["clusters"][0]["cluster"] == {"server": "https://x.eks.amazonaws.com",
+                                              "certificate-authority-data": "Q0E="}
 
 
 @pytest.mark.parametrize("instance_type", ["p5.48xlarge", "p6-b200.48xlarge", "p4d.24xlarge"])
@@ -168,7 +173,11 @@ def test_gcp_stack_is_a_gke_cluster_with_gpu_node_pools() -> None:
                                           "key": "compute.googleapis.com/reservation-name", "values": ["res-h100"]}
     assert "networkConfig" not in np.inputs or "additionalNodeNetworkConfigs" not in np.inputs["networkConfig"]
     assert rec.outputs["cluster"]["name"] == "gke-a"
-    assert json.loads(rec.outputs["kubeconfig"])["users"][0]["user"]["exec"]["command"] == "gke-gcloud-auth-plugin"
+    assert rec.outputs["kubeconfig"] == SECRET
+    from infra.components.gcp import gke_kubeconfig
+
+    assert json.loads(gke_kubeconfig("gke-a", "https://1.2.3.4", "Q0E="))["users"][0]["user"]["exec"]["command"] == \
+        "gke-gcloud-auth-plugin"
 
 
 @pytest.mark.parametrize("machine", ["a3-highgpu-8g", "a3-megagpu-8g", "a3-ultragpu-8g", "a4-highgpu-8g"])
@@ -286,3 +295,17 @@ def test_the_services_stack_settings_carry_the_configured_clusters() -> None:
     assert stacks == {"us-east-1": "eks-a", "us-west-2": "eks-b-us-west-2"}
     assert cfg.cluster_for("aws", "us-west-2") is not None
     assert cfg.cluster_for("aws", "us-west-2").name == stacks["us-west-2"]  # type: ignore[union-attr]
+
+
+def test_a_secret_output_is_not_kept_in_plain_text() -> None:
+    """The CKS kubeconfig carries the CoreWeave token: the recording (the local engine's state) keeps a marker."""
+    import pulumi
+
+    def program() -> None:
+        pulumi.export("kubeconfig", pulumi.Output.secret("token: s3cr3t"))
+        pulumi.export("plain", "visible")
+
+    rec = run_program(program, "awan-coreweave-x")
+    assert rec.outputs == {"kubeconfig": SECRET, "plain": "visible"}
+    p = pool("train-a", provider="coreweave", region="US-EAST-04", zone="US-EAST-04A", instance_type="gd-8xh100ib-i128")
+    assert run(StackSpec("coreweave", "US-EAST-04", (p,))).outputs["kubeconfig"] == SECRET
