@@ -119,11 +119,13 @@ def _azure(stack: StackSpec) -> dict[str, pulumi.Output[Any]]:
         subnet_id=net.subnet.id, ssh_public_key=stack.config.get("ssh_public_key", ""),
         kubernetes_version=stack.config.get("kubernetes_version", "")))
     _export_cluster(name, aks.endpoint, aks.kubeconfig)
+    # The cluster's ARM name, carried through its id so the pools wait for the cluster.
+    aks_name: pulumi.Output[str] = pulumi.Output.all(aks.cluster.id, name).apply(lambda a: str(a[1]))
     out = {}
     for p in stack.pools:
         ap = AksGpuAgentPool(p.pool, AksGpuAgentPoolArgs(pool=p, stack=stack.name,
                                                          resource_group=net.resource_group.name,
-                                                         cluster_name=aks.cluster.name, subnet_id=net.subnet.id))
+                                                         cluster_name=aks_name, subnet_id=net.subnet.id))
         out[p.pool] = pulumi.Output.all(ap.agent_pool.id)
     return out
 

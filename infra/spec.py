@@ -176,15 +176,39 @@ class StackSpec:
             raise SpecError(f"stack spec: not valid ({e})") from None
 
 
+CLUSTER_KEY = "cluster@"    # settings key "cluster@<region glob>": the cluster that serves those regions
+
+
+def cluster_setting(region_glob: str) -> str:
+    """The provider-settings key naming the Kubernetes cluster of the regions matching ``region_glob`` (the
+    configuration's ``clusters:`` entries: several per provider kind). Its value may hold ``{region}``."""
+    return f"{CLUSTER_KEY}{region_glob}"
+
+
+def stack_settings(settings: dict[str, str], region: str) -> dict[str, str]:
+    """One stack's config out of its provider's settings: the first ``cluster@<glob>`` entry whose glob matches
+    the region becomes ``cluster`` (unless set outright); the other entries are left out."""
+    from fnmatch import fnmatchcase
+
+    out = {k: v for k, v in settings.items() if not k.startswith(CLUSTER_KEY)}
+    if "cluster" not in out:
+        for k, v in settings.items():
+            if k.startswith(CLUSTER_KEY) and fnmatchcase(region, k[len(CLUSTER_KEY):]):
+                out["cluster"] = v.replace("{region}", region.lower())
+                break
+    return out
+
+
 def desired_stacks(pools: Iterable[NodePoolSpec], existing: Iterable[str] = (),
                    config: dict[str, dict[str, str]] | None = None) -> list[StackSpec]:
     """Group pools per (provider, region). Stacks named in ``existing`` that no longer get any pool are
-    still returned, empty, so that ``up`` deletes what they hold. ``config`` maps provider -> settings."""
+    still returned, empty, so that ``up`` deletes what they hold. ``config`` maps provider -> settings
+    (``stack_settings``: which cluster serves the region)."""
     groups: dict[tuple[str, str], list[NodePoolSpec]] = {}
     for p in pools:
         groups.setdefault((p.provider, p.region), []).append(p)
     for name in existing:
         groups.setdefault(parse_stack_name(name), [])
     cfg = config or {}
-    return [StackSpec(provider=pv, region=rg, pools=tuple(ps), config=dict(cfg.get(pv, {})))
+    return [StackSpec(provider=pv, region=rg, pools=tuple(ps), config=stack_settings(dict(cfg.get(pv, {})), rg))
             for (pv, rg), ps in sorted(groups.items())]

@@ -39,6 +39,10 @@ class CapacityPool:
     starts_at: datetime | None = None       # capacity blocks that start later
     ends_at: datetime | None = None
     ultraserver_type: str = ""              # u-p6e-gb200x72 when the pool is sold as whole UltraServers
+    # What a reserved pool's reservation is, as the cloud says ("capacity-block": a purchased Capacity Block,
+    # launched into with market type capacity-block; "": a capacity reservation). Placement copies it into
+    # the assignment, and provisioning decides from it (never from an id's prefix).
+    reservation_kind: str = ""
     # False when the cloud has no API for free capacity (EC2/GCE/ARM on-demand and spot) and the figure is
     # derived from quota headroom: placement treats it as an upper bound and provisioning may still meet a
     # stock-out (then failover blocks the pool for a while).

@@ -226,7 +226,8 @@ class Placer:
                        gpu_model=t.pv.it.gpu_model, capacity_type=t.pv.pool.capacity_type,
                        reservation=t.pv.pool.reservation_id, price_per_hour=t.marginal, replica_group=r,
                        commitment=t.commitment if t.covered else "", list_price_per_hour=t.listed, team=wc.team,
-                       ultraserver_type=ultraserver_type(t.pv.it))
+                       ultraserver_type=ultraserver_type(t.pv.it),
+                       reservation_kind=t.pv.pool.reservation_kind)
             for r, o in enumerate(chosen) for t in o.takes]
         assert first is not None
         d.explain = _placed_explainer(wc, cc, chosen, first, explain)

@@ -29,6 +29,7 @@ class Assignment:
     list_price_per_hour: float = 0.0  # the pool's price for these nodes, whatever the contract says
     team: str = ""
     ultraserver_type: str = ""       # the UltraServer the NVLink domain is sold as (catalog), "" elsewhere
+    reservation_kind: str = ""       # the pool's CapacityPool.reservation_kind ("capacity-block" or "")
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -38,6 +39,7 @@ class Assignment:
             "reservation": self.reservation, "commitment": self.commitment,
             "pricePerHour": round(self.price_per_hour, 4), "listPricePerHour": round(self.list_price_per_hour, 4),
             "replicaGroup": self.replica_group, "ultraserverType": self.ultraserver_type,
+            "reservationKind": self.reservation_kind,
         }
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from controlplane.model.identity import pool_name, workload_key
 from controlplane.placement.results import Assignment
-from infra.spec import NodePoolSpec, SpecError
+from infra.spec import NodePoolSpec, ReservationKind, SpecError
 from providers.catalog import Catalog, default_catalog
 from providers.catalog.fabric import Placement, is_nvlink_rack, pool_placement, ultraserver_type
 from providers.catalog.model import CapacityType
@@ -38,13 +38,25 @@ def pool_from_assignment(a: Assignment, index: int, *, team: str = "", kind: str
     and team); ``workload`` the workload's cloud key (else ``workload_key(team, a.workload)``)."""
     gpus_per_node = max(1, int(a.gpus) // max(1, int(a.nodes)))
     key = workload or workload_key(team or "default", a.workload)
+    capacity_type = CapacityType(a.capacity_type)
     return NodePoolSpec(
         pool=pool or pool_name(a.workload, index, key), workload=key, team=team or "default", provider=a.provider,
         region=a.region, zone=a.zone, instance_type=a.instance_type, gpu_model=a.gpu_model,
-        gpus_per_node=gpus_per_node, nodes=int(a.nodes), capacity_type=CapacityType(a.capacity_type),
+        gpus_per_node=gpus_per_node, nodes=int(a.nodes), capacity_type=capacity_type,
         reservation_id=a.reservation or "",
         placement=placement_for(kind, topology, a.provider, a.instance_type, int(a.nodes), catalog),
-        ultraserver_type=a.ultraserver_type)
+        ultraserver_type=a.ultraserver_type, reservation_kind=reservation_kind(a, capacity_type))
+
+
+def reservation_kind(a: Assignment, capacity_type: CapacityType) -> str:
+    """What the pool draws on, from the placement record (the placed pool's ``reservation_kind``): a Capacity
+    Block's reservation, else (reserved with an id) an existing reservation, else "" (the spec decides: a new
+    reservation). Never read from the shape of an id."""
+    if capacity_type is not CapacityType.RESERVED or not a.reservation:
+        return ""
+    if a.reservation_kind == ReservationKind.CAPACITY_BLOCK.value:
+        return ReservationKind.CAPACITY_BLOCK.value
+    return ReservationKind.RESERVATION.value
 
 
 def pools_from_plan(plan: Mapping[str, Any], workloads: Mapping[str, Mapping[str, str]] | None = None,
@@ -90,4 +102,5 @@ def _assignment(workload: str, row: Mapping[str, Any]) -> Assignment:
         workload=row.get("workload", workload), provider=provider, region=row["region"], zone=row["zone"],
         instance_type=instance_type, nodes=int(row["nodes"]), gpus=int(row["gpus"]), gpu_model=row["gpuModel"],
         capacity_type=CapacityType(row["capacityType"]), reservation=row.get("reservation") or "",
-        ultraserver_type=str(ultra) if ultra is not None else catalog_ultraserver_type(provider, instance_type))
+        ultraserver_type=str(ultra) if ultra is not None else catalog_ultraserver_type(provider, instance_type),
+        reservation_kind=str(row.get("reservationKind") or ""))

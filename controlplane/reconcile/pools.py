@@ -22,10 +22,21 @@ def pools_for(rows: Iterable[Workload], catalog: Catalog | None = None) -> list[
         spec = row.spec.get("spec") or {}
         kind = spec.get("kind", "training")
         topology = (spec.get("topology") or {}).get("domain", "any")
+        kinds = _reservation_kinds(row)
         for i, a in enumerate(row.assignments):
             view = Assignment(row.name, a.provider, a.region, a.zone, a.instance_type, a.nodes, a.gpus,
                               a.gpu_model, CapacityType(a.capacity_type), a.reservation,
-                              ultraserver_type=catalog_ultraserver_type(a.provider, a.instance_type, catalog))
+                              ultraserver_type=catalog_ultraserver_type(a.provider, a.instance_type, catalog),
+                              reservation_kind=kinds.get((i, a.reservation), ""))
             out.append(pool_from_assignment(view, i, team=row.team, kind=kind, topology=topology, pool=a.pool,
                                             workload=row.key, catalog=catalog))
     return out
+
+
+def _reservation_kinds(row: Workload) -> dict[tuple[int, str], str]:
+    """(row index, reservation) -> the placed pool's reservation kind, from the placement record the row was
+    placed with (``Workload.placement``: its assignments in the order of the stored rows). Keyed by the
+    reservation too, so a record that no longer matches the rows gives nothing rather than a wrong kind."""
+    rows = (row.placement or {}).get("assignments") or []
+    return {(i, str(r.get("reservation") or "")): str(r.get("reservationKind") or "")
+            for i, r in enumerate(rows) if isinstance(r, dict)}

@@ -28,6 +28,12 @@ def stack_config(config: Any) -> dict[str, dict[str, str]]:
         if p.secret("ssh_public_key"):      # a public key: safe in the stack's config
             d["ssh_public_key"] = p.secret("ssh_public_key")
         out[p.name] = d
+    from infra.spec import cluster_setting
+
+    for c in getattr(config, "clusters", []):   # the cluster each region's stack makes and its nodes join
+        name = f"{c.name}-{{region}}" if c.endpoint and "{region}" in c.endpoint else c.name
+        for glob in c.regions:
+            out.setdefault(c.provider, {}).setdefault(cluster_setting(glob), name)
     return out
 
 
@@ -44,10 +50,10 @@ def build_controller(ctx: Any, engine: Any = None, *, engine_kind: EngineKind = 
     if engine is None:
         from infra.engines.select import select_engine
 
-        # The engine still builds its own adapters: sharing the guarded set (select_engine(providers=...))
-        # left the service e2e stuck in Provisioning on a loaded machine; not understood yet (see the
-        # seam report), so the proven wiring stays until it is.
-        engine = select_engine(engine_kind, config=ctx.config, store=DbStackStateStore(ctx.db))
+        # The engine takes the process's guarded set: its create_nodes and capability calls go through the
+        # same breaker, retries and metrics as the loop's and the API's (no second set of adapters).
+        engine = select_engine(engine_kind, config=ctx.config, store=DbStackStateStore(ctx.db),
+                               providers=guarded)
     elector = LeaderElector(ctx.db, s.replica_id, ttl_s=s.lease_ttl_s, renew_s=s.lease_renew_s)
     cfg = LoopConfig(interval_s=s.reconcile_interval_s, stack_workers=s.stack_workers, resync_s=s.stack_resync_s,
                      retry_base_s=s.retry_base_s, retry_max_s=s.retry_max_s, lock_ttl_s=s.lock_ttl_s,

@@ -31,7 +31,6 @@ SERVICE_CIDR = "172.20.0.0/16"
 # The EKS-optimized Amazon Linux 2023 NVIDIA AMI (drivers, container toolkit, EFA, nodeadm), resolved by
 # the launch template at launch time (no AMI lookup in the program). Grace (GB200/GB300) hosts are arm64.
 _EKS_GPU_AMI = "resolve:ssm:/aws/service/eks/optimized-ami/{version}/amazon-linux-2023/{arch}/nvidia/recommended/image_id"
-DEFAULT_AMI = _EKS_GPU_AMI.format(version=EKS_VERSION, arch="x86_64")
 _ASSUME = {"ec2": "ec2.amazonaws.com", "eks": "eks.amazonaws.com"}
 CLUSTER_POLICIES = ("arn:aws:iam::aws:policy/AmazonEKSClusterPolicy",)
 NODE_POLICIES = ("arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy",

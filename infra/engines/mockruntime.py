@@ -47,6 +47,7 @@ from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 PROJECT = "awan-infra"
+SECRET = "[secret]"
 _RUNTIME_LOCK = threading.Lock()
 
 
@@ -200,6 +201,11 @@ def run_program(program: Any, stack: str, project: str = PROJECT) -> Recording:
             outs = dict(getattr(root, "outputs", {}) or {})
             resolved: dict[str, Any] | None = _sync_await(pulumi.Output.from_input(outs).future())
             exported.update(resolved or {})
+            # A secret output (a kubeconfig with a token) is never kept in plain text: the Pulumi engine keeps
+            # it encrypted in its state; this recording (and the local engine's state) holds a marker.
+            for k, v in outs.items():
+                if isinstance(v, pulumi.Output) and _sync_await(v.is_secret()):
+                    exported[k] = SECRET
 
         try:
             _sync_await(run_pulumi_func(body))

@@ -98,8 +98,14 @@ def reservation_pools(clients: AwsClients, region: str) -> list[CapacityPool]:
     return [CapacityPool("aws", region, cr["AvailabilityZone"], cr["InstanceType"], CapacityType.RESERVED,
                          int(cr["AvailableInstanceCount"]), reservation_id=cr["CapacityReservationId"],
                          starts_at=cr.get("StartDate"), ends_at=cr.get("EndDate"),
-                         ultraserver_type=ultra.get(cr["CapacityReservationId"], ""), capacity_known=True)
+                         ultraserver_type=ultra.get(cr["CapacityReservationId"], ""), capacity_known=True,
+                         reservation_kind=reservation_kind(cr))
             for cr in crs]
+
+
+def reservation_kind(cr: dict[str, Any]) -> str:
+    """"capacity-block" for a Capacity Block's reservation (EC2's ReservationType), else ""."""
+    return "capacity-block" if cr.get("ReservationType") == "capacity-block" or cr.get("CapacityBlockId") else ""
 
 
 def free_pools(catalog: Catalog, region: str, live: set[tuple[str, str]], qs: list[Quota]) -> list[CapacityPool]:

@@ -43,7 +43,8 @@ def _tag_spec(kind: str, tags: dict[str, str]) -> list[dict[str, Any]]:
 def _pool(cr: dict[str, Any], region: str, ultraserver: str = "") -> CapacityPool:
     return CapacityPool("aws", region, cr["AvailabilityZone"], cr["InstanceType"], CapacityType.RESERVED,
                         int(cr["AvailableInstanceCount"]), reservation_id=cr["CapacityReservationId"],
-                        starts_at=cr.get("StartDate"), ends_at=cr.get("EndDate"), ultraserver_type=ultraserver)
+                        starts_at=cr.get("StartDate"), ends_at=cr.get("EndDate"), ultraserver_type=ultraserver,
+                        reservation_kind="capacity-block" if cr.get("ReservationType") == "capacity-block" else "")
 
 
 def _reservation(cr: dict[str, Any], region: str, ultraserver: str = "") -> Reservation:

@@ -122,6 +122,10 @@ def test_a_capacity_block_is_bought_and_launched_into_through_boto3(mock_config:
     assert cr["ReservationType"] == "capacity-block" and cr["CapacityBlockId"]
     assert len(_running(ec2, stack.name)) == 1
     assert (cr["TotalInstanceCount"], cr["AvailableInstanceCount"]) == (1, 0)   # launched into the block
+    # What placement will see of it: a reserved pool whose kind (from EC2's ReservationType) says Capacity
+    # Block, so the pool spec built from the placement record launches with market type capacity-block.
+    kinds = {pl.reservation_kind for pl in aws.capacity().pools if pl.reservation_id == cr["CapacityReservationId"]}
+    assert kinds == {"capacity-block"}
     assert eng.up(stack).changes.changed is False          # a second run buys nothing
     assert len(_reservations(ec2, stack.name)) == 1
     eng.destroy(stack.name)
