@@ -23,9 +23,9 @@ index's snapshot structure and policies only, so it lives and dies with the inde
 test_placement_caches.py runs a warm engine beside a cold one on the general packing path). The package keeps
 no index between calls: a caller that places repeatedly holds an ``IndexCache`` (cache.py) and passes it.
 
-Modules (an import tree, tests/controlplane/placement/test_placement_imports.py): views (shared data) <-
-rules <- scoring <- candidates (the index) <- cache <- state <- gangs (packing) <- explain/placer <- batch <-
-engine (this front).
+Modules, each importing only those before it (test_placement_imports.py checks there is no cycle): views
+(the shared data), snapshot, results, celkeys; rules; scoring; candidates (the index); cache; state; gangs
+(packing); explain; placer; batch; engine (this front).
 """
 
 from __future__ import annotations
