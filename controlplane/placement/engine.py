@@ -24,7 +24,7 @@ test_placement_caches.py runs a warm engine beside a cold one on the general pac
 no index between calls: a caller that places repeatedly holds an ``IndexCache`` (cache.py) and passes it.
 
 Modules, each importing only those before it (test_placement_imports.py checks there is no cycle): views
-(the shared data), snapshot, results, celkeys; rules; scoring; candidates (the index); cache; state; gangs
+(the shared data), results, snapshot, celkeys; rules; scoring; candidates (the index); cache; state; gangs
 (packing); explain; placer; batch; engine (this front).
 """
 
