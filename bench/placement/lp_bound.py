@@ -10,6 +10,10 @@ The problem, over the workloads our engine placed (so both sides place the same 
 ``nodes(c,p) = ceil(gpus / gpus per node)``: a gang is whole (all its nodes are paid for). Workloads with
 identical requirements form one class, so a 100,000-workload batch is a few hundred columns per pool kind.
 
+and, in the MILP only, each single-replica gang whole in one (provider, region, instance type) group, as the
+engine places it (the LP relaxation may spread a fraction of a 1,024-GPU gang over several regions, which
+no placement can do: that alone was most of the batch's gap to the LP bound, issue 17 defect 8).
+
 Why it is a valid bound: every constraint here is one the engine must also meet, and some of the engine's
 (the one-region rule for gangs, whole NVLink racks, team budgets, CEL rules, soft preferences) are left out,
 which can only lower the optimum. If the engine uses a pool this model thinks the workload may not use,
@@ -49,6 +53,8 @@ class LPResult:
     seconds: float
     mismatches: int = 0
     notes: list[str] = field(default_factory=list)
+    # the LP relaxation's solution: class key -> pool -> workloads (fractional), to compare with a placement
+    solution: dict[tuple, dict[PoolKey, float]] = field(default_factory=dict)
 
 
 def _region_ok(spec: Any, provider: str, region: str, catalog: Catalog, geo_allowed: tuple[str, ...] | None) -> bool:
@@ -121,9 +127,10 @@ def pool_prices(pools: Iterable[Any], catalog: Catalog) -> dict[PoolKey, float]:
 
 def lp_bound(placed: Sequence[tuple[Any, Sequence[Any]]], pools: Sequence[Any], catalog: Catalog,
              policies: Any = None, provider_cap: float | None = None, min_fleet_gpus: int = 0, time_limit: float = 60.0,
-             solve_milp: bool = True) -> LPResult:
+             solve_milp: bool = True, one_region: bool = True) -> LPResult:
     """``placed``: (workload, its assignments) for each workload the engine placed. ``pools``: the capacity
-    the batch started from (CapacityPool list)."""
+    the batch started from (CapacityPool list). ``one_region``: the MILP keeps each single-replica gang in
+    one region (the engine's rule); the LP relaxation cannot (see below), so it stays the looser bound."""
     t0 = time.perf_counter()
     prices = pool_prices(pools, catalog)
     free = {pool_key(p): int(p.available_nodes) for p in pools if pool_key(p) in prices}
@@ -171,6 +178,26 @@ def lp_bound(placed: Sequence[tuple[Any, Sequence[Any]]], pools: Sequence[Any], 
             return LPResult("infeasible: a placed class has no option", None, None, None, len(classes),
                             len(columns), time.perf_counter() - t0, mismatches, notes)
         h.addRow(len(ws), len(ws), len(idx), idx, [1.0] * len(idx))
+    # One region per gang (the engine's rule: a replica sits in one provider/region/instance type): for a
+    # class of single-replica gangs that may split over pools, y[c, g] workloads go to group g and the
+    # class's pool columns in g sum to it. In the LP y is fractional, so a gang may still be spread over
+    # regions (the relaxation: 0.3 of a 1,024-GPU gang in each of three regions); the MILP makes y whole.
+    group_vars: list[int] = []
+    if one_region:
+        for ck, ws in classes.items():
+            if ws[0].spec.replicas != 1 or not _may_split(ws[0]):
+                continue
+            by_group: dict[tuple[str, str, str], list[int]] = defaultdict(list)
+            for j in rows_by_class[ck]:
+                k = columns[j][1]
+                by_group[(k[0], by_key[k].region, k[2])].append(j)
+            if len(by_group) < 2:
+                continue
+            for idx in by_group.values():
+                y = h.getNumCol()
+                h.addCol(0.0, 0.0, inf, 0, [], [])
+                group_vars.append(y)
+                h.addRow(0.0, 0.0, len(idx) + 1, [*idx, y], [1.0] * len(idx) + [-1.0])
     for k, idx in rows_by_pool.items():
         h.addRow(-inf, float(free[k]), len(idx), idx, [float(columns[j][2]) for j in idx])
     if provider_cap is not None:
@@ -185,11 +212,17 @@ def lp_bound(placed: Sequence[tuple[Any, Sequence[Any]]], pools: Sequence[Any], 
     h.run()
     status = h.modelStatusToString(h.getModelStatus())
     lp = h.getInfo().objective_function_value if status == "Optimal" else None
+    solution: dict[tuple, dict[PoolKey, float]] = defaultdict(dict)
+    if lp is not None:
+        for j, v in enumerate(h.getSolution().col_value[:len(columns)]):
+            if v > 1e-9:
+                solution[columns[j][0]][columns[j][1]] = v
     milp_cost = milp_bound = None
     if solve_milp and lp is not None:
-        ints = [j for j, c in enumerate(columns) if c[4]]
+        ints = [j for j, c in enumerate(columns) if c[4]] + group_vars
         if ints:
             h.changeColsIntegrality(len(ints), ints, [highspy.HighsVarType.kInteger] * len(ints))
+            h.clearSolver()     # the MIP from scratch: started from the LP's basis, HiGHS reported a wrong objective
             h.run()
             info = h.getInfo()
             if info.primal_solution_status == 2:      # feasible
@@ -198,4 +231,4 @@ def lp_bound(placed: Sequence[tuple[Any, Sequence[Any]]], pools: Sequence[Any], 
         else:
             milp_cost = milp_bound = lp
     return LPResult(status, lp, milp_cost, milp_bound, len(classes), len(columns), time.perf_counter() - t0,
-                    mismatches, notes)
+                    mismatches, notes, dict(solution))

@@ -203,6 +203,9 @@ def run_batch(engine: Any, catalog: Catalog, policies: Any, fleet_gpus: int, n: 
                "mismatches": lp.mismatches, "notes": lp.notes},
         "cost_over_lp_bound": round(ratio, 5) if ratio else None,
         "cost_over_milp": round(ours / lp.milp_cost, 5) if lp.milp_cost else None,
+        # the MILP's dual bound keeps each gang in one region, as every placement must: a valid lower bound
+        # tighter than the LP's, which may spread a 1,024-GPU gang over regions (issue 17 defect 8)
+        "cost_over_milp_bound": round(ours / lp.milp_bound, 5) if lp.milp_bound else None,
     }
 
 

@@ -51,19 +51,31 @@ def add_arguments(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--plan-no-sky", action="store_true", help="leave out SkyPilot")
 
 
+GNU_TIME = Path("/usr/bin/time")
+
+
 def timed(cmd: list[str], out: Path, cwd: Path, env: dict[str, str]) -> dict[str, float]:
-    """One run: wall seconds, CPU seconds (user + system) and peak RSS (MiB) of the child."""
+    """One run: wall seconds, CPU seconds (user + system) and peak RSS (MiB) of the child.
+
+    Peak RSS comes from GNU time where it is installed: Linux carries a process's RSS high-water mark
+    across fork and exec, so a child spawned straight from this (large) process would report this
+    process's size; GNU time is small, and reports its own child's."""
+    wrap = [str(GNU_TIME), "-f", "AWANTIME %e %U %S %M"] if GNU_TIME.exists() else []
     with out.open("wb") as f:
         t = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.PIPE, cwd=cwd, env=env)
+        proc = subprocess.Popen([*wrap, *cmd], stdout=f, stderr=subprocess.PIPE, cwd=cwd, env=env)
         _, status, ru = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - t
     proc.returncode = os.waitstatus_to_exitcode(status)
     err = proc.stderr.read().decode() if proc.stderr else ""
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}: {err[-500:]}")
-    return {"wall_s": wall, "cpu_s": ru.ru_utime + ru.ru_stime, "rss_mib": ru.ru_maxrss / 1024,
-            "bytes": out.stat().st_size}
+    cpu, rss = ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024
+    for line in err.splitlines():
+        if line.startswith("AWANTIME "):
+            _, _, user, system, kib = line.split()
+            cpu, rss = float(user) + float(system), int(kib) / 1024
+    return {"wall_s": wall, "cpu_s": cpu, "rss_mib": rss, "bytes": out.stat().st_size}
 
 
 def _median(runs: list[dict[str, float]]) -> dict[str, float]:

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -145,7 +145,7 @@ def write_json(result: PlacementResult, workloads: list[GPUWorkload]) -> None:
     owners = _owners(workloads)
     out.write('{\n  "placements": [')
     for i, d in enumerate(result.decisions):
-        doc = d.to_json()
+        doc = d.to_json(keep=False)     # the explanation is written, not kept: memory stays flat
         o = owners.get(d.workload)
         if o is not None:
             doc.update(o)

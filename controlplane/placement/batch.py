@@ -3,7 +3,7 @@
 1. Order: priority first (higher first; a lower priority never takes capacity a higher one could use),
    then scarcity (fewer candidate groups first: they have fewer places to go), then size (larger gangs first,
    as in first-fit-decreasing bin packing), then name for determinism.
-2. Greedy pass in that order with the scoring of engine.Placer.
+2. Greedy pass in that order with the scoring of placer.Placer.
 3. Local improvement: each placed workload, lowest priority first, is lifted out and re-placed against the
    capacity now free; the move is kept only if its marginal $/hour drops. Then unplaced workloads are tried
    again, since moves may have freed the capacity they need. A workload that already pays its class's

@@ -8,7 +8,7 @@ all inputs that agree on the fields a rule reads (celkeys.py).
 
 Everything a decision reads that does not change while placing (a pool's quotas, rack size and health term,
 a group's packing plan, a class's budget) is worked out here once, so the per-decision path in
-engine.py/gangs.py is plain arithmetic over free nodes.
+placer.py/gangs.py is plain arithmetic over free nodes.
 """
 
 from __future__ import annotations

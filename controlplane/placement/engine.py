@@ -20,7 +20,12 @@ plain-tuple key, each group's packing plan) and what repeats is kept with it: a 
 first replica scores it (``Group.solo``), the class-wide part of a placed decision's rejections
 (explain.RejectionTails), CEL results per the fields a rule reads (celkeys.py). All of it is a function of the
 index's snapshot structure and policies only, so it lives and dies with the index (tests:
-test_placement_caches.py runs a warm engine beside a cold one on the general packing path).
+test_placement_caches.py runs a warm engine beside a cold one on the general packing path). The package keeps
+no index between calls: a caller that places repeatedly holds an ``IndexCache`` (cache.py) and passes it.
+
+Modules, each importing only those before it (test_placement_imports.py checks there is no cycle): views
+(the shared data), results, snapshot, celkeys; rules; scoring; candidates (the index); cache; state; gangs
+(packing); explain; placer; batch; engine (this front).
 """
 
 from __future__ import annotations

@@ -142,7 +142,7 @@ def deciding_rules(rejections: Mapping[str, str], stages: Mapping[str, int]) -> 
 
 
 def _outscored(o: Option, best: Option, score: str, win: str) -> str:
-    """Why a runner-up lost: a lower score, or at an exact tie what broke it (engine._rank: the lower
+    """Why a runner-up lost: a lower score, or at an exact tie what broke it (placer._rank: the lower
     marginal price, then fewer nodes, then provider/region/type name order). Scores that differ beyond what 3 decimals show
     get the digits that tell them apart, never "1.237 < winner 1.237"."""
     if abs(o.score - best.score) <= 1e-9:

@@ -108,9 +108,12 @@ class Decision:
         g = self.gpus
         return self.price_per_hour * self.surplus_gpus / g if g else 0.0
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, keep: bool = True) -> dict[str, Any]:
+        """The decision as docs/plan-output.md has it. ``keep=False`` (a writer that streams thousands of
+        decisions once): the explanation is built for this call and not kept, so memory holds one at a time;
+        reading it later builds the same text again from the same captured data."""
         rows = self.assignments
-        why = self.explanation()
+        why = self.explanation() if keep or self.explain is None else self.explain()
         out: dict[str, Any] = {"workload": self.workload, "placed": self.placed}
         # top-level fields describe the placement when all rows agree, else null (see "assignments")
         if len(rows) == 1:       # the usual single-row placement: every row agrees

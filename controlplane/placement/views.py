@@ -15,7 +15,7 @@ from controlplane.policy.model import Commitment, TeamBudget
 from providers.catalog import InstanceType, Region
 from providers.model import CapacityPool, HealthStatus
 
-# engine._rank of an option: (-score, marginal $/h, nodes, provider, region, instance type); best sorts first
+# placer._rank of an option: (-score, marginal $/h, nodes, provider, region, instance type); best sorts first
 Rank = tuple[float, float, int, str, str, str]
 # WorkloadClass.key_of: the class's fields as a plain tuple
 ClassKey = tuple[Any, ...]
@@ -117,11 +117,11 @@ class Group:
     # A plan for one unit per replica (most workloads): the plan's pools in bucket order that can hold a unit,
     # each as (pool idx, free nodes a unit needs there). fill_plain then takes the first that has them.
     first_fit: list[tuple[int, int, PoolView]] | None = None
-    rank_tail: tuple[str, str, str] = ("", "", "")   # the tie-breakers of engine._rank
+    rank_tail: tuple[str, str, str] = ("", "", "")   # the tie-breakers of placer._rank
     # only this group's provider can serve the class: the provider share cap does not refuse it (unless the
     # policy says soleProvider: capped; see policy.model.ProviderShareCap)
     cap_exempt: bool = False
-    # pool idx -> (Option, its engine._rank) of a plan group's one-pool option as a first replica scores it
+    # pool idx -> (Option, its placer._rank) of a plan group's one-pool option as a first replica scores it
     # (no provider used yet): everything in it is static for the index (see placer._choose)
     solo: dict[int, tuple[Option, Rank]] = field(default_factory=dict)
 

@@ -374,3 +374,15 @@ def test_replicas_spread_evenly_by_max_skew():
     d = place_one(w, aws_only_two, policies("{topologySpread: {maxSkew: 1}}"))
     assert d.placed and Counter(dict({(a.replica_group, a.provider) for a in d.assignments}).values()) == \
         {"aws": 2, "gcp": 6}
+
+
+def test_to_json_without_keeping_the_explanation_gives_the_same_text_again():
+    """A streaming writer asks for each decision's JSON once and keeps nothing (plan_cmds.write_json);
+    the explanation is rebuilt from the same captured data when read again, word for word."""
+    ws = [workload("{gpus: {model: H100, count: 8, perNode: 8}}", name="a"),
+          workload("{gpus: {model: H100, count: 100000}}", name="b")]
+    r = place(ws, FleetSnapshot.from_catalog(default_catalog()), PolicySet.default())
+    for d in r.decisions:
+        once = d.to_json(keep=False)
+        assert d._explanation is None and once["rejections"]
+        assert d.to_json() == once and d._explanation is not None
