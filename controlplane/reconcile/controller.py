@@ -73,13 +73,14 @@ class LoopConfig:
 class Controller:
     def __init__(self, db: Database, providers: Mapping[str, Provider], engine: Engine, *,
                  elector: LeaderElector, policies: Callable[[], PolicySet], config: LoopConfig | None = None,
-                 place: placing.PlaceFn = placing.default_place,
+                 place: placing.PlaceFn | None = None,
                  snapshot: Callable[[], FleetSnapshot | None] | None = None,
                  metrics: LoopMetrics | None = None, clusters: ClusterSet | None = None,
                  queues: Callable[[], QueueConfig] | None = None,
                  purchasing: Callable[[], PurchasingConfig | None] | None = None) -> None:
         self.db, self.providers, self.engine, self.elector = db, providers, engine, elector
-        self.policies, self.place = policies, place
+        self.policies = policies
+        self.place: placing.PlaceFn = place if place is not None else placing.CachedPlace()
         self.queues = queues   # the admission gate (controlplane/queues); None: every workload is placed
         self.cfg = config or LoopConfig()
         self.metrics = metrics or LoopMetrics()

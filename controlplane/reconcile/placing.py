@@ -27,6 +27,22 @@ def default_place(workloads: Sequence[GPUWorkload], snapshot: Any, policies: Any
     return timed_place(workloads, snapshot, policies)
 
 
+class CachedPlace:
+    """The loop's PlaceFn: default_place with an index cache the controller owns (placement keeps nothing
+    between calls), so a pass over an unchanged fleet rebases the last index instead of building one
+    (about 70 ms of CPU per pass without it, 1 ms with it, by the placement helper's measurement)."""
+
+    def __init__(self) -> None:
+        from controlplane.placement.cache import IndexCache
+
+        self.cache = IndexCache()
+
+    def __call__(self, workloads: Sequence[GPUWorkload], snapshot: Any, policies: Any) -> Any:
+        from controlplane.timeline.placing import timed_place
+
+        return timed_place(workloads, snapshot, policies, cache=self.cache)
+
+
 def _value(x: Any) -> str:
     return str(getattr(x, "value", x))
 
