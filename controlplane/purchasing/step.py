@@ -21,7 +21,7 @@ from sqlalchemy import select
 from controlplane.logs import get_logger
 from controlplane.purchasing import buying, demand, offers
 from controlplane.purchasing.ledger import COMMITTED, over_budget
-from controlplane.purchasing.model import AUTO, PurchasingConfig
+from controlplane.purchasing.model import AUTO, OFF, PurchasingConfig
 from controlplane.store import audit
 from controlplane.store.coltypes import utcnow
 from controlplane.store.db import Database
@@ -57,7 +57,7 @@ class PurchaseStep:
         if not self.fenced():
             return []
         cfg = self.config()
-        if cfg is not None:
+        if cfg is not None and cfg.mode != OFF:
             self.propose(cfg)
         return self.buy(cfg)
 

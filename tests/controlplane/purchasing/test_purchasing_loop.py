@@ -198,3 +198,15 @@ def test_max_price_is_respected(mock_aws: Any, db: Database,  # noqa: F811
     bf.place(db2, {"aws": aws})
     _step(db2, aws).tick()
     assert _rows(db2) == [] and bf.blocks(mock_aws) == []
+
+
+def test_mode_off_buys_nothing(mock_aws: Any, db: Database,  # noqa: F811
+        db_url: str) -> None:  # noqa: F811
+    bf.put_policy(db, "kind: PurchasingPolicy\nmetadata: {name: m}\nspec: {mode: off, moveBeforeEnd: 2h}\n")
+    aws = bf.aws(mock_aws)
+    bf.submit(db)
+    bf.place(db, {"aws": aws})
+    step = _step(db, aws)
+    for _ in range(2):
+        step.tick()
+    assert _rows(db) == [] and bf.blocks(mock_aws) == []
