@@ -40,10 +40,13 @@ class PurchaseStep:
     def __init__(self, db: Database, providers: Mapping[str, Provider],
                  source: Callable[[], PurchasingConfig | None], *, actor: str, fenced: Callable[[], bool],
                  clock: Callable[[], datetime] = utcnow, retry_failed_s: float = 600.0,
-                 search_backoff_s: float = 60.0) -> None:
+                 search_backoff_s: float = 60.0, searches_per_pass: int = 10) -> None:
         self.db, self.providers, self.source = db, providers, source
         self.actor, self.fenced, self.clock = actor, fenced, clock
         self.retry_failed_s, self.search_backoff_s = retry_failed_s, search_backoff_s
+        # Each search asks the cloud (per region and type): a long queue is worked through over several
+        # passes, highest priority first, rather than stalling one pass on hundreds of calls.
+        self.searches_per_pass = searches_per_pass
         self._next_search: dict[str, float] = {}     # workload key -> monotonic time of its next search
 
     def config(self) -> PurchasingConfig | None:
@@ -82,9 +85,13 @@ class PurchaseStep:
         covered = self._covered(cfg)
         made: list[str] = []
         mono = time.monotonic()
+        searched = 0
         for d in demand.waiting(self.db):
             if d.key in covered or self._next_search.get(d.key, 0.0) > mono:
                 continue
+            if searched >= self.searches_per_pass:
+                break
+            searched += 1
             now = self.clock()
             found = offers.search(d, cfg, self.providers, now)
             if found.found is None:

@@ -210,3 +210,18 @@ def test_mode_off_buys_nothing(mock_aws: Any, db: Database,  # noqa: F811
     for _ in range(2):
         step.tick()
     assert _rows(db) == [] and bf.blocks(mock_aws) == []
+
+
+def test_a_long_queue_is_searched_over_several_passes(mock_aws: Any, db: Database,  # noqa: F811
+        db_url: str) -> None:  # noqa: F811
+    bf.put_policy(db, bf.policy("approve"))
+    aws = bf.aws(mock_aws)
+    bf.submit(db, "a")
+    bf.submit(db, "b")
+    bf.place(db, {"aws": aws})
+    step = _step(db, aws)
+    step.searches_per_pass = 1
+    step.tick()
+    assert len(_rows(db)) == 1
+    step.tick()
+    assert sorted(w for r in _rows(db) for w in r.demand["workloads"]) == ["research_a", "research_b"]
