@@ -19,13 +19,14 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 
 from controlplane.logs import get_logger
+from controlplane.model.identity import workload_key
 from controlplane.purchasing import buying, demand, offers
 from controlplane.purchasing.ledger import COMMITTED, over_budget
 from controlplane.purchasing.model import AUTO, OFF, PurchasingConfig
 from controlplane.store import audit
 from controlplane.store.coltypes import utcnow
 from controlplane.store.db import Database
-from controlplane.store.models import Purchase, PurchaseState
+from controlplane.store.models import Purchase, PurchaseState, Workload, WorkloadState
 from providers.base import Provider
 
 log = get_logger("awan.purchasing")
@@ -144,10 +145,13 @@ class PurchaseStep:
         with self.db.session() as s:
             rows = s.execute(select(Purchase.id, Purchase.state).where(Purchase.state.in_(
                 [PurchaseState.APPROVED.value, PurchaseState.BUYING.value])).order_by(Purchase.created_at)).all()
+            waiting = {workload_key(team, name) for team, name in s.execute(
+                select(Workload.team, Workload.name).where(Workload.state == WorkloadState.PENDING.value))} \
+                if any(st == PurchaseState.APPROVED.value for _, st in rows) else set()
         out: list[buying.Outcome] = []
         for pid, state in rows:
             if state == PurchaseState.APPROVED.value:
-                started = buying.start(self.db, pid, cfg, actor=self.actor, fenced=self.fenced)
+                started = buying.start(self.db, pid, cfg, actor=self.actor, fenced=self.fenced, waiting=waiting)
                 if started is None or started.state != PurchaseState.BUYING.value:
                     if started is not None:
                         out.append(started)

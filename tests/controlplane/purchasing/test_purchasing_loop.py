@@ -225,3 +225,27 @@ def test_a_long_queue_is_searched_over_several_passes(mock_aws: Any, db: Databas
     assert len(_rows(db)) == 1
     step.tick()
     assert sorted(w for r in _rows(db) for w in r.demand["workloads"]) == ["research_a", "research_b"]
+
+
+def test_an_approval_after_the_demand_went_buys_nothing(mock_aws: Any, db: Database,  # noqa: F811
+        db_url: str) -> None:  # noqa: F811
+    """Approved after its workload was deleted: the proposal fails saying so, and the cloud sells nothing."""
+    from sqlalchemy import update
+
+    from controlplane.purchasing.decide import decide
+    from controlplane.store.models import Workload
+
+    bf.put_policy(db, bf.policy("approve"))
+    aws = bf.aws(mock_aws)
+    bf.submit(db)
+    bf.place(db, {"aws": aws})
+    step = _step(db, aws)
+    step.tick()
+    (p,) = _rows(db)
+    with db.session() as s:
+        s.execute(update(Workload).values(state="Deleted"))
+    decide(db, p.id, approve=True, actor="person")
+    step.tick()
+    (p,) = _rows(db)
+    assert p.state == "failed" and "no longer wait" in p.message
+    assert bf.blocks(mock_aws) == []
