@@ -108,7 +108,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None,
         metrics.registry.register(StoreCollector(ctx))
         metrics.registry.register(CommitmentCollector(ctx))
         metrics.registry.register(queues.QueueCollector(ctx))
-        metrics.registry.register(purchases.PurchaseCollector(ctx))  # type: ignore[arg-type]
+        metrics.registry.register(purchases.PurchaseCollector(ctx))
         if providers is None and settings.config:
             from controlplane.environment import register_secrets
             from providers.config import load_config

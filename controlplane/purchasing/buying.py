@@ -9,7 +9,7 @@ now. The same path serves the first attempt and every retry."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
@@ -53,9 +53,11 @@ def _audit(s: Session, r: Purchase, actor: str, action: str, **details: object) 
 
 
 def start(db: Database, purchase_id: str, cfg: PurchasingConfig | None, *, actor: str,
-          fenced: Callable[[], bool]) -> Outcome | None:
-    """approved -> buying (budget checked again: proposals approved together may not all fit), in one
-    committed transaction. None when the row is not approved (any more) or we lost the lead."""
+          fenced: Callable[[], bool], waiting: Collection[str] | None = None) -> Outcome | None:
+    """approved -> buying (budget checked again: proposals approved together may not all fit; and some of
+    its workloads must still wait, ``waiting`` being the Pending ones: a proposal approved after its demand
+    was placed elsewhere or deleted buys nothing), in one committed transaction. None when the row is not
+    approved (any more) or we lost the lead."""
     with db.session() as s:
         if not fenced():
             return None
@@ -63,8 +65,11 @@ def start(db: Database, purchase_id: str, cfg: PurchasingConfig | None, *, actor
         if r is None or r.state != PurchaseState.APPROVED.value:
             return None
         now = utcnow()
+        wanted = (r.demand or {}).get("workloads") or []
         why = over_budget(s, cfg.budget, r.price, now, exclude=r.id) if cfg is not None else \
             "no PurchasingPolicy is in force any more"
+        if why is None and waiting is not None and wanted and not set(wanted) & set(waiting):
+            why = f"its workloads ({', '.join(wanted)}) no longer wait for capacity (placed or deleted)"
         if why is not None:
             r.state, r.message = PurchaseState.FAILED.value, f"not bought: {why}"[:1000]
             _audit(s, r, actor, "purchase-failed", why=why)

@@ -7,7 +7,8 @@ apiVersion: awan.dev/v1alpha1
 kind: PurchasingPolicy
 metadata: {name: blocks}
 spec:
-  mode: approve                 # approve: propose, a person approves; auto: buy within the budget
+  mode: approve                 # approve: propose, a person approves; auto: buy within the budget;
+                                # off: buy nothing (only moveBeforeEnd applies; the fields below may go)
   providers: [aws]
   regions: [us-east-1]
   instanceTypes: [p5.48xlarge, u-p6e-gb200x72]   # instance types or UltraServer types
@@ -89,12 +90,12 @@ class LeadTimeDoc(_Strict):
 
 
 class PurchasingSpec(_Strict):
-    mode: Literal["approve", "auto"] = "approve"
-    providers: list[str] = Field(min_length=1)
-    regions: list[str] = Field(min_length=1)
-    instance_types: list[str] = Field(alias="instanceTypes", min_length=1)
-    max_price_per_gpu_hour: float = Field(alias="maxPricePerGpuHour", gt=0, allow_inf_nan=False)
-    budget: BudgetDoc
+    mode: Literal["approve", "auto", "off"] = "approve"
+    providers: list[str] = Field(default_factory=list)
+    regions: list[str] = Field(default_factory=list)
+    instance_types: list[str] = Field(default_factory=list, alias="instanceTypes")
+    max_price_per_gpu_hour: float | None = Field(default=None, alias="maxPricePerGpuHour", gt=0, allow_inf_nan=False)
+    budget: BudgetDoc | None = None
     lead_time: LeadTimeDoc = Field(default_factory=LeadTimeDoc, alias="leadTime")
     hours: int = Field(default=24, ge=1, le=182 * 24)
     move_before_end: timedelta | None = Field(default=None, alias="moveBeforeEnd")
@@ -108,6 +109,11 @@ class PurchasingSpec(_Strict):
     @classmethod
     def _positive(cls, v: timedelta | None) -> timedelta | None:
         return _span(v, zero_ok=False)
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _off(cls, v: object) -> object:
+        return "off" if v is False else v      # YAML 1.1 reads a bare `off` as false
 
     @field_validator("providers", "regions", "instance_types", mode="before")
     @classmethod

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from controlplane.model.manifest import describe_validation_error, load_yaml_documents
 from controlplane.purchasing.documents import PurchasingPolicyDocument
-from controlplane.purchasing.model import Budget, PurchasingConfig, Target
+from controlplane.purchasing.model import OFF, Budget, PurchasingConfig, Target
 from providers.catalog import PROVIDERS, Catalog, default_catalog
 
 KIND = "PurchasingPolicy"
@@ -53,6 +53,12 @@ def parse_purchasing_text(text: str, source: str = "policy document",
 
 def _config(where: str, doc: PurchasingPolicyDocument, cat: Catalog) -> PurchasingConfig:
     s = doc.spec
+    if s.mode != OFF:   # what may be bought, at what price, within what budget: required unless nothing is
+        for name, value in (("providers", s.providers), ("regions", s.regions), ("instanceTypes", s.instance_types),
+                            ("maxPricePerGpuHour", s.max_price_per_gpu_hour), ("budget", s.budget)):
+            if not value:
+                raise PurchasingError(f"{where}: spec.{name}: required when mode is {s.mode} "
+                                      "(a purchase spends money; mode: off buys nothing)")
     for i, p in enumerate(s.providers):
         if p not in PROVIDERS:
             raise PurchasingError(f"{where}: spec.providers[{i}]: unknown provider {p!r} "
@@ -77,8 +83,8 @@ def _config(where: str, doc: PurchasingPolicyDocument, cat: Catalog) -> Purchasi
     b = s.budget
     return PurchasingConfig(
         name=doc.metadata.name, mode=s.mode, providers=tuple(s.providers), regions=tuple(regions),
-        targets=tuple(targets), max_price_per_gpu_hour=s.max_price_per_gpu_hour,
-        budget=Budget(b.total, b.per_period, b.period), lead_min=s.lead_time.min, lead_max=s.lead_time.max,
+        targets=tuple(targets), max_price_per_gpu_hour=s.max_price_per_gpu_hour or 0.0,
+        budget=Budget(b.total, b.per_period, b.period) if b is not None else Budget(total=0.0), lead_min=s.lead_time.min, lead_max=s.lead_time.max,
         hours=s.hours, move_before_end=s.move_before_end, source=f"{where} ({doc.metadata.name})")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-AUTO, APPROVE = "auto", "approve"
+AUTO, APPROVE, OFF = "auto", "approve", "off"
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +31,7 @@ class Target:
 @dataclass(frozen=True, slots=True)
 class PurchasingConfig:
     name: str
-    mode: str                                # auto | approve
+    mode: str                                # auto | approve | off (nothing is bought)
     providers: tuple[str, ...]
     regions: tuple[tuple[str, str], ...]     # (provider, region)
     targets: tuple[Target, ...]

@@ -116,7 +116,9 @@ def reason(d: Demand, f: Found, now: datetime) -> str:
     wait = o.starts_at - now
     when = "now" if wait <= timedelta(minutes=1) else f"in {_human(wait)}"
     what = f"{o.ultraserver_count}x {o.ultraserver_type}" if o.ultraserver_type else f"{o.instance_count}x {o.instance_type}"
-    return (f"{d.key} waits ({d.why}) for {d.workload.total_gpus} {'/'.join(d.workload.spec.gpus.model)} GPUs; "
+    why = {"no-capacity": "no capacity", "waiting": "for capacity that starts later",
+           "nothing-matches": "no reserved capacity"}.get(d.why, d.why)
+    return (f"{d.key} waits ({why}) for {d.workload.total_gpus} {'/'.join(d.workload.spec.gpus.model)} GPUs; "
             f"Capacity Block {what} in {o.zone} starts {when} for {o.hours}h at ${o.upfront_fee:,.2f} "
             f"(${f.price_per_gpu_hour:,.2f}/GPU-hour)")
 

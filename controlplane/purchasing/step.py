@@ -19,13 +19,14 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 
 from controlplane.logs import get_logger
+from controlplane.model.identity import workload_key
 from controlplane.purchasing import buying, demand, offers
 from controlplane.purchasing.ledger import COMMITTED, over_budget
-from controlplane.purchasing.model import AUTO, PurchasingConfig
+from controlplane.purchasing.model import AUTO, OFF, PurchasingConfig
 from controlplane.store import audit
 from controlplane.store.coltypes import utcnow
 from controlplane.store.db import Database
-from controlplane.store.models import Purchase, PurchaseState
+from controlplane.store.models import Purchase, PurchaseState, Workload, WorkloadState
 from providers.base import Provider
 
 log = get_logger("awan.purchasing")
@@ -40,10 +41,13 @@ class PurchaseStep:
     def __init__(self, db: Database, providers: Mapping[str, Provider],
                  source: Callable[[], PurchasingConfig | None], *, actor: str, fenced: Callable[[], bool],
                  clock: Callable[[], datetime] = utcnow, retry_failed_s: float = 600.0,
-                 search_backoff_s: float = 60.0) -> None:
+                 search_backoff_s: float = 60.0, searches_per_pass: int = 10) -> None:
         self.db, self.providers, self.source = db, providers, source
         self.actor, self.fenced, self.clock = actor, fenced, clock
         self.retry_failed_s, self.search_backoff_s = retry_failed_s, search_backoff_s
+        # Each search asks the cloud (per region and type): a long queue is worked through over several
+        # passes, highest priority first, rather than stalling one pass on hundreds of calls.
+        self.searches_per_pass = searches_per_pass
         self._next_search: dict[str, float] = {}     # workload key -> monotonic time of its next search
 
     def config(self) -> PurchasingConfig | None:
@@ -57,7 +61,7 @@ class PurchaseStep:
         if not self.fenced():
             return []
         cfg = self.config()
-        if cfg is not None:
+        if cfg is not None and cfg.mode != OFF:
             self.propose(cfg)
         return self.buy(cfg)
 
@@ -82,9 +86,13 @@ class PurchaseStep:
         covered = self._covered(cfg)
         made: list[str] = []
         mono = time.monotonic()
+        searched = 0
         for d in demand.waiting(self.db):
             if d.key in covered or self._next_search.get(d.key, 0.0) > mono:
                 continue
+            if searched >= self.searches_per_pass:
+                break
+            searched += 1
             now = self.clock()
             found = offers.search(d, cfg, self.providers, now)
             if found.found is None:
@@ -137,10 +145,13 @@ class PurchaseStep:
         with self.db.session() as s:
             rows = s.execute(select(Purchase.id, Purchase.state).where(Purchase.state.in_(
                 [PurchaseState.APPROVED.value, PurchaseState.BUYING.value])).order_by(Purchase.created_at)).all()
+            waiting = {workload_key(team, name) for team, name in s.execute(
+                select(Workload.team, Workload.name).where(Workload.state == WorkloadState.PENDING.value))} \
+                if any(st == PurchaseState.APPROVED.value for _, st in rows) else set()
         out: list[buying.Outcome] = []
         for pid, state in rows:
             if state == PurchaseState.APPROVED.value:
-                started = buying.start(self.db, pid, cfg, actor=self.actor, fenced=self.fenced)
+                started = buying.start(self.db, pid, cfg, actor=self.actor, fenced=self.fenced, waiting=waiting)
                 if started is None or started.state != PurchaseState.BUYING.value:
                     if started is not None:
                         out.append(started)

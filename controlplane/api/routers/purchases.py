@@ -22,6 +22,7 @@ from controlplane.store.models import Purchase, PurchaseState
 
 router = APIRouter(prefix="/v1", tags=["purchases"])
 _ERR: dict[int | str, dict[str, Any]] = {cd: {"model": schemas.ErrorBody} for cd in (401, 403, 404, 409, 422)}
+_BODY_ERR = {**_ERR, 400: {"model": schemas.ErrorBody, "description": "body is not JSON"}}
 
 
 class PurchaseOut(BaseModel):
@@ -106,14 +107,14 @@ def _decide(c: ServiceContext, purchase_id: str, approve: bool, p: Principal, bo
     return out(r)
 
 
-@router.post("/purchases/{purchase_id}/approve", response_model=PurchaseOut, responses=_ERR,
+@router.post("/purchases/{purchase_id}/approve", response_model=PurchaseOut, responses=_BODY_ERR,
              response_model_by_alias=True)
 def approve(purchase_id: str, body: Decision | None = Body(None), p: Principal = Depends(admin),
             c: ServiceContext = Depends(ctx)) -> PurchaseOut:
     return _decide(c, purchase_id, True, p, body)
 
 
-@router.post("/purchases/{purchase_id}/reject", response_model=PurchaseOut, responses=_ERR,
+@router.post("/purchases/{purchase_id}/reject", response_model=PurchaseOut, responses=_BODY_ERR,
              response_model_by_alias=True)
 def reject(purchase_id: str, body: Decision | None = Body(None), p: Principal = Depends(admin),
            c: ServiceContext = Depends(ctx)) -> PurchaseOut:

@@ -47,6 +47,12 @@ def store(tmp_path: Path, text: str | None = None) -> Database:
     return db
 
 
+def put_policy(db: Database, text: str) -> Database:
+    with db.session() as s:
+        policy_store.put_document(s, text, "test")
+    return db
+
+
 def aws(mock: Any) -> AWSProvider:
     """The adapter on us-east-1 only (every region would be asked for capacity on every pass)."""
     return AWSProvider(mock.config().providers["aws"].model_copy(update={"regions": ["us-east-1"]}))

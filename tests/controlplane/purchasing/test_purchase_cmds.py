@@ -26,7 +26,7 @@ def _proposal(db: Database, pid: str) -> None:
                        demand={"workloads": ["research_pretrain"]}))
 
 
-def test_get_and_approve_purchases(service, tmp_path: Path) -> None:  # noqa: F811
+def test_get_and_approve_purchases(service: tuple[str, dict[str, str]], tmp_path: Path) -> None:  # noqa: F811
     url, tokens = service
     db = Database.from_url(f"sqlite:///{tmp_path / 'awan.db'}")
     with db.session() as s:

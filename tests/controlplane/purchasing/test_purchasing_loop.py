@@ -1,10 +1,9 @@
 """Buying on policy against the AWS mock (real boto3 over HTTP, the real placement pass and store): approve
 mode buys nothing until a person approves through the API; auto mode buys once; the budget and the price
-limit hold; the block bought is what the waiting workload is then placed into."""
+limit hold; the block bought is what the waiting workload is then placed into. On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -22,15 +21,16 @@ from controlplane.store import workloads as repo
 from controlplane.store.db import Database
 from controlplane.store.models import Purchase
 from tests.controlplane.purchasing import buyfixtures as bf
+from tests.controlplane.store.dbfixture import db, db_url  # noqa: F401
 
 
-def _step(db: Database, aws: Any) -> PurchaseStep:
-    return PurchaseStep(db, {"aws": aws}, PurchasingSource(PolicySource(db).document).current,
+def _step(store: Database, aws: Any) -> PurchaseStep:
+    return PurchaseStep(store, {"aws": aws}, PurchasingSource(PolicySource(store).document).current,
                         actor="controller:test", fenced=lambda: True)
 
 
-def _rows(db: Database) -> list[Purchase]:
-    with db.session() as s:
+def _rows(store: Database) -> list[Purchase]:
+    with store.session() as s:
         rows = list(s.scalars(select(Purchase).order_by(Purchase.created_at)))
         for r in rows:
             s.expunge(r)
@@ -45,8 +45,9 @@ def _h(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def test_approve_mode_buys_nothing_until_a_person_approves(mock_aws: Any, tmp_path: Path) -> None:
-    db = bf.store(tmp_path, bf.policy("approve"))
+def test_approve_mode_buys_nothing_until_a_person_approves(mock_aws: Any, db: Database,  # noqa: F811
+        db_url: str) -> None:  # noqa: F811
+    bf.put_policy(db, bf.policy("approve"))
     aws = bf.aws(mock_aws)
     key = bf.submit(db)
     assert bf.place(db, {"aws": aws}) == [key]          # nothing reserved yet: it waits
@@ -60,7 +61,7 @@ def test_approve_mode_buys_nothing_until_a_person_approves(mock_aws: Any, tmp_pa
     assert p.price > 0 and "waits" in p.reason and p.offering_id.startswith("cb-")
     assert bf.blocks(mock_aws) == []                    # the cloud sold nothing
 
-    app = create_app(Settings(db_url=f"sqlite:///{tmp_path / 'awan.db'}", reconcile=False), db=db, providers={})
+    app = create_app(Settings(db_url=db_url, reconcile=False), db=db, providers={})
     with db.session() as s:
         admin, _ = create_token(s, "ops", "cluster-admin")
         member, _ = create_token(s, "research", "member")
@@ -92,8 +93,9 @@ def test_approve_mode_buys_nothing_until_a_person_approves(mock_aws: Any, tmp_pa
         assert w.state == "Placed" and w.assignments[0].reservation == bought["reservation"]
 
 
-def test_rejected_proposal_is_not_bought_nor_proposed_again(mock_aws: Any, tmp_path: Path) -> None:
-    db = bf.store(tmp_path, bf.policy("approve"))
+def test_rejected_proposal_is_not_bought_nor_proposed_again(mock_aws: Any, db: Database,  # noqa: F811
+        db_url: str) -> None:  # noqa: F811
+    bf.put_policy(db, bf.policy("approve"))
     aws = bf.aws(mock_aws)
     bf.submit(db)
     bf.place(db, {"aws": aws})
@@ -109,8 +111,9 @@ def test_rejected_proposal_is_not_bought_nor_proposed_again(mock_aws: Any, tmp_p
     assert bf.blocks(mock_aws) == []
 
 
-def test_auto_mode_buys_once(mock_aws: Any, tmp_path: Path) -> None:
-    db = bf.store(tmp_path, bf.policy("auto"))
+def test_auto_mode_buys_once(mock_aws: Any, db: Database,  # noqa: F811
+        db_url: str) -> None:  # noqa: F811
+    bf.put_policy(db, bf.policy("auto"))
     aws = bf.aws(mock_aws)
     key = bf.submit(db)
     bf.place(db, {"aws": aws})
@@ -130,9 +133,10 @@ def test_auto_mode_buys_once(mock_aws: Any, tmp_path: Path) -> None:
     assert rows[0].demand["workloads"] == [key]
 
 
-def test_budget_is_respected(mock_aws: Any, tmp_path: Path) -> None:
+def test_budget_is_respected(mock_aws: Any, db: Database,  # noqa: F811
+        db_url: str) -> None:  # noqa: F811
     """A budget for one block: two waiting workloads, one purchase; the second is not even proposed."""
-    db = bf.store(tmp_path, bf.policy("auto", total=3000))   # one 2-node p5 day is $2,641.92 in the mock
+    bf.put_policy(db, bf.policy("auto", total=3000))   # one 2-node p5 day is $2,641.92 in the mock
     aws = bf.aws(mock_aws)
     bf.submit(db, "a")
     bf.submit(db, "b")
@@ -145,9 +149,10 @@ def test_budget_is_respected(mock_aws: Any, tmp_path: Path) -> None:
     assert len(_ours(mock_aws)) == 1
 
 
-def test_budget_is_checked_again_at_buying(mock_aws: Any, tmp_path: Path) -> None:
+def test_budget_is_checked_again_at_buying(mock_aws: Any, db: Database,  # noqa: F811
+        db_url: str) -> None:  # noqa: F811
     """Two proposals approved by hand after the budget shrank: the second fails naming the budget field."""
-    db = bf.store(tmp_path, bf.policy("approve", total=10_000))
+    bf.put_policy(db, bf.policy("approve", total=10_000))
     aws = bf.aws(mock_aws)
     bf.submit(db, "a")
     bf.submit(db, "b")
@@ -171,8 +176,9 @@ def test_budget_is_checked_again_at_buying(mock_aws: Any, tmp_path: Path) -> Non
     assert len(_ours(mock_aws)) == 1
 
 
-def test_max_price_is_respected(mock_aws: Any, tmp_path: Path) -> None:
-    db = bf.store(tmp_path, bf.policy("auto", max_price=1.0))   # the mock sells p5 at ~$6.88/GPU-hour
+def test_max_price_is_respected(mock_aws: Any, db: Database,  # noqa: F811
+        db_url: str) -> None:  # noqa: F811
+    bf.put_policy(db, bf.policy("auto", max_price=1.0))   # the mock sells p5 at ~$6.88/GPU-hour
     aws = bf.aws(mock_aws)
     bf.submit(db)
     bf.place(db, {"aws": aws})
@@ -180,9 +186,66 @@ def test_max_price_is_respected(mock_aws: Any, tmp_path: Path) -> None:
     step.tick()
     assert _rows(db) == [] and bf.blocks(mock_aws) == []
     # the workload's own limit counts too
-    (tmp_path / "w").mkdir()
-    db2 = bf.store(tmp_path / "w", bf.policy("auto"))
+    from sqlalchemy import delete
+
+    from controlplane.store.models import Workload
+
+    with db.session() as s:                     # the same store, another workload
+        s.execute(delete(Workload))
+    bf.put_policy(db, bf.policy("auto"))
+    db2 = db
     bf.submit(db2, "cheap", extra=", maxPricePerGpuHour: 2.0")
     bf.place(db2, {"aws": aws})
     _step(db2, aws).tick()
     assert _rows(db2) == [] and bf.blocks(mock_aws) == []
+
+
+def test_mode_off_buys_nothing(mock_aws: Any, db: Database,  # noqa: F811
+        db_url: str) -> None:  # noqa: F811
+    bf.put_policy(db, "kind: PurchasingPolicy\nmetadata: {name: m}\nspec: {mode: off, moveBeforeEnd: 2h}\n")
+    aws = bf.aws(mock_aws)
+    bf.submit(db)
+    bf.place(db, {"aws": aws})
+    step = _step(db, aws)
+    for _ in range(2):
+        step.tick()
+    assert _rows(db) == [] and bf.blocks(mock_aws) == []
+
+
+def test_a_long_queue_is_searched_over_several_passes(mock_aws: Any, db: Database,  # noqa: F811
+        db_url: str) -> None:  # noqa: F811
+    bf.put_policy(db, bf.policy("approve"))
+    aws = bf.aws(mock_aws)
+    bf.submit(db, "a")
+    bf.submit(db, "b")
+    bf.place(db, {"aws": aws})
+    step = _step(db, aws)
+    step.searches_per_pass = 1
+    step.tick()
+    assert len(_rows(db)) == 1
+    step.tick()
+    assert sorted(w for r in _rows(db) for w in r.demand["workloads"]) == ["research_a", "research_b"]
+
+
+def test_an_approval_after_the_demand_went_buys_nothing(mock_aws: Any, db: Database,  # noqa: F811
+        db_url: str) -> None:  # noqa: F811
+    """Approved after its workload was deleted: the proposal fails saying so, and the cloud sells nothing."""
+    from sqlalchemy import update
+
+    from controlplane.purchasing.decide import decide
+    from controlplane.store.models import Workload
+
+    bf.put_policy(db, bf.policy("approve"))
+    aws = bf.aws(mock_aws)
+    bf.submit(db)
+    bf.place(db, {"aws": aws})
+    step = _step(db, aws)
+    step.tick()
+    (p,) = _rows(db)
+    with db.session() as s:
+        s.execute(update(Workload).values(state="Deleted"))
+    decide(db, p.id, approve=True, actor="person")
+    step.tick()
+    (p,) = _rows(db)
+    assert p.state == "failed" and "no longer wait" in p.message
+    assert bf.blocks(mock_aws) == []

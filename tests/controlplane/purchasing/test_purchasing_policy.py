@@ -35,6 +35,8 @@ BAD = [
     ({"budget": "{perPeriod: 5}"}, "period"),
     ({"budget": "{total: -5}"}, "spec.budget.total"),
     ({"providers": "[gcp]"}, "spec.providers[0]"),
+    ({"providers": "[]"}, "spec.providers: required when mode is approve"),
+    ({"mode": "auto", "instanceTypes": None}, "spec.instanceTypes: required when mode is auto"),
     ({"providers": "[nimbus]"}, "spec.providers[0]"),
     ({"regions": "[us-east-1, mars-1]"}, "spec.regions[1]"),
     ({"instanceTypes": "[p5.48xlarge, p9.huge]"}, "spec.instanceTypes[1]"),
@@ -96,3 +98,11 @@ def test_the_shipped_example_loads() -> None:
     cfg = parse_purchasing_text(text, "policies/examples/purchasing.yaml")
     assert cfg is not None and cfg.mode == "approve" and {t.provider for t in cfg.targets} == {"aws"}
     assert len(cfg.regions) == 2 and cfg.budget.per_period == 100000
+
+
+def test_mode_off_needs_only_what_it_uses() -> None:
+    """``mode: off`` (YAML's bare ``off`` reads as false: taken as "off") buys nothing; it may carry only
+    ``moveBeforeEnd``, for fleets whose blocks are bought by hand."""
+    cfg = parse_purchasing_text("kind: PurchasingPolicy\nmetadata: {name: move-only}\nspec: {mode: off, moveBeforeEnd: 90m}\n")
+    assert cfg is not None and cfg.mode == "off" and cfg.targets == ()
+    assert cfg.move_before_end is not None and cfg.move_before_end.total_seconds() == 5400

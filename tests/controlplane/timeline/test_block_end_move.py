@@ -92,6 +92,7 @@ def service(mock_aws: Any, tmp_path: Path) -> Iterator[tuple[Service, str, Any, 
 
         c = build_controller(ctx, engine=select_engine("local", config=config, store=DbStackStateStore(ctx.db)))
         # The controller's clock is the cloud's: the test moves the AWS mock's clock forward.
+        assert c.buying is not None
         c.buying.set_clock(lambda: mock_now(mock_aws))
         return c
 
