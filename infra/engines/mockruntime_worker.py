@@ -13,7 +13,9 @@ The child is *spawned*, not forked: a fork would copy the service's threads' loc
 connections and its event loop half-way through whatever they were doing. It is started on the first
 render and kept (starting one costs the Pulumi SDK's imports, about a second); one is enough, since
 the Pulumi runtime runs one program at a time per process anyway. It ignores Ctrl-C (the parent shuts it
-down) and exits by itself when its parent dies (a killed controller leaves no orphan behind).
+down) and exits by itself when its parent dies (a killed controller leaves no orphan behind). The
+worker belongs to the process that started it: a process forked from it must not render (nothing in
+Awan forks; its processes are started, and each starts its own worker).
 """
 
 from __future__ import annotations
