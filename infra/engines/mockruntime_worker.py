@@ -15,7 +15,9 @@ render and kept (starting one costs the Pulumi SDK's imports, about a second); o
 the Pulumi runtime runs one program at a time per process anyway. It ignores Ctrl-C (the parent shuts it
 down) and exits by itself when its parent dies (a killed controller leaves no orphan behind). The
 worker belongs to the process that started it: a process forked from it must not render (nothing in
-Awan forks; its processes are started, and each starts its own worker).
+Awan forks; its processes are started, and each starts its own worker). Spawning runs the parent's
+main *script* again in the worker (not a ``python -m`` module nor a console script), so a script that
+renders keeps its top level under ``if __name__ == "__main__":``, as Python's multiprocessing asks.
 """
 
 from __future__ import annotations
