@@ -79,7 +79,7 @@ class KubeCluster:
         c = client.Configuration()
         path = cfg.secret("kubeconfig")
         if path:
-            kubeconfig.load_kube_config(config_file=path, client_configuration=c)
+            kubeconfig.load_kube_config(config_file=path, client_configuration=c)  # type: ignore[no-untyped-call]
         if cfg.endpoint:
             c.host = cfg.endpoint.rstrip("/")
         token = cfg.secret("token")
@@ -151,4 +151,4 @@ class KubeCluster:
             resp.release_conn()
 
     def close(self) -> None:
-        self.api.close()
+        self.api.close()  # type: ignore[no-untyped-call]

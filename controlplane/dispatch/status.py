@@ -146,4 +146,5 @@ def combine(parts: list[RunStatus]) -> RunStatus:
 
 
 def group_of(o: dict[str, Any]) -> str:
-    return ((o.get("metadata") or {}).get("labels") or {}).get(L_GROUP, "")
+    group: str = ((o.get("metadata") or {}).get("labels") or {}).get(L_GROUP, "")
+    return group
