@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from controlplane.api import schemas
 from controlplane.auth.tokens import Principal
@@ -156,7 +157,7 @@ def render(result: schemas.SubmitResult) -> bytes:
     return b'{"items":[' + items + b"]" + (b"," + rest[1:] if rest != b"{}" else b"}")
 
 
-def _find(s: Any, p: Principal, name: str, team: str | None) -> Workload:
+def _find(s: Session, p: Principal, name: str, team: str | None) -> Workload:
     try:
         row = repo.get(s, name, _scope(p, team))
     except repo.AmbiguousName as e:

@@ -8,9 +8,9 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import Table, delete, func, or_, select, update
+from sqlalchemy import Select, Table, delete, func, or_, select, update
 from sqlalchemy.orm import Session, defer, selectinload
 
 from controlplane.store.coltypes import utcnow
@@ -37,7 +37,10 @@ def get(s: Session, name: str, team: str | None = None) -> Workload | None:
     return rows[0] if rows else None
 
 
-def _filtered(q: Any, team: str | None, states: Sequence[str] | None, include_deleted: bool) -> Any:
+_Q = TypeVar("_Q", bound=Select[Any])
+
+
+def _filtered(q: _Q, team: str | None, states: Sequence[str] | None, include_deleted: bool) -> _Q:
     if team is not None:
         q = q.where(Workload.team == team)
     if states:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import html
 import json
 from pathlib import Path
+from typing import Any
 
 CHART_JS = Path(__file__).resolve().parents[1] / "dashboard" / "static" / "vendor" / "chart.umd.min.js"
 COLOURS = {"aws": "#ff9900", "gcp": "#4285f4", "azure": "#0078d4", "coreweave": "#7b3fe4", "oci": "#c74634"}
@@ -16,7 +17,7 @@ def _money(x: float) -> str:
     return f"${x:,.0f}"
 
 
-def render_html(report: dict, title: str) -> str:
+def render_html(report: dict[str, Any], title: str) -> str:
     weekly = report["weekly"]
     providers = sorted({p for w in weekly for p in w})
     weeks = list(range(1, len(weekly) + 1))

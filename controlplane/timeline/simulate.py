@@ -170,7 +170,7 @@ class _Specs:
     """One validated GPUWorkload per distinct demand; each arrival is a cheap copy with its own name."""
 
     def __init__(self) -> None:
-        self.cache: dict[tuple, GPUWorkload] = {}
+        self.cache: dict[tuple[Any, ...], GPUWorkload] = {}
 
     def of(self, a: Arrival) -> GPUWorkload:
         key = (a.models, a.gpus, a.team)
@@ -199,14 +199,14 @@ class Simulation:
                        if p.reservation_id in (f"contract:{u.name}", f"block:{u.name}")}
         self.running: dict[str, Running] = {}
         # the queue, first come first served per workload class (a class is everything placement reads)
-        self.queues: dict[tuple, deque[Queued]] = {}
+        self.queues: dict[tuple[Any, ...], deque[Queued]] = {}
         # Free GPUs per GPU model in pools in term. A class is tried only when its models have at least its
         # GPUs free (necessary) and, after it failed, only once more of them are free than when it failed
         # (an approximation: fragmentation could let a fit appear at the same level; the class is tried
         # again at the next higher level or capacity boundary). Keeps a saturated year from retrying every
         # queued class at every run's end.
         self.free_gpus: dict[str, int] = defaultdict(int)
-        self.failed_at: dict[tuple, int] = {}
+        self.failed_at: dict[tuple[Any, ...], int] = {}
         self.heap: list[tuple[datetime, int, str]] = []
         self.serial = 0
         self.specs = _Specs()
@@ -252,7 +252,7 @@ class Simulation:
         self._count_free()
 
     # -- runs ----------------------------------------------------------------------------------------
-    def _try(self, q: Queued, t: datetime, key: tuple) -> bool:
+    def _try(self, q: Queued, t: datetime, key: tuple[Any, ...]) -> bool:
         models = key[0]
         level = sum(self.free_gpus[m] for m in models)
         if level < q.workload.total_gpus or level <= self.failed_at.get(key, -1):
@@ -349,7 +349,7 @@ class Simulation:
         ever_snap = dataclasses.replace(self.snap, pools=tuple(dataclasses.replace(p, starts_at=None, ends_at=None)
                                                                for p in self.snap.pools))
         ever = Placer(ever_snap, self.policies)
-        never: dict[tuple, bool] = {}
+        never: dict[tuple[Any, ...], bool] = {}
         self.bounds, self.b = bounds, 0
         for a in self.arrivals:
             if a.at >= end:

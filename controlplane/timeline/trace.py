@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import csv
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from controlplane.timeline.scenario import GenerateDoc, ScenarioError
 
@@ -64,7 +65,7 @@ def _number(s: str) -> bool:
         return False
 
 
-def _pick(rng: random.Random, weights: dict) -> object:
+def _pick(rng: random.Random, weights: Mapping[Any, float]) -> object:
     keys = list(weights)
     return rng.choices(keys, weights=[weights[k] for k in keys])[0]
 

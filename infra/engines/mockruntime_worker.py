@@ -13,15 +13,21 @@ The child is *spawned*, not forked: a fork would copy the service's threads' loc
 connections and its event loop half-way through whatever they were doing. It is started on the first
 render and kept (starting one costs the Pulumi SDK's imports, about a second); one is enough, since
 the Pulumi runtime runs one program at a time per process anyway. It ignores Ctrl-C (the parent shuts it
-down) and exits by itself when its parent dies (a killed controller leaves no orphan behind).
+down) and exits by itself when its parent dies (a killed controller leaves no orphan behind). The
+worker belongs to the process that started it: a process forked from it must not render (nothing in
+Awan forks; its processes are started, and each starts its own worker). Spawning runs the parent's
+main *script* again in the worker (not a ``python -m`` module nor a console script), so a script that
+renders keeps its top level under ``if __name__ == "__main__":``, as Python's multiprocessing asks.
 """
 
 from __future__ import annotations
 
 import atexit
+import importlib
 import multiprocessing
 import os
 import pickle
+import pkgutil
 import signal
 import threading
 import time
@@ -72,6 +78,17 @@ def _pid() -> int:
     return os.getpid()
 
 
+def _warm() -> int:
+    """Import every program's components now (the Pulumi cloud packages take seconds), as the first
+    render would."""
+    import infra.components
+    import infra.programs  # noqa: F401 - imported for its side effect: the SDK loaded
+
+    for m in pkgutil.iter_modules(infra.components.__path__, "infra.components."):
+        importlib.import_module(m.name)
+    return os.getpid()
+
+
 # -- in the caller ------------------------------------------------------------------------------------
 def _pool() -> ProcessPoolExecutor:
     global _POOL
@@ -115,8 +132,9 @@ def worker_pid() -> int:
 
 
 def start() -> None:
-    """Start the worker now rather than on the first render (benchmarks keep its start out of a phase)."""
-    worker_pid()
+    """Start the worker and load the programs' packages now rather than on the first render (benchmarks
+    keep both out of a timed phase)."""
+    _pool().submit(_warm).result()
 
 
 def cpu_seconds() -> float:

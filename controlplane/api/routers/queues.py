@@ -4,8 +4,9 @@ waiting workloads by name, a cluster-admin every team's."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.concurrency import run_in_threadpool
@@ -18,6 +19,9 @@ from controlplane.auth.tokens import Principal
 from controlplane.queues import QueueConfig, QueueError
 from controlplane.reconcile.admitting import QueueSource
 from controlplane.reconcile.queue_status import QueueView, status
+
+if TYPE_CHECKING:
+    from prometheus_client.core import GaugeMetricFamily
 
 router = APIRouter(prefix="/v1", tags=["queues"])
 _ERR: dict[int | str, dict[str, Any]] = {c: {"model": schemas.ErrorBody} for c in (401, 403, 404, 409)}
@@ -105,7 +109,7 @@ class QueueCollector:
     def __init__(self, c: ServiceContext) -> None:
         self.c = c
 
-    def collect(self) -> Any:
+    def collect(self) -> Iterator[GaugeMetricFamily]:
         from prometheus_client.core import GaugeMetricFamily
 
         labels = ["queue", "flavour"]
