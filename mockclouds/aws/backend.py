@@ -9,6 +9,7 @@ from mockclouds.capacity import CapacityLedger
 from mockclouds.clock import MockClock
 from mockclouds.faults import FaultBook
 from mockclouds.launcher import MOCK_SECRETS
+from mockclouds.requestlog import RequestLog
 from providers.catalog import Catalog
 
 
@@ -35,6 +36,7 @@ class AwsMockBackend:
         self.catalog = catalog
         self.ledger = CapacityLedger("aws", catalog)
         self.faults = FaultBook()
+        self.requests = RequestLog()   # every API call, its caller and its time (tests read it)
         self.clock = MockClock()
         self.state = AwsState(catalog, self.ledger, self.clock)
         # Like AWS, the mock refuses unknown access keys (AuthFailure); the secret itself is not checked.
@@ -49,6 +51,7 @@ class AwsMockBackend:
             self.state.reset()
             self.ledger.reset()
             self.faults.clear()
+            self.requests.clear()
             self.clock.reset()
 
     def tick(self) -> None:

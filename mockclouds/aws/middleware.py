@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -21,6 +22,7 @@ from mockclouds.aws.models import Ec2Error
 from mockclouds.aws.wire import ParamError, Params, ec2_error, ec2_response, json_error
 from mockclouds.control import handle_control
 from mockclouds.faults import FaultHit
+from mockclouds.requestlog import Call, caller_of
 
 if TYPE_CHECKING:
     from mockclouds.aws.backend import AwsMockBackend
@@ -57,7 +59,12 @@ class MotoPlus:
         else:
             body = req.get_data(cache=True)
             environ["wsgi.input"] = io.BytesIO(body)      # moto reads the body again
+            start = time.monotonic()
             resp = self._dispatch(req, environ, body)
+            form = dict(parse_qsl(body.decode("utf-8", "replace"))) if body else {}
+            self.backend.requests.add(Call(form.get("Action") or req.headers.get("X-Amz-Target", ""),
+                                           _signing(req)[1] or "us-east-1",
+                                           caller_of(req.headers.get("User-Agent", "")), start, time.monotonic()))
         return resp(environ, start_response)
 
     def _dispatch(self, req: Request, environ: dict[str, Any], body: bytes) -> Response:
