@@ -7,6 +7,8 @@ Create Date: 2026-11-30 07:30:00
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -18,7 +20,7 @@ branch_labels = None
 depends_on = None
 
 
-def _ts(name: str, nullable: bool = True) -> sa.Column:
+def _ts(name: str, nullable: bool = True) -> sa.Column[Any]:
     return sa.Column(name, controlplane.store.coltypes.UTCDateTime(timezone=True), nullable=nullable)
 
 
