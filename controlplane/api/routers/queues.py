@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from prometheus_client.core import GaugeMetricFamily
 
 router = APIRouter(prefix="/v1", tags=["queues"])
-_ERR: dict[int | str, dict[str, Any]] = {c: {"model": schemas.ErrorBody} for c in (401, 403, 404, 409)}
+_ERR: dict[int | str, dict[str, Any]] = {c: {"model": schemas.ErrorBody} for c in (401, 403, 404, 409, 422)}
 
 
 class _Out(BaseModel):
