@@ -25,10 +25,13 @@ import structlog
 
 from providers.base import Provider
 from providers.capabilities import (
+    FutureReservation,
+    FutureReservationRequest,
     PlacementGroup,
     PlacementGroupRequest,
     QueuedSlices,
     QueuedSlicesRequest,
+    SupportsFutureReservations,
     SupportsPlacementGroups,
     SupportsQueuedResources,
 )
@@ -62,7 +65,7 @@ log = structlog.get_logger(__name__)
 TPU_NOMINAL_SLICES = 4
 
 
-class GCPProvider(Provider, SupportsPlacementGroups, SupportsQueuedResources):
+class GCPProvider(Provider, SupportsPlacementGroups, SupportsQueuedResources, SupportsFutureReservations):
     name = "gcp"
 
     def __init__(self, cfg: ProviderConfig, catalog: Catalog | None = None) -> None:
@@ -228,6 +231,14 @@ class GCPProvider(Provider, SupportsPlacementGroups, SupportsQueuedResources):
                                             spot=request.spot, pool=request.pool, workload=request.workload,
                                             tags=request.tags, valid_for_s=request.valid_for_s)
         return QueuedSlices(request.zone, request.name, state)
+
+    def request_future_reservation(self, request: FutureReservationRequest) -> FutureReservation:
+        w = self.create_future_reservation(request.zone, request.name, request.instance_type, request.count,
+                                           request.starts_at, request.ends_at,
+                                           reservation_name=request.reservation_name,
+                                           idempotency_key=request.idempotency_token)
+        return FutureReservation(w.zone, w.name, w.machine_type, w.total, w.start, w.end, w.status, w.pool_id,
+                                 w.delivered)
 
     # -- GCP-only capabilities for the provisioning engine ---------------------------------
     def ensure_compact_placement_policy(self, region: str, name: str, vm_count: int | None = None,

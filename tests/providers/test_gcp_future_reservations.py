@@ -115,3 +115,18 @@ def test_bad_future_reservations_are_refused_naming_the_field(gcp):
     with pytest.raises(InvalidRequestError, match="instance_type"):
         gcp.create_future_reservation(ZONE, "fr-x", "nope-8g", 1, now + timedelta(days=1), now + timedelta(days=2))
     assert _pools(gcp, "fr-past") == []
+
+
+def test_the_typed_capability_requests_a_future_reservation_once(gcp):
+    from providers.capabilities import FutureReservationRequest, SupportsFutureReservations
+    from providers.registry import CAPABILITIES
+
+    assert isinstance(gcp, SupportsFutureReservations) and SupportsFutureReservations in CAPABILITIES["gcp"]
+    start = _mock_now(gcp) + timedelta(days=1)
+    req = FutureReservationRequest(ZONE, "fr-cap", TYPE, 3, start, start + timedelta(days=2),
+                                   reservation_name="res-cap", idempotency_token="t-1")
+    got = gcp.request_future_reservation(req)
+    assert (got.reservation_id, got.count, got.starts_at, got.status, got.delivered) == (
+        "res-cap", 3, start, "APPROVED", ())
+    assert gcp.request_future_reservation(req) == got
+    assert [p.available_nodes for p in _pools(gcp, "res-cap")] == [3]      # one request, one pool
