@@ -2,10 +2,13 @@
 
 A *future reservation* (``futureReservations``) is capacity bought for a time window: nothing can be
 launched into it before ``timeWindow.startTime``; at the start GCE auto-creates a specific reservation for
-it (``status.autoCreatedReservations``), deleted again at the end (its ``deleteAtTime``). Both phases are
-reported as one pool with ``starts_at``/``ends_at`` and a stable ``reservation_id``: the future
-reservation's ``reservationName`` if it set one (the name GCE will give the reservation), else its own
-name. ``resolve`` turns that id into the reservation a VM must name in its reservationAffinity.
+it (``status.autoCreatedReservations``), deleted again at the end (its ``deleteAtTime``). Before the start
+the pool's ``reservation_id`` is the future reservation's ``reservationName`` (the name GCE will give the
+reservation) or, without one, its own name; from the start it is the auto-created reservation's name, which
+every launch path (this adapter, the Pulumi programs) can name in a reservationAffinity. The two agree when
+the request set ``reservationName``, which ``create_future`` always does. Both phases carry the window's
+dates. ``resolve`` still maps a future reservation's name to what it delivered, for a caller holding an
+id from before the start.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from providers.catalog import CapacityType
-from providers.errors import CapacityError, InvalidRequestError, NotFoundError
+from providers.errors import CapacityError, InvalidRequestError, NotFoundError, ProviderError
 from providers.gcp.clients import GoogleApis
 from providers.gcp.naming import last_segment, region_of, request_id
 from providers.model import CapacityPool
@@ -70,7 +73,7 @@ class Reservations:
     def pools(self, regions: set[str], now: datetime) -> list[CapacityPool]:
         """Specific reservations (free = count - inUseCount) and future reservations not yet delivered
         (free = totalCount, from their start). A delivered one is reported through its auto-created
-        reservation, with the window's dates and the future reservation's id."""
+        reservation, with the window's dates."""
         from google.cloud import compute_v1
         windows = [w for w in self.futures() if w.status not in _DEAD and region_of(w.zone) in regions]
         by_reservation = {(w.zone, r): w for w in windows for r in w.delivered}
@@ -89,7 +92,7 @@ class Reservations:
                 pools.append(CapacityPool(
                     "gcp", region_of(zone), zone, last_segment(sr.instance_properties.machine_type),
                     CapacityType.RESERVED, max(0, int(sr.count) - int(sr.in_use_count)),
-                    reservation_id=w.pool_id if w else r.name, starts_at=w.start if w else None,
+                    reservation_id=r.name, starts_at=w.start if w else None,
                     ends_at=w.end if w else _parse(r.delete_at_time)))
         return pools
 
@@ -115,10 +118,12 @@ class Reservations:
     def create_future(self, zone: str, name: str, machine_type: str, count: int, start: datetime, end: datetime,
                       *, reservation_name: str = "", idempotency_key: str = "") -> FutureWindow:
         """Request ``count`` VMs of ``machine_type`` in ``zone`` for [start, end). Idempotent by
-        ``idempotency_key`` (the requestId) and by name (an existing one is returned as it is)."""
+        ``idempotency_key`` (the requestId) and by name (an existing one is returned as it is). The
+        reservation GCE creates at the start is named ``reservation_name`` (default: ``name``), so the pool
+        keeps one id across the start."""
         from google.cloud import compute_v1
         body = compute_v1.FutureReservation(
-            name=name, reservation_name=reservation_name or None,
+            name=name, reservation_name=reservation_name or name,
             specific_sku_properties=compute_v1.FutureReservationSpecificSKUProperties(
                 total_count=count, instance_properties=compute_v1.AllocationSpecificSKUAllocationReservedInstanceProperties(
                     machine_type=machine_type)),
@@ -138,5 +143,7 @@ class Reservations:
                 raise
         got = FutureWindow.of(self.api.call(client.get, project=self.api.project, zone=zone,
                                             future_reservation=name, at=region_of(zone)))
-        assert got is not None      # we sent a startTime
+        if got is None:
+            raise ProviderError(f"future reservation {name!r} came back without timeWindow.startTime",
+                                provider="gcp", endpoint=self.api.endpoint, region=region_of(zone))
         return got

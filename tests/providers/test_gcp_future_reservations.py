@@ -98,14 +98,33 @@ def test_at_its_start_the_auto_created_reservation_is_usable_and_at_its_end_its_
     assert {n.state for n in gcp.list_nodes() if n.name in {x.name for x in nodes}} == {NodeState.TERMINATED}
 
 
-def test_future_reservation_named_by_its_own_name_resolves_to_the_auto_created_one(gcp):
+def test_one_made_elsewhere_without_a_reservation_name_is_reported_by_what_gce_creates(gcp):
+    """A future reservation made in the console (no reservationName): before its start its pool carries its
+    own name; from the start, the auto-created reservation's name (what any launch path can name); an id from
+    before the start still resolves in create_nodes."""
+    from google.cloud import compute_v1
+
     start = _mock_now(gcp) + timedelta(hours=1)
-    gcp.create_future_reservation(ZONE, "fr-c", TYPE, 1, start, start + timedelta(days=1))
+    body = compute_v1.FutureReservation(
+        name="fr-c", name_prefix="team-c",
+        specific_sku_properties=compute_v1.FutureReservationSpecificSKUProperties(
+            total_count=2, instance_properties=compute_v1.AllocationSpecificSKUAllocationReservedInstanceProperties(
+                machine_type=TYPE)),
+        time_window=compute_v1.FutureReservationTimeWindow(
+            start_time=start.isoformat().replace("+00:00", "Z"), duration=compute_v1.Duration(seconds=86400)))
+    client = gcp.api.compute("FutureReservationsClient")
+    op = client.insert(project=gcp.api.project, zone=ZONE, future_reservation_resource=body)
+    gcp.api.wait_compute("zones", ZONE, op.name, REGION)
+    [early] = _pools(gcp, "fr-c")
+    assert (early.starts_at, early.ends_at) == (start, start + timedelta(days=1))
+
     _advance_to(gcp, start)
-    [pool] = _pools(gcp, "fr-c")
-    assert pool.available_nodes == 1 and pool.starts_at == start
-    [node] = gcp.create_nodes(_req("c", "fr-c"))
-    assert node.capacity_type == CapacityType.RESERVED and _pools(gcp, "fr-c")[0].available_nodes == 0
+    delivered = f"team-c-{start:%Y%m%d}-0001"
+    assert _pools(gcp, "fr-c") == []
+    [pool] = _pools(gcp, delivered)
+    assert (pool.available_nodes, pool.starts_at, pool.ends_at) == (2, start, start + timedelta(days=1))
+    [node] = gcp.create_nodes(_req("c", "fr-c"))          # the pre-start id resolves to the reservation
+    assert node.capacity_type == CapacityType.RESERVED and _pools(gcp, delivered)[0].available_nodes == 1
 
 
 def test_bad_future_reservations_are_refused_naming_the_field(gcp):
