@@ -258,6 +258,7 @@ class NodePoolRequest:
     labels: dict[str, str] = field(default_factory=dict)
     capacity_type: CapacityType = CapacityType.ON_DEMAND
     annotations: dict[str, str] = field(default_factory=dict)
+    reservation_id: str = ""             # the committed capacity it draws on (a CoreWeave contract)
 
 
 @dataclass(frozen=True, slots=True)

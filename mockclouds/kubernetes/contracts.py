@@ -8,11 +8,12 @@ with one key per contract id and a JSON value
     {"zone": "US-EAST-04A", "instanceType": "gd-8xh100ib-i128", "nodes": 4,
      "start": "2026-12-01T00:00:00Z", "end": "2027-12-01T00:00:00Z", "pricePerNodeHour": 40.0}
 
-A NodePool draws on a contract when it carries the label ``compute.coreweave.com/contract: <id>``
-(modelled too). Its nodes come out of the contract, never the zone's on-demand capacity, and only within the
-term: before the start the pool stays short (``InsufficientCapacity``, naming the start), at the end its
-nodes are removed (``ContractEnded``). Both the ConfigMap and the label are Awan's stand-ins, not CoreWeave
-API surface.
+A NodePool draws on a contract when its ``spec.reservation`` names it (the field Awan's Pulumi component,
+infra/components/coreweave.py, writes for reserved pools; modelled too), and its nodes carry the label
+``compute.coreweave.com/contract: <id>``. They come out of the contract, never the zone's on-demand capacity,
+and only within the term: before the start the pool stays short (``InsufficientCapacity``, naming the
+start), at the end its nodes are removed (``ContractEnded``). The ConfigMap, the spec field and the node
+label are Awan's stand-ins, not documented CoreWeave API surface.
 """
 
 from __future__ import annotations

@@ -58,8 +58,12 @@ class NodePoolController:
         return parse_contracts((cm or {}).get("data"))
 
     @staticmethod
-    def contract_of(pool: Obj) -> str:
-        return str(((pool.get("metadata") or {}).get("labels") or {}).get(CONTRACT_LABEL) or "")
+    def contract_of(obj: Obj) -> str:
+        """The contract a NodePool draws on (``spec.reservation``) or a Node belongs to (its label)."""
+        spec = obj.get("spec") or {}
+        if isinstance(spec, dict) and spec.get("reservation"):
+            return str(spec["reservation"])
+        return str(((obj.get("metadata") or {}).get("labels") or {}).get(CONTRACT_LABEL) or "")
 
     def _contract_room(self, c: Contract, pool: str) -> int:
         """Nodes pool ``pool`` may have from contract ``c`` now: none outside the term, else what the other
@@ -139,7 +143,7 @@ class NodePoolController:
                     causes.append((f"metadata.labels[{ZONE_LABEL}]", "Invalid value: field is immutable"))
             if (cid := self.contract_of(new)) and not causes:
                 c = self.contracts().get(cid)
-                where = f"metadata.labels[{CONTRACT_LABEL}]"
+                where = "spec.reservation"
                 if c is None:
                     causes.append((where, f"Invalid value: {cid!r}: no such contract"))
                 elif (c.zone, c.instance_type) != (zone, it):

@@ -175,7 +175,8 @@ class CoreWeaveProvider(Provider, SupportsNodePools):
     # -- NodePools (also used by the provisioning engine) -----------------------------------------
     def ensure_node_pool(self, request: NodePoolRequest) -> NodePoolState:
         status = self.apply_node_pool(request.name, request.instance_type, request.zone, request.target_nodes,
-                                      request.labels, request.capacity_type, request.annotations or None)
+                                      request.labels, request.capacity_type, request.annotations or None,
+                                      request.reservation_id)
         return NodePoolState(request.name, request.instance_type, request.zone, request.target_nodes,
                              int(status.get("currentNodes") or 0))
 

@@ -4,8 +4,9 @@ CoreWeave sells reserved capacity per contract (a number of nodes, often whole r
 in one zone, for a term at a contracted price). The terms are in CoreWeave's Console and order forms, not
 in the CKS Kubernetes API, so, as with the org quota (capacity.py), Awan reads a stand-in the cluster
 publishes: the ConfigMap ``kube-system/coreweave-contracts``, one key per contract id, each value a JSON
-document (``ContractTerms``). A NodePool draws on a contract through the label
-``compute.coreweave.com/contract`` (also modelled), which CKS copies to its nodes. The mock cluster
+document (``ContractTerms``). A NodePool draws on a contract through ``spec.reservation`` (the field the
+Pulumi component writes for reserved pools; also modelled), and its nodes carry the label
+``compute.coreweave.com/contract``. The mock cluster
 (mockclouds/kubernetes/contracts.py) enforces the term: no nodes before the start, nodes removed at the end.
 """
 

@@ -12,7 +12,6 @@ from typing import Any
 
 from providers import nodelabels
 from providers.catalog.model import CapacityType
-from providers.coreweave.contracts import CONTRACT_LABEL
 from providers.model import LABEL_OWNER, LABEL_POOL, LABEL_WORKLOAD
 
 GROUP, VERSION, PLURAL = "compute.coreweave.com", "v1alpha1", "nodepools"
@@ -53,14 +52,17 @@ def manifest(name: str, instance_type: str, zone: str, target_nodes: int, labels
              contract: str = "") -> dict[str, Any]:
     """``contract``: the committed-capacity contract the pool draws on (contracts.py; modelled label)."""
     node_labels = {k: label_value(v) for k, v in labels.items()}
-    pool_labels = {**node_labels, ZONE_LABEL: zone, **({CONTRACT_LABEL: contract} if contract else {})}
+    pool_labels = {**node_labels, ZONE_LABEL: zone}
+    spec: dict[str, Any] = {"instanceType": instance_type, "targetNodes": target_nodes,
+                            "computeClass": compute_class(capacity_type), "autoscaling": False,
+                            "nodeLabels": node_labels, "nodeAnnotations": dict(annotations or {})}
+    if contract:
+        spec["reservation"] = contract
     return {
         "apiVersion": f"{GROUP}/{VERSION}", "kind": "NodePool",
         "metadata": {"name": name, "labels": pool_labels,
                      "annotations": dict(annotations or {})},
-        "spec": {"instanceType": instance_type, "targetNodes": target_nodes,
-                 "computeClass": compute_class(capacity_type), "autoscaling": False,
-                 "nodeLabels": node_labels, "nodeAnnotations": dict(annotations or {})},
+        "spec": spec,
     }
 
 

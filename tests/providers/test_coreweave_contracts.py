@@ -112,14 +112,31 @@ def test_contract_nodes_come_at_the_start_up_to_the_commitment_and_go_at_the_end
     assert ledger.free(ZONE, H100) == free
 
 
-def test_a_pool_naming_an_unknown_or_mismatched_contract_is_refused_naming_the_label(cw):
+def test_a_pool_naming_an_unknown_or_mismatched_contract_is_refused_naming_the_field(cw):
     now = _now(cw)
     _publish(cw, **{"cw-gb": {**_terms(now, now + timedelta(days=1)), "instanceType": "gb200-4x",
                               "zone": "US-EAST-14A"},
                     "broken": json.dumps({"zone": ZONE})})
-    with pytest.raises(InvalidRequestError, match="compute.coreweave.com/contract"):
+    with pytest.raises(InvalidRequestError, match="spec.reservation"):
         cw.create_nodes(_req("x", 1, "nope"))
     with pytest.raises(InvalidRequestError, match="the contract is for gb200-4x"):
         cw.create_nodes(_req("y", 1, "cw-gb"))
     assert set(cw.contracts()) == {"cw-gb"}         # the malformed entry is skipped, not fatal
     assert {n.state for n in cw.list_nodes()} <= {NodeState.RUNNING}
+
+
+def test_a_node_pool_asked_for_early_fills_at_the_start_through_the_typed_capability(cw):
+    """The provisioning engines' path (SupportsNodePools, spec.reservation as the Pulumi component writes it):
+    a pool on a contract made before its start waits short and gets its nodes once the term begins."""
+    from providers.capabilities import NodePoolRequest
+
+    start = _now(cw) + timedelta(hours=2)
+    _publish(cw, **{"cw-h100-c": _terms(start, start + timedelta(days=1), nodes=2)})
+    got = cw.ensure_node_pool(NodePoolRequest("early-pool", H100, ZONE, 2, {"awan-owner": "awan"},
+                                              CapacityType.RESERVED, reservation_id="cw-h100-c"))
+    assert (got.target_nodes, got.current_nodes) == (2, 0)
+    assert cw.get_node_pool("early-pool")["spec"]["reservation"] == "cw-h100-c"
+    _advance_to(cw, start)
+    state = cw.node_pool("early-pool")
+    assert state is not None and state.current_nodes == 2
+    assert {n.capacity_type for n in cw.list_nodes()} == {CapacityType.RESERVED}
