@@ -24,8 +24,9 @@ from providers.gcp.clients import GoogleApis
 from providers.gcp.naming import last_segment, region_of, request_id
 from providers.model import CapacityPool
 
-# A future reservation in these states will not deliver (or never did): not reported.
-_DEAD = {"CANCELLED", "DECLINED", "FAILED", "DRAFTING"}
+# A future reservation in these states will not deliver (or never did), or is not approved yet: not reported,
+# so nothing waits for capacity Google has not agreed to.
+_DEAD = {"CANCELLED", "DECLINED", "FAILED", "DRAFTING", "PENDING_APPROVAL"}
 
 
 def _parse(value: str) -> datetime | None:
