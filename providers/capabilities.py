@@ -137,6 +137,44 @@ class SupportsCapacityBlocks(Protocol):
         ...
 
 
+# -- future reservations (GCE) ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FutureReservationRequest:
+    """Ask for ``count`` VMs of ``instance_type`` in ``zone`` for [starts_at, ends_at). ``reservation_name``
+    is the name the cloud gives the reservation it creates at the start (else one it chooses)."""
+
+    zone: str
+    name: str
+    instance_type: str
+    count: int
+    starts_at: datetime
+    ends_at: datetime
+    reservation_name: str = ""
+    idempotency_token: str = ""          # GCE requestId
+
+
+@dataclass(frozen=True, slots=True)
+class FutureReservation:
+    zone: str
+    name: str
+    instance_type: str
+    count: int
+    starts_at: datetime
+    ends_at: datetime
+    status: str                          # the cloud's procurement status (APPROVED, FULFILLED, ...)
+    reservation_id: str                  # what capacity() reports it under, before and after the start
+    delivered: tuple[str, ...] = ()      # the reservations the cloud created at the start
+
+
+@runtime_checkable
+class SupportsFutureReservations(Protocol):
+    def request_future_reservation(self, request: FutureReservationRequest) -> FutureReservation:
+        """Request it (idempotent by name and token); capacity() then reports a pool dated by its window."""
+        ...
+
+
 # -- TPU queued resources (GCP) -------------------------------------------------------------------
 
 
@@ -220,6 +258,7 @@ class NodePoolRequest:
     labels: dict[str, str] = field(default_factory=dict)
     capacity_type: CapacityType = CapacityType.ON_DEMAND
     annotations: dict[str, str] = field(default_factory=dict)
+    reservation_id: str = ""             # the committed capacity it draws on (a CoreWeave contract)
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,7 +322,7 @@ class SupportsClusterNetworks(Protocol):
 
 
 CAPABILITIES: tuple[type, ...] = (SupportsPlacementGroups, SupportsReservations, SupportsCapacityBlocks,
-                                  SupportsQueuedResources, SupportsScaleSets, SupportsNodePools,
+                                  SupportsFutureReservations, SupportsQueuedResources, SupportsScaleSets, SupportsNodePools,
                                   SupportsClusterNetworks)
 
 C = TypeVar("C")

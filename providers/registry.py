@@ -9,6 +9,7 @@ from providers.base import Provider
 from providers.capabilities import (
     SupportsCapacityBlocks,
     SupportsClusterNetworks,
+    SupportsFutureReservations,
     SupportsNodePools,
     SupportsPlacementGroups,
     SupportsQueuedResources,
@@ -42,7 +43,7 @@ REQUIRES = {
 # not found out when the engine first needs it.
 CAPABILITIES: dict[str, tuple[type, ...]] = {
     "aws": (SupportsPlacementGroups, SupportsReservations, SupportsCapacityBlocks),
-    "gcp": (SupportsPlacementGroups, SupportsQueuedResources),
+    "gcp": (SupportsPlacementGroups, SupportsQueuedResources, SupportsFutureReservations),
     "azure": (SupportsScaleSets,),
     "coreweave": (SupportsNodePools,),
     "oci": (SupportsReservations, SupportsClusterNetworks),

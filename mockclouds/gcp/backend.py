@@ -10,6 +10,7 @@ from mockclouds.clock import MockClock
 from mockclouds.faults import FaultBook
 from mockclouds.gcp.compute import ComputeModel
 from mockclouds.gcp.machines import is_tpu, region_of
+from mockclouds.gcp.reservations import ReservationModel
 from mockclouds.gcp.tpu import TpuModel
 from providers.catalog import Catalog, default_catalog
 
@@ -19,18 +20,27 @@ class GCPBackend:
         catalog = catalog or default_catalog()
         self.ledger = CapacityLedger("gcp", catalog)
         self.faults = FaultBook()
-        self.clock = MockClock()     # /_mock/clock; nothing here is dated yet
+        self.clock = MockClock()     # /_mock/clock: future reservations start and end by it
         # One lock for both models: a TPU node and a VM can draw on the same ledger in one zone.
         self.lock = threading.RLock()
         self.compute = ComputeModel(self.ledger, catalog, self.lock)
         self.tpu = TpuModel(self.ledger, self.compute.zones, self.lock)
+        self.reservations = ReservationModel(self.compute, self.clock, self.lock)
+        self.compute.reservations = self.reservations
 
     def reset(self) -> None:
         with self.lock:
             self.compute.reset()
             self.tpu.reset()
+            self.reservations.reset()
+            self.clock.reset()
             self.ledger.reset()
             self.faults.clear()
+
+    def tick(self) -> None:
+        """Apply what the clock says has happened (future reservations delivered or ended) before a request
+        is answered: no background thread, but always before anyone can observe it."""
+        self.reservations.advance()
 
     def preempt(self, region: str | None, zone: str | None, instance_type: str | None,
                 spot_only: bool = True) -> list[str]:

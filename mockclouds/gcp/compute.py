@@ -14,12 +14,16 @@ import re
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from mockclouds.capacity import CapacityExhausted, CapacityLedger
 from mockclouds.gcp.errors import GoogleApiError, invalid, not_found
 from mockclouds.gcp.filters import parse_filter
 from mockclouds.gcp.machines import DEFAULT_LIMITS, MachineSpec, is_tpu, machine_spec, region_of
 from providers.catalog import Catalog
+
+if TYPE_CHECKING:
+    from mockclouds.gcp.reservations import ReservationModel
 
 _NAME = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?")   # fullmatch, as GCE does
 
@@ -42,7 +46,8 @@ class Instance:
     created: str
     status: str = "PROVISIONING"
     status_message: str = ""
-    holds: bool = True        # holds a node of the ledger and counts against quota
+    holds: bool = True        # holds a node (of the ledger, or of its reservation) and counts against quota
+    reservation: str = ""     # the specific reservation it consumes (reservationAffinity); not the ledger
 
     @property
     def region(self) -> str:
@@ -97,6 +102,7 @@ class ComputeModel:
         self.zones = dict(sorted(catalog.zones("gcp").items()))       # zone -> region
         self.regions = sorted(set(self.zones.values()))
         self._ids = itertools.count(1)
+        self.reservations: ReservationModel | None = None     # set by GCPBackend (they share the lock)
         self.reset()
 
     def reset(self) -> None:
@@ -150,7 +156,7 @@ class ComputeModel:
         with self.lock:
             usage = dict.fromkeys(DEFAULT_LIMITS, 0.0)
             for i in self.instances.values():
-                if i.holds and i.project == project and i.region == region:
+                if i.holds and not i.reservation and i.project == project and i.region == region:
                     for m, n in self._charges(i.spec, i.spot).items():
                         usage[m] = usage.get(m, 0.0) + n
             return [(m, self.limit(region, m), u) for m, u in sorted(usage.items())]
@@ -206,17 +212,26 @@ class ComputeModel:
                 if (project, region, p.rsplit("/", 1)[-1]) not in self.policies:
                     raise invalid(f"Invalid value for field 'resource.resourcePolicies[0]': '{p}'. "
                                   "The resource policy does not exist.")
+            affinity = body.get("reservationAffinity") or {}
+            specific = affinity.get("consumeReservationType") == "SPECIFIC_RESERVATION"
+            if specific and self.reservations is not None:      # a missing/mismatched one fails synchronously
+                self.reservations.check(project, zone, str((affinity.get("values") or [""])[0]), mt)
             target = f"projects/{project}/zones/{zone}/instances/{name}"
             op = self._operation(project, "zones", zone, "insert", target)
             if request_id:
                 self.request_ids[(project, request_id)] = op.name
             spec = self.specs[mt]
-            if (breach := self._quota_breach(project, region, spec, spot)) is not None:
+            reservation = ""
+            if specific and self.reservations is not None:
+                got = self.reservations.consume(project, zone, str((affinity.get("values") or [""])[0]))
+                if isinstance(got, dict):
+                    op.http_status, op.errors = 503, [got]
+                    return op
+                reservation = got.name
+            elif (breach := self._quota_breach(project, region, spec, spot)) is not None:
                 op.http_status, op.errors = 403, [breach]
                 return op
-            try:
-                self.ledger.take(zone, mt, 1)
-            except CapacityExhausted:
+            elif not self._take(zone, mt):
                 op.http_status = 503
                 op.errors = [{"code": "ZONE_RESOURCE_POOL_EXHAUSTED",
                               "message": f"The zone 'projects/{project}/zones/{zone}' does not have enough "
@@ -225,10 +240,18 @@ class ComputeModel:
                 return op
             inst = Instance(self.new_id(), project, zone, name, spec, spot,
                             str(sched.get("instanceTerminationAction") or "STOP"),
-                            {str(k): str(v) for k, v in (body.get("labels") or {}).items()}, policies, now())
+                            {str(k): str(v) for k, v in (body.get("labels") or {}).items()}, policies, now(),
+                            reservation=reservation)
             self.instances[(project, zone, name)] = inst
             op.on_done.append(lambda: setattr(inst, "status", "RUNNING") if inst.status == "PROVISIONING" else None)
             return op
+
+    def _take(self, zone: str, machine_type: str) -> bool:
+        try:
+            self.ledger.take(zone, machine_type, 1)
+        except CapacityExhausted:
+            return False
+        return True
 
     def _quota_breach(self, project: str, region: str, spec: MachineSpec, spot: bool) -> dict | None:
         used = {m: u for m, _, u in self.quotas(project, region)}
@@ -273,7 +296,10 @@ class ComputeModel:
     def _release(self, inst: Instance) -> None:
         if inst.holds:
             inst.holds = False
-            self.ledger.give(inst.zone, inst.spec.name, 1)
+            if inst.reservation and self.reservations is not None:
+                self.reservations.give(inst.project, inst.zone, inst.reservation)
+            else:
+                self.ledger.give(inst.zone, inst.spec.name, 1)
 
     def preempt(self, region: str | None, zone: str | None, machine_type: str | None,
                 spot_only: bool) -> builtins.list[str]:     # builtins.: ``list`` here is the method above

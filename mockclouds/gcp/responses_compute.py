@@ -46,6 +46,9 @@ def instance_json(i: Instance, base: str) -> dict:
         out["resourcePolicies"] = i.resource_policies
     if i.status_message:
         out["statusMessage"] = i.status_message
+    if i.reservation:
+        out["reservationAffinity"] = {"consumeReservationType": "SPECIFIC_RESERVATION",
+                                      "key": "compute.googleapis.com/reservation-name", "values": [i.reservation]}
     return out
 
 

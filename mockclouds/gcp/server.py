@@ -15,7 +15,7 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.wrappers import Request, Response
 
 from mockclouds.control import handle_control
-from mockclouds.gcp import responses_compute, responses_tpu
+from mockclouds.gcp import responses_compute, responses_reservations, responses_tpu
 from mockclouds.gcp.backend import GCPBackend
 from mockclouds.gcp.errors import GoogleApiError, invalid
 from mockclouds.gcp.machines import region_of
@@ -23,7 +23,7 @@ from mockclouds.gcp.responses_common import error_response, fault_error, json_re
 from mockclouds.gcp.urls import URL_MAP
 from mockclouds.serving import RunningServer, serve_in_thread
 
-HANDLERS = {**responses_compute.HANDLERS, **responses_tpu.HANDLERS}
+HANDLERS = {**responses_compute.HANDLERS, **responses_tpu.HANDLERS, **responses_reservations.HANDLERS}
 
 
 def _region(args: Mapping[str, str]) -> str | None:
@@ -56,6 +56,7 @@ class GCPApp:
             hit = self.backend.faults.check(endpoint, _region(args))
             if hit is not None:
                 raise fault_error(hit)
+            self.backend.tick()       # a clock move takes effect before the next answer
             return HANDLERS[endpoint](self.backend, request, **args)
         except GoogleApiError as e:
             return error_response(e)

@@ -21,7 +21,7 @@ from mockclouds.kubernetes.controller import (
     NodePoolController,
 )
 from mockclouds.kubernetes.resources import CONFIGMAPS, NODEPOOLS, NODES, ResourceType
-from mockclouds.kubernetes.store import Obj
+from mockclouds.kubernetes.store import Matcher, Obj
 from providers.catalog import Catalog, default_catalog
 
 QUOTA_NAMESPACE, QUOTA_CONFIGMAP = "kube-system", "coreweave-quota"
@@ -43,8 +43,9 @@ class CoreWeaveBackend(Cluster):
         self.catalog = catalog or default_catalog()
         self.ledger = CapacityLedger("coreweave", self.catalog)
         super().__init__(FaultBook())
-        self.clock = MockClock()     # /_mock/clock; nothing here is dated yet
-        self.controller = NodePoolController(self.store, self.ledger, self.catalog, default_zone)
+        self.clock = MockClock()     # /_mock/clock: contracts (contracts.py) start and end by it
+        self.controller = NodePoolController(self.store, self.ledger, self.catalog, default_zone, self.clock)
+        self._phases: dict[str, str] = {}      # contract pool -> term phase last applied
         self.reset()
 
     # -- MockBackend ---------------------------------------------------------------------------
@@ -52,6 +53,8 @@ class CoreWeaveBackend(Cluster):
         with self.store.lock:
             self.faults.clear()
             self.ledger.reset()
+            self.clock.reset()
+            self._phases.clear()
             self.clear()
             # The org quota CoreWeave grants per (zone, instance type), in nodes. CKS has no API for free
             # capacity; this is the one figure a client can read (see providers/coreweave/capacity.py).
@@ -106,6 +109,36 @@ class CoreWeaveBackend(Cluster):
                 self.controller.reconcile(pool, lost=(reason, k))
             self.reconcile()            # pods on the lost nodes fail (NodeLost)
         return ids
+
+    # -- contract terms by the clock (contracts.py) ------------------------------------------------
+    def apply_contract_terms(self) -> None:
+        """Reconcile every contract-backed pool whose contract moved into or out of its term since last
+        time: the mock has no timer on the mock clock, so time is applied before anything is read."""
+        with self.store.lock:
+            contracts = self.controller.contracts()
+            if not contracts and not self._phases:
+                return          # the common case: no contracts published, nothing dated
+            now = self.clock.now()
+            for name in self.controller.contract_pools():
+                pool = self.store.try_get(NODEPOOLS, "", name)
+                c = contracts.get(self.controller.contract_of(pool or {}))
+                phase = "none" if c is None else "before" if now < c.start else "in" if now < c.end else "after"
+                if self._phases.get(name) != phase:
+                    self._phases[name] = phase
+                    self.controller.reconcile(name)
+                    self.reconcile()
+
+    def tick(self) -> None:
+        self.apply_contract_terms()
+        super().tick()
+
+    def get(self, rt: ResourceType, ns: str, name: str) -> Obj:
+        self.apply_contract_terms()
+        return super().get(rt, ns, name)
+
+    def list(self, rt: ResourceType, ns: str | None, match: Matcher) -> tuple[list[Obj], int]:
+        self.apply_contract_terms()
+        return super().list(rt, ns, match)
 
     # -- where a request lands (for region faults) ---------------------------------------------
     def region_of(self, rt: ResourceType, ns: str, name: str, body: Any) -> str | None:

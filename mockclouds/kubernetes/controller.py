@@ -13,8 +13,16 @@ import re
 from typing import Any
 
 from mockclouds.capacity import CapacityExhausted, CapacityLedger
+from mockclouds.clock import MockClock
+from mockclouds.kubernetes.contracts import (
+    CONTRACT_LABEL,
+    CONTRACTS_CONFIGMAP,
+    CONTRACTS_NAMESPACE,
+    Contract,
+    parse_contracts,
+)
 from mockclouds.kubernetes.errors import ApiError, invalid
-from mockclouds.kubernetes.resources import NODEPOOLS, NODES
+from mockclouds.kubernetes.resources import CONFIGMAPS, NODEPOOLS, NODES
 from mockclouds.kubernetes.store import Obj, ObjectStore, now_rfc3339
 from providers import nodelabels as L
 from providers.catalog import Catalog, InstanceType
@@ -39,9 +47,36 @@ def _ordinal(node: Obj, pool: str) -> int:
 
 class NodePoolController:
     def __init__(self, store: ObjectStore, ledger: CapacityLedger, catalog: Catalog,
-                 default_zone: str | None = None) -> None:
+                 default_zone: str | None = None, clock: MockClock | None = None) -> None:
         self.store, self.ledger, self.catalog = store, ledger, catalog
         self.default_zone = default_zone
+        self.clock = clock or MockClock()
+
+    # -- contracts (contracts.py) ------------------------------------------------------------------
+    def contracts(self) -> dict[str, Contract]:
+        cm = self.store.try_get(CONFIGMAPS, CONTRACTS_NAMESPACE, CONTRACTS_CONFIGMAP)
+        return parse_contracts((cm or {}).get("data"))
+
+    @staticmethod
+    def contract_of(obj: Obj) -> str:
+        """The contract a NodePool draws on (``spec.reservation``) or a Node belongs to (its label)."""
+        spec = obj.get("spec") or {}
+        if isinstance(spec, dict) and spec.get("reservation"):
+            return str(spec["reservation"])
+        return str(((obj.get("metadata") or {}).get("labels") or {}).get(CONTRACT_LABEL) or "")
+
+    def _contract_room(self, c: Contract, pool: str) -> int:
+        """Nodes pool ``pool`` may have from contract ``c`` now: none outside the term, else what the other
+        pools on the contract leave."""
+        if not c.in_term(self.clock.now()):
+            return 0
+        others, _ = self.store.list(NODES, None, lambda o: (o["metadata"].get("labels") or {}).get(CONTRACT_LABEL)
+                                    == c.id and o["metadata"]["labels"].get(POOL_LABEL) != pool, copy_out=False)
+        return max(0, c.nodes - len(others))
+
+    def contract_pools(self) -> list[str]:
+        pools, _ = self.store.list(NODEPOOLS, None, lambda o: bool(self.contract_of(o)), copy_out=False)
+        return [p["metadata"]["name"] for p in pools]
 
     # -- admission (what CoreWeave's webhook refuses) ------------------------------------------
     def _instance_type(self, name: str) -> InstanceType | None:
@@ -106,6 +141,16 @@ class NodePoolController:
                     causes.append(("spec.instanceType", "Invalid value: field is immutable"))
                 elif self.zone_of(old) != zone:
                     causes.append((f"metadata.labels[{ZONE_LABEL}]", "Invalid value: field is immutable"))
+            if (cid := self.contract_of(new)) and not causes:
+                c = self.contracts().get(cid)
+                where = "spec.reservation"
+                if c is None:
+                    causes.append((where, f"Invalid value: {cid!r}: no such contract"))
+                elif (c.zone, c.instance_type) != (zone, it):
+                    causes.append((where, f"Invalid value: {cid!r}: the contract is for {c.instance_type} in "
+                                          f"{c.zone}, not {it} in {zone}"))
+                elif cc == "spot":
+                    causes.append(("spec.computeClass", "Invalid value: 'spot': contract capacity is 'default'"))
         if causes:
             raise invalid(NODEPOOLS.kind, NODEPOOLS.group, name, causes)
 
@@ -126,8 +171,19 @@ class NodePoolController:
             it, zone, target = spec["instanceType"], self.zone_of(pool), int(spec["targetNodes"])
             nodes = self.pool_nodes(name)
             short_reason, message = "", ""
+            cid = self.contract_of(pool)
+            contract = self.contracts().get(cid) if cid else None
+            room = self._contract_room(contract, name) if contract is not None else 0
             if lost is not None:
                 short_reason, message = lost[0], f"{lost[1]} node(s) removed by the provider"
+            elif cid and len(nodes) > min(target, room):
+                # a contract never lends beyond its term: at the end its nodes go
+                keep = min(target, room)
+                for n in nodes[keep:]:
+                    self.store.delete(NODES, "", n["metadata"]["name"])
+                nodes = nodes[:keep]
+                if contract is None or self.clock.now() >= contract.end:
+                    short_reason, message = "ContractEnded", f"contract {cid} has ended; its nodes were removed"
             elif len(nodes) > target:
                 for n in nodes[target:]:
                     self.store.delete(NODES, "", n["metadata"]["name"])
@@ -135,11 +191,14 @@ class NodePoolController:
                 nodes = nodes[:target]
             elif len(nodes) < target:
                 want = target - len(nodes)
-                got = min(want, self.ledger.free(zone, it))
-                try:
-                    self.ledger.take(zone, it, got)
-                except CapacityExhausted:
-                    got = 0
+                if cid:
+                    got = max(0, min(want, room - len(nodes)))
+                else:
+                    got = min(want, self.ledger.free(zone, it))
+                    try:
+                        self.ledger.take(zone, it, got)
+                    except CapacityExhausted:
+                        got = 0
                 used = {_ordinal(n, name) for n in nodes}
                 for _ in range(got):
                     nodes.append(self._create_node(pool, zone, used))
@@ -147,6 +206,10 @@ class NodePoolController:
                     short_reason = "InsufficientCapacity"
                     message = (f"insufficient capacity for {it} in {zone}: "
                                f"{target - len(nodes)} of {target} node(s) pending")
+                    if contract is not None and not contract.in_term(self.clock.now()):
+                        when = (f"starts at {contract.start.isoformat()}" if self.clock.now() < contract.start
+                                else f"ended at {contract.end.isoformat()}")
+                        message = f"contract {cid} {when}: {target - len(nodes)} of {target} node(s) pending"
             self._write_status(pool, len(nodes), target, short_reason, message)
 
     def pool_deleted(self, pool: Obj) -> None:
@@ -155,13 +218,14 @@ class NodePoolController:
             zone, it = self.zone_of(pool), pool["spec"]["instanceType"]
             for n in self.pool_nodes(name):
                 self.store.delete(NODES, "", n["metadata"]["name"])
-                self.ledger.give(zone, it, 1)
+                if not self.contract_of(n):       # contract nodes go back to the contract, not the zone
+                    self.ledger.give(zone, it, 1)
 
     def node_deleted(self, node: Obj) -> None:
         """A Node deleted through the API frees its machine; its pool shows one node fewer until the pool
         is written again (the adapter scales the pool down right after deleting chosen nodes)."""
         labels = node["metadata"].get("labels") or {}
-        if labels.get(TOPO_ZONE) and labels.get(TYPE_LABEL):
+        if labels.get(TOPO_ZONE) and labels.get(TYPE_LABEL) and not labels.get(CONTRACT_LABEL):
             self.ledger.give(labels[TOPO_ZONE], labels[TYPE_LABEL], 1)
         pool_name = labels.get(POOL_LABEL)
         pool = self.store.try_get(NODEPOOLS, "", pool_name) if pool_name else None
@@ -219,7 +283,11 @@ class NodePoolController:
             # The provider-neutral labels every stack's nodes carry (providers/nodelabels.py).
             awan_pool = (spec.get("nodeLabels") or {}).get(LABEL_POOL) or \
                 (spec.get("nodeAnnotations") or {}).get("awan.dev/pool") or name
-            labels.update({L.PROVIDER: "coreweave", L.CAPACITY_TYPE: "spot" if cc == "spot" else "on-demand",
+            contract = self.contract_of(pool)
+            if contract:
+                labels[CONTRACT_LABEL] = contract
+            labels.update({L.PROVIDER: "coreweave",
+                           L.CAPACITY_TYPE: "spot" if cc == "spot" else "reserved" if contract else "on-demand",
                            L.POOL: re.sub(r"[^A-Za-z0-9_.-]+", "-", awan_pool)[:63].strip("-_."),
                            L.GPU_PRODUCT: re.sub(r"[^A-Za-z0-9_.-]+", "-", it.gpu_model)})
             if it.nodes_per_domain > 1:

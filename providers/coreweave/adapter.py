@@ -10,6 +10,7 @@ call created it), so a refused request leaves nothing behind, and CapacityError 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -22,6 +23,14 @@ from providers.config import ProviderConfig
 from providers.coreweave import nodepools as np
 from providers.coreweave.capacity import QUOTA_CONFIGMAP, QUOTA_NAMESPACE, build_report, parse_quota
 from providers.coreweave.client import PROVIDER, KubeCaller, build_api_client
+from providers.coreweave.contracts import (
+    CONTRACT_LABEL,
+    CONTRACTS_CONFIGMAP,
+    CONTRACTS_NAMESPACE,
+    ContractTerms,
+    contract_pools,
+    parse_contracts,
+)
 from providers.errors import CapacityError, InvalidRequestError, NotFoundError, ProviderError
 from providers.health import region_status
 from providers.model import (
@@ -78,6 +87,15 @@ class CoreWeaveProvider(Provider, SupportsNodePools):
             return None
         return parse_quota(cm.data, self._catalog.zones(PROVIDER))
 
+    def contracts(self) -> dict[str, ContractTerms]:
+        """The cluster's committed-capacity contracts by id (contracts.py); none when it publishes none."""
+        try:
+            cm = self._kube.call(self._core.read_namespaced_config_map, CONTRACTS_CONFIGMAP, CONTRACTS_NAMESPACE,
+                                 what="read contracts")
+        except NotFoundError:
+            return {}
+        return parse_contracts(cm.data)
+
     def _region(self, zone: str) -> str:
         return self._catalog.zones(PROVIDER).get(zone, "")
 
@@ -99,7 +117,8 @@ class CoreWeaveProvider(Provider, SupportsNodePools):
         return Node(
             provider=PROVIDER, id=meta.name, name=meta.name, region=lab.get(np.TOPO_REGION) or self._region(zone),
             zone=zone, instance_type=lab.get(np.TYPE_LABEL, ""),
-            capacity_type=CapacityType.SPOT if lab.get(np.CLASS_LABEL) == "spot" else CapacityType.ON_DEMAND,
+            capacity_type=CapacityType.SPOT if lab.get(np.CLASS_LABEL) == "spot" else (
+                CapacityType.RESERVED if lab.get(CONTRACT_LABEL) else CapacityType.ON_DEMAND),
             state=state, pool=ann.get(np.ANN_POOL) or lab.get(LABEL_POOL, ""),
             workload=ann.get(np.ANN_WORKLOAD) or lab.get(LABEL_WORKLOAD, ""), gpus=gpus, labels=lab)
 
@@ -120,8 +139,10 @@ class CoreWeaveProvider(Provider, SupportsNodePools):
 
     def capacity(self) -> CapacityReport:
         """Quota headroom per (zone, type, capacity type), capacity_known=False; 0 where a node pool shows
-        a stock-out now. See providers/coreweave/capacity.py for why."""
+        a stock-out now (see providers/coreweave/capacity.py for why); and one reserved pool per contract,
+        dated by its term (contracts.py)."""
         quota = self._quota()
+        contracts = self.contracts()
         res = self._kube.call(self._core.list_node, what="list nodes")
         nodes = [{"metadata": {"labels": dict((n.metadata.labels if n.metadata else None) or {})}}
                  for n in res.items]
@@ -129,7 +150,9 @@ class CoreWeaveProvider(Provider, SupportsNodePools):
                                       what="list node pools"))["items"]
         zone_of = {p["metadata"]["name"]: (p["metadata"].get("labels") or {}).get(np.ZONE_LABEL, "")
                    for p in pools}
-        return build_report(self._catalog_offerings(), quota, nodes, pools, zone_of)
+        report = build_report(self._catalog_offerings(), quota, nodes, pools, zone_of)
+        dated = contract_pools(contracts, self._catalog_offerings(), nodes, report.taken_at)
+        return dataclasses.replace(report, pools=report.pools + tuple(dated))
 
     def list_nodes(self) -> list[Node]:
         res = self._kube.call(self._core.list_node, label_selector=LABEL_OWNER, what="list nodes")
@@ -152,7 +175,8 @@ class CoreWeaveProvider(Provider, SupportsNodePools):
     # -- NodePools (also used by the provisioning engine) -----------------------------------------
     def ensure_node_pool(self, request: NodePoolRequest) -> NodePoolState:
         status = self.apply_node_pool(request.name, request.instance_type, request.zone, request.target_nodes,
-                                      request.labels, request.capacity_type, request.annotations or None)
+                                      request.labels, request.capacity_type, request.annotations or None,
+                                      request.reservation_id)
         return NodePoolState(request.name, request.instance_type, request.zone, request.target_nodes,
                              int(status.get("currentNodes") or 0))
 
@@ -177,11 +201,11 @@ class CoreWeaveProvider(Provider, SupportsNodePools):
 
     def apply_node_pool(self, name: str, instance_type: str, zone: str, target_nodes: int,
                         labels: dict[str, str], capacity_type: CapacityType = CapacityType.ON_DEMAND,
-                        annotations: dict[str, str] | None = None) -> dict[str, Any]:
+                        annotations: dict[str, str] | None = None, contract: str = "") -> dict[str, Any]:
         """Create the NodePool, or merge-patch its size, labels and annotations; returns its status
         (``currentNodes``, ``conditions``) as the controller reported it in the write's answer.
         Changing the instance type or zone of an existing pool is refused (CoreWeave: immutable)."""
-        body = np.manifest(name, instance_type, zone, target_nodes, labels, annotations, capacity_type)
+        body = np.manifest(name, instance_type, zone, target_nodes, labels, annotations, capacity_type, contract)
         region = self._region(zone)
         existing = self.get_node_pool(name)
         if existing is None:
@@ -239,8 +263,9 @@ class CoreWeaveProvider(Provider, SupportsNodePools):
         labels = np.awan_labels(owner, request.pool, request.workload)
         annotations = {np.ANN_POOL: request.pool, np.ANN_WORKLOAD: request.workload,
                        "awan.dev/idempotency-key": request.idempotency_key}
+        # reservation_id names a committed-capacity contract: the pool draws on it (only within its term)
         self.apply_node_pool(name, request.instance_type, request.zone, request.count, labels,
-                             request.capacity_type, annotations)
+                             request.capacity_type, annotations, request.reservation_id)
         obj = self._wait_for_pool(name)
         if obj is not None and np.stocked_out(obj):
             have, want = np.current_nodes(obj), np.target_nodes(obj)

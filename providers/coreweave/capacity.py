@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from providers.catalog.model import Offering
+from providers.coreweave.contracts import CONTRACT_LABEL
 from providers.coreweave.nodepools import TOPO_ZONE, TYPE_LABEL, stocked_out
 from providers.model import CapacityPool, CapacityReport, Quota
 
@@ -42,6 +43,8 @@ def build_report(offerings: list[Offering], quota: dict[tuple[str, str], int] | 
     used: dict[tuple[str, str], int] = {}
     for n in nodes:
         lab = (n.get("metadata") or {}).get("labels") or {}
+        if lab.get(CONTRACT_LABEL):
+            continue      # contract nodes draw on their contract, not on the quota (contracts.py)
         key = (lab.get(TOPO_ZONE, ""), lab.get(TYPE_LABEL, ""))
         used[key] = used.get(key, 0) + 1
     out_of_stock = {(zone_of_pool.get(p["metadata"]["name"], ""), p["spec"].get("instanceType", ""))

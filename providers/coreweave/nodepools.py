@@ -48,16 +48,21 @@ def compute_class(ct: CapacityType) -> str:
 
 
 def manifest(name: str, instance_type: str, zone: str, target_nodes: int, labels: dict[str, str],
-             annotations: dict[str, str] | None = None, capacity_type: CapacityType = CapacityType.ON_DEMAND
-             ) -> dict[str, Any]:
+             annotations: dict[str, str] | None = None, capacity_type: CapacityType = CapacityType.ON_DEMAND,
+             contract: str = "") -> dict[str, Any]:
+    """``contract``: the committed-capacity contract the pool draws on (contracts.py; modelled label)."""
     node_labels = {k: label_value(v) for k, v in labels.items()}
+    pool_labels = {**node_labels, ZONE_LABEL: zone}
+    spec: dict[str, Any] = {"instanceType": instance_type, "targetNodes": target_nodes,
+                            "computeClass": compute_class(capacity_type), "autoscaling": False,
+                            "nodeLabels": node_labels, "nodeAnnotations": dict(annotations or {})}
+    if contract:
+        spec["reservation"] = contract
     return {
         "apiVersion": f"{GROUP}/{VERSION}", "kind": "NodePool",
-        "metadata": {"name": name, "labels": {**node_labels, ZONE_LABEL: zone},
+        "metadata": {"name": name, "labels": pool_labels,
                      "annotations": dict(annotations or {})},
-        "spec": {"instanceType": instance_type, "targetNodes": target_nodes,
-                 "computeClass": compute_class(capacity_type), "autoscaling": False,
-                 "nodeLabels": node_labels, "nodeAnnotations": dict(annotations or {})},
+        "spec": spec,
     }
 
 

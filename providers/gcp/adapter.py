@@ -11,10 +11,12 @@ Beyond the interface, the provisioning engine may call:
     create_queued_resource(zone, name, instance_type, slices=1, *, spot=False, ...) -> str   # state
     queued_resource_state(zone, name) -> str
     delete_queued_resource(zone, name) -> None
+    create_future_reservation(zone, name, instance_type, count, start, end, ...) -> FutureWindow
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -23,10 +25,13 @@ import structlog
 
 from providers.base import Provider
 from providers.capabilities import (
+    FutureReservation,
+    FutureReservationRequest,
     PlacementGroup,
     PlacementGroupRequest,
     QueuedSlices,
     QueuedSlicesRequest,
+    SupportsFutureReservations,
     SupportsPlacementGroups,
     SupportsQueuedResources,
 )
@@ -41,6 +46,7 @@ from providers.errors import (
 from providers.gcp.clients import GoogleApis
 from providers.gcp.compute import ComputeNodes
 from providers.gcp.naming import is_tpu, quota_metric
+from providers.gcp.reservations import FutureWindow, Reservations
 from providers.gcp.tpu import TpuNodes
 from providers.health import region_status, roll_up
 from providers.model import (
@@ -59,7 +65,7 @@ log = structlog.get_logger(__name__)
 TPU_NOMINAL_SLICES = 4
 
 
-class GCPProvider(Provider, SupportsPlacementGroups, SupportsQueuedResources):
+class GCPProvider(Provider, SupportsPlacementGroups, SupportsQueuedResources, SupportsFutureReservations):
     name = "gcp"
 
     def __init__(self, cfg: ProviderConfig, catalog: Catalog | None = None) -> None:
@@ -69,6 +75,7 @@ class GCPProvider(Provider, SupportsPlacementGroups, SupportsQueuedResources):
         self.catalog = catalog or default_catalog()
         self.vms = ComputeNodes(self.api, self.catalog)
         self.tpus = TpuNodes(self.api, self.catalog)
+        self.reservations = Reservations(self.api)
         known = sorted({o.region for o in self.catalog.for_provider("gcp")})
         self.regions = [r for r in known if cfg.regions is None or r in cfg.regions]
 
@@ -119,7 +126,12 @@ class GCPProvider(Provider, SupportsPlacementGroups, SupportsQueuedResources):
             pools += [self._pool(o, raw) for o in offers]
         if last_error is not None and not quotas and not pools:
             raise last_error
-        return CapacityReport("gcp", tuple(pools), tuple(quotas), datetime.now(UTC))
+        now = datetime.now(UTC)
+        try:     # dated: reservations and future reservations (not usable before their start)
+            pools += self.reservations.pools(set(self.regions), now)
+        except UnavailableError as e:
+            log.warning("gcp.capacity.reservations_unavailable", error=str(e))
+        return CapacityReport("gcp", tuple(pools), tuple(quotas), now)
 
     def _quota_rows(self, region: str, raw: dict[str, tuple[float, float]], offers: list[Offering]) -> list[Quota]:
         users: dict[str, set[str]] = {}
@@ -193,6 +205,9 @@ class GCPProvider(Provider, SupportsPlacementGroups, SupportsQueuedResources):
         self._validate(request)
         if is_tpu(request.instance_type):
             return self.tpus.create(request)
+        if request.reservation_id:      # a future reservation's pool id names the reservation it delivers
+            request = dataclasses.replace(request, reservation_id=self.reservations.resolve(
+                request.zone, request.reservation_id))
         return self.vms.create(request)
 
     def delete_nodes(self, nodes: Sequence[Node]) -> None:
@@ -216,6 +231,14 @@ class GCPProvider(Provider, SupportsPlacementGroups, SupportsQueuedResources):
                                             spot=request.spot, pool=request.pool, workload=request.workload,
                                             tags=request.tags, valid_for_s=request.valid_for_s)
         return QueuedSlices(request.zone, request.name, state)
+
+    def request_future_reservation(self, request: FutureReservationRequest) -> FutureReservation:
+        w = self.create_future_reservation(request.zone, request.name, request.instance_type, request.count,
+                                           request.starts_at, request.ends_at,
+                                           reservation_name=request.reservation_name,
+                                           idempotency_key=request.idempotency_token)
+        return FutureReservation(w.zone, w.name, w.machine_type, w.total, w.start, w.end, w.status, w.pool_id,
+                                 w.delivered)
 
     # -- GCP-only capabilities for the provisioning engine ---------------------------------
     def ensure_compact_placement_policy(self, region: str, name: str, vm_count: int | None = None,
@@ -242,3 +265,17 @@ class GCPProvider(Provider, SupportsPlacementGroups, SupportsQueuedResources):
 
     def delete_queued_resource(self, zone: str, name: str) -> None:
         self.tpus.delete_queued_resource(zone, name)
+
+    def create_future_reservation(self, zone: str, name: str, instance_type: str, count: int, start: datetime,
+                                  end: datetime, *, reservation_name: str = "",
+                                  idempotency_key: str = "") -> FutureWindow:
+        """Request ``count`` VMs of ``instance_type`` in ``zone`` for [start, end) (a GCE future
+        reservation); capacity() reports it as a pool from ``start``."""
+        if ("gcp", instance_type) not in self.catalog.instance_types or is_tpu(instance_type):
+            raise InvalidRequestError(f"instance_type: {instance_type!r} is not a GCP VM type in the catalog",
+                                      provider="gcp", endpoint=self.endpoint, region=zone.rsplit("-", 1)[0])
+        if count < 1 or end <= start:
+            raise InvalidRequestError("count/end: need count >= 1 and end after start", provider="gcp",
+                                      endpoint=self.endpoint, region=zone.rsplit("-", 1)[0])
+        return self.reservations.create_future(zone, name, instance_type, count, start, end,
+                                               reservation_name=reservation_name, idempotency_key=idempotency_key)

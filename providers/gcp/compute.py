@@ -110,8 +110,11 @@ class ComputeNodes:
         except KeyError:
             gpus = sum(a.accelerator_count for a in inst.guest_accelerators)
         labels = dict(inst.labels)
+        ctype = CapacityType.SPOT if spot else (
+            CapacityType.RESERVED if inst.reservation_affinity.consume_reservation_type == "SPECIFIC_RESERVATION"
+            else CapacityType.ON_DEMAND)
         return Node(provider="gcp", id=str(inst.id), name=inst.name, region=region_of(zone), zone=zone,
-                    instance_type=machine, capacity_type=CapacityType.SPOT if spot else CapacityType.ON_DEMAND,
+                    instance_type=machine, capacity_type=ctype,
                     state=state, pool=labels.get(LABEL_POOL, ""), workload=labels.get(LABEL_WORKLOAD, ""),
                     gpus=gpus, labels=labels)
 

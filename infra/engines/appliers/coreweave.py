@@ -22,7 +22,8 @@ class NodePoolHandler(CapabilityHandler):
         pool = pool_of(ctx, {"labels": meta.get("labels") or {}})
         req = NodePoolRequest(name=meta["name"], instance_type=str(spec.get("instanceType")), zone=pool.zone,
                               target_nodes=int(spec.get("targetNodes", 0)),
-                              labels=dict(spec.get("nodeLabels") or {}), capacity_type=pool.capacity_type)
+                              labels=dict(spec.get("nodeLabels") or {}), capacity_type=pool.capacity_type,
+                              reservation_id=str(spec.get("reservation") or ""))
         got = pools.ensure_node_pool(req)
         return Outcome(ids=[got.name], info={"name": got.name, "pool": pool.pool, "zone": got.zone,
                                              "target_nodes": got.target_nodes})
