@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from controlplane.logs import get_logger
-from controlplane.reconcile import restarts
+from controlplane.reconcile import capacity_estimates, restarts
 from controlplane.store import audit
 from controlplane.store import workloads as repo
 from controlplane.store.db import Database
@@ -161,14 +161,21 @@ def on_stack_failure(db: Database, stack_pools: Iterable[Any], error: BaseExcept
         keys = {key_of(a) for r in rows for a in r.assignments
                 if (a.pool in failed if failed else r.state == WorkloadState.PLACED.value)}
         blocks.block(keys)
-        for row in rows:
-            hit = [key_of(a) for a in row.assignments if key_of(a) in keys]
-            # Workloads still waiting for the same pool would hit the same wall: move them too. Those
-            # already applied (Provisioning) elsewhere in the stack keep their nodes.
-            if hit and (row.state == WorkloadState.PLACED.value or any(a.pool in failed for a in row.assignments)):
-                own = [a.pool for a in row.assignments]
-                replace(s, row, actor=actor, reason=redact(reason, own, every), trigger="provisioning", blocked=hit)
-                moved.append(row.key)
+        # Workloads still waiting for the same pool would hit the same wall: move them too. Those
+        # already applied (Provisioning) elsewhere in the stack keep their nodes.
+        going = [(row, hit) for row in rows if (hit := [key_of(a) for a in row.assignments if key_of(a) in keys])
+                 and (row.state == WorkloadState.PLACED.value or any(a.pool in failed for a in row.assignments))]
+        notes: dict[PoolKey, str] = {}
+        if isinstance(error, CapacityError):
+            # A stock-out measures the pool: it holds what we keep there (capacity_estimates caps it).
+            counts = capacity_estimates.held(s, keys, exclude=[row.key for row, _ in going])
+            notes = {e.key: e.describe(e.stocked_out_at)
+                     for e in capacity_estimates.record_stock_out(s, counts)}
+        for row, hit in going:
+            own = [a.pool for a in row.assignments]
+            why = "; ".join([redact(reason, own, every), *(notes[k] for k in dict.fromkeys(hit) if k in notes)])
+            replace(s, row, actor=actor, reason=why, trigger="provisioning", blocked=hit)
+            moved.append(row.key)
     if moved:
         log.warning("capacity failure: re-placing", workloads=moved, error=reason)
     return moved
