@@ -154,3 +154,23 @@ def test_quota_errors_teach_no_capacity(db):
     failover.on_stack_failure(db, pools, QuotaError("quota"), state=None, blocks=failover.BlockList(),
                               actor="t", fenced=lambda: True)
     assert ce.load(db) == []
+
+
+def test_a_partial_fill_keeps_the_nodes_it_got_and_counts_them(db):
+    """The run created two pools before the cloud ran out on the third: those two keep their nodes (no
+    orphan, no re-placement) and the pool is capped at them; the rest move."""
+    names = [f"pf{i}" for i in range(5)]
+    keys = [_hold(db, n, WorkloadState.PLACED, KEY, 1) for n in names]
+    state = {"resources": {
+        "urn:pulumi:s::awan::pool::p-pf0": {"name": "p-pf0", "status": "created"},
+        "urn:pulumi:s::awan::pool::p-pf1": {"name": "p-pf1", "status": "created"},
+        "urn:pulumi:s::awan::pool::p-pf2": {"name": "p-pf2", "status": "failed"}}}
+    with db.session() as s:
+        pools = [type("P", (), {"pool": a.pool, "workload": r.key})()
+                 for r in repo.list_(s, limit=100) for a in r.assignments]
+    moved = failover.on_stack_failure(db, pools, CapacityError("stock-out"), state=state,
+                                      blocks=failover.BlockList(), actor="t", fenced=lambda: True)
+    assert sorted(moved) == sorted(keys[2:])
+    [e] = ce.load(db)
+    assert e.nodes == 2
+    assert ce.caps(db)[KEY].free == 0
