@@ -22,18 +22,21 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from controlplane.model.identity import workload_key
 from controlplane.store.coltypes import utcnow
 from controlplane.store.db import Database
-from controlplane.store.models import ACTIVE_STATES, Assignment, CapacityEstimate, Workload
+from controlplane.store.models import ACTIVE_STATES, Assignment, CapacityEstimate, Workload, WorkloadState
 
 PoolKey = tuple[str, str, str, str, str]   # provider, zone, instance type, capacity type, reservation id
 TTL_S = 180.0          # Karpenter's ICE cache; failover's block list holds the pool as long
 MAX_HOLD_S = 1800.0
-FORGET_ABOVE = 1024    # a probe this large says nothing about a pool any more: drop the row
+FORGET_ABOVE = 1024
+# Nodes of ours a pool of unpublished capacity may hold before any of them is confirmed (doubling as they
+# are): wide enough for a 256-GPU gang in one pool, narrow enough that a burst spreads.
+SLOW_START = 32    # a probe this large says nothing about a pool any more: drop the row
 
 
 def key_text(k: PoolKey) -> str:
@@ -130,6 +133,58 @@ def load(db: Database) -> list[Estimate]:
     with db.session() as s:
         return [Estimate(k, r.nodes, r.stock_outs, r.stocked_out_at)
                 for r in s.scalars(select(CapacityEstimate)) if (k := key_of_text(r.pool)) is not None]
+
+
+@dataclass(frozen=True)
+class Learned:
+    """What placement's snapshot is capped by this pass: the estimates (``caps``), and, for pools whose
+    capacity the cloud does not publish and that never ran out, a slow start: at most ``max(start, 2 x
+    confirmed)`` nodes of ours there, ``confirmed`` being nodes a stack run really created (workloads past
+    Placed). A burst then spreads over many pools in its first round and grows into the ones that deliver,
+    instead of piling into the cheapest pool up to its quota headroom and failing over by the hundred."""
+
+    caps: Mapping[PoolKey, Cap]
+    usage: Mapping[PoolKey, tuple[int, int]]    # pool -> (nodes assigned, nodes confirmed)
+    start: int = SLOW_START
+
+    def free(self, k: PoolKey, reported: int, known: bool) -> tuple[int, str] | None:
+        """The capped free nodes of pool ``k`` and why, or None when nothing caps it below ``reported``."""
+        c = self.caps.get(k)
+        if c is not None:
+            return (c.free, c.why) if c.free < reported else None
+        if known:
+            return None
+        assigned, confirmed = self.usage.get(k, (0, 0))
+        allowed = max(self.start, 2 * confirmed)
+        free = max(0, allowed - assigned)
+        if free >= reported:
+            return None
+        return free, (f"{label(k)}: at most {allowed} nodes until more are confirmed (the cloud publishes no "
+                      f"free capacity; {confirmed} created so far)")
+
+
+def usage(s: Session) -> dict[PoolKey, tuple[int, int]]:
+    """Per pool: nodes assigned to active workloads, and of those the nodes confirmed (past Placed)."""
+    rows = s.execute(select(Assignment.provider, Assignment.zone, Assignment.instance_type, Assignment.capacity_type,
+                            Assignment.reservation, Workload.state, func.sum(Assignment.nodes))
+                     .join(Workload, Workload.id == Assignment.workload_id)
+                     .where(Workload.state.in_([st.value for st in ACTIVE_STATES]))
+                     .group_by(Assignment.provider, Assignment.zone, Assignment.instance_type,
+                               Assignment.capacity_type, Assignment.reservation, Workload.state))
+    out: dict[PoolKey, tuple[int, int]] = {}
+    for prov, zone, it, ct, res, state, n in rows:
+        k = (prov, zone, it, ct, res or "")
+        a, c = out.get(k, (0, 0))
+        out[k] = (a + int(n or 0), c + (int(n or 0) if state != WorkloadState.PLACED.value else 0))
+    return out
+
+
+def learned(db: Database, *, now: datetime | None = None, ttl_s: float = TTL_S, max_hold_s: float = MAX_HOLD_S,
+            start: int = SLOW_START) -> Learned:
+    """This pass's caps (estimates and slow start), read from the store."""
+    c = caps(db, now=now, ttl_s=ttl_s, max_hold_s=max_hold_s)
+    with db.session() as s:
+        return Learned(c, usage(s), start)
 
 
 def caps(db: Database, *, now: datetime | None = None, ttl_s: float = TTL_S,

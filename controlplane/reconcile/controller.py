@@ -32,7 +32,7 @@ from controlplane.purchasing import PurchasingConfig
 from controlplane.purchasing.loop import BuyingStep
 from controlplane.queues import QueueConfig
 from controlplane.reconcile import admitting, failover, fleet, observing, placing, provisioning, running
-from controlplane.reconcile.capacity_estimates import caps as learned_caps
+from controlplane.reconcile.capacity_estimates import learned
 from controlplane.reconcile.leader import LeaderElector
 from controlplane.reconcile.metrics import LoopMetrics
 from controlplane.reconcile.queue import RateLimitedQueue
@@ -118,7 +118,7 @@ class Controller:
         """This pass's fleet view with failover's blocked pools (a test's own snapshot gets them too; a test
         whose placer needs none gives None)."""
         blocked = self.blocks.shared()
-        caps = learned_caps(self.db, ttl_s=self.cfg.block_ttl_s)   # learned from stock-outs
+        caps = learned(self.db, ttl_s=self.cfg.block_ttl_s)   # learned from stock-outs
         if self._custom_snapshot is not None:
             snap = self._custom_snapshot()
             return fleet.apply_caps(snap.with_blocked(blocked), caps) if snap is not None else None

@@ -72,7 +72,7 @@ def test_placement_never_puts_more_into_a_pool_than_its_cap(data):
     used = Counter((a.provider, a.zone, a.instance_type, str(a.capacity_type), a.reservation or "")
                    for d in first.decisions for a in d.assignments)
     caps = {k: ce.Cap(data.draw(st.integers(0, n), label=f"cap {k}"), f"{k} capped") for k, n in used.items()}
-    capped = fleet.apply_caps(SNAP, caps)
+    capped = fleet.apply_caps(SNAP, ce.Learned(caps, {}))
     for p in capped.pools:
         if pool_key(p) in caps:
             assert p.available_nodes <= caps[pool_key(p)].free
@@ -174,3 +174,22 @@ def test_a_partial_fill_keeps_the_nodes_it_got_and_counts_them(db):
     [e] = ce.load(db)
     assert e.nodes == 2
     assert ce.caps(db)[KEY].free == 0
+
+
+def test_slow_start_spreads_unpublished_pools_and_grows_with_confirmed_nodes():
+    learned = ce.Learned({}, {KEY: (10, 4)}, start=8)
+    assert learned.free(KEY, 100, known=False) == (0, learned.free(KEY, 100, known=False)[1])   # 8 allowed, 10 in
+    assert "at most 8 nodes" in learned.free(KEY, 100, known=False)[1]
+    grown = ce.Learned({}, {KEY: (25, 20)}, start=8)
+    assert grown.free(KEY, 100, known=False)[0] == 15                                        # 2 x 20 - 25
+    assert grown.free(KEY, 10, known=False) is None           # the report is lower: nothing to cap
+    assert learned.free(KEY, 100, known=True) is None         # published capacity is not second-guessed
+    capped = ce.Learned({KEY: ce.Cap(3, "why")}, {KEY: (0, 0)}, start=8)
+    assert capped.free(KEY, 100, known=True) == (3, "why")    # an estimate caps any pool that ran out
+
+
+def test_usage_counts_assigned_and_confirmed_nodes(db):
+    _hold(db, "u1", WorkloadState.PLACED, KEY, 2)
+    _hold(db, "u2", WorkloadState.RUNNING, KEY, 3)
+    _hold(db, "u3", WorkloadState.PENDING, KEY, 7)
+    assert ce.learned(db).usage[KEY] == (5, 3)
