@@ -19,7 +19,7 @@ restart forgets nothing; the ``nodes`` figure is what every replica counts from 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import delete, func, select
@@ -146,6 +146,9 @@ class Learned:
     caps: Mapping[PoolKey, Cap]
     usage: Mapping[PoolKey, tuple[int, int]]    # pool -> (nodes assigned, nodes confirmed)
     start: int = SLOW_START
+    # provider -> its slow start once pools of it ran out: the largest estimate among them (a cloud whose
+    # pools held 3 nodes is offered 3 a pool, not 32, in the next round)
+    starts: Mapping[str, int] = field(default_factory=dict)
 
     def free(self, k: PoolKey, reported: int, known: bool) -> tuple[int, str] | None:
         """The capped free nodes of pool ``k`` and why, or None when nothing caps it below ``reported``."""
@@ -155,7 +158,7 @@ class Learned:
         if known:
             return None
         assigned, confirmed = self.usage.get(k, (0, 0))
-        allowed = max(self.start, 2 * confirmed)
+        allowed = max(self.starts.get(k[0], self.start), 2 * confirmed)
         free = max(0, allowed - assigned)
         if free >= reported:
             return None
@@ -183,8 +186,12 @@ def learned(db: Database, *, now: datetime | None = None, ttl_s: float = TTL_S, 
             start: int = SLOW_START) -> Learned:
     """This pass's caps (estimates and slow start), read from the store."""
     c = caps(db, now=now, ttl_s=ttl_s, max_hold_s=max_hold_s)
+    starts: dict[str, int] = {}
+    for e in load(db):
+        if e.key in c:
+            starts[e.key[0]] = min(start, max(starts.get(e.key[0], 1), e.nodes))
     with db.session() as s:
-        return Learned(c, usage(s), start)
+        return Learned(c, usage(s), start, starts)
 
 
 def caps(db: Database, *, now: datetime | None = None, ttl_s: float = TTL_S,

@@ -193,3 +193,14 @@ def test_usage_counts_assigned_and_confirmed_nodes(db):
     _hold(db, "u2", WorkloadState.RUNNING, KEY, 3)
     _hold(db, "u3", WorkloadState.PENDING, KEY, 7)
     assert ce.learned(db).usage[KEY] == (5, 3)
+
+
+def test_a_provider_whose_pools_ran_out_small_gets_a_smaller_slow_start(db):
+    _hold(db, "s1", WorkloadState.RUNNING, KEY, 3)
+    with db.session() as s:
+        ce.record_stock_out(s, {KEY: 3})
+    got = ce.learned(db, start=32)
+    other = ("aws", "us-east-1b", "p5.48xlarge", "on-demand", "")
+    assert got.starts == {"aws": 3}
+    assert got.free(other, 100, known=False)[0] == 3
+    assert got.free(("gcp", "us-central1-a", "a3-highgpu-8g", "on-demand", ""), 100, known=False)[0] == 32
