@@ -32,6 +32,7 @@ from controlplane.purchasing import PurchasingConfig
 from controlplane.purchasing.loop import BuyingStep
 from controlplane.queues import QueueConfig
 from controlplane.reconcile import admitting, failover, fleet, observing, placing, provisioning, running
+from controlplane.reconcile.capacity_estimates import learned
 from controlplane.reconcile.leader import LeaderElector
 from controlplane.reconcile.metrics import LoopMetrics
 from controlplane.reconcile.queue import RateLimitedQueue
@@ -68,6 +69,7 @@ class LoopConfig:
     provider_concurrency: int = 4      # stack runs of one provider at once in this replica (API rate limits)
     work_lease_ttl_s: float = 30.0     # a dead replica's stack leases are taken over after this
     share_work: bool | None = None     # every replica runs stacks; None: on PostgreSQL only (SKIP LOCKED)
+    learn_capacity: bool = True        # cap pools by capacity_estimates (False: block list only, as before)
 
 
 class Controller:
@@ -118,10 +120,12 @@ class Controller:
         """This pass's fleet view with failover's blocked pools (a test's own snapshot gets them too; a test
         whose placer needs none gives None)."""
         blocked = self.blocks.shared()
+        caps = learned(self.db, ttl_s=self.cfg.block_ttl_s) if self.cfg.learn_capacity else None
         if self._custom_snapshot is not None:
             snap = self._custom_snapshot()
-            return snap.with_blocked(blocked) if snap is not None else None
-        return fleet.capacity_snapshot(self.providers, self.metrics, health=self._health, blocked=blocked)
+            return fleet.apply_caps(snap.with_blocked(blocked), caps) if snap is not None else None
+        return fleet.capacity_snapshot(self.providers, self.metrics, health=self._health, blocked=blocked,
+                                       caps=caps)
 
     def tick(self) -> None:
         if not self.elector.is_leader:

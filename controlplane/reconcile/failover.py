@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from controlplane.logs import get_logger
-from controlplane.reconcile import restarts
+from controlplane.reconcile import capacity_estimates, restarts
 from controlplane.store import audit
 from controlplane.store import workloads as repo
 from controlplane.store.db import Database
@@ -141,6 +141,18 @@ def pools_failed_in_run(stack_pools: Iterable[Any], state: Mapping[str, Any] | N
     return out
 
 
+def pools_created_in_run(stack_pools: Iterable[Any], state: Mapping[str, Any] | None) -> set[str]:
+    """Pool names of a stack all of whose resources the engine recorded ``created``: a partial fill (the
+    run created them before the cloud ran out); their workloads keep those nodes."""
+    names = {p.pool for p in stack_pools}
+    status: dict[str, set[str]] = {}
+    for urn, r in ((state or {}).get("resources") or {}).items():
+        for n in names:
+            if n in (r.get("name", ""), r.get("parent", "")) or f"::{n}" in urn or str(r.get("name", "")).startswith(f"{n}-"):
+                status.setdefault(n, set()).add(str(r.get("status")))
+    return {n for n, st in status.items() if "created" in st and not st & {"failed", "pending-create", "missing"}}
+
+
 def on_stack_failure(db: Database, stack_pools: Iterable[Any], error: BaseException, *,
                      state: Mapping[str, Any] | None, blocks: BlockList, actor: str,
                      fenced: Callable[[], bool]) -> list[str]:
@@ -148,6 +160,7 @@ def on_stack_failure(db: Database, stack_pools: Iterable[Any], error: BaseExcept
     (only those not Running: a Running workload in the same stack is not affected). Returns the names."""
     pools = list(stack_pools)
     failed = pools_failed_in_run(pools, state)
+    created = pools_created_in_run(pools, state) - failed
     in_stack = {p.workload for p in pools}
     every = {p.pool for p in pools}
     reason = f"{type(error).__name__}: {error}"
@@ -161,14 +174,23 @@ def on_stack_failure(db: Database, stack_pools: Iterable[Any], error: BaseExcept
         keys = {key_of(a) for r in rows for a in r.assignments
                 if (a.pool in failed if failed else r.state == WorkloadState.PLACED.value)}
         blocks.block(keys)
-        for row in rows:
-            hit = [key_of(a) for a in row.assignments if key_of(a) in keys]
-            # Workloads still waiting for the same pool would hit the same wall: move them too. Those
-            # already applied (Provisioning) elsewhere in the stack keep their nodes.
-            if hit and (row.state == WorkloadState.PLACED.value or any(a.pool in failed for a in row.assignments)):
-                own = [a.pool for a in row.assignments]
-                replace(s, row, actor=actor, reason=redact(reason, own, every), trigger="provisioning", blocked=hit)
-                moved.append(row.key)
+        # Workloads still waiting for the same pool would hit the same wall: move them too. Those
+        # already applied (Provisioning) elsewhere in the stack keep their nodes, and so do those whose pools
+        # this run created before the stock-out (a partial fill: the pool's estimate counts them).
+        going = [(row, hit) for row in rows if (hit := [key_of(a) for a in row.assignments if key_of(a) in keys])
+                 and (row.state == WorkloadState.PLACED.value or any(a.pool in failed for a in row.assignments))
+                 and not all(a.pool in created for a in row.assignments if key_of(a) in keys)]
+        notes: dict[PoolKey, str] = {}
+        if isinstance(error, CapacityError):
+            # A stock-out measures the pool: it holds what we keep there (capacity_estimates caps it).
+            counts = capacity_estimates.held(s, keys, exclude=[row.key for row, _ in going])
+            notes = {e.key: e.describe(e.stocked_out_at)
+                     for e in capacity_estimates.record_stock_out(s, counts)}
+        for row, hit in going:
+            own = [a.pool for a in row.assignments]
+            why = "; ".join([redact(reason, own, every), *(notes[k] for k in dict.fromkeys(hit) if k in notes)])
+            replace(s, row, actor=actor, reason=why, trigger="provisioning", blocked=hit)
+            moved.append(row.key)
     if moved:
         log.warning("capacity failure: re-placing", workloads=moved, error=reason)
     return moved

@@ -6,11 +6,13 @@ left out of this pass; placement sees it as unhealthy, observation as "unknown",
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from controlplane.logs import get_logger
+from controlplane.reconcile.capacity_estimates import Learned
 from controlplane.reconcile.metrics import LoopMetrics
 from providers.base import Provider
 from providers.model import Node
@@ -62,9 +64,11 @@ def probe_health(providers: Mapping[str, Provider], metrics: LoopMetrics) -> dic
 
 
 def capacity_snapshot(providers: Mapping[str, Provider], metrics: LoopMetrics,
-                      health: Mapping[str, Any] | None = None, blocked: Iterable[Any] = ()) -> FleetSnapshot:
+                      health: Mapping[str, Any] | None = None, blocked: Iterable[Any] = (),
+                      caps: Learned | None = None) -> FleetSnapshot:
     """A FleetSnapshot of live capacity (placement's type; imported lazily, it is the placement side's).
-    ``health``: this pass's probe (else each provider is asked); ``blocked``: failover's pool keys."""
+    ``health``: this pass's probe (else each provider is asked); ``blocked``: failover's pool keys;
+    ``caps``: capacity_estimates' learned caps (applied with ``apply_caps``)."""
     from controlplane.placement.snapshot import FleetSnapshot
     from providers.catalog import default_catalog
 
@@ -79,4 +83,24 @@ def capacity_snapshot(providers: Mapping[str, Provider], metrics: LoopMetrics,
         except Exception as e:
             metrics.provider_errors.labels(name, error_reason(e)).inc()
             log.warning("capacity failed", provider=name, error=str(e))
-    return FleetSnapshot.from_reports(default_catalog(), reports, healthy, blocked=blocked)
+    return apply_caps(FleetSnapshot.from_reports(default_catalog(), reports, healthy, blocked=blocked), caps)
+
+
+def apply_caps(snap: FleetSnapshot, caps: Learned | None) -> FleetSnapshot:
+    """``snap`` with each pool's free nodes at most what capacity_estimates allows: a cloud without a
+    free-capacity API reports quota headroom, and stock-outs (or no confirmed node yet) say less."""
+    if caps is None:
+        return snap
+    from controlplane.placement.snapshot import pool_key
+
+    pools, hit = [], []
+    for p in snap.pools:
+        c = caps.free(pool_key(p), p.available_nodes, p.capacity_known)
+        if c is not None:
+            pools.append(dataclasses.replace(p, available_nodes=c[0]))
+            hit.append(c[1])
+        else:
+            pools.append(p)
+    if hit:
+        log.debug("pools capped by learned capacity", pools=len(hit), first=hit[0])
+    return dataclasses.replace(snap, pools=tuple(pools))

@@ -210,6 +210,19 @@ class WorkLease(Base):
     expires_at: Mapped[datetime] = mapped_column()
 
 
+class CapacityEstimate(Base):
+    """What one pool (provider|zone|type|capacity type|reservation) is believed to hold for us, learned from
+    a stock-out where the cloud publishes no free capacity (controlplane/reconcile/capacity_estimates).
+    ``nodes``: the nodes we held there when it last ran out; ``stock_outs``: stock-outs in a row (each doubles
+    how long the cap holds before probing back up)."""
+
+    __tablename__ = "capacity_estimates"
+    pool: Mapped[str] = mapped_column(String(255), primary_key=True)
+    nodes: Mapped[int] = mapped_column(default=0)
+    stock_outs: Mapped[int] = mapped_column(default=1)
+    stocked_out_at: Mapped[datetime] = mapped_column()
+
+
 class Lease(Base):
     """Leader lease: one row per lease name; ``epoch`` grows on every change of holder (a fencing token)."""
 
