@@ -38,6 +38,7 @@ class Settings(BaseSettings):
     stack_workers: int = Field(default=4, ge=1)
     provider_concurrency: int = Field(default=4, ge=1)   # stack runs of one provider at once, per replica
     work_lease_ttl_s: float = Field(default=30.0, gt=0)  # a dead replica's stack leases expire after this
+    capacity_slow_start: int = Field(default=0, ge=0)    # nodes per unproven pool (capacity_estimates); 0 = off
     stack_resync_s: float = Field(default=60.0, gt=0)     # re-run an unchanged stack at most this often
     retry_base_s: float = Field(default=1.0, gt=0)
     retry_max_s: float = Field(default=300.0, gt=0)

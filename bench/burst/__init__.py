@@ -57,6 +57,7 @@ def run_burst(clouds: Any, workdir: Path, n: int, per_pool: int, *, learn: bool 
 
     from controlplane.api.workload_service import submit
     from controlplane.auth import create_token
+    from controlplane.reconcile.capacity_estimates import SLOW_START
     from controlplane.reconcile.controller import Controller, LoopConfig
     from controlplane.reconcile.leader import LeaderElector
     from controlplane.reconcile.policy_source import PolicySource
@@ -85,7 +86,7 @@ def run_burst(clouds: Any, workdir: Path, n: int, per_pool: int, *, learn: bool 
     ctl = Controller(db, providers, engine, elector=elector, policies=PolicySource(db, []).current,
                      config=LoopConfig(stack_workers=stack_workers, provider_concurrency=stack_workers,
                                        retry_base_s=0.2, retry_max_s=5.0, learn_capacity=learn,
-                                       short_bound_s=3600))
+                                       capacity_slow_start=SLOW_START if learn else 0, short_bound_s=3600))
 
     def counts() -> dict[str, int]:
         with db.session() as s:

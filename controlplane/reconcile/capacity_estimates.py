@@ -145,7 +145,7 @@ class Learned:
 
     caps: Mapping[PoolKey, Cap]
     usage: Mapping[PoolKey, tuple[int, int]]    # pool -> (nodes assigned, nodes confirmed)
-    start: int = SLOW_START
+    start: int | None = SLOW_START              # None: no slow start (only pools that ran out are capped)
     # provider -> its slow start once pools of it ran out: the largest estimate among them (a cloud whose
     # pools held 3 nodes is offered 3 a pool, not 32, in the next round)
     starts: Mapping[str, int] = field(default_factory=dict)
@@ -155,7 +155,7 @@ class Learned:
         c = self.caps.get(k)
         if c is not None:
             return (c.free, c.why) if c.free < reported else None
-        if known:
+        if known or self.start is None:
             return None
         assigned, confirmed = self.usage.get(k, (0, 0))
         allowed = max(self.starts.get(k[0], self.start), 2 * confirmed)
@@ -183,13 +183,13 @@ def usage(s: Session) -> dict[PoolKey, tuple[int, int]]:
 
 
 def learned(db: Database, *, now: datetime | None = None, ttl_s: float = TTL_S, max_hold_s: float = MAX_HOLD_S,
-            start: int = SLOW_START) -> Learned:
-    """This pass's caps (estimates and slow start), read from the store."""
+            start: int | None = SLOW_START) -> Learned:
+    """This pass's caps (estimates and slow start), read from the store. ``start=None``: no slow start."""
     c = caps(db, now=now, ttl_s=ttl_s, max_hold_s=max_hold_s)
     starts: dict[str, int] = {}
     for e in load(db):
         if e.key in c:
-            starts[e.key[0]] = min(start, max(starts.get(e.key[0], 1), e.nodes))
+            starts[e.key[0]] = min(start or e.nodes, max(starts.get(e.key[0], 1), e.nodes))
     with db.session() as s:
         return Learned(c, usage(s), start, starts)
 

@@ -70,6 +70,9 @@ class LoopConfig:
     work_lease_ttl_s: float = 30.0     # a dead replica's stack leases are taken over after this
     share_work: bool | None = None     # every replica runs stacks; None: on PostgreSQL only (SKIP LOCKED)
     learn_capacity: bool = True        # cap pools by capacity_estimates (False: block list only, as before)
+    # Slow start for pools whose clouds publish no free capacity (capacity_estimates.Learned); 0 = off. Off by
+    # default: a cap of N nodes on a pool nothing has run in would hold a single gang larger than N forever.
+    capacity_slow_start: int = 0
 
 
 class Controller:
@@ -120,7 +123,8 @@ class Controller:
         """This pass's fleet view with failover's blocked pools (a test's own snapshot gets them too; a test
         whose placer needs none gives None)."""
         blocked = self.blocks.shared()
-        caps = learned(self.db, ttl_s=self.cfg.block_ttl_s) if self.cfg.learn_capacity else None
+        caps = (learned(self.db, ttl_s=self.cfg.block_ttl_s, start=self.cfg.capacity_slow_start or None)
+                if self.cfg.learn_capacity else None)
         if self._custom_snapshot is not None:
             snap = self._custom_snapshot()
             return fleet.apply_caps(snap.with_blocked(blocked), caps) if snap is not None else None

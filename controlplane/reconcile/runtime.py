@@ -58,7 +58,7 @@ def build_controller(ctx: Any, engine: Any = None, *, engine_kind: EngineKind = 
     cfg = LoopConfig(interval_s=s.reconcile_interval_s, stack_workers=s.stack_workers, resync_s=s.stack_resync_s,
                      retry_base_s=s.retry_base_s, retry_max_s=s.retry_max_s, lock_ttl_s=s.lock_ttl_s,
                      short_bound_s=s.pool_short_bound_s, provider_concurrency=s.provider_concurrency,
-                     work_lease_ttl_s=s.work_lease_ttl_s,
+                     work_lease_ttl_s=s.work_lease_ttl_s, capacity_slow_start=s.capacity_slow_start,
                      stack_config=stack_config(ctx.config))
     if "clusters" not in overrides and ctx.config is not None:
         from controlplane.dispatch.clusters import ClusterSet

@@ -188,6 +188,15 @@ def test_slow_start_spreads_unpublished_pools_and_grows_with_confirmed_nodes():
     assert capped.free(KEY, 100, known=True) == (3, "why")    # an estimate caps any pool that ran out
 
 
+def test_without_slow_start_only_pools_that_ran_out_are_capped():
+    # The service's default (AWAN_CAPACITY_SLOW_START=0): a 128-node gang into a pool nothing has run in is
+    # not held back by a start size; a pool that stocked out is still capped by what it taught.
+    off = ce.Learned({KEY: ce.Cap(3, "why")}, {}, start=None)
+    other = (KEY[0], KEY[1], "other-type", KEY[3], KEY[4])
+    assert off.free(other, 128, known=False) is None
+    assert off.free(KEY, 128, known=False) == (3, "why")
+
+
 def test_usage_counts_assigned_and_confirmed_nodes(db):
     _hold(db, "u1", WorkloadState.PLACED, KEY, 2)
     _hold(db, "u2", WorkloadState.RUNNING, KEY, 3)
