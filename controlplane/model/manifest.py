@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from typing import TypeVar
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from controlplane.model.workload import GPUWorkload, Spec
 
@@ -47,6 +48,36 @@ _SafeLoader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 def load_yaml_documents(text: str) -> list[object]:
     """The non-empty documents of a YAML text (safe types only). Raises yaml.YAMLError."""
     return [d for d in yaml.load_all(text, Loader=_SafeLoader) if d is not None]
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def yaml_documents_or(error: type[ValueError], text: str, source: str) -> list[object]:
+    """load_yaml_documents, a YAML error raised as ``error`` naming the source, line and column."""
+    try:
+        return load_yaml_documents(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
+        raise error(f"{source}: not valid YAML{where}: {getattr(e, 'problem', None) or e}") from None
+
+
+def documents_of_kind(error: type[ValueError], text: str, source: str, kind: str, model: type[M]
+                      ) -> list[tuple[str, M]]:
+    """The documents of one policy ``kind`` in a text that may hold several kinds (the others skipped),
+    validated by ``model``, each with where it stands; the first bad one raises ``error`` naming the field."""
+    raw = yaml_documents_or(error, text, source)
+    out: list[tuple[str, M]] = []
+    for i, d in enumerate(raw, start=1):
+        if not isinstance(d, dict) or d.get("kind") != kind:
+            continue
+        where = f"{source} doc {i}" if len(raw) > 1 else source
+        try:
+            out.append((where, model.model_validate(d)))
+        except ValidationError as e:
+            raise error(f"{where}: {describe_validation_error(e)}") from None
+    return out
 
 
 def load_documents(text: str, source: str = "<input>") -> list[object]:

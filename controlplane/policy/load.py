@@ -18,10 +18,9 @@ import dataclasses
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-import yaml
 from pydantic import ValidationError
 
-from controlplane.model.manifest import describe_validation_error, load_yaml_documents
+from controlplane.model.manifest import describe_validation_error, yaml_documents_or
 from controlplane.policy.admission import region_pattern_error
 from controlplane.policy.cel_rules import CelCompileError, CelRule, compile_rule
 from controlplane.policy.documents import AllowDenyDoc, PolicyDocument, as_datetime
@@ -60,12 +59,7 @@ def load_policies(paths: Path | Sequence[Path]) -> PolicySet:
 
 
 def parse_policy_text(text: str, source: str) -> list[tuple[str, PolicyDocument]]:
-    try:
-        raw = load_yaml_documents(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
-        raise PolicyError(f"{source}: not valid YAML{where}: {getattr(e, 'problem', None) or e}") from None
+    raw = yaml_documents_or(PolicyError, text, source)
     out = []
     for i, d in enumerate(raw, start=1):
         where = f"{source} doc {i}" if len(raw) > 1 else source

@@ -8,10 +8,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-import yaml
-from pydantic import ValidationError
-
-from controlplane.model.manifest import describe_validation_error, load_yaml_documents
+from controlplane.model.manifest import documents_of_kind
 from controlplane.purchasing.documents import PurchasingPolicyDocument
 from controlplane.purchasing.model import OFF, Budget, PurchasingConfig, Target
 from providers.catalog import PROVIDERS, Catalog, default_catalog
@@ -28,21 +25,7 @@ class PurchasingError(ValueError):
 
 def parse_purchasing_text(text: str, source: str = "policy document",
                           catalog: Catalog | None = None) -> PurchasingConfig | None:
-    try:
-        raw = load_yaml_documents(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
-        raise PurchasingError(f"{source}: not valid YAML{where}") from None
-    found: list[tuple[str, PurchasingPolicyDocument]] = []
-    for i, d in enumerate(raw, start=1):
-        if not isinstance(d, dict) or d.get("kind") != KIND:
-            continue
-        where = f"{source} doc {i}" if len(raw) > 1 else source
-        try:
-            found.append((where, PurchasingPolicyDocument.model_validate(d)))
-        except ValidationError as e:
-            raise PurchasingError(f"{where}: {describe_validation_error(e)}") from None
+    found = documents_of_kind(PurchasingError, text, source, KIND, PurchasingPolicyDocument)
     if not found:
         return None
     if len(found) > 1:

@@ -29,7 +29,7 @@ from collections.abc import Iterable, Sequence
 
 from controlplane.queues.ledger import Ledger
 from controlplane.queues.model import FairStrategy, Queue
-from controlplane.queues.preemption import Candidate, Choice, Reason, order
+from controlplane.queues.preemption import Candidate, Choice, Reason, order, spare
 
 EPS = 1e-12
 FAIR: Reason = "FairShare"
@@ -87,14 +87,9 @@ def choose_fair(ledger: Ledger, q: Queue, flavour: str, gpus: int, priority: int
             left = refused
         if not ledger.fits(q, flavour, gpus):
             return None
-        # Spare the victims not needed after all (dearest first): a victim coming back only raises its
-        # queue's share, so every strategy's condition still holds for the others.
-        for t in sorted(taken, key=lambda t: -t[0].lost_gpu_hours):
-            ledger.change(t[0].queue, flavour, t[0].gpus)
-            if ledger.fits(q, flavour, gpus):
-                taken.remove(t)
-            else:
-                ledger.change(t[0].queue, flavour, -t[0].gpus)
+        # Spare the victims not needed after all: a victim coming back only raises its queue's share, so
+        # every strategy's condition still holds for the others.
+        spare(ledger, q, flavour, gpus, taken)
         return Choice(flavour, tuple(taken))
     finally:
         for c, _ in taken:

@@ -6,10 +6,7 @@ almost always a copy-paste slip); the last ``preemption`` section wins."""
 
 from __future__ import annotations
 
-import yaml
-from pydantic import ValidationError
-
-from controlplane.model.manifest import describe_validation_error, load_yaml_documents
+from controlplane.model.manifest import documents_of_kind
 from controlplane.queues.documents import QueuePolicyDocument
 from controlplane.queues.model import FairStrategy, Flavour, Protection, Queue, QueueConfig, Quota
 
@@ -21,21 +18,7 @@ class QueueError(ValueError):
 
 
 def parse_queue_text(text: str, source: str = "policy document") -> QueueConfig:
-    try:
-        raw = load_yaml_documents(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
-        raise QueueError(f"{source}: not valid YAML{where}") from None
-    docs: list[tuple[str, QueuePolicyDocument]] = []
-    for i, d in enumerate(raw, start=1):
-        if not isinstance(d, dict) or d.get("kind") != KIND:
-            continue
-        where = f"{source} doc {i}" if len(raw) > 1 else source
-        try:
-            docs.append((where, QueuePolicyDocument.model_validate(d)))
-        except ValidationError as e:
-            raise QueueError(f"{where}: {describe_validation_error(e)}") from None
+    docs = documents_of_kind(QueueError, text, source, KIND, QueuePolicyDocument)
     return merge(docs)
 
 

@@ -49,6 +49,17 @@ class Choice:
         return sum(c.lost_gpu_hours for c, _ in self.victims)
 
 
+
+def spare(ledger: Ledger, q: Queue, flavour: str, gpus: int, taken: list[tuple[Candidate, Reason]]) -> None:
+    """Give back the victims not needed after all, dearest first (``taken`` and the ledger, in place): a
+    victim coming back only raises its own queue's usage, so what let the others be taken still holds."""
+    for t in sorted(taken, key=lambda t: -t[0].lost_gpu_hours):
+        ledger.change(t[0].queue, flavour, t[0].gpus)
+        if ledger.fits(q, flavour, gpus):
+            taken.remove(t)
+        else:
+            ledger.change(t[0].queue, flavour, -t[0].gpus)
+
 def order(c: Candidate) -> tuple[float, int, int, float]:
     # Cheapest work to lose per GPU first; then lower priority; then smaller (disturb no more GPUs than
     # needed); then the most recently admitted.
@@ -91,12 +102,7 @@ def choose(ledger: Ledger, q: Queue, flavour: str, gpus: int, priority: int,
             taken.append((c, why))
         if not ledger.fits(q, flavour, gpus):
             return None
-        for t in sorted(taken, key=lambda t: -t[0].lost_gpu_hours):
-            ledger.change(t[0].queue, flavour, t[0].gpus)
-            if ledger.fits(q, flavour, gpus):
-                taken.remove(t)
-            else:
-                ledger.change(t[0].queue, flavour, -t[0].gpus)
+        spare(ledger, q, flavour, gpus, taken)
         return Choice(flavour, tuple(taken))
     finally:
         for c, _ in taken:
