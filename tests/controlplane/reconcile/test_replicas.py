@@ -42,33 +42,38 @@ def test_one_leader_then_failover_without_loss_or_duplicates(pg_db):
     db_b = Database.from_url(pg_db.engine.url.render_as_string(hide_password=False), pool_size=4, max_overflow=4)
     a = make_controller(pg_db, cloud, placer, holder="replica-a", ttl_s=1.5)
     b = make_controller(db_b, cloud, placer, holder="replica-b", ttl_s=1.5)
-    a.start()
-    wait_for(lambda: a.elector.is_leader)
-    b.start()
-    for i in range(6):
-        submit(pg_db, f"job-{i}")
-    wait_for(lambda: set(states(pg_db).values()) == {"Running"})
-    assert not b.elector.is_leader and lease.holder(pg_db, "reconciler")[0] == "replica-a"
+    try:
+        a.start()
+        wait_for(lambda: a.elector.is_leader)
+        b.start()
+        for i in range(6):
+            submit(pg_db, f"job-{i}")
+        wait_for(lambda: set(states(pg_db).values()) == {"Running"})
+        assert not b.elector.is_leader and lease.holder(pg_db, "reconciler")[0] == "replica-a"
 
-    a.stop(release_lease=False)                      # "killed": the lease is left to expire
-    for i in range(6, 10):
-        submit(pg_db, f"job-{i}")
-    wait_for(lambda: b.elector.is_leader)
-    wait_for(lambda: len(states(pg_db)) == 10 and set(states(pg_db).values()) == {"Running"})
-    holder, epoch = lease.holder(pg_db, "reconciler")
-    assert holder == "replica-b" and epoch == 2
+        a.stop(release_lease=False)                      # "killed": the lease is left to expire
+        for i in range(6, 10):
+            submit(pg_db, f"job-{i}")
+        wait_for(lambda: b.elector.is_leader)
+        wait_for(lambda: len(states(pg_db)) == 10 and set(states(pg_db).values()) == {"Running"})
+        holder, epoch = lease.holder(pg_db, "reconciler")
+        # epoch 2 is b's first term; on a loaded machine b may miss a renewal inside the 1.5 s TTL and take
+        # the lease again with a higher epoch, which the fencing below must (and does) make harmless
+        assert holder == "replica-b" and epoch >= 2
 
-    assert placer.decided == {f"job-{i}": 1 for i in range(10)}          # each placed exactly once
-    assert len(cloud.creates) == len(set(cloud.creates)) == 20          # 2 nodes each, none twice
-    with pg_db.session() as s:
-        for i in range(10):
-            assert audit.count(s, action="placed", subject=f"job-{i}") == 1
-            assert audit.count(s, action="running", subject=f"job-{i}") == 1
-        late = {e.actor for e in audit.events(s, kind="workload", limit=1000)
-                if e.action == "placed" and e.subject in {f"job-{i}" for i in range(6, 10)}}
-    assert late == {"controller:replica-b"}
-    b.stop()
-    db_b.dispose()
+        assert placer.decided == {f"job-{i}": 1 for i in range(10)}          # each placed exactly once
+        assert len(cloud.creates) == len(set(cloud.creates)) == 20          # 2 nodes each, none twice
+        with pg_db.session() as s:
+            for i in range(10):
+                assert audit.count(s, action="placed", subject=f"job-{i}") == 1
+                assert audit.count(s, action="running", subject=f"job-{i}") == 1
+            late = {e.actor for e in audit.events(s, kind="workload", limit=1000)
+                    if e.action == "placed" and e.subject in {f"job-{i}" for i in range(6, 10)}}
+        assert late == {"controller:replica-b"}
+    finally:   # a thread left running holds locks the schema drop would deadlock on
+        a.stop(release_lease=False)
+        b.stop()
+        db_b.dispose()
 
 
 def test_lease_is_exclusive_and_fenced(pg_db):
