@@ -3,11 +3,13 @@ pools, state or messages; extra nodes are drift; a pool that stays short is a ca
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import replace
 from types import SimpleNamespace
 from typing import Any
 
 from controlplane.model.identity import pool_name, workload_key
+from controlplane.reconcile import failover
 from controlplane.store import audit
 from controlplane.store import workloads as repo
 from infra.engines.base import UpResult
@@ -134,11 +136,14 @@ class PendingEngine(FakeEngine):
 def test_a_pool_short_past_the_bound_is_a_capacity_failure(db):
     """Item 4: CoreWeave kept 12 workloads Provisioning ('0/1 nodes running') for over 6.5 minutes."""
     cloud, placer = FakeCloud(), TwoTypePlacer()
-    c = make_controller(db, cloud, placer, engine=PendingEngine(cloud, "Standard_NC40ads_H100_v5"),
-                        short_bound_s=0.0)
+    c = make_controller(db, cloud, placer, engine=PendingEngine(cloud, "Standard_NC40ads_H100_v5"))
+    # The bound on a clock of observations, not seconds: a workload is overdue once seen short in 4
+    # observations in a row. With a 0 s bound, a healthy pool seen between "Provisioning" and its stack run's
+    # nodes (a race a loaded machine wins) was failed over too; the stuck pool stays short every pass.
+    c.short = failover.ShortWatch(bound_s=3, clock=itertools.count().__next__)
     submit(db, "bad-luck", team="alpha")
     submit(db, "fine", team="beta")
-    drive(c, passes=10)
+    drive(c, passes=16)
     rows = _rows(db)
     assert rows["alpha", "bad-luck"].state == "Running" and rows["beta", "fine"].state == "Running"
     assert placer.decided["bad-luck"] == 2 and placer.decided["fine"] == 1
