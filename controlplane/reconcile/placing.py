@@ -62,7 +62,11 @@ def apply_decision(row: Workload, decision: Any, actor: str, s: Any, metrics: Lo
         for i, a in enumerate(row.assignments):
             # The incarnation (generation) is in the hash: after delete and resubmit the pools, and so
             # every URN and idempotency key under them, are new, and no cloud replays the old requests.
-            a.pool = pool_name(row.name, i, f"{row.key}#{row.generation}")
+            # So is where the pool is: after a failover the old pool may still exist while its stack
+            # deletes it, and a pool of the same name elsewhere would collide with it (a CoreWeave NodePool
+            # is refused as Immutable; a cluster-scoped name may be shared by several regions' stacks).
+            where = "/".join((a.provider, a.region, a.zone, a.instance_type, a.capacity_type, a.reservation))
+            a.pool = pool_name(row.name, i, f"{row.key}#{row.generation}@{where}")
         row.placement, row.explanation = doc, doc
         row.state, row.placed_at = WorkloadState.PLACED.value, utcnow()
         row.message = "; ".join(decision.reasons)[:1000]

@@ -78,6 +78,17 @@ class Background:
             raise
 
 
+def _diagnose(clone: Path, env: dict[str, str]) -> str:
+    """What a person would look at when a README step times out: workloads with their messages, queues,
+    recent events. Printed with the failure, so a failure in CI explains itself."""
+    out = []
+    for cmd in ("get workloads -o wide", "get queues", "get events"):
+        done = subprocess.run(["bash", "-c", f".venv/bin/awan {cmd} | tail -n 60"], cwd=clone, env=env,
+                              capture_output=True, text=True, timeout=120)
+        out.append(f"$ awan {cmd}\n{done.stdout}{done.stderr}")
+    return "\n".join(out)
+
+
 def test_every_readme_command_works_verbatim_on_a_fresh_copy(tmp_path: Path) -> None:
     clone, home = tmp_path / "clone", tmp_path / "home"
     clone.mkdir()
@@ -104,7 +115,8 @@ def test_every_readme_command_works_verbatim_on_a_fresh_copy(tmp_path: Path) -> 
             done = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=clone, env=env,
                                   capture_output=True, text=True, timeout=900)
             assert done.returncode == 0, f"README block failed ({done.returncode}):\n{block}\n" \
-                                         f"stdout:\n{done.stdout[-3000:]}\nstderr:\n{done.stderr[-3000:]}"
+                                         f"stdout:\n{done.stdout[-3000:]}\nstderr:\n{done.stderr[-3000:]}\n" \
+                                         f"state of the service then:\n{_diagnose(clone, env)}"
             outputs.append(done.stdout)
         walk = "\n".join(outputs)
         assert "workload/my-first-finetune created" in walk and "workload/my-first-finetune placed" in walk
