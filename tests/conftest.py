@@ -20,6 +20,18 @@ def _server(cloud: str) -> RunningServer:
     return _servers[cloud]
 
 
+# The default bound (pyproject's timeout = 300 s) is for fast tests. Slow suites run real processes (make run,
+# services, replicas), which a loaded machine slows several-fold: they get a generous bound of their own
+# unless they set one. A bound is a guard against hangs, never a speed check.
+SLOW_TIMEOUT_S = 1800
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("slow") is not None and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(SLOW_TIMEOUT_S))
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     for s in _servers.values():
         s.stop()

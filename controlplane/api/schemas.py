@@ -42,7 +42,10 @@ class WorkloadOut(BaseModel):
     assignments: list[AssignmentOut] = Field(default_factory=list)
     # The run (spec.template). ``capacityOnly``: no template, so nothing is dispatched; the nodes are held.
     capacityOnly: bool = False
-    restarts: int = 0
+    restarts: int = Field(default=0, description="the run's incarnation: runs started after the first, for any reason")
+    retries: int = Field(default=0, description="restarts counted against spec.run.maxRetries (lost or failed runs)")
+    preemptions: int = Field(default=0, description="restarts the control plane chose (a queue's preemption, a planned "
+                                            "move off an ending Capacity Block): not retries")
     exitCode: int | None = None
     reason: str = ""
     finishedAt: datetime | None = None

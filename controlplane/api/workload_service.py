@@ -14,6 +14,7 @@ from controlplane.auth.tokens import Principal
 from controlplane.errors import Conflict, Forbidden, Invalid, NotFound, TooLarge, Unavailable
 from controlplane.model.manifest import ManifestError, load_documents, parse_documents
 from controlplane.model.workload import GPUWorkload
+from controlplane.reconcile.restarts import retries
 from controlplane.store import audit
 from controlplane.store import workloads as repo
 from controlplane.store.db import Database
@@ -32,7 +33,8 @@ def to_out(row: Workload) -> schemas.WorkloadOut:
             pool=a.pool, provider=a.provider, region=a.region, zone=a.zone, instanceType=a.instance_type,
             nodes=a.nodes, gpus=a.gpus, gpuModel=a.gpu_model, capacityType=a.capacity_type,
             reservation=a.reservation, pricePerHour=a.price_per_hour) for a in row.assignments],
-        capacityOnly=not is_run(row.spec), restarts=row.restarts or 0, exitCode=row.exit_code,
+        capacityOnly=not is_run(row.spec), restarts=row.restarts or 0,
+        retries=retries(row.restarts, row.preemptions), preemptions=row.preemptions or 0, exitCode=row.exit_code,
         reason=row.reason or "", finishedAt=row.finished_at, releasedAt=row.released_at)
 
 

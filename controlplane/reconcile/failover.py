@@ -97,8 +97,10 @@ class ShortWatch:
 
 
 def replace(s: Any, row: Workload, *, actor: str, reason: str, trigger: str,
-            blocked: Iterable[PoolKey] = ()) -> None:
-    """Back to Pending, assignments cleared, with the reason in the message and the audit log."""
+            blocked: Iterable[PoolKey] = (), planned: bool = False) -> None:
+    """Back to Pending, assignments cleared, with the reason in the message and the audit log. ``planned``:
+    the control plane moves it on purpose (off a Capacity Block before its end), so its run's next
+    incarnation is not a retry and does not count against ``spec.run.maxRetries``."""
     old = [{"provider": a.provider, "region": a.region, "zone": a.zone, "instanceType": a.instance_type,
             "capacityType": a.capacity_type, "nodes": a.nodes} for a in row.assignments]
     row.assignments.clear()
@@ -108,8 +110,12 @@ def replace(s: Any, row: Workload, *, actor: str, reason: str, trigger: str,
     audit.record(s, actor=actor, action="failover", kind="workload", subject=row.name, team=row.team,
                  details={"trigger": trigger, "reason": reason[:500], "from": old,
                           "blocked": ["/".join(k[:4]) for k in blocked]})
-    # A run whose pods were dispatched is over with its nodes: the next one (from its checkpoint) is a retry.
-    restarts.end_incarnation(s, row, actor=actor, why=f"failover ({trigger}): {reason}")
+    # A run whose pods were dispatched is over with its nodes: the next one (from its checkpoint) is a retry,
+    # unless the move was planned.
+    if planned:
+        restarts.moved(row)
+    else:
+        restarts.end_incarnation(s, row, actor=actor, why=f"failover ({trigger}): {reason}")
 
 
 def redact(text: str, own: Iterable[str], every: Iterable[str]) -> str:

@@ -4,7 +4,9 @@ the reason. Called inside the transaction that moves the workload, so the count 
 
 A preempted run also ends its incarnation (``preempted``), but that is not a retry: ``restarts`` (the
 incarnation number, which names the run's Kubernetes objects) moves on with ``preemptions``, and the
-retries counted against maxRetries are the difference (``retries``)."""
+retries counted against maxRetries are the difference (``retries``). A planned move (off a Capacity Block
+before it ends, ``moved``) is counted the same way: ``preemptions`` holds every incarnation the control
+plane ended on purpose."""
 
 from __future__ import annotations
 
@@ -45,6 +47,16 @@ def preempted(row: Workload) -> str | None:
     row.restarts = (row.restarts or 0) + 1
     row.dispatched_at = None
     return checkpoint_uri(row.spec)
+
+
+def moved(row: Workload) -> None:
+    """A dispatched run the control plane moves on purpose: its incarnation ends without a retry (the next
+    resumes from the same checkpoint on the new capacity). Not dispatched: nothing ran, nothing ends."""
+    if not is_run(row.spec) or row.dispatched_at is None:
+        return
+    row.restarts = (row.restarts or 0) + 1
+    row.preemptions = (row.preemptions or 0) + 1
+    row.dispatched_at = None
 
 
 def end_incarnation(s: Any, row: Workload, *, actor: str, why: str) -> bool:

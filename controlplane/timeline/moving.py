@@ -85,7 +85,7 @@ class BlockEndMover:
                 why = (f"Capacity Block {e.reservation} ends {e.ends_at.isoformat()} (in {human(e.ends_at - now)}), "
                        f"within moveBeforeEnd {human(lead)}: moved before the end, the run resumes from its checkpoint")
                 failover.replace(s, row, actor=self.actor, reason=why, trigger="block-ending",
-                                 blocked=[x.key for x in hit])
+                                 blocked=[x.key for x in hit], planned=True)
                 moved.append(row.key)
                 log.info("moved off an ending block", workload=row.key, reservation=e.reservation,
                          ends_at=e.ends_at.isoformat())

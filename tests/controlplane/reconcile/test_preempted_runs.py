@@ -140,3 +140,26 @@ def test_a_lost_incarnation_after_a_preemption_counts_only_the_loss(db: Database
         row.dispatched_at = utcnow()
         assert restarts.end_incarnation(s, row, actor="test", why="nodes lost again") is True
         assert (row.state, row.restarts) == ("Failed", 2) and "all 1 retries" in row.message
+
+
+def test_a_planned_move_is_not_a_retry_but_a_loss_after_it_is(db: Database) -> None:
+    """Moving a run off a Capacity Block before its end (trigger block-ending) is the control plane's choice:
+    with maxRetries 1, two planned moves leave the retry untouched; a real loss afterwards uses it, the
+    next fails the workload."""
+    from controlplane.reconcile import failover
+
+    with db.session() as s:
+        w = parse_manifests(MANIFEST)[0]
+        row, _ = repo.submit(s, name=w.name, team=w.team, spec=w.to_manifest(), priority=0, gpus=16)
+        for _ in range(2):
+            row.state, row.dispatched_at = "Running", utcnow()
+            failover.replace(s, row, actor="test", reason="block ends", trigger="block-ending", planned=True)
+            assert row.state == "Pending" and row.dispatched_at is None
+        assert (row.restarts, row.preemptions) == (2, 2) and restarts.retries(row.restarts, row.preemptions) == 0
+        assert audit.count(s, action="retry", subject="job-a") == 0
+        row.state, row.dispatched_at = "Running", utcnow()
+        failover.replace(s, row, actor="test", reason="nodes gone", trigger="preempted")
+        assert row.state == "Pending" and restarts.retries(row.restarts, row.preemptions) == 1
+        row.state, row.dispatched_at = "Running", utcnow()
+        failover.replace(s, row, actor="test", reason="nodes gone", trigger="preempted")
+        assert row.state == "Failed" and "all 1 retries" in row.message

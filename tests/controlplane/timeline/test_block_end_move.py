@@ -2,7 +2,7 @@
 its Kubernetes cluster, the kubernetes client judging): a reserved-only training gang waits, the purchasing
 policy (auto) buys a 24-hour block for it, it runs there. A second block is bought for later. The AWS mock's
 clock is moved to 1.5 hours before the first block's end (moveBeforeEnd is 2 hours): the gang is moved
-before the end, placed into the second block and runs again from its checkpoint (one retry counted, the new
+before the end, placed into the second block and runs again from its checkpoint (a new incarnation, not a retry: the new
 pods carry the same checkpoint), while EC2 would reclaim the first block's instances 30 minutes before its
 end. Past that end it is still running: nothing was lost."""
 
@@ -148,3 +148,4 @@ def test_a_gang_on_an_ending_block_is_moved_before_the_end_with_nothing_lost(ser
         time.sleep(3)
         w = c.get("/v1/workloads/gang").json()
         assert w["state"] == "Running" and w["restarts"] == 1 and w["reason"] in ("", None), w
+        assert (w["retries"], w["preemptions"]) == (0, 1), w   # a planned move is not a retry
