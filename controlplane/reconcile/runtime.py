@@ -12,12 +12,15 @@ from providers.breaker import guard_all
 
 if TYPE_CHECKING:
     from infra.engines.select import EngineKind
+    from providers.config import AwanConfig
 
 
-def stack_config(config: Any) -> dict[str, dict[str, str]]:
+def stack_config(config: AwanConfig | None) -> dict[str, dict[str, str]]:
     """Provider settings the stack programs read (gcp project, azure resource group, k8s namespace)."""
     out: dict[str, dict[str, str]] = {}
-    for p in getattr(config, "providers", {}).values():
+    if config is None:      # a service built without a config file (tests, tools): no settings
+        return out
+    for p in config.providers.values():
         d = {"resource_group": p.resource_group, "namespace": p.namespace}
         if p.project:
             d["project"] = p.project
@@ -30,7 +33,7 @@ def stack_config(config: Any) -> dict[str, dict[str, str]]:
         out[p.name] = d
     from infra.spec import cluster_setting
 
-    for c in getattr(config, "clusters", []):   # the cluster each region's stack makes and its nodes join
+    for c in config.clusters:   # the cluster each region's stack makes and its nodes join
         name = f"{c.name}-{{region}}" if c.endpoint and "{region}" in c.endpoint else c.name
         for glob in c.regions:
             out.setdefault(c.provider, {}).setdefault(cluster_setting(glob), name)
