@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from providers.capabilities import (
     SupportsCapacityBlocks,
     SupportsClusterNetworks,
+    SupportsFutureReservations,
     SupportsNodePools,
     SupportsPlacementGroups,
     SupportsQueuedResources,
@@ -67,6 +68,9 @@ class Provider(ABC):
 
     def supports_capacity_blocks(self) -> SupportsCapacityBlocks | None:
         return self if isinstance(self, SupportsCapacityBlocks) else None
+
+    def supports_future_reservations(self) -> SupportsFutureReservations | None:
+        return self if isinstance(self, SupportsFutureReservations) else None
 
     def supports_queued_resources(self) -> SupportsQueuedResources | None:
         return self if isinstance(self, SupportsQueuedResources) else None

@@ -22,6 +22,8 @@ from providers.capabilities import (
     CapacityBlockQuery,
     ClusterNetwork,
     ClusterNetworkRequest,
+    FutureReservation,
+    FutureReservationRequest,
     NodePoolRequest,
     NodePoolState,
     PlacementGroup,
@@ -34,6 +36,7 @@ from providers.capabilities import (
     ScaleSetState,
     SupportsCapacityBlocks,
     SupportsClusterNetworks,
+    SupportsFutureReservations,
     SupportsNodePools,
     SupportsPlacementGroups,
     SupportsQueuedResources,
@@ -142,6 +145,10 @@ class GuardedProvider(Provider):
         cap = self.inner.supports_capacity_blocks()
         return None if cap is None else _GuardedCapacityBlocks(cap, self._call)
 
+    def supports_future_reservations(self) -> SupportsFutureReservations | None:
+        cap = self.inner.supports_future_reservations()
+        return None if cap is None else _GuardedFutureReservations(cap, self._call)
+
     def supports_queued_resources(self) -> SupportsQueuedResources | None:
         cap = self.inner.supports_queued_resources()
         return None if cap is None else _GuardedQueuedResources(cap, self._call)
@@ -197,6 +204,17 @@ class _GuardedCapacityBlocks(SupportsCapacityBlocks):
 
     def purchase_capacity_block_offer(self, purchase: CapacityBlockPurchase) -> Reservation:
         return self.guard(lambda: self.inner.purchase_capacity_block_offer(purchase))
+
+
+class _GuardedFutureReservations(SupportsFutureReservations):
+    def __init__(self, inner: SupportsFutureReservations, guard: _Guard) -> None:
+        self.inner, self.guard = inner, guard
+
+    def request_future_reservation(self, request: FutureReservationRequest) -> FutureReservation:
+        return self.guard(lambda: self.inner.request_future_reservation(request))
+
+    def find_future_reservation(self, zone: str, name: str) -> FutureReservation | None:
+        return self.guard(lambda: self.inner.find_future_reservation(zone, name))
 
 
 class _GuardedQueuedResources(SupportsQueuedResources):

@@ -174,6 +174,11 @@ class SupportsFutureReservations(Protocol):
         """Request it (idempotent by name and token); capacity() then reports a pool dated by its window."""
         ...
 
+    def find_future_reservation(self, zone: str, name: str) -> FutureReservation | None:
+        """The future reservation of that name in ``zone``, or None when the cloud has none (a buyer's
+        look-up before it requests one again after a crash)."""
+        ...
+
 
 # -- TPU queued resources (GCP) -------------------------------------------------------------------
 

@@ -5,7 +5,11 @@ PurchaseCapacityBlock takes no client token, so the token is a tag: every block 
 own committed transaction *before* the cloud is asked; the answer is written after. A controller killed in
 between finds the row still ``buying`` on its next pass and first looks the purchase up by that tag: found,
 the row is ``bought`` (nothing is bought again); not found, the cloud never took the order, so it is placed
-now. The same path serves the first attempt and every retry."""
+now. The same path serves the first attempt and every retry.
+
+A GCP future reservation (provider gcp) follows the same path with its name as the token: GCE names are
+unique per zone, so the row's token *is* the resource name, looked up before any request (and the request
+carries it as requestId too)."""
 
 from __future__ import annotations
 
@@ -16,17 +20,19 @@ from sqlalchemy.orm import Session
 
 from controlplane.logs import get_logger
 from controlplane.purchasing.ledger import over_budget
-from controlplane.purchasing.model import PurchasingConfig
+from controlplane.purchasing.model import FUTURE_RESERVATION, PurchasingConfig, kind_of
 from controlplane.store import audit
 from controlplane.store.coltypes import utcnow
 from controlplane.store.db import Database
 from controlplane.store.models import Purchase, PurchaseState
 from providers.base import Provider
-from providers.capabilities import CapacityBlockOffer, CapacityBlockPurchase, Reservation
+from providers.capabilities import CapacityBlockOffer, CapacityBlockPurchase, FutureReservationRequest
 from providers.errors import ProviderError
 
 log = get_logger("awan.purchasing")
 TAG = "awan:purchase"
+# Procurement statuses in which Google will not deliver a future reservation
+DECLINED = frozenset({"DECLINED", "CANCELLED", "FAILED"})
 
 
 def token_for(purchase_id: str) -> str:
@@ -88,6 +94,8 @@ def complete(db: Database, purchase_id: str, providers: Mapping[str, Provider], 
             return None
         s.expunge(r)
     p = providers.get(r.provider)
+    if p is not None and kind_of(r.provider) == FUTURE_RESERVATION:
+        return _request_future(db, r, p, actor, fenced)
     blocks = p.supports_capacity_blocks() if p is not None else None
     lookup = p.supports_reservations() if p is not None else None
     if blocks is None or lookup is None:
@@ -101,11 +109,34 @@ def complete(db: Database, purchase_id: str, providers: Mapping[str, Provider], 
                 offer_of(r), tags={TAG: r.token, "awan:managed-by": "awan", "Name": f"awan-{r.id}"}))
     except ProviderError as e:
         return _finish(db, r.id, actor, fenced, error=f"{type(e).__name__}: {e}", retryable=e.retryable)
-    return _finish(db, r.id, actor, fenced, bought=found, how=how)
+    return _finish(db, r.id, actor, fenced, bought=found.id, how=how)
+
+
+def _request_future(db: Database, r: Purchase, p: Provider, actor: str, fenced: Callable[[], bool]) -> Outcome | None:
+    """A GCP future reservation named by the token (a valid GCE name: ``awan-pur-<hex>``): looked up by that
+    name first, requested only when GCE has none; the reservation GCE creates at the start carries the same
+    name, which is the pool id placement sees before and after the start."""
+    fr = p.supports_future_reservations()
+    if fr is None:
+        return _finish(db, r.id, actor, fenced, error=f"provider {r.provider!r} cannot request future "
+                       "reservations", retryable=True)
+    try:
+        found = fr.find_future_reservation(r.zone, r.token)
+        how = "found by its name (requested before a restart)" if found is not None else "requested"
+        if found is None:
+            found = fr.request_future_reservation(FutureReservationRequest(
+                r.zone, r.token, r.instance_type, r.instance_count, r.starts_at, r.ends_at,
+                reservation_name=r.token, idempotency_token=r.token))
+    except ProviderError as e:
+        return _finish(db, r.id, actor, fenced, error=f"{type(e).__name__}: {e}", retryable=e.retryable)
+    if found.status in DECLINED:
+        return _finish(db, r.id, actor, fenced, error=f"Google Cloud {found.status.lower()} future reservation "
+                       f"{found.name} ({how})")
+    return _finish(db, r.id, actor, fenced, bought=found.reservation_id, how=f"{how}, {found.status}")
 
 
 def _finish(db: Database, purchase_id: str, actor: str, fenced: Callable[[], bool], *,
-            bought: Reservation | None = None, how: str = "", error: str = "", retryable: bool = False) -> Outcome | None:
+            bought: str | None = None, how: str = "", error: str = "", retryable: bool = False) -> Outcome | None:
     with db.session() as s:
         if not fenced():
             return None      # the next leader finds the row buying and looks it up: nothing is lost
@@ -113,10 +144,10 @@ def _finish(db: Database, purchase_id: str, actor: str, fenced: Callable[[], boo
         if r is None or r.state != PurchaseState.BUYING.value:
             return None
         if bought is not None:
-            r.state, r.reservation_id, r.bought_at = PurchaseState.BOUGHT.value, bought.id, utcnow()
-            r.message = f"{how}: {bought.id}"
-            _audit(s, r, actor, "purchase-bought", reservation=bought.id, how=how)
-            log.info("purchase bought", purchase=r.id, reservation=bought.id, price=r.price, how=how)
+            r.state, r.reservation_id, r.bought_at = PurchaseState.BOUGHT.value, bought, utcnow()
+            r.message = f"{how}: {bought}"
+            _audit(s, r, actor, "purchase-bought", reservation=bought, how=how)
+            log.info("purchase bought", purchase=r.id, reservation=bought, price=r.price, how=how)
         elif retryable:
             r.message = f"will retry: {error}"[:1000]      # stays buying: the next pass looks up, then buys
         else:

@@ -9,9 +9,11 @@ metadata: {name: blocks}
 spec:
   mode: approve                 # approve: propose, a person approves; auto: buy within the budget;
                                 # off: buy nothing (only moveBeforeEnd applies; the fields below may go)
-  providers: [aws]
+  providers: [aws]              # AWS Capacity Blocks for ML of these types in these regions
   regions: [us-east-1]
   instanceTypes: [p5.48xlarge, u-p6e-gb200x72]   # instance types or UltraServer types
+  futureReservations:           # Google Cloud future reservations (calendar mode) of these machine types
+  - {machineTypes: [a3-highgpu-8g], regions: [us-central1], zones: [us-central1-a]}   # zones: optional
   maxPricePerGpuHour: 4.0
   budget: {total: 100000, perPeriod: 25000, period: 30d}
   leadTime: {min: 0h, max: 14d} # how soon and how far ahead a block may start
@@ -89,11 +91,27 @@ class LeadTimeDoc(_Strict):
         return self
 
 
+class FutureReservationsDoc(_Strict):
+    """What GCP future reservations may be requested: machine types in regions (in these zones only, if
+    given). Priced from the catalog's on-demand price: a future reservation is billed for every VM it
+    holds over its whole window, used or not."""
+
+    machine_types: list[str] = Field(min_length=1, alias="machineTypes")
+    regions: list[str] = Field(min_length=1)
+    zones: list[str] = Field(default_factory=list)
+
+    @field_validator("machine_types", "regions", "zones", mode="before")
+    @classmethod
+    def _one_or_many(cls, v: object) -> object:
+        return [v] if isinstance(v, str) else v
+
+
 class PurchasingSpec(_Strict):
     mode: Literal["approve", "auto", "off"] = "approve"
     providers: list[str] = Field(default_factory=list)
     regions: list[str] = Field(default_factory=list)
     instance_types: list[str] = Field(default_factory=list, alias="instanceTypes")
+    future_reservations: list[FutureReservationsDoc] = Field(default_factory=list, alias="futureReservations")
     max_price_per_gpu_hour: float | None = Field(default=None, alias="maxPricePerGpuHour", gt=0, allow_inf_nan=False)
     budget: BudgetDoc | None = None
     lead_time: LeadTimeDoc = Field(default_factory=LeadTimeDoc, alias="leadTime")

@@ -9,13 +9,14 @@ import threading
 from collections.abc import Callable
 
 from controlplane.model.manifest import documents_of_kind
+from controlplane.purchasing import futures
 from controlplane.purchasing.documents import PurchasingPolicyDocument
-from controlplane.purchasing.model import OFF, Budget, PurchasingConfig, Target
+from controlplane.purchasing.model import OFF, Budget, FutureTarget, PurchasingConfig, Target
 from providers.catalog import PROVIDERS, Catalog, default_catalog
 
 KIND = "PurchasingPolicy"
-# Providers whose adapters can buy capacity through a typed capability (providers/capabilities.py):
-# AWS Capacity Blocks for ML. GCP future reservations have no capability in the GCP adapter yet.
+# Providers whose Capacity Blocks Awan buys (spec.providers); GCP capacity is bought as future reservations,
+# given in spec.futureReservations (SupportsFutureReservations).
 BUYS = ("aws",)
 
 
@@ -37,15 +38,21 @@ def parse_purchasing_text(text: str, source: str = "policy document",
 def _config(where: str, doc: PurchasingPolicyDocument, cat: Catalog) -> PurchasingConfig:
     s = doc.spec
     if s.mode != OFF:   # what may be bought, at what price, within what budget: required unless nothing is
-        for name, value in (("providers", s.providers), ("regions", s.regions), ("instanceTypes", s.instance_types),
-                            ("maxPricePerGpuHour", s.max_price_per_gpu_hour), ("budget", s.budget)):
+        blocks = [("providers", s.providers), ("regions", s.regions), ("instanceTypes", s.instance_types)]
+        if s.future_reservations and not any(v for _, v in blocks):
+            blocks = []         # only future reservations: no Capacity Blocks
+        for name, value in (*blocks, ("maxPricePerGpuHour", s.max_price_per_gpu_hour), ("budget", s.budget)):
             if not value:
                 raise PurchasingError(f"{where}: spec.{name}: required when mode is {s.mode} "
-                                      "(a purchase spends money; mode: off buys nothing)")
+                                      "(a purchase spends money; mode: off buys nothing)"
+                                      + (" or give only spec.futureReservations" if name in dict(blocks) else ""))
     for i, p in enumerate(s.providers):
         if p not in PROVIDERS:
             raise PurchasingError(f"{where}: spec.providers[{i}]: unknown provider {p!r} "
                                   f"(known: {', '.join(PROVIDERS)})")
+        if p == "gcp":
+            raise PurchasingError(f"{where}: spec.providers[{i}]: Google Cloud capacity is bought as future "
+                                  "reservations: give it in spec.futureReservations (machineTypes, regions)")
         if p not in BUYS:
             raise PurchasingError(f"{where}: spec.providers[{i}]: Awan cannot buy capacity at {p!r} yet "
                                   f"(it buys at: {', '.join(BUYS)})")
@@ -63,12 +70,54 @@ def _config(where: str, doc: PurchasingPolicyDocument, cat: Catalog) -> Purchasi
             raise PurchasingError(f"{where}: spec.instanceTypes[{i}]: {name!r} is neither an instance type nor "
                                   f"an UltraServer type of {', '.join(s.providers)} in the catalog")
         targets.append(t)
+    future = _futures(where, doc, cat)
     b = s.budget
     return PurchasingConfig(
         name=doc.metadata.name, mode=s.mode, providers=tuple(s.providers), regions=tuple(regions),
         targets=tuple(targets), max_price_per_gpu_hour=s.max_price_per_gpu_hour or 0.0,
         budget=Budget(b.total, b.per_period, b.period) if b is not None else Budget(total=0.0), lead_min=s.lead_time.min, lead_max=s.lead_time.max,
-        hours=s.hours, move_before_end=s.move_before_end, source=f"{where} ({doc.metadata.name})")
+        hours=s.hours, move_before_end=s.move_before_end, source=f"{where} ({doc.metadata.name})",
+        future=future)
+
+
+def _futures(where: str, doc: PurchasingPolicyDocument, cat: Catalog) -> tuple[FutureTarget, ...]:
+    """spec.futureReservations, checked against the catalog and GCP's calendar-mode rules (futures.py)."""
+    s = doc.spec
+    if not s.future_reservations:
+        return ()
+    zones = cat.zones("gcp")
+    out: list[FutureTarget] = []
+    for i, f in enumerate(s.future_reservations):
+        at = f"{where}: spec.futureReservations[{i}]"
+        for j, r in enumerate(f.regions):
+            if ("gcp", r) not in cat.regions:
+                raise PurchasingError(f"{at}.regions[{j}]: {r!r} is not a Google Cloud region in the catalog")
+        for j, z in enumerate(f.zones):
+            if zones.get(z) not in f.regions:
+                raise PurchasingError(f"{at}.zones[{j}]: {z!r} is not a zone of "
+                                      f"{', '.join(f.regions)} in the catalog")
+        for j, name in enumerate(f.machine_types):
+            it = cat.find_instance_type("gcp", name)
+            if it is None or it.gpu_model.upper().startswith("TPU") or it.gpus < 1:
+                raise PurchasingError(f"{at}.machineTypes[{j}]: {name!r} is not a Google Cloud GPU machine type "
+                                      "in the catalog")
+            t = FutureTarget(it.name, it.gpu_model, it.gpus, tuple(f.regions), tuple(f.zones))
+            if not any(futures.zones_for(t, r, cat) for r in f.regions):
+                raise PurchasingError(f"{at}.machineTypes[{j}]: {name!r} has no on-demand price in "
+                                      f"{', '.join(f.zones or f.regions)} in the catalog (a future reservation "
+                                      "is priced at it)")
+            out.append(t)
+    lead = s.lead_time
+    if lead.max < futures.MIN_LEAD:
+        raise PurchasingError(f"{where}: spec.leadTime.max: {lead.max} is sooner than any future reservation can "
+                              f"start: GCP accepts GPU requests at least {futures.MIN_LEAD} (87h) ahead")
+    if lead.min > futures.MAX_LEAD:
+        raise PurchasingError(f"{where}: spec.leadTime.min: {lead.min} is further ahead than GCP takes future "
+                              f"reservation requests ({futures.MAX_LEAD.days} days)")
+    if s.hours > futures.MAX_HOURS:
+        raise PurchasingError(f"{where}: spec.hours: {s.hours} is longer than a future reservation in calendar "
+                              f"mode may last ({futures.MAX_HOURS}h, 90 days)")
+    return tuple(out)
 
 
 def _target(name: str, providers: list[str], cat: Catalog) -> Target | None:

@@ -6,6 +6,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 AUTO, APPROVE, OFF = "auto", "approve", "off"
+CAPACITY_BLOCK, FUTURE_RESERVATION = "capacity-block", "future-reservation"
+# What Awan buys at each provider (through which typed capability, providers/capabilities.py)
+KIND_AT = {"aws": CAPACITY_BLOCK, "gcp": FUTURE_RESERVATION}
+
+
+def kind_of(provider: str) -> str:
+    return KIND_AT.get(provider, CAPACITY_BLOCK)
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +36,19 @@ class Target:
 
 
 @dataclass(frozen=True, slots=True)
+class FutureTarget:
+    """A GCP machine type a future reservation may hold, where (zones empty: any zone of the regions
+    whose catalog sells the type on demand)."""
+
+    instance_type: str
+    gpu_model: str
+    gpus_per_node: int
+    regions: tuple[str, ...]
+    zones: tuple[str, ...] = ()
+    provider: str = "gcp"
+
+
+@dataclass(frozen=True, slots=True)
 class PurchasingConfig:
     name: str
     mode: str                                # auto | approve | off (nothing is bought)
@@ -42,3 +62,4 @@ class PurchasingConfig:
     hours: int
     move_before_end: timedelta | None = None
     source: str = ""
+    future: tuple[FutureTarget, ...] = ()    # GCP future reservations (futureReservations)

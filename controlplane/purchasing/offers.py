@@ -1,7 +1,8 @@
 """Find the offering that serves one workload's demand within the policy: Capacity Block offerings of the
-policy's providers, regions and types (through the typed capability, SupportsCapacityBlocks), sized for
-the workload, starting inside the lead-time window (and early enough for its schedule), at or under the
-policy's and the workload's price per GPU-hour. The cheapest per GPU-hour wins, then the earliest."""
+policy's providers, regions and types (through the typed capability, SupportsCapacityBlocks), and GCP
+future reservation requests of its futureReservations (futures.py), sized for the workload, starting inside
+the lead-time window (and early enough for its schedule), at or under the policy's and the workload's price
+per GPU-hour. The cheapest per GPU-hour wins, then the earliest."""
 
 from __future__ import annotations
 
@@ -11,8 +12,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from controlplane.purchasing import futures
 from controlplane.purchasing.demand import Demand
-from controlplane.purchasing.model import PurchasingConfig, Target
+from controlplane.purchasing.model import (
+    CAPACITY_BLOCK,
+    FUTURE_RESERVATION,
+    FutureTarget,
+    PurchasingConfig,
+    Target,
+)
 from providers.base import Provider
 from providers.capabilities import CapacityBlockOffer, CapacityBlockQuery
 from providers.catalog import Catalog, default_catalog
@@ -22,9 +30,10 @@ from providers.errors import ProviderError
 @dataclass(frozen=True, slots=True)
 class Found:
     offer: CapacityBlockOffer
-    target: Target
+    target: Target | FutureTarget
     gpus: int
     price_per_gpu_hour: float
+    kind: str = CAPACITY_BLOCK        # or FUTURE_RESERVATION: a request priced from the catalog (futures.py)
 
 
 @dataclass(slots=True)
@@ -105,9 +114,49 @@ def search(d: Demand, cfg: PurchasingConfig, providers: Mapping[str, Provider], 
                 f = Found(o, t, gpus, per)
                 if best is None or (per, o.starts_at) < (best.price_per_gpu_hour, best.offer.starts_at):
                     best = f
+    for f in _future_requests(d, cfg, providers, now, cat, hours, latest, cap_price, models, out.notes):
+        if best is None or (f.price_per_gpu_hour, f.offer.starts_at) < (best.price_per_gpu_hour, best.offer.starts_at):
+            best = f
     out.found = best
     if best is None and not out.notes:
         out.notes.append("no offering of the policy's types and regions fits this workload")
+    return out
+
+
+def _future_requests(d: Demand, cfg: PurchasingConfig, providers: Mapping[str, Provider], now: datetime,
+                     cat: Catalog, hours: int, latest: datetime, cap_price: float, models: set[str],
+                     notes: list[str]) -> list[Found]:
+    """GCP future reservations that would serve ``d``: one request per allowed zone, its cheapest first."""
+    out: list[Found] = []
+    w = d.workload
+    for t in cfg.future:
+        if t.gpu_model.upper() not in models:
+            continue
+        p = providers.get(t.provider)
+        if p is None or p.supports_future_reservations() is None:
+            notes.append(f"{t.provider}: not configured or cannot request future reservations")
+            continue
+        start = futures.earliest_start(now, cfg.lead_min)
+        length = futures.window_hours(hours)
+        if length > futures.MAX_HOURS:
+            notes.append(f"{t.instance_type}: {length}h is longer than a future reservation may last "
+                         f"({futures.MAX_HOURS}h)")
+            continue
+        if start > latest:
+            notes.append(f"a future reservation of {t.instance_type} starts {start.isoformat()} at the "
+                         f"earliest (87h ahead), after {latest.isoformat()}")
+            continue
+        for region in t.regions:
+            if not _region_ok(d, t.provider, region, cat) or not d.region_wants_block(t.provider, region):
+                continue
+            for zone, price in futures.zones_for(t, region, cat):
+                o = futures.request_for(t, region, zone, price, w.total_gpus, length, start)
+                gpus = o.instance_count * t.gpus_per_node
+                per = o.upfront_fee / max(1, gpus * o.hours)
+                if per > cap_price + 1e-9:
+                    notes.append(f"{o.id} costs ${per:,.2f}/GPU-hour, over the limit ${cap_price:,.2f}")
+                    continue
+                out.append(Found(o, t, gpus, per, FUTURE_RESERVATION))
     return out
 
 
@@ -119,8 +168,9 @@ def reason(d: Demand, f: Found, now: datetime) -> str:
     why = {"no-capacity": "no capacity", "waiting": "for capacity that starts later",
            "nothing-matches": "no reserved capacity"}.get(d.why, d.why)
     return (f"{d.key} waits ({why}) for {d.workload.total_gpus} {'/'.join(d.workload.spec.gpus.model)} GPUs; "
-            f"Capacity Block {what} in {o.zone} starts {when} for {o.hours}h at ${o.upfront_fee:,.2f} "
-            f"(${f.price_per_gpu_hour:,.2f}/GPU-hour)")
+            f"{'future reservation' if f.kind == FUTURE_RESERVATION else 'Capacity Block'} {what} in {o.zone} "
+            f"starts {when} for {o.hours}h at ${o.upfront_fee:,.2f} (${f.price_per_gpu_hour:,.2f}/GPU-hour"
+            f"{', on-demand price' if f.kind == FUTURE_RESERVATION else ''})")
 
 
 def _human(d: timedelta) -> str:

@@ -133,7 +133,7 @@ class PurchaseStep:
             s.add(r)
             s.flush()
             audit.record(s, actor=self.actor, action="purchase-proposed", kind="purchase", subject=pid,
-                         team=d.team, details={"offering": o.id, "price": o.upfront_fee, "reason": r.reason,
+                         team=d.team, details={"offering": o.id, "kind": f.kind, "price": o.upfront_fee, "reason": r.reason,
                                                "workloads": [d.key], "mode": cfg.mode})
             if auto:
                 audit.record(s, actor=self.actor, action="purchase-approved", kind="purchase", subject=pid,

@@ -240,6 +240,11 @@ class GCPProvider(Provider, SupportsPlacementGroups, SupportsQueuedResources, Su
         return FutureReservation(w.zone, w.name, w.machine_type, w.total, w.start, w.end, w.status, w.pool_id,
                                  w.delivered)
 
+    def find_future_reservation(self, zone: str, name: str) -> FutureReservation | None:
+        w = self.reservations.get_future(zone, name)
+        return None if w is None else FutureReservation(w.zone, w.name, w.machine_type, w.total, w.start, w.end,
+                                                        w.status, w.pool_id, w.delivered)
+
     # -- GCP-only capabilities for the provisioning engine ---------------------------------
     def ensure_compact_placement_policy(self, region: str, name: str, vm_count: int | None = None,
                                         idempotency_key: str = "") -> str:

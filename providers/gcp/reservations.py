@@ -116,6 +116,14 @@ class Reservations:
                                     code="futureReservationNotStarted")
         return reservation_id      # unknown: GCE refuses the insert with a clear error naming it
 
+    def get_future(self, zone: str, name: str) -> FutureWindow | None:
+        try:
+            fr = self.api.call(self.api.compute("FutureReservationsClient").get, project=self.api.project,
+                               zone=zone, future_reservation=name, at=region_of(zone))
+        except NotFoundError:
+            return None
+        return FutureWindow.of(fr)
+
     def create_future(self, zone: str, name: str, machine_type: str, count: int, start: datetime, end: datetime,
                       *, reservation_name: str = "", idempotency_key: str = "") -> FutureWindow:
         """Request ``count`` VMs of ``machine_type`` in ``zone`` for [start, end). Idempotent by

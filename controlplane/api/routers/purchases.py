@@ -18,6 +18,7 @@ from controlplane.api.context import ServiceContext, ctx
 from controlplane.api.security import admin
 from controlplane.auth.tokens import Principal
 from controlplane.purchasing.decide import Conflict, NotFound, decide
+from controlplane.purchasing.model import kind_of
 from controlplane.store.models import Purchase, PurchaseState
 
 router = APIRouter(prefix="/v1", tags=["purchases"])
@@ -33,6 +34,7 @@ class PurchaseOut(BaseModel):
     mode: str
     policy: str
     provider: str
+    kind: str = Field(description="capacity-block (AWS) or future-reservation (GCP)")
     region: str
     zone: str
     instance_type: str = Field(alias="instanceType")
@@ -67,7 +69,8 @@ class Decision(BaseModel):
 
 def out(r: Purchase) -> PurchaseOut:
     return PurchaseOut(
-        id=r.id, state=r.state, mode=r.mode, policy=r.policy, provider=r.provider, region=r.region, zone=r.zone,
+        id=r.id, state=r.state, mode=r.mode, policy=r.policy, provider=r.provider, kind=kind_of(r.provider),
+        region=r.region, zone=r.zone,
         instanceType=r.instance_type, ultraserverType=r.ultraserver_type, ultraserverCount=r.ultraserver_count,
         instanceCount=r.instance_count, gpus=r.gpus, offering=r.offering_id, startsAt=r.starts_at, endsAt=r.ends_at,
         hours=r.hours, price=r.price, pricePerGpuHour=r.price_per_gpu_hour, reason=r.reason,
