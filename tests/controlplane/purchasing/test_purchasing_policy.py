@@ -98,6 +98,7 @@ def test_the_shipped_example_loads() -> None:
     cfg = parse_purchasing_text(text, "policies/examples/purchasing.yaml")
     assert cfg is not None and cfg.mode == "approve" and {t.provider for t in cfg.targets} == {"aws"}
     assert len(cfg.regions) == 2 and cfg.budget.per_period == 100000
+    assert [(f.provider, f.instance_type, f.regions) for f in cfg.future] == [("gcp", "a3-highgpu-8g", ("us-central1",))]
 
 
 def test_mode_off_needs_only_what_it_uses() -> None:
