@@ -148,4 +148,10 @@ def test_the_typed_capability_requests_a_future_reservation_once(gcp):
     assert (got.reservation_id, got.count, got.starts_at, got.status, got.delivered) == (
         "res-cap", 3, start, "APPROVED", ())
     assert gcp.request_future_reservation(req) == got
+    assert gcp.find_future_reservation(ZONE, "fr-cap") == got            # looked up by name (buying.py)
+    assert gcp.find_future_reservation(ZONE, "fr-none") is None
+    from providers.breaker import GuardedProvider
+
+    guarded = GuardedProvider(gcp).supports_future_reservations()
+    assert guarded is not None and guarded.find_future_reservation(ZONE, "fr-cap") == got
     assert [p.available_nodes for p in _pools(gcp, "res-cap")] == [3]      # one request, one pool
