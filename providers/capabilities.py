@@ -153,6 +153,7 @@ class FutureReservationRequest:
     ends_at: datetime
     reservation_name: str = ""
     idempotency_token: str = ""          # GCE requestId
+    calendar: bool = False               # GCE calendar mode: GPU VMs for a fixed window, deleted at its end
 
 
 @dataclass(frozen=True, slots=True)

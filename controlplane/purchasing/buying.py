@@ -126,7 +126,7 @@ def _request_future(db: Database, r: Purchase, p: Provider, actor: str, fenced: 
         if found is None:
             found = fr.request_future_reservation(FutureReservationRequest(
                 r.zone, r.token, r.instance_type, r.instance_count, r.starts_at, r.ends_at,
-                reservation_name=r.token, idempotency_token=r.token))
+                reservation_name=r.token, idempotency_token=r.token, calendar=True))
     except ProviderError as e:
         return _finish(db, r.id, actor, fenced, error=f"{type(e).__name__}: {e}", retryable=e.retryable)
     if found.status in DECLINED:

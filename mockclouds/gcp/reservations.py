@@ -64,6 +64,7 @@ class FutureReservation:
     status: str = "APPROVED"
     auto_created: list[str] = field(default_factory=list)
     ended: bool = False
+    mode: str = ""                  # reservationMode as requested (CALENDAR, DEFAULT), echoed back
 
 
 def _time(value: object, what: str) -> datetime:
@@ -139,9 +140,12 @@ class ReservationModel:
                                          f"projects/{project}/zones/{zone}/futureReservations/{name}")
             if request_id:
                 self.compute.request_ids[(project, request_id)] = op.name
+            mode = str(body.get("reservationMode") or "")
+            if mode not in ("", "CALENDAR", "DEFAULT"):
+                raise invalid(f"Invalid value for field 'resource.reservationMode': '{mode}'")
             self.futures[(project, zone, name)] = FutureReservation(
                 self.compute.new_id(), project, zone, name, mt, total, start, end, self.clock.now().isoformat(),
-                prefix, rname)
+                prefix, rname, mode=mode)
             return op
 
     def get_future(self, project: str, zone: str, name: str) -> FutureReservation:

@@ -50,6 +50,8 @@ def future_json(f: FutureReservation, base: str) -> dict:
         out["namePrefix"] = f.name_prefix
     if f.reservation_name:
         out["reservationName"] = f.reservation_name
+    if f.mode:
+        out["reservationMode"] = f.mode
     return out
 
 

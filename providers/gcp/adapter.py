@@ -236,7 +236,7 @@ class GCPProvider(Provider, SupportsPlacementGroups, SupportsQueuedResources, Su
         w = self.create_future_reservation(request.zone, request.name, request.instance_type, request.count,
                                            request.starts_at, request.ends_at,
                                            reservation_name=request.reservation_name,
-                                           idempotency_key=request.idempotency_token)
+                                           idempotency_key=request.idempotency_token, calendar=request.calendar)
         return FutureReservation(w.zone, w.name, w.machine_type, w.total, w.start, w.end, w.status, w.pool_id,
                                  w.delivered)
 
@@ -273,7 +273,7 @@ class GCPProvider(Provider, SupportsPlacementGroups, SupportsQueuedResources, Su
 
     def create_future_reservation(self, zone: str, name: str, instance_type: str, count: int, start: datetime,
                                   end: datetime, *, reservation_name: str = "",
-                                  idempotency_key: str = "") -> FutureWindow:
+                                  idempotency_key: str = "", calendar: bool = False) -> FutureWindow:
         """Request ``count`` VMs of ``instance_type`` in ``zone`` for [start, end) (a GCE future
         reservation); capacity() reports it as a pool from ``start``."""
         if ("gcp", instance_type) not in self.catalog.instance_types or is_tpu(instance_type):
@@ -283,4 +283,5 @@ class GCPProvider(Provider, SupportsPlacementGroups, SupportsQueuedResources, Su
             raise InvalidRequestError("count/end: need count >= 1 and end after start", provider="gcp",
                                       endpoint=self.endpoint, region=zone.rsplit("-", 1)[0])
         return self.reservations.create_future(zone, name, instance_type, count, start, end,
-                                               reservation_name=reservation_name, idempotency_key=idempotency_key)
+                                               reservation_name=reservation_name, idempotency_key=idempotency_key,
+                                               calendar=calendar)

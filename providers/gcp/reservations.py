@@ -125,7 +125,7 @@ class Reservations:
         return FutureWindow.of(fr)
 
     def create_future(self, zone: str, name: str, machine_type: str, count: int, start: datetime, end: datetime,
-                      *, reservation_name: str = "", idempotency_key: str = "") -> FutureWindow:
+                      *, reservation_name: str = "", idempotency_key: str = "", calendar: bool = False) -> FutureWindow:
         """Request ``count`` VMs of ``machine_type`` in ``zone`` for [start, end). Idempotent by
         ``idempotency_key`` (the requestId) and by name (an existing one is returned as it is). The
         reservation GCE creates at the start is named ``reservation_name`` (default: ``name``), so the pool
@@ -138,7 +138,8 @@ class Reservations:
                     machine_type=machine_type)),
             time_window=compute_v1.FutureReservationTimeWindow(
                 start_time=start.isoformat().replace("+00:00", "Z"), end_time=end.isoformat().replace("+00:00", "Z")),
-            auto_delete_auto_created_reservations=True)
+            auto_delete_auto_created_reservations=True,
+            reservation_mode="CALENDAR" if calendar else None)
         client = self.api.compute("FutureReservationsClient")
         insert = compute_v1.InsertFutureReservationRequest(
             project=self.api.project, zone=zone, future_reservation_resource=body,

@@ -149,6 +149,9 @@ def test_approve_mode_requests_nothing_until_approved_then_placement_uses_it_fro
         assert bought["state"] == "bought" and bought["reservation"] == p.token
         assert 'awan_purchases_count{state="bought"} 1.0' in c.get("/metrics").text
     assert _ours(gcp) == [p.token]
+    got = gcp.api.compute("FutureReservationsClient").get(project=gcp.api.project, zone=p.zone,
+                                                          future_reservation=p.token)
+    assert got.reservation_mode == "CALENDAR" and got.reservation_name == p.token     # read with the real client
     with db.session() as s:
         actions = [e.action for e in audit.events(s, kind="purchase", subject=p.id)]
     assert actions == ["purchase-proposed", "purchase-approved", "purchase-buying", "purchase-bought"]
