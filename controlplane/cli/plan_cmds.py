@@ -157,12 +157,18 @@ def plan_placement(d: Decision, owner: Mapping[str, str] | None, explain: Explai
     """One ``placements[]`` entry: the decision's JSON (``Decision.to_json``), its workload's team, kind and
     topology, and its rejections counted by rule (``rejectedByRule``). The per provider/region map
     (``rejections``, ~90 entries a decision: 80% of the bytes) is kept with ``--explain full`` only."""
-    doc = d.to_json(keep=False)     # the explanation is written, not kept: memory stays flat
-    rej = doc.pop("rejections")
+    if explain == ExplainLevel.summary and d.summarize is not None:
+        # counted from the engine's captured data: the ~100 rejection texts are not built (explain.py)
+        why, counts = d.summarize()
+        doc = d.to_json(keep=False, why=why)
+        del doc["rejections"]
+    else:
+        doc = d.to_json(keep=False)     # the explanation is written, not kept: memory stays flat
+        rej = doc.pop("rejections")
+        counts = count_by_rule(rej)
     if owner is not None:
         doc.update(owner)
-    doc["rejectedByRule"] = [{"rule": r, "count": n, "example": k, "why": why}
-                             for r, n, k, why in count_by_rule(rej)]
+    doc["rejectedByRule"] = [{"rule": r, "count": n, "example": k, "why": why_k} for r, n, k, why_k in counts]
     if explain == ExplainLevel.full:
         doc["rejections"] = rej
     return doc
