@@ -121,19 +121,27 @@ def _table(result: PlacementResult, explain: ExplainLevel = ExplainLevel.summary
             out.write("\n".join(buf) + "\n")
             buf.clear()
     for d in result.decisions:
+        # as write_json: the explanation is built for the writer, not kept; counted by rule from the engine's
+        # captured data where it gives that (Decision.summarize)
+        if explain == ExplainLevel.summary and d.summarize is not None:
+            why, counts = d.summarize()
+        else:
+            why = d.explain() if d.explain is not None else d.explanation()
+            counts = count_by_rule(why.rejections) if explain == ExplainLevel.summary else []
         buf.append(d.workload)
-        buf.extend(f"  {r}" for r in d.reasons)
+        buf.extend(f"  {r}" for r in why.reasons)
         buf.extend(f"  runner-up: {ru['provider']}/{ru['region']} {ru['instanceType']} "
-                   f"${ru['pricePerHour']:,.2f}/h score {ru['score']:.3f}" for ru in d.runners_up)
-        rej = d.rejections
+                   f"${ru['pricePerHour']:,.2f}/h score {ru['score']:.3f}" for ru in why.runners_up)
         if explain == ExplainLevel.full:
+            rej = why.rejections
             groups = group_rejections(rej)
             by_rule = ", ".join(f"{rule} {len(keys)}" for rule, keys, _ in groups)
             buf.append(f"  {len(rej)} provider/regions ruled out ({by_rule}):")
             buf.extend(f"    {k}: {rej[k]}" for _, keys, _ in groups for k in keys)
         else:
-            by_rule = ", ".join(f"{rule} {n}" for rule, n, _, _ in count_by_rule(rej))
-            buf.append(f"  {len(rej)} provider/regions ruled out ({by_rule}; --explain full lists each)")
+            by_rule = ", ".join(f"{rule} {n}" for rule, n, _, _ in counts)
+            total = sum(n for _, n, _, _ in counts)
+            buf.append(f"  {total} provider/regions ruled out ({by_rule}; --explain full lists each)")
         if len(buf) >= 2048:
             out.write("\n".join(buf) + "\n")
             buf.clear()
