@@ -15,6 +15,10 @@ Bytecode: the benchmark's children may write ``__pycache__`` (``PYTHONDONTWRITEB
 them) and one untimed run comes first, as an installed ``awan`` has its bytecode compiled; without it every
 run would compile ~400 modules from source (~0.9 s).
 
+``--plan-peer-awan PATH`` times another tree's ``awan`` (e.g. main's, in its own worktree and virtualenv) on the
+same commands, round-robin with ours (``peer`` in the results); ``--plan-json-full`` also times ours with
+``--explain full`` (format ``json-full``: every rejection written, as ``-o json`` did before ``--explain``).
+
 Peer (same run): SkyPilot's optimizer (bench/placement/skypilot_peer.py, offline, on our catalog exported to
 its format) on ``--plan-sky-requests`` comparable single-node requests, one at a time as it works: its import
 time, and its median seconds per decision; its figure for n workloads is import + n x that median, stated as
