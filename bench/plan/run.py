@@ -15,6 +15,10 @@ Bytecode: the benchmark's children may write ``__pycache__`` (``PYTHONDONTWRITEB
 them) and one untimed run comes first, as an installed ``awan`` has its bytecode compiled; without it every
 run would compile ~400 modules from source (~0.9 s).
 
+``--plan-peer-awan PATH`` times another tree's ``awan`` (e.g. main's, in its own worktree and virtualenv) on the
+same commands, round-robin with ours (``peer`` in the results); ``--plan-json-full`` also times ours with
+``--explain full`` (format ``json-full``: every rejection written, as ``-o json`` did before ``--explain``).
+
 Peer (same run): SkyPilot's optimizer (bench/placement/skypilot_peer.py, offline, on our catalog exported to
 its format) on ``--plan-sky-requests`` comparable single-node requests, one at a time as it works: its import
 time, and its median seconds per decision; its figure for n workloads is import + n x that median, stated as
@@ -49,6 +53,12 @@ def add_arguments(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--plan-runs", type=int, help="runs per command (default 3)")
     group.add_argument("--plan-sky-requests", type=int, help="requests timed on SkyPilot (default 20)")
     group.add_argument("--plan-no-sky", action="store_true", help="leave out SkyPilot")
+    group.add_argument("--plan-peer-awan", type=str,
+                       help="another tree's `awan` (its own virtualenv's bin/awan, e.g. the last release's): "
+                            "timed on the same commands, round-robin with ours, as peer/<n>/<format>")
+    group.add_argument("--plan-json-full", action="store_true",
+                       help="also time ours with `--explain full` (format json-full: every rejection written, the "
+                            "document `-o json` wrote before --explain)")
 
 
 GNU_TIME = Path("/usr/bin/time")
@@ -82,18 +92,30 @@ def _median(runs: list[dict[str, float]]) -> dict[str, float]:
     return {k: round(statistics.median(r[k] for r in runs), 3) for k in runs[0]}
 
 
-def run_ours(sizes: tuple[int, ...], table_up_to: int, runs: int, work: Path, log: Any) -> dict[str, Any]:
+def run_ours(sizes: tuple[int, ...], table_up_to: int, runs: int, work: Path, log: Any,
+             peer: str | None = None, json_full: bool = False) -> dict[str, Any]:
+    """Ours (and the peer's, when given: keys ``peer/<n>/<format>``), each command run ``runs`` times,
+    round-robin."""
     shutil.copytree(REPO / "policies", work / "policies")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     cmds: dict[str, list[str]] = {}
-    for n in sizes:
-        f = write_manifest(work / f"plan-{n}.yaml", n)
-        base = [AWAN, "plan", "-f", str(f), "--capacity", "catalog"]
-        cmds[f"{n}/json"] = [*base, "-o", "json"]
-        if n <= table_up_to:
-            cmds[f"{n}/table"] = [*base, "-o", "table"]
+    for who, awan in (("", AWAN), ("peer/", peer)):
+        if awan is None:
+            continue
+        for n in sizes:
+            f = work / f"plan-{n}.yaml"
+            if not f.exists():
+                write_manifest(f, n)
+            base = [awan, "plan", "-f", str(f), "--capacity", "catalog"]
+            cmds[f"{who}{n}/json"] = [*base, "-o", "json"]
+            if json_full and not who:
+                cmds[f"{n}/json-full"] = [*base, "-o", "json", "--explain", "full"]
+            if n <= table_up_to:
+                cmds[f"{who}{n}/table"] = [*base, "-o", "table"]
     first = min(sizes)
-    timed(cmds[f"{first}/json"], work / "warm.out", work, env)     # compiles the bytecode; not counted
+    for key in (f"{first}/json", f"peer/{first}/json"):
+        if key in cmds:
+            timed(cmds[key], work / "warm.out", work, env)     # compiles the bytecode; not counted
     got: dict[str, list[dict[str, float]]] = {k: [] for k in cmds}
     for i in range(runs):
         for key, cmd in cmds.items():
@@ -102,10 +124,11 @@ def run_ours(sizes: tuple[int, ...], table_up_to: int, runs: int, work: Path, lo
             log(f"plan {key} run {i + 1}: {r['wall_s']:.2f} s wall, {r['cpu_s']:.2f} s CPU, {r['rss_mib']:.0f} MiB")
     out: dict[str, Any] = {}
     for key, rs in got.items():
-        n, fmt = key.split("/")
+        *who, n, fmt = key.split("/")
         med = _median(rs)
         med["workloads_per_cpu_s"] = round(int(n) / med["cpu_s"], 1) if med["cpu_s"] else None
-        out.setdefault(n, {})[fmt] = {"median": med, "runs": rs, "command": " ".join(
+        into = out.setdefault("peer", {}) if who else out
+        into.setdefault(n, {})[fmt] = {"median": med, "runs": rs, "command": " ".join(
             ["awan", *cmds[key][1:3], f"plan-{n}.yaml", *cmds[key][4:]])}
     return out
 
@@ -165,7 +188,11 @@ def main(args: argparse.Namespace) -> int:
     payload: dict[str, Any] = {"suite": "plan", "quick": bool(args.quick), "machine": machine_info(core),
                                "command": " ".join(["python -m bench", *sys.argv[1:]]), "errors": {}}
     with tempfile.TemporaryDirectory(prefix="awan-plan-bench-") as d:
-        payload["ours"] = run_ours(sizes, int(cfg["table_up_to"]), runs, Path(d), log)
+        payload["ours"] = run_ours(sizes, int(cfg["table_up_to"]), runs, Path(d), log, args.plan_peer_awan,
+                                   args.plan_json_full)
+    peer = payload["ours"].pop("peer", None)
+    if peer is not None:
+        payload["peer"] = {"awan": args.plan_peer_awan, "results": peer}
     if not args.plan_no_sky:
         try:
             payload["skypilot"] = run_sky(args.plan_sky_requests or int(cfg["sky"]), sizes, log)
@@ -175,11 +202,12 @@ def main(args: argparse.Namespace) -> int:
     payload["load_average"] = {"start": [round(x, 2) for x in load0], "end": [round(x, 2) for x in os.getloadavg()]}
     payload["targets"] = _verdict(payload["ours"])
     payload["total_seconds"] = round(time.perf_counter() - t0, 1)
-    for n, row in payload["ours"].items():
-        for fmt, r in row.items():
-            m = r["median"]
-            log(f"{n:>7} {fmt:5}: {m['wall_s']:.2f} s wall, {m['cpu_s']:.2f} s CPU, {m['rss_mib']:.0f} MiB "
-                f"(median of {len(r['runs'])})")
+    for who, rows in (("ours", payload["ours"]), ("peer", (payload.get("peer") or {}).get("results", {}))):
+        for n, row in rows.items():
+            for fmt, r in row.items():
+                m = r["median"]
+                log(f"{who} {n:>7} {fmt:5}: {m['wall_s']:.2f} s wall, {m['cpu_s']:.2f} s CPU, "
+                    f"{m['rss_mib']:.0f} MiB, {m['bytes']:,.0f} bytes (median of {len(r['runs'])})")
     for v in payload["targets"].values():
         log(f"[{'MET' if v['met'] else 'NOT MET'}] {v['target']}: {v['value']}")
     path = write_results(args.results_dir, "plan", payload)

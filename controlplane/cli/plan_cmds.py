@@ -11,7 +11,7 @@ import sys
 from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -21,6 +21,8 @@ from controlplane.cli.output import OutputFormat, err_console, fail
 if TYPE_CHECKING:   # placement, CEL and the providers load inside the command (`awan --help` stays fast)
     from controlplane.model import GPUWorkload
     from controlplane.placement import FleetSnapshot, PlacementResult
+    from controlplane.placement.explain import RuleCounter
+    from controlplane.placement.results import Decision
     from providers.base import Provider
 
 DEFAULT_POLICY_DIR = Path("policies")
@@ -29,6 +31,14 @@ DEFAULT_POLICY_DIR = Path("policies")
 class CapacitySource(StrEnum):
     live = "live"
     catalog = "catalog"
+
+
+class ExplainLevel(StrEnum):
+    """How much of each decision's rejections a plan writes. ``summary``: per rule, how many provider/regions
+    it ruled out and one of them with its text; ``full``: that, and every provider/region with its rule."""
+
+    summary = "summary"
+    full = "full"
 
 
 def read_workloads(files: list[Path]) -> list[GPUWorkload]:
@@ -89,15 +99,17 @@ def _table_rows(result: PlacementResult) -> list[tuple[str, ...]]:
     return rows
 
 
-def _table(result: PlacementResult) -> None:
+def _table(result: PlacementResult, explain: ExplainLevel = ExplainLevel.summary) -> None:
     """The plan as text: a table (kubectl's layout: columns padded to their widest cell, nothing truncated),
-    then each workload's reasons, runners-up and rejections grouped by rule, then the totals.
+    then each workload's reasons, runners-up and rejections counted by rule (``--explain full``: each
+    provider/region with its rule, under its rule), then the totals.
 
     Written as plain lines, not through rich: a rich Table measures and wraps every cell to the terminal,
     which took 75 s for 10,000 workloads (issue 17); this is one pass over the decisions. Lines are written
     in chunks, so memory holds one chunk of text, not the whole plan."""
-    from controlplane.placement.explain import group_rejections
+    from controlplane.placement.explain import RuleCounter, group_rejections
 
+    count_by_rule = RuleCounter()
     out = sys.stdout
     rows = _table_rows(result)
     widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(TABLE_COLUMNS)]
@@ -109,12 +121,27 @@ def _table(result: PlacementResult) -> None:
             out.write("\n".join(buf) + "\n")
             buf.clear()
     for d in result.decisions:
+        # as write_json: the explanation is built for the writer, not kept; counted by rule from the engine's
+        # captured data where it gives that (Decision.summarize)
+        if explain == ExplainLevel.summary and d.summarize is not None:
+            why, counts = d.summarize()
+        else:
+            why = d.explain() if d.explain is not None else d.explanation()
+            counts = count_by_rule(why.rejections) if explain == ExplainLevel.summary else []
         buf.append(d.workload)
-        buf.extend(f"  {r}" for r in d.reasons)
+        buf.extend(f"  {r}" for r in why.reasons)
         buf.extend(f"  runner-up: {ru['provider']}/{ru['region']} {ru['instanceType']} "
-                   f"${ru['pricePerHour']:,.2f}/h score {ru['score']:.3f}" for ru in d.runners_up)
-        by_rule = ", ".join(f"{rule} {len(keys)}" for rule, keys, _ in group_rejections(d.rejections))
-        buf.append(f"  {len(d.rejections)} provider/regions ruled out ({by_rule}; -o json lists each)")
+                   f"${ru['pricePerHour']:,.2f}/h score {ru['score']:.3f}" for ru in why.runners_up)
+        if explain == ExplainLevel.full:
+            rej = why.rejections
+            groups = group_rejections(rej)
+            by_rule = ", ".join(f"{rule} {len(keys)}" for rule, keys, _ in groups)
+            buf.append(f"  {len(rej)} provider/regions ruled out ({by_rule}):")
+            buf.extend(f"    {k}: {rej[k]}" for _, keys, _ in groups for k in keys)
+        else:
+            by_rule = ", ".join(f"{rule} {n}" for rule, n, _, _ in counts)
+            total = sum(n for _, n, _, _ in counts)
+            buf.append(f"  {total} provider/regions ruled out ({by_rule}; --explain full lists each)")
         if len(buf) >= 2048:
             out.write("\n".join(buf) + "\n")
             buf.clear()
@@ -133,22 +160,46 @@ def _owners(workloads: list[GPUWorkload]) -> dict[str, dict[str, str]]:
             for w in workloads}
 
 
-def write_json(result: PlacementResult, workloads: list[GPUWorkload]) -> None:
+def plan_placement(d: Decision, owner: Mapping[str, str] | None, explain: ExplainLevel,
+                   count_by_rule: RuleCounter) -> dict[str, Any]:
+    """One ``placements[]`` entry: the decision's JSON (``Decision.to_json``), its workload's team, kind and
+    topology, and its rejections counted by rule (``rejectedByRule``). The per provider/region map
+    (``rejections``, ~90 entries a decision: 80% of the bytes) is kept with ``--explain full`` only."""
+    if explain == ExplainLevel.summary and d.summarize is not None:
+        # counted from the engine's captured data: the ~100 rejection texts are not built (explain.py)
+        why, counts = d.summarize()
+        doc = d.to_json(keep=False, why=why)
+        del doc["rejections"]
+    else:
+        doc = d.to_json(keep=False)     # the explanation is written, not kept: memory stays flat
+        rej = doc.pop("rejections")
+        counts = count_by_rule(rej)
+    if owner is not None:
+        doc.update(owner)
+    doc["rejectedByRule"] = [{"rule": r, "count": n, "example": k, "why": why_k} for r, n, k, why_k in counts]
+    if explain == ExplainLevel.full:
+        doc["rejections"] = rej
+    return doc
+
+
+def write_json(result: PlacementResult, workloads: list[GPUWorkload],
+               explain: ExplainLevel = ExplainLevel.summary) -> None:
     """``{"placements": [...], "summary": {...}}`` (docs/plan-output.md), laid out as ``json.dumps(indent=2)``
     lays it out, streamed: each placement is made, serialised by pydantic-core (Rust) and written before the
-    next, so the document never sits in memory whole (it is ~12 kB a workload, 116 MB for 10,000: the
-    rejections name every provider/region). The stdlib encoder with ``indent`` runs in Python and took 5.4 s
-    for that; this is the same JSON value (tests/controlplane/cli/test_plan_cmds.py compares them)."""
+    next, so the document never sits in memory whole (about 2.5 kB a workload; 11 kB with ``--explain
+    full``, whose rejections name every provider/region: 116 MB for 10,000). The stdlib encoder with
+    ``indent`` runs in Python and took 5.4 s for that; this is the same JSON value
+    (tests/controlplane/cli/test_plan_cmds.py compares them)."""
     from pydantic_core import to_json
 
+    from controlplane.placement.explain import RuleCounter
+
+    count_by_rule = RuleCounter()
     out = sys.stdout
     owners = _owners(workloads)
     out.write('{\n  "placements": [')
     for i, d in enumerate(result.decisions):
-        doc = d.to_json(keep=False)     # the explanation is written, not kept: memory stays flat
-        o = owners.get(d.workload)
-        if o is not None:
-            doc.update(o)
+        doc = plan_placement(d, owners.get(d.workload), explain, count_by_rule)
         text = to_json(doc, indent=2, fallback=str).decode().replace("\n", "\n    ")
         out.write((",\n    " if i else "\n    ") + text)
     out.write("\n  ]," if result.decisions else "],")
@@ -166,6 +217,9 @@ def plan(
     config: Annotated[str | None, typer.Option("--config", "-c", help="awan.yaml for --capacity live (default: "
                                                "$AWAN_CONFIG, ./awan.yaml)")] = None,
     mock: MockOpt = False,
+    explain: Annotated[ExplainLevel, typer.Option("--explain", help="summary: the provider/regions ruled "
+                                                  "out, counted by rule, one example each; full: also each "
+                                                  "one with its rule (JSON: rejections)")] = ExplainLevel.summary,
 ) -> None:
     """Show where each workload would be placed and why (nothing is provisioned).
 
@@ -173,6 +227,7 @@ def plan(
     Examples:
       awan plan -f examples/finetune-eu.yaml --capacity catalog     # offline, from the catalog
       awan plan -f examples/inference-spread.yaml -o json         # live capacity (./awan.yaml)
+      awan plan -f examples/finetune-eu.yaml --capacity catalog --explain full   # every region ruled out
     """
     from controlplane.model import ManifestError
     from controlplane.placement import FleetSnapshot, place
@@ -208,9 +263,9 @@ def plan(
             fail(str(e))
     result = place(workloads, snap, ps)
     if output == OutputFormat.json:
-        write_json(result, workloads)
+        write_json(result, workloads, explain)
     else:
-        _table(result)
+        _table(result, explain)
 
 
 def register(app: typer.Typer) -> None:

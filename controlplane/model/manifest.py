@@ -10,6 +10,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from controlplane.model.workload import GPUWorkload, Spec
+from controlplane.model.yamlload import FastSafeLoader
 
 
 class ManifestError(ValueError):
@@ -40,9 +41,9 @@ def describe_validation_error(e: ValidationError) -> str:
     return f"{_field_path(err['loc'])}: {msg}"
 
 
-# libyaml's parser when PyYAML was built with it (the wheels are): about ten times faster on manifests, and
-# the same safe constructor, so the same Python objects and the same errors.
-_SafeLoader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# libyaml's parser when PyYAML was built with it (the wheels are), and SafeConstructor's results built
+# faster (model/yamlload.py): the same Python objects and the same errors.
+_SafeLoader: type = FastSafeLoader
 
 
 def load_yaml_documents(text: str) -> list[object]:

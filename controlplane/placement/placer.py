@@ -13,9 +13,15 @@ from types import MappingProxyType
 from controlplane.model.workload import GPUWorkload, WorkloadKind
 from controlplane.placement.cache import IndexCache, index_for
 from controlplane.placement.candidates import SnapshotIndex
-from controlplane.placement.explain import describe_option, placed_rejections, runner_up, unplaced_reasons
+from controlplane.placement.explain import (
+    describe_option,
+    placed_rejections,
+    placed_rule_counts,
+    runner_up,
+    unplaced_reasons,
+)
 from controlplane.placement.gangs import caps_failure, fill_plain, pack, share_after, shortfall
-from controlplane.placement.results import Assignment, Decision, Explanation
+from controlplane.placement.results import Assignment, Decision, Explanation, RuleSummary
 from controlplane.placement.scoring import option_score
 from controlplane.placement.snapshot import FleetSnapshot
 from controlplane.placement.state import FleetState
@@ -231,6 +237,8 @@ class Placer:
             for r, o in enumerate(chosen) for t in o.takes]
         assert first is not None
         d.explain = _placed_explainer(wc, cc, chosen, first, explain)
+        if explain:
+            d.summarize = _placed_summary(wc, cc, chosen, first)
         return d
 
     def release(self, name: str) -> bool:
@@ -253,17 +261,35 @@ def _rank(o: Option) -> Rank:
 def _placed_explainer(wc: WorkloadClass, cc: ClassCandidates, chosen: list[Option],
                       first: tuple[list[Option], dict[str, Failure], int], full: bool) -> Callable[[], Explanation]:
     def build() -> Explanation:
-        reasons = [describe_option(o, wc, r if len(chosen) > 1 else None) for r, o in enumerate(chosen)]
-        surplus = sum(o.gpus for o in chosen) - wc.count * len(chosen)
-        if surplus > 0:
-            cost = sum(o.marginal * (o.gpus - wc.count) / o.gpus for o in chosen if o.gpus)
-            reasons.append(f"surplus: {surplus} GPU(s) beyond the {wc.count * len(chosen)} asked, ${cost:,.2f}/h "
-                           "(no exact fit won; policy surplusGpus: forbid refuses this)")
-        if not full:
-            return Explanation(reasons)
-        opts, fails, seen = first
-        return Explanation(reasons, [runner_up(o) for o in opts[1:4]], placed_rejections(cc, opts[0], opts, fails, seen))
+        why = _placed_reasons(wc, chosen, first, full)
+        if full:
+            opts, fails, seen = first
+            why.rejections = placed_rejections(cc, opts[0], opts, fails, seen)
+        return why
     return build
+
+
+def _placed_summary(wc: WorkloadClass, cc: ClassCandidates, chosen: list[Option],
+                    first: tuple[list[Option], dict[str, Failure], int]) -> Callable[[], RuleSummary]:
+    """The explanation without the rejections map, and the rejections counted by rule (Decision.summarize)."""
+    def build() -> RuleSummary:
+        opts, fails, seen = first
+        return _placed_reasons(wc, chosen, first, True), placed_rule_counts(cc, opts[0], opts, fails, seen)
+    return build
+
+
+def _placed_reasons(wc: WorkloadClass, chosen: list[Option], first: tuple[list[Option], dict[str, Failure], int],
+                    full: bool) -> Explanation:
+    """Reasons and (``full``) runners-up of a placed decision."""
+    reasons = [describe_option(o, wc, r if len(chosen) > 1 else None) for r, o in enumerate(chosen)]
+    surplus = sum(o.gpus for o in chosen) - wc.count * len(chosen)
+    if surplus > 0:
+        cost = sum(o.marginal * (o.gpus - wc.count) / o.gpus for o in chosen if o.gpus)
+        reasons.append(f"surplus: {surplus} GPU(s) beyond the {wc.count * len(chosen)} asked, ${cost:,.2f}/h "
+                       "(no exact fit won; policy surplusGpus: forbid refuses this)")
+    if not full:
+        return Explanation(reasons)
+    return Explanation(reasons, [runner_up(o) for o in first[0][1:4]])
 
 
 def _unplaced_explainer(kind: str, fails: dict[str, Failure], cc: ClassCandidates, replica: int | None,

@@ -52,6 +52,10 @@ class Explanation:
 
 _NONE = Explanation()
 
+# An explanation without its rejections map, and the rejections counted by rule: (rule, how many
+# provider/regions, the first of them by key, its text) per rule, most first (explain.placed_rule_counts)
+RuleSummary = tuple[Explanation, list[tuple[str, int, str, str]]]
+
 
 @dataclass(slots=True)
 class Decision:
@@ -69,12 +73,15 @@ class Decision:
     priority: int = 0
     asked_gpus: int = 0         # gpus.count x replicas: what was asked (the surplus is gpus beyond it)
     explain: Callable[[], Explanation] | None = field(default=None, repr=False, compare=False)
+    # the same captured data summarised: rejections counted by rule instead of listed (what `awan plan`
+    # writes by default); None where the engine gives no such shortcut (then count the full map)
+    summarize: Callable[[], RuleSummary] | None = field(default=None, repr=False, compare=False)
     _explanation: Explanation | None = field(default=None, repr=False, compare=False)
 
     def explanation(self) -> Explanation:
         if self._explanation is None:
             self._explanation = self.explain() if self.explain is not None else _NONE
-            self.explain = None          # drop the captured options once the text exists
+            self.explain = self.summarize = None     # drop the captured options once the text exists
         return self._explanation
 
     @property
@@ -108,12 +115,14 @@ class Decision:
         g = self.gpus
         return self.price_per_hour * self.surplus_gpus / g if g else 0.0
 
-    def to_json(self, keep: bool = True) -> dict[str, Any]:
+    def to_json(self, keep: bool = True, why: Explanation | None = None) -> dict[str, Any]:
         """The decision as docs/plan-output.md has it. ``keep=False`` (a writer that streams thousands of
         decisions once): the explanation is built for this call and not kept, so memory holds one at a time;
-        reading it later builds the same text again from the same captured data."""
+        reading it later builds the same text again from the same captured data. ``why``: an explanation the
+        caller built (``summarize``) instead."""
         rows = self.assignments
-        why = self.explanation() if keep or self.explain is None else self.explain()
+        if why is None:
+            why = self.explanation() if keep or self.explain is None else self.explain()
         out: dict[str, Any] = {"workload": self.workload, "placed": self.placed}
         # top-level fields describe the placement when all rows agree, else null (see "assignments")
         if len(rows) == 1:       # the usual single-row placement: every row agrees

@@ -213,11 +213,14 @@ class RejectionTails:
 
     LIMIT = 256
 
-    __slots__ = ("static", "groups", "cache")
+    __slots__ = ("static", "groups", "cache", "rules")
 
     def __init__(self, static: Mapping[str, str], groups: list[Group]) -> None:
         self.static, self.groups = static, groups
         self.cache: dict[tuple[int, str, str], tuple[dict[str, str], tuple[str, ...]]] = {}
+        # explain.placed_rule_counts' view of a base, by the same key: each provider/region's rule, each
+        # rule's provider/regions in key order and their count (holes left out)
+        self.rules: dict[tuple[int, str, str], tuple[dict[str, str], dict[str, list[str]], dict[str, int]]] = {}
 
     def base(self, seen: int, win: str, score: str) -> tuple[dict[str, str], tuple[str, ...]]:
         key = (seen, win, score)
@@ -235,5 +238,6 @@ class RejectionTails:
                     holes.append(g.key)
             if len(self.cache) >= self.LIMIT:
                 self.cache.clear()
+                self.rules.clear()
             got = self.cache[key] = ({k: out[k] for k in sorted(out)}, tuple(holes))
         return got

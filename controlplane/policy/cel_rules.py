@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-import cel
+from controlplane.policy.cel_engine import cel_module
 
 MAX_EXPRESSION_CHARS = 2000
 MAX_ITERATIONS = 10_000          # about 5 ms of the slowest comprehension body, measured
@@ -70,7 +70,7 @@ def compile_rule(name: str, expr: str, message: str = "", source: str = "") -> C
         raise CelCompileError(f"nested comprehensions may run about {iterations:,} iterations per evaluation, "
                               f"over the limit of {MAX_ITERATIONS:,}")
     try:
-        program = cel.compile(expr)
+        program = cel_module().compile(expr)
     except Exception as e:  # noqa: BLE001 - the cel module raises ValueError with the parser's text
         text = str(e)
         m = _POSITION.search(text)

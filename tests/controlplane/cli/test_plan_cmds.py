@@ -17,7 +17,7 @@ POLICIES = REPO / "policies"
 
 PLACEMENT_KEYS = {"workload", "placed", "provider", "region", "zone", "instanceType", "nodes", "gpus", "gpuModel",
                   "capacityType", "reservation", "pricePerHour", "score", "reasons", "assignments", "runnersUp",
-                  "rejections"}
+                  "rejectedByRule"}
 
 
 def _plan(*args: str):
@@ -26,14 +26,14 @@ def _plan(*args: str):
 
 def test_plan_examples_json_schema():
     args = [a for f in EXAMPLES for a in ("-f", str(f))]
-    r = _plan(*args, "--policies", str(POLICIES), "--capacity", "catalog", "-o", "json")
+    r = _plan(*args, "--policies", str(POLICIES), "--capacity", "catalog", "-o", "json", "--explain", "full")
     assert r.exit_code == 0, r.output
     data = json.loads(r.stdout)
     assert set(data) == {"placements", "summary"}
     names = {p["workload"] for p in data["placements"]}
     assert {"llm-pretrain-gb200", "support-finetune-eu", "chat-serving", "h100-train-1024"} <= names
     for p in data["placements"]:
-        assert set(p) >= PLACEMENT_KEYS
+        assert set(p) >= PLACEMENT_KEYS | {"rejections"}
         assert p["reasons"], p["workload"]
         if p["placed"]:
             assert p["gpus"] == sum(a["gpus"] for a in p["assignments"]) > 0
@@ -57,6 +57,24 @@ def test_plan_table_output():
     assert r.exit_code == 0, r.output
     assert "support-finetune-eu" in r.stdout and "runner-up:" in r.stdout
     assert "provider/regions ruled out (residency " in r.stdout          # grouped by rule (issue 17)
+    assert "--explain full lists each" in r.stdout and "    aws/us-east-1: residency: " not in r.stdout
+    full = _plan("-f", str(REPO / "examples" / "finetune-eu.yaml"), "--policies", str(POLICIES),
+                 "--capacity", "catalog", "--explain", "full")
+    assert full.exit_code == 0, full.output
+    assert "    aws/us-east-1: residency: data-class eu-personal" in full.stdout    # each one, under its rule
+
+
+def test_plan_summary_still_explains_the_residency_rule():
+    """The default JSON keeps what a person needs to see why: each rule, how many provider/regions it ruled
+    out and one of them with its text; the full map is behind --explain full."""
+    r = _plan("-f", str(REPO / "examples" / "finetune-eu.yaml"), "--policies", str(POLICIES),
+              "--capacity", "catalog", "-o", "json")
+    assert r.exit_code == 0, r.output
+    (p,) = json.loads(r.stdout)["placements"]
+    assert "rejections" not in p
+    res = next(g for g in p["rejectedByRule"] if g["rule"] == "residency")
+    assert res["count"] > 10 and res["why"].startswith("residency: data-class eu-personal")
+    assert res["example"].count("/") == 1
 
 
 @pytest.mark.parametrize("content, needle", [
@@ -109,22 +127,39 @@ def test_unknown_values_fail_closed(tmp_path, extra, needle):
     assert "Traceback" not in r.output and r.stdout == ""
 
 
-def test_plan_json_is_the_documents_json_value_streamed():
+def _by_rule(rejections: dict[str, str]) -> list[dict[str, object]]:
+    """rejectedByRule spelt out: per rule, its count and its first provider/region in key order."""
+    rules: dict[str, list[str]] = {}
+    for k in sorted(rejections):
+        rules.setdefault(rejections[k].split(":", 1)[0], []).append(k)
+    order = sorted(rules, key=lambda r: (-len(rules[r]), r))
+    return [{"rule": r, "count": len(rules[r]), "example": rules[r][0], "why": rejections[rules[r][0]]}
+            for r in order]
+
+
+@pytest.mark.parametrize("explain", ["summary", "full"])
+def test_plan_json_is_the_documents_json_value_streamed(explain):
     """write_json streams each placement through pydantic-core; the text is the JSON value (and the layout)
-    json.dumps(indent=2) gives for the whole document, owners included."""
+    json.dumps(indent=2) gives for the whole document, owners and rejections counted by rule included; the
+    per provider/region rejections only with --explain full."""
     from controlplane.cli.plan_cmds import read_workloads
     from controlplane.placement import FleetSnapshot, place
     from controlplane.policy import load_policies
     from providers.catalog import default_catalog
 
     r = _plan(*[a for f in EXAMPLES for a in ("-f", str(f))], "--policies", str(POLICIES), "--capacity", "catalog",
-              "-o", "json")
+              "-o", "json", "--explain", explain)
     assert r.exit_code == 0, r.output
     workloads = read_workloads(EXAMPLES)
     want = place(workloads, FleetSnapshot.from_catalog(default_catalog()), load_policies(POLICIES)).to_json()
     for p in want["placements"]:
         w = next(w for w in workloads if w.name == p["workload"])
-        p.update(team=w.team, kind=str(w.spec.kind), topology=str(w.spec.topology.domain))
+        rej = p.pop("rejections")
+        p.update(team=w.team, kind=str(w.spec.kind), topology=str(w.spec.topology.domain),
+                 rejectedByRule=_by_rule(rej))
+        assert sum(g["count"] for g in p["rejectedByRule"]) == len(rej) > 0
+        if explain == "full":
+            p["rejections"] = rej
     assert json.loads(r.stdout) == want
     # same layout line for line, numbers aside (Rust prints 1e-05 as 1e-5)
     got_lines, want_lines = r.stdout.splitlines(), json.dumps(want, indent=2).splitlines()
