@@ -158,16 +158,22 @@ class Learned:
     starts: Mapping[str, int] = field(default_factory=dict)
     floor: int = 0                              # nodes of the largest gang waiting to be placed (at most)
 
+    def allowed(self, k: PoolKey) -> int | None:
+        """Nodes of ours pool ``k`` (not estimated, capacity unpublished) may hold now; None: no start."""
+        base = self.starts.get(k[0], self.start)
+        if base is None:
+            return None
+        return max(base, 2 * self.usage.get(k, (0, 0))[1], self.floor)
+
     def free(self, k: PoolKey, reported: int, known: bool) -> tuple[int, str] | None:
         """The capped free nodes of pool ``k`` and why, or None when nothing caps it below ``reported``."""
         c = self.caps.get(k)
         if c is not None:
             return (c.free, c.why) if c.free < reported else None
-        base = self.starts.get(k[0], self.start)
-        if known or base is None:
+        allowed = None if known else self.allowed(k)
+        if allowed is None:
             return None
         assigned, confirmed = self.usage.get(k, (0, 0))
-        allowed = max(base, 2 * confirmed, self.floor)
         free = max(0, allowed - assigned)
         if free >= reported:
             return None

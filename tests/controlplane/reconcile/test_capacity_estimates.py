@@ -213,3 +213,39 @@ def test_a_provider_whose_pools_ran_out_small_gets_a_smaller_slow_start(db):
     assert got.starts == {"aws": 3}
     assert got.free(other, 100, known=False)[0] == 3
     assert got.free(("gcp", "us-central1-a", "a3-highgpu-8g", "on-demand", ""), 100, known=False)[0] == 32
+
+
+def test_without_slow_start_a_cloud_whose_pools_ran_out_offers_its_other_pools_what_they_held(db):
+    # The 2,000-workload burst: with the slow start off, each pass met one stock-out per provider (the whole
+    # remainder piled into the next cheapest pool); a cloud's stock-outs now teach its other unconfirmed pools.
+    _hold(db, "t1", WorkloadState.RUNNING, KEY, 3)
+    with db.session() as s:
+        ce.record_stock_out(s, {KEY: 3})
+    got = ce.learned(db, start=None)
+    other = ("aws", "us-east-1b", "p5.48xlarge", "on-demand", "")
+    assert got.starts == {"aws": 3}
+    free = got.free(other, 100, known=False)
+    assert free is not None and free[0] == 3 and "what its pools that ran out held" in free[1]
+    assert got.free(other, 100, known=True) is None          # published capacity is not second-guessed
+    # A cloud that has not run out anywhere is not capped (no slow start configured).
+    assert got.free(("gcp", "us-central1-a", "a3-highgpu-8g", "on-demand", ""), 100, known=False) is None
+
+
+def test_the_largest_waiting_gang_is_placeable_in_a_pool_nothing_of_ours_ran_in(db):
+    # A start smaller than a single gang would hold that gang forever: the floor is its size.
+    _hold(db, "g1", WorkloadState.RUNNING, KEY, 3)
+    with db.session() as s:
+        ce.record_stock_out(s, {KEY: 3})
+        repo.submit(s, name="gang", team="research", spec={"metadata": {"name": "gang"}}, priority=0, gpus=64)
+    other = ("aws", "us-east-1b", "p5.48xlarge", "on-demand", "")
+    for start in (None, 32):
+        got = ce.learned(db, start=start)
+        assert got.floor == 64
+        assert got.free(other, 100, known=False)[0] == 64
+        assert got.free(KEY, 100, known=False)[0] == 0       # the pool that ran out stays at what it held
+    with db.session() as s:
+        row = repo.get(s, "gang", "research")
+        assert row is not None
+        row.state = WorkloadState.RUNNING.value
+    assert ce.learned(db, start=32).floor == 0
+    assert ce.learned(db, start=32).free(other, 100, known=False)[0] == 3
