@@ -4,6 +4,7 @@ failover recording a stock-out with what the pool still holds."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
@@ -249,3 +250,37 @@ def test_the_largest_waiting_gang_is_placeable_in_a_pool_nothing_of_ours_ran_in(
         row.state = WorkloadState.RUNNING.value
     assert ce.learned(db, start=32).floor == 0
     assert ce.learned(db, start=32).free(other, 100, known=False)[0] == 3
+
+
+def test_a_stock_out_sends_back_what_waits_beyond_what_its_cloud_taught(db):
+    # Placed before aws taught "3 nodes a pool": 5 waiting in another aws pool, 5 in a pool of a stack now
+    # running, 5 in a gcp pool. The first stack run of the 5 would meet a stock-out at the 4th node.
+    _hold(db, "h", WorkloadState.RUNNING, KEY, 3)
+    with db.session() as s:
+        ce.record_stock_out(s, {KEY: 3})
+    other = ("aws", "us-east-1b", "p5.48xlarge", "on-demand", "")
+    west = ("aws", "us-west-2a", "p5.48xlarge", "on-demand", "")
+    gcp = ("gcp", "us-central1-a", "a3-highgpu-8g", "on-demand", "")
+    waiting = [_hold(db, f"w{i}", WorkloadState.PLACED, other, 1) for i in range(5)]
+    busy = [_hold(db, f"b{i}", WorkloadState.PLACED, west, 1) for i in range(5)]
+    gcps = [_hold(db, f"g{i}", WorkloadState.PLACED, gcp, 1) for i in range(5)]
+    with db.session() as s:   # _hold names every region us-east-1: put the west pools in their own stack
+        for row in repo.list_(s, limit=100):
+            for a in row.assignments:
+                if a.zone == "us-west-2a":
+                    a.region = "us-west-2"
+    moved = failover.trim_to_learned(db, ce.learned(db, start=None), ["aws"], busy_stacks=["awan-aws-us-west-2"],
+                                     actor="t", fenced=lambda: True)
+    assert sorted(moved) == sorted(waiting[3:])                 # the oldest 3 keep their places
+    with db.session() as s:
+        states = {r.key: (r.state, r.message) for r in repo.list_(s, limit=100)}
+    assert all(states[k][0] == "Pending" and "may hold 3 nodes" in states[k][1] for k in waiting[3:])
+    assert all(states[k][0] == "Placed" for k in waiting[:3] + busy + gcps)
+    # Nothing is moved when the leader's fence is lost, and nothing more once within the caps.
+    assert failover.trim_to_learned(db, ce.learned(db, start=None), ["aws"], busy_stacks=[], actor="t",
+                                    fenced=lambda: False) == []
+    # (The two sent back wait as gangs of 8 GPUs: the floor keeps 8 a pool placeable while they wait.)
+    assert ce.learned(db, start=None).floor == 8
+    taught = dataclasses.replace(ce.learned(db, start=None), floor=0)
+    assert failover.trim_to_learned(db, taught, ["aws"], busy_stacks=[], actor="t", fenced=lambda: True) == busy[3:]
+    assert failover.trim_to_learned(db, taught, ["aws"], busy_stacks=[], actor="t", fenced=lambda: True) == []
