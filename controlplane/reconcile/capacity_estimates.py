@@ -159,11 +159,17 @@ class Learned:
     floor: int = 0                              # nodes of the largest gang waiting to be placed (at most)
 
     def allowed(self, k: PoolKey) -> int | None:
-        """Nodes of ours pool ``k`` (not estimated, capacity unpublished) may hold now; None: no start."""
-        base = self.starts.get(k[0], self.start)
-        if base is None:
+        """Nodes of ours pool ``k`` (not estimated, capacity unpublished) may hold now; None: no start.
+        A configured start doubles with the nodes confirmed there. A start its cloud taught does not: its
+        pools that ran out say the others are likely as small, and a probe past it in every pool that
+        delivered cost one failed stack run per pool (the engine stops at a stack's first error). It grows
+        as those estimates probe back up instead (``starts`` follows what they allow now)."""
+        confirmed = self.usage.get(k, (0, 0))[1]
+        if k[0] in self.starts:
+            return max(self.starts[k[0]], confirmed, self.floor)
+        if self.start is None:
             return None
-        return max(base, 2 * self.usage.get(k, (0, 0))[1], self.floor)
+        return max(self.start, 2 * confirmed, self.floor)
 
     def free(self, k: PoolKey, reported: int, known: bool) -> tuple[int, str] | None:
         """The capped free nodes of pool ``k`` and why, or None when nothing caps it below ``reported``."""
@@ -202,11 +208,12 @@ def learned(db: Database, *, now: datetime | None = None, ttl_s: float = TTL_S, 
             start: int | None = SLOW_START) -> Learned:
     """This pass's caps (estimates and starts), read from the store. ``start=None``: no slow start before
     a cloud's first stock-out."""
+    now = now or utcnow()
     c = caps(db, now=now, ttl_s=ttl_s, max_hold_s=max_hold_s)
     starts: dict[str, int] = {}
     for e in load(db):
-        if e.key in c:
-            taught = max(starts.get(e.key[0], 1), e.nodes)
+        if e.key in c:   # what the estimate allows now: held at first, then probing back up
+            taught = max(starts.get(e.key[0], 1), e.allowed(now, ttl_s, max_hold_s) or e.nodes)
             starts[e.key[0]] = min(start, taught) if start else taught
     with db.session() as s:
         # Workload.gpus bounds the nodes one gang needs in a pool (every node has a GPU at least).

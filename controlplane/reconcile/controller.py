@@ -232,9 +232,12 @@ class Controller:
                 if name in self._inflight:   # one worker per stack: the next pass picks it up
                     continue
                 ready.setdefault(by_name[name].spec.provider, []).append(name)
-            for provider, names in ready.items():
+            for i, (provider, names) in enumerate(ready.items()):
                 busy = sum(1 for v in self._inflight_provider.values() if v == provider)
-                room = min(self.cfg.provider_concurrency - busy, self.cfg.stack_workers - len(self._inflight))
+                # A fair share of the free workers for each provider with stacks due: one cloud whose stacks
+                # keep failing (and are due again every pass) must not hold every worker from the others.
+                free = self.cfg.stack_workers - len(self._inflight)
+                room = min(self.cfg.provider_concurrency - busy, -(-free // (len(ready) - i)))
                 if self._stop.is_set() or room <= 0:
                     continue   # a stack not claimed now is due again next pass (the plan re-adds it)
                 force = [n for n in names if by_name[n].reason in ("changed", "drift")]

@@ -220,7 +220,7 @@ def trim_to_learned(db: Database, learned: capacity_estimates.Learned, providers
                 k = key_of(a)
                 if k[0] not in wanted or k in learned.caps or stack_name(a.provider, a.region) in busy:
                     continue
-                allowed = learned.allowed(k)
+                allowed = learned.allowed(k) if k[0] in learned.starts else None
                 held = learned.usage.get(k, (0, 0))[1]    # nodes of workloads past Placed: created
                 if allowed is not None and held + kept.get(k, 0) + a.nodes > allowed:
                     over.append((k, allowed))
