@@ -230,6 +230,13 @@ def test_without_slow_start_a_cloud_whose_pools_ran_out_offers_its_other_pools_w
     assert got.free(other, 100, known=True) is None          # published capacity is not second-guessed
     # A cloud that has not run out anywhere is not capped (no slow start configured).
     assert got.free(("gcp", "us-central1-a", "a3-highgpu-8g", "on-demand", ""), 100, known=False) is None
+    # A pool that delivered what its cloud taught is not probed past it (one failed stack run per pool)...
+    full = dataclasses.replace(got, usage={other: (3, 3)})
+    assert full.allowed(other) == 3 and full.free(other, 100, known=False)[0] == 0
+    # ... until the estimates probe back up: then every pool of that cloud is offered as much.
+    later = ce.learned(db, start=None, now=datetime.now(UTC) + timedelta(seconds=ce.TTL_S + 1))
+    assert later.starts == {"aws": 4}
+    assert dataclasses.replace(later, usage={other: (3, 3)}).free(other, 100, known=False)[0] == 1
 
 
 def test_the_largest_waiting_gang_is_placeable_in_a_pool_nothing_of_ours_ran_in(db):
