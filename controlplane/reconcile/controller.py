@@ -225,7 +225,7 @@ class Controller:
                 self.queue.add(f"stack:{name}")
         with self._lock:
             ready: dict[str, list[str]] = {}   # provider -> stacks due here, in queue order
-            for key in self.queue.ready():
+            for key in self.queue.ready(prefix="stack:"):
                 name = key.removeprefix("stack:")
                 if not key.startswith("stack:") or name not in by_name:
                     continue
