@@ -162,8 +162,9 @@ class Learned:
         """Nodes of ours pool ``k`` (not estimated, capacity unpublished) may hold now; None: no start.
         A configured start doubles with the nodes confirmed there. A start its cloud taught does not: its
         pools that ran out say the others are likely as small, and a probe past it in every pool that
-        delivered cost one failed stack run per pool (the engine stops at a stack's first error). It grows
-        as those estimates probe back up instead (``starts`` follows what they allow now)."""
+        delivered cost one failed stack run per pool (the engine stops at a stack's first error). Nor does
+        it probe up with the estimates (every pool of the cloud would probe at once, a stock-out each): a
+        pool larger than it is found once those estimates are spent, or when it gets an estimate of its own."""
         confirmed = self.usage.get(k, (0, 0))[1]
         if k[0] in self.starts:
             return max(self.starts[k[0]], confirmed, self.floor)
@@ -208,12 +209,11 @@ def learned(db: Database, *, now: datetime | None = None, ttl_s: float = TTL_S, 
             start: int | None = SLOW_START) -> Learned:
     """This pass's caps (estimates and starts), read from the store. ``start=None``: no slow start before
     a cloud's first stock-out."""
-    now = now or utcnow()
     c = caps(db, now=now, ttl_s=ttl_s, max_hold_s=max_hold_s)
     starts: dict[str, int] = {}
     for e in load(db):
-        if e.key in c:   # what the estimate allows now: held at first, then probing back up
-            taught = max(starts.get(e.key[0], 1), e.allowed(now, ttl_s, max_hold_s) or e.nodes)
+        if e.key in c:   # what the pool held when it ran out (its own cap probes up; the start does not)
+            taught = max(starts.get(e.key[0], 1), e.nodes)
             starts[e.key[0]] = min(start, taught) if start else taught
     with db.session() as s:
         # Workload.gpus bounds the nodes one gang needs in a pool (every node has a GPU at least).

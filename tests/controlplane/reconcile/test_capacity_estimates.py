@@ -233,10 +233,12 @@ def test_without_slow_start_a_cloud_whose_pools_ran_out_offers_its_other_pools_w
     # A pool that delivered what its cloud taught is not probed past it (one failed stack run per pool)...
     full = dataclasses.replace(got, usage={other: (3, 3)})
     assert full.allowed(other) == 3 and full.free(other, 100, known=False)[0] == 0
-    # ... until the estimates probe back up: then every pool of that cloud is offered as much.
+    # ... nor when the estimates probe back up (every pool of the cloud would probe at once): the pool that
+    # ran out probes alone, and the start lasts as long as the estimates do.
     later = ce.learned(db, start=None, now=datetime.now(UTC) + timedelta(seconds=ce.TTL_S + 1))
-    assert later.starts == {"aws": 4}
-    assert dataclasses.replace(later, usage={other: (3, 3)}).free(other, 100, known=False)[0] == 1
+    assert later.starts == {"aws": 3} and later.caps[KEY].free == 1
+    assert dataclasses.replace(later, usage={other: (3, 3)}).free(other, 100, known=False)[0] == 0
+    assert ce.learned(db, start=None, now=datetime.now(UTC) + timedelta(days=2)).starts == {}
 
 
 def test_the_largest_waiting_gang_is_placeable_in_a_pool_nothing_of_ours_ran_in(db):
