@@ -32,6 +32,7 @@ class BurstResult:
     nodes_assigned: int
     nodes_live: int
     all_running: bool
+    slow_start: int = 0
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -51,13 +52,14 @@ def manifests(n: int, prefix: str = "burst") -> str:
 
 
 def run_burst(clouds: Any, workdir: Path, n: int, per_pool: int, *, learn: bool = True,
-              timeout_s: float = 1200.0, stack_workers: int = 8, max_passes: int = 10_000) -> BurstResult:
-    """``clouds``: started MockClouds (reset here); every pool of ``PROVIDERS`` gets ``per_pool`` nodes."""
+              timeout_s: float = 1200.0, stack_workers: int = 8, max_passes: int = 10_000,
+              progress: Any = None, slow_start: int | None = None) -> BurstResult:
+    """``clouds``: started MockClouds (reset here); every pool of ``PROVIDERS`` gets ``per_pool`` nodes.
+    ``slow_start``: the loop's capacity slow start (None: the service default, ``LoopConfig``'s)."""
     from sqlalchemy import func, select
 
     from controlplane.api.workload_service import submit
     from controlplane.auth import create_token
-    from controlplane.reconcile.capacity_estimates import SLOW_START
     from controlplane.reconcile.controller import Controller, LoopConfig
     from controlplane.reconcile.leader import LeaderElector
     from controlplane.reconcile.policy_source import PolicySource
@@ -83,10 +85,11 @@ def run_burst(clouds: Any, workdir: Path, n: int, per_pool: int, *, learn: bool 
     elector = LeaderElector(db, "burst", ttl_s=3600, renew_s=1200)
     if not elector.step():
         raise RuntimeError("burst: could not take the leader lease")
+    start = LoopConfig().capacity_slow_start if slow_start is None else slow_start
     ctl = Controller(db, providers, engine, elector=elector, policies=PolicySource(db, []).current,
                      config=LoopConfig(stack_workers=stack_workers, provider_concurrency=stack_workers,
                                        retry_base_s=0.2, retry_max_s=5.0, learn_capacity=learn,
-                                       capacity_slow_start=SLOW_START if learn else 0, short_bound_s=3600))
+                                       capacity_slow_start=start if learn else 0, short_bound_s=3600))
 
     def counts() -> dict[str, int]:
         with db.session() as s:
@@ -96,10 +99,16 @@ def run_burst(clouds: Any, workdir: Path, n: int, per_pool: int, *, learn: bool 
     t0 = time.perf_counter()
     try:
         while passes < max_passes and time.perf_counter() - t0 < timeout_s:
+            t_pass = time.perf_counter()
             ctl.tick()
+            t_tick = time.perf_counter()
             ctl.wait_idle(timeout_s)
             passes += 1
-            if counts().get("Running", 0) == n:
+            now = counts()
+            if progress is not None:   # per pass: the step itself, then the stack runs it started
+                progress(f"pass {passes}: {t_tick - t_pass:.1f} s step + {time.perf_counter() - t_tick:.1f} s "
+                         f"stacks, at {time.perf_counter() - t0:.0f} s: {now}")
+            if now.get("Running", 0) == n:
                 break
         seconds = time.perf_counter() - t0
         # Leftovers of moved workloads go with their stack's next run: give the loop its passes to finish.
@@ -126,7 +135,7 @@ def run_burst(clouds: Any, workdir: Path, n: int, per_pool: int, *, learn: bool 
     return BurstResult(workloads=n, learn=learn, hidden_nodes_per_pool=per_pool, pools_with_stock=pools,
                        seconds=round(seconds, 1), passes=passes, states=states, failovers=failovers,
                        stock_outs=stock_outs, nodes_assigned=assigned, nodes_live=live,
-                       all_running=states.get("Running", 0) == n, notes=notes)
+                       all_running=states.get("Running", 0) == n, slow_start=start if learn else 0, notes=notes)
 
 
 def describe(r: BurstResult) -> str:
@@ -135,4 +144,4 @@ def describe(r: BurstResult) -> str:
             f"({r.pools_with_stock} pools): {'all Running' if r.all_running else 'NOT all Running'} after "
             f"{r.seconds:.1f} s, {r.passes} passes; {r.failovers} failovers ({r.failovers_per_workload} per "
             f"workload), {r.stock_outs} stock-outs learned; nodes assigned {r.nodes_assigned} / live "
-            f"{r.nodes_live}; states {r.states}")
+            f"{r.nodes_live}; slow start {r.slow_start or 'off'}; states {r.states}")

@@ -20,6 +20,9 @@ def add_arguments(p: Any) -> None:
     p.add_argument("--burst-per-pool", type=int, default=3, help="nodes each pool really has")
     p.add_argument("--burst-timeout-s", type=float, default=3600.0)
     p.add_argument("--burst-peer", action="store_true", help="also run with the block list only (slow)")
+    p.add_argument("--burst-slow-start", type=int, default=None,
+                   help="capacity slow start of the learned loop (default: the service's, LoopConfig)")
+    p.add_argument("--burst-progress", action="store_true", help="print every pass (time, states)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -32,7 +35,8 @@ def main(args: argparse.Namespace) -> int:
     try:
         for learn in (True, False) if args.burst_peer else (True,):
             r = run_burst(mc, Path(tempfile.mkdtemp(prefix="awan-burst-")), n, args.burst_per_pool, learn=learn,
-                          timeout_s=args.burst_timeout_s)
+                          timeout_s=args.burst_timeout_s, slow_start=args.burst_slow_start,
+                          progress=(lambda m: print(m, flush=True)) if args.burst_progress else None)
             print(describe(r), flush=True)
             result["runs"].append(r.to_dict())
     finally:

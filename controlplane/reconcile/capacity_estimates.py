@@ -138,32 +138,55 @@ def load(db: Database) -> list[Estimate]:
 @dataclass(frozen=True)
 class Learned:
     """What placement's snapshot is capped by this pass: the estimates (``caps``), and, for pools whose
-    capacity the cloud does not publish and that never ran out, a slow start: at most ``max(start, 2 x
-    confirmed)`` nodes of ours there, ``confirmed`` being nodes a stack run really created (workloads past
-    Placed). A burst then spreads over many pools in its first round and grows into the ones that deliver,
-    instead of piling into the cheapest pool up to its quota headroom and failing over by the hundred."""
+    capacity the cloud does not publish and that never ran out (unconfirmed pools), a start size: at most
+    ``max(start, 2 x confirmed, floor)`` nodes of ours there, ``confirmed`` being nodes a stack run really
+    created (workloads past Placed). A burst then spreads over many pools and grows into the ones that
+    deliver, instead of piling into the cheapest pool up to its quota headroom and failing over by the
+    hundred, one pool per round.
+
+    The start of a cloud some of whose pools ran out is what they taught (``starts``: the largest estimate
+    among them), whether or not a slow start is configured: the 2,000-workload burst into pools of a few
+    nodes otherwise learns one pool per provider per pass (6 workloads a pass at 3 nodes a pool). Before
+    any stock-out, only a configured ``start`` caps. ``floor`` (the largest gang waiting) keeps every start
+    placeable: a single gang larger than the start still fits a pool nothing of ours has run in."""
 
     caps: Mapping[PoolKey, Cap]
     usage: Mapping[PoolKey, tuple[int, int]]    # pool -> (nodes assigned, nodes confirmed)
-    start: int | None = SLOW_START              # None: no slow start (only pools that ran out are capped)
-    # provider -> its slow start once pools of it ran out: the largest estimate among them (a cloud whose
-    # pools held 3 nodes is offered 3 a pool, not 32, in the next round)
+    start: int | None = SLOW_START              # None: no slow start before a cloud's first stock-out
+    # provider -> its start once pools of it ran out: the largest estimate among them (a cloud whose
+    # pools held 3 nodes is offered 3 a pool, not its quota headroom, in the next round)
     starts: Mapping[str, int] = field(default_factory=dict)
+    floor: int = 0                              # nodes of the largest gang waiting to be placed (at most)
+
+    def allowed(self, k: PoolKey) -> int | None:
+        """Nodes of ours pool ``k`` (not estimated, capacity unpublished) may hold now; None: no start.
+        A configured start doubles with the nodes confirmed there. A start its cloud taught does not: its
+        pools that ran out say the others are likely as small, and a probe past it in every pool that
+        delivered cost one failed stack run per pool (the engine stops at a stack's first error). Nor does
+        it probe up with the estimates (every pool of the cloud would probe at once, a stock-out each): a
+        pool larger than it is found once those estimates are spent, or when it gets an estimate of its own."""
+        confirmed = self.usage.get(k, (0, 0))[1]
+        if k[0] in self.starts:
+            return max(self.starts[k[0]], confirmed, self.floor)
+        if self.start is None:
+            return None
+        return max(self.start, 2 * confirmed, self.floor)
 
     def free(self, k: PoolKey, reported: int, known: bool) -> tuple[int, str] | None:
         """The capped free nodes of pool ``k`` and why, or None when nothing caps it below ``reported``."""
         c = self.caps.get(k)
         if c is not None:
             return (c.free, c.why) if c.free < reported else None
-        if known or self.start is None:
+        allowed = None if known else self.allowed(k)
+        if allowed is None:
             return None
         assigned, confirmed = self.usage.get(k, (0, 0))
-        allowed = max(self.starts.get(k[0], self.start), 2 * confirmed)
         free = max(0, allowed - assigned)
         if free >= reported:
             return None
+        taught = " (what its pools that ran out held)" if k[0] in self.starts else ""
         return free, (f"{label(k)}: at most {allowed} nodes until more are confirmed (the cloud publishes no "
-                      f"free capacity; {confirmed} created so far)")
+                      f"free capacity{taught}; {confirmed} created so far)")
 
 
 def usage(s: Session) -> dict[PoolKey, tuple[int, int]]:
@@ -184,14 +207,19 @@ def usage(s: Session) -> dict[PoolKey, tuple[int, int]]:
 
 def learned(db: Database, *, now: datetime | None = None, ttl_s: float = TTL_S, max_hold_s: float = MAX_HOLD_S,
             start: int | None = SLOW_START) -> Learned:
-    """This pass's caps (estimates and slow start), read from the store. ``start=None``: no slow start."""
+    """This pass's caps (estimates and starts), read from the store. ``start=None``: no slow start before
+    a cloud's first stock-out."""
     c = caps(db, now=now, ttl_s=ttl_s, max_hold_s=max_hold_s)
     starts: dict[str, int] = {}
     for e in load(db):
-        if e.key in c:
-            starts[e.key[0]] = min(start or e.nodes, max(starts.get(e.key[0], 1), e.nodes))
+        if e.key in c:   # what the pool held when it ran out (its own cap probes up; the start does not)
+            taught = max(starts.get(e.key[0], 1), e.nodes)
+            starts[e.key[0]] = min(start, taught) if start else taught
     with db.session() as s:
-        return Learned(c, usage(s), start, starts)
+        # Workload.gpus bounds the nodes one gang needs in a pool (every node has a GPU at least).
+        floor = int(s.scalar(select(func.max(Workload.gpus)).where(Workload.state == WorkloadState.PENDING.value))
+                    or 0)
+        return Learned(c, usage(s), start, starts, floor)
 
 
 def caps(db: Database, *, now: datetime | None = None, ttl_s: float = TTL_S,

@@ -32,7 +32,7 @@ from controlplane.purchasing import PurchasingConfig
 from controlplane.purchasing.loop import BuyingStep
 from controlplane.queues import QueueConfig
 from controlplane.reconcile import admitting, failover, fleet, observing, placing, provisioning, running
-from controlplane.reconcile.capacity_estimates import learned
+from controlplane.reconcile.capacity_estimates import Learned, learned
 from controlplane.reconcile.leader import LeaderElector
 from controlplane.reconcile.metrics import LoopMetrics
 from controlplane.reconcile.queue import RateLimitedQueue
@@ -43,7 +43,7 @@ from infra.engines.base import Engine, RecordsStackState
 from infra.spec import stack_name
 from providers.base import Provider
 from providers.breaker import unguarded
-from providers.errors import ProviderError
+from providers.errors import CapacityError, ProviderError
 
 log = get_logger("awan.controller")
 
@@ -123,13 +123,23 @@ class Controller:
         """This pass's fleet view with failover's blocked pools (a test's own snapshot gets them too; a test
         whose placer needs none gives None)."""
         blocked = self.blocks.shared()
-        caps = (learned(self.db, ttl_s=self.cfg.block_ttl_s, start=self.cfg.capacity_slow_start or None)
-                if self.cfg.learn_capacity else None)
+        caps = self._learned() if self.cfg.learn_capacity else None
         if self._custom_snapshot is not None:
             snap = self._custom_snapshot()
             return fleet.apply_caps(snap.with_blocked(blocked), caps) if snap is not None else None
         return fleet.capacity_snapshot(self.providers, self.metrics, health=self._health, blocked=blocked,
                                        caps=caps)
+
+    def _learned(self) -> Learned:
+        return learned(self.db, ttl_s=self.cfg.block_ttl_s, start=self.cfg.capacity_slow_start or None)
+
+    def _trim(self, p: provisioning.StackPlan) -> list[str]:
+        """After a stock-out: what else waits for pools of that cloud beyond what it taught goes back to
+        Pending now (failover.trim_to_learned), not one stock-out per pool per stack run."""
+        with self._lock:
+            busy = set(self._inflight) - {p.spec.name}
+        return failover.trim_to_learned(self.db, self._learned(), [p.spec.provider], busy_stacks=busy,
+                                        actor=self.actor, fenced=self.elector.fenced)
 
     def tick(self) -> None:
         if not self.elector.is_leader:
@@ -215,16 +225,19 @@ class Controller:
                 self.queue.add(f"stack:{name}")
         with self._lock:
             ready: dict[str, list[str]] = {}   # provider -> stacks due here, in queue order
-            for key in self.queue.ready():
+            for key in self.queue.ready(prefix="stack:"):
                 name = key.removeprefix("stack:")
                 if not key.startswith("stack:") or name not in by_name:
                     continue
                 if name in self._inflight:   # one worker per stack: the next pass picks it up
                     continue
                 ready.setdefault(by_name[name].spec.provider, []).append(name)
-            for provider, names in ready.items():
+            for i, (provider, names) in enumerate(ready.items()):
                 busy = sum(1 for v in self._inflight_provider.values() if v == provider)
-                room = min(self.cfg.provider_concurrency - busy, self.cfg.stack_workers - len(self._inflight))
+                # A fair share of the free workers for each provider with stacks due: one cloud whose stacks
+                # keep failing (and are due again every pass) must not hold every worker from the others.
+                free = self.cfg.stack_workers - len(self._inflight)
+                room = min(self.cfg.provider_concurrency - busy, -(-free // (len(ready) - i)))
                 if self._stop.is_set() or room <= 0:
                     continue   # a stack not claimed now is due again next pass (the plan re-adds it)
                 force = [n for n in names if by_name[n].reason in ("changed", "drift")]
@@ -250,6 +263,8 @@ class Controller:
                 moved = failover.on_stack_failure(self.db, p.spec.pools, e, state=state, blocks=self.blocks,
                                                   actor=self.actor, fenced=fenced)
                 self._moved(moved, "capacity")
+                if self.cfg.learn_capacity and isinstance(e, CapacityError):
+                    self._moved(self._trim(p), "capacity")
             # Retryable errors (outage, throttling) and stock-outs (handled by moving the workloads) say
             # nothing about the workloads left in the stack: they do not count toward failing them. Other
             # errors fail only the workloads of the pools they are about, when that can be told.

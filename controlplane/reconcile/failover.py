@@ -202,6 +202,47 @@ def on_stack_failure(db: Database, stack_pools: Iterable[Any], error: BaseExcept
     return moved
 
 
+def trim_to_learned(db: Database, learned: capacity_estimates.Learned, providers: Iterable[str], *,
+                    busy_stacks: Iterable[str], actor: str, fenced: Callable[[], bool]) -> list[str]:
+    """Workloads still Placed (nothing created for them yet) in pools of ``providers`` whose start shrank
+    since they were placed (a stock-out there taught it), beyond what the pool may now hold: back to
+    Pending, to be placed within the caps next pass. Without this a stack of many over-filled pools met
+    their stock-outs one run at a time (the engine stops at the first), each run moving one pool's
+    workloads. Higher priority, then older, workloads keep their places; stacks running now
+    (``busy_stacks``) are left alone (their nodes may be being created). Returns the keys moved."""
+    from infra.spec import stack_name
+
+    wanted, busy = set(providers), set(busy_stacks)
+    moved: list[str] = []
+    with db.session() as s:
+        if not fenced():
+            return moved
+        rows = sorted(repo.list_(s, states=[WorkloadState.PLACED.value], limit=1_000_000, light=True),
+                      key=lambda r: (-r.priority, r.id))
+        kept: dict[PoolKey, int] = {}
+        for row in rows:
+            over: list[tuple[PoolKey, int]] = []
+            for a in row.assignments:
+                k = key_of(a)
+                if k[0] not in wanted or k in learned.caps or stack_name(a.provider, a.region) in busy:
+                    continue
+                allowed = learned.allowed(k) if k[0] in learned.starts else None
+                held = learned.usage.get(k, (0, 0))[1]    # nodes of workloads past Placed: created
+                if allowed is not None and held + kept.get(k, 0) + a.nodes > allowed:
+                    over.append((k, allowed))
+            if not over:
+                for a in row.assignments:
+                    kept[key_of(a)] = kept.get(key_of(a), 0) + a.nodes
+                continue
+            why = "; ".join(f"{capacity_estimates.label(k)} may hold {n} nodes of ours until more are confirmed "
+                            "(what the pools of its cloud that ran out held)" for k, n in dict(over).items())
+            replace(s, row, actor=actor, reason=why, trigger="capacity learned", blocked=[k for k, _ in over])
+            moved.append(row.key)
+    if moved:
+        log.warning("over what stock-outs taught: re-placing", workloads=len(moved), providers=sorted(wanted))
+    return moved
+
+
 def _move_where(db: Database, fenced: Callable[[], bool], hits: Callable[[Assignment], bool],
                 move: Callable[[Any, Workload, list[Assignment]], None]) -> list[str]:
     """Apply ``move`` to every movable workload with an assignment that ``hits``, in one fenced

@@ -22,7 +22,9 @@ def pools_for(rows: Iterable[Workload], catalog: Catalog | None = None) -> list[
         spec = row.spec.get("spec") or {}
         kind = spec.get("kind", "training")
         topology = (spec.get("topology") or {}).get("domain", "any")
-        kinds = _reservation_kinds(row)
+        # The placement record is deferred in the loop's scans (the largest column): read only for a row
+        # that has a reservation to name (every pass's plan loaded it for every row otherwise, one query each).
+        kinds = _reservation_kinds(row) if any(a.reservation for a in row.assignments) else {}
         for i, a in enumerate(row.assignments):
             view = Assignment(row.name, a.provider, a.region, a.zone, a.instance_type, a.nodes, a.gpus,
                               a.gpu_model, CapacityType(a.capacity_type), a.reservation,

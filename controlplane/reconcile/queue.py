@@ -62,11 +62,14 @@ class RateLimitedQueue:
         with self._lock:
             return self._failures.get(key, 0) > 0 and self._due.get(key, 0.0) > self.clock()
 
-    def ready(self) -> list[str]:
-        """Pop every due key, oldest first, as far as the rate limit allows."""
+    def ready(self, prefix: str = "") -> list[str]:
+        """Pop every due key (starting with ``prefix``), oldest first, as far as the rate limit allows. Keys
+        of another prefix are neither popped nor charged: the loop keeps placement's back-off (``place:``)
+        here too, and in a burst hundreds of those, due first, spent the whole budget of every pass while
+        the stacks waited (2,000 workloads: 943 Placed, no stack run for minutes)."""
         with self._lock:
             now = self.clock()
-            due = sorted((t, k) for k, t in self._due.items() if t <= now)
+            due = sorted((t, k) for k, t in self._due.items() if t <= now and k.startswith(prefix))
             out = []
             for _, k in due:
                 if not self._bucket.take():

@@ -67,8 +67,12 @@ def claim(db: Database, kind: str, keys: Sequence[str], holder: str, ttl_s: floa
                and_(WorkLease.holder.is_not(None), WorkLease.expires_at < now))
     with db.session() as s:
         # LIMIT in the query: only the rows this replica takes are locked, the rest stay claimable by others.
+        # Least recently released first (a release sets expires_at to its back-off's end): ordered by key, a
+        # burst's stacks early in the alphabet that kept failing took every slot, and us-central1 (300
+        # workloads waiting) did not run for 8 minutes.
         rows = s.scalars(select(WorkLease).where(WorkLease.kind == kind, WorkLease.key.in_(list(keys)), free)
-                         .order_by(WorkLease.key).limit(limit).with_for_update(skip_locked=True))
+                         .order_by(WorkLease.expires_at, WorkLease.key).limit(limit)
+                         .with_for_update(skip_locked=True))
         out: dict[str, int] = {}
         for r in rows:
             r.holder, r.epoch, r.expires_at = holder, r.epoch + 1, now + timedelta(seconds=ttl_s)

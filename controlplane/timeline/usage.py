@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Float, Integer, String, func, select
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, Session, defer, mapped_column, selectinload
 
 from controlplane.store.coltypes import UTCDateTime, utcnow
 from controlplane.store.db import Database
@@ -47,7 +47,10 @@ def current_usage(s: Session) -> dict[UsageKey, tuple[int, float]]:
     """GPUs and list $/hour held by active workloads now, per key."""
     out: dict[UsageKey, list[float]] = defaultdict(lambda: [0, 0.0])
     active = [st.value for st in ACTIVE_STATES]
-    for row in s.scalars(select(Workload).where(Workload.state.in_(active), Workload.deleted_at.is_(None))):
+    # Assignments in one query, not one per workload (this runs every pass, over every active workload).
+    q = (select(Workload).where(Workload.state.in_(active), Workload.deleted_at.is_(None))
+         .options(selectinload(Workload.assignments), defer(Workload.explanation), defer(Workload.spec)))
+    for row in s.scalars(q):
         listed = [r.get("listPricePerHour") for r in ((row.placement or {}).get("assignments") or [])]
         for i, a in enumerate(row.assignments):
             price = listed[i] if i < len(listed) and listed[i] is not None else a.price_per_hour

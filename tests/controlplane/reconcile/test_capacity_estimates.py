@@ -4,6 +4,7 @@ failover recording a stock-out with what the pool still holds."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
@@ -213,3 +214,82 @@ def test_a_provider_whose_pools_ran_out_small_gets_a_smaller_slow_start(db):
     assert got.starts == {"aws": 3}
     assert got.free(other, 100, known=False)[0] == 3
     assert got.free(("gcp", "us-central1-a", "a3-highgpu-8g", "on-demand", ""), 100, known=False)[0] == 32
+
+
+def test_without_slow_start_a_cloud_whose_pools_ran_out_offers_its_other_pools_what_they_held(db):
+    # The 2,000-workload burst: with the slow start off, each pass met one stock-out per provider (the whole
+    # remainder piled into the next cheapest pool); a cloud's stock-outs now teach its other unconfirmed pools.
+    _hold(db, "t1", WorkloadState.RUNNING, KEY, 3)
+    with db.session() as s:
+        ce.record_stock_out(s, {KEY: 3})
+    got = ce.learned(db, start=None)
+    other = ("aws", "us-east-1b", "p5.48xlarge", "on-demand", "")
+    assert got.starts == {"aws": 3}
+    free = got.free(other, 100, known=False)
+    assert free is not None and free[0] == 3 and "what its pools that ran out held" in free[1]
+    assert got.free(other, 100, known=True) is None          # published capacity is not second-guessed
+    # A cloud that has not run out anywhere is not capped (no slow start configured).
+    assert got.free(("gcp", "us-central1-a", "a3-highgpu-8g", "on-demand", ""), 100, known=False) is None
+    # A pool that delivered what its cloud taught is not probed past it (one failed stack run per pool)...
+    full = dataclasses.replace(got, usage={other: (3, 3)})
+    assert full.allowed(other) == 3 and full.free(other, 100, known=False)[0] == 0
+    # ... nor when the estimates probe back up (every pool of the cloud would probe at once): the pool that
+    # ran out probes alone, and the start lasts as long as the estimates do.
+    later = ce.learned(db, start=None, now=datetime.now(UTC) + timedelta(seconds=ce.TTL_S + 1))
+    assert later.starts == {"aws": 3} and later.caps[KEY].free == 1
+    assert dataclasses.replace(later, usage={other: (3, 3)}).free(other, 100, known=False)[0] == 0
+    assert ce.learned(db, start=None, now=datetime.now(UTC) + timedelta(days=2)).starts == {}
+
+
+def test_the_largest_waiting_gang_is_placeable_in_a_pool_nothing_of_ours_ran_in(db):
+    # A start smaller than a single gang would hold that gang forever: the floor is its size.
+    _hold(db, "g1", WorkloadState.RUNNING, KEY, 3)
+    with db.session() as s:
+        ce.record_stock_out(s, {KEY: 3})
+        repo.submit(s, name="gang", team="research", spec={"metadata": {"name": "gang"}}, priority=0, gpus=64)
+    other = ("aws", "us-east-1b", "p5.48xlarge", "on-demand", "")
+    for start in (None, 32):
+        got = ce.learned(db, start=start)
+        assert got.floor == 64
+        assert got.free(other, 100, known=False)[0] == 64
+        assert got.free(KEY, 100, known=False)[0] == 0       # the pool that ran out stays at what it held
+    with db.session() as s:
+        row = repo.get(s, "gang", "research")
+        assert row is not None
+        row.state = WorkloadState.RUNNING.value
+    assert ce.learned(db, start=32).floor == 0
+    assert ce.learned(db, start=32).free(other, 100, known=False)[0] == 3
+
+
+def test_a_stock_out_sends_back_what_waits_beyond_what_its_cloud_taught(db):
+    # Placed before aws taught "3 nodes a pool": 5 waiting in another aws pool, 5 in a pool of a stack now
+    # running, 5 in a gcp pool. The first stack run of the 5 would meet a stock-out at the 4th node.
+    _hold(db, "h", WorkloadState.RUNNING, KEY, 3)
+    with db.session() as s:
+        ce.record_stock_out(s, {KEY: 3})
+    other = ("aws", "us-east-1b", "p5.48xlarge", "on-demand", "")
+    west = ("aws", "us-west-2a", "p5.48xlarge", "on-demand", "")
+    gcp = ("gcp", "us-central1-a", "a3-highgpu-8g", "on-demand", "")
+    waiting = [_hold(db, f"w{i}", WorkloadState.PLACED, other, 1) for i in range(5)]
+    busy = [_hold(db, f"b{i}", WorkloadState.PLACED, west, 1) for i in range(5)]
+    gcps = [_hold(db, f"g{i}", WorkloadState.PLACED, gcp, 1) for i in range(5)]
+    with db.session() as s:   # _hold names every region us-east-1: put the west pools in their own stack
+        for row in repo.list_(s, limit=100):
+            for a in row.assignments:
+                if a.zone == "us-west-2a":
+                    a.region = "us-west-2"
+    moved = failover.trim_to_learned(db, ce.learned(db, start=None), ["aws"], busy_stacks=["awan-aws-us-west-2"],
+                                     actor="t", fenced=lambda: True)
+    assert sorted(moved) == sorted(waiting[3:])                 # the oldest 3 keep their places
+    with db.session() as s:
+        states = {r.key: (r.state, r.message) for r in repo.list_(s, limit=100)}
+    assert all(states[k][0] == "Pending" and "may hold 3 nodes" in states[k][1] for k in waiting[3:])
+    assert all(states[k][0] == "Placed" for k in waiting[:3] + busy + gcps)
+    # Nothing is moved when the leader's fence is lost, and nothing more once within the caps.
+    assert failover.trim_to_learned(db, ce.learned(db, start=None), ["aws"], busy_stacks=[], actor="t",
+                                    fenced=lambda: False) == []
+    # (The two sent back wait as gangs of 8 GPUs: the floor keeps 8 a pool placeable while they wait.)
+    assert ce.learned(db, start=None).floor == 8
+    taught = dataclasses.replace(ce.learned(db, start=None), floor=0)
+    assert failover.trim_to_learned(db, taught, ["aws"], busy_stacks=[], actor="t", fenced=lambda: True) == busy[3:]
+    assert failover.trim_to_learned(db, taught, ["aws"], busy_stacks=[], actor="t", fenced=lambda: True) == []

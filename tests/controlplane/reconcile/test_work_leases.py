@@ -101,3 +101,19 @@ def test_sqlite_one_replica_uses_the_same_leases(tmp_path) -> None:  # type: ign
     assert wl.release(d, wl.STACK, "s1", "only", 1)
     assert wl.claim(d, wl.STACK, ["s1"], "only", ttl_s=30, limit=5) == {"s1": 2}
     d.dispose()
+
+
+def test_the_stack_released_longest_ago_is_claimed_first(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # A burst: the stacks early in the alphabet fail and are due again every pass; with room for two,
+    # the one that has waited (never run) must get a turn, not the two that just ran again.
+    d = Database.from_url(f"sqlite:///{tmp_path}/f.db")
+    upgrade(d.engine)
+    keys = ["awan-gcp-asia-east1", "awan-gcp-asia-south1", "awan-gcp-us-central1"]
+    wl.claim(d, wl.STACK, keys, "r", ttl_s=30, limit=3)
+    assert wl.release(d, wl.STACK, "awan-gcp-us-central1", "r", 1)
+    time.sleep(0.01)
+    for k in keys[:2]:
+        assert wl.release(d, wl.STACK, k, "r", 1)
+    first = wl.claim(d, wl.STACK, keys, "r", ttl_s=30, limit=1)
+    assert list(first) == ["awan-gcp-us-central1"]
+    d.dispose()
