@@ -69,6 +69,11 @@ class RateLimitedQueue:
         the stacks waited (2,000 workloads: 943 Placed, no stack run for minutes)."""
         with self._lock:
             now = self.clock()
+            # Keys of another prefix are not popped here, so one left due long ago (a workload since placed
+            # or deleted) would stay forever: past its longest backoff it is dropped with its failures.
+            for k in [k for k, t in self._due.items() if t < now - self.max_s and not k.startswith(prefix)]:
+                del self._due[k]
+                self._failures.pop(k, None)
             due = sorted((t, k) for k, t in self._due.items() if t <= now and k.startswith(prefix))
             out = []
             for _, k in due:

@@ -41,3 +41,20 @@ def test_keys_of_another_prefix_neither_pop_nor_spend_the_budget():
     for i in range(5):
         q.add(f"stack:s{i}")
     assert all(k.startswith("place:") for k in q.ready())
+
+
+def test_keys_of_another_prefix_left_past_their_longest_back_off_are_dropped():
+    """A placement key stays in the queue (ready() with the stack prefix never pops it); once past the
+    longest back-off its workload was placed or deleted, so it goes with its failures: no growth per
+    workload ever unplaced."""
+    clock = Clock()
+    q = RateLimitedQueue(base_s=1.0, max_s=4.0, clock=clock)
+    for i in range(100):
+        q.retry(f"place:w{i}")
+    clock.t = 3.0
+    q.ready(prefix="stack:")
+    assert len(q) == 100 and q.failures("place:w0") == 1    # due at 1.0, not yet stale
+    q.retry("place:w0")                                     # still failing: kept, backing off
+    clock.t = 5.01                                          # the others are 4.01 s past due
+    q.ready(prefix="stack:")
+    assert len(q) == 1 and q.failures("place:w1") == 0 and q.failures("place:w0") == 2
