@@ -1,12 +1,18 @@
 """``python -m bench --suite stall``: does a large submit stall the API, and do submit/list stay flat as
 the store grows? For this tree and a peer revision (``--stall-peer``, default ``main``: checked out with
 ``git worktree add`` into a temporary directory and served by the same interpreter), each on a fresh SQLite
-database, a real uvicorn in a subprocess:
+database, a real service in a subprocess:
 
 - /healthz, polled back to back by one client while another submits 10,000 one-GPU documents (about 850
-  KB, under the 1 MiB body limit): p50/p99/max of /healthz and the submit's duration, ``--stall-runs`` runs;
-- submit (one document) and list (100) p99 with 4 clients at 1,000 and 100,000 stored workloads (the
-  store is filled with plain INSERTs between the two, the same columns in both revisions).
+  KB, under the 1 MiB body limit) and, at the same time, the burst: open-loop clients in their own processes
+  (``bench.rate.submitter``, ``--stall-burst-procs``) submit one-GPU workloads one per POST at
+  ``--stall-burst-rate`` a second from before the big submit until it has answered. The service is ``awan
+  serve`` with its reconcile loop on (placing and provisioning everything submitted, in the same process)
+  against the mock clouds in their own process; ``--stall-no-loop``: the API alone (``bench.api.serve``),
+  as the suite measured before. p50/p99/max of /healthz, the submit's duration, the burst's answers,
+  ``--stall-runs`` runs;
+- submit (one document) and list (100) p99 with 4 clients at 1,000 and 100,000 stored workloads, on the API
+  alone (the store is filled with plain INSERTs between the two, the same columns in both revisions).
 """
 
 from __future__ import annotations
@@ -175,6 +181,11 @@ def fill(db_path: str, upto: int) -> None:
 
 def _runs(label: str, name: str, url: str, token: str, runs: int, n_docs: int, burst: float, procs: int,
           workdir: Path, res: dict[str, Any]) -> None:
+    # The token verified once before the clients start: a cold token cache answers 429 to more than a few
+    # concurrent first uses of one token (its budget of failed checks is reserved while scrypt runs).
+    r = httpx.get(f"{url}/v1/workloads", params={"limit": 1}, headers={"Authorization": f"Bearer {token}"}, timeout=300)
+    if r.status_code != 200:
+        raise RuntimeError(f"stall: the token was refused: HTTP {r.status_code} {r.text[:200]}")
     for i in range(runs):
         load0 = os.getloadavg()
         r = healthz_during_submit(url, token, n_docs, f"{name}-r{i}-", burst, procs, workdir)
