@@ -1,12 +1,18 @@
 """``python -m bench --suite stall``: does a large submit stall the API, and do submit/list stay flat as
 the store grows? For this tree and a peer revision (``--stall-peer``, default ``main``: checked out with
 ``git worktree add`` into a temporary directory and served by the same interpreter), each on a fresh SQLite
-database, a real uvicorn in a subprocess:
+database, a real service in a subprocess:
 
 - /healthz, polled back to back by one client while another submits 10,000 one-GPU documents (about 850
-  KB, under the 1 MiB body limit): p50/p99/max of /healthz and the submit's duration, ``--stall-runs`` runs;
-- submit (one document) and list (100) p99 with 4 clients at 1,000 and 100,000 stored workloads (the
-  store is filled with plain INSERTs between the two, the same columns in both revisions).
+  KB, under the 1 MiB body limit) and, at the same time, the burst: open-loop clients in their own processes
+  (``bench.rate.submitter``, ``--stall-burst-procs``) submit one-GPU workloads one per POST at
+  ``--stall-burst-rate`` a second from before the big submit until it has answered. The service is ``awan
+  serve`` with its reconcile loop on (placing and provisioning everything submitted, in the same process)
+  against the mock clouds in their own process; ``--stall-no-loop``: the API alone (``bench.api.serve``),
+  as the suite measured before. p50/p99/max of /healthz, the submit's duration, the burst's answers,
+  ``--stall-runs`` runs;
+- submit (one document) and list (100) p99 with 4 clients at 1,000 and 100,000 stored workloads, on the API
+  alone (the store is filled with plain INSERTs between the two, the same columns in both revisions).
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ import httpx
 from bench.api.load import run_load
 from bench.api.service import REPO, free_port
 from bench.machine import machine_info, percentile, write_results
+from bench.rate.stack import mock_clouds, service
 
 
 def add_arguments(group: argparse._ArgumentGroup) -> None:
@@ -38,8 +45,15 @@ def add_arguments(group: argparse._ArgumentGroup) -> None:
                        help="git revision to compare with, e.g. the commit before a change ('' for none)")
     group.add_argument("--stall-runs", type=int, default=None, help="runs of the submit test (default 3)")
     group.add_argument("--stall-documents", type=int, default=None, help="documents per submit (default 10000)")
-    group.add_argument("--stall-store", type=lambda s: tuple(int(x) for x in s.split(",")), default=None,
-                       help="store sizes for submit/list p99 (default 1000,100000)")
+    group.add_argument("--stall-store", type=lambda s: tuple(int(x) for x in s.split(",") if x), default=None,
+                       help="store sizes for submit/list p99 (default 1000,100000; '' for none)")
+    group.add_argument("--stall-no-loop", action="store_true",
+                       help="serve the API alone (bench.api.serve) for the /healthz test, as before; default: "
+                            "`awan serve` with its reconcile loop on the mock clouds, in their own process")
+    group.add_argument("--stall-burst-rate", type=float, default=None,
+                       help="one-GPU submissions/s sent during the big submit by open-loop clients (default 20; "
+                            "0 for none)")
+    group.add_argument("--stall-burst-procs", type=int, default=2, help="client processes of the burst")
 
 
 def documents(n: int, prefix: str) -> str:
@@ -95,7 +109,37 @@ def serve(tree: Path, db_url: str) -> Iterator[str]:
             proc.kill()
 
 
-def healthz_during_submit(url: str, token: str, n: int, prefix: str) -> dict[str, Any]:
+def healthz_during_submit(url: str, token: str, n: int, prefix: str, burst_rate: float = 0.0, burst_procs: int = 2,
+                          workdir: Path | None = None) -> dict[str, Any]:
+    """/healthz polled back to back while one client submits ``n`` documents in one body and, when
+    ``burst_rate``, open-loop clients in their own processes submit one-GPU workloads at that rate."""
+    if burst_rate > 0 and workdir is not None:
+        return _with_burst(url, token, n, prefix, burst_rate, burst_procs, workdir)
+    return _healthz_during_submit(url, token, n, prefix)
+
+
+def _with_burst(url: str, token: str, n: int, prefix: str, rate: float, procs: int, workdir: Path) -> dict[str, Any]:
+    from bench.rate.run import submit_schedule
+
+    stop = workdir / f"{prefix}burst.stop"
+    burst: list[dict[str, Any]] = []
+    ready = threading.Event()
+    t = threading.Thread(target=lambda: burst.extend(
+        submit_schedule(url, token, rate, 3600, f"{prefix}b", procs, workdir, stop=stop, ready=ready)))
+    t.start()
+    ready.wait(300)
+    time.sleep(2.0)             # the burst under way before the big submit starts
+    try:
+        out = _healthz_during_submit(url, token, n, prefix)
+    finally:
+        stop.touch()
+        t.join()
+    ok = sorted(1000 * (r["done"] - r["due"]) for r in burst if r["status"] == 201)
+    return {**out, "burst_rate": rate, "burst_sent": len(burst), "burst_accepted": len(ok),
+            "burst_answer_p50_ms": round(percentile(ok, 50), 1), "burst_answer_p99_ms": round(percentile(ok, 99), 1)}
+
+
+def _healthz_during_submit(url: str, token: str, n: int, prefix: str) -> dict[str, Any]:
     body = documents(n, prefix)
     done = threading.Event()
     out: dict[str, Any] = {}
@@ -135,20 +179,47 @@ def fill(db_path: str, upto: int) -> None:
     conn.close()
 
 
+def _runs(label: str, name: str, url: str, token: str, runs: int, n_docs: int, burst: float, procs: int,
+          workdir: Path, res: dict[str, Any]) -> None:
+    # The token verified once before the clients start: a cold token cache answers 429 to more than a few
+    # concurrent first uses of one token (its budget of failed checks is reserved while scrypt runs).
+    r = httpx.get(f"{url}/v1/workloads", params={"limit": 1}, headers={"Authorization": f"Bearer {token}"}, timeout=300)
+    if r.status_code != 200:
+        raise RuntimeError(f"stall: the token was refused: HTTP {r.status_code} {r.text[:200]}")
+    for i in range(runs):
+        load0 = os.getloadavg()
+        r = healthz_during_submit(url, token, n_docs, f"{name}-r{i}-", burst, procs, workdir)
+        r["load_before"], r["load_after"] = load0, os.getloadavg()
+        res["stall"].append(r)
+        extra = (f"; burst {r['burst_accepted']}/{r['burst_sent']} accepted, answer p50/p99 "
+                 f"{r['burst_answer_p50_ms']}/{r['burst_answer_p99_ms']} ms" if "burst_sent" in r else "")
+        print(f"stall: {label} run {i + 1}: /healthz p50 {r['healthz_p50_ms']} ms p99 {r['healthz_p99_ms']} ms "
+              f"max {r['healthz_max_ms']} ms over {r['healthz_n']}; submit {r['submit_s']} s "
+              f"(HTTP {r['submit_status']}){extra}; load {load0[0]:.1f}->{r['load_after'][0]:.1f}", flush=True)
+
+
 def measure(label: str, tree: Path, args: argparse.Namespace, runs: int, n_docs: int,
             sizes: tuple[int, ...]) -> dict[str, Any]:
     res: dict[str, Any] = {"tree": label, "stall": [], "growth": []}
     name = "".join(ch if ch.isalnum() else "-" for ch in label.lower())   # workload names are DNS labels
+    burst = 0.0 if args.stall_burst_rate is None and args.quick else (
+        20.0 if args.stall_burst_rate is None else args.stall_burst_rate)
+    res["loop"], res["burst_rate"] = not args.stall_no_loop, burst
     with tempfile.TemporaryDirectory(prefix="awan-bench-stall-") as d:
+        if not args.stall_no_loop:
+            with contextlib.ExitStack() as stack:
+                config = stack.enter_context(mock_clouds(tree, Path(d)))
+                db_url = f"sqlite:///{d}/loop.db"
+                token = _token(tree, db_url)
+                url = stack.enter_context(service(tree, db_url, config, Path(d)))
+                _runs(label, name, url, token, runs, n_docs, burst, args.stall_burst_procs, Path(d), res)
+        if not sizes and not args.stall_no_loop:
+            return _with_median(res)
         db_url = f"sqlite:///{d}/awan.db"
         token = _token(tree, db_url)
         with serve(tree, db_url) as url:
-            for i in range(runs):
-                r = healthz_during_submit(url, token, n_docs, f"{name}-r{i}-")
-                res["stall"].append(r)
-                print(f"stall: {label} run {i + 1}: /healthz p50 {r['healthz_p50_ms']} ms p99 {r['healthz_p99_ms']} ms "
-                      f"max {r['healthz_max_ms']} ms over {r['healthz_n']}; submit {r['submit_s']} s "
-                      f"(HTTP {r['submit_status']})", flush=True)
+            if args.stall_no_loop:
+                _runs(label, name, url, token, runs, n_docs, burst, args.stall_burst_procs, Path(d), res)
             for size in sizes:
                 fill(f"{d}/awan.db", size)
                 for op in ("submit", "list"):
@@ -156,15 +227,19 @@ def measure(label: str, tree: Path, args: argparse.Namespace, runs: int, n_docs:
                     res["growth"].append({"stored": size, **asdict(lr)})
                     print(f"stall: {label} {op} at {size:,} stored: p50 {lr.p50_ms} ms p99 {lr.p99_ms} ms, "
                           f"{lr.rps:,.1f} req/s, {lr.errors} errors", flush=True)
-    med = {k: statistics.median(r[k] for r in res["stall"]) for k in ("healthz_p50_ms", "healthz_p99_ms", "submit_s")}
-    res["median"] = med
+    return _with_median(res)
+
+
+def _with_median(res: dict[str, Any]) -> dict[str, Any]:
+    res["median"] = {k: statistics.median(r[k] for r in res["stall"])
+                     for k in ("healthz_p50_ms", "healthz_p99_ms", "healthz_max_ms", "submit_s")}
     return res
 
 
 def main(args: argparse.Namespace) -> int:
     runs = args.stall_runs or (1 if args.quick else 3)
     n_docs = args.stall_documents or (200 if args.quick else 10_000)
-    sizes = args.stall_store or ((100, 1000) if args.quick else (1_000, 100_000))
+    sizes = args.stall_store if args.stall_store is not None else ((100, 1000) if args.quick else (1_000, 100_000))
     t0 = time.perf_counter()
     result: dict[str, Any] = {"suite": "stall", "machine": machine_info(None), "quick": args.quick,
                               "documents": n_docs, "runs": runs, "load_before": os.getloadavg(), "trees": []}

@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from controlplane import __version__
+from controlplane.api import gcguard, gilshare
 from controlplane.api.context import LoopFactory, ServiceContext
 from controlplane.api.headers import SecurityHeaders
 from controlplane.api.limits import BodyLimit
@@ -126,9 +127,13 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None,
         if factory is not None:
             ctx.controller = factory(ctx)
             ctx.controller.start()
+        gcguard.freeze_startup()
+        shares = gilshare.apply(settings.db_pool_size + settings.db_max_overflow)
         try:
             yield
         finally:
+            gilshare.restore(shares)
+            gcguard.unfreeze()
             if ctx.controller is not None:
                 # Stop taking work; running stack runs get the grace period; the lease is released.
                 ctx.controller.stop(grace_s=settings.shutdown_grace_s)

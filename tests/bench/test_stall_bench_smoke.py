@@ -1,5 +1,6 @@
-"""`python -m bench --suite stall --quick` end to end on this tree (no peer): a real uvicorn subprocess, a
-submit with /healthz polled during it, then submit/list on a grown store (no timing assertions)."""
+"""`python -m bench --suite stall --quick` end to end on this tree (no peer): `awan serve` with its loop on the
+mock clouds (each in its own process), a submit with /healthz polled during it while burst clients submit
+one-GPU workloads, then submit/list on a grown store served by the API alone (no timing assertions)."""
 
 from __future__ import annotations
 
@@ -14,11 +15,24 @@ from bench.__main__ import main
 @pytest.mark.slow
 def test_quick_stall_bench_runs_and_reports_every_cell(tmp_path: Path) -> None:
     rc = main(["--suite", "stall", "--quick", "--stall-peer", "", "--stall-documents", "50", "--stall-store", "60,120",
-               "--results-dir", str(tmp_path)])
+               "--stall-burst-rate", "4", "--results-dir", str(tmp_path)])
     assert rc == 0
     res = json.loads((tmp_path / "stall-latest.json").read_text())
     [tree] = res["trees"]
+    assert tree["loop"] is True and tree["burst_rate"] == 4
     [run] = tree["stall"]
     assert run["submit_status"] == 201 and run["healthz_n"] >= 1
+    assert run["burst_sent"] >= 1 and run["burst_accepted"] == run["burst_sent"]
     assert {(g["stored"], g["op"]) for g in tree["growth"]} == {(n, op) for n in (60, 120) for op in ("submit", "list")}
     assert all(g["errors"] == 0 for g in tree["growth"])
+
+
+@pytest.mark.slow
+def test_quick_stall_bench_api_alone_without_burst(tmp_path: Path) -> None:
+    rc = main(["--suite", "stall", "--quick", "--stall-peer", "", "--stall-documents", "50", "--stall-store", "",
+               "--stall-no-loop", "--stall-burst-rate", "0", "--results-dir", str(tmp_path)])
+    assert rc == 0
+    [tree] = json.loads((tmp_path / "stall-latest.json").read_text())["trees"]
+    [run] = tree["stall"]
+    assert tree["loop"] is False and run["submit_status"] == 201 and "burst_sent" not in run
+    assert tree["growth"] == []

@@ -1,0 +1,180 @@
+"""``python -m bench --suite rate``: submit -> Placed at a fixed offered rate, through the whole service.
+
+For each database (a temporary SQLite file; a fresh PostgreSQL database) and each offered rate (100/s for
+10 s, 1,000/s for 5 s by default): the mock clouds in one process, ``awan serve`` in another (reconcile loop
+on, the local engine, the service's default interval), and ``--rate-procs`` open-loop submitter processes
+(``bench.rate.submitter``) sending one one-GPU workload per POST on a fixed schedule. Latency of a workload =
+its ``placedAt`` (stamped by the loop) minus the moment its POST was due, both wall clock on this machine.
+Reported: submit answer p50/p99, submit -> Placed p50/p99/max, the rate the submitters achieved, the rate
+the service accepted (201s over the window) and the rate the loop placed them at."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.api.service import REPO, fresh_database, member_token
+from bench.machine import machine_info, percentile, write_results
+from bench.rate.stack import mock_clouds, service, tree_env
+
+PG_URL = os.environ.get("AWAN_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def _ints(s: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in s.split(","))
+
+
+def add_arguments(group: argparse._ArgumentGroup) -> None:
+    group.add_argument("--rate-rates", type=_ints, default=None, help="offered submissions/s (default 100,1000)")
+    group.add_argument("--rate-seconds", type=_ints, default=None, help="seconds per rate (default 10,5)")
+    group.add_argument("--rate-db", default=None, help="sqlite,postgresql (default both)")
+    group.add_argument("--rate-procs", type=int, default=2, help="submitter processes sharing the schedule")
+    group.add_argument("--rate-drain-s", type=float, default=600.0,
+                       help="longest wait for the accepted workloads to be placed after the window")
+
+
+def submit_schedule(url: str, token: str, rate: float, seconds: float, prefix: str, procs: int,
+                    workdir: Path, stop: Path | None = None, ready: threading.Event | None = None
+                    ) -> list[dict[str, Any]]:
+    """Run ``procs`` submitter processes on one schedule, started once all are up; their requests, merged.
+    ``stop``: a file whose appearance ends the schedule early; ``ready``: set when the schedule starts."""
+    outs = [workdir / f"{prefix}submit{k}.json" for k in range(procs)]
+    ps = [subprocess.Popen([sys.executable, "-m", "bench.rate.submitter", url, token, str(rate), str(seconds), prefix,
+                            str(out), str(k), str(procs)], cwd=REPO, env=tree_env(REPO))
+          for k, out in enumerate(outs)]
+    try:
+        deadline = time.monotonic() + 300
+        while not all(Path(f"{out}.started").exists() for out in outs):
+            if any(p.poll() is not None for p in ps) or time.monotonic() > deadline:
+                raise RuntimeError("a submitter did not start")
+            time.sleep(0.05)
+        start = repr(time.time() + 0.5)
+        for out in outs:
+            Path(f"{out}.go.tmp").write_text(start)
+            Path(f"{out}.go.tmp").rename(f"{out}.go")
+        if ready is not None:
+            ready.set()
+        while any(p.poll() is None for p in ps):
+            if stop is not None and stop.exists():
+                for out in outs:
+                    Path(str(out) + ".stop").touch()
+            time.sleep(0.2)
+    finally:
+        for p in ps:
+            if p.poll() is None:
+                p.kill()
+    if any(p.returncode for p in ps):
+        raise RuntimeError(f"a submitter failed: exit codes {[p.returncode for p in ps]}")
+    return [r for out in outs for r in json.loads(out.read_text())["requests"]]
+
+
+@contextlib.contextmanager
+def _store(db_url: str) -> Iterator[Any]:
+    from controlplane.store.db import Database
+
+    db = Database.from_url(db_url)
+    try:
+        yield db
+    finally:
+        db.dispose()
+
+
+def placed_times(db_url: str, names: set[str], drain_s: float) -> dict[str, float]:
+    """Wait (up to ``drain_s`` without progress... or in all) until every name has a placedAt; name -> its
+    placedAt as a wall-clock timestamp, for those that have one."""
+    from sqlalchemy import func, select
+
+    from controlplane.store.models import Workload
+
+    deadline = time.monotonic() + drain_s
+    with _store(db_url) as db:
+        while True:
+            with db.session() as s:
+                n = s.scalar(select(func.count()).select_from(Workload).where(Workload.placed_at.is_not(None))) or 0
+            if n >= len(names) or time.monotonic() > deadline:
+                break
+            time.sleep(1.0)
+        with db.session() as s:
+            rows = s.execute(select(Workload.name, Workload.placed_at).where(Workload.placed_at.is_not(None))).all()
+    return {name: at.timestamp() for name, at in rows if name in names}
+
+
+def warm_up(url: str, token: str, db_url: str, bound_s: float) -> None:
+    """One workload submitted and placed before the schedule starts: the token is verified (a cold token
+    cache answers 429 to more than a few concurrent first uses: its budget of failed checks is reserved
+    while scrypt runs) and the loop has built its first fleet snapshot, so the figures are steady state."""
+    from bench.rate.submitter import manifest
+
+    r = httpx.post(f"{url}/v1/workloads", content=manifest("warmup"), timeout=120,
+                   headers={"Authorization": f"Bearer {token}", "Content-Type": "application/yaml"})
+    if r.status_code != 201:
+        raise RuntimeError(f"warm-up submit: HTTP {r.status_code}: {r.text[:300]}")
+    if "warmup" not in placed_times(db_url, {"warmup"}, bound_s):
+        raise RuntimeError(f"warm-up workload not placed within {bound_s} s")
+
+
+def measure(kind: str, rate: int, seconds: int, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    with fresh_database(kind, PG_URL) as db_url, mock_clouds(REPO, workdir) as config:
+        token = member_token(db_url)
+        with service(REPO, db_url, config, workdir, DB_POOL_SIZE="32", DB_MAX_OVERFLOW="8") as url:
+            warm_up(url, token, db_url, args.rate_drain_s)
+            load0 = os.getloadavg()
+            reqs = submit_schedule(url, token, rate, seconds, f"r{rate}-", args.rate_procs, workdir)
+            ok = {r["name"]: r for r in reqs if r["status"] == 201}
+            placed = placed_times(db_url, set(ok), args.rate_drain_s)
+            load1 = os.getloadavg()
+    reqs.sort(key=lambda r: r["due"])
+    first_due = reqs[0]["due"] if reqs else 0.0
+    sent = sorted(r["sent"] for r in reqs)
+    done = [r["done"] for r in ok.values()]
+    answer = sorted(1000 * (r["done"] - r["due"]) for r in ok.values())
+    lat = sorted(placed[n] - ok[n]["due"] for n in placed)
+    errors = [r for r in reqs if r["status"] != 201]
+    window = (max(done) - first_due) if done else 0.0
+    res = {
+        "db": kind, "offered_rate": rate, "seconds": seconds, "requests": len(reqs), "accepted": len(ok),
+        "errors": len(errors), "first_error": (f"HTTP {errors[0]['status']}: {errors[0]['error']}" if errors else ""),
+        "sent_rate": round(len(sent) / (sent[-1] - sent[0]), 1) if len(sent) > 1 else 0.0,
+        "accepted_rate": round(len(ok) / window, 1) if window else 0.0,
+        "answer_p50_ms": round(percentile(answer, 50), 1), "answer_p99_ms": round(percentile(answer, 99), 1),
+        "placed": len(lat), "placed_p50_s": round(percentile(lat, 50), 3), "placed_p99_s": round(percentile(lat, 99), 3),
+        "placed_max_s": round(lat[-1], 3) if lat else 0.0,
+        "placed_rate": round(len(lat) / (max(placed.values()) - first_due), 1) if lat else 0.0,
+        "load_before": load0, "load_after": load1,
+    }
+    print(f"rate: {kind} offered {rate}/s x {seconds} s: sent {res['sent_rate']}/s, accepted {res['accepted']} "
+          f"({res['accepted_rate']}/s, {res['errors']} errors), answer p50/p99 {res['answer_p50_ms']}/"
+          f"{res['answer_p99_ms']} ms; placed {res['placed']} p50/p99/max {res['placed_p50_s']}/{res['placed_p99_s']}/"
+          f"{res['placed_max_s']} s at {res['placed_rate']}/s; load {load0[0]:.1f}->{load1[0]:.1f}", flush=True)
+    return res
+
+
+def main(args: argparse.Namespace) -> int:
+    rates = args.rate_rates or ((20,) if args.quick else (100, 1000))
+    seconds = args.rate_seconds or ((2,) if args.quick else (10, 5))
+    if len(seconds) == 1:
+        seconds = seconds * len(rates)
+    kinds = (args.rate_db or ("sqlite" if args.quick else "sqlite,postgresql")).split(",")
+    result: dict[str, Any] = {"suite": "rate", "machine": machine_info(None), "quick": args.quick,
+                              "procs": args.rate_procs, "load_before": os.getloadavg(), "cells": []}
+    t0 = time.perf_counter()
+    for kind in kinds:
+        for rate, secs in zip(rates, seconds, strict=True):
+            with tempfile.TemporaryDirectory(prefix="awan-bench-rate-") as d:
+                result["cells"].append(measure(kind, rate, secs, args, Path(d)))
+    result["load_after"] = os.getloadavg()
+    result["seconds"] = round(time.perf_counter() - t0, 1)
+    print(f"rate: results in {write_results(args.results_dir, 'rate', result)}", flush=True)
+    return 0 if all(c["accepted"] for c in result["cells"]) else 1

@@ -1,0 +1,79 @@
+"""The service as deployed, each part in its own process: the mock clouds (``awan mockclouds up``) and
+``awan serve`` with its reconcile loop and the local engine, on a given store. A tree other than this one
+(a peer revision) is served by putting it first on PYTHONPATH."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+
+from bench.api.service import free_port
+
+# The `awan` command of whichever tree is first on PYTHONPATH.
+_AWAN = "import sys; from controlplane.cli.main import app; sys.argv[0] = 'awan'; app()"
+
+
+def tree_env(tree: Path, **extra: str) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(tree) + os.pathsep + os.environ.get("PYTHONPATH", ""), **extra}
+
+
+def _stop(proc: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@contextlib.contextmanager
+def mock_clouds(tree: Path, workdir: Path) -> Iterator[Path]:
+    """``awan mockclouds up`` in its own process; yields the provider configuration it wrote."""
+    config = workdir / "mockclouds.yaml"
+    config.unlink(missing_ok=True)
+    log = open(workdir / "mockclouds.log", "wb")   # noqa: SIM115 - closed below
+    proc = subprocess.Popen([sys.executable, "-c", _AWAN, "mockclouds", "up", "--write-config", str(config)],
+                            cwd=workdir, env=tree_env(tree), stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        while not config.exists() or not config.read_text().strip():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"mock clouds did not start: {(workdir / 'mockclouds.log').read_text()[-800:]}")
+            time.sleep(0.2)
+        time.sleep(0.5)         # the file is written once every server listens; let the write finish
+        yield config
+    finally:
+        _stop(proc)
+        log.close()
+
+
+@contextlib.contextmanager
+def service(tree: Path, db_url: str, config: Path, workdir: Path, **settings: str) -> Iterator[str]:
+    """``awan serve`` (reconcile loop on, the clouds in ``config``) on a loopback port; yields its URL.
+    ``settings``: extra AWAN_* variables (name without the prefix, e.g. RECONCILE_INTERVAL_S="2")."""
+    port = free_port()
+    env = tree_env(tree, AWAN_LOG_LEVEL="WARNING", **{f"AWAN_{k.upper()}": v for k, v in settings.items()})
+    log = open(workdir / f"serve-{port}.log", "wb")   # noqa: SIM115 - closed below
+    proc = subprocess.Popen([sys.executable, "-c", _AWAN, "serve", "--db", db_url, "--config", str(config),
+                             "--port", str(port)], cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"awan serve did not come up: {Path(log.name).read_text()[-800:]}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                    break
+            time.sleep(0.2)
+        yield url
+    finally:
+        _stop(proc)
+        log.close()
