@@ -12,6 +12,10 @@ that runs it is one the rest of the API does not get. So:
   past it, attempts on that id are refused with 429 until the budget refills. Unknown ids never reach
   scrypt. A holder already verified is unaffected: its secret is settled from the digest, not the budget.
 
+Concurrent first requests of one holder (after a restart, or once the digest expired) share one scrypt:
+the first runs it and the others wait for its outcome, so a valid token is never refused 429 by its own
+burst of requests, and the budget is spent only by distinct secrets.
+
 The token row is read on every request (a primary-key lookup), so revocation and expiry take effect at
 once on every replica; the digests only spare the hash. ``forget`` drops an id's entries (at revocation).
 """
@@ -66,7 +70,9 @@ class TokenVerifier:
         self._verified: OrderedDict[str, _Verified] = OrderedDict()
         self._failed: OrderedDict[bytes, float] = OrderedDict()   # digest of a failed token -> until
         self._budgets: dict[str, _Budget] = {}
+        self._inflight: dict[tuple[str, bytes], threading.Event] = {}   # a scrypt check running for a secret
         self.scrypt_checks = 0     # how many times the slow hash ran (tests and metrics)
+        self.waiting = 0           # requests waiting for another's check of the same secret (tests)
 
     # -- the one entry point ----------------------------------------------------------------------
     def verify(self, s: Session, token: str) -> Principal | None:
@@ -107,26 +113,46 @@ class TokenVerifier:
 
     def _check_slowly(self, token_id: str, token: str, secret: str, digest: bytes, row: Token) -> bool:
         failed_key = hashlib.sha256(token.encode()).digest()
-        now = self._clock()
-        with self._lock:
-            until = self._failed.get(failed_key)
-            if until is not None and until > now:   # this very token failed lately: no second scrypt
-                return False
-            self._reserve(token_id, now)
-            self.scrypt_checks += 1
-        ok = hmac.compare_digest(secret_hash(secret, bytes.fromhex(row.salt)), row.hash)
-        now = self._clock()
-        with self._lock:
-            if ok:
-                self._refund(token_id)
-                self._verified[token_id] = _Verified(row.hash, digest, now + self.verified_ttl_s)
-                self._verified.move_to_end(token_id)
-                _trim(self._verified, self.max_entries)
-            else:
-                self._failed[failed_key] = now + self.failed_ttl_s
-                self._failed.move_to_end(failed_key)
-                _trim(self._failed, self.max_entries)
-        return ok
+        flight = (token_id, digest)
+        while True:
+            now = self._clock()
+            with self._lock:
+                until = self._failed.get(failed_key)
+                if until is not None and until > now:   # this very token failed lately: no second scrypt
+                    return False
+                v = self._verified.get(token_id)
+                if v is not None and v.until > now and v.stored_hash == row.hash:   # settled meanwhile
+                    return hmac.compare_digest(digest, v.digest)
+                running = self._inflight.get(flight)
+                if running is None:
+                    self._reserve(token_id, now)
+                    self.scrypt_checks += 1
+                    mine = self._inflight[flight] = threading.Event()
+                    break
+                self.waiting += 1
+            try:
+                running.wait(timeout=60.0)   # then look again: its outcome, or the check is ours to run
+            finally:
+                with self._lock:
+                    self.waiting -= 1
+        try:
+            ok = hmac.compare_digest(secret_hash(secret, bytes.fromhex(row.salt)), row.hash)
+            now = self._clock()
+            with self._lock:
+                if ok:
+                    self._refund(token_id)
+                    self._verified[token_id] = _Verified(row.hash, digest, now + self.verified_ttl_s)
+                    self._verified.move_to_end(token_id)
+                    _trim(self._verified, self.max_entries)
+                else:
+                    self._failed[failed_key] = now + self.failed_ttl_s
+                    self._failed.move_to_end(failed_key)
+                    _trim(self._failed, self.max_entries)
+            return ok
+        finally:
+            with self._lock:
+                self._inflight.pop(flight, None)
+            mine.set()
 
     def _reserve(self, token_id: str, now: float) -> None:
         """Take one failed check from the id's budget before running scrypt (refunded on success), so many

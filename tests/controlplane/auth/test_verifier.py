@@ -123,3 +123,46 @@ def test_api_wrong_secret_flood_is_bounded_and_429_while_a_verified_holder_is_se
         r = c.get("/v1/workloads", headers=auth(_wrong(idle, 5000)))
         assert r.status_code == 429 and "too many failed attempts" in r.json()["detail"]
         assert int(r.headers["retry-after"]) >= 1
+
+
+def test_a_burst_of_first_requests_of_one_holder_shares_one_check_and_gets_no_429(db, monkeypatch):
+    """After a restart the holder's concurrent requests found nothing cached: each took one of the id's
+    failed-check slots for its own scrypt, and past the budget they got 429 with a valid token. Now the
+    first runs scrypt and the others wait for its outcome. (4 requests over a budget of 2: each holds a
+    store session, and the test pools hold 5.)"""
+    import controlplane.auth.verifier as verifier
+
+    tok = _token(db)
+    v = TokenVerifier(clock=FakeClock(), failure_burst=2)
+    gate, entered = threading.Event(), threading.Event()
+    real = verifier.secret_hash
+
+    def held(secret: str, salt: bytes) -> str:     # scrypt, held until every request has arrived
+        entered.set()
+        assert gate.wait(60)
+        return real(secret, salt)
+
+    monkeypatch.setattr(verifier, "secret_hash", held)
+    results: list[object] = []
+
+    def call() -> None:
+        try:
+            results.append(_verify(db, v, tok))
+        except TooManyFailures as e:
+            results.append(e)
+
+    threads = [threading.Thread(target=call) for _ in range(4)]
+    for t in threads:
+        t.start()
+    assert entered.wait(60)
+    deadline = threading.Event()
+    for _ in range(600):                  # until the other 3 wait on the first check (bounded: 60 s)
+        if v.waiting == 3:
+            break
+        deadline.wait(0.1)
+    assert v.waiting == 3 and v.scrypt_checks == 1
+    gate.set()
+    for t in threads:
+        t.join(60)
+    assert len(results) == 4 and all(getattr(r, "team", None) == "alpha" for r in results), results
+    assert v.scrypt_checks == 1 and v.waiting == 0
