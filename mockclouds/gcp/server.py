@@ -20,7 +20,7 @@ from mockclouds.gcp.backend import GCPBackend
 from mockclouds.gcp.errors import GoogleApiError, invalid
 from mockclouds.gcp.machines import region_of
 from mockclouds.gcp.responses_common import error_response, fault_error, json_response
-from mockclouds.gcp.tokens import TOKEN_PATH, token_grant
+from mockclouds.gcp.tokens import TOKEN_PATH, caller_of_jwt, token_grant
 from mockclouds.gcp.urls import URL_MAP
 from mockclouds.requestlog import caller_of_request
 from mockclouds.serving import RunningServer, serve_in_thread
@@ -42,7 +42,7 @@ class GCPApp:
 
     def __call__(self, environ: dict, start_response: Any) -> Any:
         request = Request(environ)
-        with self.backend.requests.serving(caller_of_request(request.headers)):
+        with self.backend.requests.serving(caller_of_request(request.headers) or caller_of_jwt(request.headers)):
             resp = self.dispatch(request)
         return resp(environ, start_response)
 

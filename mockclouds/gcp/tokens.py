@@ -1,15 +1,16 @@
-"""Google's OAuth token endpoint, as much of it as a service-account credential needs: the client posts a
-signed JWT (``grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer``) and receives an access token.
-
-The mock serves anonymous callers as before; a caller that uses a service account (its ``token_uri``
-pointing here) is then known to the request log by the account's name (``<name>@...``), the way GCP's
-audit log names the principal. The assertion's signature is not checked: only who it claims to be."""
+"""Who a GCP caller is: the mock serves anonymous callers as before; a caller that uses a service account
+is known to the request log by the account's name (``<name>@...``), the way GCP's audit log names the
+principal. The Google clients send a self-signed JWT as the bearer token (``iss``: the account); should a
+client exchange its JWT for an access token instead, ``token_grant`` is Google's OAuth token endpoint
+(``grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer``), as much of it as that needs. No signature
+is checked: only who the caller claims to be."""
 
 from __future__ import annotations
 
 import base64
 import json
 
+from werkzeug.datastructures import Headers
 from werkzeug.wrappers import Request, Response
 
 from mockclouds.requestlog import named_token
@@ -29,10 +30,29 @@ def _claims(assertion: str) -> dict[str, object]:
     if len(parts) != 3:
         raise ValueError("not a JWT")
     payload = parts[1] + "=" * (-len(parts[1]) % 4)
-    claims = json.loads(base64.urlsafe_b64decode(payload))
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(payload))
+    except (ValueError, TypeError) as e:      # binascii.Error and JSONDecodeError are ValueErrors
+        raise ValueError(f"not a JWT ({e})") from None
     if not isinstance(claims, dict):
         raise ValueError("claims are not an object")
     return claims
+
+
+def _account(claims: dict[str, object]) -> str:
+    issuer = claims.get("iss")
+    return issuer.split("@", 1)[0] if isinstance(issuer, str) and "@" in issuer else ""
+
+
+def caller_of_jwt(headers: Headers) -> str:
+    """The service account's name in a self-signed JWT bearer token; "" for any other caller."""
+    scheme, _, token = headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer":
+        return ""
+    try:
+        return _account(_claims(token.strip()))
+    except ValueError:       # not a JWT (anonymous callers send no token; named tokens are not JWTs)
+        return ""
 
 
 def token_grant(request: Request) -> Response:
@@ -42,9 +62,9 @@ def token_grant(request: Request) -> Response:
         claims = _claims(request.form.get("assertion", ""))
     except ValueError as e:
         return _error("invalid_grant", f"assertion: {e}")
-    issuer = claims.get("iss")
-    if not isinstance(issuer, str) or "@" not in issuer:
+    account = _account(claims)
+    if not account:
         return _error("invalid_grant", "assertion: iss must be a service account's email")
-    body = {"access_token": named_token(ISSUED, issuer.split("@", 1)[0]), "expires_in": 3600,
+    body = {"access_token": named_token(ISSUED, account), "expires_in": 3600,
             "token_type": "Bearer"}
     return Response(json.dumps(body), 200, mimetype="application/json")
