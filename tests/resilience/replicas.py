@@ -26,11 +26,13 @@ from mockclouds.requestlog import Call
 from tests.resilience import harness as h
 from tests.resilience import identities
 
-# Short leases so a SIGKILLed replica's stacks and leadership move within seconds; each replica runs two
-# stacks at a time, so stacks are in the air at once on every replica.
-REPLICA_ENV = {"AWAN_STACK_WORKERS": "2", "AWAN_PROVIDER_CONCURRENCY": "2", "AWAN_WORK_LEASE_TTL_S": "4",
-               "AWAN_LEASE_TTL_S": "4", "AWAN_LEASE_RENEW_S": "1", "AWAN_RECONCILE_INTERVAL_S": "0.5",
-               "AWAN_LOG_LEVEL": "WARNING"}
+# Short leases so a SIGKILLed replica's stacks and leadership move within seconds, yet long enough that a
+# replica starved of CPU for a few seconds (2 cores, many processes) keeps them: a leader that loses its
+# lease before its first pass (probing five clouds) is done starts over, and the run stalls. Each replica
+# runs two stacks at a time, so stacks are in the air at once on every replica.
+REPLICA_ENV = {"AWAN_STACK_WORKERS": "2", "AWAN_PROVIDER_CONCURRENCY": "2", "AWAN_WORK_LEASE_TTL_S": "10",
+               "AWAN_LEASE_TTL_S": "12", "AWAN_LEASE_RENEW_S": "2", "AWAN_RECONCILE_INTERVAL_S": "0.5",
+               "AWAN_LOG_LEVEL": "INFO"}
 
 
 # -- the database ------------------------------------------------------------------------------------------
