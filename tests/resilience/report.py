@@ -97,13 +97,15 @@ def main(argv: list[str] | None = None) -> int:
                        group=GroupSpec(kills, args.replicas, chaos=chaos))
 
         share = max(1, args.sigkills // 5) if pg is not None else 0
+        # With replicas every wait is longer: a SIGKILLed leader's lease must expire before another leads.
+        wait: dict[str, float] = {"timeout_s": 900} if pg is not None else {}
         runs: list[tuple[str, Callable[[Path, str], Figures]]] = [
-            ("outage", lambda w, n: outage_and_faults(env(w, n, share), args.outage_workloads)),
-            ("gangs", lambda w, n: gang_resubmit_cycles(env(w, n, share), args.gang_cycles)),
-            ("revoke", lambda w, n: revoke_and_stock_out_each(env(w, n, share, short))),
+            ("outage", lambda w, n: outage_and_faults(env(w, n, share), args.outage_workloads, **wait)),
+            ("gangs", lambda w, n: gang_resubmit_cycles(env(w, n, share), args.gang_cycles, **wait)),
+            ("revoke", lambda w, n: revoke_and_stock_out_each(env(w, n, share, short), **wait)),
             # With replicas the kill run spends what the others left of --sigkills; alone, --kills.
             ("kills", lambda w, n: controller_kills(env(w, n, 0), args.workloads,
-                                                    _rest(kills) if pg is not None else args.kills))]
+                                                    _rest(kills) if pg is not None else args.kills, **wait))]
         for name, run in runs:
             work = base / name
             work.mkdir()
