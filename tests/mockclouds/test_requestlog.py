@@ -19,7 +19,7 @@ from tests.resilience.replicas import overlapping
 
 @pytest.fixture(scope="module")
 def clouds() -> Iterator[MockClouds]:
-    with MockClouds() as mc:
+    with MockClouds(clouds=("gcp", "azure", "coreweave")) as mc:   # AWS: test_replicas_sigkill.py
         yield mc
 
 
@@ -66,7 +66,7 @@ def test_a_wrong_token_under_a_name_is_still_refused(clouds: MockClouds) -> None
 
 
 @pytest.mark.slow      # each adapter lists its nodes in every region of the catalog
-@pytest.mark.parametrize("cloud", ["aws", "gcp", "azure", "coreweave"])
+@pytest.mark.parametrize("cloud", ["gcp", "azure", "coreweave"])
 def test_an_adapter_is_known_by_its_replica_identity(clouds: MockClouds, cloud: str,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     # OCI reads its User-Agent setting when the SDK is imported: the replica test (subprocesses) covers it.
