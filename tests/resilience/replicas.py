@@ -30,8 +30,8 @@ from tests.resilience import identities
 # replica starved of CPU for a few seconds (2 cores, many processes) keeps them: a leader that loses its
 # lease before its first pass (probing five clouds) is done starts over, and the run stalls. Each replica
 # runs two stacks at a time, so stacks are in the air at once on every replica.
-REPLICA_ENV = {"AWAN_STACK_WORKERS": "2", "AWAN_PROVIDER_CONCURRENCY": "2", "AWAN_WORK_LEASE_TTL_S": "10",
-               "AWAN_LEASE_TTL_S": "12", "AWAN_LEASE_RENEW_S": "2", "AWAN_RECONCILE_INTERVAL_S": "0.5",
+REPLICA_ENV = {"AWAN_STACK_WORKERS": "2", "AWAN_PROVIDER_CONCURRENCY": "2", "AWAN_WORK_LEASE_TTL_S": "20",
+               "AWAN_LEASE_TTL_S": "30", "AWAN_LEASE_RENEW_S": "3", "AWAN_RECONCILE_INTERVAL_S": "0.5",
                "AWAN_LOG_LEVEL": "INFO"}
 
 
@@ -118,7 +118,7 @@ class ServiceGroup:
     replica every few seconds while the group runs, up to that many times from ``kills``."""
 
     def __init__(self, clouds: MockClouds, db_url: str, workdir: Path, kills: Kills, replicas: int = 3,
-                 env: dict[str, str] | None = None, chaos: int = 0, pace_s: tuple[float, float] = (5.0, 20.0)) -> None:
+                 env: dict[str, str] | None = None, chaos: int = 0, pace_s: tuple[float, float] = (20.0, 60.0)) -> None:
         self.clouds, self.db_url, self.workdir, self.kills = clouds, db_url, workdir, kills
         self.env = {**REPLICA_ENV, **(env or {})}
         self.names = [f"r{i}" for i in range(replicas)]
