@@ -15,7 +15,7 @@ from tests.controlplane.store.dbfixture import PgSchema
 from tests.resilience.replicas import GroupSpec, Kills, check_logs
 from tests.resilience.scenarios import Env, controller_kills
 
-pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(2400)]
 
 
 def test_three_replicas_three_sigkills_all_zeros(tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ from tests.controlplane.store.dbfixture import PgSchema
 from tests.resilience import harness as h
 from tests.resilience.replicas import Kills, ServiceGroup, check_logs, writes
 
-pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(2400)]
 WORKLOADS = 36
 # The calls that create a stack's machines or pools, slowed so that a stack run lasts long enough for an
 # overlap to show: a replica killed mid-call leaves its call in the air, as a real cloud would.
