@@ -34,6 +34,9 @@ REPLICA_ENV = {"AWAN_STACK_WORKERS": "2", "AWAN_PROVIDER_CONCURRENCY": "2", "AWA
                "AWAN_LEASE_TTL_S": "30", "AWAN_LEASE_RENEW_S": "3", "AWAN_RECONCILE_INTERVAL_S": "0.5",
                "AWAN_LOG_LEVEL": "INFO"}
 
+# Three replicas importing at once on a loaded 2-core machine took over 180 s to answer /healthz (load 20).
+READY_S = 900.0
+
 
 # -- the database ------------------------------------------------------------------------------------------
 @dataclass
@@ -147,10 +150,15 @@ class ServiceGroup:
         raise RuntimeError("no replica is up")
 
     def start(self) -> ServiceGroup:
-        for n in self.names:
-            self.procs[n] = self._proc(n).start(wait=False)
-        for p in self.procs.values():
-            p.wait_ready()
+        try:
+            for n in self.names:
+                self.procs[n] = self._proc(n).start(wait=False)
+            for p in self.procs.values():
+                p.wait_ready(READY_S)
+        except BaseException:
+            for p in self.procs.values():      # none may outlive the test (and its dropped schema)
+                p.stop()
+            raise
         if self.chaos:
             self._thread = threading.Thread(target=self._chaos, name="replica-chaos", daemon=True)
             self._thread.start()
@@ -181,7 +189,7 @@ class ServiceGroup:
         self.procs[name].kill()
         self.kills.done.append(f"{name} ({why})")
         self.procs[name] = self._proc(name).start(wait=False)
-        self.procs[name].wait_ready()
+        self.procs[name].wait_ready(READY_S)
         return self
 
     def _chaos(self) -> None:
