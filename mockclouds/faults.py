@@ -13,6 +13,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
+from mockclouds.requestlog import describe
+
 FaultKind = Literal["outage", "throttle", "latency", "error"]
 
 
@@ -78,6 +80,9 @@ class FaultBook:
 
     def check(self, operation: str, region: str | None) -> FaultHit | None:
         """Apply latency faults (sleeping), then return the first error fault that matches, if any."""
+        # Every mock checks its faults once it knows what a request does and where: the request log
+        # takes its description from here, in the same terms as the faults.
+        describe(operation, region)
         delay = 0.0
         hit: FaultHit | None = None
         with self._lock:

@@ -26,6 +26,7 @@ from mockclouds.azure.models import (
 from mockclouds.capacity import CapacityExhausted, CapacityLedger
 from mockclouds.clock import MockClock
 from mockclouds.faults import FaultBook
+from mockclouds.requestlog import RequestLog
 from providers.catalog import Catalog, default_catalog
 
 # An async operation nobody polls still settles after this long, so resources do not hang in Creating.
@@ -49,6 +50,7 @@ class AzureBackend:
         self.catalog = catalog or default_catalog()
         self.ledger = CapacityLedger("azure", self.catalog)
         self.faults = FaultBook()
+        self.requests = RequestLog()   # every API call, its caller and its time (tests read it)
         self.clock = MockClock()     # /_mock/clock; nothing here is dated yet
         self.regions = {r for (p, r) in self.catalog.regions if p == "azure"}
         self._spot_offered = {(o.zone, o.instance_type) for o in self.catalog.for_provider("azure")
@@ -67,6 +69,7 @@ class AzureBackend:
             self.async_mode = False       # True: PUT/DELETE answer 201/202 + Azure-AsyncOperation
             self.ledger.reset()
             self.faults.clear()
+            self.requests.clear()
 
     def set_quota(self, region: str, name: str, limit: float) -> None:
         with self._lock:

@@ -27,6 +27,7 @@ from mockclouds.azure.backend import AzureBackend
 from mockclouds.azure.models import ArmError
 from mockclouds.control import handle_control
 from mockclouds.launcher import MOCK_SECRETS
+from mockclouds.requestlog import caller_of_request
 from mockclouds.serving import RunningServer, serve_in_thread
 
 _SUB = r"/subscriptions/(?P<sub>[^/]+)"
@@ -56,7 +57,9 @@ class AzureApp:
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         request = Request(environ)
-        return self.dispatch(request)(environ, start_response)
+        with self.backend.requests.serving(caller_of_request(request.headers)):
+            resp = self.dispatch(request)
+        return resp(environ, start_response)
 
     def dispatch(self, request: Request) -> Response:
         control = self._azure_control(request) or handle_control(request, self.backend)

@@ -12,6 +12,7 @@ from mockclouds.gcp.compute import ComputeModel
 from mockclouds.gcp.machines import is_tpu, region_of
 from mockclouds.gcp.reservations import ReservationModel
 from mockclouds.gcp.tpu import TpuModel
+from mockclouds.requestlog import RequestLog
 from providers.catalog import Catalog, default_catalog
 
 
@@ -20,6 +21,7 @@ class GCPBackend:
         catalog = catalog or default_catalog()
         self.ledger = CapacityLedger("gcp", catalog)
         self.faults = FaultBook()
+        self.requests = RequestLog()   # every API call, its caller and its time (tests read it)
         self.clock = MockClock()     # /_mock/clock: future reservations start and end by it
         # One lock for both models: a TPU node and a VM can draw on the same ledger in one zone.
         self.lock = threading.RLock()
@@ -36,6 +38,7 @@ class GCPBackend:
             self.clock.reset()
             self.ledger.reset()
             self.faults.clear()
+            self.requests.clear()
 
     def tick(self) -> None:
         """Apply what the clock says has happened (future reservations delivered or ended) before a request

@@ -20,7 +20,9 @@ from mockclouds.gcp.backend import GCPBackend
 from mockclouds.gcp.errors import GoogleApiError, invalid
 from mockclouds.gcp.machines import region_of
 from mockclouds.gcp.responses_common import error_response, fault_error, json_response
+from mockclouds.gcp.tokens import TOKEN_PATH, caller_of_jwt, token_grant
 from mockclouds.gcp.urls import URL_MAP
+from mockclouds.requestlog import caller_of_request
 from mockclouds.serving import RunningServer, serve_in_thread
 
 HANDLERS = {**responses_compute.HANDLERS, **responses_tpu.HANDLERS, **responses_reservations.HANDLERS}
@@ -39,11 +41,16 @@ class GCPApp:
         self.backend = backend
 
     def __call__(self, environ: dict, start_response: Any) -> Any:
-        return self.dispatch(Request(environ))(environ, start_response)
+        request = Request(environ)
+        with self.backend.requests.serving(caller_of_request(request.headers) or caller_of_jwt(request.headers)):
+            resp = self.dispatch(request)
+        return resp(environ, start_response)
 
     def dispatch(self, request: Request) -> Response:
         if request.path.rstrip("/") == "/_mock/quotas" and request.method == "POST":
             return self._set_quota(request)
+        if request.path.rstrip("/") == TOKEN_PATH and request.method == "POST":
+            return token_grant(request)
         control = handle_control(request, self.backend)
         if control is not None:
             return control

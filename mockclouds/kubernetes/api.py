@@ -42,6 +42,7 @@ from mockclouds.kubernetes.selectors import (
     parse_label_selector,
 )
 from mockclouds.kubernetes.store import Obj
+from mockclouds.requestlog import RequestLog, caller_of_request, split_token
 
 DEFAULT_WATCH_TIMEOUT_S = 300.0
 
@@ -97,16 +98,22 @@ class KubeApi:
     """The WSGI application."""
 
     def __init__(self, backend: Cluster, token: str, control: MockBackend | None = None,
-                 clusters: list[dict[str, str]] | None = None) -> None:
+                 clusters: list[dict[str, str]] | None = None, requests: RequestLog | None = None) -> None:
         """``control``: the backend answering ``/_mock/*`` (None when mounted inside another mock that
         does); ``clusters``: what ``GET /_mock/clusters`` lists, with ``{server}`` for this server's URL."""
         self.backend = backend
         self.token = token
         self.control = control
         self.clusters = clusters or []
+        self.requests = requests     # the cloud's request log (CoreWeave's API); None for workload clusters
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-        return self.handle(Request(environ))(environ, start_response)
+        req = Request(environ)
+        if self.requests is None:
+            return self.handle(req)(environ, start_response)
+        with self.requests.serving(caller_of_request(req.headers)):
+            resp = self.handle(req)
+        return resp(environ, start_response)
 
     # -- entry -----------------------------------------------------------------------------------
     def handle(self, req: Request) -> Response:
@@ -129,7 +136,9 @@ class KubeApi:
 
     def _authorized(self, req: Request) -> bool:
         scheme, _, token = req.headers.get("Authorization", "").partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), self.token.encode())
+        # The token alone, or under a caller's name (``<token>~<name>``: the same account, a named identity).
+        presented = split_token(token.strip())[0]
+        return scheme.lower() == "bearer" and hmac.compare_digest(presented.encode(), self.token.encode())
 
     def _fault(self, operation: str, region: str | None) -> None:
         hit = self.backend.faults.check(operation, region)

@@ -22,6 +22,7 @@ from mockclouds.kubernetes.controller import (
 )
 from mockclouds.kubernetes.resources import CONFIGMAPS, NODEPOOLS, NODES, ResourceType
 from mockclouds.kubernetes.store import Matcher, Obj
+from mockclouds.requestlog import RequestLog
 from providers.catalog import Catalog, default_catalog
 
 QUOTA_NAMESPACE, QUOTA_CONFIGMAP = "kube-system", "coreweave-quota"
@@ -43,6 +44,7 @@ class CoreWeaveBackend(Cluster):
         self.catalog = catalog or default_catalog()
         self.ledger = CapacityLedger("coreweave", self.catalog)
         super().__init__(FaultBook())
+        self.requests = RequestLog()   # every API call, its caller and its time (tests read it)
         self.clock = MockClock()     # /_mock/clock: contracts (contracts.py) start and end by it
         self.controller = NodePoolController(self.store, self.ledger, self.catalog, default_zone, self.clock)
         self._phases: dict[str, str] = {}      # contract pool -> term phase last applied
@@ -52,6 +54,7 @@ class CoreWeaveBackend(Cluster):
     def reset(self) -> None:
         with self.store.lock:
             self.faults.clear()
+            self.requests.clear()
             self.ledger.reset()
             self.clock.reset()
             self._phases.clear()

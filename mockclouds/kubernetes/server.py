@@ -45,7 +45,7 @@ def start(host: str = "127.0.0.1", port: int = 0, *, default_zone: str | None = 
     # One CKS endpoint spans every CoreWeave region here; it is listed once per region.
     clusters = [{"name": f"coreweave-{r}", "provider": "coreweave", "region": r, "server": "{server}",
                  "token": token} for r in regions]
-    app = KubeApi(backend, token, control=backend, clusters=clusters)
+    app = KubeApi(backend, token, control=backend, clusters=clusters, requests=backend.requests)
     if not tls:
         return serve_in_thread("coreweave", app, backend, host, port)
     cert = self_signed(host)

@@ -22,6 +22,7 @@ from mockclouds.oci.models import (
     OciError,
     not_found,
 )
+from mockclouds.requestlog import RequestLog
 from providers.catalog import Catalog, default_catalog
 
 PROVIDER = "oci"
@@ -42,6 +43,7 @@ class OciBackend:
         self.catalog = catalog or default_catalog()
         self.ledger = CapacityLedger(PROVIDER, self.catalog)
         self.faults = FaultBook()
+        self.requests = RequestLog()   # every API call, its caller and its time (tests read it)
         self.tenancy = TENANCY
         self.regions = sorted({r for (p, r) in self.catalog.regions if p == PROVIDER})
         self._lock = threading.RLock()
@@ -58,6 +60,7 @@ class OciBackend:
             self.limit_overrides: dict[tuple[str, str], float] = {}     # (zone, limit name) -> GPUs
             self.ledger.reset()
             self.faults.clear()
+            self.requests.clear()
 
     def set_limit(self, zone: str, name: str, value: float) -> None:
         with self._lock:

@@ -31,6 +31,7 @@ from mockclouds.oci import wire as w
 from mockclouds.oci.backend import PROVIDER, OciBackend
 from mockclouds.oci.keys import key_id, parse_key_id
 from mockclouds.oci.models import OciError, ad_name, now, zone_of
+from mockclouds.requestlog import caller_of_request
 from mockclouds.serving import RunningServer, serve_in_thread
 
 _CORE, _LIMITS = r"/(?P<region>[a-z0-9-]+)/20160918", r"/(?P<region>[a-z0-9-]+)/20190729"
@@ -61,7 +62,10 @@ class OciApp:
         self.backend = backend
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-        return self.dispatch(Request(environ))(environ, start_response)
+        request = Request(environ)
+        with self.backend.requests.serving(caller_of_request(request.headers)):
+            resp = self.dispatch(request)
+        return resp(environ, start_response)
 
     def dispatch(self, request: Request) -> Response:
         control = self._oci_control(request) or handle_control(request, self.backend)

@@ -6,6 +6,7 @@ Used by the tests and by ``python -m tests.resilience.report``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -103,6 +104,15 @@ class ServiceProc:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(timeout=30)
+
+    def sigkill_and_restart(self) -> ServiceProc:
+        """SIGKILL, then the same replica again (same id: it resumes its lease at once)."""
+        self.kill()
+        return ServiceProc(self.db_url, self.config, self.log_path, dict(self.env), replica=self.replica).start()
+
+    def calm(self) -> contextlib.AbstractContextManager[None]:
+        """Nothing kills this one behind the test's back (see replicas.ServiceGroup.calm)."""
+        return contextlib.nullcontext()
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -7,14 +7,16 @@ from __future__ import annotations
 import random
 import time
 from collections import Counter
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from controlplane.store.db import Database
 from controlplane.store.models import AuditEvent, Workload
 from mockclouds.faults import Fault
 from tests.resilience import harness as h
+from tests.resilience.replicas import GroupSpec, ServiceGroup
 
 
 @dataclass
@@ -29,20 +31,42 @@ class Figures:
         return self
 
 
+class Service(Protocol):
+    """One ``awan serve`` (harness.ServiceProc) or several on one database (replicas.ServiceGroup)."""
+
+    @property
+    def url(self) -> str: ...
+
+    def stop(self) -> None: ...
+
+    def calm(self) -> AbstractContextManager[None]: ...
+
+    def sigkill_and_restart(self) -> Service: ...
+
+
 @dataclass
 class Env:
+    """Where a scenario runs. ``db_url`` empty: a fresh SQLite file and one service; else that database
+    (PostgreSQL) and, with ``group``, several replicas SIGKILLed along the way."""
+
     clouds: Any
     workdir: Path
     env: dict[str, str] = field(default_factory=dict)
+    db_url: str = ""
+    group: GroupSpec | None = None
 
     def __post_init__(self) -> None:
         self.config = self.clouds.write_config(self.workdir / "awan.yaml")
-        self.db_url = f"sqlite:///{self.workdir / 'awan.db'}"
+        self.db_url = self.db_url or f"sqlite:///{self.workdir / 'awan.db'}"
         self.member, self.admin = h.prepare_db(self.db_url)
         self.log = self.workdir / "service.log"
 
-    def service(self) -> h.ServiceProc:
-        return h.ServiceProc(self.db_url, self.config, self.log, env=dict(self.env))
+    def service(self) -> Service:
+        """Started."""
+        if self.group is not None:
+            return ServiceGroup(self.clouds, self.db_url, self.workdir, self.group.kills, self.group.replicas,
+                                env=self.env, chaos=self.group.chaos).start()
+        return h.ServiceProc(self.db_url, self.config, self.log, env=dict(self.env)).start()
 
 
 def _audit(db_url: str, action: str) -> list[AuditEvent]:
@@ -77,12 +101,13 @@ def outage_and_faults(env: Env, workloads: int = 16, timeout_s: float = 240) -> 
     """Throttling on every cloud, then a region outage (failover, then cleanup once it answers), then a
     capacity revocation with the zone left empty (repair fails with a stock-out, failover moves it)."""
     names = [f"ra-{i}" for i in range(workloads)]
-    svc = env.service().start()
+    svc = env.service()
     fig = Figures()
     throttles = {c: env.clouds.backend(c).faults.add(Fault(kind="throttle", times=25, retry_after=0.05))
                  for c in env.clouds.servers}
     try:
-        h.submit_all(svc.url, env.member, [h.manifest(n) for n in names])
+        with svc.calm():
+            h.submit_all(svc.url, env.member, [h.manifest(n) for n in names])
         h.wait_all(env.db_url, "Running", names, timeout_s)
         fig.values["throttled calls"] = sum(25 - max(0, f.times or 0) for f in throttles.values())
         for c, f in throttles.items():
@@ -150,16 +175,16 @@ def controller_kills(env: Env, workloads: int = 200, kills: int = 20, seed: int 
     (same replica id, so it resumes its lease at once), then let it converge and compare."""
     rnd = random.Random(seed)
     names = [f"rk-{i}" for i in range(workloads)]
-    svc = env.service().start()
-    h.submit_all(svc.url, env.member, [h.manifest(n) for n in names])
+    svc = env.service()
+    with svc.calm():
+        h.submit_all(svc.url, env.member, [h.manifest(n) for n in names])
     done = 0
     try:
         for _ in range(kills):
             # A random moment while the restarted loop works (probing, placing, mid stack run).
             time.sleep(rnd.uniform(1.0, 12.0))
-            svc.kill()
+            svc = svc.sigkill_and_restart()
             done += 1
-            svc = env.service().start()
         h.wait_all(env.db_url, "Running", names, timeout_s)
         v = _settled(env, names, timeout_s)
         fig = Figures({"controller kills survived": done, "workloads in the kill run": workloads}, [v])
@@ -197,27 +222,28 @@ def gang_resubmit_cycles(env: Env, cycles: int = 2, timeout_s: float = 240) -> F
     """Per provider, a 2-node training gang is submitted, runs, is deleted and is submitted again under the
     same name, ``cycles`` times, its size changing between cycles (issue 13: a GCP gang became
     unplaceable for ever after a delete and resubmit; a change of size failed the region's stack)."""
-    svc = env.service().start()
+    svc = env.service()
     fig = Figures()
     worst = 0.0
     done = 0
     try:
-        with httpx_client(svc.url, env.member) as c:
-            for i in range(cycles):
-                names = {p: f"gang-{p}" for p in PROVIDER_REGIONS}
-                gpus = 16 if i % 2 == 0 else 24
-                t0 = time.monotonic()
+        for i in range(cycles):
+            names = {p: f"gang-{p}" for p in PROVIDER_REGIONS}
+            gpus = 16 if i % 2 == 0 else 24
+            t0 = time.monotonic()
+            with svc.calm():
                 h.submit_all(svc.url, env.member,
                              [gang_manifest(names[p], p, r, gpus) for p, r in PROVIDER_REGIONS.items()])
-                h.wait_all(env.db_url, "Running", names.values(), timeout_s)
-                worst = max(worst, time.monotonic() - t0)
-                fig.verdicts.append(_settled(env, list(names.values()), timeout_s))
-                _assigned_equals_live(env, fig, f"gangs running, cycle {i + 1}", timeout_s)
+            h.wait_all(env.db_url, "Running", names.values(), timeout_s)
+            worst = max(worst, time.monotonic() - t0)
+            fig.verdicts.append(_settled(env, list(names.values()), timeout_s))
+            _assigned_equals_live(env, fig, f"gangs running, cycle {i + 1}", timeout_s)
+            with svc.calm(), httpx_client(svc.url, env.member) as c:
                 for n in names.values():
                     r = c.delete(f"/v1/workloads/{n}")
                     assert r.status_code == 202, r.text
-                h.wait_all(env.db_url, "Deleted", names.values(), timeout_s)
-                done += len(names)
+            h.wait_all(env.db_url, "Deleted", names.values(), timeout_s)
+            done += len(names)
         _assigned_equals_live(env, fig, "gang delete/resubmit cycles", timeout_s)
     finally:
         svc.stop()
@@ -230,14 +256,15 @@ def revoke_and_stock_out_each(env: Env, timeout_s: float = 300) -> Figures:
     """Per provider: a workload runs there; its zone is emptied (``/_mock/capacity free 0``) and revoked
     (``/_mock/revoke``), so the repair in place meets a stock-out, or, where the cloud shows it only as
     pending nodes (CoreWeave), the pool stays short. Failover time: revocation -> Running in another zone."""
-    svc = env.service().start()
+    svc = env.service()
     fig = Figures()
     try:
         names = {p: f"rev-{p}" for p in PROVIDER_REGIONS}
         # Any region of the provider: the failover may leave the zone but stays with the provider.
-        h.submit_all(svc.url, env.member, [
-            gang_manifest(names[p], p, "*", 8).replace("kind: training", "kind: inference")
-            for p in PROVIDER_REGIONS])
+        with svc.calm():
+            h.submit_all(svc.url, env.member, [
+                gang_manifest(names[p], p, "*", 8).replace("kind: training", "kind: inference")
+                for p in PROVIDER_REGIONS])
         h.wait_all(env.db_url, "Running", names.values(), timeout_s)
         for p, n in names.items():
             before = _where(env.db_url)[n]

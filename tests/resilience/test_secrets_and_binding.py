@@ -41,7 +41,7 @@ def _non_loopback_ip() -> str | None:
 def test_no_secret_in_logs_events_or_responses(tmp_path, mockclouds):
     env = Env(mockclouds, tmp_path)
     assert all(creds for creds in MOCK_SECRETS.values())
-    svc = env.service().start()
+    svc = env.service()
     bodies: list[str] = []
     try:
         names = [f"sec-{i}" for i in range(3)]
