@@ -113,8 +113,8 @@ def test_a_refusal_part_way_fails_exactly_the_refused_and_records_the_calls_unde
     # The first group (the bound: 4) was under way: the refused one failed, the three beside it finished
     # and are recorded; the four never started are not in the state; nothing is left pending.
     assert [n for n, st in inst.items() if st == "failed"] == ["a-bad-0"]
-    assert sorted(n for n, st in inst.items() if st == "created") == sorted(n.name for n in fp.live()) \
-        and len(fp.live()) == 3
+    created = [r for r in state["resources"].values() if r["type"] == INSTANCE and r["status"] == "created"]
+    assert sorted(i for r in created for i in r["ids"]) == sorted(n.id for n in fp.live()) and len(created) == 3
     assert len(inst) == 4
     assert pools_failed_in_run(stack.pools, state) == {"a-bad"}
     # Once the cloud has room, the next run creates the refused one and the four never tried.
