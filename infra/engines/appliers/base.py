@@ -77,7 +77,10 @@ class ApplyContext:
         # Called with the lock held: one listing even when several calls ask first at once.
         if self._nodes is None or refresh:
             self._nodes, self._keys = {}, {}
-            self._add(self.provider.list_nodes())
+            # A stack is one region: where the adapter can list one region, ask that one alone (EC2 would
+            # otherwise be asked once per region it serves, on every stack run).
+            regional = self.provider.supports_regional_listing()
+            self._add(regional.list_nodes_in(self.region) if regional is not None else self.provider.list_nodes())
         return self._nodes
 
     def _add(self, nodes: list[Node], key: str = "") -> None:
