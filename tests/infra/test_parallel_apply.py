@@ -73,6 +73,8 @@ def test_creates_overlap_in_the_mock_cloud_and_never_exceed_the_providers_bound(
     runs = [c for c in log.entries() if c.operation == "RunInstances"]
     assert len(runs) == 10
     assert 2 <= peak_overlap(runs) <= 3
+    # Each run listed its own region only (SupportsRegionalListing), not every region the adapter serves.
+    assert {c.region for c in log.entries() if c.operation == "DescribeInstances"} == {"us-east-1", "us-east-2"}
     for s in stacks:        # each stack on its own overlapped too, and everything was recorded created
         assert peak_overlap(c for c in runs if c.region == s.region) >= 2
         res = eng.recorded_state(s.name)["resources"]
