@@ -16,6 +16,7 @@ from providers.capabilities import (
     SupportsNodePools,
     SupportsPlacementGroups,
     SupportsQueuedResources,
+    SupportsRegionalListing,
     SupportsReservations,
     SupportsScaleSets,
 )
@@ -62,6 +63,9 @@ class Provider(ABC):
     # it, so a wrapper (the circuit breaker) can hand out a guarded view instead of the adapter itself.
     def supports_placement_groups(self) -> SupportsPlacementGroups | None:
         return self if isinstance(self, SupportsPlacementGroups) else None
+
+    def supports_regional_listing(self) -> SupportsRegionalListing | None:
+        return self if isinstance(self, SupportsRegionalListing) else None
 
     def supports_reservations(self) -> SupportsReservations | None:
         return self if isinstance(self, SupportsReservations) else None

@@ -40,6 +40,7 @@ from providers.capabilities import (
     SupportsNodePools,
     SupportsPlacementGroups,
     SupportsQueuedResources,
+    SupportsRegionalListing,
     SupportsReservations,
     SupportsScaleSets,
 )
@@ -133,6 +134,10 @@ class GuardedProvider(Provider):
     def close(self) -> None:
         self.inner.close()
 
+    def supports_regional_listing(self) -> SupportsRegionalListing | None:
+        cap = self.inner.supports_regional_listing()
+        return None if cap is None else _GuardedRegionalListing(cap, self._call)
+
     def supports_placement_groups(self) -> SupportsPlacementGroups | None:
         cap = self.inner.supports_placement_groups()
         return None if cap is None else _GuardedPlacementGroups(cap, self._call)
@@ -168,6 +173,14 @@ class GuardedProvider(Provider):
 
 class _Guard(Protocol):
     def __call__(self, fn: Callable[[], T]) -> T: ...
+
+
+class _GuardedRegionalListing(SupportsRegionalListing):
+    def __init__(self, inner: SupportsRegionalListing, guard: _Guard) -> None:
+        self.inner, self.guard = inner, guard
+
+    def list_nodes_in(self, region: str) -> list[Node]:
+        return self.guard(lambda: self.inner.list_nodes_in(region))
 
 
 class _GuardedPlacementGroups(SupportsPlacementGroups):

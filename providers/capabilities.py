@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Protocol, TypeVar, runtime_checkable
 
 from providers.catalog.model import CapacityType
+from providers.model import Node
 
 # -- placement groups (EC2 cluster placement groups, GCE compact placement policies) -------------
 
@@ -36,6 +37,16 @@ class PlacementGroup:
     region: str
     name: str
     id: str                              # what instances name when they join: EC2 name, GCE self link
+
+
+@runtime_checkable
+class SupportsRegionalListing(Protocol):
+    """Listing one region's nodes in one request where ``list_nodes`` walks every region (EC2 is
+    regional: a stack run of one region then asks once, not once per region the adapter serves)."""
+
+    def list_nodes_in(self, region: str) -> list[Node]:
+        """Every node Awan owns in ``region``, as ``list_nodes`` finds them there."""
+        ...
 
 
 @runtime_checkable

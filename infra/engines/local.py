@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, as_completed, wait
+from functools import partial
 from typing import Any
 
 from infra.engines import diffing
@@ -27,10 +30,12 @@ from infra.engines.appliers.base import (
     Handler,
     NodeHandler,
     NotApplied,
+    Outcome,
     applies_in_place,
     delete_nodes,
 )
 from infra.engines.base import ChangeSet, DriftItem, DriftReport, EngineError, ResourceChange, UpResult
+from infra.engines.calls import CallBounds, CallLimits, Withdrawn, bounds_from_env
 from infra.engines.mockruntime import DesiredResource, logical_id
 from infra.engines.mockruntime_worker import render
 from infra.engines.state import FileStateStore, StackStateStore, empty_state
@@ -70,8 +75,10 @@ class LocalEngine:
 
     def __init__(self, providers: Callable[[str], Provider], store: StackStateStore | None = None,
                  on_output: Callable[[str], None] | None = None, why: str = "Pulumi CLI not found",
-                 lock_timeout_s: float = 30.0) -> None:
+                 lock_timeout_s: float = 30.0, call_bounds: CallBounds | None = None) -> None:
         self._providers = providers
+        # Cloud calls of one provider at once, over every stack this engine runs (AWAN_PROVIDER_CALL_CONCURRENCY).
+        self.limits = CallLimits(call_bounds if call_bounds is not None else bounds_from_env())
         self.store: StackStateStore = store if store is not None else FileStateStore()
         self._emit = on_output or (lambda _line: None)
         self.banner = BANNER.format(why=why)
@@ -179,23 +186,6 @@ class LocalEngine:
                             pools={p.pool: p for p in stack.pools}, config=dict(stack.config))
 
 
-def _batches(items: list[Any], counts: Callable[[Any], bool], cap: int = 256) -> Iterator[list[Any]]:
-    """Consecutive slices of ``items`` holding 1, 2, 4, ... up to ``cap`` items that ``counts`` (those
-    that mean a cloud call): a small stack still saves around every call, a large one writes its
-    (whole) state a few dozen times instead of twice per resource."""
-    out: list[Any] = []
-    n, size = 0, 1
-    for it in items:
-        out.append(it)
-        if counts(it):
-            n += 1
-            if n >= size:
-                yield out
-                out, n, size = [], 0, min(cap, size * 2)
-    if out:
-        yield out
-
-
 class _LiveIds(Mapping[str, str]):
     """Logical id -> cloud id of what the run has created so far, read through to the state (so it is
     never stale and costs nothing to keep up to date)."""
@@ -226,7 +216,7 @@ class _LiveIds(Mapping[str, str]):
 class _Run:
     """One up/destroy of one stack: applies and records.
 
-    State is saved in batches (``_batches``): the pending records of a batch in one write *before* its
+    State is saved in groups: the pending records of a group in one write *before* its
     cloud calls, the outcomes in one write after. A worker killed in between leaves pending records,
     which the next run adopts by key (``settle``) or creates again with the same key."""
 
@@ -303,29 +293,103 @@ class _Run:
 
     # -- creates ---------------------------------------------------------------------------------
     def create_all(self, ds: list[DesiredResource]) -> None:
-        """Create in (dependency) order, in batches: one write of the batch's pending records, its cloud
-        calls one by one (a dependent's inputs resolve to the ids its dependencies just got), one write
-        of the outcomes."""
-        for chunk in _batches(ds, lambda d: d.type in self.handlers):
-            batch = [(d, p) for d in chunk if (p := self._prepare(d)) is not None]
-            if not batch:
-                continue
-            self.save()                               # the pending records, before the cloud calls
-            done = 0
-            try:
-                for d, (h, entry, _prior) in batch:
-                    done += 1
-                    self._apply(h, d, entry, "created", save=False)
-            except Exception:
-                # Calls not made need no pending record: put back what the state held before.
-                for d, (_h, _e, prior) in batch[done:]:
-                    if prior is None:
-                        self.res.pop(d.urn, None)
-                    else:
-                        self.res[d.urn] = prior
-                raise
-            finally:
-                self.save()
+        """Create along the dependency graph: a resource whose dependencies are done is applied at once,
+        on the run's call pool, beside every other ready one (never more at once than the provider's
+        bound). Crash safety is kept per call: every resource's pending record is written before its call
+        is handed to the pool; records are written in groups (one write per group handed over, which
+        grows with what is done, up to 256) and outcomes are written with the next group
+        and at the end.
+
+        The first failure stops new calls; the calls already under way finish and are recorded (a cloud
+        call cannot be taken back), those handed over but not started are withdrawn (their records put
+        back as they were), and the first failure is raised. Exactly the resources the cloud refused are
+        ``failed``; dependents of a refused or unfinished resource are never tried."""
+        if not ds:
+            return
+        by_urn = {d.urn: d for d in ds}
+        waits: dict[str, set[str]] = {u: {e for e in (*d.deps, d.parent) if e in by_urn and e != u}
+                                      for u, d in by_urn.items()}
+        dependents: dict[str, list[str]] = {u: [] for u in by_urn}
+        for u, w in waits.items():
+            for e in w:
+                dependents[e].append(u)
+        ready = deque(u for u in by_urn if not waits[u])      # in the planned (topological) order
+        inflight: dict[Future[Outcome], tuple[DesiredResource, Handler, dict[str, Any], dict[str, Any] | None]] = {}
+        failure: BaseException | None = None
+        done = 0
+
+        def release(u: str) -> None:
+            for v in dependents[u]:
+                waits[v].discard(u)
+                if not waits[v]:
+                    ready.append(v)
+
+        def outcome(fut: Future[Outcome]) -> None:
+            nonlocal failure, done
+            d, h, entry, prior = inflight.pop(fut)
+            if fut.cancelled() or isinstance(fut.exception(), Withdrawn):   # never started: no call, no record
+                if prior is None:
+                    self.res.pop(d.urn, None)
+                else:
+                    self.res[d.urn] = prior
+                return
+            exc = fut.exception()
+            if exc is None:
+                self._created(d, entry, fut.result(), "created")
+                done += 1
+                release(d.urn)
+            elif isinstance(exc, NotApplied):
+                self._not_applied(d, entry, exc)
+                release(d.urn)
+            else:
+                if isinstance(exc, ProviderError):
+                    self._failed(entry, exc)
+                # else: unknown whether the cloud did it; the pending record stays for the next run to adopt
+                if failure is None:
+                    failure = exc
+                    pool.stop()                       # withdraw what has not started
+                    for f in inflight:
+                        f.cancel()
+
+        pool = self.engine.limits.pool(self.ctx.provider.name)
+        try:
+            while True:
+                if failure is None and ready and len(inflight) < pool.bound:
+                    group: list[tuple[DesiredResource, tuple[Handler, dict[str, Any], dict[str, Any] | None]]] = []
+                    want = max(pool.bound - len(inflight), min(256, done))
+                    while ready and len(group) < want:
+                        d = by_urn[ready.popleft()]
+                        p = self._prepare(d)
+                        if p is None:                 # state only (virtual, component): done now
+                            release(d.urn)
+                            continue
+                        group.append((d, p))
+                    if group:
+                        self.save()                   # the pending records (and outcomes so far), first
+                        for d, (h, entry, prior) in group:
+                            inputs = resolve(d.inputs, self.ids)
+                            fut = pool.submit(partial(h.create, self.ctx, inputs, entry["key"]))
+                            inflight[fut] = (d, h, entry, prior)
+                    continue
+                if not inflight:
+                    break
+                finished, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    outcome(fut)
+        except BaseException:
+            # The run itself failed (a state write, an interrupt): record what the calls under way did.
+            pool.stop()
+            for f in inflight:
+                f.cancel()
+            pool.close()
+            for fut in list(inflight):
+                outcome(fut)
+            raise
+        finally:
+            pool.close()
+            self.save()
+        if failure is not None:
+            raise failure
 
     def create(self, d: DesiredResource) -> None:
         p = self._prepare(d)
@@ -359,22 +423,32 @@ class _Run:
         try:
             out = h.create(self.ctx, resolve(d.inputs, self.ids), entry["key"])
         except NotApplied as e:
-            entry.update(status="not-applied", reason=str(e))
-            self.not_applied.append(ResourceChange(d.urn, d.type, d.name, "create", str(e)))
-            self._say(f"  ! {d.type} {d.name}: not applied: {e}")
+            self._not_applied(d, entry, e)
             if save:
                 self.save()
             return
         except ProviderError as e:
-            entry.update(status="failed", reason=f"{type(e).__name__}: {e}")
+            self._failed(entry, e)
             if save:
                 self.save()
             raise
-        entry.update(status="created", ids=out.ids, info=out.info, inputs=d.inputs)
-        entry.pop("reason", None)
+        self._created(d, entry, out, verb)
         if save:
             self.save()
+
+    def _created(self, d: DesiredResource, entry: dict[str, Any], out: Outcome, verb: str) -> None:
+        entry.update(status="created", ids=out.ids, info=out.info, inputs=d.inputs)
+        entry.pop("reason", None)
         self._say(f"  + {d.type} {d.name} {verb} ({', '.join(out.ids)})")
+
+    def _not_applied(self, d: DesiredResource, entry: dict[str, Any], e: NotApplied) -> None:
+        entry.update(status="not-applied", reason=str(e))
+        self.not_applied.append(ResourceChange(d.urn, d.type, d.name, "create", str(e)))
+        self._say(f"  ! {d.type} {d.name}: not applied: {e}")
+
+    @staticmethod
+    def _failed(entry: dict[str, Any], e: BaseException) -> None:
+        entry.update(status="failed", reason=f"{type(e).__name__}: {e}")
 
     def update(self, d: DesiredResource, keys: list[str]) -> None:
         h = self.handlers.get(d.type)
@@ -395,63 +469,77 @@ class _Run:
         self.delete_all([urn])
 
     def delete_all(self, urns: list[str]) -> None:
-        """Delete in the order given (dependents first), in batches: one write marking the batch
-        pending-delete, the cloud calls, one write dropping what is gone."""
-        for chunk in _batches(urns, self._deletable):
-            self._delete_batch(chunk)
+        """Delete in reverse dependency order, in waves: a resource goes once nothing still to be deleted
+        depends on it (names it as a dependency or parent). A wave's deletes run at once on the run's call
+        pool: its nodes in one adapter call per group of up to 256 (the adapters take many nodes at once),
+        every other resource in a call of its own. Each group is marked pending-delete in one write before
+        its calls and dropped from the state in one write after."""
+        remaining = list(urns)
+        left = set(remaining)
+        blocked: dict[str, set[str]] = {u: set() for u in remaining}     # u waits for these to go first
+        for u in remaining:
+            for e in diffing._edges(self.res[u]):
+                if e in left and e != u:
+                    blocked[e].add(u)
+        while remaining:
+            wave = [u for u in remaining if not blocked[u]] or remaining[:1]   # [:1]: a cycle, in the given order
+            for i in range(0, len(wave), 256):
+                self._delete_group(wave[i:i + 256])
+            gone = set(wave)
+            remaining = [u for u in remaining if u not in gone]
+            for u in remaining:
+                blocked[u] -= gone
 
-    def _delete_batch(self, chunk: list[str]) -> None:
-        """Nodes go to the adapter together (one ``delete_nodes``), flushed before any other cloud delete
-        so that the order between a node and anything else holds; state-only entries (virtual, never
-        applied) need no call."""
+    def _delete_group(self, chunk: list[str]) -> None:
+        """State-only entries (virtual, never applied) need no call. On a failure the calls under way finish
+        and are recorded, those not started keep the status they had, and the first failure is raised."""
         prior = {u: st for u in chunk if (st := self._mark_delete(u)) is not None}
-        if prior:
-            self.save()                               # pending-delete, before the cloud calls
-        gone: list[str] = []
-        tried: set[str] = set()
-        nodes: list[str] = []
-        try:
-            for u in chunk:
-                if u not in prior:
-                    gone.append(u)                    # nothing in the cloud: state only
-                elif isinstance(self.handlers[self.res[u]["type"]], NodeHandler):
-                    nodes.append(u)
-                else:
-                    self._delete_nodes(nodes, tried, gone)
-                    tried.add(u)
-                    self._delete_extra(u)
-                    gone.append(u)
-            self._delete_nodes(nodes, tried, gone)
-        except Exception:
-            # Deletes not attempted need no pending-delete mark: put back the status they had.
-            for u, st in prior.items():
-                if u not in tried:
-                    self.res[u]["status"] = st
-            raise
-        finally:
+        gone = [u for u in chunk if u not in prior]       # nothing in the cloud: state only
+        if not prior:
             for u in gone:
                 del self.res[u]
-            if prior or gone:
-                self.save()
-
-    def _delete_nodes(self, nodes: list[str], tried: set[str], gone: list[str]) -> None:
-        if not nodes:
             return
-        tried.update(nodes)
-        delete_nodes(self.ctx, [self.res[u].get("ids") or [] for u in nodes])
-        for u in nodes:
-            self._deleted(u)
-        gone.extend(nodes)
-        nodes.clear()
-
-    def _delete_extra(self, urn: str) -> None:
-        s = self.res[urn]
+        self.save()                                       # pending-delete, before the cloud calls
+        nodes = [u for u in prior if isinstance(self.handlers[self.res[u]["type"]], NodeHandler)]
+        calls: dict[Future[None], list[str]] = {}
+        failure: BaseException | None = None
+        pool = self.engine.limits.pool(self.ctx.provider.name)
         try:
-            self.handlers[s["type"]].delete(self.ctx, s.get("info") or {}, s.get("ids") or [])
-            self._deleted(urn)
-        except NotApplied as e:
-            self.not_applied.append(ResourceChange(urn, s["type"], s["name"], "delete", str(e)))
-            self._say(f"  ! {s['type']} {s['name']}: left in the cloud, not deleted: {e}")
+            if nodes:
+                ids = [self.res[u].get("ids") or [] for u in nodes]
+                calls[pool.submit(partial(delete_nodes, self.ctx, ids))] = nodes
+            for u in prior:
+                if u not in nodes:
+                    s = self.res[u]
+                    h = self.handlers[s["type"]]
+                    calls[pool.submit(partial(h.delete, self.ctx, s.get("info") or {}, s.get("ids") or []))] = [u]
+            for fut in as_completed(list(calls)):
+                exc = None if fut.cancelled() else fut.exception()
+                us = calls[fut]
+                if fut.cancelled() or isinstance(exc, Withdrawn):
+                    for u in us:                          # never tried: the status it had
+                        self.res[u]["status"] = prior[u]
+                elif exc is None or isinstance(exc, NotApplied):
+                    for u in us:
+                        if exc is None:
+                            self._deleted(u)
+                        else:
+                            s = self.res[u]
+                            self.not_applied.append(ResourceChange(u, s["type"], s["name"], "delete", str(exc)))
+                            self._say(f"  ! {s['type']} {s['name']}: left in the cloud, not deleted: {exc}")
+                    gone.extend(us)
+                elif failure is None:                     # tried and failed: stays pending-delete
+                    failure = exc
+                    pool.stop()
+                    for f in calls:
+                        f.cancel()
+        finally:
+            pool.close()
+            for u in gone:
+                del self.res[u]
+            self.save()
+        if failure is not None:
+            raise failure
 
     def _deletable(self, urn: str) -> bool:
         s = self.res[urn]

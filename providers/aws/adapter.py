@@ -80,13 +80,14 @@ class AWSProvider(AwsReservations, Provider):
         return CapacityReport("aws", tuple(pools), tuple(quotas), datetime.now(UTC))
 
     def list_nodes(self) -> list[Node]:
-        nodes = []
-        for region in self.regions:
-            res = self.clients.pages("ec2", region, "describe_instances", "Reservations",
-                                     Filters=[{"Name": f"tag:{TAG_OWNER}", "Values": [self.owner]},
-                                              {"Name": "instance-state-name", "Values": list(LIVE_STATES)}])
-            nodes += [to_node(i, region, self.catalog) for r in res for i in r["Instances"]]
-        return nodes
+        return [n for region in self.regions for n in self.list_nodes_in(region)]
+
+    def list_nodes_in(self, region: str) -> list[Node]:
+        """SupportsRegionalListing: a stack (one region) asks one region, not every one."""
+        res = self.clients.pages("ec2", region, "describe_instances", "Reservations",
+                                 Filters=[{"Name": f"tag:{TAG_OWNER}", "Values": [self.owner]},
+                                          {"Name": "instance-state-name", "Values": list(LIVE_STATES)}])
+        return [to_node(i, region, self.catalog) for r in res for i in r["Instances"]]
 
     def health(self) -> ProviderHealth:
         states: dict[str, HealthStatus] = {}

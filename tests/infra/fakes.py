@@ -5,6 +5,7 @@ with a log of calls."""
 from __future__ import annotations
 
 import itertools
+import threading
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -45,6 +46,7 @@ class BareFakeProvider(Provider):
         self.calls: list[str] = []
         self.free: int | None = None           # None: unlimited capacity
         self._ids = itertools.count(1)
+        self._create = threading.RLock()       # the engine makes a stack's calls on several threads
 
     # questions
     def offerings(self) -> list[Offering]:  # pragma: no cover - unused by the engine
@@ -62,6 +64,10 @@ class BareFakeProvider(Provider):
 
     # side effects
     def create_nodes(self, request: NodeRequest) -> list[Node]:
+        with self._create:
+            return self._create_nodes(request)
+
+    def _create_nodes(self, request: NodeRequest) -> list[Node]:
         self.calls.append(f"create_nodes:{request.pool}")
         if request.idempotency_key in self.by_key:          # the cloud's own idempotency (ClientToken)
             return [self.nodes[i] for i in self.by_key[request.idempotency_key]]

@@ -5,6 +5,7 @@ the next run with no duplicate and no orphan."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 
 import pytest
@@ -104,11 +105,14 @@ class KilledAt(FakeProvider):
         super().__init__("aws")
         self.k = k
         self.killed_in = ""
+        self._count = threading.Lock()
 
     def create_nodes(self, request: NodeRequest) -> list[Node]:
         nodes = super().create_nodes(request)
-        self.k -= 1
-        if self.k == 0:
+        with self._count:                 # the engine makes a stack's calls on several threads
+            self.k -= 1
+            last = self.k == 0
+        if last:
             self.killed_in = request.pool
             raise KeyboardInterrupt("killed after the cloud call")
         return nodes
@@ -120,7 +124,8 @@ def test_killed_inside_a_batch_converges_without_duplicates(tmp_path, k):
     stack = many(24)
     with pytest.raises(KeyboardInterrupt):
         LocalEngine(lambda _: fp, store=FileStateStore(tmp_path)).up(stack)
-    assert len(fp.live()) == k
+    # The calls under way beside the k-th finish (they are recorded); none is started after it.
+    assert k <= len(fp.live()) < k + 8
     eng = LocalEngine(lambda _: fp, store=FileStateStore(tmp_path))
     r = eng.up(stack)
     assert len(fp.live()) == 24
@@ -140,9 +145,12 @@ def test_refused_inside_a_batch_leaves_no_pending_record_for_calls_not_made(tmp_
         eng.up(stack)
     stored = eng.store.get(stack.name)["resources"]
     statuses = [s["status"] for s in stored.values() if s["type"] == "aws:ec2/instance:Instance"]
-    assert statuses.count("created") == 5 and statuses.count("failed") == 1
-    assert "pending-create" not in statuses                           # the six never tried are not in state
-    assert len(eng.refresh(stack).missing) == 1                       # only the one refused
+    # Creates run several at once: every one the cloud refused is failed (at least one), those never
+    # tried are not in state at all, and nothing is left pending.
+    failed = statuses.count("failed")
+    assert statuses.count("created") == 5 and failed >= 1 and len(statuses) <= 12
+    assert "pending-create" not in statuses
+    assert len(eng.refresh(stack).missing) == failed                  # only the ones refused
     fp.free = 100
     eng.up(stack)
     assert len(fp.live()) == 12 and eng.up(stack).changes.changed is False

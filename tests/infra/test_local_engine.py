@@ -87,13 +87,16 @@ class CrashAfterCreate(FakeProvider):
 
     def create_nodes(self, request):
         nodes = super().create_nodes(request)
-        if self.armed:
-            self.armed = False
+        with self._create:                # the engine makes a stack's calls on several threads
+            armed, self.armed = self.armed, False
+        if armed:
             raise KeyboardInterrupt("killed after the cloud call")
         return nodes
 
 
-@pytest.mark.parametrize("after", [1, 3])
+# The run writes pending records twice: the placement group, then its three instances together (they are
+# applied side by side once the group exists).
+@pytest.mark.parametrize("after", [1, 2])
 def test_crash_after_pending_record_then_rerun_no_duplicate(tmp_path, after):
     fp = FakeProvider("aws")
     stack = aws_stack(pool("train-a", nodes=3))
@@ -114,7 +117,8 @@ def test_crash_after_cloud_call_adopts_instead_of_creating_again(tmp_path):
     eng = LocalEngine(lambda _: fp, store=FileStateStore(tmp_path))
     with pytest.raises(KeyboardInterrupt):
         eng.up(stack)
-    assert len(fp.live()) == 1            # created in the cloud, unknown to the state
+    # created in the cloud, unknown to the state (the other node's create, under way beside it, finished and is recorded)
+    assert 1 <= len(fp.live()) <= 2
     fp.by_key.clear()                     # even if the cloud forgot the token, the tag is enough
     r = eng.up(stack)
     assert len(fp.live()) == 2

@@ -8,6 +8,7 @@ ability makes the resource *not applied*, with the reason, never a silent succes
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,38 +37,50 @@ class ApplyContext:
     config: dict[str, str] = field(default_factory=dict)
     _nodes: dict[str, Node] | None = None           # the run's view of the cloud's nodes, by id
     _keys: dict[str, list[str]] | None = None       # idempotency key -> node ids
+    # A stack's calls run on several threads at once (infra.engines.calls): the view above is shared.
+    _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     def nodes(self, refresh: bool = False) -> list[Node]:
         """The adapter's list_nodes, once per run (it is the expensive call: every node the provider
         holds for Awan). What the run itself creates and deletes is folded in (``note_created``,
         ``note_deleted``), so one stack's run lists once, not once per node it touches."""
-        return list(self._index(refresh).values())
+        with self._lock:
+            return list(self._index(refresh).values())
 
     def live(self, node_id: str) -> Node | None:
-        n = self._index().get(node_id)
+        with self._lock:
+            n = self._index().get(node_id)
         return n if n is not None and n.state not in _GONE else None
 
     def live_by_key(self, key: str) -> list[Node]:
-        self._index()
-        assert self._keys is not None
-        return [n for i in self._keys.get(key, ()) if (n := self.live(i)) is not None]
+        with self._lock:
+            self._index()
+            assert self._keys is not None
+            return [n for i in self._keys.get(key, ()) if (n := self.live(i)) is not None]
 
     def note_created(self, nodes: list[Node], key: str = "") -> None:
-        if self._nodes is not None:
-            self._add(nodes, key)
+        with self._lock:
+            if self._nodes is not None:
+                self._add(nodes, key)
 
     def note_deleted(self, ids: list[str]) -> None:
-        if self._nodes is not None:
-            for i in ids:
-                self._nodes.pop(i, None)
+        with self._lock:
+            if self._nodes is not None:
+                for i in ids:
+                    self._nodes.pop(i, None)
 
     def forget_nodes(self) -> None:
-        self._nodes = self._keys = None
+        with self._lock:
+            self._nodes = self._keys = None
 
     def _index(self, refresh: bool = False) -> dict[str, Node]:
+        # Called with the lock held: one listing even when several calls ask first at once.
         if self._nodes is None or refresh:
             self._nodes, self._keys = {}, {}
-            self._add(self.provider.list_nodes())
+            # A stack is one region: where the adapter can list one region, ask that one alone (EC2 would
+            # otherwise be asked once per region it serves, on every stack run).
+            regional = self.provider.supports_regional_listing()
+            self._add(regional.list_nodes_in(self.region) if regional is not None else self.provider.list_nodes())
         return self._nodes
 
     def _add(self, nodes: list[Node], key: str = "") -> None:
