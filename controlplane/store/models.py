@@ -210,6 +210,20 @@ class WorkLease(Base):
     expires_at: Mapped[datetime] = mapped_column()
 
 
+class Observed(Base):
+    """One provider's live nodes as last listed by the replica holding its observe lease (work_leases kind
+    "observe"), written fenced by that lease's ``epoch``; the leader applies them (controlplane/reconcile/
+    observing). ``error``: the list call failed at ``observed_at`` (the provider is "unknown" then)."""
+
+    __tablename__ = "observations"
+    provider: Mapped[str] = mapped_column(String(64), primary_key=True)
+    nodes: Mapped[dict[str, Any]] = mapped_column()
+    error: Mapped[str | None] = mapped_column(String(255), default=None)
+    observed_at: Mapped[datetime] = mapped_column()
+    holder: Mapped[str] = mapped_column(String(128))
+    epoch: Mapped[int] = mapped_column(default=0)
+
+
 class CapacityEstimate(Base):
     """What one pool (provider|zone|type|capacity type|reservation) is believed to hold for us, learned from
     a stock-out where the cloud publishes no free capacity (controlplane/reconcile/capacity_estimates).
