@@ -74,11 +74,11 @@ class WorkShare:
             return {k: e for (kd, k), e in self._held.items() if kd == kind}
 
     # -- round work: a fair share a round ------------------------------------------------------------
-    def members(self) -> int:
+    def members(self, fresh: bool = False) -> int:
         """How many replicas are live (their "replica" lease renewed), this one included; refreshed (and
         our own row re-taken, should it have expired during a stall) every third of the lease's life."""
         now = time.monotonic()
-        if now - self._members_at < self.ttl_s / 3:
+        if not fresh and now - self._members_at < self.ttl_s / 3:
             return self._members
         try:
             self.claim([self.holder], 1, kind=work_leases.REPLICA)
