@@ -201,6 +201,9 @@ class RunStep:
                 self._apply([ch for v in rows if is_run(v.spec) and v.state not in _FOLLOWED
                              and (ch := self._maybe_release(v)) is not None])
             self._collect({n: owned[n] for n in sweeps if n in owned})
+            if self._passes % (10 * self.sweep_every) == 1 and self.fenced():
+                # Finished runs' dispatch leases, free for an hour: the rows would only grow otherwise.
+                work_leases.prune(self.db, work_leases.DISPATCH, idle_s=3600.0)
         finally:
             share.give_back(work_leases.DISPATCH, runs, self.every_s)
             share.give_back(work_leases.SWEEP, sweeps, self.every_s)

@@ -1,15 +1,47 @@
-"""Work shared by every replica: stack runs taken with per-stack leases (controlplane/store/work_leases).
+"""Work shared by every replica: stack runs, observing and dispatch, taken with work leases
+(controlplane/store/work_leases, ``SELECT ... FOR UPDATE SKIP LOCKED``, dstack's pattern).
 
 Why one placer and many runners: placement's capacity accounting is exact only when one process decides
 at a time (it subtracts what it already assigned this pass from one snapshot; two placers reading the same
 snapshot would both spend the same free nodes). Placement costs CPU, not cloud time. What waits on clouds
-is running stacks (seconds per create on a real cloud), so that is what every healthy replica shares: each
-claims the stacks it has room for with ``SELECT ... FOR UPDATE SKIP LOCKED``, runs them, writes the result
-fenced by its lease's epoch and releases the lease. A replica that dies stops renewing; its leases expire
-(``ttl_s``) and the next claimant runs the stack again from the store (the engine adopts what the cut-short
-run left, by idempotency key), so nothing is lost and nothing is created twice.
+is shared by every healthy replica:
 
-SQLite (the embedded default) has one replica: there the leader runs every stack, through the same leases.
+- Stack runs (create and delete): each replica claims the stacks it has room for, runs them, writes the
+  result fenced by its lease's epoch and releases the lease. A replica that dies stops renewing; its leases
+  expire (``ttl_s``) and the next claimant runs the stack again from the store (the engine adopts what the
+  cut-short run left, by idempotency key), so nothing is lost and nothing is created twice.
+- Observing (listing each provider's live nodes, which is how preempted and vanished nodes are seen):
+  each round every replica takes its fair share of the providers with an "observe" lease, lists them and
+  publishes the answers (table ``observations``), fenced by the lease; the lease is given back with a
+  backoff of one round, so each provider is listed by one replica a round. The unit is the provider, not
+  the region: the Provider interface lists a provider's nodes in one call (over all its regions).
+- Dispatch (creating a run's Jobs/Deployments/Services, the gang start, following the pods to the end):
+  a "dispatch" lease a workload, a fair share a round; each change is written only while the workload's
+  lease is still ours, checked in the write's transaction with the lease row share-locked, so a claim by
+  another replica cannot slip in between. Garbage on the clusters is collected with a "sweep" lease a
+  cluster. Every object has a deterministic name (create-or-get), so even a stalled replica that wakes up
+  creates nothing twice; its late changes are dropped by the fence.
+
+A fair share is ceil(work / live replicas): each replica keeps a "replica" lease (renewed with its others)
+and counts the live ones. Claims take the longest-waiting free keys first, so what a round had no room for
+is first in the next.
+
+What stays with the leader, and why:
+
+- Placement and admission (above), and everything that writes the placer's ledger, the assignments:
+  releasing a finished run's capacity after the idle timeout, evacuating a region that is down, re-placing
+  a workload whose nodes were preempted or never came.
+- Applying observations: the transitions (Provisioning -> Starting/Running, drift back to Provisioning,
+  preempted -> re-placed, Deleting -> Deleted) read every provider of a workload at once (a workload may
+  span providers, each observed by a different replica) and some decide from state the leader keeps over
+  passes (the short-of-nodes timers, the health debounce). They are a database pass of milliseconds;
+  the waiting (list calls) is what is shared. The leader applies each provider's newest published answer
+  no older than a lease's life; an older one, or an error, leaves the provider "unknown", as a failed list
+  call always did. Answers only move forward (an older one never overwrites a newer one).
+- Health probes: they drive evacuation, a transition the placer depends on (one call a provider a pass).
+
+SQLite (the embedded default) has one replica: there the leader does everything, stacks through the same
+leases, observing and dispatch directly as before.
 """
 
 from __future__ import annotations

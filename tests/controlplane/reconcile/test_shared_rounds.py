@@ -501,3 +501,17 @@ def test_three_controllers_share_observing_and_dispatch_one_placer(pg_url: str) 
         "only the leader observed"
     for c in cs:
         c.db.dispose()
+
+
+def test_only_free_idle_dispatch_leases_are_pruned(pg_url: str) -> None:
+    db = Database.from_url(pg_url)
+    try:
+        got = wl.claim(db, wl.DISPATCH, ["done", "running"], "a", ttl_s=30, limit=2)
+        assert wl.release_many(db, wl.DISPATCH, {"done": got["done"]}, "a") == 1
+        time.sleep(0.05)
+        assert wl.prune(db, wl.DISPATCH, idle_s=3600) == 0        # free, but not idle for an hour yet
+        assert wl.prune(db, wl.DISPATCH, idle_s=0) == 1           # the held one stays
+        assert set(wl.held(db, wl.DISPATCH)) == {"running"}
+        assert wl.claim(db, wl.DISPATCH, ["done"], "b", ttl_s=30, limit=1) == {"done": 1}   # needed again: back
+    finally:
+        db.dispose()
