@@ -78,8 +78,8 @@ class SharedObserver:
     """Observation shared by the replicas: ``round`` lists this replica's share of the providers (an
     observe lease each, given back with a backoff of ``every_s``: one list per provider a round, by one
     replica) and publishes each answer fenced by its lease; ``latest`` is what the leader applies: every
-    provider's newest answer no older than ``max_age_s`` (an older one, or an error, leaves the provider
-    "unknown", as a failed list call always did)."""
+    provider's newest answer, published in the last ``max_age_s`` (else, or on an error, the provider is
+    "unknown", as after a failed list call)."""
 
     def __init__(self, db: Database, providers: Mapping[str, Provider], share: WorkShare, metrics: LoopMetrics,
                  *, every_s: float, max_age_s: float) -> None:

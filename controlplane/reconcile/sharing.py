@@ -35,9 +35,11 @@ What stays with the leader, and why:
   preempted -> re-placed, Deleting -> Deleted) read every provider of a workload at once (a workload may
   span providers, each observed by a different replica) and some decide from state the leader keeps over
   passes (the short-of-nodes timers, the health debounce). They are a database pass of milliseconds;
-  the waiting (list calls) is what is shared. The leader applies each provider's newest published answer
-  no older than a lease's life; an older one, or an error, leaves the provider "unknown", as a failed list
-  call always did. Answers only move forward (an older one never overwrites a newer one).
+  the waiting (list calls) is what is shared. The leader applies each provider's newest answer if it
+  was published in the last two leases' lives (a lister that died is replaced within one); else, or on an
+  error, the provider is "unknown", as after a failed list call. Answers only move forward (an older one
+  never overwrites a newer one). A stale answer can only delay a transition, never invent one it would
+  not make on a cloud that had not changed yet; the short-of-nodes bound (minutes) is far longer.
 - Health probes: they drive evacuation, a transition the placer depends on (one call a provider a pass).
 
 SQLite (the embedded default) has one replica: there the leader does everything, stacks through the same

@@ -206,22 +206,23 @@ def publish(s: Session, provider: str, nodes: list[dict[str, Any]] | None, error
     """Record one provider's observation (in the caller's fenced transaction); an older one than the row
     has is not written (observations only move forward)."""
     row = s.get(Observed, provider, with_for_update=True)
+    error = None if error is None else error[:255]
     if row is None:
         s.add(Observed(provider=provider, nodes={"nodes": nodes or []}, error=error, observed_at=observed_at,
-                       holder=holder, epoch=epoch))
+                       published_at=utcnow(), holder=holder, epoch=epoch))
         return True
     if row.observed_at >= observed_at:
         return False
     if error is None:
         row.nodes = {"nodes": nodes or []}
-    row.error, row.observed_at, row.holder, row.epoch = error, observed_at, holder, epoch
+    row.error, row.observed_at, row.published_at, row.holder, row.epoch = error, observed_at, utcnow(), holder, epoch
     return True
 
 
 def observations(db: Database, max_age_s: float) -> list[Observed]:
-    """The observations taken in the last ``max_age_s`` (older ones say nothing: "unknown")."""
+    """The observations published in the last ``max_age_s`` (older ones say nothing: "unknown")."""
     since = utcnow() - timedelta(seconds=max_age_s)
     with db.session() as s:
-        rows = list(s.scalars(select(Observed).where(Observed.observed_at >= since)))
+        rows = list(s.scalars(select(Observed).where(Observed.published_at >= since)))
         s.expunge_all()
         return rows

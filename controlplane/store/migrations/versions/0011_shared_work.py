@@ -26,6 +26,7 @@ def upgrade() -> None:
         sa.Column("nodes", controlplane.store.coltypes.JSONType, nullable=False),
         sa.Column("error", sa.String(length=255), nullable=True),
         sa.Column("observed_at", controlplane.store.coltypes.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("published_at", controlplane.store.coltypes.UTCDateTime(timezone=True), nullable=False),
         sa.Column("holder", sa.String(length=128), nullable=False),
         sa.Column("epoch", sa.Integer(), nullable=False, server_default="0"),
         sa.PrimaryKeyConstraint("provider"),
