@@ -114,10 +114,11 @@ class Controller:
             db, clusters, actor=self.actor, fenced=self.elector.fenced,
             idle_timeout_s=lambda: float(self.policies().idle_timeout_s),
             share=self.share if self.shares_work else None, every_s=self.cfg.interval_s)
-        # Observing shared (sharing.py): listed by every replica, applied by the leader. An answer not
-        # replaced for two leases' lives says nothing (its lister died and nobody has listed since).
-        self.observer = observing.SharedObserver(db, providers, self.share, self.metrics, every_s=self.cfg.interval_s,
-                                                 max_age_s=2 * self.cfg.work_lease_ttl_s)
+        # Observing shared (sharing.py): listed by every replica, applied by the leader (observing.py says
+        # why answers this old are still applied).
+        self.observer = observing.SharedObserver(
+            db, providers, self.share, self.metrics, every_s=self.cfg.interval_s,
+            max_age_s=max(2 * self.cfg.work_lease_ttl_s, self.cfg.short_bound_s / 2))
         # Buying on policy and moving off ending blocks (controlplane/purchasing): only with a policy source.
         self.buying = None if purchasing is None else BuyingStep(
             db, providers, purchasing, actor=self.actor, fenced=self.elector.fenced, blocks=self.blocks,

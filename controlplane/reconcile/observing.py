@@ -79,7 +79,13 @@ class SharedObserver:
     observe lease each, given back with a backoff of ``every_s``: one list per provider a round, by one
     replica) and publishes each answer fenced by its lease; ``latest`` is what the leader applies: every
     provider's newest answer, published in the last ``max_age_s`` (else, or on an error, the provider is
-    "unknown", as after a failed list call)."""
+    "unknown", as after a failed list call).
+
+    The bound is generous on purpose: one list call over many regions of a busy cloud can take tens of
+    seconds (the one leader's took as long), and answers only move forward, so applying the newest one
+    again makes the decisions the one leader made on a cloud that had not changed yet; it can delay a
+    transition, not invent one. It stays under half the short-of-nodes bound, which is what a stale
+    answer could otherwise mislead (a workload whose nodes came up but were not seen yet)."""
 
     def __init__(self, db: Database, providers: Mapping[str, Provider], share: WorkShare, metrics: LoopMetrics,
                  *, every_s: float, max_age_s: float) -> None:

@@ -36,10 +36,10 @@ What stays with the leader, and why:
   span providers, each observed by a different replica) and some decide from state the leader keeps over
   passes (the short-of-nodes timers, the health debounce). They are a database pass of milliseconds;
   the waiting (list calls) is what is shared. The leader applies each provider's newest answer if it
-  was published in the last two leases' lives (a lister that died is replaced within one); else, or on an
-  error, the provider is "unknown", as after a failed list call. Answers only move forward (an older one
-  never overwrites a newer one). A stale answer can only delay a transition, never invent one it would
-  not make on a cloud that had not changed yet; the short-of-nodes bound (minutes) is far longer.
+  was published recently (two leases' lives, at least half the short-of-nodes bound: a list over many
+  slow regions can take tens of seconds); else, or on an error, the provider is "unknown", as after a
+  failed list call. Answers only move forward (an older one never overwrites a newer one), so a stale
+  answer can delay a transition, never invent one the one leader would not have made on it.
 - Health probes: they drive evacuation, a transition the placer depends on (one call a provider a pass).
 
 SQLite (the embedded default) has one replica: there the leader does everything, stacks through the same
