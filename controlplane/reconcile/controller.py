@@ -177,17 +177,17 @@ class Controller:
 
     # -- shared work other than stacks (sharing.py: observing and dispatch) ------------------------------
     def _shared_rounds(self) -> None:
-        """A replica that does not lead: its share of the observing and of the dispatch."""
-        self.observer.round()
+        """A replica that does not lead: its share of the observing (in the background) and of the dispatch."""
+        self.observer.start_round()
         if self.runs is not None and not self._stop.is_set():
             self.runs.tick()
 
     def _observation(self) -> fleet.Observation:
-        """What the leader applies: its own list calls (one replica), or its share of them and every
-        replica's latest published answers (shared)."""
+        """What the leader applies: its own list calls (one replica), or every replica's latest published
+        answers, its own share being listed in the background (shared)."""
         if not self.shares_work:
             return observing.observe(self.providers, self.metrics)
-        self.observer.round()
+        self.observer.start_round()
         return self.observer.latest()
 
     def _admit(self) -> Callable[[str | None, Any], Any] | None:
@@ -348,6 +348,7 @@ class Controller:
         # overlap a successor's run of the same stack, so then the lease is left to expire.
         self.elector.stop(release=release_lease and drained)
         self.share.stop()
+        self.observer.close()
         if self.clusters is not None:
             self.clusters.close()
         return drained

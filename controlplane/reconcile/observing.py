@@ -11,8 +11,9 @@ for why.
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from sqlalchemy import select
@@ -91,6 +92,32 @@ class SharedObserver:
                  *, every_s: float, max_age_s: float) -> None:
         self.db, self.providers, self.share, self.metrics = db, providers, share, metrics
         self.every_s, self.max_age_s = every_s, max_age_s
+        self._bg = ThreadPoolExecutor(max_workers=1, thread_name_prefix="awan-observe-round")
+        self._inflight: Future[set[str]] | None = None
+        self._lock = threading.Lock()
+
+    def start_round(self) -> bool:
+        """Run a round in the background unless one still is: a list call over many slow regions can take
+        tens of seconds, and neither the leader's pass nor a replica's stack claims should wait for it.
+        Returns whether one was started."""
+        with self._lock:
+            if self._inflight is not None and not self._inflight.done():
+                return False
+            try:
+                self._inflight = self._bg.submit(self._round_logged)
+            except RuntimeError:   # shut down
+                return False
+            return True
+
+    def _round_logged(self) -> set[str]:
+        try:
+            return self.round()
+        except Exception as e:   # the next round tries again; its providers' leases were given back
+            log.warning("observation round failed", error=str(e))
+            return set()
+
+    def close(self) -> None:
+        self._bg.shutdown(wait=False, cancel_futures=True)
 
     def round(self) -> set[str]:
         """Observe this replica's share; returns the providers whose answer was published."""
