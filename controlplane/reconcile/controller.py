@@ -183,11 +183,11 @@ class Controller:
             self.runs.tick()
 
     def _observation(self) -> fleet.Observation:
-        """What the leader applies: its own list calls (one replica), or every replica's latest published
-        answers, its own share being listed in the background (shared)."""
+        """What the leader applies: its own list calls (one replica), or its share of them (listed in this
+        pass, as the one leader always did) and every replica's latest published answers (shared)."""
         if not self.shares_work:
             return observing.observe(self.providers, self.metrics)
-        self.observer.start_round()
+        self.observer.round()
         return self.observer.latest()
 
     def _admit(self) -> Callable[[str | None, Any], Any] | None:
