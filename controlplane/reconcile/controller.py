@@ -112,7 +112,13 @@ class Controller:
         self.clusters = clusters
         self.runs = None if clusters is None else running.RunStep(
             db, clusters, actor=self.actor, fenced=self.elector.fenced,
-            idle_timeout_s=lambda: float(self.policies().idle_timeout_s))
+            idle_timeout_s=lambda: float(self.policies().idle_timeout_s),
+            share=self.share if self.shares_work else None, every_s=self.cfg.interval_s)
+        # Observing shared (sharing.py): listed by every replica, applied by the leader (observing.py says
+        # why answers this old are still applied).
+        self.observer = observing.SharedObserver(
+            db, providers, self.share, self.metrics, every_s=self.cfg.interval_s,
+            max_age_s=max(2 * self.cfg.work_lease_ttl_s, self.cfg.short_bound_s / 2))
         # Buying on policy and moving off ending blocks (controlplane/purchasing): only with a policy source.
         self.buying = None if purchasing is None else BuyingStep(
             db, providers, purchasing, actor=self.actor, fenced=self.elector.fenced, blocks=self.blocks,
@@ -146,6 +152,7 @@ class Controller:
             self._led_epoch = None
             if self.shares_work and not self._stop.is_set():
                 self._run_stacks()   # not the placer, but a runner of whatever stacks nobody holds
+                self._shared_rounds()
             return
         if self.elector.epoch != self._led_epoch and self.elector.fenced():
             # A new term: row locks left by a killed leader (ours included) would hold its rows for
@@ -171,12 +178,27 @@ class Controller:
         self._run_stacks()
         if self._stop.is_set():
             return
-        obs = observing.observe(self.providers, self.metrics)
+        obs = self._observation()
         self._drifted |= observing.apply_observation(self.db, obs, actor=self.actor, fenced=self.elector.fenced,
                                                      metrics=self.metrics, blocks=self.blocks, short=self.short)
         observing.finish_deletions(self.db, obs, actor=self.actor, fenced=self.elector.fenced)
         if self.runs is not None:
             self.runs.tick()
+
+    # -- shared work other than stacks (sharing.py: observing and dispatch) ------------------------------
+    def _shared_rounds(self) -> None:
+        """A replica that does not lead: its share of the observing (in the background) and of the dispatch."""
+        self.observer.start_round()
+        if self.runs is not None and not self._stop.is_set():
+            self.runs.tick()
+
+    def _observation(self) -> fleet.Observation:
+        """What the leader applies: its own list calls (one replica), or its share of them (listed in this
+        pass, as the one leader always did) and every replica's latest published answers (shared)."""
+        if not self.shares_work:
+            return observing.observe(self.providers, self.metrics)
+        self.observer.round()
+        return self.observer.latest()
 
     def _admit(self) -> Callable[[str | None, Any], Any] | None:
         """Release victims whose grace is over, then admit; returns placement's narrowing, or None when
@@ -341,6 +363,7 @@ class Controller:
         # overlap a successor's run of the same stack, so then the lease is left to expire.
         self.elector.stop(release=release_lease and drained)
         self.share.stop()
+        self.observer.close()
         if self.clusters is not None:
             self.clusters.close()
         return drained

@@ -1,10 +1,19 @@
 """Step 3: observe nodes, mark workloads Running when all their nodes run (or back to Provisioning on
-drift), and finish deletions once the stack no longer holds the workload and no node of it is left."""
+drift), and finish deletions once the stack no longer holds the workload and no node of it is left.
+
+Observing (the list calls, which wait on clouds) is shared by every replica on PostgreSQL
+(``SharedObserver``): each round every replica takes its fair share of the providers with an observe lease,
+lists them, and publishes what it saw, fenced by the lease. Applying it (the transitions) stays with the
+leader, which reads the latest published observation of every provider: see controlplane/reconcile/sharing
+for why.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import threading
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from sqlalchemy import select
@@ -13,13 +22,15 @@ from controlplane.logs import get_logger
 from controlplane.reconcile import failover, restarts
 from controlplane.reconcile.fleet import Observation, error_reason
 from controlplane.reconcile.metrics import LoopMetrics
-from controlplane.store import audit
+from controlplane.reconcile.sharing import WorkShare
+from controlplane.store import audit, work_leases
 from controlplane.store import workloads as repo
 from controlplane.store.coltypes import utcnow
 from controlplane.store.db import Database
 from controlplane.store.models import Stack, WorkloadState
 from infra.spec import stack_name
 from providers.base import Provider
+from providers.catalog.model import CapacityType
 from providers.model import LABEL_STACK, TAG_STACK, Node, NodeState
 
 log = get_logger("awan.observing")
@@ -53,6 +64,96 @@ def observe(providers: Mapping[str, Provider], metrics: LoopMetrics) -> Observat
             obs.nodes.extend(got)
             obs.observed.add(name)
     return obs
+
+
+def node_doc(n: Node) -> dict[str, Any]:
+    return dataclasses.asdict(n)
+
+
+def node_of(d: dict[str, Any]) -> Node:
+    return Node(**{**d, "capacity_type": CapacityType(d["capacity_type"]), "state": NodeState(d["state"]),
+                   "labels": dict(d.get("labels") or {})})
+
+
+class SharedObserver:
+    """Observation shared by the replicas: ``round`` lists this replica's share of the providers (an
+    observe lease each, given back with a backoff of ``every_s``: one list per provider a round, by one
+    replica) and publishes each answer fenced by its lease; ``latest`` is what the leader applies: every
+    provider's newest answer, published in the last ``max_age_s`` (else, or on an error, the provider is
+    "unknown", as after a failed list call).
+
+    The bound is generous on purpose: one list call over many regions of a busy cloud can take tens of
+    seconds (the one leader's took as long), and answers only move forward, so applying the newest one
+    again makes the decisions the one leader made on a cloud that had not changed yet; it can delay a
+    transition, not invent one. It stays under half the short-of-nodes bound, which is what a stale
+    answer could otherwise mislead (a workload whose nodes came up but were not seen yet)."""
+
+    def __init__(self, db: Database, providers: Mapping[str, Provider], share: WorkShare, metrics: LoopMetrics,
+                 *, every_s: float, max_age_s: float) -> None:
+        self.db, self.providers, self.share, self.metrics = db, providers, share, metrics
+        self.every_s, self.max_age_s = every_s, max_age_s
+        self._bg = ThreadPoolExecutor(max_workers=1, thread_name_prefix="awan-observe-round")
+        self._inflight: Future[set[str]] | None = None
+        self._lock = threading.Lock()
+
+    def start_round(self) -> bool:
+        """Run a round in the background unless one still is: a list call over many slow regions can take
+        tens of seconds, and neither the leader's pass nor a replica's stack claims should wait for it.
+        Returns whether one was started."""
+        with self._lock:
+            if self._inflight is not None and not self._inflight.done():
+                return False
+            try:
+                self._inflight = self._bg.submit(self._round_logged)
+            except RuntimeError:   # shut down
+                return False
+            return True
+
+    def _round_logged(self) -> set[str]:
+        try:
+            return self.round()
+        except Exception as e:   # the next round tries again; its providers' leases were given back
+            log.warning("observation round failed", error=str(e))
+            return set()
+
+    def close(self) -> None:
+        self._bg.shutdown(wait=False, cancel_futures=True)
+
+    def round(self) -> set[str]:
+        """Observe this replica's share; returns the providers whose answer was published."""
+        claims = self.share.take(work_leases.OBSERVE, sorted(self.providers))
+        if not claims:
+            return set()
+        try:
+            taken_at = utcnow()   # the answer is as old as the moment the list calls started
+            obs = observe({n: self.providers[n] for n in sorted(claims)}, self.metrics)
+            published: set[str] = set()
+            with self.db.session() as s:
+                # A replica that stalled past its lease's life lost the provider to another: its answer,
+                # maybe older than the successor's, is dropped.
+                for name in sorted(self.share.still_mine(s, work_leases.OBSERVE, claims)):
+                    nodes = [node_doc(n) for n in obs.nodes if n.provider == name] if name in obs.observed else None
+                    if work_leases.publish(s, name, nodes, obs.failed.get(name), taken_at, self.share.holder,
+                                           claims[name]):
+                        published.add(name)
+            lost = set(claims) - published
+            if lost:
+                log.info("observation not published: lease lost or a newer one there", providers=sorted(lost))
+            return published
+        finally:
+            self.share.give_back(work_leases.OBSERVE, claims, self.every_s)
+
+    def latest(self) -> Observation:
+        obs = Observation()
+        for row in work_leases.observations(self.db, self.max_age_s):
+            if row.provider not in self.providers:
+                continue
+            if row.error is not None:
+                obs.failed[row.provider] = row.error
+                continue
+            obs.nodes.extend(node_of(d) for d in (row.nodes or {}).get("nodes", []))
+            obs.observed.add(row.provider)
+        return obs
 
 
 def apply_observation(db: Database, obs: Observation, *, actor: str, fenced: Callable[[], bool],

@@ -5,6 +5,12 @@ One pass: read the rows (one short transaction), list what each cluster holds of
 what is missing (create-or-get by deterministic name: a pass killed after creating and before recording
 creates nothing twice; the next pass finds the objects and records them), read where each run is, then
 write the transitions in one fenced transaction, each only if its row did not move meanwhile.
+
+Shared (PostgreSQL, ``share`` given): every replica takes its fair share of the followed runs each round
+with a dispatch lease a workload (creating its objects, starting its gang, following its pods) and of the
+clusters to collect garbage in with a sweep lease a cluster; each change is written only while its
+workload's lease is still ours (checked in the write's transaction). Releasing capacity after the idle
+timeout (clearing assignments: the placer's ledger) stays with the leader, fenced by its term.
 """
 
 from __future__ import annotations
@@ -35,7 +41,8 @@ from controlplane.logs import get_logger
 from controlplane.model.template import RestartPolicy
 from controlplane.model.workload import GPUWorkload, TopologyDomain, WorkloadKind
 from controlplane.reconcile.restarts import is_run
-from controlplane.store import audit
+from controlplane.reconcile.sharing import WorkShare
+from controlplane.store import audit, work_leases
 from controlplane.store import workloads as repo
 from controlplane.store.coltypes import utcnow
 from controlplane.store.db import Database
@@ -109,8 +116,9 @@ def _kept(v: RowView) -> bool:
 class RunStep:
     def __init__(self, db: Database, clusters: ClusterSet, *, actor: str, fenced: Callable[[], bool],
                  idle_timeout_s: Callable[[], float], clock: Callable[[], datetime] = utcnow,
-                 sweep_every: int = 30) -> None:
+                 sweep_every: int = 30, share: WorkShare | None = None, every_s: float = 2.0) -> None:
         self.db, self.clusters, self.actor, self.fenced = db, clusters, actor, fenced
+        self.share, self.every_s = share, every_s   # shared: round leases, given back for ``every_s``
         self.idle_timeout_s, self.clock = idle_timeout_s, clock
         self._touched: set[tuple[str, str]] = set()
         self._passes = 0
@@ -143,8 +151,11 @@ class RunStep:
         return where
 
     def _owned(self, rows: list[RowView]) -> dict[str, tuple[Cluster, Owned]]:
+        return self._list(self.clusters.for_regions(self._where(rows)))
+
+    def _list(self, clusters: list[Cluster]) -> dict[str, tuple[Cluster, Owned]]:
         out: dict[str, tuple[Cluster, Owned]] = {}
-        for c in self.clusters.for_regions(self._where(rows)):
+        for c in clusters:
             try:
                 out[c.name] = (c, c.owned(SELECTOR))
             except ClusterError as e:
@@ -153,6 +164,9 @@ class RunStep:
 
     # -- one pass ------------------------------------------------------------------------------------
     def tick(self) -> None:
+        if self.share is not None:
+            self._shared_tick(self.share)
+            return
         if not self.fenced():
             return
         rows = self._rows()
@@ -165,7 +179,34 @@ class RunStep:
             if ch is not None:
                 changes.append(ch)
         self._apply(changes)
-        self._collect(rows, owned)
+        self._collect(owned)
+
+    def _shared_tick(self, share: WorkShare) -> None:
+        """One round of this replica's share: the runs it took, the clusters it sweeps; the leader also
+        releases idle capacity. Every claim is given back at the end with a backoff of a round."""
+        rows = self._rows()
+        followed = [v for v in rows if is_run(v.spec) and v.state in _FOLLOWED]
+        runs = share.take(work_leases.DISPATCH, [v.key for v in followed])
+        sweeps: dict[str, int] = {}
+        try:
+            by_name = {c.name: c for c in self.clusters.for_regions(self._where(rows))}
+            sweeps = share.take(work_leases.SWEEP, sorted(by_name))
+            mine = [v for v in followed if v.key in runs]
+            need = {c.name: c for c in self.clusters.for_regions({s.cluster for v in mine for s in v.slots})}
+            need.update({n: by_name[n] for n in sweeps})
+            owned = self._list([need[n] for n in sorted(need)])
+            changes = [ch for v in mine if (ch := self._follow(v, owned)) is not None]
+            self._apply(changes, runs=runs)
+            if self.fenced():   # the leader's: capacity released is the placer's business
+                self._apply([ch for v in rows if is_run(v.spec) and v.state not in _FOLLOWED
+                             and (ch := self._maybe_release(v)) is not None])
+            self._collect({n: owned[n] for n in sweeps if n in owned})
+            if self._passes % (10 * self.sweep_every) == 1 and self.fenced():
+                # Finished runs' dispatch leases, free for an hour: the rows would only grow otherwise.
+                work_leases.prune(self.db, work_leases.DISPATCH, idle_s=3600.0)
+        finally:
+            share.give_back(work_leases.DISPATCH, runs, self.every_s)
+            share.give_back(work_leases.SWEEP, sweeps, self.every_s)
 
     def _follow(self, v: RowView, owned: dict[str, tuple[Cluster, Owned]]) -> Change | None:
         w = GPUWorkload.model_validate(v.spec)
@@ -339,13 +380,24 @@ class RunStep:
                       event=("released", {"idleTimeoutSeconds": idle}))
 
     # -- write ---------------------------------------------------------------------------------------
-    def _apply(self, changes: list[Change]) -> None:
+    def _apply(self, changes: list[Change], runs: dict[str, int] | None = None) -> None:
+        """Write ``changes``: fenced by the leader's term, or (``runs``: shared dispatch) each by its
+        workload's lease, checked in this transaction (a replica that lost a lease writes nothing of it)."""
         if not changes:
             return
         with self.db.session() as s:
-            if not self.fenced():
-                return
+            if runs is None:
+                if not self.fenced():
+                    return
+                ours = {ch.row.key for ch in changes}
+            else:
+                assert self.share is not None
+                ours = self.share.still_mine(s, work_leases.DISPATCH, runs)
+                if len(ours) < len(runs):
+                    log.info("dispatch lease lost; its changes dropped", workloads=sorted(set(runs) - ours))
             for ch in changes:
+                if ch.row.key not in ours:
+                    continue
                 row = s.get(Workload, ch.row.id, with_for_update=True)
                 if row is None or row.state != ch.row.state or (row.restarts or 0) != ch.row.restarts:
                     continue      # moved meanwhile (deleted, re-placed): the next pass reads it afresh
@@ -373,10 +425,16 @@ class RunStep:
                                      details=details)
 
     # -- garbage -------------------------------------------------------------------------------------
-    def _collect(self, rows: list[RowView], owned: dict[str, tuple[Cluster, Owned]]) -> None:
+    def _collect(self, owned: dict[str, tuple[Cluster, Owned]]) -> None:
         """Delete every owned object no current run keeps: older incarnations, re-placed, released,
-        deleted workloads. Rows not read this pass (Pending, Deleting...) keep nothing."""
-        keep = {(label_value(v.key), str(v.restarts)) for v in rows if _kept(v)}
+        deleted workloads. Rows not read this pass (Pending, Deleting...) keep nothing.
+
+        The rows are read after the objects were listed: every object listed was created by someone who
+        read its row as followed at that incarnation, so if the row still is, it is kept (with several
+        replicas creating, rows read before the listing could miss a run that started in between)."""
+        if not owned:
+            return
+        keep = {(label_value(v.key), str(v.restarts)) for v in self._rows() if _kept(v)}
         for cluster, held in owned.values():
             controllers = set()
             for o in held.objects:

@@ -210,6 +210,23 @@ class WorkLease(Base):
     expires_at: Mapped[datetime] = mapped_column()
 
 
+class Observed(Base):
+    """One provider's live nodes as last listed by the replica holding its observe lease (work_leases kind
+    "observe"), written fenced by that lease's ``epoch``; the leader applies them (controlplane/reconcile/
+    observing). ``error``: the list call failed at ``observed_at`` (the provider is "unknown" then). Freshness
+    is judged by ``published_at``: a list call may take longer than the freshness bound (many regions, each
+    answering slowly), and its answer is still the newest there is."""
+
+    __tablename__ = "observations"
+    provider: Mapped[str] = mapped_column(String(64), primary_key=True)
+    nodes: Mapped[dict[str, Any]] = mapped_column()
+    error: Mapped[str | None] = mapped_column(String(255), default=None)
+    observed_at: Mapped[datetime] = mapped_column()       # when the list call started: the data's age
+    published_at: Mapped[datetime] = mapped_column()      # when it was written: whether anyone still lists
+    holder: Mapped[str] = mapped_column(String(128))
+    epoch: Mapped[int] = mapped_column(default=0)
+
+
 class CapacityEstimate(Base):
     """What one pool (provider|zone|type|capacity type|reservation) is believed to hold for us, learned from
     a stock-out where the cloud publishes no free capacity (controlplane/reconcile/capacity_estimates).

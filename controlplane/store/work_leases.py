@@ -16,41 +16,56 @@ claims instead, and SQLite is the embedded, one-replica store anyway.
 
 Kind "block" rows are pools that failed (a stock-out met by any replica's stack run), shared with the one
 placer until they expire; they have no holder.
+
+Kinds taken a round at a time (controlplane/reconcile/sharing): "observe" (one provider's list of live
+nodes), "dispatch" (following one workload's run on its clusters), "sweep" (collecting one cluster's
+garbage). Each is claimed for one round and given back with a backoff of one round, so no other replica
+repeats it in the same round. Kind "replica" is one row per live replica (renewed with its other leases):
+the count that splits each round's work into fair shares.
+
+Observations (provider -> nodes) are published to ``observations``, fenced by the observe lease, for the
+one leader to apply.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import and_, delete, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
 
 from controlplane.store.coltypes import utcnow
 from controlplane.store.db import Database
-from controlplane.store.models import WorkLease
+from controlplane.store.models import Observed, WorkLease
 
 STACK = "stack"
 BLOCK = "block"
+OBSERVE = "observe"
+DISPATCH = "dispatch"
+SWEEP = "sweep"
+REPLICA = "replica"
 
 
 def _ensure(db: Database, kind: str, keys: Iterable[str]) -> None:
-    """Insert the rows that do not exist yet (a row per unit of work, free from the start)."""
-    want = set(keys)
+    """Insert the rows that do not exist yet (a row per unit of work, free from the start), in one
+    statement; a concurrent insert of the same key is no error (ON CONFLICT DO NOTHING)."""
+    want = sorted(set(keys))
     if not want:
         return
     with db.session() as s:
         have = set(s.scalars(select(WorkLease.key).where(WorkLease.kind == kind, WorkLease.key.in_(want))))
-    missing = want - have
+    missing = [k for k in want if k not in have]
     if not missing:
         return
     past = utcnow() - timedelta(seconds=1)
-    for key in sorted(missing):   # one at a time: a concurrent insert of the same key is no error here
-        try:
-            with db.session() as s:
-                s.add(WorkLease(kind=kind, key=key, holder=None, epoch=0, expires_at=past))
-        except IntegrityError:
-            pass
+    rows = [{"kind": kind, "key": k, "holder": None, "epoch": 0, "expires_at": past} for k in missing]
+    ins = pg_insert(WorkLease) if db.dialect == "postgresql" else sqlite_insert(WorkLease)
+    with db.session() as s:
+        s.execute(ins.values(rows).on_conflict_do_nothing(index_elements=["kind", "key"]))
 
 
 def claim(db: Database, kind: str, keys: Sequence[str], holder: str, ttl_s: float, limit: int,
@@ -67,17 +82,19 @@ def claim(db: Database, kind: str, keys: Sequence[str], holder: str, ttl_s: floa
                and_(WorkLease.holder.is_not(None), WorkLease.expires_at < now))
     with db.session() as s:
         # LIMIT in the query: only the rows this replica takes are locked, the rest stay claimable by others.
-        # Least recently released first (a release sets expires_at to its back-off's end): ordered by key, a
-        # burst's stacks early in the alphabet that kept failing took every slot, and us-central1 (300
-        # workloads waiting) did not run for 8 minutes.
-        rows = s.scalars(select(WorkLease).where(WorkLease.kind == kind, WorkLease.key.in_(list(keys)), free)
-                         .order_by(WorkLease.expires_at, WorkLease.key).limit(limit)
-                         .with_for_update(skip_locked=True))
-        out: dict[str, int] = {}
-        for r in rows:
-            r.holder, r.epoch, r.expires_at = holder, r.epoch + 1, now + timedelta(seconds=ttl_s)
-            out[r.key] = r.epoch
-    return out
+        # Least recently released first (a release sets expires_at to its back-off's end), then the longest
+        # expired: ordered by key, a burst's stacks early in the alphabet that kept failing took every slot
+        # (us-central1, 300 workloads waiting, did not run for 8 minutes), and work left over by a round
+        # whose replicas had no room for it comes first in the next one.
+        got = list(s.scalars(select(WorkLease.key).where(WorkLease.kind == kind, WorkLease.key.in_(list(keys)), free)
+                             .order_by(WorkLease.expires_at, WorkLease.key).limit(limit)
+                             .with_for_update(skip_locked=True)))
+        if not got:
+            return {}
+        res = s.execute(update(WorkLease).where(WorkLease.kind == kind, WorkLease.key.in_(got))
+                        .values(holder=holder, epoch=WorkLease.epoch + 1, expires_at=now + timedelta(seconds=ttl_s))
+                        .returning(WorkLease.key, WorkLease.epoch).execution_options(synchronize_session=False))
+        return {k: int(e) for k, e in res}
 
 
 def renew(db: Database, holder: str, ttl_s: float) -> int:
@@ -105,6 +122,52 @@ def release(db: Database, kind: str, key: str, holder: str, epoch: int, backoff_
                         .values(holder=None, expires_at=utcnow() + timedelta(seconds=backoff_s - 0.001))
                         .execution_options(synchronize_session=False))
         return int(res.rowcount) == 1  # type: ignore[attr-defined]
+
+
+def release_many(db: Database, kind: str, claims: dict[str, int], holder: str, backoff_s: float = 0.0) -> int:
+    """Give back several claims of ``kind`` at once (each only if it is still the claim of its epoch)."""
+    if not claims:
+        return 0
+    until = utcnow() + timedelta(seconds=backoff_s - 0.001)
+    with db.session() as s:
+        rows = s.scalars(select(WorkLease).where(WorkLease.kind == kind, WorkLease.holder == holder,
+                                                 WorkLease.key.in_(list(claims))).with_for_update())
+        n = 0
+        for r in rows:
+            if claims.get(r.key) == r.epoch:
+                r.holder, r.expires_at = None, until
+                n += 1
+        return n
+
+
+def still_mine(s: Session, kind: str, claims: dict[str, int], holder: str) -> set[str]:
+    """The keys of ``claims`` whose lease is still ours at that epoch, checked in the caller's write
+    transaction with the rows share-locked: a claim by another replica (FOR UPDATE) waits for our
+    commit, so the write and the fence cannot interleave with a takeover (PostgreSQL; SQLite has one
+    writer anyway)."""
+    if not claims:
+        return set()
+    now = utcnow()
+    rows = s.execute(select(WorkLease.key, WorkLease.epoch).where(
+        WorkLease.kind == kind, WorkLease.holder == holder, WorkLease.key.in_(list(claims)),
+        WorkLease.expires_at >= now).with_for_update(read=True))
+    return {k for k, e in rows if claims.get(k) == e}
+
+
+def count_live(db: Database, kind: str) -> int:
+    with db.session() as s:
+        return int(s.scalar(select(func.count()).select_from(WorkLease).where(
+            WorkLease.kind == kind, WorkLease.holder.is_not(None), WorkLease.expires_at >= utcnow())) or 0)
+
+
+def prune(db: Database, kind: str, idle_s: float) -> int:
+    """Delete rows of ``kind`` nobody has held for ``idle_s`` (finished workloads' dispatch leases): a
+    row that is needed again is simply inserted again, free."""
+    with db.session() as s:
+        res = s.execute(delete(WorkLease).where(WorkLease.kind == kind, WorkLease.holder.is_(None),
+                                                WorkLease.expires_at < utcnow() - timedelta(seconds=idle_s))
+                        .execution_options(synchronize_session=False))
+        return int(res.rowcount)  # type: ignore[attr-defined]
 
 
 def held(db: Database, kind: str) -> dict[str, tuple[str, int]]:
@@ -137,3 +200,31 @@ def blocked(db: Database) -> list[str]:
         s.execute(delete(WorkLease).where(WorkLease.kind == BLOCK, WorkLease.expires_at < now)
                   .execution_options(synchronize_session=False))
         return list(s.scalars(select(WorkLease.key).where(WorkLease.kind == BLOCK)))
+
+
+# -- observations, published by the observe lease's holder for the leader ----------------------------
+def publish(s: Session, provider: str, nodes: list[dict[str, Any]] | None, error: str | None,
+            observed_at: Any, holder: str, epoch: int) -> bool:
+    """Record one provider's observation (in the caller's fenced transaction); an older one than the row
+    has is not written (observations only move forward)."""
+    row = s.get(Observed, provider, with_for_update=True)
+    error = None if error is None else error[:255]
+    if row is None:
+        s.add(Observed(provider=provider, nodes={"nodes": nodes or []}, error=error, observed_at=observed_at,
+                       published_at=utcnow(), holder=holder, epoch=epoch))
+        return True
+    if row.observed_at >= observed_at:
+        return False
+    if error is None:
+        row.nodes = {"nodes": nodes or []}
+    row.error, row.observed_at, row.published_at, row.holder, row.epoch = error, observed_at, utcnow(), holder, epoch
+    return True
+
+
+def observations(db: Database, max_age_s: float) -> list[Observed]:
+    """The observations published in the last ``max_age_s`` (older ones say nothing: "unknown")."""
+    since = utcnow() - timedelta(seconds=max_age_s)
+    with db.session() as s:
+        rows = list(s.scalars(select(Observed).where(Observed.published_at >= since)))
+        s.expunge_all()
+        return rows
