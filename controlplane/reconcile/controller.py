@@ -171,8 +171,11 @@ class Controller:
             self.queue.retry(f"place:{key}")
         if self.buying is not None:
             self._moved(self.buying.tick(), "block-ending")
+        if self.edge is not None:
+            self.edge.sync()   # placement's and buying's writes of this pass
         if self.elector.fenced() and (self.edge is None or self.edge.usage_dirty):
-            record_usage(self.db)      # the GPUs in use, as a step function: contracts burn down from it
+            # the GPUs in use, as a step function: contracts burn down from it
+            record_usage(self.db, current=None if self.edge is None else self.edge.index.usage())
             if self.edge is not None:
                 self.edge.usage_dirty = False
         if self._stop.is_set():
