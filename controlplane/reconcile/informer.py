@@ -14,7 +14,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Row, select
@@ -32,6 +32,7 @@ from infra.spec import NodePoolSpec, StackSpec, desired_stacks, stack_name, stac
 _WAITING = (WorkloadState.PLACED.value, WorkloadState.PROVISIONING.value)
 KEPT = (*HOLDING, WorkloadState.DELETING.value)
 _ACTIVE = tuple(st.value for st in ACTIVE_STATES)
+StackRow = Row[str, str, str, datetime | None, datetime]   # name, spec_hash, status, applied_at, updated_at
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,7 +188,7 @@ class WorkloadIndex:
             out.append(StackPlan(self.spec(name)[0], h, reason))
         return out
 
-    def _holds(self, s: Session, r: Row[Any], force: Sequence[str]) -> bool:
+    def _holds(self, s: Session, r: StackRow, force: Sequence[str]) -> bool:
         """``provisioning._holds_something`` without reading every stack's spec and state each pass: a stack
         whose stored hash is that of its desired pools holds them; another is read once per write of it."""
         if r.name in force or r.status == "failed":
