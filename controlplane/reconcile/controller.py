@@ -1,6 +1,8 @@
 """The loop: every ``interval_s`` the leader runs place -> plan stacks -> run stacks (one worker per
-stack, in a pool) -> observe -> finish deletions. Each step reads the store afresh, so a pass after a
-crash or a change of leader simply continues (level-triggered); stack runs are idempotent.
+stack, in a pool) -> observe -> finish deletions. A pass after a crash or a change of leader re-reads
+everything and simply continues (level-triggered); stack runs are idempotent. Between those full passes
+(every ``full_resync_s``) a pass looks only at what the change feed and the timers name (edge.py), and on
+PostgreSQL a committed change wakes the loop at once.
 
 Stack runs, the work that waits on clouds, are shared: on PostgreSQL every replica, leader or not, plans
 the stacks and claims the ones it has room for with per-stack work leases (controlplane/reconcile/sharing),
@@ -173,7 +175,7 @@ class Controller:
             self._moved(self.buying.tick(), "block-ending")
         if self.edge is not None:
             self.edge.sync()   # placement's and buying's writes of this pass
-        if self.elector.fenced() and (self.edge is None or self.edge.usage_dirty):
+        if (self.edge is None or self.edge.usage_dirty) and self.elector.fenced():
             # the GPUs in use, as a step function: contracts burn down from it
             record_usage(self.db, current=None if self.edge is None else self.edge.index.usage())
             if self.edge is not None:
