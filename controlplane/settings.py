@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     work_lease_ttl_s: float = Field(default=30.0, gt=0)  # a dead replica's stack leases expire after this
     capacity_slow_start: int = Field(default=0, ge=0)    # nodes per unproven pool (capacity_estimates); 0 = off
     stack_resync_s: float = Field(default=60.0, gt=0)     # re-run an unchanged stack at most this often
+    # Edge-triggered passes: a full pass over every row this often (the safety net for the change feed).
+    resync_s: float = Field(default=300.0, gt=0)
+    observe_interval_s: float | None = Field(default=None, ge=0)   # list the clouds; None: every pass interval
     retry_base_s: float = Field(default=1.0, gt=0)
     retry_max_s: float = Field(default=300.0, gt=0)
     lock_ttl_s: float = Field(default=60.0, gt=0)          # row lock tokens expire after this

@@ -1,6 +1,8 @@
 """The loop: every ``interval_s`` the leader runs place -> plan stacks -> run stacks (one worker per
-stack, in a pool) -> observe -> finish deletions. Each step reads the store afresh, so a pass after a
-crash or a change of leader simply continues (level-triggered); stack runs are idempotent.
+stack, in a pool) -> observe -> finish deletions. A pass after a crash or a change of leader re-reads
+everything and simply continues (level-triggered); stack runs are idempotent. Between those full passes
+(every ``full_resync_s``) a pass looks only at what the change feed and the timers name (edge.py), and on
+PostgreSQL a committed change wakes the loop at once.
 
 Stack runs, the work that waits on clouds, are shared: on PostgreSQL every replica, leader or not, plans
 the stacks and claims the ones it has room for with per-stack work leases (controlplane/reconcile/sharing),
@@ -33,6 +35,8 @@ from controlplane.purchasing.loop import BuyingStep
 from controlplane.queues import QueueConfig
 from controlplane.reconcile import admitting, failover, fleet, observing, placing, provisioning, running
 from controlplane.reconcile.capacity_estimates import Learned, learned
+from controlplane.reconcile.edge import EdgeLoop
+from controlplane.reconcile.feed import SETTLE_S, Listener
 from controlplane.reconcile.leader import LeaderElector
 from controlplane.reconcile.metrics import LoopMetrics
 from controlplane.reconcile.queue import RateLimitedQueue
@@ -73,6 +77,11 @@ class LoopConfig:
     # Slow start for pools whose clouds publish no free capacity (capacity_estimates.Learned); 0 = off. Off by
     # default: a cap of N nodes on a pool nothing has run in would hold a single gang larger than N forever.
     capacity_slow_start: int = 0
+    # Edge-triggered passes (edge.py): each pass looks at what the change feed and the timers name; a full
+    # pass over every row every ``full_resync_s`` is the safety net. False: every pass is a full scan.
+    edge: bool = True
+    full_resync_s: float = 300.0
+    observe_s: float = 0.0             # the clouds are listed at most this often (0: every pass)
 
 
 class Controller:
@@ -123,6 +132,10 @@ class Controller:
         self.buying = None if purchasing is None else BuyingStep(
             db, providers, purchasing, actor=self.actor, fenced=self.elector.fenced, blocks=self.blocks,
             snapshot=self.snapshot)
+        # -- edge-triggered passes (controlplane/reconcile/edge.py) --
+        self.edge = None if not self.cfg.edge else EdgeLoop(
+            db, resync_s=self.cfg.full_resync_s, observe_s=self.cfg.observe_s, config=self.cfg.stack_config)
+        self._listener = Listener(db, self._wake.set)   # PostgreSQL: a committed change wakes the loop
 
     # -- one pass ----------------------------------------------------------------------------------
     def snapshot(self) -> FleetSnapshot | None:
@@ -159,10 +172,16 @@ class Controller:
             # lock_ttl_s; the previous holder is fenced, so they can go now.
             placing.release_stale_locks(self.db)
             self._led_epoch = self.elector.epoch
+            if self.edge is not None:   # a new term reads everything afresh
+                self.edge.force_resync()
         self.metrics.ticks.inc()
         self._check_health()
         if self._stop.is_set():   # shutting down: no new step
             return
+        if self.edge is not None:
+            self.edge.begin()
+            if self.edge.full and self.elector.fenced():
+                self.edge.feed.prune(keep_s=2 * self.cfg.full_resync_s + SETTLE_S)
         unplaced = placing.place_pending(
             self.db, snapshot=self.snapshot, policies=self.policies, place=self.place,
             fenced=self.elector.fenced, actor=self.actor, metrics=self.metrics, ttl_s=self.cfg.lock_ttl_s,
@@ -171,19 +190,46 @@ class Controller:
             self.queue.retry(f"place:{key}")
         if self.buying is not None:
             self._moved(self.buying.tick(), "block-ending")
-        if self.elector.fenced():
-            record_usage(self.db)      # the GPUs in use, as a step function: contracts burn down from it
+        if self.edge is not None:
+            self.edge.sync()   # placement's and buying's writes of this pass
+        if (self.edge is None or self.edge.usage_dirty) and self.elector.fenced():
+            # the GPUs in use, as a step function: contracts burn down from it
+            record_usage(self.db, current=None if self.edge is None else self.edge.index.usage())
+            if self.edge is not None:
+                self.edge.usage_dirty = False
         if self._stop.is_set():
             return
         self._run_stacks()
         if self._stop.is_set():
             return
-        obs = self._observation()
-        self._drifted |= observing.apply_observation(self.db, obs, actor=self.actor, fenced=self.elector.fenced,
-                                                     metrics=self.metrics, blocks=self.blocks, short=self.short)
-        observing.finish_deletions(self.db, obs, actor=self.actor, fenced=self.elector.fenced)
-        if self.runs is not None:
+        if self.edge is not None:
+            self._observe_edge()
+        else:
+            obs = self._observation()
+            self._drifted |= observing.apply_observation(self.db, obs, actor=self.actor,
+                                                         fenced=self.elector.fenced, metrics=self.metrics,
+                                                         blocks=self.blocks, short=self.short)
+            observing.finish_deletions(self.db, obs, actor=self.actor, fenced=self.elector.fenced)
+        if self.runs is not None and (self.edge is None or self.edge.runs_due()):
             self.runs.tick()
+            if self.edge is not None:
+                self.edge.runs_dirty = False
+
+    def _observe_edge(self) -> None:
+        """Observation on its interval, compared only with the workloads edge.py names (all on a full pass)."""
+        assert self.edge is not None
+        self.edge.sync()   # what this pass's placement and stack results wrote
+        if not self.edge.observe_due():
+            return
+        obs = self._observation()
+        only, prints = self.edge.to_compare(obs)
+        unsettled: set[str] = set()
+        self._drifted |= observing.apply_observation(self.db, obs, actor=self.actor, fenced=self.elector.fenced,
+                                                     metrics=self.metrics, blocks=self.blocks, short=self.short,
+                                                     only=only, unsettled=unsettled)
+        if self.edge.deletions_due():
+            observing.finish_deletions(self.db, obs, actor=self.actor, fenced=self.elector.fenced)
+        self.edge.observed(obs, prints, only, unsettled)
 
     # -- shared work other than stacks (sharing.py: observing and dispatch) ------------------------------
     def _shared_rounds(self) -> None:
@@ -239,8 +285,16 @@ class Controller:
             log.info("region answers again; cleaning up its stacks", provider=provider, region=region)
 
     def _run_stacks(self) -> None:
-        plans = provisioning.plan(self.db, resync_s=self.cfg.resync_s, config=self.cfg.stack_config,
-                                  force=sorted(self._drifted))
+        if self.edge is not None:   # from the index the change feed keeps (no scan of the workloads)
+            if not self.elector.is_leader:
+                self.edge.begin()      # a runner replica: its own pass starts here
+            else:
+                self.edge.sync()
+            with self.db.session() as s:
+                plans = self.edge.index.plan(s, resync_s=self.cfg.resync_s, force=sorted(self._drifted))
+        else:
+            plans = provisioning.plan(self.db, resync_s=self.cfg.resync_s, config=self.cfg.stack_config,
+                                      force=sorted(self._drifted))
         by_name = {p.spec.name: p for p in plans}
         for name, p in by_name.items():
             if p.reason in ("changed", "drift") or not self.queue.backing_off(f"stack:{name}"):
@@ -330,6 +384,8 @@ class Controller:
     # -- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> None:
         self.elector.start()
+        if self.edge is not None:
+            self._listener.start()
         self._thread = threading.Thread(target=self._run, name="awan-reconcile", daemon=True)
         self._thread.start()
 
@@ -362,6 +418,7 @@ class Controller:
         # Released only when nothing of ours still runs: a stack run cut short by the exit must not
         # overlap a successor's run of the same stack, so then the lease is left to expire.
         self.elector.stop(release=release_lease and drained)
+        self._listener.stop()
         self.share.stop()
         self.observer.close()
         if self.clusters is not None:

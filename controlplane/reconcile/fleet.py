@@ -33,8 +33,18 @@ class Observation:
     observed: set[str] = field(default_factory=set)       # providers that answered
     failed: dict[str, str] = field(default_factory=dict)  # provider -> reason
 
+    _by_workload: dict[str, list[Node]] = field(default_factory=dict, repr=False, compare=False)
+    _indexed: int = field(default=-1, repr=False, compare=False)
+
     def nodes_of(self, workload: str) -> list[Node]:
-        return [n for n in self.nodes if n.workload == workload]
+        # Indexed once per observation (re-indexed if nodes were added since): a comparison of N workloads
+        # with N nodes is O(N), not O(N^2) (100,000 of each: a pass, not hours).
+        if self._indexed != len(self.nodes):
+            self._by_workload = {}
+            for n in self.nodes:
+                self._by_workload.setdefault(n.workload, []).append(n)
+            self._indexed = len(self.nodes)
+        return list(self._by_workload.get(workload, ()))
 
 
 def observe(providers: Mapping[str, Provider], metrics: LoopMetrics) -> Observation:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -158,17 +158,24 @@ class SharedObserver:
 
 def apply_observation(db: Database, obs: Observation, *, actor: str, fenced: Callable[[], bool],
                       metrics: LoopMetrics, blocks: failover.BlockList | None = None,
-                      short: failover.ShortWatch | None = None) -> set[str]:
+                      short: failover.ShortWatch | None = None, only: Collection[int] | None = None,
+                      unsettled: set[str] | None = None) -> set[str]:
     """Returns the stacks that drifted (a workload lost nodes, or holds more than assigned) so the caller
     re-runs them: to repair in place, to delete extra nodes, or to remove the old pools' leftovers after a
     preempted workload was re-placed. A Provisioning workload short of nodes past ``short``'s bound is a
-    capacity failure: its short pools are blocked and it is re-placed."""
+    capacity failure: its short pools are blocked and it is re-placed.
+
+    ``only``: compare just these workload ids (the edge-triggered pass's; None: every watched one).
+    ``unsettled`` collects the keys of workloads holding nodes they should not: compared again next time
+    even if nothing about them changes (their stacks are re-run until the extra nodes are gone)."""
     drifted: set[str] = set()
     still_short: list[str] = []
     with db.session() as s:
         if not fenced():
             return drifted
-        for row in repo.list_(s, states=list(_WATCHED), limit=1_000_000, light=True):
+        rows = (repo.list_(s, states=list(_WATCHED), limit=1_000_000, light=True) if only is None else
+                [r for r in repo.by_ids(s, list(only)) if r.state in _WATCHED])
+        for row in rows:
             providers = {a.provider for a in row.assignments}
             if not providers or not providers <= obs.observed:
                 continue  # cannot tell: some provider did not answer
@@ -177,6 +184,8 @@ def apply_observation(db: Database, obs: Observation, *, actor: str, fenced: Cal
             running = sum(1 for n in mine if n.state == NodeState.RUNNING)
             extra = _extra_stacks(row, mine)
             if extra:
+                if unsettled is not None:
+                    unsettled.add(row.key)
                 # More nodes than assigned (or nodes outside its pools) is drift too: the stacks that hold
                 # them run again and delete what their state does not want.
                 drifted |= extra

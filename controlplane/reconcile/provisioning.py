@@ -49,7 +49,8 @@ def plan(db: Database, *, resync_s: float, config: dict[str, dict[str, str]] | N
          force: Sequence[str] = ()) -> list[StackPlan]:
     now = utcnow()
     with db.session() as s:
-        rows = repo.list_(s, states=HOLDING, limit=1_000_000, light=True)
+        # Not light: the pools read each row's placement record (deferred, it would load one row at a time).
+        rows = repo.list_(s, states=HOLDING, limit=1_000_000)
         pools = pools_for(rows)
         waiting = {r.key for r in rows if r.state in _WAITING}
         # The engine's state (the largest column: every resource of the stack) is read only for a stack

@@ -51,6 +51,9 @@ class Database:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._factory = sessionmaker(engine, expire_on_commit=False)
+        from controlplane.store import changes
+
+        changes.install(self._factory)   # every write of a workload, stack or policy goes into the change feed
 
     @classmethod
     def from_url(cls, url: str, **pool: float) -> Database:

@@ -308,3 +308,16 @@ class Purchase(Base):
     bought_at: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ChangeRecord(Base):
+    """The change feed (controlplane/store/changes): one row per workload, stack or policy written, in the
+    same transaction as the write, so the loop's passes read what changed since their cursor instead of
+    scanning every row. ``ref``: the workload's id (None for a row inserted in bulk, or another kind)."""
+
+    __tablename__ = "changes"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    kind: Mapped[str] = mapped_column(String(16))        # workload | stack | policy
+    ref: Mapped[int | None] = mapped_column(default=None)
+    key: Mapped[str] = mapped_column(String(255), default="")

@@ -13,6 +13,8 @@ from typing import Any, TypeVar, cast
 from sqlalchemy import Select, Table, delete, func, or_, select, update
 from sqlalchemy.orm import Session, defer, selectinload
 
+from controlplane.model.identity import workload_key
+from controlplane.store import changes
 from controlplane.store.coltypes import utcnow
 from controlplane.store.models import RunLog, Workload, WorkloadState
 
@@ -64,6 +66,20 @@ def list_(s: Session, *, team: str | None = None, states: Sequence[str] | None =
     if after_id:
         q = q.where(Workload.id > after_id)
     return s.scalars(q.order_by(Workload.id).limit(limit).offset(offset)).all()
+
+
+def by_ids(s: Session, ids: Sequence[int], *, light: bool = True) -> list[Workload]:
+    """The rows of ``ids`` (those that exist), in id order: what the loop re-reads for the workloads the
+    change feed names, in chunks of ids well under the databases' bound-parameter limits."""
+    out: list[Workload] = []
+    uniq = sorted(set(ids))
+    for i in range(0, len(uniq), _LOOKUP_CHUNK):
+        q = select(Workload).options(selectinload(Workload.assignments)).where(
+            Workload.id.in_(uniq[i:i + _LOOKUP_CHUNK]))
+        if light:
+            q = q.options(defer(Workload.placement), defer(Workload.explanation))
+        out.extend(s.scalars(q.order_by(Workload.id)))
+    return out
 
 
 def count(s: Session, *, team: str | None = None, states: Sequence[str] | None = None,
@@ -162,6 +178,8 @@ def write_submit(s: Session, plan: SubmitPlan) -> None:
     table = cast(Table, Workload.__table__)   # a mapped class's Table (typed as its base, FromClause)
     for i in range(0, len(plan.fresh), _INSERT_CHUNK):
         s.execute(table.insert(), plan.fresh[i:i + _INSERT_CHUNK])
+    # A bulk INSERT bypasses the unit of work, and with it the change feed's recording.
+    changes.record(s, [changes.Change("workload", None, workload_key(v["team"], v["name"])) for v in plan.fresh])
 
 
 def _reuse(s: Session, row: Workload, w: NewWorkload, now: datetime) -> None:

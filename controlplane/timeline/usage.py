@@ -43,6 +43,16 @@ class Usage:
     dollars_per_hour: float
 
 
+def usage_of(row: Workload) -> list[tuple[UsageKey, int, float]]:
+    """One active workload's share of the usage: per assignment, its key, GPUs and list $/hour."""
+    listed = [r.get("listPricePerHour") for r in ((row.placement or {}).get("assignments") or [])]
+    out = []
+    for i, a in enumerate(row.assignments):
+        price = listed[i] if i < len(listed) and listed[i] is not None else a.price_per_hour
+        out.append(((a.provider, a.region, a.gpu_model, a.capacity_type), int(a.gpus), float(price)))
+    return out
+
+
 def current_usage(s: Session) -> dict[UsageKey, tuple[int, float]]:
     """GPUs and list $/hour held by active workloads now, per key."""
     out: dict[UsageKey, list[float]] = defaultdict(lambda: [0, 0.0])
@@ -51,12 +61,10 @@ def current_usage(s: Session) -> dict[UsageKey, tuple[int, float]]:
     q = (select(Workload).where(Workload.state.in_(active), Workload.deleted_at.is_(None))
          .options(selectinload(Workload.assignments), defer(Workload.explanation), defer(Workload.spec)))
     for row in s.scalars(q):
-        listed = [r.get("listPricePerHour") for r in ((row.placement or {}).get("assignments") or [])]
-        for i, a in enumerate(row.assignments):
-            price = listed[i] if i < len(listed) and listed[i] is not None else a.price_per_hour
-            got = out[(a.provider, a.region, a.gpu_model, a.capacity_type)]
-            got[0] += a.gpus
-            got[1] += float(price)
+        for k, gpus, dollars in usage_of(row):
+            got = out[k]
+            got[0] += gpus
+            got[1] += dollars
     return {k: (int(v[0]), round(v[1], 6)) for k, v in out.items()}
 
 
@@ -68,12 +76,14 @@ def latest(s: Session) -> dict[UsageKey, tuple[int, float]]:
     return {(r.provider, r.region, r.gpu_model, r.capacity_type): (r.gpus, r.dollars_per_hour) for r in rows}
 
 
-def record_usage(db: Database, at: datetime | None = None) -> int:
+def record_usage(db: Database, at: datetime | None = None,
+                 current: dict[UsageKey, tuple[int, float]] | None = None) -> int:
     """Write a row for every key whose figure changed since the last one (a key that went away gets 0).
+    ``current``: the figure now, when the caller keeps it (the loop's index), else read from the store.
     Returns the rows written."""
     at = at or utcnow()
     with db.session() as s:
-        now, before = current_usage(s), latest(s)
+        now, before = (current_usage(s) if current is None else current), latest(s)
         changed = {k: v for k, v in now.items() if before.get(k) != v}
         changed.update({k: (0, 0.0) for k, v in before.items() if k not in now and v[0] != 0})
         for (prov, region, model, ctype), (gpus, dollars) in sorted(changed.items()):
