@@ -125,8 +125,9 @@ class Controller:
             share=self.share if self.shares_work else None, every_s=self.cfg.interval_s)
         # Observing shared (sharing.py): listed by every replica, applied by the leader (observing.py says
         # why answers this old are still applied).
+        # A provider is listed at most every observe_s (the service: its pass interval), by one replica.
         self.observer = observing.SharedObserver(
-            db, providers, self.share, self.metrics, every_s=self.cfg.interval_s,
+            db, providers, self.share, self.metrics, every_s=self.cfg.observe_s,
             max_age_s=max(2 * self.cfg.work_lease_ttl_s, self.cfg.short_bound_s / 2))
         # Buying on policy and moving off ending blocks (controlplane/purchasing): only with a policy source.
         self.buying = None if purchasing is None else BuyingStep(
