@@ -21,6 +21,7 @@ from controlplane.cli.client import ApiError, request, request_or_error
 from controlplane.cli.output import GetFormat, fail, print_columns, print_json, print_yaml
 
 STATES = ("Pending", "Placed", "Provisioning", "Starting", "Running", "Succeeded", "Failed", "Deleting", "Deleted")
+_FORWARD = STATES[1:6]   # Placed .. Succeeded: the lifecycle a placed workload moves along
 _WORKLOAD = ("workload", "workloads", "wl")
 _KINDS = {**dict.fromkeys(_WORKLOAD, "workloads"), **dict.fromkeys(("stack", "stacks"), "stacks"),
           **dict.fromkeys(("event", "events", "ev"), "events"), **dict.fromkeys(("queue", "queues", "q"), "queues"),
@@ -347,8 +348,10 @@ def wait_for(names: list[str], state: str | None, timeout: float, gone: bool = F
                     continue
                 fail(str(e))
             st = w["state"]
-            # A run that already finished has passed Running: waiting for Running is over.
-            passed = state in ("Starting", "Running") and st == "Succeeded"
+            # A state on the way forward is reached once the workload is at it or past it: a capacity
+            # reservation goes Placed -> Provisioning -> Running within one poll, and a run that
+            # already finished has passed Running.
+            passed = state in _FORWARD and st in _FORWARD and _FORWARD.index(st) > _FORWARD.index(state)
             if st == (state or "Deleted") or (gone and st == "Deleted") or passed:
                 sys.stdout.write(f"workload/{n} {st.lower()}\n")
                 left.discard(n)
