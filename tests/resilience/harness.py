@@ -92,7 +92,9 @@ class ServiceProc:
             if self.proc is not None and self.proc.poll() is not None:
                 raise RuntimeError(f"service exited with {self.proc.returncode}: {self.log_path.read_text()[-2000:]}")
             try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                # 5 s, not 1: a replica whose first pass holds the GIL on a loaded machine answers late,
+                # and a 1 s bound never let it count as ready (CI: the 3-replica test ran into its timeout)
+                if httpx.get(f"{self.url}/healthz", timeout=5).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass

@@ -18,13 +18,23 @@ from tests.resilience.scenarios import Env, controller_kills
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(2400)]
 
 
+def _log_tails(workdir: Path, lines: int = 40) -> str:
+    return "\n".join(f"--- {p.name} (last {lines} lines) ---\n" + "\n".join(p.read_text(errors="replace").splitlines()[-lines:])
+                     for p in sorted(workdir.glob("r*.log")))
+
+
 def test_three_replicas_three_sigkills_all_zeros(tmp_path: Path) -> None:
     schema = PgSchema().create()
     kills = Kills(3, seed=11)
     try:
         with MockClouds() as clouds:
             env = Env(clouds, tmp_path, db_url=schema.url, group=GroupSpec(kills, replicas=3))
-            fig = controller_kills(env, workloads=12, kills=3, timeout_s=1200)
+            try:
+                # Each bounded wait (Running, settled, assigned == live) within 600 s, so a run that does not
+                # converge fails with the late workloads and the replicas' logs, not a bare pytest timeout.
+                fig = controller_kills(env, workloads=12, kills=3, timeout_s=600)
+            except (AssertionError, RuntimeError) as e:
+                raise AssertionError(f"{e}\n{_log_tails(tmp_path)}") from e
             logs = check_logs(clouds)
     finally:
         schema.drop()
