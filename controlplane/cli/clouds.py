@@ -1,5 +1,5 @@
 """Which clouds a command talks to. A command that needs clouds and has no configuration does not start
-four mock clouds behind the user's back (about a minute each time): it says how to get clouds, once."""
+five mock clouds behind the user's back (about a minute each time): it says how to get clouds, once."""
 
 from __future__ import annotations
 

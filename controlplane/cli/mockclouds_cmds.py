@@ -1,4 +1,4 @@
-"""`awan mockclouds up`: the four mock clouds on loopback, with a configuration file pointing at them."""
+"""`awan mockclouds up`: the five mock clouds on loopback, with a configuration file pointing at them."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Failure isolation as a property (issue 13): random mixes of valid and invalid workloads of several
-teams, sharing stacks, on the four mock clouds (real adapters over HTTP, the local engine, the real
+teams, sharing stacks, on the five mock clouds (real adapters over HTTP, the local engine, the real
 placement engine and shipped policies). Every valid workload ends Running; every invalid one is refused
 at the door or stays unplaced, each with its own reason; no message names another team's objects; and
 the clouds hold exactly the nodes that are assigned."""

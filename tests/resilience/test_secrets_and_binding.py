@@ -1,4 +1,4 @@
-"""A full run (service subprocess + the four mock clouds, with their credentials and API tokens): the
+"""A full run (service subprocess + the five mock clouds, with their credentials and API tokens): the
 credentials and tokens appear in no log line, no audit event and no API response; and the service and
 the mock clouds bind to loopback unless told otherwise."""
 
