@@ -229,6 +229,14 @@ def plan(
       awan plan -f examples/inference-spread.yaml -o json         # live capacity (./awan.yaml)
       awan plan -f examples/finetune-eu.yaml --capacity catalog --explain full   # every region ruled out
     """
+    from controlplane.cli.gcpause import collector_paused
+
+    with collector_paused():
+        _plan(files, policies, capacity, output, config, mock, explain)
+
+
+def _plan(files: list[Path], policies: Path | None, capacity: CapacitySource, output: OutputFormat,
+          config: str | None, mock: bool, explain: ExplainLevel) -> None:
     from controlplane.model import ManifestError
     from controlplane.placement import FleetSnapshot, place
     from controlplane.policy import PolicyError, PolicySet, load_policies

@@ -91,12 +91,16 @@ class FastSafeLoader(_Base):  # type: ignore[misc]   # PyYAML is untyped
         if cls is MappingNode and tag == _MAP:
             out: Any = {}
             for k, v in node.value:
-                if k.tag in _KEY_TAGS:
-                    raise _Slow
-                key_obj = self._build(k, done, open_)
-                if not isinstance(key_obj, Hashable):
-                    raise _Slow             # PyYAML's "found unhashable key", with its marks
-                out[key_obj] = self._build(v, done, open_)
+                # a plain string key or value (most of a manifest) is taken here, without a call
+                if type(k) is ScalarNode and k.tag == _STR:
+                    key_obj = k.value
+                else:
+                    if k.tag in _KEY_TAGS:
+                        raise _Slow
+                    key_obj = self._build(k, done, open_)
+                    if not isinstance(key_obj, Hashable):
+                        raise _Slow         # PyYAML's "found unhashable key", with its marks
+                out[key_obj] = v.value if type(v) is ScalarNode and v.tag == _STR else self._build(v, done, open_)
         elif cls is SequenceNode and tag == _SEQ:
             out = [self._build(v, done, open_) for v in node.value]
         else:

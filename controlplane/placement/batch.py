@@ -24,12 +24,11 @@ from collections.abc import Sequence
 from controlplane.model.workload import GPUWorkload
 from controlplane.placement.placer import Placer
 from controlplane.placement.results import Decision, PlacementResult
-from controlplane.placement.views import WorkloadClass
 
 
 def batch_order(placer: Placer, workloads: Sequence[GPUWorkload]) -> list[GPUWorkload]:
     def key(w: GPUWorkload) -> tuple[int, int, int, str]:
-        cc = placer.index.candidates(WorkloadClass.of(w))
+        cc = placer.index.lookup(w)     # by the class's plain-tuple key: no WorkloadClass made per workload
         return (-w.spec.priority, len(cc.groups), -w.total_gpus, w.name)
     return sorted(workloads, key=key)
 

@@ -137,6 +137,33 @@ def placed_rule_counts(cc: ClassCandidates, best: Option, opts: list[Option], fa
     for k, f in fails.items():
         if k != win:
             own[k] = (FAILURE_RULE[f.kind], f.text)
+    return _merged_counts(base, rule_at, keys_of, base_counts, own)
+
+
+def unplaced_rule_counts(cc: ClassCandidates, fails: Mapping[str, Failure]) -> list[RuleCount]:
+    """``RuleCounter()`` over an unplaced decision's rejections (the class's static ones, then a failure per
+    provider/region the search reached: _unplaced_explainer) without wording them: a refused workload
+    carries a failure for every group of its class (tens, when the fleet is full), and only each rule's
+    example is worded. The static part's rules are counted once per class."""
+    static = cc.static_rules
+    if static is None:
+        base = {k: cc.rejections[k] for k in sorted(cc.rejections)}
+        rule_at = {k: rule_of(why) for k, why in base.items()}
+        keys_of: dict[str, list[str]] = {}
+        for k, r in rule_at.items():
+            keys_of.setdefault(r, []).append(k)
+        static = cc.static_rules = (base, rule_at, keys_of, {r: len(ks) for r, ks in keys_of.items()})
+    base, rule_at, keys_of, base_counts = static
+    own = {k: (FAILURE_RULE[f.kind], f.text) for k, f in fails.items()}
+    return _merged_counts(base, rule_at, keys_of, base_counts, own)
+
+
+def _merged_counts(base: Mapping[str, str], rule_at: Mapping[str, str], keys_of: Mapping[str, list[str]],
+                   base_counts: Mapping[str, int], own: Mapping[str, tuple[str, Callable[[], str]]]
+                   ) -> list[RuleCount]:
+    """The rules of ``base`` (a rejections map sorted by key, counted: ``rule_at``, ``keys_of``,
+    ``base_counts``) with the decision's ``own`` entries (provider/region -> its rule, its text unworded)
+    put over them, counted as RuleCounter counts the merged map."""
     counts = dict(base_counts)
     own_first: dict[str, str] = {}          # rule -> its first provider/region among the decision's own
     for k, (r, _) in own.items():
@@ -277,8 +304,9 @@ def unplaced_reasons(kind: str, fails: Mapping[str, Failure], rejections: Mappin
         head += f" (for replica {replica}; a workload is placed whole or not at all)"
     out = [head]
     if fails:
-        same = [f"{k}: {f.message}" for k, f in sorted(fails.items()) if f.kind == kind]
-        out.extend(same[:examples])
+        # worded only for the examples shown: a refused workload may carry a failure for every group
+        same = [(k, f) for k, f in sorted(fails.items()) if f.kind == kind][:examples]
+        out.extend(f"{k}: {f.message}" for k, f in same)
     else:
         out.extend(f"{k}: {why}" for k, why in _telling(rejections, examples))
     return out

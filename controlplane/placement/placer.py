@@ -19,6 +19,7 @@ from controlplane.placement.explain import (
     placed_rule_counts,
     runner_up,
     unplaced_reasons,
+    unplaced_rule_counts,
 )
 from controlplane.placement.gangs import caps_failure, fill_plain, pack, share_after, shortfall
 from controlplane.placement.results import Assignment, Decision, Explanation, RuleSummary
@@ -186,6 +187,10 @@ class Placer:
             d.unplaced_kind = "nothing-matches"
             d.explain = lambda: Explanation(unplaced_reasons("nothing-matches", {}, cc.rejections, stages=cc.stages),
                                             [], dict(cc.rejections))
+            if explain:
+                d.summarize = lambda: (Explanation(unplaced_reasons("nothing-matches", {}, cc.rejections,
+                                                                    stages=cc.stages)),
+                                       unplaced_rule_counts(cc, {}))
             return d
         used: dict[str, set[str]] = {}
         chosen: list[Option] = []
@@ -207,6 +212,8 @@ class Placer:
                 kind = max((f.kind for f in fails.values()), key=_KIND_RANK.__getitem__, default="no-capacity")
                 d.unplaced_kind = kind
                 d.explain = _unplaced_explainer(kind, fails, cc, r if wc.replicas > 1 else None, explain)
+                if explain:
+                    d.summarize = _unplaced_summary(kind, fails, cc, r if wc.replicas > 1 else None)
                 if self._capped:
                     self.volatile.add(w.name)
                 else:
@@ -290,6 +297,15 @@ def _placed_reasons(wc: WorkloadClass, chosen: list[Option], first: tuple[list[O
     if not full:
         return Explanation(reasons)
     return Explanation(reasons, [runner_up(o) for o in first[0][1:4]])
+
+
+def _unplaced_summary(kind: str, fails: dict[str, Failure], cc: ClassCandidates, replica: int | None
+                      ) -> Callable[[], RuleSummary]:
+    """_unplaced_explainer's explanation without the rejections map, and that map counted by rule."""
+    def build() -> RuleSummary:
+        return (Explanation(unplaced_reasons(kind, fails, cc.rejections, replica=replica)),
+                unplaced_rule_counts(cc, fails))
+    return build
 
 
 def _unplaced_explainer(kind: str, fails: dict[str, Failure], cc: ClassCandidates, replica: int | None,

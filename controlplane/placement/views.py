@@ -145,6 +145,9 @@ class ClassCandidates:
     # with the rule that decided: the furthest)
     stages: dict[str, int] = field(default_factory=dict)
     price_floor: float = 0.0             # the least $/hour one replica can cost in any group (capacity aside)
+    # ``rejections`` sorted by key, each one's rule, each rule's keys and count (explain.unplaced_rule_counts;
+    # built on first use)
+    static_rules: tuple[dict[str, str], dict[str, str], dict[str, list[str]], dict[str, int]] | None = None
 
 
 @dataclass(slots=True)

@@ -31,9 +31,30 @@ def _spelt_out(rejections: dict[str, str]) -> list[tuple[str, int, str, str]]:
 
 @pytest.mark.parametrize("scale", [0.05, 1.0])     # capacity runs out / the catalog's own fleet
 def test_summary_equals_counting_the_full_map(scale: float) -> None:
-    workloads = parse_documents(manifest_docs(1_500, seed=7))
+    """Placed and unplaced decisions alike (an unplaced one carries a failure per group its search reached,
+    counted without wording them: explain.unplaced_rule_counts)."""
+    # residency, provider share cap, commitments, CEL rules
+    seen_rules, unplaced = _check_summaries(1_500, 7, scale, load_policies(REPO / "policies"))
+    # the stream reached the per-decision rules, not only the class-wide ones
+    assert {"outscored", "capacity", "gpu", "location"} <= set(seen_rules), seen_rules
+    if scale < 1:
+        assert set(FAILURE_RULE.values()) & set(seen_rules)
+        assert unplaced["no-capacity"] > 50, unplaced
+    else:
+        assert "tied" in seen_rules, seen_rules
+
+
+def test_summary_of_workloads_nothing_matches() -> None:
+    """Without the repository's policies a tiny fleet leaves classes with no candidate group at all."""
+    _, unplaced = _check_summaries(600, 3, 0.02, PolicySet.default())
+    assert unplaced["nothing-matches"] > 10 and unplaced["no-capacity"] > 10, unplaced
+
+
+def _check_summaries(n: int, seed: int, scale: float, policies: PolicySet) -> tuple[Counter[str], Counter[str]]:
+    """Every decision's summary held to counting its full rejections map; the rules seen and the unplaced
+    decisions checked, by kind."""
+    workloads = parse_documents(manifest_docs(n, seed=seed))
     snap = FleetSnapshot.from_catalog(default_catalog(), scale=scale)
-    policies = load_policies(REPO / "policies")      # residency, provider share cap, commitments, CEL rules
     summaries = {}
     for d in place(workloads, snap, policies).decisions:
         if d.summarize is not None:
@@ -42,10 +63,11 @@ def test_summary_equals_counting_the_full_map(scale: float) -> None:
     seen_rules: Counter[str] = Counter()
     counter = RuleCounter()
     checked = 0
+    unplaced: Counter[str] = Counter()
     for d in place(workloads, snap, policies).decisions:
-        if d.workload not in summaries:
-            assert not d.placed or d.summarize is None
-            continue
+        assert d.workload in summaries, d.workload
+        if not d.placed:
+            unplaced[d.unplaced_kind] += 1
         why, counts = summaries[d.workload]
         full = d.rejections
         want = _spelt_out(full)
@@ -55,12 +77,7 @@ def test_summary_equals_counting_the_full_map(scale: float) -> None:
         seen_rules.update(r for r, _, _, _ in counts)
         checked += 1
     assert checked > 300
-    # the stream reached the per-decision rules, not only the class-wide ones
-    assert {"outscored", "capacity", "gpu", "location"} <= set(seen_rules), seen_rules
-    if scale < 1:
-        assert set(FAILURE_RULE.values()) & set(seen_rules)
-    else:
-        assert "tied" in seen_rules, seen_rules
+    return seen_rules, unplaced
 
 
 def test_failure_kinds_name_the_rule_their_text_starts_with() -> None:
