@@ -128,9 +128,13 @@ class Listener:
         while not self._stop.is_set():
             try:
                 with psycopg.connect(url, autocommit=True) as conn:
+                    row = conn.execute("SELECT current_schema()").fetchone()
+                    mine = row[0] if row else None
                     conn.execute(f"LISTEN {CHANNEL}")
                     while not self._stop.is_set():
-                        for _ in conn.notifies(timeout=1.0):
+                        for n in conn.notifies(timeout=1.0):
+                            if n.payload and n.payload != mine:
+                                continue   # another installation's schema in the same database
                             self.notified += 1
                             self.wake()
             except Exception as e:   # reconnect; the loop's interval and resync cover the gap

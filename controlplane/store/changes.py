@@ -80,7 +80,9 @@ def record(session: Session, changes: Iterable[Change]) -> None:
         conn.execute(_TABLE.insert(), rows[i:i + 1000])
     if conn.dialect.name == "postgresql":
         # One notification per transaction is enough: PostgreSQL folds identical ones, the reader reads the feed.
-        conn.execute(text("SELECT pg_notify(:c, '')"), {"c": CHANNEL})
+        # The payload is the schema written: installations sharing one database (a schema each) hear the
+        # channel's every notification and wake only for their own.
+        conn.execute(text("SELECT pg_notify(:c, current_schema())"), {"c": CHANNEL})
 
 
 def install(factory: sessionmaker[Session]) -> None:

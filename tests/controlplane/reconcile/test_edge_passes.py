@@ -14,9 +14,11 @@ from controlplane.reconcile.controller import Controller
 from controlplane.reconcile.feed import ChangeFeed, Listener
 from controlplane.store import workloads as repo
 from controlplane.store.db import Database
+from controlplane.store.migrate import upgrade
 from controlplane.store.models import Stack, Workload, WorkloadState
 from tests.controlplane.reconcile.fakes import FakeCloud, FakeEngine, FakePlacer
 from tests.controlplane.reconcile.harness import drive, make_controller, states, submit
+from tests.controlplane.store.dbfixture import PgSchema
 
 
 def _ids(db: Database) -> dict[str, int]:
@@ -177,3 +179,36 @@ def test_a_committed_change_notifies_and_a_rolled_back_one_does_not(db):
         assert woke.wait(30.0)
     finally:
         listener.stop()
+
+
+def test_a_change_in_another_schema_of_the_same_database_does_not_wake(db):
+    """Installations sharing one PostgreSQL database (a schema each) hear one channel: the payload names the
+    schema, and a listener wakes only for its own."""
+    if db.dialect != "postgresql":
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
+    other = PgSchema().create()
+    odb = Database.from_url(other.url, pool_size=1, max_overflow=0)
+    woke = threading.Event()
+    listener = Listener(db, woke.set)
+    try:
+        upgrade(odb.engine)
+        listener.start()
+        submit(db, "m0")   # warm-up: wait until the listener hears its own schema's commits
+        for i in range(60):
+            if woke.wait(1.0):
+                break
+            submit(db, f"m{i + 1}")
+        assert woke.is_set()
+        woke.clear()
+        woke.wait(2.0)
+        woke.clear()
+        heard = listener.notified
+        for i in range(5):
+            submit(odb, f"other-{i}")
+        assert not woke.wait(3.0) and listener.notified == heard
+        submit(db, "mine")
+        assert woke.wait(30.0)
+    finally:
+        listener.stop()
+        odb.dispose()
+        other.drop()
