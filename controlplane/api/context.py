@@ -54,6 +54,8 @@ class ServiceContext:
     clusters: ClusterSet | None = None      # built on first use (logs)
     closers: list[Closeable] = field(default_factory=list)
     parsing: ParsePool | None = None        # large submit bodies parsed in a worker process
+    # The Prometheus text of this replica's other processes (the controller process), merged into /metrics.
+    metrics_sources: list[Callable[[], bytes]] = field(default_factory=list)
 
 
 # Builds the loop of a service from its context (create_app's ``controller_factory``).
