@@ -22,6 +22,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NoReturn
 
+from controlplane.api import gcguard
 from controlplane.api import workload_service as svc
 from controlplane.api.gcguard import LARGE_SUBMIT_CHARS
 from controlplane.auth.tokens import Principal
@@ -60,12 +61,15 @@ def _prepare(p: Principal, text: str, source: str, policies: _Policies | None,
              max_documents: int | None) -> list[bytes] | _Refused:
     """In the worker. A refusal comes back as data: a ServiceError subclass whose constructor takes other
     arguments than its message would not unpickle in the API process."""
-    try:
-        items = svc.prepare(p, text, source, policies, max_documents)
-    except ServiceError as e:
-        kind = next((k.__name__ for k in _KINDS if isinstance(e, k)), ServiceError.__name__)
-        return _Refused(kind, str(e))
-    return [pickle.dumps(i, protocol=pickle.HIGHEST_PROTOCOL) for i in items]
+    # The worker's heap meets the same repeated full collections as the API's did (gcguard says why): the
+    # same deferral here, or they would cost the submit several seconds.
+    with gcguard.guard.deferred():
+        try:
+            items = svc.prepare(p, text, source, policies, max_documents)
+        except ServiceError as e:
+            kind = next((k.__name__ for k in _KINDS if isinstance(e, k)), ServiceError.__name__)
+            return _Refused(kind, str(e))
+        return [pickle.dumps(i, protocol=pickle.HIGHEST_PROTOCOL) for i in items]
 
 
 def _raise(r: _Refused) -> NoReturn:

@@ -105,23 +105,29 @@ class ChildLoop:
         self._watch.start()
 
     def _spawn(self) -> None:
-        ours, theirs = self._mp.Pipe()
-        proc = self._mp.Process(target=main, args=(theirs, self._settings, self._config, os.getpid()),
-                                name="awan-controller", daemon=False)
-        proc.start()
-        theirs.close()      # our copy: the child's end of file on ours is then the child's exit
         with self._lock:
+            if self._stopping.is_set():
+                return
+            ours, theirs = self._mp.Pipe()
+            proc = self._mp.Process(target=main, args=(theirs, self._settings, self._config, os.getpid()),
+                                    name="awan-controller", daemon=False)
+            proc.start()
+            theirs.close()      # our copy: the child's end of file on ours is then the child's exit
             self._proc, self._conn = proc, ours
         log.info("controller process started", pid=proc.pid)
 
     def _supervise(self) -> None:
-        while not self._stopping.is_set():
+        """Restarts a child that exited on its own. Returns only once the child has exited: Linux's parent
+        death signal follows the thread that started the child, so this thread outlives what it started."""
+        while True:
             proc = self._proc
             if proc is None:
                 return
             proc.join(timeout=1.0)
-            if proc.exitcode is None or self._stopping.is_set():
+            if proc.exitcode is None:
                 continue
+            if self._stopping.is_set() or proc is not self._proc:
+                return
             log.error("controller process exited; starting another", pid=proc.pid, exitcode=proc.exitcode)
             if self._stopping.wait(RESTART_S):
                 return
@@ -168,7 +174,7 @@ class ChildLoop:
             proc.join(timeout=ANSWER_S)
         conn.close()
         if self._watch is not None:
-            self._watch.join(timeout=ANSWER_S)
+            self._watch.join(timeout=2 * ANSWER_S)
         return drained
 
 

@@ -144,6 +144,14 @@ def test_a_sigkilled_service_takes_its_controller_process_with_it(served: Served
     served.wait(lambda: not _alive(child), "the orphaned controller process to die", 60)
 
 
+def test_a_controller_process_that_dies_alone_is_replaced(served: Served) -> None:
+    first = served.child_pid()
+    os.kill(first, signal.SIGKILL)
+    served.wait(lambda: served.child_pid() not in (0, first), "another controller process")
+    assert served.proc.poll() is None and _alive(served.child_pid())
+    assert "controller process exited; starting another" in [e.get("event") for e in served.events]
+
+
 def test_inline_keeps_one_process() -> None:
     from controlplane.cli.service_cmds import loop_factory
     from controlplane.settings import Settings
