@@ -35,6 +35,7 @@ import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
+from multiprocessing.synchronize import Event as EventType
 from typing import TYPE_CHECKING, Any
 
 from controlplane.logs import get_logger
@@ -80,6 +81,9 @@ class ChildLoop:
         self._n = 0
         self._proc: BaseProcess | None = None
         self._conn: Connection | None = None
+        # Set by the child once its loop runs: until then a question is answered "no" at once, not after
+        # ANSWER_S (a readiness probe must not wait on the child's imports).
+        self._ready: EventType | None = None
         self._stopping = threading.Event()
         self._watch: threading.Thread | None = None
 
@@ -109,11 +113,12 @@ class ChildLoop:
             if self._stopping.is_set():
                 return
             ours, theirs = self._mp.Pipe()
-            proc = self._mp.Process(target=main, args=(theirs, self._settings, self._config, os.getpid()),
+            ready = self._mp.Event()
+            proc = self._mp.Process(target=main, args=(theirs, self._settings, self._config, os.getpid(), ready),
                                     name="awan-controller", daemon=False)
             proc.start()
             theirs.close()      # our copy: the child's end of file on ours is then the child's exit
-            self._proc, self._conn = proc, ours
+            self._proc, self._conn, self._ready = proc, ours, ready
         log.info("controller process started", pid=proc.pid)
 
     def _supervise(self) -> None:
@@ -136,7 +141,7 @@ class ChildLoop:
     def _ask(self, what: str) -> object:
         with self._lock:
             conn = self._conn
-            if conn is None or self._stopping.is_set():
+            if conn is None or self._ready is None or not self._ready.is_set() or self._stopping.is_set():
                 return None
             self._n += 1
             n = self._n
@@ -188,7 +193,8 @@ def _die_with(parent_pid: int) -> None:
         os._exit(1)
 
 
-def main(conn: Connection, settings: dict[str, Any], config: AwanConfig | None, parent_pid: int) -> None:
+def main(conn: Connection, settings: dict[str, Any], config: AwanConfig | None, parent_pid: int,
+         ready: EventType) -> None:
     """The child: build the loop as the API process would, start it, answer the parent until told to stop."""
     _die_with(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)     # Ctrl-C: the parent drains us
@@ -219,6 +225,7 @@ def main(conn: Connection, settings: dict[str, Any], config: AwanConfig | None, 
                          metrics=LoopMetrics(), config=config)
     controller = build_controller(ctx)
     controller.start()
+    ready.set()
     log.info("controller process reconciling", pid=os.getpid(), replica=s.replica_id)
     stop = _Stop(True, s.shutdown_grace_s)
     try:
