@@ -33,7 +33,9 @@ class Settings(BaseSettings):
     db_max_overflow: int = Field(default=5, ge=0)
     db_pool_timeout_s: float = Field(default=10.0, gt=0)
 
-    reconcile: bool = True                  # run the loop in this process (only the leader acts)
+    reconcile: bool = True                  # run the loop (only the leader acts)
+    # `awan serve`: the loop in a child process of its own (off the API's GIL), or inline in the API process.
+    controller_process: str = Field(default="process", pattern="^(process|inline)$")
     reconcile_interval_s: float = Field(default=2.0, gt=0)
     stack_workers: int = Field(default=4, ge=1)
     provider_concurrency: int = Field(default=4, ge=1)   # stack runs of one provider at once, per replica
@@ -64,6 +66,8 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1024)   # request bodies over this get 413
     # Documents one submit may hold (one transaction, all or nothing); more get 413 naming this limit.
     max_submit_documents: int = Field(default=10_000, ge=1)
+    # Worker processes that parse and validate large submit bodies (>= 64 KiB); 0: all in the API process.
+    submit_parse_processes: int = Field(default=1, ge=0)
 
     # TLS: terminate here (cert + key files) or at an ingress/load balancer that sets X-Forwarded-Proto.
     tls_cert_file: str | None = None

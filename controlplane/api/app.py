@@ -127,12 +127,16 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None,
         if factory is not None:
             ctx.controller = factory(ctx)
             ctx.controller.start()
+        from controlplane.api.parsepool import ParsePool
+
+        parsing = ctx.parsing = ParsePool(settings.submit_parse_processes)
         gcguard.freeze_startup()
         shares = gilshare.apply(settings.db_pool_size + settings.db_max_overflow)
         try:
             yield
         finally:
             gilshare.restore(shares)
+            parsing.close()
             gcguard.unfreeze()
             if ctx.controller is not None:
                 # Stop taking work; running stack runs get the grace period; the lease is released.

@@ -16,6 +16,7 @@ from controlplane.store.db import Database
 from providers.base import Provider
 
 if TYPE_CHECKING:   # the dispatch and provider-config packages load on first use, not with the API
+    from controlplane.api.parsepool import ParsePool
     from controlplane.dispatch.clusters import ClusterSet
     from providers.config import AwanConfig
 
@@ -52,6 +53,9 @@ class ServiceContext:
     controller: ServiceLoop | None = None   # when this replica reconciles
     clusters: ClusterSet | None = None      # built on first use (logs)
     closers: list[Closeable] = field(default_factory=list)
+    parsing: ParsePool | None = None        # large submit bodies parsed in a worker process
+    # The Prometheus text of this replica's other processes (the controller process), merged into /metrics.
+    metrics_sources: list[Callable[[], bytes]] = field(default_factory=list)
 
 
 # Builds the loop of a service from its context (create_app's ``controller_factory``).

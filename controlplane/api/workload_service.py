@@ -4,6 +4,7 @@ delete as a request to the loop, and the audit record of each change in the same
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import IntegrityError
@@ -93,10 +94,19 @@ class TooManyDocuments(TooLarge):
                               f"(AWAN_MAX_SUBMIT_DOCUMENTS); split them over several submits")
 
 
-def submit(db: Database, p: Principal, text: str, source: str, policies: Callable[[], PolicySet] | None = None,
-           max_documents: int | None = None) -> schemas.SubmitResult:
-    """All or nothing, in one short transaction. Blocking (parsing, validation, the store): callers on an
-    event loop run it in a worker thread."""
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A submitted document parsed, validated, owned and admitted: what the store step writes. Plain data
+    (picklable): a large body is prepared in a worker process (controlplane.api.parsepool)."""
+
+    row: repo.NewWorkload
+    capacity_only: bool
+
+
+def prepare(p: Principal, text: str, source: str, policies: Callable[[], PolicySet] | None = None,
+            max_documents: int | None = None) -> list[Prepared]:
+    """Parse, validate, own (the token's team) and admit every document; raises a ServiceError naming the
+    field for the first one refused. CPU only: touches the store only through ``policies``."""
     try:
         docs = load_documents(text, source)
         if max_documents is not None and len(docs) > max_documents:
@@ -106,6 +116,19 @@ def submit(db: Database, p: Principal, text: str, source: str, policies: Callabl
         raise Invalid.from_message(str(e)) from None
     items = [_own(w, p, _explicit_team(d)) for w, d in zip(parsed, docs, strict=True)]
     _admit(items, source, policies)
+    return [Prepared(repo.NewWorkload(name=w.name, team=w.team, spec=w.to_manifest(), priority=w.spec.priority,
+                                      gpus=w.total_gpus), w.spec.template is None) for w in items]
+
+
+def submit(db: Database, p: Principal, text: str, source: str, policies: Callable[[], PolicySet] | None = None,
+           max_documents: int | None = None) -> schemas.SubmitResult:
+    """All or nothing, in one short transaction. Blocking (parsing, validation, the store): callers on an
+    event loop run it in a worker thread."""
+    return store(db, p, prepare(p, text, source, policies, max_documents))
+
+
+def store(db: Database, p: Principal, items: list[Prepared]) -> schemas.SubmitResult:
+    """Write what ``prepare`` returned, all or nothing."""
     try:
         return _submit(db, p, items)
     except IntegrityError:
@@ -124,10 +147,9 @@ def _new_out(v: dict[str, Any]) -> schemas.WorkloadOut:
                                capacityOnly=not is_run(v["spec"]))
 
 
-def _submit(db: Database, p: Principal, items: list[GPUWorkload]) -> schemas.SubmitResult:
-    capacity_only = [w.name for w in items if w.spec.template is None]
-    new = [repo.NewWorkload(name=w.name, team=w.team, spec=w.to_manifest(), priority=w.spec.priority,
-                            gpus=w.total_gpus) for w in items]
+def _submit(db: Database, p: Principal, items: list[Prepared]) -> schemas.SubmitResult:
+    capacity_only = [i.row.name for i in items if i.capacity_only]
+    new = [i.row for i in items]
     with db.session() as s:   # one transaction: all documents or none
         try:
             plan = repo.plan_submit(s, new)

@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import math
 import sys
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from controlplane.cli.output import fail
+
+if TYPE_CHECKING:
+    from controlplane.api.context import LoopFactory, ServiceContext
+    from controlplane.settings import Settings
 
 db_app = typer.Typer(help="The store: migrations.", no_args_is_help=True)
 
@@ -34,6 +38,9 @@ def serve(
                                        "(local trials only)")] = False,
 ) -> None:
     """Run the API, the dashboard and (as leader) the reconcile loop until SIGTERM/Ctrl-C.
+
+    \b
+    The loop runs in a child process of its own (AWAN_CONTROLLER_PROCESS=inline: in this one).
 
     \b
     Examples:
@@ -71,7 +78,8 @@ def serve(
     try:
         with open_environment(clouds) as env:
             log.info("clouds", source=env.note)
-            application = create_app(settings, providers=env.providers, config=env.config)
+            application = create_app(settings, providers=env.providers, config=env.config,
+                                     controller_factory=loop_factory(settings))
             base = f"{scheme}://{settings.host}:{settings.port}"
             log.info("serving", api=f"{base}/docs", dashboard=f"{base}/dashboard", metrics=f"{base}/metrics")
             # uvicorn turns SIGTERM into a graceful shutdown; the app's lifespan stops the loop.
@@ -84,6 +92,21 @@ def serve(
         fail(f"serve: cannot load a provider adapter: {e}")
     except (ValueError, OSError) as e:
         fail(f"serve: {e}")
+
+
+def loop_factory(settings: Settings) -> LoopFactory | None:
+    """The reconcile loop in a process of its own (controlplane/reconcile/child.py says why), unless
+    ``AWAN_CONTROLLER_PROCESS=inline``; None: create_app's own choice (in process, or none)."""
+    if not settings.reconcile or settings.controller_process != "process":
+        return None
+    from controlplane.reconcile.child import ChildLoop
+
+    def build(c: ServiceContext) -> ChildLoop:
+        loop = ChildLoop(c.settings.model_dump(), c.config)
+        c.metrics_sources.append(loop.exposition)
+        return loop
+
+    return build
 
 
 @db_app.command("upgrade")

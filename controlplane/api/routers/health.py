@@ -107,4 +107,9 @@ class StoreCollector(Collector):
 @router.get("/metrics", response_class=Response,
             responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})
 def metrics(c: ServiceContext = Depends(ctx)) -> Response:
-    return Response(generate_latest(c.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    own = generate_latest(c.metrics.registry)
+    if c.metrics_sources:
+        from controlplane.api.metricsmerge import merge
+
+        own = merge(own, [source() for source in c.metrics_sources])
+    return Response(own, media_type=CONTENT_TYPE_LATEST)

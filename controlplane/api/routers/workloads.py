@@ -48,8 +48,11 @@ def submit(body: bytes = Depends(request_body), p: Principal = Depends(writer),
         raise HTTPException(422, "body: not UTF-8 text") from None
     # A large submit defers full garbage collections until its answer is rendered (gcguard says why).
     with gcguard.while_large(len(text)):
-        result = svc.submit(c.db, p, text, "request body", policies=c.policies.current,
-                            max_documents=c.settings.max_submit_documents)
+        # Parsed and validated in a worker process when large (parsepool says why), then stored here.
+        prepare = c.parsing.prepare if c.parsing is not None else svc.prepare
+        items = prepare(p, text, "request body", c.policies.current, c.settings.max_submit_documents)
+        result = svc.store(c.db, p, items)
+        del items
         rendered = svc.render(result)
         del result      # freed here, while full collections are still deferred
     return Response(rendered, status_code=201, media_type="application/json")

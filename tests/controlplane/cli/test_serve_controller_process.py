@@ -1,0 +1,161 @@
+"""`awan serve` runs its reconcile loop in a child process of its own (controlplane/reconcile/child.py): a real
+service on the embedded mock clouds places what is submitted from that process, shows the loop's metrics and
+leadership on its own /metrics and /readyz, drains it on SIGTERM, and takes it down when SIGKILLed. Waits
+are on conditions (log lines, store rows, /proc) with generous bounds."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from controlplane.auth import create_token
+from controlplane.store.coltypes import utcnow
+from controlplane.store.db import Database
+from controlplane.store.migrate import upgrade
+from controlplane.store.models import Lease, Workload
+
+pytestmark = pytest.mark.slow
+
+BOUND_S = 600.0      # mock clouds, two interpreters' imports and a first pass, on a busy machine
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie waiting for its reaper counts as gone)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
+
+
+@dataclass
+class Served:
+    proc: subprocess.Popen[str]
+    url: str
+    db: Database
+    token: str
+    events: list[dict[str, object]] = field(default_factory=list)
+
+    def wait(self, cond: Callable[[], bool], what: str, bound_s: float = BOUND_S) -> None:
+        end = time.monotonic() + bound_s
+        while not cond():
+            assert time.monotonic() < end, f"timed out waiting for {what}: {self.events[-8:]}"
+            time.sleep(0.3)
+
+    def child_pid(self) -> int:
+        pids = [int(str(e["pid"])) for e in self.events if e.get("event") == "controller process reconciling"]
+        return pids[-1] if pids else 0
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Served]:
+    url = f"sqlite:///{tmp_path}/awan.db"
+    db = Database.from_url(url)
+    upgrade(db.engine)
+    with db.session() as s:
+        token, _ = create_token(s, "research", "member")
+    port = _port()
+    env = dict(os.environ, AWAN_LOG_FORMAT="json", AWAN_RECONCILE_INTERVAL_S="1", AWAN_REPLICA_ID="child-test",
+               AWAN_SHUTDOWN_GRACE_S="5")
+    env.pop("AWAN_CONTROLLER_PROCESS", None)     # the default
+    proc = subprocess.Popen([str(Path(sys.executable).with_name("awan")), "serve", "--mock", "--db", url,
+                             "--port", str(port)], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    out = Served(proc, f"http://127.0.0.1:{port}", db, token)
+
+    def read() -> None:
+        for line in proc.stdout or ():
+            if line.startswith("{"):
+                out.events.append(json.loads(line))
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        out.wait(lambda: out.child_pid() != 0 or proc.poll() is not None, "the controller process")
+        assert proc.poll() is None, out.events[-8:]
+        yield out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(60)
+        child = out.child_pid()
+        if child and _alive(child):
+            os.kill(child, signal.SIGKILL)
+        reader.join(10)
+        db.dispose()
+
+
+def test_the_loop_reconciles_from_its_own_process_and_drains_with_the_service(served: Served) -> None:
+    child = served.child_pid()
+    assert child != served.proc.pid and _alive(child)
+    r = httpx.post(f"{served.url}/v1/workloads", headers={"Authorization": f"Bearer {served.token}"}, timeout=60,
+                   content="- {metadata: {name: a1}, spec: {kind: inference, gpus: {model: H100, count: 1}}}\n")
+    assert r.status_code == 201, r.text
+
+    def placed() -> bool:
+        with served.db.session() as s:
+            return s.scalar(select(Workload.state).where(Workload.name == "a1")) not in (None, "Pending")
+
+    served.wait(placed, "a1 placed by the loop")
+    # The loop's metrics and leadership, asked of the child, on the API's own endpoints.
+    metrics = httpx.get(f"{served.url}/metrics", timeout=60).text
+    assert 'awan_placements_total{result="placed"} 1.0' in metrics, metrics[:2000]
+    assert 'awan_leader{replica="child-test"} 1.0' in metrics
+    assert "awan_controller_process_cpu_seconds_total" in metrics
+    assert httpx.get(f"{served.url}/readyz", timeout=60).json()["leader"] is True
+
+    served.proc.send_signal(signal.SIGTERM)
+    rc = served.proc.wait(120)
+    exited = utcnow()
+    assert rc in (0, -signal.SIGTERM)
+    served.wait(lambda: not _alive(child), "the controller process to exit", 60)
+    assert "stopping: no new work" in [e.get("event") for e in served.events]
+    with served.db.session() as s:
+        lease = s.get(Lease, "reconciler")
+    assert lease is not None and lease.holder == "child-test"
+    if not any(str(e.get("event", "")).startswith("shutdown grace over") for e in served.events):
+        assert lease.expires_at <= exited     # drained: released at once
+
+
+def test_a_sigkilled_service_takes_its_controller_process_with_it(served: Served) -> None:
+    child = served.child_pid()
+    assert _alive(child)
+    served.proc.send_signal(signal.SIGKILL)
+    served.proc.wait(60)
+    served.wait(lambda: not _alive(child), "the orphaned controller process to die", 60)
+
+
+def test_a_controller_process_that_dies_alone_is_replaced(served: Served) -> None:
+    first = served.child_pid()
+    os.kill(first, signal.SIGKILL)
+    served.wait(lambda: served.child_pid() not in (0, first), "another controller process")
+    assert served.proc.poll() is None and _alive(served.child_pid())
+    assert "controller process exited; starting another" in [e.get("event") for e in served.events]
+
+
+def test_inline_keeps_one_process() -> None:
+    from controlplane.cli.service_cmds import loop_factory
+    from controlplane.settings import Settings
+
+    assert loop_factory(Settings(controller_process="inline")) is None
+    assert loop_factory(Settings(reconcile=False)) is None
+    assert loop_factory(Settings()) is not None
