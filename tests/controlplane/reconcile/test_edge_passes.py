@@ -170,6 +170,23 @@ def test_a_workload_spread_over_two_stacks_converges_and_then_plans_nothing(db):
     c.stop()
 
 
+def test_the_index_plans_a_spread_workload_as_a_full_read_does(db):
+    """Each stack's spec and hash from the index hold that stack's pools only, as provisioning.plan's do."""
+    cloud = FakeCloud()
+    c = make_controller(db, cloud, SpreadPlacer(), engine=FakeEngine(cloud, fail_times=10**6))
+    assert c.edge is not None
+    submit(db, "spread", gpus=16)
+    drive(c, passes=1)                 # placed; every stack run fails, so both stacks stay to plan
+    c.edge.sync()
+    with db.session() as s:
+        edge = c.edge.index.plan(s, resync_s=0.0)
+    full = provisioning.plan(db, resync_s=0.0)
+    assert [p.spec.name for p in full] == ["awan-aws-us-east-1", "awan-aws-us-west-2"]
+    assert [(p.spec, p.hash, p.reason) for p in edge] == [(p.spec, p.hash, p.reason) for p in full]
+    assert all(p.hash == provisioning.spec_hash(p.spec) and len(p.spec.pools) == 1 for p in edge)
+    c.stop()
+
+
 def test_the_feed_hands_a_change_out_until_its_work_is_done(db):
     feed = ChangeFeed(db, settle_s=3600.0)
     submit(db, "one")
