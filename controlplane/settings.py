@@ -42,9 +42,8 @@ class Settings(BaseSettings):
     work_lease_ttl_s: float = Field(default=30.0, gt=0)  # a dead replica's stack leases expire after this
     capacity_slow_start: int = Field(default=0, ge=0)    # nodes per unproven pool (capacity_estimates); 0 = off
     stack_resync_s: float = Field(default=60.0, gt=0)     # re-run an unchanged stack at most this often
-    # Edge-triggered passes (opt-in until the service-level suites have run on them: the README walk met a
-    # stack re-planned "changed" every pass with them on).
-    edge_passes: bool = False
+    # Edge-triggered passes (docs/deploy.md); False: every pass a full scan, the way back if a change is missed.
+    edge_passes: bool = True
     # Edge-triggered passes: a full pass over every row this often (the safety net for the change feed).
     resync_s: float = Field(default=300.0, gt=0)
     observe_interval_s: float | None = Field(default=None, ge=0)   # list the clouds; None: every pass interval

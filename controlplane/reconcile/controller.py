@@ -389,6 +389,10 @@ class Controller:
             self._listener.start()
         self._thread = threading.Thread(target=self._run, name="awan-reconcile", daemon=True)
         self._thread.start()
+        # Which kind of pass this replica runs (AWAN_EDGE_PASSES): the first thing to check when a pass
+        # does too little (edge) or too much (full scan).
+        log.info("reconcile loop started", mode="edge-triggered" if self.edge is not None else "full-scan",
+                 interval_s=self.cfg.interval_s, full_resync_s=self.cfg.full_resync_s)
 
     def _run(self) -> None:
         while not self._stop.is_set():

@@ -45,7 +45,9 @@ class Held:
     pools: tuple[NodePoolSpec, ...]
     stacks: frozenset[str]
     run: bool          # spec.template: dispatch follows it
-    texts: tuple[tuple[str, str], ...] = ()   # per pool: (name, its JSON as StackSpec.to_json writes it)
+    # Per pool: (its stack, its name, its JSON as StackSpec.to_json writes it). A workload may span stacks
+    # (replicas spread over providers or regions): each stack hashes only its own pools.
+    texts: tuple[tuple[str, str, str], ...] = ()
 
 
 _POOL_FIELDS = tuple(f.name for f in dataclasses.fields(NodePoolSpec))
@@ -115,8 +117,9 @@ class WorkloadIndex:
 
     def _put(self, row: Workload) -> set[str]:
         pools = tuple(pools_for([row])) if row.state in HOLDING else ()
-        stacks = frozenset(stack_name(p.provider, p.region) for p in pools)
-        texts = tuple((p.pool, json.dumps(pool_dict(p), sort_keys=True)) for p in pools)
+        names = tuple(stack_name(p.provider, p.region) for p in pools)
+        stacks = frozenset(names)
+        texts = tuple((st, p.pool, json.dumps(pool_dict(p), sort_keys=True)) for st, p in zip(names, pools, strict=True))
         h = self.rows[row.id] = Held(row.id, row.key, row.state, pools, stacks, is_run(row.spec), texts)
         self._states.setdefault(h.state, set()).add(h.id)
         self._keys[h.key] = h.id
@@ -159,10 +162,12 @@ class WorkloadIndex:
         """The stack's desired spec and hash (the spec is built only for a stack that is planned)."""
         got = self._specs.get(name)
         if got is None:
-            pools = [p for i in sorted(self.by_stack.get(name, ())) for p in self.rows[i].pools]
-            # Grouped as provisioning.plan groups them (by the pools' provider and region); a stack with no
-            # pool left is named by its stored name, as plan's ``existing``.
-            spec = desired_stacks(pools, existing=[] if pools else [name], config=self.config)[0]
+            # Only this stack's pools of each row (a row spanning stacks holds others'), grouped as
+            # provisioning.plan groups them; a stack with no pool left is named by its stored name, as plan's
+            # ``existing``, so the one spec returned is always this stack's.
+            pools = [p for i in sorted(self.by_stack.get(name, ())) for p in self.rows[i].pools
+                     if stack_name(p.provider, p.region) == name]
+            spec = desired_stacks(pools, existing=[name], config=self.config)[0]
             got = self._specs[name] = (spec, self.hash(name))
         return got
 
@@ -174,9 +179,10 @@ class WorkloadIndex:
             ids = self.by_stack.get(name, ())
             if not ids:
                 return spec_hash(desired_stacks([], existing=[name], config=self.config)[0])
-            first = self.rows[next(iter(ids))].pools[0]
-            provider, region = first.provider, first.region
-            texts = sorted((t for i in ids for t in self.rows[i].texts), key=lambda t: t[0])
+            own = next(p for i in ids for p in self.rows[i].pools if stack_name(p.provider, p.region) == name)
+            provider, region = own.provider, own.region
+            texts = sorted(((pool, t) for i in ids for st, pool, t in self.rows[i].texts if st == name),
+                           key=lambda t: t[0])
             config = stack_settings(dict((self.config or {}).get(provider, {})), region)
             doc = (f'{{"config": {json.dumps(config, sort_keys=True)}, "pools": [{", ".join(t for _, t in texts)}], '
                    f'"provider": {json.dumps(provider)}, "region": {json.dumps(region)}}}')

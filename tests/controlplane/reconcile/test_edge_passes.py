@@ -7,8 +7,9 @@ from __future__ import annotations
 import threading
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
+from controlplane.placement.results import Assignment
 from controlplane.reconcile import observing, provisioning
 from controlplane.reconcile.controller import Controller
 from controlplane.reconcile.feed import ChangeFeed, Listener
@@ -16,7 +17,8 @@ from controlplane.store import workloads as repo
 from controlplane.store.db import Database
 from controlplane.store.migrate import upgrade
 from controlplane.store.models import Stack, Workload, WorkloadState
-from tests.controlplane.reconcile.fakes import FakeCloud, FakeEngine, FakePlacer
+from providers.catalog.model import CapacityType
+from tests.controlplane.reconcile.fakes import FakeCloud, FakeDecision, FakeEngine, FakePlacer, FakeResult
 from tests.controlplane.reconcile.harness import drive, make_controller, states, submit
 from tests.controlplane.store.dbfixture import PgSchema
 
@@ -134,6 +136,56 @@ def test_the_index_plans_what_a_full_read_plans(db):
         assert edge or i > 0     # the first has the delete, the failed stack and the new workload to plan
         c.tick()
         c.wait_idle()
+    c.stop()
+
+
+class SpreadPlacer(FakePlacer):
+    """One node in each of two regions per workload: replicas spread over stacks (examples/inference-spread)."""
+
+    def __call__(self, workloads, snapshot, policies):
+        return FakeResult([FakeDecision(w.name, True, [
+            Assignment(w.name, "aws", r, f"{r}a", "p5.48xlarge", 1, 8, "H100", CapacityType.ON_DEMAND,
+                       price_per_hour=98.3) for r in ("us-east-1", "us-west-2")], ["spread"]) for w in workloads])
+
+
+def test_a_workload_spread_over_two_stacks_converges_and_then_plans_nothing(db):
+    """The README walk with edge passes on: a workload whose pools sit in two stacks was planned 'changed'
+    every pass (one stack was applied with the other's spec, which never held its own pool) and stayed
+    Provisioning."""
+    cloud = FakeCloud()
+    engine = FakeEngine(cloud)
+    c = make_controller(db, cloud, SpreadPlacer(), engine=engine)
+    assert c.edge is not None
+    submit(db, "spread", gpus=16)
+    submit(db, "other", gpus=16)
+    drive(c, passes=6)
+    assert states(db) == {"spread": "Running", "other": "Running"}
+    assert {n.region for n in cloud.nodes.values()} == {"us-east-1", "us-west-2"} and len(cloud.nodes) == 4
+    with db.session() as s:
+        assert c.edge.index.plan(s, resync_s=3600.0) == []
+        stored = set(s.scalars(select(Stack.name)))
+    assert provisioning.plan(db, resync_s=3600.0) == []   # what was stored is what a full read wants
+    assert stored == {"awan-aws-us-east-1", "awan-aws-us-west-2"}
+    runs = engine.calls
+    drive(c, passes=3)
+    assert engine.calls == runs       # converged: no stack is applied again
+    c.stop()
+
+
+def test_the_index_plans_a_spread_workload_as_a_full_read_does(db):
+    """Each stack's spec and hash from the index hold that stack's pools only, as provisioning.plan's do."""
+    cloud = FakeCloud()
+    c = make_controller(db, cloud, SpreadPlacer(), engine=FakeEngine(cloud, fail_times=10**6))
+    assert c.edge is not None
+    submit(db, "spread", gpus=16)
+    drive(c, passes=1)                 # placed; every stack run fails, so both stacks stay to plan
+    c.edge.sync()
+    with db.session() as s:
+        edge = c.edge.index.plan(s, resync_s=0.0)
+    full = provisioning.plan(db, resync_s=0.0)
+    assert [p.spec.name for p in full] == ["awan-aws-us-east-1", "awan-aws-us-west-2"]
+    assert [(p.spec, p.hash, p.reason) for p in edge] == [(p.spec, p.hash, p.reason) for p in full]
+    assert all(p.hash == provisioning.spec_hash(p.spec) and len(p.spec.pools) == 1 for p in edge)
     c.stop()
 
 
