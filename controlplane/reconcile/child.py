@@ -180,6 +180,10 @@ class ChildLoop:
         conn.close()
         if self._watch is not None:
             self._watch.join(timeout=2 * ANSWER_S)
+        # Freed now, not at the interpreter's exit: uvicorn ends the process by re-raising SIGTERM, so
+        # multiprocessing's finalizers would not run and its resource tracker would warn of leaked semaphores.
+        with self._lock:
+            self._ready = None
         return drained
 
 
