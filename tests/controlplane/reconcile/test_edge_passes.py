@@ -204,6 +204,20 @@ def test_the_feed_hands_a_change_out_until_its_work_is_done(db):
     assert later.workloads == {_ids(db)["one"]}
 
 
+def _heard_once(db: Database, woke: threading.Event, prefix: str) -> None:
+    """Submit until a committed change wakes the listener (it may not be listening yet), then let the
+    warm-up's last notifications pass, so what follows starts from a quiet channel."""
+    submit(db, f"{prefix}0")
+    for i in range(60):
+        if woke.wait(1.0):
+            break
+        submit(db, f"{prefix}{i + 1}")
+    assert woke.is_set()
+    woke.clear()
+    woke.wait(2.0)
+    woke.clear()
+
+
 @pytest.mark.postgres
 def test_a_committed_change_notifies_and_a_rolled_back_one_does_not(db):
     if db.dialect != "postgresql":
@@ -212,15 +226,7 @@ def test_a_committed_change_notifies_and_a_rolled_back_one_does_not(db):
     listener = Listener(db, woke.set)
     listener.start()
     try:
-        submit(db, "n0")   # the listener may not be listening yet: wait until a committed change wakes it
-        for i in range(60):
-            if woke.wait(1.0):
-                break
-            submit(db, f"n{i + 1}")
-        assert woke.is_set()
-        woke.clear()
-        woke.wait(2.0)     # notifications of the warm-up's last commits
-        woke.clear()
+        _heard_once(db, woke, "n")
         with pytest.raises(RuntimeError), db.session() as s:
             repo.get(s, "n0").message = "never committed"
             s.flush()
@@ -245,15 +251,7 @@ def test_a_change_in_another_schema_of_the_same_database_does_not_wake(db):
     try:
         upgrade(odb.engine)
         listener.start()
-        submit(db, "m0")   # warm-up: wait until the listener hears its own schema's commits
-        for i in range(60):
-            if woke.wait(1.0):
-                break
-            submit(db, f"m{i + 1}")
-        assert woke.is_set()
-        woke.clear()
-        woke.wait(2.0)
-        woke.clear()
+        _heard_once(db, woke, "m")
         heard = listener.notified
         for i in range(5):
             submit(odb, f"other-{i}")
