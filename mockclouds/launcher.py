@@ -55,6 +55,10 @@ class MockClouds:
         for cloud in self.clouds:
             mod = importlib.import_module(_MODULES[cloud])
             self.servers[cloud] = mod.start(self.host, self.ports.get(cloud, 0))
+        # Started clouds hold nothing yet. The AWS mock's EC2 state is moto's, which is global to the process:
+        # a second AWS mock in one process (a test's own beside the session's) would otherwise start with the
+        # first one's instances, seen as orphans by whoever compares the inventory with its store.
+        self.reset()
         return self
 
     def stop(self) -> None:

@@ -14,7 +14,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from mockclouds.launcher import MOCK_SECRETS
+from mockclouds.launcher import MOCK_SECRETS, MockClouds
 
 AMI = "ami-12c6146b"   # one of moto's built-in images
 REGION = "us-east-1"
@@ -303,3 +303,13 @@ def test_clock_control_refuses_going_back(mock_aws: Any) -> None:
     with pytest.raises(urllib.error.HTTPError) as e:
         urllib.request.urlopen(req)
     assert e.value.code == 400 and "advanceSeconds" in json.loads(e.value.read())["error"]
+
+
+def test_a_new_mock_clouds_starts_empty_beside_another_aws_mock_in_the_process(mock_aws: Any) -> None:
+    """moto's EC2 state is global to the process: a MockClouds started where another AWS mock already holds
+    instances must not inherit them (a resilience test counted a previous test's instances as its orphans
+    and never settled)."""
+    _run(_client(mock_aws))
+    assert _control(mock_aws, "/_mock/inventory", method="GET")["resources"]
+    with MockClouds(clouds=("aws",)) as fresh:
+        assert _control(fresh, "/_mock/inventory", method="GET")["resources"] == []
