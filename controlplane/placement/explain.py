@@ -121,11 +121,7 @@ def placed_rule_counts(cc: ClassCandidates, best: Option, opts: list[Option], fa
     base, _ = tails.base(seen, win, score)
     ruled = tails.rules.get(key)
     if ruled is None:
-        rule_at = {k: rule_of(why) for k, why in base.items() if why is not HOLE}
-        keys_of: dict[str, list[str]] = {}
-        for k, r in rule_at.items():         # base is sorted by key, so each list is too
-            keys_of.setdefault(r, []).append(k)
-        ruled = tails.rules[key] = (rule_at, keys_of, {r: len(ks) for r, ks in keys_of.items()})
+        ruled = tails.rules[key] = _ruled(base)
     rule_at, keys_of, base_counts = ruled
     # the decision's own entries, with placed_rejections' precedence: failures over runners-up
     own: dict[str, tuple[str, Callable[[], str]]] = {}
@@ -148,14 +144,20 @@ def unplaced_rule_counts(cc: ClassCandidates, fails: Mapping[str, Failure]) -> l
     static = cc.static_rules
     if static is None:
         base = {k: cc.rejections[k] for k in sorted(cc.rejections)}
-        rule_at = {k: rule_of(why) for k, why in base.items()}
-        keys_of: dict[str, list[str]] = {}
-        for k, r in rule_at.items():
-            keys_of.setdefault(r, []).append(k)
-        static = cc.static_rules = (base, rule_at, keys_of, {r: len(ks) for r, ks in keys_of.items()})
+        static = cc.static_rules = (base, *_ruled(base))
     base, rule_at, keys_of, base_counts = static
     own = {k: (FAILURE_RULE[f.kind], f.text) for k, f in fails.items()}
     return _merged_counts(base, rule_at, keys_of, base_counts, own)
+
+
+def _ruled(base: Mapping[str, str]) -> tuple[dict[str, str], dict[str, list[str]], dict[str, int]]:
+    """A rejections map sorted by key, counted: each entry's rule, each rule's keys (sorted, as ``base``
+    is), each rule's count. Holes (entries a decision's own fill in) are left out."""
+    rule_at = {k: rule_of(why) for k, why in base.items() if why is not HOLE}
+    keys_of: dict[str, list[str]] = {}
+    for k, r in rule_at.items():
+        keys_of.setdefault(r, []).append(k)
+    return rule_at, keys_of, {r: len(ks) for r, ks in keys_of.items()}
 
 
 def _merged_counts(base: Mapping[str, str], rule_at: Mapping[str, str], keys_of: Mapping[str, list[str]],
