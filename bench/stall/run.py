@@ -54,6 +54,9 @@ def add_arguments(group: argparse._ArgumentGroup) -> None:
                        help="one-GPU submissions/s sent during the big submit by open-loop clients (default 20; "
                             "0 for none)")
     group.add_argument("--stall-burst-procs", type=int, default=2, help="client processes of the burst")
+    group.add_argument("--stall-floor", action="store_true",
+                       help="also poll a bare uvicorn /healthz in its own process (bench/stall/floor.py), "
+                            "alternating with the service's in the same window: the machine's floor at this load")
 
 
 def documents(n: int, prefix: str) -> str:
@@ -109,16 +112,43 @@ def serve(tree: Path, db_url: str) -> Iterator[str]:
             proc.kill()
 
 
+@contextlib.contextmanager
+def floor_server() -> Iterator[str]:
+    """bench/stall/floor.py in its own process; yields its URL."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "bench.stall.floor", str(port)], cwd=REPO, env=_env(REPO),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("stall: the floor server did not come up")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                    break
+            time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
 def healthz_during_submit(url: str, token: str, n: int, prefix: str, burst_rate: float = 0.0, burst_procs: int = 2,
-                          workdir: Path | None = None) -> dict[str, Any]:
+                          workdir: Path | None = None, floor: str | None = None) -> dict[str, Any]:
     """/healthz polled back to back while one client submits ``n`` documents in one body and, when
-    ``burst_rate``, open-loop clients in their own processes submit one-GPU workloads at that rate."""
+    ``burst_rate``, open-loop clients in their own processes submit one-GPU workloads at that rate. With
+    ``floor`` (a bare server's URL), each poll of the service is followed by one of the floor."""
     if burst_rate > 0 and workdir is not None:
-        return _with_burst(url, token, n, prefix, burst_rate, burst_procs, workdir)
-    return _healthz_during_submit(url, token, n, prefix)
+        return _with_burst(url, token, n, prefix, burst_rate, burst_procs, workdir, floor)
+    return _healthz_during_submit(url, token, n, prefix, floor)
 
 
-def _with_burst(url: str, token: str, n: int, prefix: str, rate: float, procs: int, workdir: Path) -> dict[str, Any]:
+def _with_burst(url: str, token: str, n: int, prefix: str, rate: float, procs: int, workdir: Path,
+                floor: str | None) -> dict[str, Any]:
     from bench.rate.run import submit_schedule
 
     stop = workdir / f"{prefix}burst.stop"
@@ -130,7 +160,7 @@ def _with_burst(url: str, token: str, n: int, prefix: str, rate: float, procs: i
     ready.wait(300)
     time.sleep(2.0)             # the burst under way before the big submit starts
     try:
-        out = _healthz_during_submit(url, token, n, prefix)
+        out = _healthz_during_submit(url, token, n, prefix, floor)
     finally:
         stop.touch()
         t.join()
@@ -139,7 +169,7 @@ def _with_burst(url: str, token: str, n: int, prefix: str, rate: float, procs: i
             "burst_answer_p50_ms": round(percentile(ok, 50), 1), "burst_answer_p99_ms": round(percentile(ok, 99), 1)}
 
 
-def _healthz_during_submit(url: str, token: str, n: int, prefix: str) -> dict[str, Any]:
+def _healthz_during_submit(url: str, token: str, n: int, prefix: str, floor: str | None) -> dict[str, Any]:
     body = documents(n, prefix)
     done = threading.Event()
     out: dict[str, Any] = {}
@@ -153,17 +183,27 @@ def _healthz_during_submit(url: str, token: str, n: int, prefix: str) -> dict[st
         done.set()
 
     lat: list[float] = []
+    floor_lat: list[float] = []
     t = threading.Thread(target=submit)
-    with httpx.Client(base_url=url, timeout=600) as c:
+    with httpx.Client(base_url=url, timeout=600) as c, httpx.Client(base_url=floor or url, timeout=600) as f:
         t.start()
         while not done.is_set():
             t0 = time.perf_counter()
             c.get("/healthz")
             lat.append((time.perf_counter() - t0) * 1000)
+            if floor:
+                t0 = time.perf_counter()
+                f.get("/healthz")
+                floor_lat.append((time.perf_counter() - t0) * 1000)
     t.join()
     lat.sort()
-    return {**out, "healthz_n": len(lat), "healthz_p50_ms": round(percentile(lat, 50), 1),
-            "healthz_p99_ms": round(percentile(lat, 99), 1), "healthz_max_ms": round(lat[-1], 1)}
+    res = {**out, "healthz_n": len(lat), "healthz_p50_ms": round(percentile(lat, 50), 1),
+           "healthz_p99_ms": round(percentile(lat, 99), 1), "healthz_max_ms": round(lat[-1], 1)}
+    if floor_lat:
+        floor_lat.sort()
+        res.update(floor_p50_ms=round(percentile(floor_lat, 50), 1), floor_p99_ms=round(percentile(floor_lat, 99), 1),
+                   floor_max_ms=round(floor_lat[-1], 1))
+    return res
 
 
 def fill(db_path: str, upto: int) -> None:
@@ -180,19 +220,22 @@ def fill(db_path: str, upto: int) -> None:
 
 
 def _runs(label: str, name: str, url: str, token: str, runs: int, n_docs: int, burst: float, procs: int,
-          workdir: Path, res: dict[str, Any]) -> None:
+          workdir: Path, res: dict[str, Any], floor: str | None = None) -> None:
     # The token verified once before the clients start: a cold token cache answers 429 to more than a few
     # concurrent first uses of one token (its budget of failed checks is reserved while scrypt runs).
-    r = httpx.get(f"{url}/v1/workloads", params={"limit": 1}, headers={"Authorization": f"Bearer {token}"}, timeout=300)
-    if r.status_code != 200:
-        raise RuntimeError(f"stall: the token was refused: HTTP {r.status_code} {r.text[:200]}")
+    first = httpx.get(f"{url}/v1/workloads", params={"limit": 1}, headers={"Authorization": f"Bearer {token}"},
+                      timeout=300)
+    if first.status_code != 200:
+        raise RuntimeError(f"stall: the token was refused: HTTP {first.status_code} {first.text[:200]}")
     for i in range(runs):
         load0 = os.getloadavg()
-        r = healthz_during_submit(url, token, n_docs, f"{name}-r{i}-", burst, procs, workdir)
+        r = healthz_during_submit(url, token, n_docs, f"{name}-r{i}-", burst, procs, workdir, floor)
         r["load_before"], r["load_after"] = load0, os.getloadavg()
         res["stall"].append(r)
         extra = (f"; burst {r['burst_accepted']}/{r['burst_sent']} accepted, answer p50/p99 "
                  f"{r['burst_answer_p50_ms']}/{r['burst_answer_p99_ms']} ms" if "burst_sent" in r else "")
+        if "floor_p99_ms" in r:
+            extra += f"; floor /healthz p50 {r['floor_p50_ms']} ms p99 {r['floor_p99_ms']} ms max {r['floor_max_ms']} ms"
         print(f"stall: {label} run {i + 1}: /healthz p50 {r['healthz_p50_ms']} ms p99 {r['healthz_p99_ms']} ms "
               f"max {r['healthz_max_ms']} ms over {r['healthz_n']}; submit {r['submit_s']} s "
               f"(HTTP {r['submit_status']}){extra}; load {load0[0]:.1f}->{r['load_after'][0]:.1f}", flush=True)
@@ -212,7 +255,8 @@ def measure(label: str, tree: Path, args: argparse.Namespace, runs: int, n_docs:
                 db_url = f"sqlite:///{d}/loop.db"
                 token = _token(tree, db_url)
                 url = stack.enter_context(service(tree, db_url, config, Path(d)))
-                _runs(label, name, url, token, runs, n_docs, burst, args.stall_burst_procs, Path(d), res)
+                floor = stack.enter_context(floor_server()) if args.stall_floor else None
+                _runs(label, name, url, token, runs, n_docs, burst, args.stall_burst_procs, Path(d), res, floor)
         if not sizes and not args.stall_no_loop:
             return _with_median(res)
         db_url = f"sqlite:///{d}/awan.db"
@@ -231,8 +275,10 @@ def measure(label: str, tree: Path, args: argparse.Namespace, runs: int, n_docs:
 
 
 def _with_median(res: dict[str, Any]) -> dict[str, Any]:
-    res["median"] = {k: statistics.median(r[k] for r in res["stall"])
-                     for k in ("healthz_p50_ms", "healthz_p99_ms", "healthz_max_ms", "submit_s")}
+    keys = ["healthz_p50_ms", "healthz_p99_ms", "healthz_max_ms", "submit_s"]
+    if res["stall"] and all("floor_p99_ms" in r for r in res["stall"]):
+        keys += ["floor_p50_ms", "floor_p99_ms", "floor_max_ms"]
+    res["median"] = {k: statistics.median(r[k] for r in res["stall"]) for k in keys}
     return res
 
 
