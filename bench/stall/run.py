@@ -27,6 +27,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
@@ -165,7 +166,11 @@ def _with_burst(url: str, token: str, n: int, prefix: str, rate: float, procs: i
         stop.touch()
         t.join()
     ok = sorted(1000 * (r["done"] - r["due"]) for r in burst if r["status"] == 201)
+    # what the refused ones got (status and the start of the answer or the client's error), so a figure of
+    # "accepted" says why the rest were not
+    refused = Counter(f"{r['status']} {r['error'][:80]}" for r in burst if r["status"] != 201)
     return {**out, "burst_rate": rate, "burst_sent": len(burst), "burst_accepted": len(ok),
+            "burst_refused": dict(refused.most_common(5)),
             "burst_answer_p50_ms": round(percentile(ok, 50), 1), "burst_answer_p99_ms": round(percentile(ok, 99), 1)}
 
 
@@ -234,6 +239,8 @@ def _runs(label: str, name: str, url: str, token: str, runs: int, n_docs: int, b
         res["stall"].append(r)
         extra = (f"; burst {r['burst_accepted']}/{r['burst_sent']} accepted, answer p50/p99 "
                  f"{r['burst_answer_p50_ms']}/{r['burst_answer_p99_ms']} ms" if "burst_sent" in r else "")
+        if r.get("burst_refused"):
+            extra += f" (refused: {r['burst_refused']})"
         if "floor_p99_ms" in r:
             extra += f"; floor /healthz p50 {r['floor_p50_ms']} ms p99 {r['floor_p99_ms']} ms max {r['floor_max_ms']} ms"
         print(f"stall: {label} run {i + 1}: /healthz p50 {r['healthz_p50_ms']} ms p99 {r['healthz_p99_ms']} ms "
