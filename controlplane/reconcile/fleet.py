@@ -27,11 +27,29 @@ def error_reason(e: BaseException) -> str:
     return type(e).__name__
 
 
+def scope_key(provider: str, region: str | None = None) -> str:
+    """What one list call answers for: a whole provider ("gcp"), or one region of a provider that lists
+    region by region ("gcp/us-central1"; providers.capabilities.SupportsRegionalListing). It keys the
+    observe lease and the published observation alike."""
+    return provider if region is None else f"{provider}/{region}"
+
+
+def scope_of(key: str) -> tuple[str, str | None]:
+    provider, _, region = key.partition("/")
+    return provider, region or None
+
+
 @dataclass
 class Observation:
     nodes: list[Node] = field(default_factory=list)
-    observed: set[str] = field(default_factory=set)       # providers that answered
-    failed: dict[str, str] = field(default_factory=dict)  # provider -> reason
+    observed: set[str] = field(default_factory=set)       # scopes that answered (scope_key)
+    failed: dict[str, str] = field(default_factory=dict)  # scope -> reason
+
+    def covers(self, provider: str, region: str) -> bool:
+        """Whether this observation knows ``provider``'s nodes in ``region``: its whole-provider list or that
+        region's list answered. A failed or unlisted region is "unknown" while its provider's other
+        regions are known."""
+        return provider in self.observed or scope_key(provider, region) in self.observed
 
     _by_workload: dict[str, list[Node]] = field(default_factory=dict, repr=False, compare=False)
     _indexed: int = field(default=-1, repr=False, compare=False)
