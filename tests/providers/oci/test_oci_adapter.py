@@ -9,7 +9,14 @@ from pydantic import SecretStr
 from mockclouds.faults import Fault
 from providers.capabilities import ClusterNetworkRequest, ReservationRequest
 from providers.catalog import CapacityType, default_catalog
-from providers.errors import AuthError, CapacityError, NotFoundError, ProviderError, QuotaError, ThrottledError
+from providers.errors import (
+    AuthError,
+    CapacityError,
+    NotFoundError,
+    ProviderError,
+    QuotaError,
+    ThrottledError,
+)
 from providers.model import LABEL_OWNER, HealthStatus, NodeRequest, NodeState
 from providers.oci.adapter import OCIProvider
 
