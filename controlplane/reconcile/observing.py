@@ -1,11 +1,16 @@
 """Step 3: observe nodes, mark workloads Running when all their nodes run (or back to Provisioning on
 drift), and finish deletions once the stack no longer holds the workload and no node of it is left.
 
+The unit of listing is a scope (``scopes``): one region of a provider that lists region by region
+(providers.capabilities.SupportsRegionalListing), else the whole provider. A region that fails or does not
+answer is "unknown" alone: workloads there are held as they are (neither moved on nor marked as having lost
+their nodes) while the provider's other regions are observed and transition.
+
 Observing (the list calls, which wait on clouds) is shared by every replica on PostgreSQL
-(``SharedObserver``): each round every replica takes its fair share of the providers with an observe lease,
+(``SharedObserver``): each round every replica takes its fair share of the scopes with an observe lease,
 lists them, and publishes what it saw, fenced by the lease. Applying it (the transitions) stays with the
-leader, which reads the latest published observation of every provider: see controlplane/reconcile/sharing
-for why.
+leader, which reads the latest published observation of every scope: see controlplane/reconcile/sharing
+for why. SQLite (one replica) lists every scope itself, all at once (``observe``).
 """
 
 from __future__ import annotations
@@ -134,11 +139,12 @@ def node_of(d: dict[str, Any]) -> Node:
 
 
 class SharedObserver:
-    """Observation shared by the replicas: ``round`` lists this replica's share of the providers (an
-    observe lease each, given back with a backoff of ``every_s``: one list per provider a round, by one
-    replica) and publishes each answer fenced by its lease; ``latest`` is what the leader applies: every
-    provider's newest answer, published in the last ``max_age_s`` (else, or on an error, the provider is
-    "unknown", as after a failed list call).
+    """Observation shared by the replicas: ``round`` lists this replica's share of the scopes (an observe
+    lease each, keyed by the scope: "gcp/us-central1", or "lambda" for a provider listed whole; given back
+    with a backoff of ``every_s``: one list per scope a round, by one replica) and publishes each answer
+    fenced by its lease, under the same key; ``latest`` is what the leader applies: every scope's newest
+    answer, published in the last ``max_age_s`` (else, or on an error, the scope is "unknown", as after a
+    failed list call).
 
     The bound is generous on purpose: one list call over many regions of a busy cloud can take tens of
     seconds (the one leader's took as long), and answers only move forward, so applying the newest one
