@@ -107,12 +107,12 @@ def test_a_failed_region_is_unknown_while_the_clouds_other_region_transitions(
         _fleet(db, cloud, p)
         _region_down(mc, cloud)
         obs = observing.observe({cloud.name: p}, LoopMetrics())
-        assert obs.observed == {f"{cloud.name}/{cloud.healthy[0]}"}
-        assert set(obs.failed) == {f"{cloud.name}/{cloud.faulted[0]}"}
         _apply(db, obs)
         # The healthy region's workload runs; the failed region's are held as they were: the one whose node
         # is up but unseen is not moved on, the running one is not marked as having lost its node.
         assert _states(db) == {"us-wait": RUNNING, "eu-wait": PROVISIONING, "eu-run": RUNNING}
+        assert obs.observed == {f"{cloud.name}/{cloud.healthy[0]}"}
+        assert set(obs.failed) == {f"{cloud.name}/{cloud.faulted[0]}"}
         mc.backend(cloud.name).faults.clear()
         _apply(db, observing.observe({cloud.name: p}, LoopMetrics()))
         assert _states(db) == {"us-wait": RUNNING, "eu-wait": RUNNING, "eu-run": RUNNING}
