@@ -199,8 +199,8 @@ class _GuardedRegionalListing(SupportsRegionalListing):
     def list_nodes_in(self, region: str) -> list[Node]:
         return self.guard(region, lambda: self.inner.list_nodes_in(region))
 
-    def listed_regions(self) -> list[str]:
-        return self.inner.listed_regions()   # configuration, not a call to the cloud
+    def configured_regions(self) -> list[str]:
+        return self.inner.configured_regions()   # configuration, not a call to the cloud
 
 
 class _GuardedPlacementGroups(SupportsPlacementGroups):

@@ -50,9 +50,10 @@ class SupportsRegionalListing(Protocol):
         """Every node Awan owns in ``region``, as ``list_nodes`` finds them there."""
         ...
 
-    def listed_regions(self) -> list[str]:
-        """The regions ``list_nodes`` covers (the configured ones, else every catalog region): what
-        observation lists one by one, so one region that does not answer leaves the others known."""
+    def configured_regions(self) -> list[str]:
+        """The regions the provider's configuration names (``ProviderConfig.regions``); empty when it names
+        none (then the adapter serves every catalog region). Observation lists these and the regions the
+        store has stacks in, one by one (controlplane/reconcile/observing.scopes)."""
         ...
 
 

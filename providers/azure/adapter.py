@@ -109,8 +109,8 @@ class AzureProvider(Provider, SupportsScaleSets, SupportsRegionalListing):
         vms = self._call(lambda: list(self.client.virtual_machines.list(self._rg, expand="instanceView")))
         return [res.node(vm, self.catalog) for vm in vms if TAG_OWNER in (vm.tags or {})]
 
-    def listed_regions(self) -> list[str]:
-        return list(self.regions)
+    def configured_regions(self) -> list[str]:
+        return list(self.cfg.regions or [])
 
     def list_nodes_in(self, region: str) -> list[Node]:
         """SupportsRegionalListing: ARM's ListByLocation (the subscription's VMs in ``region``), kept to our

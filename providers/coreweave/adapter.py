@@ -158,8 +158,8 @@ class CoreWeaveProvider(Provider, SupportsNodePools, SupportsRegionalListing):
         res = self._kube.call(self._core.list_node, label_selector=LABEL_OWNER, what="list nodes")
         return [self._to_node(n) for n in res.items]
 
-    def listed_regions(self) -> list[str]:
-        return sorted({o.region for o in self._catalog_offerings()})
+    def configured_regions(self) -> list[str]:
+        return list(self.cfg.regions or [])
 
     def list_nodes_in(self, region: str) -> list[Node]:
         """SupportsRegionalListing: the cluster's nodes labelled with ``region`` (CKS sets the well-known

@@ -167,8 +167,8 @@ class GCPProvider(Provider, SupportsPlacementGroups, SupportsQueuedResources, Su
         # One aggregated list for every region's VMs: the cheapest whole answer (list_nodes_in is per region).
         return self.vms.list_owned() + self.tpus.list_owned(self._tpu_zones())
 
-    def listed_regions(self) -> list[str]:
-        return list(self.regions)
+    def configured_regions(self) -> list[str]:
+        return list(self.cfg.regions or [])
 
     def list_nodes_in(self, region: str) -> list[Node]:
         """SupportsRegionalListing: instances.list in each catalog zone of ``region`` (Awan creates VMs in no

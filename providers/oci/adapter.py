@@ -118,8 +118,8 @@ class OCIProvider(Provider, SupportsReservations, SupportsClusterNetworks, Suppo
     def list_nodes(self) -> list[Node]:
         return [n for region in self.regions for n in self.list_nodes_in(region)]
 
-    def listed_regions(self) -> list[str]:
-        return list(self.regions)
+    def configured_regions(self) -> list[str]:
+        return list(self.cfg.regions or [])
 
     def list_nodes_in(self, region: str) -> list[Node]:
         """SupportsRegionalListing: our instances in the compartment, asked of the region's own endpoint

@@ -136,7 +136,7 @@ def test_the_local_engine_uses_the_process_providers_not_a_second_set(mock_confi
 class RegionalFlaky(Flaky):
     """Flaky, listing region by region: region "bad" always fails as unavailable."""
 
-    def listed_regions(self) -> list[str]:
+    def configured_regions(self) -> list[str]:
         return ["bad", "good"]
 
     def list_nodes_in(self, region: str) -> list[Node]:
@@ -152,7 +152,7 @@ def test_a_failing_region_opens_its_own_breaker_not_the_providers() -> None:
     inner = RegionalFlaky()
     guarded = GuardedProvider(inner, CircuitBreaker("flaky", failure_threshold=2, clock=Clock()))
     lister = guarded.supports_regional_listing()
-    assert lister is not None and lister.listed_regions() == ["bad", "good"]
+    assert lister is not None and lister.configured_regions() == ["bad", "good"]
     for _ in range(4):
         with pytest.raises(UnavailableError):
             lister.list_nodes_in("bad")

@@ -197,7 +197,7 @@ def test_list_nodes_in_lists_one_region_and_its_faults_only(oci_provider, backen
     # fails that region's list alone.
     ash = oci_provider.create_nodes(request(count=1, key="k-ash"))
     chi = oci_provider.create_nodes(request(count=1, key="k-chi", region="us-chicago-1", zone="US-CHICAGO-AD-1"))
-    assert oci_provider.listed_regions() == REGIONS
+    assert oci_provider.configured_regions() == REGIONS
     assert [n.id for n in oci_provider.list_nodes_in("us-ashburn-1")] == [n.id for n in ash]
     assert [n.id for n in oci_provider.list_nodes_in("us-chicago-1")] == [n.id for n in chi]
     assert {n.id for n in oci_provider.list_nodes()} == {n.id for n in ash + chi}
