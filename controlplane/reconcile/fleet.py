@@ -1,7 +1,8 @@
-"""What the loop reads from the clouds: a capacity snapshot for placement and the nodes we own.
+"""What the loop reads from the clouds: a capacity snapshot for placement and what observation saw.
 
 Provider errors never stop the loop: they are counted (by provider and reason) and the provider is
-left out of this pass; placement sees it as unhealthy, observation as "unknown", not as "no nodes".
+left out of this pass; placement sees it as unhealthy, observation as "unknown", not as "no nodes" (the
+listing itself is controlplane/reconcile/observing's, by scope: a region, or a provider listed whole).
 """
 
 from __future__ import annotations
@@ -63,19 +64,6 @@ class Observation:
                 self._by_workload.setdefault(n.workload, []).append(n)
             self._indexed = len(self.nodes)
         return list(self._by_workload.get(workload, ()))
-
-
-def observe(providers: Mapping[str, Provider], metrics: LoopMetrics) -> Observation:
-    obs = Observation()
-    for name, p in providers.items():
-        try:
-            obs.nodes.extend(p.list_nodes())
-            obs.observed.add(name)
-        except Exception as e:
-            obs.failed[name] = error_reason(e)
-            metrics.provider_errors.labels(name, error_reason(e)).inc()
-            log.warning("list_nodes failed", provider=name, error=str(e))
-    return obs
 
 
 def probe_health(providers: Mapping[str, Provider], metrics: LoopMetrics) -> dict[str, Any]:
