@@ -174,6 +174,10 @@ class GCPProvider(Provider, SupportsPlacementGroups, SupportsQueuedResources, Su
         """SupportsRegionalListing: instances.list in each catalog zone of ``region`` (Awan creates VMs in no
         other), then the TPU nodes of its TPU zones; every call names the region, so only its faults count."""
         zones = sorted(z for z, r in self.catalog.zones("gcp").items() if r == region)
+        if not zones:
+            # Listing no zone would answer "no nodes" for a region we cannot see into: say we cannot.
+            raise InvalidRequestError(f"region: no zones of {region!r} in the catalog to list", provider="gcp",
+                                      endpoint=self.endpoint, region=region)
         return self.vms.list_owned_in(zones, region) + self.tpus.list_owned([z for z in self._tpu_zones()
                                                                               if z in zones])
 

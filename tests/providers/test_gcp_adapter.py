@@ -267,3 +267,8 @@ def test_list_nodes_in_lists_one_region_and_its_faults_only(gcp):
     with pytest.raises(UnavailableError):
         gcp.list_nodes_in("europe-west4")
     assert [n.id for n in gcp.list_nodes_in(REGION)] == [n.id for n in here]
+
+
+def test_list_nodes_in_a_region_without_known_zones_is_an_error_not_no_nodes(gcp):
+    with pytest.raises(InvalidRequestError, match="no zones of 'mars-north1'"):
+        gcp.list_nodes_in("mars-north1")
