@@ -26,6 +26,8 @@ from providers.aws.adapter import AWSProvider
 from providers.base import Provider
 from providers.catalog import CapacityType
 from providers.gcp.adapter import GCPProvider
+from providers.model import Node
+from tests.controlplane.reconcile.fakes import FakeCloud, FakeProvider
 from tests.controlplane.reconcile.harness import submit
 from tests.controlplane.store.dbfixture import PgSchema
 
@@ -208,3 +210,55 @@ def test_two_replicas_split_the_regions_and_a_failed_one_is_held(pg_db: Database
             share.stop()
             p.close()
         lead.close()
+
+
+# -- scopes and what the leader reads ------------------------------------------------------------------------
+class RegionalFake(FakeProvider):
+    """The fake provider, listing region by region (its nodes' region), configured for ``configured``."""
+
+    def __init__(self, name: str, cloud: FakeCloud, configured: list[str]) -> None:
+        super().__init__(name, cloud)
+        self.configured = configured
+
+    def configured_regions(self) -> list[str]:
+        return list(self.configured)
+
+    def list_nodes_in(self, region: str) -> list[Node]:
+        return [n for n in self.list_nodes() if n.region == region]
+
+
+def test_scopes_are_regions_where_the_provider_lists_by_region_else_the_provider() -> None:
+    cloud = FakeCloud()
+    providers: dict[str, Provider] = {"lambda": FakeProvider("lambda", cloud),
+                                      "gcp": RegionalFake("gcp", cloud, ["a"])}
+    got = observing.scopes(providers, {"gcp": {"b"}, "lambda": {"x"}})
+    assert [(u.key, u.provider, u.region) for u in got] == [
+        ("gcp/a", "gcp", "a"), ("gcp/b", "gcp", "b"), ("lambda", "lambda", None)]
+
+
+def test_the_leader_reads_each_providers_rows_of_its_own_kind_only(db: Database) -> None:
+    # A row of the other kind (a whole-provider answer for a provider now listed by region, written by a
+    # replica still on the old code) would count that provider's nodes twice: it is ignored.
+    from controlplane.store import work_leases as wl
+    from controlplane.store.coltypes import utcnow
+
+    cloud = FakeCloud()
+    providers: dict[str, Provider] = {"lambda": FakeProvider("lambda", cloud),
+                                      "gcp": RegionalFake("gcp", cloud, ["a"])}
+    share = WorkShare(db, "r0")
+    try:
+        obs = observing.SharedObserver(db, providers, share, LoopMetrics(), every_s=0.0, max_age_s=60.0)
+        n = {"provider": "gcp", "id": "n1", "name": "n1", "region": "a", "zone": "a1", "instance_type": "t",
+             "capacity_type": "spot", "state": "running", "pool": "p", "workload": "w", "gpus": 8, "labels": {}}
+        with db.session() as s:
+            assert wl.publish(s, "gcp", [n], None, utcnow(), "old", 1)
+            assert wl.publish(s, "gcp/a", [n], None, utcnow(), "r1", 1)
+            assert wl.publish(s, "gcp/b", None, "UnavailableError", utcnow(), "r1", 1)
+            assert wl.publish(s, "lambda", [], None, utcnow(), "r1", 1)
+            assert wl.publish(s, "lambda/x", [n], None, utcnow(), "old", 1)
+        seen = obs.latest()
+        assert seen.observed == {"gcp/a", "lambda"} and seen.failed == {"gcp/b": "UnavailableError"}
+        assert [x.id for x in seen.nodes] == ["n1"]
+        assert seen.covers("gcp", "a") and not seen.covers("gcp", "b") and seen.covers("lambda", "anywhere")
+    finally:
+        share.stop()
