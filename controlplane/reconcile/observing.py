@@ -83,7 +83,7 @@ def scopes(providers: Mapping[str, Provider], regions: Mapping[str, Collection[s
 
 def stack_regions(db: Database, providers: Collection[str]) -> dict[str, set[str]]:
     """provider -> the regions the store has stacks of it in (the desired state's regions). Stack names are
-    stack_name(provider, region); the longest provider name that prefixes one wins ("aws-eu" over "aws")."""
+    stack_name(provider, region); should one provider name prefix another, the longest wins."""
     prefixes = sorted(((stack_name(p, ""), p) for p in providers), key=lambda t: -len(t[0]))
     out: dict[str, set[str]] = {}
     with db.session() as s:
