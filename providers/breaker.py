@@ -109,6 +109,8 @@ class GuardedProvider(Provider):
         self.name = inner.name
         self.endpoint = inner.endpoint
         self.breaker = breaker or CircuitBreaker(inner.name)
+        self._regional: dict[str, CircuitBreaker] = {}
+        self._regional_lock = threading.Lock()
 
     def _call(self, fn: Callable[[], T]) -> T:
         return self.breaker.call(fn, self.endpoint)
@@ -136,7 +138,18 @@ class GuardedProvider(Provider):
 
     def supports_regional_listing(self) -> SupportsRegionalListing | None:
         cap = self.inner.supports_regional_listing()
-        return None if cap is None else _GuardedRegionalListing(cap, self._call)
+        return None if cap is None else _GuardedRegionalListing(cap, self._regional_call)
+
+    def _regional_call(self, region: str, fn: Callable[[], T]) -> T:
+        # A breaker per region for regional lists: one sick region must not open the provider's breaker
+        # (observation lists region by region so that the others stay known).
+        with self._regional_lock:
+            breaker = self._regional.get(region)
+            if breaker is None:
+                breaker = self._regional[region] = CircuitBreaker(
+                    f"{self.name}/{region}", self.breaker.failure_threshold, self.breaker.reset_after_s,
+                    self.breaker.clock)
+        return breaker.call(fn, self.endpoint)
 
     def supports_placement_groups(self) -> SupportsPlacementGroups | None:
         cap = self.inner.supports_placement_groups()
@@ -175,12 +188,19 @@ class _Guard(Protocol):
     def __call__(self, fn: Callable[[], T]) -> T: ...
 
 
+class _RegionGuard(Protocol):
+    def __call__(self, region: str, fn: Callable[[], T]) -> T: ...
+
+
 class _GuardedRegionalListing(SupportsRegionalListing):
-    def __init__(self, inner: SupportsRegionalListing, guard: _Guard) -> None:
+    def __init__(self, inner: SupportsRegionalListing, guard: _RegionGuard) -> None:
         self.inner, self.guard = inner, guard
 
     def list_nodes_in(self, region: str) -> list[Node]:
-        return self.guard(lambda: self.inner.list_nodes_in(region))
+        return self.guard(region, lambda: self.inner.list_nodes_in(region))
+
+    def configured_regions(self) -> list[str]:
+        return self.inner.configured_regions()   # configuration, not a call to the cloud
 
 
 class _GuardedPlacementGroups(SupportsPlacementGroups):

@@ -41,11 +41,19 @@ class PlacementGroup:
 
 @runtime_checkable
 class SupportsRegionalListing(Protocol):
-    """Listing one region's nodes in one request where ``list_nodes`` walks every region (EC2 is
-    regional: a stack run of one region then asks once, not once per region the adapter serves)."""
+    """Listing one region's nodes where ``list_nodes`` walks every region (EC2 is regional: a stack run of
+    one region then asks once, not once per region the adapter serves). Observation lists a provider with
+    this region by region (controlplane/reconcile/observing): a slow or failing region is then "unknown"
+    alone, and the regions of one cloud are shared among the replicas."""
 
     def list_nodes_in(self, region: str) -> list[Node]:
         """Every node Awan owns in ``region``, as ``list_nodes`` finds them there."""
+        ...
+
+    def configured_regions(self) -> list[str]:
+        """The regions the provider's configuration names (``ProviderConfig.regions``); empty when it names
+        none (then the adapter serves every catalog region). Observation lists these and the regions the
+        store has stacks in, one by one (controlplane/reconcile/observing.scopes)."""
         ...
 
 

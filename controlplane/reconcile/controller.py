@@ -243,7 +243,7 @@ class Controller:
         """What the leader applies: its own list calls (one replica), or its share of them (listed in this
         pass, as the one leader always did) and every replica's latest published answers (shared)."""
         if not self.shares_work:
-            return observing.observe(self.providers, self.metrics)
+            return observing.observe(self.providers, self.metrics, self.observer.regions())
         self.observer.round()
         return self.observer.latest()
 

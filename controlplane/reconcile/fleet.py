@@ -1,7 +1,8 @@
-"""What the loop reads from the clouds: a capacity snapshot for placement and the nodes we own.
+"""What the loop reads from the clouds: a capacity snapshot for placement and what observation saw.
 
 Provider errors never stop the loop: they are counted (by provider and reason) and the provider is
-left out of this pass; placement sees it as unhealthy, observation as "unknown", not as "no nodes".
+left out of this pass; placement sees it as unhealthy, observation as "unknown", not as "no nodes" (the
+listing itself is controlplane/reconcile/observing's, by scope: a region, or a provider listed whole).
 """
 
 from __future__ import annotations
@@ -27,11 +28,29 @@ def error_reason(e: BaseException) -> str:
     return type(e).__name__
 
 
+def scope_key(provider: str, region: str | None = None) -> str:
+    """What one list call answers for: a whole provider ("gcp"), or one region of a provider that lists
+    region by region ("gcp/us-central1"; providers.capabilities.SupportsRegionalListing). It keys the
+    observe lease and the published observation alike."""
+    return provider if region is None else f"{provider}/{region}"
+
+
+def scope_of(key: str) -> tuple[str, str | None]:
+    provider, _, region = key.partition("/")
+    return provider, region or None
+
+
 @dataclass
 class Observation:
     nodes: list[Node] = field(default_factory=list)
-    observed: set[str] = field(default_factory=set)       # providers that answered
-    failed: dict[str, str] = field(default_factory=dict)  # provider -> reason
+    observed: set[str] = field(default_factory=set)       # scopes that answered (scope_key)
+    failed: dict[str, str] = field(default_factory=dict)  # scope -> reason
+
+    def covers(self, provider: str, region: str) -> bool:
+        """Whether this observation knows ``provider``'s nodes in ``region``: its whole-provider list or that
+        region's list answered. A failed or unlisted region is "unknown" while its provider's other
+        regions are known."""
+        return provider in self.observed or scope_key(provider, region) in self.observed
 
     _by_workload: dict[str, list[Node]] = field(default_factory=dict, repr=False, compare=False)
     _indexed: int = field(default=-1, repr=False, compare=False)
@@ -45,19 +64,6 @@ class Observation:
                 self._by_workload.setdefault(n.workload, []).append(n)
             self._indexed = len(self.nodes)
         return list(self._by_workload.get(workload, ()))
-
-
-def observe(providers: Mapping[str, Provider], metrics: LoopMetrics) -> Observation:
-    obs = Observation()
-    for name, p in providers.items():
-        try:
-            obs.nodes.extend(p.list_nodes())
-            obs.observed.add(name)
-        except Exception as e:
-            obs.failed[name] = error_reason(e)
-            metrics.provider_errors.labels(name, error_reason(e)).inc()
-            log.warning("list_nodes failed", provider=name, error=str(e))
-    return obs
 
 
 def probe_health(providers: Mapping[str, Provider], metrics: LoopMetrics) -> dict[str, Any]:

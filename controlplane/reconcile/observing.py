@@ -1,26 +1,32 @@
 """Step 3: observe nodes, mark workloads Running when all their nodes run (or back to Provisioning on
 drift), and finish deletions once the stack no longer holds the workload and no node of it is left.
 
+The unit of listing is a scope (``scopes``): one region of a provider that lists region by region
+(providers.capabilities.SupportsRegionalListing), else the whole provider. A region that fails or does not
+answer is "unknown" alone: workloads there are held as they are (neither moved on nor marked as having lost
+their nodes) while the provider's other regions are observed and transition.
+
 Observing (the list calls, which wait on clouds) is shared by every replica on PostgreSQL
-(``SharedObserver``): each round every replica takes its fair share of the providers with an observe lease,
+(``SharedObserver``): each round every replica takes its fair share of the scopes with an observe lease,
 lists them, and publishes what it saw, fenced by the lease. Applying it (the transitions) stays with the
-leader, which reads the latest published observation of every provider: see controlplane/reconcile/sharing
-for why.
+leader, which reads the latest published observation of every scope: see controlplane/reconcile/sharing
+for why. SQLite (one replica) lists every scope itself, all at once (``observe``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
 
 from controlplane.logs import get_logger
 from controlplane.reconcile import failover, restarts
-from controlplane.reconcile.fleet import Observation, error_reason
+from controlplane.reconcile.fleet import Observation, error_reason, scope_key, scope_of
 from controlplane.reconcile.metrics import LoopMetrics
 from controlplane.reconcile.sharing import WorkShare
 from controlplane.store import audit, work_leases
@@ -38,31 +44,94 @@ log = get_logger("awan.observing")
 _WATCHED = (WorkloadState.PLACED.value, WorkloadState.PROVISIONING.value, WorkloadState.STARTING.value,
             WorkloadState.RUNNING.value)
 _UP = (WorkloadState.STARTING.value, WorkloadState.RUNNING.value)   # nodes were all up
+# List calls in flight at once in a round: every region of a few clouds (20 regions on each of five is 100
+# calls of mostly waiting); beyond this they queue, which a round of that size can afford.
+MAX_LISTS_AT_ONCE = 64
 
 
-def observe(providers: Mapping[str, Provider], metrics: LoopMetrics) -> Observation:
-    """Every provider's nodes, the providers asked at once: a pass waits for the slowest list call, not
-    for their sum (100 ms a list on five clouds is 0.1 s, not 0.5 s). An error leaves that provider out
-    (observation says "unknown" for it, never "no nodes")."""
-    def one(name: str, p: Provider) -> tuple[str, list[Node] | BaseException]:
+@dataclass(frozen=True)
+class Scope:
+    """One list call of a round: a whole provider (``region`` None) or one region of it."""
+
+    key: str
+    provider: str
+    region: str | None
+
+
+def scopes(providers: Mapping[str, Provider], regions: Mapping[str, Collection[str]] | None = None) -> list[Scope]:
+    """The list calls a round makes: one per region of a provider that lists region by region, one per
+    provider otherwise. A regional provider's regions are those of ``regions`` (the store's stacks,
+    stack_regions) and those its configuration names (``configured_regions``).
+
+    The stacks' regions because Awan's nodes are made only by stack runs and a stack's row stays when it is
+    emptied: they are every region Awan may have nodes in, those dropped from the configuration since
+    included (a stack left there still holds nodes; not listing it would read its workloads as having lost
+    them). The configured regions as well, because the operator named them and they are few, and they catch
+    nodes whose stack row is gone (a store restored from an older backup). Not every region the adapter
+    serves when none are configured: 44 Azure or 29 GCP catalog regions (about 90 GCE zones) would be as
+    many list calls a round, nearly all for regions where Awan never made a node."""
+    out: list[Scope] = []
+    for name in sorted(providers):
+        lister = providers[name].supports_regional_listing()
+        if lister is None:
+            out.append(Scope(name, name, None))
+            continue
+        wanted = set(lister.configured_regions()) | set((regions or {}).get(name, ()))
+        out += [Scope(scope_key(name, r), name, r) for r in sorted(wanted)]
+    return out
+
+
+def stack_regions(db: Database, providers: Collection[str]) -> dict[str, set[str]]:
+    """provider -> the regions the store has stacks of it in (the desired state's regions). Stack names are
+    stack_name(provider, region); should one provider name prefix another, the longest wins."""
+    prefixes = sorted(((stack_name(p, ""), p) for p in providers), key=lambda t: -len(t[0]))
+    out: dict[str, set[str]] = {}
+    with db.session() as s:
+        for name in s.scalars(select(Stack.name)):
+            for prefix, provider in prefixes:
+                if name.startswith(prefix) and len(name) > len(prefix):
+                    out.setdefault(provider, set()).add(name[len(prefix):])
+                    break
+    return out
+
+
+def list_scopes(providers: Mapping[str, Provider], units: Sequence[Scope],
+                metrics: LoopMetrics) -> dict[str, list[Node] | BaseException]:
+    """Every unit's list call, all at once: a round waits for the slowest call, not for their sum (100 ms
+    a list over 20 regions is 0.1 s, not 2 s). An error is that unit's answer (its scope is "unknown")."""
+    def one(u: Scope) -> list[Node] | BaseException:
+        p = providers[u.provider]
         try:
-            return name, p.list_nodes()
+            if u.region is None:
+                return p.list_nodes()
+            lister = p.supports_regional_listing()
+            assert lister is not None, f"{u.provider} lost its regional listing"
+            return lister.list_nodes_in(u.region)
         except Exception as e:
-            return name, e
+            return e
 
-    obs = Observation()
-    if not providers:
-        return obs
-    with ThreadPoolExecutor(max_workers=len(providers), thread_name_prefix="awan-observe") as pool:
-        answers = list(pool.map(lambda kv: one(*kv), providers.items()))
-    for name, got in answers:   # in the providers' order, as the one-by-one version had it
+    if not units:
+        return {}
+    with ThreadPoolExecutor(max_workers=min(len(units), MAX_LISTS_AT_ONCE), thread_name_prefix="awan-observe") as pool:
+        answers = list(pool.map(one, units))
+    for u, got in zip(units, answers, strict=True):
         if isinstance(got, BaseException):
-            obs.failed[name] = error_reason(got)
-            metrics.provider_errors.labels(name, error_reason(got)).inc()
-            log.warning("list_nodes failed", provider=name, error=str(got))
+            metrics.provider_errors.labels(u.provider, error_reason(got)).inc()
+            log.warning("list_nodes failed", provider=u.provider, region=u.region, error=str(got))
+    return {u.key: got for u, got in zip(units, answers, strict=True)}
+
+
+def observe(providers: Mapping[str, Provider], metrics: LoopMetrics,
+            regions: Mapping[str, Collection[str]] | None = None) -> Observation:
+    """Every provider's nodes (region by region where it lists so: ``scopes``), asked at once. An error
+    leaves that scope out (observation says "unknown" for it, never "no nodes")."""
+    obs = Observation()
+    for key, got in list_scopes(providers, scopes(providers, regions), metrics).items():
+        if isinstance(got, BaseException):
+            obs.failed[key] = error_reason(got)
         else:
             obs.nodes.extend(got)
-            obs.observed.add(name)
+            obs.observed.add(key)
     return obs
 
 
@@ -76,11 +145,12 @@ def node_of(d: dict[str, Any]) -> Node:
 
 
 class SharedObserver:
-    """Observation shared by the replicas: ``round`` lists this replica's share of the providers (an
-    observe lease each, given back with a backoff of ``every_s``: one list per provider a round, by one
-    replica) and publishes each answer fenced by its lease; ``latest`` is what the leader applies: every
-    provider's newest answer, published in the last ``max_age_s`` (else, or on an error, the provider is
-    "unknown", as after a failed list call).
+    """Observation shared by the replicas: ``round`` lists this replica's share of the scopes (an observe
+    lease each, keyed by the scope: "gcp/us-central1", or "lambda" for a provider listed whole; given back
+    with a backoff of ``every_s``: one list per scope a round, by one replica) and publishes each answer
+    fenced by its lease, under the same key; ``latest`` is what the leader applies: every scope's newest
+    answer, published in the last ``max_age_s`` (else, or on an error, the scope is "unknown", as after a
+    failed list call).
 
     The bound is generous on purpose: one list call over many regions of a busy cloud can take tens of
     seconds (the one leader's took as long), and answers only move forward, so applying the newest one
@@ -119,34 +189,49 @@ class SharedObserver:
     def close(self) -> None:
         self._bg.shutdown(wait=False, cancel_futures=True)
 
+    def regions(self) -> dict[str, set[str]]:
+        """stack_regions, or none on a store error: the configured regions are still listed this round."""
+        try:
+            return stack_regions(self.db, self.providers)
+        except Exception as e:
+            log.warning("reading the stacks' regions failed", error=str(e))
+            return {}
+
     def round(self) -> set[str]:
-        """Observe this replica's share; returns the providers whose answer was published."""
-        claims = self.share.take(work_leases.OBSERVE, sorted(self.providers))
+        """Observe this replica's share of the scopes (regions, or whole providers that cannot list by
+        region); returns the scopes whose answer was published."""
+        units = {u.key: u for u in scopes(self.providers, self.regions())}
+        claims = self.share.take(work_leases.OBSERVE, sorted(units))
         if not claims:
             return set()
         try:
             taken_at = utcnow()   # the answer is as old as the moment the list calls started
-            obs = observe({n: self.providers[n] for n in sorted(claims)}, self.metrics)
+            answers = list_scopes(self.providers, [units[k] for k in sorted(claims)], self.metrics)
             published: set[str] = set()
             with self.db.session() as s:
-                # A replica that stalled past its lease's life lost the provider to another: its answer,
-                # maybe older than the successor's, is dropped.
-                for name in sorted(self.share.still_mine(s, work_leases.OBSERVE, claims)):
-                    nodes = [node_doc(n) for n in obs.nodes if n.provider == name] if name in obs.observed else None
-                    if work_leases.publish(s, name, nodes, obs.failed.get(name), taken_at, self.share.holder,
-                                           claims[name]):
-                        published.add(name)
+                # A replica that stalled past its lease's life lost the scope to another: its answer, maybe
+                # older than the successor's, is dropped.
+                for key in sorted(self.share.still_mine(s, work_leases.OBSERVE, claims)):
+                    got = answers[key]
+                    nodes, error = ((None, error_reason(got)) if isinstance(got, BaseException) else
+                                    ([node_doc(n) for n in got], None))
+                    if work_leases.publish(s, key, nodes, error, taken_at, self.share.holder, claims[key]):
+                        published.add(key)
             lost = set(claims) - published
             if lost:
-                log.info("observation not published: lease lost or a newer one there", providers=sorted(lost))
+                log.info("observation not published: lease lost or a newer one there", scopes=sorted(lost))
             return published
         finally:
             self.share.give_back(work_leases.OBSERVE, claims, self.every_s)
 
     def latest(self) -> Observation:
         obs = Observation()
+        regional = {n for n, p in self.providers.items() if p.supports_regional_listing() is not None}
         for row in work_leases.observations(self.db, self.max_age_s):
-            if row.provider not in self.providers:
+            provider, region = scope_of(row.provider)
+            # A row of the other kind (whole provider for a regional one, or the reverse) was written by a
+            # replica that lists it the other way (a rolling upgrade): mixing both would count nodes twice.
+            if provider not in self.providers or (region is not None) != (provider in regional):
                 continue
             if row.error is not None:
                 obs.failed[row.provider] = row.error
@@ -176,9 +261,8 @@ def apply_observation(db: Database, obs: Observation, *, actor: str, fenced: Cal
         rows = (repo.list_(s, states=list(_WATCHED), limit=1_000_000, light=True) if only is None else
                 [r for r in repo.by_ids(s, list(only)) if r.state in _WATCHED])
         for row in rows:
-            providers = {a.provider for a in row.assignments}
-            if not providers or not providers <= obs.observed:
-                continue  # cannot tell: some provider did not answer
+            if not row.assignments or not all(obs.covers(a.provider, a.region) for a in row.assignments):
+                continue  # cannot tell: a provider or region of it did not answer
             need = sum(a.nodes for a in row.assignments)
             mine = obs.nodes_of(row.key)
             running = sum(1 for n in mine if n.state == NodeState.RUNNING)
@@ -296,8 +380,8 @@ def finish_deletions(db: Database, obs: Observation, *, actor: str, fenced: Call
                               limit=1_000_000, light=True):
             if row.state == WorkloadState.FAILED.value:
                 continue  # kept for the user to read; deleting it makes it Deleting
-            providers = {a.provider for a in row.assignments}
-            if row.key in held or not providers <= obs.observed or obs.nodes_of(row.key):
+            known = all(obs.covers(a.provider, a.region) for a in row.assignments)
+            if row.key in held or not known or obs.nodes_of(row.key):
                 continue
             row.state, row.deleted_at, row.message = WorkloadState.DELETED.value, utcnow(), "deleted"
             row.assignments.clear()

@@ -11,10 +11,15 @@ is shared by every healthy replica:
   expire (``ttl_s``) and the next claimant runs the stack again from the store (the engine adopts what the
   cut-short run left, by idempotency key), so nothing is lost and nothing is created twice.
 - Observing (listing each provider's live nodes, which is how preempted and vanished nodes are seen):
-  each round every replica takes its fair share of the providers with an "observe" lease, lists them and
+  each round every replica takes its fair share of the scopes with an "observe" lease, lists them and
   publishes the answers (table ``observations``), fenced by the lease; the lease is given back with a
-  backoff of one round, so each provider is listed by one replica a round. The unit is the provider, not
-  the region: the Provider interface lists a provider's nodes in one call (over all its regions).
+  backoff of one round, so each scope is listed by one replica a round. The scope is the region where the
+  provider can list one region (SupportsRegionalListing: every cloud adapter), else the whole provider
+  (``list_nodes``, one call over all its regions). Per region because a cloud's regions fail and slow
+  down on their own: a whole-provider list fails or waits with its worst region, so one sick region made
+  every region of that cloud "unknown" for the pass, and a lab with 20 regions on one cloud had one
+  replica listing all 20 (one after another on AWS and OCI). Listed are the regions the provider is
+  configured for and those the store has stacks in (observing.scopes says why both).
 - Dispatch (creating a run's Jobs/Deployments/Services, the gang start, following the pods to the end):
   a "dispatch" lease a workload, a fair share a round; each change is written only while the workload's
   lease is still ours, checked in the write's transaction with the lease row share-locked, so a claim by
@@ -35,10 +40,11 @@ What stays with the leader, and why:
   preempted -> re-placed, Deleting -> Deleted) read every provider of a workload at once (a workload may
   span providers, each observed by a different replica) and some decide from state the leader keeps over
   passes (the short-of-nodes timers, the health debounce). They are a database pass of milliseconds;
-  the waiting (list calls) is what is shared. The leader applies each provider's newest answer if it
-  was published recently (two leases' lives, at least half the short-of-nodes bound: a list over many
-  slow regions can take tens of seconds); else, or on an error, the provider is "unknown", as after a
-  failed list call. Answers only move forward (an older one never overwrites a newer one), so a stale
+  the waiting (list calls) is what is shared. The leader applies each scope's newest answer if it was
+  published recently (two leases' lives, at least half the short-of-nodes bound: a list over many slow
+  regions can take tens of seconds); else, or on an error, the scope is "unknown", as after a failed list
+  call. A workload is compared only when every (provider, region) it is assigned is known: its
+  transitions come from the answers of the regions its nodes are in. Answers only move forward (an older one never overwrites a newer one), so a stale
   answer can delay a transition, never invent one the one leader would not have made on it.
 - Health probes: they drive evacuation, a transition the placer depends on (one call a provider a pass).
 

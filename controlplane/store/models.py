@@ -211,9 +211,12 @@ class WorkLease(Base):
 
 
 class Observed(Base):
-    """One provider's live nodes as last listed by the replica holding its observe lease (work_leases kind
+    """One scope's live nodes as last listed by the replica holding its observe lease (work_leases kind
     "observe"), written fenced by that lease's ``epoch``; the leader applies them (controlplane/reconcile/
-    observing). ``error``: the list call failed at ``observed_at`` (the provider is "unknown" then). Freshness
+    observing). ``provider`` is the scope, the lease's key: a provider listed whole ("lambda") or one region
+    of one ("gcp/us-central1"); the column kept its name and type (the keys fit, "/" is in no provider name,
+    and rows of the other kind are ignored and age out), so no migration. ``error``: the list call failed at
+    ``observed_at`` (the scope is "unknown" then). Freshness
     is judged by ``published_at``: a list call may take longer than the freshness bound (many regions, each
     answering slowly), and its answer is still the newest there is."""
 

@@ -17,13 +17,13 @@ claims instead, and SQLite is the embedded, one-replica store anyway.
 Kind "block" rows are pools that failed (a stock-out met by any replica's stack run), shared with the one
 placer until they expire; they have no holder.
 
-Kinds taken a round at a time (controlplane/reconcile/sharing): "observe" (one provider's list of live
-nodes), "dispatch" (following one workload's run on its clusters), "sweep" (collecting one cluster's
+Kinds taken a round at a time (controlplane/reconcile/sharing): "observe" (one scope's list of live
+nodes: a region of a provider, or a provider listed whole), "dispatch" (following one workload's run on its clusters), "sweep" (collecting one cluster's
 garbage). Each is claimed for one round and given back with a backoff of one round, so no other replica
 repeats it in the same round. Kind "replica" is one row per live replica (renewed with its other leases):
 the count that splits each round's work into fair shares.
 
-Observations (provider -> nodes) are published to ``observations``, fenced by the observe lease, for the
+Observations (scope -> nodes) are published to ``observations``, fenced by the observe lease, for the
 one leader to apply.
 """
 
@@ -205,7 +205,7 @@ def blocked(db: Database) -> list[str]:
 # -- observations, published by the observe lease's holder for the leader ----------------------------
 def publish(s: Session, provider: str, nodes: list[dict[str, Any]] | None, error: str | None,
             observed_at: Any, holder: str, epoch: int) -> bool:
-    """Record one provider's observation (in the caller's fenced transaction); an older one than the row
+    """Record one scope's observation (in the caller's fenced transaction); an older one than the row
     has is not written (observations only move forward)."""
     row = s.get(Observed, provider, with_for_update=True)
     error = None if error is None else error[:255]

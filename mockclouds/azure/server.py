@@ -4,7 +4,7 @@ Routing, bearer-token auth and fault injection live here; state changes are in `
 in ``responses.py``. Fault ``operation`` names are ARM's operationIds::
 
     ResourceSkus_List, Usage_List, Operations_Get,
-    VirtualMachines_CreateOrUpdate | _Get | _Delete | _List | _ListAll,
+    VirtualMachines_CreateOrUpdate | _Get | _Delete | _List | _ListAll | _ListByLocation,
     VirtualMachineScaleSets_CreateOrUpdate | _Get | _Delete | _List, VirtualMachineScaleSetVMs_List
 
 Besides the shared ``/_mock/*`` control API, two Azure-only controls::
@@ -38,6 +38,7 @@ _ROUTES: list[tuple[re.Pattern[str], str]] = [
         (_SUB + r"/providers/Microsoft\.Compute/locations/(?P<loc>[^/]+)/usages", "usages"),
         (_SUB + r"/providers/Microsoft\.Compute/locations/(?P<loc>[^/]+)/operations/(?P<op>[^/]+)", "operation"),
         (_SUB + r"/providers/Microsoft\.Compute/virtualMachines", "vms_all"),
+        (_SUB + r"/providers/Microsoft\.Compute/locations/(?P<loc>[^/]+)/virtualMachines", "vms_at"),
         (_RG + r"/virtualMachines", "vms"),
         (_RG + r"/virtualMachines/(?P<name>[^/]+)", "vm"),
         (_RG + r"/virtualMachineScaleSets", "scale_sets"),
@@ -157,6 +158,16 @@ class AzureApp:
         self._faults("VirtualMachines_ListAll", None)
         expand = request.args.get("$expand", "").lower() == "instanceview"
         return r.json_response({"value": [r.vm_json(vm, expand) for vm in self.backend.list_vms(sub, None)]})
+
+    def _vms_at(self, request: Request, sub: str, loc: str) -> Response:
+        # ARM's ListByLocation: the subscription's VMs in one region, without instance views ($expand is
+        # not an option there); regional, so a fault in that region fails it.
+        if request.method != "GET":
+            raise ArmError(405, "MethodNotAllowed", f"{request.method} is not supported here.")
+        self._faults("VirtualMachines_ListByLocation", loc)
+        self.backend.check_location(loc)
+        vms = [vm for vm in self.backend.list_vms(sub, None) if vm.location.lower() == loc.lower()]
+        return r.json_response({"value": [r.vm_json(vm) for vm in vms]})
 
     def _vms(self, request: Request, sub: str, rg: str) -> Response:
         if request.method != "GET":

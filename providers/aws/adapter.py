@@ -82,6 +82,9 @@ class AWSProvider(AwsReservations, Provider):
     def list_nodes(self) -> list[Node]:
         return [n for region in self.regions for n in self.list_nodes_in(region)]
 
+    def configured_regions(self) -> list[str]:
+        return list(self.cfg.regions or [])
+
     def list_nodes_in(self, region: str) -> list[Node]:
         """SupportsRegionalListing: a stack (one region) asks one region, not every one."""
         res = self.clients.pages("ec2", region, "describe_instances", "Reservations",

@@ -17,7 +17,7 @@ from providers.azure import resources as res
 from providers.azure.client import build_client
 from providers.azure.errors import PROVIDER, RetryPolicy, translate
 from providers.base import Provider
-from providers.capabilities import ScaleSetRequest, ScaleSetState, SupportsScaleSets
+from providers.capabilities import ScaleSetRequest, ScaleSetState, SupportsRegionalListing, SupportsScaleSets
 from providers.catalog import CapacityType, Catalog, Offering, default_catalog
 from providers.config import ProviderConfig
 from providers.errors import CapacityError, NotFoundError, ProviderError
@@ -34,7 +34,7 @@ from providers.model import (
 _SDK_DEFAULT_POLLING_S = 30.0
 
 
-class AzureProvider(Provider, SupportsScaleSets):
+class AzureProvider(Provider, SupportsScaleSets, SupportsRegionalListing):
     name = PROVIDER
 
     def __init__(self, cfg: ProviderConfig, *, catalog: Catalog | None = None, credential: Any | None = None,
@@ -108,6 +108,19 @@ class AzureProvider(Provider, SupportsScaleSets):
     def list_nodes(self) -> list[Node]:
         vms = self._call(lambda: list(self.client.virtual_machines.list(self._rg, expand="instanceView")))
         return [res.node(vm, self.catalog) for vm in vms if TAG_OWNER in (vm.tags or {})]
+
+    def configured_regions(self) -> list[str]:
+        return list(self.cfg.regions or [])
+
+    def list_nodes_in(self, region: str) -> list[Node]:
+        """SupportsRegionalListing: ARM's ListByLocation (the subscription's VMs in ``region``), kept to our
+        resource group and tag. That call has no instance views, so a VM's state comes from its provisioning
+        state alone: a VM stopped by hand reads Running here (Awan stops none; Spot ones are deleted on
+        eviction), where ``list_nodes`` would read it Terminated."""
+        rg = f"/resourcegroups/{self._rg}/".lower()   # the client is the subscription's already
+        vms = self._call(lambda: list(self.client.virtual_machines.list_by_location(region)), region)
+        return [res.node(vm, self.catalog) for vm in vms
+                if TAG_OWNER in (vm.tags or {}) and rg in (vm.id or "").lower()]
 
     def health(self) -> ProviderHealth:
         """One cheap regional call (the first page of usages) per region, without retries: health wants

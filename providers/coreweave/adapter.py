@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from providers.base import Provider
-from providers.capabilities import NodePoolRequest, NodePoolState, SupportsNodePools
+from providers.capabilities import NodePoolRequest, NodePoolState, SupportsNodePools, SupportsRegionalListing
 from providers.catalog import default_catalog
 from providers.catalog.model import CapacityType, Offering
 from providers.config import ProviderConfig
@@ -56,7 +56,7 @@ def _wire(obj: object) -> dict[str, Any]:
     return obj
 
 
-class CoreWeaveProvider(Provider, SupportsNodePools):
+class CoreWeaveProvider(Provider, SupportsNodePools, SupportsRegionalListing):
     name = PROVIDER
 
     def __init__(self, cfg: ProviderConfig) -> None:
@@ -156,6 +156,17 @@ class CoreWeaveProvider(Provider, SupportsNodePools):
 
     def list_nodes(self) -> list[Node]:
         res = self._kube.call(self._core.list_node, label_selector=LABEL_OWNER, what="list nodes")
+        return [self._to_node(n) for n in res.items]
+
+    def configured_regions(self) -> list[str]:
+        return list(self.cfg.regions or [])
+
+    def list_nodes_in(self, region: str) -> list[Node]:
+        """SupportsRegionalListing: the cluster's nodes labelled with ``region`` (CKS sets the well-known
+        topology label on every node). One API server answers for every region, so this splits the work
+        among replicas but cannot keep one region's fault from the others."""
+        res = self._kube.call(self._core.list_node, label_selector=f"{LABEL_OWNER},{np.TOPO_REGION}={region}",
+                              what=f"list nodes in {region}")
         return [self._to_node(n) for n in res.items]
 
     def health(self) -> ProviderHealth:

@@ -34,6 +34,7 @@ from providers.capabilities import (
     SupportsFutureReservations,
     SupportsPlacementGroups,
     SupportsQueuedResources,
+    SupportsRegionalListing,
 )
 from providers.catalog import CapacityType, Catalog, Offering, default_catalog
 from providers.config import ProviderConfig
@@ -65,7 +66,8 @@ log = structlog.get_logger(__name__)
 TPU_NOMINAL_SLICES = 4
 
 
-class GCPProvider(Provider, SupportsPlacementGroups, SupportsQueuedResources, SupportsFutureReservations):
+class GCPProvider(Provider, SupportsPlacementGroups, SupportsQueuedResources, SupportsFutureReservations,
+                  SupportsRegionalListing):
     name = "gcp"
 
     def __init__(self, cfg: ProviderConfig, catalog: Catalog | None = None) -> None:
@@ -162,7 +164,22 @@ class GCPProvider(Provider, SupportsPlacementGroups, SupportsQueuedResources, Su
         return CapacityPool("gcp", o.region, o.zone, o.instance_type, o.capacity_type, n, capacity_known=False)
 
     def list_nodes(self) -> list[Node]:
+        # One aggregated list for every region's VMs: the cheapest whole answer (list_nodes_in is per region).
         return self.vms.list_owned() + self.tpus.list_owned(self._tpu_zones())
+
+    def configured_regions(self) -> list[str]:
+        return list(self.cfg.regions or [])
+
+    def list_nodes_in(self, region: str) -> list[Node]:
+        """SupportsRegionalListing: instances.list in each catalog zone of ``region`` (Awan creates VMs in no
+        other), then the TPU nodes of its TPU zones; every call names the region, so only its faults count."""
+        zones = sorted(z for z, r in self.catalog.zones("gcp").items() if r == region)
+        if not zones:
+            # Listing no zone would answer "no nodes" for a region we cannot see into: say we cannot.
+            raise InvalidRequestError(f"region: no zones of {region!r} in the catalog to list", provider="gcp",
+                                      endpoint=self.endpoint, region=region)
+        return self.vms.list_owned_in(zones, region) + self.tpus.list_owned([z for z in self._tpu_zones()
+                                                                              if z in zones])
 
     def health(self) -> ProviderHealth:
         """One attempt per region (regions.get), timed; a provider that fails the global zones list is DOWN."""

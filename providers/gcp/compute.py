@@ -98,6 +98,16 @@ class ComputeNodes:
             nodes += [self.to_node(i) for i in scoped.instances]
         return nodes
 
+    def list_owned_in(self, zones: Sequence[str], region: str) -> list[Node]:
+        """Ours in these zones of ``region``: one instances.list a zone (the aggregated list is global, so
+        one region that does not answer would fail it for every region)."""
+        from google.cloud import compute_v1
+        nodes = []
+        for zone in zones:
+            request = compute_v1.ListInstancesRequest(project=self.api.project, zone=zone, filter=OWNER_FILTER)
+            nodes += [self.to_node(i) for i in self.api.call(self._instances().list, request=request, at=region)]
+        return nodes
+
     def to_node(self, inst: Any) -> Node:
         zone = last_segment(inst.zone)
         machine = last_segment(inst.machine_type)

@@ -27,6 +27,7 @@ from providers.capabilities import (
     Reservation,
     ReservationRequest,
     SupportsClusterNetworks,
+    SupportsRegionalListing,
     SupportsReservations,
 )
 from providers.catalog import CapacityType, Catalog, Offering, default_catalog
@@ -64,7 +65,7 @@ class ReservationState:
     state: str
 
 
-class OCIProvider(Provider, SupportsReservations, SupportsClusterNetworks):
+class OCIProvider(Provider, SupportsReservations, SupportsClusterNetworks, SupportsRegionalListing):
     name = PROVIDER
 
     def __init__(self, cfg: ProviderConfig, *, catalog: Catalog | None = None, owner: str = "awan",
@@ -115,13 +116,18 @@ class OCIProvider(Provider, SupportsReservations, SupportsClusterNetworks):
         return CapacityReport(PROVIDER, tuple(pools), tuple(quotas), cap.taken_at())
 
     def list_nodes(self) -> list[Node]:
-        """Our instances, found by the awan-owner freeform tag (ListInstances has no tag filter: client side)."""
-        nodes = []
-        for region in self.regions:
-            for inst in self.clients.pages("compute", region, "list_instances", self.clients.compartment):
-                if inst.lifecycle_state in LIVE_STATES and (inst.freeform_tags or {}).get(LABEL_OWNER) == self.owner:
-                    nodes.append(to_node(inst, region, self.catalog))
-        return nodes
+        return [n for region in self.regions for n in self.list_nodes_in(region)]
+
+    def configured_regions(self) -> list[str]:
+        return list(self.cfg.regions or [])
+
+    def list_nodes_in(self, region: str) -> list[Node]:
+        """SupportsRegionalListing: our instances in the compartment, asked of the region's own endpoint
+        (OCI is regional: a client per region), found by the awan-owner freeform tag (ListInstances has no
+        tag filter: client side)."""
+        return [to_node(inst, region, self.catalog)
+                for inst in self.clients.pages("compute", region, "list_instances", self.clients.compartment)
+                if inst.lifecycle_state in LIVE_STATES and (inst.freeform_tags or {}).get(LABEL_OWNER) == self.owner]
 
     def health(self) -> ProviderHealth:
         """One cheap call per region (ListAvailabilityDomains), without retries: health wants the answer now."""

@@ -232,3 +232,21 @@ def test_scale_set_apply_resize_delete(azure, backend):
     azure.delete_scale_set("gang-1")
     azure.delete_scale_set("gang-1")
     assert backend.inventory() == [] and backend.ledger.free("eastus-1", H100) == 16
+
+
+def test_list_nodes_in_lists_one_region_and_its_faults_only(azure, backend):
+    # ListByLocation: each region's own VMs (ours only), the union is list_nodes, and an outage in one
+    # region fails that region's list alone.
+    east = azure.create_nodes(request(count=1, pool="east"))
+    west = azure.create_nodes(request(count=1, pool="west", region="westus3", zone="westus3-1"))
+    azure.client.virtual_machines.begin_create_or_update(
+        "awan", "someone-elses", {"location": "eastus", "properties": {"hardwareProfile": {"vmSize": H100}}}).result()
+    assert azure.configured_regions() == REGIONS
+    assert [n.id for n in azure.list_nodes_in("eastus")] == [n.id for n in east]
+    assert [n.id for n in azure.list_nodes_in("westus3")] == [n.id for n in west]
+    assert {n.id for r in REGIONS for n in azure.list_nodes_in(r)} == {n.id for n in azure.list_nodes()}
+    assert all(n.state is NodeState.RUNNING for r in REGIONS for n in azure.list_nodes_in(r))
+    backend.faults.add(Fault(kind="outage", region="westus3"))
+    with pytest.raises(UnavailableError):
+        azure.list_nodes_in("westus3")
+    assert [n.id for n in azure.list_nodes_in("eastus")] == [n.id for n in east]

@@ -131,3 +131,32 @@ def test_the_local_engine_uses_the_process_providers_not_a_second_set(mock_confi
     with pytest.raises(KeyError):     # configured but not in the process's set: not built behind its back
         engine._providers("gcp")                                  # type: ignore[attr-defined]
     assert guard_all(guarded)["aws"] is guarded["aws"]            # wrapped once
+
+
+class RegionalFlaky(Flaky):
+    """Flaky, listing region by region: region "bad" always fails as unavailable."""
+
+    def configured_regions(self) -> list[str]:
+        return ["bad", "good"]
+
+    def list_nodes_in(self, region: str) -> list[Node]:
+        self.calls += 1
+        if region == "bad":
+            raise UnavailableError("region down", provider="flaky", region=region)
+        return []
+
+
+def test_a_failing_region_opens_its_own_breaker_not_the_providers() -> None:
+    # Observation lists region by region so that one sick region leaves the others known: a breaker for
+    # the whole provider opened by that region's failures would make every region fail fast.
+    inner = RegionalFlaky()
+    guarded = GuardedProvider(inner, CircuitBreaker("flaky", failure_threshold=2, clock=Clock()))
+    lister = guarded.supports_regional_listing()
+    assert lister is not None and lister.configured_regions() == ["bad", "good"]
+    for _ in range(4):
+        with pytest.raises(UnavailableError):
+            lister.list_nodes_in("bad")
+    assert inner.calls == 2                      # the region's breaker opened after two failures
+    assert lister.list_nodes_in("good") == []    # the other region is still asked
+    assert guarded.list_nodes() == []            # and so is the provider
+    assert guarded.breaker.state is BreakerState.CLOSED

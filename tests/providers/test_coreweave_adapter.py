@@ -222,3 +222,14 @@ def test_spot_pool_nodes_are_spot_and_preemptible(cw, mock_coreweave):
     assert [n.pool for n in cw.list_nodes()] == ["steady"]
     pool = cw.get_node_pool("cheap")
     assert pool["status"]["currentNodes"] == 0 and pool["spec"]["targetNodes"] == 2
+
+
+def test_list_nodes_in_lists_one_region(cw):
+    # The topology label picks a region's nodes out of the one cluster; the union is list_nodes.
+    east = cw.create_nodes(_req("east", 1))
+    other = cw.create_nodes(_req("other", 1, GB200, GB200_ZONE, "US-EAST-14"))
+    cw.apply_node_pool("someone-else", H100, H100_ZONE, 1, {"team": "other"})
+    assert cw.configured_regions() == []           # none configured: every catalog region is served
+    assert [n.id for n in cw.list_nodes_in(H100_REGION)] == [n.id for n in east]
+    assert [n.id for n in cw.list_nodes_in("US-EAST-14")] == [n.id for n in other]
+    assert {n.id for r in (H100_REGION, "US-EAST-14") for n in cw.list_nodes_in(r)} == {n.id for n in cw.list_nodes()}

@@ -252,3 +252,23 @@ def test_node_names_follow_gce_rules_and_depend_on_pool_key_and_index(pool):
     assert all(re.fullmatch(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?", n) for n in names), names
     assert resource_name(pool, 0, "k-1") == resource_name(pool, 0, "k-1")
     assert resource_name(pool, 0, "k-1") != resource_name(pool + "x", 0, "k-1")
+
+
+def test_list_nodes_in_lists_one_region_and_its_faults_only(gcp):
+    # Regional listing (observation's unit): each region's own nodes, the union is list_nodes, and an
+    # outage in one region fails that region's list alone.
+    here = gcp.create_nodes(_req(count=1, key="k-us"))
+    there = gcp.create_nodes(_req(count=1, key="k-eu", zone="europe-west4-b"))
+    assert gcp.configured_regions() == [REGION, "europe-west4"]
+    assert [n.id for n in gcp.list_nodes_in(REGION)] == [n.id for n in here]
+    assert [n.id for n in gcp.list_nodes_in("europe-west4")] == [n.id for n in there]
+    assert {n.id for r in gcp.configured_regions() for n in gcp.list_nodes_in(r)} == {n.id for n in gcp.list_nodes()}
+    _fault(gcp, kind="outage", region="europe-west4", retry_after=0.01)
+    with pytest.raises(UnavailableError):
+        gcp.list_nodes_in("europe-west4")
+    assert [n.id for n in gcp.list_nodes_in(REGION)] == [n.id for n in here]
+
+
+def test_list_nodes_in_a_region_without_known_zones_is_an_error_not_no_nodes(gcp):
+    with pytest.raises(InvalidRequestError, match="no zones of 'mars-north1'"):
+        gcp.list_nodes_in("mars-north1")

@@ -9,7 +9,14 @@ from pydantic import SecretStr
 from mockclouds.faults import Fault
 from providers.capabilities import ClusterNetworkRequest, ReservationRequest
 from providers.catalog import CapacityType, default_catalog
-from providers.errors import AuthError, CapacityError, NotFoundError, QuotaError, ThrottledError
+from providers.errors import (
+    AuthError,
+    CapacityError,
+    NotFoundError,
+    ProviderError,
+    QuotaError,
+    ThrottledError,
+)
 from providers.model import LABEL_OWNER, HealthStatus, NodeRequest, NodeState
 from providers.oci.adapter import OCIProvider
 
@@ -183,3 +190,18 @@ def test_a_config_without_tenancy_is_refused_naming_the_field(cfg):
             p.list_nodes()
     finally:
         p.close()
+
+
+def test_list_nodes_in_lists_one_region_and_its_faults_only(oci_provider, backend):
+    # Each region's endpoint lists its own instances; the union is list_nodes; an outage in one region
+    # fails that region's list alone.
+    ash = oci_provider.create_nodes(request(count=1, key="k-ash"))
+    chi = oci_provider.create_nodes(request(count=1, key="k-chi", region="us-chicago-1", zone="US-CHICAGO-AD-1"))
+    assert oci_provider.configured_regions() == REGIONS
+    assert [n.id for n in oci_provider.list_nodes_in("us-ashburn-1")] == [n.id for n in ash]
+    assert [n.id for n in oci_provider.list_nodes_in("us-chicago-1")] == [n.id for n in chi]
+    assert {n.id for n in oci_provider.list_nodes()} == {n.id for n in ash + chi}
+    backend.faults.add(Fault(kind="outage", region="us-chicago-1"))
+    with pytest.raises(ProviderError):
+        oci_provider.list_nodes_in("us-chicago-1")
+    assert [n.id for n in oci_provider.list_nodes_in("us-ashburn-1")] == [n.id for n in ash]
