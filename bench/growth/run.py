@@ -94,22 +94,23 @@ def _deep_id(db_url: str) -> int:
         db.dispose()
 
 
+def _request(c: httpx.Client, op: str, i: int, deep: int, prefix: str) -> httpx.Response:
+    if op == "submit":
+        return c.post("/v1/workloads", content=manifest(f"{prefix}{i}"), headers={"Content-Type": "application/yaml"})
+    params: dict[str, Any] = {"limit": 100}
+    if op.startswith("list-state"):
+        params["state"] = "Pending"
+    if op.endswith("deep"):
+        params["cursor"] = _cursor(deep)
+    return c.get("/v1/workloads", params=params)
+
+
 def measure_op(c: httpx.Client, op: str, n: int, deep: int, prefix: str) -> dict[str, Any]:
     lat: list[float] = []
     errors = 0
     for i in range(n):
-        if op == "submit":
-            req = lambda i=i: c.post("/v1/workloads", content=manifest(f"{prefix}{i}"),  # noqa: E731
-                                     headers={"Content-Type": "application/yaml"})
-        else:
-            params: dict[str, Any] = {"limit": 100}
-            if op.startswith("list-state"):
-                params["state"] = "Pending"
-            if op.endswith("deep"):
-                params["cursor"] = _cursor(deep)
-            req = lambda params=params: c.get("/v1/workloads", params=params)  # noqa: E731
         t0 = time.perf_counter()
-        r = req()
+        r = _request(c, op, i, deep, prefix)
         dt = time.perf_counter() - t0
         if r.status_code in (200, 201):
             lat.append(dt)

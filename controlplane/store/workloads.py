@@ -99,14 +99,16 @@ class Total:
 
 
 def total(s: Session, *, team: str | None = None, states: Sequence[str] | None = None,
-          include_deleted: bool = False, exact_up_to: int = EXACT_TOTAL_UP_TO) -> Total:
+          include_deleted: bool = False, exact_up_to: int | None = None) -> Total:
     """``count`` at a cost that does not grow with the store: exact while at most ``exact_up_to`` rows
-    match, else an estimate. An exact count reads every matching index entry (at 100,000 matching rows it
+    (default ``EXACT_TOTAL_UP_TO``) match, else an estimate. An exact count reads every matching index entry (at 100,000 matching rows it
     cost as much as the page itself, on every page), so it is bounded: the first ``exact_up_to + 1``
     matching ids in id order (the same index range the page reads), and past that the matching rows'
     density over those ids extrapolated to the last matching id (two more index probes). Exact when the
     matching rows are spread evenly over ids; a filter whose rows cluster (the newest mostly Running, say)
     is over- or under-estimated, never below ``exact_up_to + 1``."""
+    if exact_up_to is None:
+        exact_up_to = EXACT_TOTAL_UP_TO
     ids = _filtered(select(Workload.id), team, states, include_deleted).order_by(Workload.id)
     head = ids.limit(exact_up_to + 1).subquery()
     n, first, kth = s.execute(select(func.count(), func.min(head.c.id), func.max(head.c.id))).one()
