@@ -13,7 +13,8 @@ autovacuum would), then one client times, through HTTP as users see it, one requ
 - ``list-state`` / ``list-state-deep``: the same with ``?state=Pending``.
 
 ``--growth-runs`` runs per size, each tree's measurements alternated with the peer's in the same minutes;
-p50/p99 per run and the median of the runs.
+p50/p99 per run and the median of the runs. ``--growth-mode cpu``: the same operations on the app in the
+measuring process (``bench/growth/cpu.py``, no server), with the process CPU time per request beside.
 """
 
 from __future__ import annotations
@@ -21,8 +22,11 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import json
 import os
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -35,7 +39,7 @@ from sqlalchemy import Table, func, insert, select, text
 from bench.api.load import manifest
 from bench.api.service import REPO, fresh_database
 from bench.machine import machine_info, percentile, write_results
-from bench.stall.run import _token, serve
+from bench.stall.run import _env, _token, serve
 from controlplane.store.db import Database
 from controlplane.store.models import Workload
 
@@ -52,6 +56,9 @@ def add_arguments(group: argparse._ArgumentGroup) -> None:
                                                            "(default 1000,10000,100000)")
     group.add_argument("--growth-runs", type=int, default=None, help="runs per size (default 3)")
     group.add_argument("--growth-requests", type=int, default=None, help="requests per operation and run (default 150)")
+    group.add_argument("--growth-mode", choices=("http", "cpu"), default="http",
+                       help="http: a served app, one client over loopback; cpu: the app in the measuring process "
+                            "(bench/growth/cpu.py), CPU time per request")
 
 
 def fill(db_url: str, upto: int) -> None:
@@ -125,11 +132,21 @@ _OPS = ("submit", "list", "list-deep", "list-state", "list-state-deep")
 
 
 @contextlib.contextmanager
-def _service(tree: Path, kind: str, pg_url: str) -> Iterator[tuple[str, str, str]]:
+def _service(tree: Path, kind: str, pg_url: str, served: bool = True) -> Iterator[tuple[str, str, str]]:
     with fresh_database(kind, pg_url) as db_url:
         token = _token(tree, db_url)     # runs the tree's migrations
+        if not served:
+            yield db_url, "", token
+            return
         with serve(tree, db_url) as url:
             yield db_url, url, token
+
+
+def _cpu_cells(tree: Path, db_url: str, token: str, n: int, deep: int) -> dict[str, dict[str, Any]]:
+    out = subprocess.run([sys.executable, str(REPO / "bench" / "growth" / "cpu.py"), db_url, token, str(n), str(deep)],
+                         cwd=tree, env=_env(tree), check=True, capture_output=True, text=True)
+    cells: dict[str, dict[str, Any]] = json.loads(out.stdout.strip().splitlines()[-1])
+    return cells
 
 
 def main(args: argparse.Namespace) -> int:
@@ -141,12 +158,13 @@ def main(args: argparse.Namespace) -> int:
     result: dict[str, Any] = {"suite": "growth", "machine": machine_info(None), "sizes": sizes, "runs": runs,
                               "requests": n, "trees": {t: str(p) for t, p in trees}, "cells": [],
                               "load_before": os.getloadavg()}
+    cpu = args.growth_mode == "cpu"
     for kind in kinds:
         with contextlib.ExitStack() as stack:
-            services = {t: stack.enter_context(_service(p, kind, args.growth_pg_url)) for t, p in trees}
-            clients = {t: stack.enter_context(httpx.Client(base_url=url, timeout=120,
-                                                           headers={"Authorization": f"Bearer {tok}"}))
-                       for t, (_, url, tok) in services.items()}
+            services = {t: stack.enter_context(_service(p, kind, args.growth_pg_url, served=not cpu)) for t, p in trees}
+            clients = {} if cpu else {
+                t: stack.enter_context(httpx.Client(base_url=url, timeout=120, headers={"Authorization": f"Bearer {tok}"}))
+                for t, (_, url, tok) in services.items()}
             for c in clients.values():   # the token verified (and cached) before timing
                 c.get("/v1/workloads", params={"limit": 1}).raise_for_status()
             for size in sizes:
@@ -156,20 +174,25 @@ def main(args: argparse.Namespace) -> int:
                     print(f"growth: {kind} {t} filled to {size:,} in {time.perf_counter() - t0:.1f} s", flush=True)
                 deep = {t: _deep_id(db_url) for t, (db_url, _, _) in services.items()}
                 for run in range(runs):
-                    for t, c in clients.items():
+                    for t, path in trees:
                         load0 = os.getloadavg()[0]
+                        if cpu:
+                            db_url, _, tok = services[t]
+                            got = _cpu_cells(path, db_url, tok, n, deep[t])
+                        else:
+                            got = {op: measure_op(clients[t], op, n, deep[t], f"g{size}-r{run}-") for op in _OPS}
                         for op in _OPS:
-                            cell = {"db": kind, "tree": t, "stored": size, "run": run, "op": op,
-                                    **measure_op(c, op, n, deep[t], f"g{size}-r{run}-")}
-                            cell["load_before"], cell["load_after"] = load0, os.getloadavg()[0]
+                            cell = {"db": kind, "tree": t, "stored": size, "run": run, "op": op, **got[op],
+                                    "load_before": load0, "load_after": os.getloadavg()[0]}
                             result["cells"].append(cell)
+                            extra = f" cpu {cell['cpu_ms']} ms/request" if cpu else f" ({cell['errors']} errors)"
                             print(f"growth: {kind} {t} {size:,} run {run + 1} {op}: p50 {cell['p50_ms']} ms "
-                                  f"p99 {cell['p99_ms']} ms ({cell['errors']} errors; load {load0:.1f})", flush=True)
+                                  f"p99 {cell['p99_ms']} ms{extra}; load {load0:.1f}", flush=True)
     result["load_after"] = os.getloadavg()
     result["median"] = _medians(result["cells"])
     for row in result["median"]:
         print(f"growth: median {row['db']} {row['tree']} {row['stored']:,} {row['op']}: p50 {row['p50_ms']} ms "
-              f"p99 {row['p99_ms']} ms", flush=True)
+              f"p99 {row['p99_ms']} ms{' cpu ' + str(row['cpu_ms']) + ' ms' if 'cpu_ms' in row else ''}", flush=True)
     path = write_results(args.results_dir, "growth", result)
     print(f"growth: results in {path}", flush=True)
     return 0
@@ -182,5 +205,6 @@ def _medians(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{"db": d, "tree": t, "stored": s, "op": o,
              "p50_ms": round(statistics.median(c["p50_ms"] for c in g), 2),
              "p99_ms": round(statistics.median(c["p99_ms"] for c in g), 2),
+             **({"cpu_ms": round(statistics.median(c["cpu_ms"] for c in g), 2)} if "cpu_ms" in g[0] else {}),
              "load": [c["load_before"] for c in g]}
             for (d, t, s, o), g in groups.items()]
