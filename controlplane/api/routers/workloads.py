@@ -69,7 +69,7 @@ def list_workloads(state: WorkloadState | None = None, limit: int = Query(500, g
                    cursor: str | None = Query(None, max_length=64, description="nextCursor of the previous page"),
                    p: Principal = Depends(principal), c: ServiceContext = Depends(ctx)) -> Response:
     """Oldest first, ``limit`` at a time: follow ``nextCursor`` (cheap at any depth) rather than ``offset``.
-    ``total`` is exact up to 10,000 matching workloads and estimated above (``totalExact`` says which), so
+    ``total`` is exact up to 1,000 matching workloads and estimated above (``totalExact`` says which), so
     a page costs the same whatever the store holds."""
     after = pages.decode(cursor) if cursor else 0
     scope = team if p.is_admin else p.team
