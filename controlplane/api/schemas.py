@@ -54,7 +54,11 @@ class WorkloadOut(BaseModel):
 
 class WorkloadList(BaseModel):
     items: list[WorkloadOut]
-    total: int = Field(description="workloads matching the filters, over every page")
+    total: int = Field(description="workloads matching the filters, over every page: exact up to 1,000, an "
+                                   "estimate above (see totalExact), so that a page's cost does not grow with the "
+                                   "store")
+    totalExact: bool = Field(True, description="false when total is an estimate: more than 1,000 workloads match, "
+                                               "and their density over the first 1,001 is extrapolated to the last")
     nextCursor: str | None = Field(None, description="pass as ?cursor= for the next page; null on the last")
 
 

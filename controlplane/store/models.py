@@ -72,10 +72,14 @@ class Token(Base):
 
 class Workload(Base):
     __tablename__ = "workloads"
-    # (team, id): a team's page in id order is a range scan, not a sort of all its rows; (team, state):
-    # the page's total is counted from the index (migration 0006_api_indexes).
+    # (team, id, state): a team's page in id order is a range scan, not a sort of all its rows, and the
+    # default filter (not Deleted) and the page's bounded total read the index alone; (state, id) and
+    # (team, state, id): likewise for a page filtered by state, with or without a team (migrations
+    # 0006_api_indexes, 0013_list_indexes; SQLite's indexes end in the rowid anyway, PostgreSQL's do not).
     __table_args__ = (Index("ix_workloads_state_priority", "state", "priority"),
-                      Index("ix_workloads_team_id", "team", "id"), Index("ix_workloads_team_state", "team", "state"),
+                      Index("ix_workloads_team_id_state", "team", "id", "state"),
+                      Index("ix_workloads_state_id", "state", "id"),
+                      Index("ix_workloads_team_state_id", "team", "state", "id"),
                       UniqueConstraint("team", "name", name="uq_workloads_team_name"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

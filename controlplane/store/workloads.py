@@ -88,6 +88,40 @@ def count(s: Session, *, team: str | None = None, states: Sequence[str] | None =
     return int(s.scalar(_filtered(select(func.count()).select_from(Workload), team, states, include_deleted)) or 0)
 
 
+# Above this many matching rows a list's total is estimated (``total``).
+EXACT_TOTAL_UP_TO = 1_000
+
+
+@dataclass(frozen=True, slots=True)
+class Total:
+    value: int
+    exact: bool
+
+
+def total(s: Session, *, team: str | None = None, states: Sequence[str] | None = None,
+          include_deleted: bool = False, exact_up_to: int | None = None) -> Total:
+    """``count`` at a cost that does not grow with the store: exact while at most ``exact_up_to`` rows
+    (default ``EXACT_TOTAL_UP_TO``) match, else an estimate. An exact count reads every matching index
+    entry (at 10,000 matching rows a quarter of the CPU of a page of 100; at 100,000 more than the page
+    itself, on every page), so it is bounded: the first ``exact_up_to + 1``
+    matching ids in id order (the same index range the page reads), and past that the matching rows'
+    density over those ids extrapolated to the last matching id (two more index probes). Exact when the
+    matching rows are spread evenly over ids; a filter whose rows cluster (the newest mostly Running, say)
+    is over- or under-estimated, never below ``exact_up_to + 1``."""
+    if exact_up_to is None:
+        exact_up_to = EXACT_TOTAL_UP_TO
+    ids = _filtered(select(Workload.id), team, states, include_deleted).order_by(Workload.id)
+    head = ids.limit(exact_up_to + 1).subquery()
+    n, first, kth = s.execute(select(func.count(), func.min(head.c.id), func.max(head.c.id))).one()
+    if n <= exact_up_to:
+        return Total(int(n), True)
+    last = s.scalar(_filtered(select(Workload.id), team, states, include_deleted)
+                    .order_by(Workload.id.desc()).limit(1))
+    span = max(int(kth) - int(first) + 1, 1)
+    estimate = round(int(n) * (int(last or kth) - int(first) + 1) / span)
+    return Total(max(estimate, int(n)), False)
+
+
 def submit(s: Session, *, name: str, team: str, spec: dict[str, Any], priority: int, gpus: int) -> tuple[Workload, bool]:
     """Create the workload, or return the stored one when the same spec is submitted again (apply is
     idempotent). A Deleted workload's name can be reused. Names are unique per team: another team's

@@ -67,16 +67,23 @@ _TEAM = Query(None, max_length=63, description="the workload's team (admins; nam
 def list_workloads(state: WorkloadState | None = None, limit: int = Query(500, ge=1, le=5000),
                    offset: int = Query(0, ge=0, le=2**63 - 1), team: str | None = _TEAM,
                    cursor: str | None = Query(None, max_length=64, description="nextCursor of the previous page"),
-                   p: Principal = Depends(principal), c: ServiceContext = Depends(ctx)) -> schemas.WorkloadList:
-    """Oldest first, ``limit`` at a time: follow ``nextCursor`` (cheap at any depth) rather than ``offset``."""
+                   p: Principal = Depends(principal), c: ServiceContext = Depends(ctx)) -> Response:
+    """Oldest first, ``limit`` at a time: follow ``nextCursor`` (cheap at any depth) rather than ``offset``.
+    ``total`` is exact up to 1,000 matching workloads and estimated above (``totalExact`` says which), so
+    a page costs the same whatever the store holds."""
     after = pages.decode(cursor) if cursor else 0
     scope = team if p.is_admin else p.team
     states = [state.value] if state else None
     with c.db.session() as s:
-        rows = repo.list_(s, team=scope, states=states, limit=limit, offset=offset, after_id=after)
-        total = repo.count(s, team=scope, states=states)
+        # light: the placement and explanation documents (the rows' largest columns) are not in the answer.
+        rows = repo.list_(s, team=scope, states=states, limit=limit, offset=offset, after_id=after, light=True)
+        total = repo.total(s, team=scope, states=states)
         nxt = pages.encode(rows[-1].id) if len(rows) == limit else None
-        return schemas.WorkloadList(items=[svc.to_out(r) for r in rows], total=total, nextCursor=nxt)
+        page = schemas.WorkloadList(items=[svc.to_out(r) for r in rows], total=total.value,
+                                    totalExact=total.exact, nextCursor=nxt)
+    # Rendered here: returning the model would have FastAPI validate it again against response_model
+    # before rendering it (a second pass over every item of the page).
+    return Response(page.model_dump_json(), media_type="application/json")
 
 
 @router.get("/{name}", response_model=schemas.WorkloadOut, responses=_ERR)
