@@ -288,6 +288,7 @@ class Controller:
         if self._stop.is_set() or not self._can_wake_place():
             return
         self.woken_passes += 1
+        self.metrics.woken.inc()
         self._place(self._recent_snapshot)
 
     def _can_wake_place(self) -> bool:
