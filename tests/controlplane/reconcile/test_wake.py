@@ -230,3 +230,24 @@ def test_a_woken_pass_places_nothing_before_an_interval_pass_of_this_term(db):
     assert not _placed(db, "a") and c.woken_passes == 0
     c.tick()
     assert _placed(db, "a")
+
+
+def test_on_postgresql_a_stream_of_commits_runs_placing_passes_not_full_ones(db):
+    """Every commit notifies (the loop's own placements too). Before, each notification ran a full pass, so
+    a stream of submits kept full passes running back to back, every cloud probed and read each time: here the
+    interval is 60 s, so any pass beyond the first would be one a notification ran."""
+    if db.dialect != "postgresql":
+        pytest.skip("SQLite has no change notification (the submit's poke is tested above)")
+    provider = CountingProvider("aws", FakeCloud())
+    submit(db, "first")
+    c = _controller(db, None, provider=provider)
+    c.elector.step()
+    c.start()
+    assert _until(lambda: _placed(db, "first"))
+    ticks, health = c.metrics.ticks._value.get(), provider.health_calls
+    for i in range(10):
+        submit(db, f"s{i}")
+        time.sleep(0.1)
+    assert _until(lambda: all(_placed(db, f"s{i}") for i in range(10)))
+    assert c.metrics.ticks._value.get() == ticks and provider.health_calls == health
+    assert c.woken_passes >= 1
