@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     # Edge-triggered passes: a full pass over every row this often (the safety net for the change feed).
     resync_s: float = Field(default=300.0, gt=0)
     observe_interval_s: float | None = Field(default=None, ge=0)   # list the clouds; None: every pass interval
+    # Where a committed submit wakes the loop (controlplane/reconcile/wake.py); `awan serve` makes one if unset.
+    wake_socket: str | None = None
     retry_base_s: float = Field(default=1.0, gt=0)
     retry_max_s: float = Field(default=300.0, gt=0)
     lock_ttl_s: float = Field(default=60.0, gt=0)          # row lock tokens expire after this

@@ -74,9 +74,13 @@ def serve(
 
     clouds = require_clouds(settings.config, mock)
 
+    from controlplane.reconcile import wake
+
     scheme = "https" if settings.tls_cert_file else "http"
     try:
-        with open_environment(clouds) as env:
+        with wake.service_address(settings.wake_socket, loop=settings.reconcile) as wake_at, \
+                open_environment(clouds) as env:
+            settings = settings.model_copy(update={"wake_socket": wake_at})
             log.info("clouds", source=env.note)
             application = create_app(settings, providers=env.providers, config=env.config,
                                      controller_factory=loop_factory(settings))

@@ -20,6 +20,9 @@ class LoopMetrics:
                                        ["provider", "reason"], registry=self.registry)
         self.stack_runs = Counter("awan_stack_runs", "Stack up runs", ["result"], registry=self.registry)
         self.ticks = Counter("awan_reconcile_ticks", "Reconcile passes run as leader", registry=self.registry)
+        self.woken = Counter("awan_reconcile_woken_passes",
+                             "Placing passes a wake (a submit, a change) ran between interval passes",
+                             registry=self.registry)
         self.failovers = Counter("awan_failovers", "Workloads re-placed by failover", ["trigger"],
                                  registry=self.registry)
         self.admissions = Counter("awan_queue_admissions", "Queue admission events", ["result"],

@@ -64,7 +64,7 @@ def build_controller(ctx: Any, engine: Any = None, *, engine_kind: EngineKind = 
                      work_lease_ttl_s=s.work_lease_ttl_s, capacity_slow_start=s.capacity_slow_start,
                      full_resync_s=s.resync_s, edge=s.edge_passes,
                      observe_s=s.reconcile_interval_s if s.observe_interval_s is None else s.observe_interval_s,
-                     stack_config=stack_config(ctx.config))
+                     wake_socket=s.wake_socket, stack_config=stack_config(ctx.config))
     if "clusters" not in overrides and ctx.config is not None:
         from controlplane.dispatch.clusters import ClusterSet
 

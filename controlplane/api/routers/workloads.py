@@ -13,6 +13,7 @@ from controlplane.api.context import ServiceContext, ctx
 from controlplane.api.security import principal, writer
 from controlplane.auth.tokens import Principal
 from controlplane.model.workload import INT32_MAX
+from controlplane.reconcile import wake
 from controlplane.store import audit
 from controlplane.store import workloads as repo
 from controlplane.store.models import WorkloadState
@@ -52,6 +53,8 @@ def submit(body: bytes = Depends(request_body), p: Principal = Depends(writer),
         prepare = c.parsing.prepare if c.parsing is not None else svc.prepare
         items = prepare(p, text, "request body", c.policies.current, c.settings.max_submit_documents)
         result = svc.store(c.db, p, items)
+        if result.created:      # committed: the loop places them now, not at its next pass
+            wake.poke(c.settings.wake_socket)
         del items
         rendered = svc.render(result)
         del result      # freed here, while full collections are still deferred

@@ -67,14 +67,15 @@ class Served:
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[Served]:
+def served(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Served]:
+    interval = str(getattr(request, "param", "1"))    # AWAN_RECONCILE_INTERVAL_S
     url = f"sqlite:///{tmp_path}/awan.db"
     db = Database.from_url(url)
     upgrade(db.engine)
     with db.session() as s:
         token, _ = create_token(s, "research", "member")
     port = _port()
-    env = dict(os.environ, AWAN_LOG_FORMAT="json", AWAN_RECONCILE_INTERVAL_S="1", AWAN_REPLICA_ID="child-test",
+    env = dict(os.environ, AWAN_LOG_FORMAT="json", AWAN_RECONCILE_INTERVAL_S=interval, AWAN_REPLICA_ID="child-test",
                AWAN_SHUTDOWN_GRACE_S="5")
     env.pop("AWAN_CONTROLLER_PROCESS", None)     # the default
     proc = subprocess.Popen([str(Path(sys.executable).with_name("awan")), "serve", "--mock", "--db", url,
@@ -134,6 +135,29 @@ def test_the_loop_reconciles_from_its_own_process_and_drains_with_the_service(se
     assert lease is not None and lease.holder == "child-test"
     if not any(str(e.get("event", "")).startswith("shutdown grace over") for e in served.events):
         assert lease.expires_at <= exited     # drained: released at once
+
+
+@pytest.mark.parametrize("served", ["900"], indirect=True)
+def test_a_submit_wakes_the_loop_in_its_own_process_long_before_its_interval(served: Served) -> None:
+    """The API process pokes the controller process (the wake socket `awan serve` made and passed on): with a
+    900 s interval, each workload is placed by a pass its submit woke (fails without the wake: on SQLite
+    nothing else wakes the loop, the second workload would wait for the interval)."""
+    def submit_and_place(name: str) -> None:
+        r = httpx.post(f"{served.url}/v1/workloads", headers={"Authorization": f"Bearer {served.token}"},
+                       timeout=60, content=f"- {{metadata: {{name: {name}}}, spec: {{kind: inference, "
+                                           "gpus: {model: H100, count: 1}}}\n")
+        assert r.status_code == 201, r.text
+
+        def placed() -> bool:
+            with served.db.session() as s:
+                return s.scalar(select(Workload.state).where(Workload.name == name)) not in (None, "Pending")
+
+        served.wait(placed, f"{name} placed by a woken pass", bound_s=400)
+
+    start = time.monotonic()
+    submit_and_place("w1")     # the first pass may have run before this replica led: the submit wakes one
+    submit_and_place("w2")
+    assert time.monotonic() - start < 900, "placed by the interval pass, not a woken one"
 
 
 def test_a_sigkilled_service_takes_its_controller_process_with_it(served: Served) -> None:
