@@ -25,6 +25,8 @@ class Settings(BaseSettings):
     db_url: str = DEFAULT_DB_URL
     host: str = "127.0.0.1"                 # loopback unless the operator says otherwise
     port: int = Field(default=8080, ge=0, le=65535)
+    # `awan serve`: API worker processes sharing the port (controlplane/api/workers.py); the loop stays one.
+    api_workers: int = Field(default=1, ge=1, le=64)
     config: str | None = None               # awan.yaml; None = embedded mock clouds (local only)
     policies: list[str] = Field(default_factory=list)   # policy files loaded when the DB holds none
 

@@ -27,7 +27,7 @@ import httpx
 
 from bench.api.service import REPO, fresh_database, member_token
 from bench.machine import machine_info, percentile, write_results
-from bench.rate.stack import mock_clouds, service, tree_env
+from bench.rate.stack import mock_clouds, service, tree_cpu_s, tree_env
 
 PG_URL = os.environ.get("AWAN_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
@@ -41,18 +41,23 @@ def add_arguments(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--rate-seconds", type=_ints, default=None, help="seconds per rate (default 10,5)")
     group.add_argument("--rate-db", default=None, help="sqlite,postgresql (default both)")
     group.add_argument("--rate-procs", type=int, default=2, help="submitter processes sharing the schedule")
-    group.add_argument("--rate-drain-s", type=float, default=600.0,
-                       help="longest wait for the accepted workloads to be placed after the window")
+    group.add_argument("--rate-workers", type=int, default=1,
+                       help="API worker processes of the service (AWAN_API_WORKERS; a tree without it serves one)")
     group.add_argument("--rate-tree", type=Path, default=None,
                        help="serve (and run the mock clouds of) this checkout, e.g. a peer revision's worktree "
                             "(default: this one); the submitters and the figures are this tree's")
+    group.add_argument("--rate-where", default=None,
+                       help="the workloads' location.regions, e.g. \"['*']\" (default ['aws:*', 'gcp:*'])")
+    group.add_argument("--rate-drain-s", type=float, default=600.0,
+                       help="longest wait for the accepted workloads to be placed after the window")
 
 
 def submit_schedule(url: str, token: str, rate: float, seconds: float, prefix: str, procs: int,
-                    workdir: Path, stop: Path | None = None, ready: threading.Event | None = None
-                    ) -> list[dict[str, Any]]:
+                    workdir: Path, stop: Path | None = None, ready: threading.Event | None = None,
+                    cpu: list[float] | None = None) -> list[dict[str, Any]]:
     """Run ``procs`` submitter processes on one schedule, started once all are up; their requests, merged.
-    ``stop``: a file whose appearance ends the schedule early; ``ready``: set when the schedule starts."""
+    ``stop``: a file whose appearance ends the schedule early; ``ready``: set when the schedule starts;
+    ``cpu``: each submitter's CPU seconds are appended to it."""
     outs = [workdir / f"{prefix}submit{k}.json" for k in range(procs)]
     ps = [subprocess.Popen([sys.executable, "-m", "bench.rate.submitter", url, token, str(rate), str(seconds), prefix,
                             str(out), str(k), str(procs)], cwd=REPO, env=tree_env(REPO))
@@ -80,7 +85,10 @@ def submit_schedule(url: str, token: str, rate: float, seconds: float, prefix: s
                 p.kill()
     if any(p.returncode for p in ps):
         raise RuntimeError(f"a submitter failed: exit codes {[p.returncode for p in ps]}")
-    return [r for out in outs for r in json.loads(out.read_text())["requests"]]
+    got = [json.loads(out.read_text()) for out in outs]
+    if cpu is not None:
+        cpu += [g.get("cpu_s", 0.0) for g in got]
+    return [r for g in got for r in g["requests"]]
 
 
 @contextlib.contextmanager
@@ -132,10 +140,15 @@ def measure(kind: str, rate: int, seconds: int, args: argparse.Namespace, workdi
     tree = args.rate_tree or REPO
     with fresh_database(kind, PG_URL) as db_url, mock_clouds(tree, workdir) as config:
         token = member_token(db_url)
-        with service(tree, db_url, config, workdir, DB_POOL_SIZE="32", DB_MAX_OVERFLOW="8") as url:
+        pids: list[int] = []
+        with service(tree, db_url, config, workdir, pids, DB_POOL_SIZE="32", DB_MAX_OVERFLOW="8",
+                     API_WORKERS=str(args.rate_workers)) as url:
             warm_up(url, token, db_url, args.rate_drain_s)
             load0 = os.getloadavg()
-            reqs = submit_schedule(url, token, rate, seconds, f"r{rate}-", args.rate_procs, workdir)
+            cpu0, t0 = tree_cpu_s(pids[0]), time.monotonic()
+            submitters: list[float] = []
+            reqs = submit_schedule(url, token, rate, seconds, f"r{rate}-", args.rate_procs, workdir, cpu=submitters)
+            service_cpu, took = tree_cpu_s(pids[0]) - cpu0, time.monotonic() - t0
             ok = {r["name"]: r for r in reqs if r["status"] == 201}
             placed = placed_times(db_url, set(ok), args.rate_drain_s)
             load1 = os.getloadavg()
@@ -158,19 +171,26 @@ def measure(kind: str, rate: int, seconds: int, args: argparse.Namespace, workdi
         "placed": len(lat), "placed_p50_s": round(percentile(lat, 50), 3), "placed_p99_s": round(percentile(lat, 99), 3),
         "placed_max_s": round(lat[-1], 3) if lat else 0.0,
         "answered_placed_p50_s": round(percentile(after, 50), 3), "answered_placed_p99_s": round(percentile(after, 99), 3),
-        "tree": str(tree),
         "placed_rate": round(len(lat) / (max(placed.values()) - first_due), 1) if lat else 0.0,
-        "load_before": load0, "load_after": load1,
+        "load_before": load0, "load_after": load1, "workers": args.rate_workers, "tree": str(tree),
+        # CPU seconds while the schedule ran (until its last answer): the service's processes (API workers and
+        # the controller process), and the submitters, which share the machine's cores with it.
+        "schedule_s": round(took, 1), "service_cpu_s": round(service_cpu, 1),
+        "submitters_cpu_s": round(sum(submitters), 1),
     }
     print(f"rate: {kind} offered {rate}/s x {seconds} s: sent {res['sent_rate']}/s, accepted {res['accepted']} "
           f"({res['accepted_rate']}/s, {res['errors']} errors), answer p50/p99 {res['answer_p50_ms']}/"
           f"{res['answer_p99_ms']} ms; placed {res['placed']} p50/p99/max {res['placed_p50_s']}/{res['placed_p99_s']}/"
           f"{res['placed_max_s']} s at {res['placed_rate']}/s (answered -> Placed p50/p99 {res['answered_placed_p50_s']}/"
-          f"{res['answered_placed_p99_s']} s); tree {tree}; load {load0[0]:.1f}->{load1[0]:.1f}", flush=True)
+          f"{res['answered_placed_p99_s']} s); tree {tree}; load {load0[0]:.1f}->{load1[0]:.1f}; CPU over "
+          f"{res['schedule_s']} s: service {res['service_cpu_s']} s, submitters {res['submitters_cpu_s']} s "
+          f"(workers {args.rate_workers})", flush=True)
     return res
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.rate_where:
+        os.environ["BENCH_RATE_WHERE"] = args.rate_where      # the submitter processes inherit it
     rates = args.rate_rates or ((20,) if args.quick else (100, 1000))
     seconds = args.rate_seconds or ((2,) if args.quick else (10, 5))
     if len(seconds) == 1:

@@ -54,16 +54,42 @@ def mock_clouds(tree: Path, workdir: Path) -> Iterator[Path]:
         log.close()
 
 
+def tree_cpu_s(root: int) -> float:
+    """CPU seconds (user + system) of ``root`` and its live descendants so far (Linux /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parent: dict[int, int] = {}
+    cpu: dict[int, float] = {}
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parent[int(d.name)] = int(fields[1])
+        cpu[int(d.name)] = (int(fields[11]) + int(fields[12])) / tick
+    total, todo = 0.0, [root]
+    while todo:
+        pid = todo.pop()
+        total += cpu.get(pid, 0.0)
+        todo += [c for c, pp in parent.items() if pp == pid]
+    return total
+
+
 @contextlib.contextmanager
-def service(tree: Path, db_url: str, config: Path, workdir: Path, **settings: str) -> Iterator[str]:
+def service(tree: Path, db_url: str, config: Path, workdir: Path, pids: list[int] | None = None,
+            **settings: str) -> Iterator[str]:
     """``awan serve`` (reconcile loop on, the clouds in ``config``) on a loopback port; yields its URL.
-    ``settings``: extra AWAN_* variables (name without the prefix, e.g. RECONCILE_INTERVAL_S="2")."""
+    ``settings``: extra AWAN_* variables (name without the prefix, e.g. RECONCILE_INTERVAL_S="2");
+    ``pids``: the service's process id is appended to it."""
     port = free_port()
     env = tree_env(tree, AWAN_LOG_LEVEL="WARNING", **{f"AWAN_{k.upper()}": v for k, v in settings.items()})
     log = open(workdir / f"serve-{port}.log", "wb")   # noqa: SIM115 - closed below
     proc = subprocess.Popen([sys.executable, "-c", _AWAN, "serve", "--db", db_url, "--config", str(config),
                              "--port", str(port)], cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
+    if pids is not None:
+        pids.append(proc.pid)
     try:
         deadline = time.monotonic() + 180
         while True:

@@ -12,6 +12,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import OperationalError
 
 from controlplane import __version__
 from controlplane.api import gcguard, gilshare
@@ -85,6 +86,16 @@ def _too_deep(_: Request, exc: RecursionError) -> JSONResponse:
     return JSONResponse({"detail": "body: nested too deeply"}, status_code=422)
 
 
+def _store_busy(_: Request, exc: OperationalError) -> JSONResponse:
+    """SQLite's database-wide write lock held past the busy timeout (several API workers, the controller
+    process and a burst of submits all write): the request did nothing, the client may retry. Any other
+    operational error of the store is the server's (500, logged)."""
+    if "database is locked" not in str(exc.orig):
+        raise exc
+    return JSONResponse({"detail": "store: busy (the database's write lock); retry"}, status_code=503,
+                        headers={"Retry-After": "1"})
+
+
 def create_app(settings: Settings | None = None, *, db: Database | None = None,
                providers: Mapping[str, Provider] | None = None, config: AwanConfig | None = None,
                controller_factory: LoopFactory | None = None,
@@ -106,10 +117,10 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None,
         from controlplane.api.routers.health import StoreCollector
         from controlplane.timeline.api import CommitmentCollector
 
-        metrics.registry.register(StoreCollector(ctx))
-        metrics.registry.register(CommitmentCollector(ctx))
-        metrics.registry.register(queues.QueueCollector(ctx))
-        metrics.registry.register(purchases.PurchaseCollector(ctx))
+        ctx.scrape.register(StoreCollector(ctx))
+        ctx.scrape.register(CommitmentCollector(ctx))
+        ctx.scrape.register(queues.QueueCollector(ctx))
+        ctx.scrape.register(purchases.PurchaseCollector(ctx))
         if providers is None and settings.config:
             from controlplane.environment import register_secrets
             from providers.config import load_config
@@ -155,6 +166,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None,
     app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(ServiceError, _service_error)  # type: ignore[arg-type]
     app.add_exception_handler(RecursionError, _too_deep)  # type: ignore[arg-type]
+    app.add_exception_handler(OperationalError, _store_busy)  # type: ignore[arg-type]
     for r in (workloads.router, fleet.router, spend.router, admin.router, tokens.router, health.router,
               dashboard.router, docs.router, commitments_api.router, runs.router, queues.router, purchases.router):
         app.include_router(r)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from fastapi import Request
+from prometheus_client import CollectorRegistry
 
 from controlplane.reconcile.metrics import LoopMetrics
 from controlplane.reconcile.policy_source import PolicySource
@@ -56,6 +57,11 @@ class ServiceContext:
     parsing: ParsePool | None = None        # large submit bodies parsed in a worker process
     # The Prometheus text of this replica's other processes (the controller process), merged into /metrics.
     metrics_sources: list[Callable[[], bytes]] = field(default_factory=list)
+    # The other API worker processes' expositions (``awan serve --workers N``), merged as peers.
+    metrics_peers: list[Callable[[], list[bytes]]] = field(default_factory=list)
+    # Gauges computed from the store at scrape time: apart from ``metrics.registry`` so that what one worker
+    # exports to the others (its counters) does not repeat the store scan each of them makes itself.
+    scrape: CollectorRegistry = field(default_factory=lambda: CollectorRegistry())
 
 
 # Builds the loop of a service from its context (create_app's ``controller_factory``).

@@ -6,6 +6,11 @@ loop runs in its own process) is one family: counters, histograms and summaries 
 (``_created``: the earliest), a gauge keeps the API's value when both have it. The other process's
 ``process_*`` families (its CPU, memory, open files) are renamed ``awan_controller_process_*`` so they are
 not mistaken for the API process's; its ``python_info`` is the API's.
+
+With several API worker processes (``awan serve --workers N``, controlplane/api/workers.py) the other
+workers' expositions are *peers*: the same families as the answering worker's, counters and histograms summed
+(requests, submits, ``process_cpu_seconds_total``: the API's CPU across its workers), a gauge (in-flight
+requests, memory, the store's gauges) the answering worker's own.
 """
 
 from __future__ import annotations
@@ -44,13 +49,15 @@ class _Merged(Collector):
         return iter(self.families)
 
 
-def merge(own: bytes, others: Iterable[bytes]) -> bytes:
-    """``own``: the API process's exposition; ``others``: the other processes' (text format 0.0.4)."""
+def merge(own: bytes, others: Iterable[bytes], peers: Iterable[bytes] = ()) -> bytes:
+    """``own``: the API process's exposition; ``others``: the other processes' (the controller's);
+    ``peers``: the other API workers' (text format 0.0.4)."""
     families: dict[str, Metric] = {}
     samples: dict[str, dict[tuple[str, tuple[tuple[str, str], ...]], Sample]] = {}
-    for i, text in enumerate([own, *others]):
+    texts = [(own, False), *((t, False) for t in peers), *((t, True) for t in others)]
+    for text, other in texts:
         for f in text_string_to_metric_families(text.decode()):
-            fam = f if i == 0 else _renamed(f)
+            fam = _renamed(f) if other else f
             if fam is None:
                 continue
             have = families.setdefault(fam.name, fam)

@@ -3,7 +3,6 @@ variable (docs/settings.md lists them all)."""
 
 from __future__ import annotations
 
-import math
 import sys
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -34,6 +33,9 @@ def serve(
     = None,
     log_format: Annotated[str | None, typer.Option("--log-format", help="json or console "
                                                    "[env var: AWAN_LOG_FORMAT; default json]")] = None,
+    workers: Annotated[int | None, typer.Option(
+        "--workers", help="API worker processes sharing the port [env var: AWAN_API_WORKERS; default 1]; the "
+        "reconcile loop stays one process")] = None,
     mock: Annotated[bool, typer.Option("--mock", help="no awan.yaml: serve against embedded mock clouds "
                                        "(local trials only)")] = False,
 ) -> None:
@@ -41,6 +43,7 @@ def serve(
 
     \b
     The loop runs in a child process of its own (AWAN_CONTROLLER_PROCESS=inline: in this one).
+    --workers N: N API processes share the port, the loop is still one process.
 
     \b
     Examples:
@@ -48,15 +51,16 @@ def serve(
       awan serve --config awan.yaml --db postgresql+psycopg://awan@db:5432/awan
       awan serve --host 0.0.0.0 --tls-cert tls.crt --tls-key tls.key
       AWAN_LOG_FORMAT=console awan serve
+      awan serve --workers 2 --db postgresql+psycopg://awan@db:5432/awan
     """
     import uvicorn
     from pydantic import ValidationError
 
-    from controlplane.logs import UVICORN_LOG_CONFIG, configure_logging, get_logger
+    from controlplane.logs import configure_logging, get_logger
     from controlplane.settings import Settings
 
     given: dict[str, Any] = {"host": host, "port": port, "db_url": db, "config": config, "tls_cert_file": tls_cert,
-                             "tls_key_file": tls_key, "log_format": log_format}
+                             "tls_key_file": tls_key, "log_format": log_format, "api_workers": workers}
     try:
         settings = Settings(**{k: v for k, v in given.items() if v is not None})
         configure_logging(settings.log_level, fmt=settings.log_format, sdk_http=settings.log_sdk_http)
@@ -67,6 +71,9 @@ def serve(
         fail(f"serve: {e}")
     if bool(settings.tls_cert_file) != bool(settings.tls_key_file):
         fail("serve: --tls-cert and --tls-key go together")
+    if settings.api_workers > 1 and settings.reconcile and settings.controller_process != "process":
+        fail("serve: --workers (AWAN_API_WORKERS) above 1 needs the loop in its own process: unset "
+             "AWAN_CONTROLLER_PROCESS=inline (inline, every worker would run a loop)")
     log = get_logger("awan.serve")
     from controlplane.api import create_app
     from controlplane.cli.clouds import require_clouds
@@ -82,15 +89,22 @@ def serve(
                 open_environment(clouds) as env:
             settings = settings.model_copy(update={"wake_socket": wake_at})
             log.info("clouds", source=env.note)
+            base = f"{scheme}://{settings.host}:{settings.port}"
+            if settings.api_workers > 1:
+                from controlplane.api.workers import Supervisor
+
+                log.info("serving", api=f"{base}/docs", dashboard=f"{base}/dashboard", metrics=f"{base}/metrics",
+                         workers=settings.api_workers)
+                Supervisor(settings, env.config, settings.api_workers).run()
+                log.info("stopped")
+                return
             application = create_app(settings, providers=env.providers, config=env.config,
                                      controller_factory=loop_factory(settings))
-            base = f"{scheme}://{settings.host}:{settings.port}"
             log.info("serving", api=f"{base}/docs", dashboard=f"{base}/dashboard", metrics=f"{base}/metrics")
+            from controlplane.api.workers import uvicorn_options
+
             # uvicorn turns SIGTERM into a graceful shutdown; the app's lifespan stops the loop.
-            uvicorn.run(application, host=settings.host, port=settings.port, log_config=UVICORN_LOG_CONFIG,
-                        access_log=False, ssl_certfile=settings.tls_cert_file, ssl_keyfile=settings.tls_key_file,
-                        proxy_headers=True, forwarded_allow_ips=settings.forwarded_allow_ips,
-                        timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_s))
+            uvicorn.run(application, host=settings.host, port=settings.port, **uvicorn_options(settings))
             log.info("stopped")
     except ImportError as e:   # an adapter missing from this build
         fail(f"serve: cannot load a provider adapter: {e}")

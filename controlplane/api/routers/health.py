@@ -107,9 +107,10 @@ class StoreCollector(Collector):
 @router.get("/metrics", response_class=Response,
             responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})
 def metrics(c: ServiceContext = Depends(ctx)) -> Response:
-    own = generate_latest(c.metrics.registry)
-    if c.metrics_sources:
+    own = generate_latest(c.metrics.registry) + generate_latest(c.scrape)
+    if c.metrics_sources or c.metrics_peers:
         from controlplane.api.metricsmerge import merge
 
-        own = merge(own, [source() for source in c.metrics_sources])
+        own = merge(own, [source() for source in c.metrics_sources],
+                    [text for peers in c.metrics_peers for text in peers()])
     return Response(own, media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,191 @@
+"""`awan serve --workers 2` (controlplane/api/workers.py): a real service on the embedded mock clouds whose two
+API processes share one port and one controller process. Submissions land on both workers, /metrics counts
+what both answered whichever of them is scraped, SIGTERM drains all three processes, and a SIGKILLed parent
+takes them all down. Waits are on conditions (log lines, sockets, /proc) with generous bounds."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import func, select
+
+from controlplane.api import peers
+from controlplane.auth import create_token
+from controlplane.store.db import Database
+from controlplane.store.migrate import upgrade
+from controlplane.store.models import Workload
+
+pytestmark = pytest.mark.slow
+
+BOUND_S = 600.0      # mock clouds, four interpreters' imports and a first pass, on a busy machine
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
+
+
+@dataclass
+class Served:
+    proc: subprocess.Popen[str]
+    url: str
+    db: Database
+    token: str
+    events: list[dict[str, object]] = field(default_factory=list)
+
+    def wait(self, cond: Callable[[], bool], what: str, bound_s: float = BOUND_S) -> None:
+        end = time.monotonic() + bound_s
+        while not cond():
+            assert time.monotonic() < end, f"timed out waiting for {what}: {self.events[-8:]}"
+            time.sleep(0.3)
+
+    def named(self, event: str) -> list[dict[str, object]]:
+        return [e for e in self.events if e.get("event") == event]
+
+    def workers(self) -> list[dict[str, object]]:
+        return self.named("api worker serving")
+
+    def children(self) -> list[int]:
+        return [int(str(e["pid"])) for e in self.workers() + self.named("controller process reconciling")]
+
+
+def _posts_answered(exposition: bytes) -> float:
+    for f in text_string_to_metric_families(exposition.decode()):
+        if f.name == "awan_http_requests":
+            return sum(s.value for s in f.samples if s.name == "awan_http_requests_total"
+                       and s.labels.get("method") == "POST" and s.labels.get("status") == "201")
+    return 0.0
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Served]:
+    url = f"sqlite:///{tmp_path}/awan.db"
+    db = Database.from_url(url)
+    upgrade(db.engine)
+    with db.session() as s:
+        token, _ = create_token(s, "research", "member")
+    port = _port()
+    env = dict(os.environ, AWAN_LOG_FORMAT="json", AWAN_RECONCILE_INTERVAL_S="1", AWAN_REPLICA_ID="workers-test",
+               AWAN_SHUTDOWN_GRACE_S="5")
+    env.pop("AWAN_CONTROLLER_PROCESS", None)
+    proc = subprocess.Popen([str(Path(sys.executable).with_name("awan")), "serve", "--mock", "--db", url,
+                             "--port", str(port), "--workers", "2"], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    out = Served(proc, f"http://127.0.0.1:{port}", db, token)
+
+    def read() -> None:
+        for line in proc.stdout or ():
+            if line.startswith("{"):
+                out.events.append(json.loads(line))
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        out.wait(lambda: (len(out.workers()) == 2 and len(out.named("controller process reconciling")) == 1)
+                 or proc.poll() is not None, "two workers and the controller process")
+        run_dir = Path(str(out.workers()[0]["run_dir"]))
+        out.wait(lambda: len(list(run_dir.glob("worker-*.sock"))) == 2 or proc.poll() is not None,
+                 "both workers' startup")
+        assert proc.poll() is None, out.events[-8:]
+        yield out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(60)
+        for pid in out.children():
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        reader.join(10)
+        db.dispose()
+
+
+def test_two_workers_share_the_port_one_loop_and_one_metrics_and_drain_on_sigterm(served: Served) -> None:
+    workers = served.workers()
+    pids = {int(str(w["pid"])) for w in workers}
+    assert len(pids) == 2 and served.proc.pid not in pids
+    run_dir = Path(str(workers[0]["run_dir"]))
+    sockets = sorted(run_dir.glob("worker-*.sock"))
+    headers = {"Authorization": f"Bearer {served.token}"}
+
+    def submit(i: int) -> int:
+        # A connection per request: the kernel hands each new connection to one of the workers.
+        body = f"- {{metadata: {{name: w{i}}}, spec: {{kind: inference, gpus: {{model: L4, count: 1}}}}}}\n"
+        return httpx.post(f"{served.url}/v1/workloads", headers=headers, content=body, timeout=120).status_code
+
+    sent = 0
+    with ThreadPoolExecutor(8) as pool:
+        # Until each worker has answered some (which worker accepts a connection is the kernel's choice).
+        while sent < 2000:
+            assert set(pool.map(submit, range(sent, sent + 40))) == {201}
+            sent += 40
+            each = [_posts_answered(peers.ask(s, "metrics") or b"") for s in sockets]
+            if all(n > 0 for n in each):
+                break
+    assert all(n > 0 for n in each) and sum(each) == sent, (each, sent)
+
+    # Every scrape counts both workers' answers and the loop's placements, whichever worker answers it.
+    def placed() -> bool:
+        with served.db.session() as s:
+            return (s.scalar(select(func.count()).select_from(Workload).where(Workload.placed_at.is_not(None)))
+                    or 0) >= sent
+
+    served.wait(placed, "the submitted workloads placed by the one loop")
+    for _ in range(4):
+        text = httpx.get(f"{served.url}/metrics", timeout=60).text
+        assert _posts_answered(text.encode()) == sent
+        assert 'awan_leader{replica="workers-test"} 1.0' in text
+        assert "awan_controller_process_cpu_seconds_total" in text
+        families = [f.name for f in text_string_to_metric_families(text)]
+        assert len(families) == len(set(families))
+    assert httpx.get(f"{served.url}/readyz", timeout=60).json()["leader"] is True
+    assert len(served.named("controller process reconciling")) == 1
+    assert len(served.named("reconcile loop started")) == 1
+
+    children = served.children()
+    served.proc.send_signal(signal.SIGTERM)
+    rc = served.proc.wait(120)
+    assert rc == 0, served.events[-8:]
+    served.wait(lambda: not any(_alive(p) for p in children), "every child to exit", 60)
+    assert "stopping: no new work" in [e.get("event") for e in served.events]
+    assert served.named("stopped")
+    assert not run_dir.exists()
+
+
+def test_a_sigkilled_parent_takes_its_workers_and_its_controller_process_with_it(served: Served) -> None:
+    children = served.children()
+    assert len(children) == 3 and all(_alive(p) for p in children)
+    served.proc.send_signal(signal.SIGKILL)
+    served.proc.wait(60)
+    served.wait(lambda: not any(_alive(p) for p in children), "the orphaned children to die", 60)
+
+
+def test_a_worker_that_dies_alone_is_replaced(served: Served) -> None:
+    first = int(str(served.workers()[0]["pid"]))
+    os.kill(first, signal.SIGKILL)
+    served.wait(lambda: len(served.workers()) == 3, "another worker")
+    assert "api worker exited; starting another" in [e.get("event") for e in served.events]
+    served.wait(lambda: httpx.get(f"{served.url}/readyz", timeout=60).status_code == 200, "the service ready")
+    assert served.proc.poll() is None
