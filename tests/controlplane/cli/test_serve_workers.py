@@ -81,14 +81,15 @@ def _posts_answered(exposition: bytes) -> float:
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[Served]:
+def served(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Served]:
+    interval = str(getattr(request, "param", "1"))      # the loop's interval, s (parametrize indirectly)
     url = f"sqlite:///{tmp_path}/awan.db"
     db = Database.from_url(url)
     upgrade(db.engine)
     with db.session() as s:
         token, _ = create_token(s, "research", "member")
     port = _port()
-    env = dict(os.environ, AWAN_LOG_FORMAT="json", AWAN_RECONCILE_INTERVAL_S="1", AWAN_REPLICA_ID="workers-test",
+    env = dict(os.environ, AWAN_LOG_FORMAT="json", AWAN_RECONCILE_INTERVAL_S=interval, AWAN_REPLICA_ID="workers-test",
                AWAN_SHUTDOWN_GRACE_S="5")
     env.pop("AWAN_CONTROLLER_PROCESS", None)
     proc = subprocess.Popen([str(Path(sys.executable).with_name("awan")), "serve", "--mock", "--db", url,
@@ -172,6 +173,46 @@ def test_two_workers_share_the_port_one_loop_and_one_metrics_and_drain_on_sigter
     assert "stopping: no new work" in [e.get("event") for e in served.events]
     assert served.named("stopped")
     assert not run_dir.exists()
+
+
+@pytest.mark.parametrize("served", ["3600"], indirect=True)
+def test_submits_through_either_worker_wake_the_one_loop(served: Served) -> None:
+    """The wake socket `awan serve` makes reaches the workers: with an interval no test outlives, what either
+    worker accepted is placed by woken passes of the one controller process."""
+    run_dir = Path(str(served.workers()[0]["run_dir"]))
+    sockets = sorted(run_dir.glob("worker-*.sock"))
+    headers = {"Authorization": f"Bearer {served.token}"}
+    # the first (interval) pass has run: woken passes place only in a term that has run one
+    served.wait(lambda: _counter(httpx.get(f"{served.url}/metrics", timeout=60).text, "awan_reconcile_ticks") >= 1,
+                "the first interval pass")
+
+    def submit(i: int) -> int:
+        body = f"- {{metadata: {{name: wake{i}}}, spec: {{kind: inference, gpus: {{model: L4, count: 1}}}}}}\n"
+        return httpx.post(f"{served.url}/v1/workloads", headers=headers, content=body, timeout=120).status_code
+
+    sent = 0
+    with ThreadPoolExecutor(4) as pool:
+        while sent < 400:
+            assert set(pool.map(submit, range(sent, sent + 8))) == {201}
+            sent += 8
+            if all(_posts_answered(peers.ask(s, "metrics") or b"") > 0 for s in sockets):
+                break
+    assert all(_posts_answered(peers.ask(s, "metrics") or b"") > 0 for s in sockets)
+
+    def placed() -> bool:
+        with served.db.session() as s:
+            return (s.scalar(select(func.count()).select_from(Workload).where(Workload.placed_at.is_not(None)))
+                    or 0) >= sent
+
+    served.wait(placed, "the submits through both workers placed before the 3,600 s interval")
+    assert _counter(httpx.get(f"{served.url}/metrics", timeout=60).text, "awan_reconcile_woken_passes") >= 1
+
+
+def _counter(exposition: str, family: str) -> float:
+    for f in text_string_to_metric_families(exposition):
+        if f.name == family:
+            return sum(s.value for s in f.samples if s.name == f"{family}_total")
+    return 0.0
 
 
 def test_a_sigkilled_parent_takes_its_workers_and_its_controller_process_with_it(served: Served) -> None:
