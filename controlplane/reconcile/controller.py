@@ -128,6 +128,17 @@ class Controller:
         self._health: dict[str, Any] = {}
         self._led_epoch: int | None = None
         self._wake = threading.Event()
+        # Leadership gained wakes the loop: a replica whose first pass ran before it led would otherwise wait
+        # a whole interval (with a long interval, or after a failover, minutes) before its first pass as leader.
+        given = elector.on_change
+
+        def led(leader: bool) -> None:
+            if given is not None:
+                given(leader)
+            if leader:
+                self._wake.set()
+
+        elector.on_change = led
         self.queue = RateLimitedQueue(self.cfg.retry_base_s, self.cfg.retry_max_s)
         self.actor = f"controller:{elector.holder}"
         self._pool = ThreadPoolExecutor(max_workers=self.cfg.stack_workers, thread_name_prefix="awan-stack",

@@ -96,6 +96,22 @@ def test_a_submit_wakes_the_loop_and_is_placed_before_the_interval(db, sock_path
     assert c.woken_passes >= 1
 
 
+def test_leadership_gained_after_the_first_pass_wakes_the_loop(db, sock_path):
+    """The first pass ran while another replica led; when the lease passes to this one, its first pass as
+    leader runs then, not an interval (60 s) later. Fails before: the loop slept out the interval."""
+    other = LeaderElector(db, "r0", ttl_s=1.5, renew_s=0.5)
+    assert other.step() and other.is_leader           # holds the lease, never renews it: it expires in 1.5 s
+    submit(db, "waiting")
+    c = _controller(db, sock_path)
+    c.elector.renew_s = 0.5                          # tries for the lease every 0.5 s
+    c.start()
+    try:
+        assert _until(lambda: c.elector.is_leader), "the lease did not pass to r1"
+        assert _until(lambda: _placed(db, "waiting")), f"no pass as leader within {BOUND_S} s of leading"
+    finally:
+        c.stop()
+
+
 def test_pokes_coalesce_into_few_woken_passes(db, sock_path):
     c = _controller(db, sock_path)
     c.elector.step()
