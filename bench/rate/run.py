@@ -122,6 +122,14 @@ def placed_times(db_url: str, names: set[str], drain_s: float) -> dict[str, floa
     return {name: at.timestamp() for name, at in rows if name in names}
 
 
+def tree_token(tree: Path, db_url: str) -> str:
+    """A member token made by ``tree``'s own code (which migrates the store to its own head)."""
+    code = "import sys; from bench.api.service import member_token; print(member_token(sys.argv[1]))"
+    out = subprocess.run([sys.executable, "-c", code, db_url], cwd=tree, env=tree_env(tree), check=True,
+                         capture_output=True, text=True)
+    return out.stdout.strip().splitlines()[-1]
+
+
 def warm_up(url: str, token: str, db_url: str, bound_s: float) -> None:
     """One workload submitted and placed before the schedule starts: the token is verified (a cold token
     cache answers 429 to more than a few concurrent first uses: its budget of failed checks is reserved
@@ -139,7 +147,9 @@ def warm_up(url: str, token: str, db_url: str, bound_s: float) -> None:
 def measure(kind: str, rate: int, seconds: int, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     tree = args.rate_tree or REPO
     with fresh_database(kind, PG_URL) as db_url, mock_clouds(tree, workdir) as config:
-        token = member_token(db_url)
+        # The store is migrated and the token made by the served tree's code: a peer revision without this
+        # tree's newest migration could not open a store this tree had migrated.
+        token = member_token(db_url) if tree == REPO else tree_token(tree, db_url)
         pids: list[int] = []
         with service(tree, db_url, config, workdir, pids, DB_POOL_SIZE="32", DB_MAX_OVERFLOW="8",
                      API_WORKERS=str(args.rate_workers)) as url:
