@@ -76,6 +76,17 @@ def tree_cpu_s(root: int) -> float:
     return total
 
 
+def healthy(proc: subprocess.Popen[bytes], url: str, bound_s: float) -> bool:
+    """Wait until ``url``/healthz answers 200 (True) or the process ends or ``bound_s`` passes (False)."""
+    deadline = time.monotonic() + bound_s
+    while proc.poll() is None and time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                return True
+        time.sleep(0.2)
+    return False
+
+
 @contextlib.contextmanager
 def service(tree: Path, db_url: str, config: Path, workdir: Path, pids: list[int] | None = None,
             **settings: str) -> Iterator[str]:
@@ -91,14 +102,8 @@ def service(tree: Path, db_url: str, config: Path, workdir: Path, pids: list[int
     if pids is not None:
         pids.append(proc.pid)
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"awan serve did not come up: {Path(log.name).read_text()[-800:]}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            time.sleep(0.2)
+        if not healthy(proc, url, 180):
+            raise RuntimeError(f"awan serve did not come up: {Path(log.name).read_text()[-800:]}")
         yield url
     finally:
         _stop(proc)

@@ -38,7 +38,7 @@ import httpx
 from bench.api.load import run_load
 from bench.api.service import REPO, free_port
 from bench.machine import machine_info, percentile, write_results
-from bench.rate.stack import mock_clouds, service
+from bench.rate.stack import healthy, mock_clouds, service
 
 
 def add_arguments(group: argparse._ArgumentGroup) -> None:
@@ -96,21 +96,8 @@ def serve(tree: Path, db_url: str) -> Iterator[str]:
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "bench.api.serve", db_url, str(port), ""], cwd=tree,
                             env=_env(tree), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            time.sleep(0.2)
+    with _running(proc, f"http://127.0.0.1:{port}", "the API") as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 @contextlib.contextmanager
@@ -119,16 +106,16 @@ def floor_server() -> Iterator[str]:
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "bench.stall.floor", str(port)], cwd=REPO, env=_env(REPO),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
+    with _running(proc, f"http://127.0.0.1:{port}", "the floor server") as url:
+        yield url
+
+
+@contextlib.contextmanager
+def _running(proc: subprocess.Popen[bytes], url: str, what: str) -> Iterator[str]:
+    """``url`` once ``proc`` answers /healthz; the process terminated afterwards."""
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("stall: the floor server did not come up")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            time.sleep(0.2)
+        if not healthy(proc, url, 120):
+            raise RuntimeError(f"stall: {what} did not come up")
         yield url
     finally:
         proc.terminate()

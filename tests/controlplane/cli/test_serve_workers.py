@@ -128,32 +128,11 @@ def test_two_workers_share_the_port_one_loop_and_one_metrics_and_drain_on_sigter
     pids = {int(str(w["pid"])) for w in workers}
     assert len(pids) == 2 and served.proc.pid not in pids
     run_dir = Path(str(workers[0]["run_dir"]))
-    sockets = sorted(run_dir.glob("worker-*.sock"))
-    headers = {"Authorization": f"Bearer {served.token}"}
-
-    def submit(i: int) -> int:
-        # A connection per request: the kernel hands each new connection to one of the workers.
-        body = f"- {{metadata: {{name: w{i}}}, spec: {{kind: inference, gpus: {{model: L4, count: 1}}}}}}\n"
-        return httpx.post(f"{served.url}/v1/workloads", headers=headers, content=body, timeout=120).status_code
-
-    sent = 0
-    with ThreadPoolExecutor(8) as pool:
-        # Until each worker has answered some (which worker accepts a connection is the kernel's choice).
-        while sent < 2000:
-            assert set(pool.map(submit, range(sent, sent + 40))) == {201}
-            sent += 40
-            each = [_posts_answered(peers.ask(s, "metrics") or b"") for s in sockets]
-            if all(n > 0 for n in each):
-                break
-    assert all(n > 0 for n in each) and sum(each) == sent, (each, sent)
+    sent, each = _submit_until_both_answer(served, "w", threads=8, batch=40, most=2000)
+    assert sum(each) == sent, (each, sent)
 
     # Every scrape counts both workers' answers and the loop's placements, whichever worker answers it.
-    def placed() -> bool:
-        with served.db.session() as s:
-            return (s.scalar(select(func.count()).select_from(Workload).where(Workload.placed_at.is_not(None)))
-                    or 0) >= sent
-
-    served.wait(placed, "the submitted workloads placed by the one loop")
+    served.wait(lambda: _placed(served.db) >= sent, "the submitted workloads placed by the one loop")
     for _ in range(4):
         text = httpx.get(f"{served.url}/metrics", timeout=60).text
         assert _posts_answered(text.encode()) == sent
@@ -179,33 +158,42 @@ def test_two_workers_share_the_port_one_loop_and_one_metrics_and_drain_on_sigter
 def test_submits_through_either_worker_wake_the_one_loop(served: Served) -> None:
     """The wake socket `awan serve` makes reaches the workers: with an interval no test outlives, what either
     worker accepted is placed by woken passes of the one controller process."""
-    run_dir = Path(str(served.workers()[0]["run_dir"]))
-    sockets = sorted(run_dir.glob("worker-*.sock"))
-    headers = {"Authorization": f"Bearer {served.token}"}
     # the first (interval) pass has run: woken passes place only in a term that has run one
     served.wait(lambda: _counter(httpx.get(f"{served.url}/metrics", timeout=60).text, "awan_reconcile_ticks") >= 1,
                 "the first interval pass")
 
+    sent, _ = _submit_until_both_answer(served, "wake", threads=4, batch=8, most=400)
+
+    served.wait(lambda: _placed(served.db) >= sent, "the submits through both workers placed before the 3,600 s interval")
+    assert _counter(httpx.get(f"{served.url}/metrics", timeout=60).text, "awan_reconcile_woken_passes") >= 1
+
+
+def _submit_until_both_answer(served: Served, prefix: str, threads: int, batch: int, most: int
+                              ) -> tuple[int, list[float]]:
+    """One-GPU submits, a connection each (the kernel hands each new connection to one of the workers), in
+    batches until each worker has answered some; how many were sent and each worker's count of them."""
+    sockets = sorted(Path(str(served.workers()[0]["run_dir"])).glob("worker-*.sock"))
+    headers = {"Authorization": f"Bearer {served.token}"}
+
     def submit(i: int) -> int:
-        body = f"- {{metadata: {{name: wake{i}}}, spec: {{kind: inference, gpus: {{model: L4, count: 1}}}}}}\n"
+        body = f"- {{metadata: {{name: {prefix}{i}}}, spec: {{kind: inference, gpus: {{model: L4, count: 1}}}}}}\n"
         return httpx.post(f"{served.url}/v1/workloads", headers=headers, content=body, timeout=120).status_code
 
-    sent = 0
-    with ThreadPoolExecutor(4) as pool:
-        while sent < 400:
-            assert set(pool.map(submit, range(sent, sent + 8))) == {201}
-            sent += 8
-            if all(_posts_answered(peers.ask(s, "metrics") or b"") > 0 for s in sockets):
+    sent, each = 0, [0.0]
+    with ThreadPoolExecutor(threads) as pool:
+        while sent < most:
+            assert set(pool.map(submit, range(sent, sent + batch))) == {201}
+            sent += batch
+            each = [_posts_answered(peers.ask(s, "metrics") or b"") for s in sockets]
+            if all(n > 0 for n in each):
                 break
-    assert all(_posts_answered(peers.ask(s, "metrics") or b"") > 0 for s in sockets)
+    assert len(each) == 2 and all(n > 0 for n in each), (each, sent)
+    return sent, each
 
-    def placed() -> bool:
-        with served.db.session() as s:
-            return (s.scalar(select(func.count()).select_from(Workload).where(Workload.placed_at.is_not(None)))
-                    or 0) >= sent
 
-    served.wait(placed, "the submits through both workers placed before the 3,600 s interval")
-    assert _counter(httpx.get(f"{served.url}/metrics", timeout=60).text, "awan_reconcile_woken_passes") >= 1
+def _placed(db: Database) -> int:
+    with db.session() as s:
+        return s.scalar(select(func.count()).select_from(Workload).where(Workload.placed_at.is_not(None))) or 0
 
 
 def _counter(exposition: str, family: str) -> float:
