@@ -59,6 +59,10 @@ class Settings(BaseSettings):
 
     # SIGTERM: open requests and running stack runs get this long, then the process exits regardless.
     shutdown_grace_s: float = Field(default=10.0, gt=0)
+    # An idle keep-alive connection is closed after this long. Longer than the idle expiry of the clients and
+    # load balancers in front (httpx 5 s, AWS ALB 60 s): when both sides use the same timeout, a client can
+    # send a request on a connection the server is closing that instant and get a reset, not an answer.
+    http_keep_alive_s: float = Field(default=75.0, gt=0)
     lease_ttl_s: float = Field(default=15.0, gt=0)
     lease_renew_s: float = Field(default=5.0, gt=0)
     replica_id: str = Field(default_factory=_replica_id)

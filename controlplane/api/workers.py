@@ -63,7 +63,8 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
     return {"log_config": UVICORN_LOG_CONFIG, "access_log": False, "ssl_certfile": settings.tls_cert_file,
             "ssl_keyfile": settings.tls_key_file, "proxy_headers": True,
             "forwarded_allow_ips": settings.forwarded_allow_ips,
-            "timeout_graceful_shutdown": math.ceil(settings.shutdown_grace_s)}
+            "timeout_graceful_shutdown": math.ceil(settings.shutdown_grace_s),
+            "timeout_keep_alive": math.ceil(settings.http_keep_alive_s)}
 
 
 def bind(host: str, port: int) -> socket.socket:
