@@ -8,13 +8,12 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -26,41 +25,14 @@ from controlplane.store.coltypes import utcnow
 from controlplane.store.db import Database
 from controlplane.store.migrate import upgrade
 from controlplane.store.models import Lease, Workload
+from tests.controlplane.cli import served as served_base
+from tests.controlplane.cli.served import alive, free_port
 
 pytestmark = pytest.mark.slow
 
-BOUND_S = 600.0      # mock clouds, two interpreters' imports and a first pass, on a busy machine
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _alive(pid: int) -> bool:
-    """Running (a zombie waiting for its reaper counts as gone)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return state != "Z"
-
 
 @dataclass
-class Served:
-    proc: subprocess.Popen[str]
-    url: str
-    db: Database
-    token: str
-    events: list[dict[str, object]] = field(default_factory=list)
-
-    def wait(self, cond: Callable[[], bool], what: str, bound_s: float = BOUND_S) -> None:
-        end = time.monotonic() + bound_s
-        while not cond():
-            assert time.monotonic() < end, f"timed out waiting for {what}: {self.events[-8:]}"
-            time.sleep(0.3)
-
+class Served(served_base.Served):
     def child_pid(self) -> int:
         pids = [int(str(e["pid"])) for e in self.events if e.get("event") == "controller process reconciling"]
         return pids[-1] if pids else 0
@@ -74,7 +46,7 @@ def served(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Served]:
     upgrade(db.engine)
     with db.session() as s:
         token, _ = create_token(s, "research", "member")
-    port = _port()
+    port = free_port()
     env = dict(os.environ, AWAN_LOG_FORMAT="json", AWAN_RECONCILE_INTERVAL_S=interval, AWAN_REPLICA_ID="child-test",
                AWAN_SHUTDOWN_GRACE_S="5")
     env.pop("AWAN_CONTROLLER_PROCESS", None)     # the default
@@ -99,7 +71,7 @@ def served(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Served]:
             proc.kill()
         proc.wait(60)
         child = out.child_pid()
-        if child and _alive(child):
+        if child and alive(child):
             os.kill(child, signal.SIGKILL)
         reader.join(10)
         db.dispose()
@@ -107,7 +79,7 @@ def served(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Served]:
 
 def test_the_loop_reconciles_from_its_own_process_and_drains_with_the_service(served: Served) -> None:
     child = served.child_pid()
-    assert child != served.proc.pid and _alive(child)
+    assert child != served.proc.pid and alive(child)
     r = httpx.post(f"{served.url}/v1/workloads", headers={"Authorization": f"Bearer {served.token}"}, timeout=60,
                    content="- {metadata: {name: a1}, spec: {kind: inference, gpus: {model: H100, count: 1}}}\n")
     assert r.status_code == 201, r.text
@@ -128,7 +100,7 @@ def test_the_loop_reconciles_from_its_own_process_and_drains_with_the_service(se
     rc = served.proc.wait(120)
     exited = utcnow()
     assert rc in (0, -signal.SIGTERM)
-    served.wait(lambda: not _alive(child), "the controller process to exit", 60)
+    served.wait(lambda: not alive(child), "the controller process to exit", 60)
     assert "stopping: no new work" in [e.get("event") for e in served.events]
     with served.db.session() as s:
         lease = s.get(Lease, "reconciler")
@@ -162,17 +134,17 @@ def test_a_submit_wakes_the_loop_in_its_own_process_long_before_its_interval(ser
 
 def test_a_sigkilled_service_takes_its_controller_process_with_it(served: Served) -> None:
     child = served.child_pid()
-    assert _alive(child)
+    assert alive(child)
     served.proc.send_signal(signal.SIGKILL)
     served.proc.wait(60)
-    served.wait(lambda: not _alive(child), "the orphaned controller process to die", 60)
+    served.wait(lambda: not alive(child), "the orphaned controller process to die", 60)
 
 
 def test_a_controller_process_that_dies_alone_is_replaced(served: Served) -> None:
     first = served.child_pid()
     os.kill(first, signal.SIGKILL)
     served.wait(lambda: served.child_pid() not in (0, first), "another controller process")
-    assert served.proc.poll() is None and _alive(served.child_pid())
+    assert served.proc.poll() is None and alive(served.child_pid())
     assert "controller process exited; starting another" in [e.get("event") for e in served.events]
 
 

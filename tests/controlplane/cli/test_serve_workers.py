@@ -8,14 +8,12 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -28,43 +26,14 @@ from controlplane.auth import create_token
 from controlplane.store.db import Database
 from controlplane.store.migrate import upgrade
 from controlplane.store.models import Workload
+from tests.controlplane.cli import served as served_base
+from tests.controlplane.cli.served import alive, free_port
 
 pytestmark = pytest.mark.slow
 
-BOUND_S = 600.0      # mock clouds, four interpreters' imports and a first pass, on a busy machine
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return state != "Z"
-
 
 @dataclass
-class Served:
-    proc: subprocess.Popen[str]
-    url: str
-    db: Database
-    token: str
-    events: list[dict[str, object]] = field(default_factory=list)
-
-    def wait(self, cond: Callable[[], bool], what: str, bound_s: float = BOUND_S) -> None:
-        end = time.monotonic() + bound_s
-        while not cond():
-            assert time.monotonic() < end, f"timed out waiting for {what}: {self.events[-8:]}"
-            time.sleep(0.3)
-
-    def named(self, event: str) -> list[dict[str, object]]:
-        return [e for e in self.events if e.get("event") == event]
-
+class Served(served_base.Served):
     def workers(self) -> list[dict[str, object]]:
         return self.named("api worker serving")
 
@@ -88,7 +57,7 @@ def served(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Served]:
     upgrade(db.engine)
     with db.session() as s:
         token, _ = create_token(s, "research", "member")
-    port = _port()
+    port = free_port()
     env = dict(os.environ, AWAN_LOG_FORMAT="json", AWAN_RECONCILE_INTERVAL_S=interval, AWAN_REPLICA_ID="workers-test",
                AWAN_SHUTDOWN_GRACE_S="5")
     env.pop("AWAN_CONTROLLER_PROCESS", None)
@@ -117,7 +86,7 @@ def served(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Served]:
             proc.kill()
         proc.wait(60)
         for pid in out.children():
-            if _alive(pid):
+            if alive(pid):
                 os.kill(pid, signal.SIGKILL)
         reader.join(10)
         db.dispose()
@@ -148,7 +117,7 @@ def test_two_workers_share_the_port_one_loop_and_one_metrics_and_drain_on_sigter
     served.proc.send_signal(signal.SIGTERM)
     rc = served.proc.wait(120)
     assert rc == 0, served.events[-8:]
-    served.wait(lambda: not any(_alive(p) for p in children), "every child to exit", 60)
+    served.wait(lambda: not any(alive(p) for p in children), "every child to exit", 60)
     assert "stopping: no new work" in [e.get("event") for e in served.events]
     assert served.named("stopped")
     assert not run_dir.exists()
@@ -205,10 +174,10 @@ def _counter(exposition: str, family: str) -> float:
 
 def test_a_sigkilled_parent_takes_its_workers_and_its_controller_process_with_it(served: Served) -> None:
     children = served.children()
-    assert len(children) == 3 and all(_alive(p) for p in children)
+    assert len(children) == 3 and all(alive(p) for p in children)
     served.proc.send_signal(signal.SIGKILL)
     served.proc.wait(60)
-    served.wait(lambda: not any(_alive(p) for p in children), "the orphaned children to die", 60)
+    served.wait(lambda: not any(alive(p) for p in children), "the orphaned children to die", 60)
 
 
 def test_a_worker_that_dies_alone_is_replaced(served: Served) -> None:

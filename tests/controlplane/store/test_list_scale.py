@@ -5,13 +5,14 @@ total is exact up to a bound and estimated above it; keyset pages walk every row
 from __future__ import annotations
 
 from alembic import command
-from sqlalchemy import event, insert, inspect, text
+from sqlalchemy import insert, inspect, text
 
 from controlplane.store import workloads as repo
 from controlplane.store.coltypes import utcnow
 from controlplane.store.db import Database
 from controlplane.store.migrate import alembic_config, current, head
 from controlplane.store.models import Workload
+from tests.controlplane.store.plans import plans
 
 _STATES = ("Pending", "Running", "Succeeded", "Deleted", "Placed", "Failed")
 
@@ -30,33 +31,7 @@ def _analyze(db: Database) -> None:
 
 
 def _plans(db: Database, run) -> list[str]:  # type: ignore[no-untyped-def]
-    """The plan of every SELECT ``run(session)`` issues (the assignments' eager load left out). On a table
-    this small PostgreSQL's planner may rightly prefer to sort a few hundred rows, so its plans are taken
-    with sorts and sequential scans priced out: a Sort or Seq Scan left in the plan means no index serves
-    the query (what 100,000 rows would make it pay for)."""
-    seen: list[tuple[str, object]] = []
-
-    def grab(conn, cursor, stmt, params, context, many):  # type: ignore[no-untyped-def]
-        if stmt.lstrip().upper().startswith("SELECT") and "FROM assignments" not in stmt:
-            seen.append((stmt, params))
-
-    event.listen(db.engine, "before_cursor_execute", grab)
-    try:
-        with db.session() as s:
-            run(s)
-    finally:
-        event.remove(db.engine, "before_cursor_execute", grab)
-    out = []
-    with db.engine.connect() as c:
-        if db.dialect == "postgresql":
-            c.exec_driver_sql("SET enable_sort = off")
-            c.exec_driver_sql("SET enable_seqscan = off")
-        for stmt, params in seen:
-            prefix = "EXPLAIN QUERY PLAN " if db.dialect == "sqlite" else "EXPLAIN "
-            rows = c.exec_driver_sql(prefix + stmt, params).all()  # type: ignore[arg-type]
-            out.append("\n".join(str(r[-1] if db.dialect == "sqlite" else r[0]) for r in rows))
-        c.rollback()
-    return out
+    return plans(db, run, price_out_sorts=True)
 
 
 def _no_scan_no_sort(plan: str, dialect: str, *, table_walk_ok: bool = False) -> bool:

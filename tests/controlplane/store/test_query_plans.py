@@ -4,7 +4,7 @@ after a cursor, is an index range scan with no sort of the team's rows; the audi
 from __future__ import annotations
 
 from alembic import command
-from sqlalchemy import event, insert, text
+from sqlalchemy import insert, text
 
 from controlplane.store import audit
 from controlplane.store import workloads as repo
@@ -12,6 +12,7 @@ from controlplane.store.coltypes import utcnow
 from controlplane.store.db import Database
 from controlplane.store.migrate import alembic_config, current, head
 from controlplane.store.models import AuditEvent, Workload
+from tests.controlplane.store.plans import plans
 
 
 def _fill(db: Database, n: int = 3000) -> None:
@@ -28,26 +29,7 @@ def _fill(db: Database, n: int = 3000) -> None:
 
 
 def _plans(db: Database, run) -> list[str]:  # type: ignore[no-untyped-def]
-    """The plan of every SELECT ``run(session)`` issues (the assignments' eager load left out)."""
-    seen: list[tuple[str, object]] = []
-
-    def grab(conn, cursor, stmt, params, context, many):  # type: ignore[no-untyped-def]
-        if stmt.lstrip().upper().startswith("SELECT") and "FROM assignments" not in stmt:
-            seen.append((stmt, params))
-
-    event.listen(db.engine, "before_cursor_execute", grab)
-    try:
-        with db.session() as s:
-            run(s)
-    finally:
-        event.remove(db.engine, "before_cursor_execute", grab)
-    out = []
-    with db.engine.connect() as c:
-        for stmt, params in seen:
-            prefix = "EXPLAIN QUERY PLAN " if db.dialect == "sqlite" else "EXPLAIN "
-            rows = c.exec_driver_sql(prefix + stmt, params).all()  # type: ignore[arg-type]
-            out.append("\n".join(str(r[-1] if db.dialect == "sqlite" else r[0]) for r in rows))
-    return out
+    return plans(db, run)
 
 
 def _ranged(plan: str, dialect: str) -> bool:
