@@ -75,7 +75,8 @@ class Background:
             return self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
-            raise
+            # what it was doing when it did not stop: the step it was in is the last thing it printed
+            raise AssertionError(f"Ctrl-C did not stop it within {timeout:.0f} s:\n{self.text()[-3000:]}") from None
 
 
 def _diagnose(clone: Path, env: dict[str, str]) -> str:
