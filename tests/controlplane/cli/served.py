@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from controlplane.store.db import Database
 
 BOUND_S = 600.0      # mock clouds, several interpreters' imports and a first pass, on a busy machine
@@ -47,3 +49,11 @@ class Served:
 
     def named(self, event: str) -> list[dict[str, object]]:
         return [e for e in self.events if e.get("event") == event]
+
+
+def counter(exposition: str, family: str) -> float:
+    """The total of a counter family in a /metrics exposition (0 when absent)."""
+    for f in text_string_to_metric_families(exposition):
+        if f.name == family:
+            return sum(s.value for s in f.samples if s.name == f"{family}_total")
+    return 0.0

@@ -27,7 +27,7 @@ from controlplane.store.db import Database
 from controlplane.store.migrate import upgrade
 from controlplane.store.models import Workload
 from tests.controlplane.cli import served as served_base
-from tests.controlplane.cli.served import alive, free_port
+from tests.controlplane.cli.served import alive, counter, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -128,13 +128,13 @@ def test_submits_through_either_worker_wake_the_one_loop(served: Served) -> None
     """The wake socket `awan serve` makes reaches the workers: with an interval no test outlives, what either
     worker accepted is placed by woken passes of the one controller process."""
     # the first (interval) pass has run: woken passes place only in a term that has run one
-    served.wait(lambda: _counter(httpx.get(f"{served.url}/metrics", timeout=60).text, "awan_reconcile_ticks") >= 1,
+    served.wait(lambda: counter(httpx.get(f"{served.url}/metrics", timeout=60).text, "awan_reconcile_ticks") >= 1,
                 "the first interval pass")
 
     sent, _ = _submit_until_both_answer(served, "wake", threads=4, batch=8, most=400)
 
     served.wait(lambda: _placed(served.db) >= sent, "the submits through both workers placed before the 3,600 s interval")
-    assert _counter(httpx.get(f"{served.url}/metrics", timeout=60).text, "awan_reconcile_woken_passes") >= 1
+    assert counter(httpx.get(f"{served.url}/metrics", timeout=60).text, "awan_reconcile_woken_passes") >= 1
 
 
 def _submit_until_both_answer(served: Served, prefix: str, threads: int, batch: int, most: int
@@ -163,13 +163,6 @@ def _submit_until_both_answer(served: Served, prefix: str, threads: int, batch: 
 def _placed(db: Database) -> int:
     with db.session() as s:
         return s.scalar(select(func.count()).select_from(Workload).where(Workload.placed_at.is_not(None))) or 0
-
-
-def _counter(exposition: str, family: str) -> float:
-    for f in text_string_to_metric_families(exposition):
-        if f.name == family:
-            return sum(s.value for s in f.samples if s.name == f"{family}_total")
-    return 0.0
 
 
 def test_a_sigkilled_parent_takes_its_workers_and_its_controller_process_with_it(served: Served) -> None:
