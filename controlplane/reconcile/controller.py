@@ -37,6 +37,7 @@ from typing import Any
 from controlplane.dispatch.clusters import ClusterSet
 from controlplane.logs import get_logger
 from controlplane.placement import FleetSnapshot
+from controlplane.placement.results import Assignment
 from controlplane.policy import PolicySet
 from controlplane.purchasing import PurchasingConfig
 from controlplane.purchasing.loop import BuyingStep
@@ -104,7 +105,7 @@ class _Taken:
 
     raw: FleetSnapshot | None
     at: float                                   # time.monotonic() when read
-    since: list[Any] = field(default_factory=list)
+    since: list[Assignment] = field(default_factory=list)
 
 
 class Controller:
