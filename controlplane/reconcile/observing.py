@@ -4,7 +4,8 @@ drift), and finish deletions once the stack no longer holds the workload and no 
 The unit of listing is a scope (``scopes``): one region of a provider that lists region by region
 (providers.capabilities.SupportsRegionalListing), else the whole provider. A region that fails or does not
 answer is "unknown" alone: workloads there are held as they are (neither moved on nor marked as having lost
-their nodes) while the provider's other regions are observed and transition.
+their nodes) while the provider's other regions are observed and transition. Held within a bound: a
+Provisioning workload's short-of-nodes clock keeps running while its region is unknown (unobserved.py).
 
 Observing (the list calls, which wait on clouds) is shared by every replica on PostgreSQL
 (``SharedObserver``): each round every replica takes its fair share of the scopes with an observe lease,
