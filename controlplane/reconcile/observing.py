@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from controlplane.logs import get_logger
 from controlplane.reconcile import failover, restarts
@@ -36,7 +37,7 @@ from controlplane.store import audit, work_leases
 from controlplane.store import workloads as repo
 from controlplane.store.coltypes import utcnow
 from controlplane.store.db import Database
-from controlplane.store.models import Stack, WorkloadState
+from controlplane.store.models import Stack, Workload, WorkloadState
 from infra.spec import stack_name
 from providers.base import Provider
 from providers.catalog.model import CapacityType
@@ -358,7 +359,7 @@ def _unlabel(metrics: LoopMetrics, place: Place) -> None:
         metrics.unobserved_since.remove(place[0], place[1] or "*")
 
 
-def _unobserved(s: Any, row: Any, obs: Observation, unseen: Unobserved, *, actor: str,
+def _unobserved(s: Session, row: Workload, obs: Observation, unseen: Unobserved, *, actor: str,
                 short: failover.ShortWatch | None, blocks: failover.BlockList | None, metrics: LoopMetrics,
                 running: int, need: int, drifted: set[str]) -> bool:
     """A watched workload with an assignment where ``obs`` has no answer. Returns whether it is still
