@@ -50,6 +50,7 @@ from controlplane.reconcile.leader import LeaderElector
 from controlplane.reconcile.metrics import LoopMetrics
 from controlplane.reconcile.queue import RateLimitedQueue
 from controlplane.reconcile.sharing import SharedBlockList, WorkShare
+from controlplane.reconcile.unobserved import Unobserved, leave_out
 from controlplane.reconcile.wake import WakeListener
 from controlplane.store.db import Database
 from controlplane.timeline.usage import record_usage
@@ -126,6 +127,9 @@ class Controller:
         self.blocks = SharedBlockList(db, self.cfg.block_ttl_s)
         self.watch = failover.RegionWatch(self.cfg.health_confirm)
         self.short = failover.ShortWatch(self.cfg.short_bound_s)
+        # Places with no list answer, and since when: held workloads' notes, and left out of placement past
+        # the short bound (a workload placed there could not be confirmed either).
+        self.unseen = Unobserved()
         self._health: dict[str, Any] = {}
         self._led_epoch: int | None = None
         self._wake = threading.Event()
@@ -196,7 +200,8 @@ class Controller:
         if raw is None:
             return None
         caps = self._learned() if self.cfg.learn_capacity else None
-        return fleet.apply_caps(raw.with_blocked(self.blocks.shared()), caps)
+        snap = leave_out(raw.with_blocked(self.blocks.shared()), self.unseen.past(self.cfg.short_bound_s))
+        return fleet.apply_caps(snap, caps)
 
     def _fresh_snapshot(self) -> FleetSnapshot | None:
         """An interval pass's placement: the clouds read now, kept for the woken passes until the next."""
@@ -276,7 +281,7 @@ class Controller:
             obs = self._observation()
             self._drifted |= observing.apply_observation(self.db, obs, actor=self.actor,
                                                          fenced=self.elector.fenced, metrics=self.metrics,
-                                                         blocks=self.blocks, short=self.short)
+                                                         blocks=self.blocks, short=self.short, unseen=self.unseen)
             observing.finish_deletions(self.db, obs, actor=self.actor, fenced=self.elector.fenced)
         if self.runs is not None and (self.edge is None or self.edge.runs_due()):
             self.runs.tick()
@@ -317,7 +322,7 @@ class Controller:
         unsettled: set[str] = set()
         self._drifted |= observing.apply_observation(self.db, obs, actor=self.actor, fenced=self.elector.fenced,
                                                      metrics=self.metrics, blocks=self.blocks, short=self.short,
-                                                     only=only, unsettled=unsettled)
+                                                     only=only, unsettled=unsettled, unseen=self.unseen)
         if self.edge.deletions_due():
             observing.finish_deletions(self.db, obs, actor=self.actor, fenced=self.elector.fenced)
         self.edge.observed(obs, prints, only, unsettled)

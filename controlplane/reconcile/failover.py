@@ -9,6 +9,13 @@ stack deletes whatever the old pools left):
 * observation finds a Running workload's nodes gone (preempted, revoked): its pools are blocked;
 * a region (or a whole provider) is DOWN in two health probes in a row (one failed probe is noise).
 
+A Provisioning workload whose pools stay short of nodes for ``SHORT_BOUND_S`` is a capacity failure too
+(observing.apply_observation), and so is one whose region cannot be listed for that long while its health
+answers (reconcile/unobserved.py): nodes not seen are nodes not confirmed. One bound for both on purpose:
+the question is the same (how long may a workload wait for nodes nobody has confirmed), and two settings
+could move a workload sooner when its nodes are unseen than when they are visibly missing. A Running
+workload is never moved because its region cannot be listed: its nodes were confirmed.
+
 Level-triggered: each step reads the store, so a pass after a crash redoes only what is still needed.
 """
 
@@ -76,8 +83,9 @@ class BlockList:
 
 @dataclass
 class ShortWatch:
-    """Since when each Provisioning workload has been short of nodes; ``overdue`` past ``bound_s``.
-    In memory: a restarted controller starts the clocks again (a bound, not a deadline)."""
+    """Since when each Provisioning workload has been short of nodes (seen short, or not seen at all: its
+    region could not be listed); ``overdue`` past ``bound_s``. In memory: a restarted controller starts the
+    clocks again (a bound, not a deadline)."""
 
     bound_s: float = SHORT_BOUND_S
     clock: Callable[[], float] = time.monotonic

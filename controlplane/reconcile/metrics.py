@@ -3,7 +3,14 @@ exposes it at /metrics and adds gauges computed from the store at scrape time.""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, PlatformCollector, ProcessCollector
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+)
 
 
 class LoopMetrics:
@@ -27,3 +34,9 @@ class LoopMetrics:
                                  registry=self.registry)
         self.admissions = Counter("awan_queue_admissions", "Queue admission events", ["result"],
                                   registry=self.registry)
+        # A timestamp, not an age: correct at any scrape between observations (age = time() - it). Region "*":
+        # a provider listed whole. Only places the loop has no list answer for (reconcile/unobserved.py).
+        self.unobserved_since = Gauge(
+            "awan_unobserved_since_timestamp_seconds",
+            "Since when a region (or a provider listed whole) has had no list answer; its workloads are held",
+            ["provider", "region"], registry=self.registry)

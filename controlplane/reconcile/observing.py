@@ -4,7 +4,8 @@ drift), and finish deletions once the stack no longer holds the workload and no 
 The unit of listing is a scope (``scopes``): one region of a provider that lists region by region
 (providers.capabilities.SupportsRegionalListing), else the whole provider. A region that fails or does not
 answer is "unknown" alone: workloads there are held as they are (neither moved on nor marked as having lost
-their nodes) while the provider's other regions are observed and transition.
+their nodes) while the provider's other regions are observed and transition. Held within a bound: a
+Provisioning workload's short-of-nodes clock keeps running while its region is unknown (unobserved.py).
 
 Observing (the list calls, which wait on clouds) is shared by every replica on PostgreSQL
 (``SharedObserver``): each round every replica takes its fair share of the scopes with an observe lease,
@@ -15,6 +16,7 @@ for why. SQLite (one replica) lists every scope itself, all at once (``observe``
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -23,17 +25,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from controlplane.logs import get_logger
 from controlplane.reconcile import failover, restarts
 from controlplane.reconcile.fleet import Observation, error_reason, scope_key, scope_of
 from controlplane.reconcile.metrics import LoopMetrics
 from controlplane.reconcile.sharing import WorkShare
+from controlplane.reconcile.unobserved import Place, Unobserved, describe
 from controlplane.store import audit, work_leases
 from controlplane.store import workloads as repo
 from controlplane.store.coltypes import utcnow
 from controlplane.store.db import Database
-from controlplane.store.models import Stack, WorkloadState
+from controlplane.store.models import Stack, Workload, WorkloadState
 from infra.spec import stack_name
 from providers.base import Provider
 from providers.catalog.model import CapacityType
@@ -244,7 +248,7 @@ class SharedObserver:
 def apply_observation(db: Database, obs: Observation, *, actor: str, fenced: Callable[[], bool],
                       metrics: LoopMetrics, blocks: failover.BlockList | None = None,
                       short: failover.ShortWatch | None = None, only: Collection[int] | None = None,
-                      unsettled: set[str] | None = None) -> set[str]:
+                      unsettled: set[str] | None = None, unseen: Unobserved | None = None) -> set[str]:
     """Returns the stacks that drifted (a workload lost nodes, or holds more than assigned) so the caller
     re-runs them: to repair in place, to delete extra nodes, or to remove the old pools' leftovers after a
     preempted workload was re-placed. A Provisioning workload short of nodes past ``short``'s bound is a
@@ -252,20 +256,37 @@ def apply_observation(db: Database, obs: Observation, *, actor: str, fenced: Cal
 
     ``only``: compare just these workload ids (the edge-triggered pass's; None: every watched one).
     ``unsettled`` collects the keys of workloads holding nodes they should not: compared again next time
-    even if nothing about them changes (their stacks are re-run until the extra nodes are gone)."""
+    even if nothing about them changes (their stacks are re-run until the extra nodes are gone).
+
+    ``unseen``: since when each place without a list answer has had none (unobserved.py). A workload with
+    an assignment there is held as it is, but a Provisioning one keeps its short-of-nodes clock (its nodes
+    are not confirmed either way) and fails over at the same bound; a Running one stays, its message
+    saying since when its region has not been observed."""
     drifted: set[str] = set()
     still_short: list[str] = []
+    unseen = unseen if unseen is not None else Unobserved()
+    for place in unseen.update(obs):
+        _unlabel(metrics, place)
     with db.session() as s:
         if not fenced():
             return drifted
         rows = (repo.list_(s, states=list(_WATCHED), limit=1_000_000, light=True) if only is None else
                 [r for r in repo.by_ids(s, list(only)) if r.state in _WATCHED])
         for row in rows:
-            if not row.assignments or not all(obs.covers(a.provider, a.region) for a in row.assignments):
-                continue  # cannot tell: a provider or region of it did not answer
+            if not row.assignments:
+                continue
             need = sum(a.nodes for a in row.assignments)
             mine = obs.nodes_of(row.key)
             running = sum(1 for n in mine if n.state == NodeState.RUNNING)
+            if not all(obs.covers(a.provider, a.region) for a in row.assignments):
+                # Cannot tell: a provider or region of it did not answer. Held as it is, with the clock running.
+                if _unobserved(s, row, obs, unseen, actor=actor, short=short, blocks=blocks, metrics=metrics,
+                               running=running, need=need, drifted=drifted):
+                    still_short.append(row.key)
+                continue
+            if row.message and row.message.startswith(_HELD):
+                # Its region answers again: the note of when it stopped goes (a transition below may say more).
+                row.message = f"{running}/{need} nodes running"
             extra = _extra_stacks(row, mine)
             if extra:
                 if unsettled is not None:
@@ -324,10 +345,59 @@ def apply_observation(db: Database, obs: Observation, *, actor: str, fenced: Cal
                 restarts.end_incarnation(s, row, actor=actor, why=f"{running}/{need} nodes running: nodes lost")
     if short is not None:
         short.keep_only(still_short)
+    for place, since in unseen.since().items():
+        metrics.unobserved_since.labels(place[0], place[1] or "*").set(since.wall.timestamp())
     return drifted
 
 
 _LIVE = (NodeState.RUNNING, NodeState.PENDING)
+_HELD = "not observed: "   # the message of a workload held in a place without a list answer
+
+
+def _unlabel(metrics: LoopMetrics, place: Place) -> None:
+    with contextlib.suppress(KeyError):   # never set: noted and answered again within one observation
+        metrics.unobserved_since.remove(place[0], place[1] or "*")
+
+
+def _unobserved(s: Session, row: Workload, obs: Observation, unseen: Unobserved, *, actor: str,
+                short: failover.ShortWatch | None, blocks: failover.BlockList | None, metrics: LoopMetrics,
+                running: int, need: int, drifted: set[str]) -> bool:
+    """A watched workload with an assignment where ``obs`` has no answer. Returns whether it is still
+    short of nodes (its short-of-nodes clock keeps running).
+
+    Provisioning: its nodes were never confirmed, so not seeing them is not seeing them supplied. Past the
+    short bound it fails over as a workload visibly short does: its pools there are blocked, it is re-placed
+    (placement leaves such a place out by then: the controller's snapshot). Running: its nodes were
+    confirmed; moving it because monitoring fails would pay for a second set of nodes and kill a healthy run,
+    so it is held, and its message says since when (Starting: dispatch owns the message, the metric says
+    it). Placed: no stack has run yet; the stack run, not observation, decides about it."""
+    where = {unseen.of(a.provider, a.region) for a in row.assignments if not obs.covers(a.provider, a.region)}
+    first = min(where, key=lambda w: w[1].at)
+    places = describe(p for p, _ in where)
+    since = first[1].wall.strftime("%Y-%m-%d %H:%M:%S UTC")
+    why = "; ".join(sorted({unseen.why(p) for p, _ in where}))
+    if row.state == WorkloadState.PROVISIONING.value and short is not None:
+        waited = short.overdue(row.key)
+        if waited is None:
+            msg = (f"{_HELD}{places} since {since} ({why}); nodes not confirmed yet, re-placed if not confirmed "
+                   f"{short.bound_s:.0f} s after they were asked for")
+            if row.message != msg:
+                row.message = msg
+            return True
+        keys = _lost_pools(row, obs) or [failover.key_of(a) for a in row.assignments]
+        if blocks is not None:
+            blocks.block(keys)
+        drifted.update(stack_name(a.provider, a.region) for a in row.assignments)
+        failover.replace(s, row, actor=actor, trigger="unobserved", blocked=keys,
+                         reason=f"{places} could not be observed for {unseen.seconds(first[1]):.0f} s ({why}): "
+                                f"{running}/{need} nodes confirmed running after {waited:.0f} s")
+        metrics.failovers.labels("unobserved").inc()
+        return False
+    if row.state == WorkloadState.RUNNING.value:
+        msg = f"{_HELD}{places} since {since} ({why}); its nodes were confirmed, so it is held, not moved"
+        if row.message != msg:
+            row.message = msg
+    return False
 
 
 def _extra_stacks(row: Any, nodes: list[Any]) -> set[str]:

@@ -17,6 +17,8 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
+import structlog
+
 from providers.aws import capacity as cap
 from providers.aws.clients import AwsClients
 from providers.aws.compute import LIVE_STATES, run_params, to_node
@@ -25,7 +27,7 @@ from providers.base import Provider
 from providers.capabilities import CapacityBlockOffer
 from providers.catalog import CapacityType, Catalog, Offering, default_catalog
 from providers.config import ProviderConfig
-from providers.errors import InvalidRequestError, NotFoundError, ProviderError
+from providers.errors import InvalidRequestError, NotFoundError, ProviderError, UnavailableError
 from providers.health import region_status, roll_up
 from providers.model import (
     TAG_OWNER,
@@ -44,6 +46,8 @@ SLOW_REGION_MS = 2000.0
 
 __all__ = ["AWSProvider", "CapacityBlockOffer"]
 
+
+log = structlog.get_logger(__name__)
 
 class AWSProvider(AwsReservations, Provider):
     name = "aws"
@@ -70,13 +74,24 @@ class AWSProvider(AwsReservations, Provider):
         return [o for r in self.regions for o in cap.region_offerings(self.clients, self.catalog, r)]
 
     def capacity(self) -> CapacityReport:
+        """A region that does not answer is left out (health() reports it), as on GCP; if none answers the
+        error is raised. Its quota usage is read from DescribeInstances, so one region whose instance
+        listing fails no longer takes every other region's capacity out of placement with it."""
         pools, quotas = [], []
         types = sorted({n for (p, n) in self.catalog.instance_types if p == "aws"})
+        last_error: UnavailableError | None = None
         for region in self.regions:
-            qs = cap.quotas(self.clients, self.catalog, region)
-            live = cap.offered_zones(self.clients, region, types)
-            pools += cap.reservation_pools(self.clients, region) + cap.free_pools(self.catalog, region, live, qs)
+            try:
+                qs = cap.quotas(self.clients, self.catalog, region)
+                live = cap.offered_zones(self.clients, region, types)
+                pools += cap.reservation_pools(self.clients, region) + cap.free_pools(self.catalog, region, live, qs)
+            except UnavailableError as e:
+                log.warning("aws.capacity.region_unavailable", region=region, error=str(e))
+                last_error = e
+                continue
             quotas += qs
+        if last_error is not None and not quotas and not pools:
+            raise last_error
         return CapacityReport("aws", tuple(pools), tuple(quotas), datetime.now(UTC))
 
     def list_nodes(self) -> list[Node]:
