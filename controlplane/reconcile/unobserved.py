@@ -8,7 +8,7 @@ since when each such place has been unobservable, so that
 * a Provisioning workload there keeps its short-of-nodes clock and fails over at the same bound as one
   whose pools visibly stay short (observing.apply_observation);
 * a Running one is held (its nodes were confirmed: moving it on a monitoring failure would pay twice and
-  kill a healthy run), its message saying since when, and ``awan_unobserved_seconds`` showing it;
+  kill a healthy run), its message saying since when, and ``awan_unobserved_since_timestamp_seconds`` showing it;
 * placement leaves such a place out once it has been unobservable for that bound (``past``): a workload
   placed there could not be confirmed either.
 
