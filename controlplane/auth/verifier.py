@@ -29,12 +29,23 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
+from typing import cast
 
+from sqlalchemy import Row, Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from controlplane.auth.tokens import LAST_USED_RESOLUTION, Principal, parse_token, secret_hash
 from controlplane.store.coltypes import utcnow
 from controlplane.store.models import Role, Token
+
+_TOKENS = cast(Table, Token.__table__)   # a mapped class's Table (typed as its base, FromClause)
+# Built once and read on the session's connection: the same primary-key lookup as ``Session.get`` without
+# an ORM object made (and its identity map, its flush at commit) on every request. A mere use is written
+# by an UPDATE of its own, at most once per LAST_USED_RESOLUTION.
+_READ = select(_TOKENS.c.id, _TOKENS.c.team, _TOKENS.c.role, _TOKENS.c.salt, _TOKENS.c.hash, _TOKENS.c.revoked_at,
+               _TOKENS.c.expires_at, _TOKENS.c.last_used_at).where(_TOKENS.c.id == bindparam("id"))
+_USED = update(_TOKENS).where(_TOKENS.c.id == bindparam("tid")).values(last_used_at=bindparam("at"))
 
 
 class TooManyFailures(Exception):  # noqa: N818 - the condition, as the HTTP status it becomes (429)
@@ -77,12 +88,15 @@ class TokenVerifier:
     # -- the one entry point ----------------------------------------------------------------------
     def verify(self, s: Session, token: str) -> Principal | None:
         """The principal of a valid token, or None (malformed, unknown, revoked, expired, wrong secret).
-        Raises TooManyFailures when the id's budget of failed checks is spent. Records the use."""
+        Raises TooManyFailures when the id's budget of failed checks is spent. Records the use (at most once
+        per LAST_USED_RESOLUTION), committing ``s`` when it does: ``s`` may be the caller's transaction for
+        the request's own work, which should then start after this call."""
         parsed = parse_token(token)
         if parsed is None:
             return None
         token_id, secret = parsed
-        row = s.get(Token, token_id)
+        conn = s.connection()
+        row = conn.execute(_READ, {"id": token_id}).first()
         now_wall = utcnow()
         if row is None or row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= now_wall):
             return None
@@ -95,7 +109,10 @@ class TokenVerifier:
         elif not self._check_slowly(token_id, token, secret, digest, row):
             return None
         if row.last_used_at is None or now_wall - row.last_used_at >= LAST_USED_RESOLUTION:
-            row.last_used_at = now_wall
+            conn.execute(_USED, {"tid": token_id, "at": now_wall})
+            # Recorded whatever the request goes on to do (a submit refused, rolled back), and SQLite's
+            # write lock is not held past the token check.
+            s.commit()
         return Principal(row.id, row.team, Role(row.role), row.expires_at)
 
     def forget(self, token_id: str) -> None:
@@ -111,7 +128,9 @@ class TokenVerifier:
                 return None
             return v.digest
 
-    def _check_slowly(self, token_id: str, token: str, secret: str, digest: bytes, row: Token) -> bool:
+    def _check_slowly(self, token_id: str, token: str, secret: str, digest: bytes,
+                      row: Row[tuple[str, str, str, str, str, datetime | None, datetime | None, datetime | None]]
+                      ) -> bool:
         failed_key = hashlib.sha256(token.encode()).digest()
         flight = (token_id, digest)
         while True:
