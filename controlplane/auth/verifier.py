@@ -29,10 +29,9 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Row, Table, bindparam, select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from controlplane.auth.tokens import LAST_USED_RESOLUTION, Principal, parse_token, secret_hash
@@ -106,7 +105,7 @@ class TokenVerifier:
             # Constant time either way; a mismatch is a wrong secret, settled without scrypt.
             if not hmac.compare_digest(digest, known):
                 return None
-        elif not self._check_slowly(token_id, token, secret, digest, row):
+        elif not self._check_slowly(token_id, token, secret, digest, row.salt, row.hash):
             return None
         if row.last_used_at is None or now_wall - row.last_used_at >= LAST_USED_RESOLUTION:
             conn.execute(_USED, {"tid": token_id, "at": now_wall})
@@ -128,9 +127,8 @@ class TokenVerifier:
                 return None
             return v.digest
 
-    def _check_slowly(self, token_id: str, token: str, secret: str, digest: bytes,
-                      row: Row[tuple[str, str, str, str, str, datetime | None, datetime | None, datetime | None]]
-                      ) -> bool:
+    def _check_slowly(self, token_id: str, token: str, secret: str, digest: bytes, salt: str,
+                      stored_hash: str) -> bool:
         failed_key = hashlib.sha256(token.encode()).digest()
         flight = (token_id, digest)
         while True:
@@ -140,7 +138,7 @@ class TokenVerifier:
                 if until is not None and until > now:   # this very token failed lately: no second scrypt
                     return False
                 v = self._verified.get(token_id)
-                if v is not None and v.until > now and v.stored_hash == row.hash:   # settled meanwhile
+                if v is not None and v.until > now and v.stored_hash == stored_hash:   # settled meanwhile
                     return hmac.compare_digest(digest, v.digest)
                 running = self._inflight.get(flight)
                 if running is None:
@@ -155,12 +153,12 @@ class TokenVerifier:
                 with self._lock:
                     self.waiting -= 1
         try:
-            ok = hmac.compare_digest(secret_hash(secret, bytes.fromhex(row.salt)), row.hash)
+            ok = hmac.compare_digest(secret_hash(secret, bytes.fromhex(salt)), stored_hash)
             now = self._clock()
             with self._lock:
                 if ok:
                     self._refund(token_id)
-                    self._verified[token_id] = _Verified(row.hash, digest, now + self.verified_ttl_s)
+                    self._verified[token_id] = _Verified(stored_hash, digest, now + self.verified_ttl_s)
                     self._verified.move_to_end(token_id)
                     _trim(self._verified, self.max_entries)
                 else:
