@@ -52,6 +52,12 @@ class CpuResult:
     first_error: str = ""
 
 
+# ``bench.api.serve`` of the tree, with logging configured as `awan serve` configures it (at WARNING, as the
+# rate suite runs it: an event below the level is dropped by the first processor, not rendered and dropped).
+_SERVE = ("import sys; from controlplane.logs import configure_logging; configure_logging('WARNING'); "
+          "from bench.api.serve import main; main(sys.argv[1:])")
+
+
 @contextlib.contextmanager
 def serve(tree: Path, db_url: str, cores: str) -> Iterator[tuple[str, int]]:
     """uvicorn of ``tree``'s service on ``db_url`` (no reconcile loop), with a wake socket path set so a
@@ -59,7 +65,7 @@ def serve(tree: Path, db_url: str, cores: str) -> Iterator[tuple[str, int]]:
     port = free_port()
     wake = Path(tempfile.mkdtemp(prefix="awan-bench-wake-")) / "wake"
     env = {**os.environ, "PYTHONPATH": str(tree), "AWAN_WAKE_SOCKET": str(wake)}
-    proc = subprocess.Popen([sys.executable, "-m", "bench.api.serve", db_url, str(port), cores], cwd=tree, env=env,
+    proc = subprocess.Popen([sys.executable, "-c", _SERVE, db_url, str(port), cores], cwd=tree, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
     try:

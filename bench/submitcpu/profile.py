@@ -69,8 +69,10 @@ def main(argv: list[str]) -> None:
     n = int(argv[0]) if argv else 2000
     db = argv[1] if len(argv) > 1 else "sqlite"
     from controlplane.api import create_app
+    from controlplane.logs import configure_logging
     from controlplane.settings import Settings
 
+    configure_logging("WARNING")     # as `awan serve` does (bench.submitcpu.cpu says why)
     _inline_threadpool()
     kind = "sqlite" if db == "sqlite" else "postgresql"
     with tempfile.TemporaryDirectory() as wake_dir, fresh_database(kind, db if kind != "sqlite" else "") as url:
