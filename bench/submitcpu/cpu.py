@@ -64,7 +64,8 @@ def serve(tree: Path, db_url: str, cores: str) -> Iterator[tuple[str, int]]:
     submit pays for its poke as in `awan serve` (nobody listens: the send fails at once, as it may there)."""
     port = free_port()
     wake = Path(tempfile.mkdtemp(prefix="awan-bench-wake-")) / "wake"
-    env = {**os.environ, "PYTHONPATH": str(tree), "AWAN_WAKE_SOCKET": str(wake)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(tree), os.environ.get("PYTHONPATH", "")])),
+           "AWAN_WAKE_SOCKET": str(wake)}
     proc = subprocess.Popen([sys.executable, "-c", _SERVE, db_url, str(port), cores], cwd=tree, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
