@@ -162,16 +162,22 @@ def _new_out(v: dict[str, Any]) -> schemas.WorkloadOut:
 
 def _write(s: Session, p: Principal, items: list[Prepared]) -> list[tuple[Workload | dict[str, Any], bool]]:
     new = [i.row for i in items]
-    try:
-        plan = repo.plan_submit(s, new)
-    except repo.ConflictError as e:
-        raise Conflict(str(e)) from None
-    rows = plan.items
+    fresh = repo.insert_new(s, new[0]) if len(new) == 1 else None
+    if fresh is not None:   # one new name: inserted, its change-feed row with it
+        rows: list[tuple[Workload | dict[str, Any], bool]] = [(fresh, True)]
+        plan = None
+    else:
+        try:
+            plan = repo.plan_submit(s, new)
+        except repo.ConflictError as e:
+            raise Conflict(str(e)) from None
+        rows = plan.items
     events = audit.rows([
         {"actor": p.actor, "action": "submitted", "kind": "workload", "subject": w.name, "team": w.team,
          "details": {"gpus": w.gpus, "generation": row["generation"] if isinstance(row, dict) else row.generation}}
         for w, (row, is_new) in zip(new, rows, strict=True) if is_new])
-    repo.write_submit(s, plan)
+    if plan is not None:
+        repo.write_submit(s, plan)
     audit.insert_many(s, events)
     return rows
 

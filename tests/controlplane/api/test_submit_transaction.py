@@ -45,10 +45,10 @@ def replica_b(db: Database, db_url: str) -> Iterator[TestClient]:
     app.state.ctx.db.dispose()
 
 
-def test_a_submit_takes_one_connection_and_one_commit(client, tokens, db):
+def test_a_submit_takes_one_connection_one_commit_and_four_statements(client, tokens, db):
     h = auth(tokens["research"])
     assert client.post("/v1/workloads", content=manifest("warm"), headers=h).status_code == 201   # use recorded
-    seen = {"checkout": 0, "commit": 0}
+    seen = {"checkout": 0, "commit": 0, "statements": 0}
 
     def on_checkout(*_: object) -> None:
         seen["checkout"] += 1
@@ -56,15 +56,22 @@ def test_a_submit_takes_one_connection_and_one_commit(client, tokens, db):
     def on_commit(*_: object) -> None:
         seen["commit"] += 1
 
+    def on_statement(*_: object) -> None:
+        seen["statements"] += 1
+
     event.listen(db.engine, "checkout", on_checkout)
     event.listen(db.engine, "commit", on_commit)
+    event.listen(db.engine, "before_cursor_execute", on_statement)
     try:
         r = client.post("/v1/workloads", content=manifest("one"), headers=h)
     finally:
         event.remove(db.engine, "checkout", on_checkout)
         event.remove(db.engine, "commit", on_commit)
+        event.remove(db.engine, "before_cursor_execute", on_statement)
     assert r.status_code == 201 and r.json()["created"] == ["one"]
-    assert seen == {"checkout": 1, "commit": 1}
+    # the token's row; the workload (INSERT unless stored); its change-feed row; its audit record; and on
+    # PostgreSQL the change feed's NOTIFY
+    assert seen == {"checkout": 1, "commit": 1, "statements": 4 if db.dialect == "sqlite" else 5}
     assert _counts(db) == (2, 2, 2)
 
 
@@ -120,3 +127,28 @@ def test_a_name_inserted_concurrently_is_retried_and_seen(client, tokens, db, mo
     else:
         assert r.status_code == 409 and r.json()["detail"].startswith("metadata.name:")
     assert _counts(db) == (1, 1, 1)  # nothing of the failed attempt was kept
+
+
+def test_one_document_of_a_stored_name_is_unchanged_a_conflict_or_a_reused_tombstone(client, tokens, db):
+    """One document, the one-statement INSERT's case: a stored name (same spec, another spec, a deleted
+    workload's) is left to the full lookup, exactly as in a bulk submit."""
+    h = auth(tokens["research"])
+    assert client.post("/v1/workloads", content=manifest("kept"), headers=h).status_code == 201
+    r = client.post("/v1/workloads", content=manifest("kept"), headers=h)
+    assert r.status_code == 201 and r.json()["unchanged"] == ["kept"] and r.json()["created"] == []
+    r = client.post("/v1/workloads", content=manifest("kept", gpus=8), headers=h)
+    assert r.status_code == 409 and r.json()["detail"].startswith("metadata.name:") and "'kept'" in r.json()["detail"]
+    with db.session() as s:   # the loop finished deleting it
+        row = repo.get(s, "kept", "research")
+        assert row is not None
+        row.state = "Deleted"
+    r = client.post("/v1/workloads", content=manifest("kept", gpus=8), headers=h)
+    assert r.status_code == 201 and r.json()["created"] == ["kept"]
+    assert (r.json()["items"][0]["generation"], r.json()["items"][0]["gpus"]) == (2, 8)
+    # the same name in another team is another workload
+    r = client.post("/v1/workloads", content=manifest("kept", team="inference"), headers=auth(tokens["infer"]))
+    assert r.status_code == 201 and r.json()["created"] == ["kept"]
+    evs = client.get("/v1/workloads/kept/events", headers=h).json()["items"]
+    assert [e["action"] for e in evs] == ["submitted", "submitted"]
+    workloads, submitted, _ = _counts(db)
+    assert (workloads, submitted) == (2, 3)
