@@ -68,6 +68,8 @@ class ServiceContext:
 LoopFactory = Callable[[ServiceContext], ServiceLoop]
 
 
-def ctx(request: Request) -> ServiceContext:
+async def ctx(request: Request) -> ServiceContext:
+    """``async``: it only reads app state, and FastAPI runs a plain ``def`` dependency in its thread pool (a
+    thread hand-over, both ways, on every request)."""
     c: ServiceContext = request.app.state.ctx
     return c

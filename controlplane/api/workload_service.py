@@ -128,15 +128,28 @@ def submit(db: Database, p: Principal, text: str, source: str, policies: Callabl
 
 
 def store(db: Database, p: Principal, items: list[Prepared]) -> schemas.SubmitResult:
-    """Write what ``prepare`` returned, all or nothing."""
+    """Write what ``prepare`` returned, all or nothing, in a transaction of its own."""
+    with db.session() as s:
+        return store_in(s, p, items)
+
+
+def store_in(s: Session, p: Principal, items: list[Prepared]) -> schemas.SubmitResult:
+    """``store`` in the caller's session ``s`` (what it read so far, the token, stays in the same
+    transaction), committed here: the workloads, their change-feed rows and audit records, or nothing."""
     try:
-        return _submit(db, p, items)
+        rows = _write(s, p, items)
+        s.commit()
     except IntegrityError:
         # A concurrent submit of the same (team, name) inserted first: run again, now it is seen.
+        s.rollback()
         try:
-            return _submit(db, p, items)
+            rows = _write(s, p, items)
+            s.commit()
         except IntegrityError:
+            s.rollback()
             raise Conflict("metadata.name: submitted concurrently by another request; retry") from None
+    # Rendered after the commit: the write lock is held for the INSERTs only.
+    return _result(items, rows)
 
 
 def _new_out(v: dict[str, Any]) -> schemas.WorkloadOut:
@@ -147,24 +160,33 @@ def _new_out(v: dict[str, Any]) -> schemas.WorkloadOut:
                                capacityOnly=not is_run(v["spec"]))
 
 
-def _submit(db: Database, p: Principal, items: list[Prepared]) -> schemas.SubmitResult:
-    capacity_only = [i.row.name for i in items if i.capacity_only]
+def _write(s: Session, p: Principal, items: list[Prepared]) -> list[tuple[Workload | dict[str, Any], bool]]:
     new = [i.row for i in items]
-    with db.session() as s:   # one transaction: all documents or none
+    fresh = repo.insert_new(s, new[0]) if len(new) == 1 else None
+    if fresh is not None:   # one new name: inserted, its change-feed row with it
+        rows: list[tuple[Workload | dict[str, Any], bool]] = [(fresh, True)]
+        plan = None
+    else:
         try:
             plan = repo.plan_submit(s, new)
         except repo.ConflictError as e:
             raise Conflict(str(e)) from None
         rows = plan.items
-        events = audit.rows([
-            {"actor": p.actor, "action": "submitted", "kind": "workload", "subject": w.name, "team": w.team,
-             "details": {"gpus": w.gpus, "generation": row["generation"] if isinstance(row, dict) else row.generation}}
-            for w, (row, is_new) in zip(new, rows, strict=True) if is_new])
+    events = audit.rows([
+        {"actor": p.actor, "action": "submitted", "kind": "workload", "subject": w.name, "team": w.team,
+         "details": {"gpus": w.gpus, "generation": row["generation"] if isinstance(row, dict) else row.generation}}
+        for w, (row, is_new) in zip(new, rows, strict=True) if is_new])
+    if plan is not None:
         repo.write_submit(s, plan)
-        audit.insert_many(s, events)
-    # Rendered after the commit: the write lock is held for the INSERTs only.
-    created = [w.name for w, (_, is_new) in zip(new, rows, strict=True) if is_new]
-    unchanged = [w.name for w, (_, is_new) in zip(new, rows, strict=True) if not is_new]
+    audit.insert_many(s, events)
+    return rows
+
+
+def _result(items: list[Prepared], rows: list[tuple[Workload | dict[str, Any], bool]]) -> schemas.SubmitResult:
+    names = [i.row.name for i in items]
+    capacity_only = [i.row.name for i in items if i.capacity_only]
+    created = [n for n, (_, is_new) in zip(names, rows, strict=True) if is_new]
+    unchanged = [n for n, (_, is_new) in zip(names, rows, strict=True) if not is_new]
     result = [_new_out(r) if isinstance(r, dict) else to_out(r) for r, _ in rows]
     notes = [f"workload/{n}: {CAPACITY_ONLY_NOTE}" for n in capacity_only]
     return schemas.SubmitResult(items=result, created=created, unchanged=unchanged, capacityOnly=capacity_only,

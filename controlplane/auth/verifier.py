@@ -29,12 +29,22 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from controlplane.auth.tokens import LAST_USED_RESOLUTION, Principal, parse_token, secret_hash
 from controlplane.store.coltypes import utcnow
 from controlplane.store.models import Role, Token
+
+_TOKENS = cast(Table, Token.__table__)   # a mapped class's Table (typed as its base, FromClause)
+# Built once and read on the session's connection: the same primary-key lookup as ``Session.get`` without
+# an ORM object made (and its identity map, its flush at commit) on every request. A mere use is written
+# by an UPDATE of its own, at most once per LAST_USED_RESOLUTION.
+_READ = select(_TOKENS.c.id, _TOKENS.c.team, _TOKENS.c.role, _TOKENS.c.salt, _TOKENS.c.hash, _TOKENS.c.revoked_at,
+               _TOKENS.c.expires_at, _TOKENS.c.last_used_at).where(_TOKENS.c.id == bindparam("id"))
+_USED = update(_TOKENS).where(_TOKENS.c.id == bindparam("tid")).values(last_used_at=bindparam("at"))
 
 
 class TooManyFailures(Exception):  # noqa: N818 - the condition, as the HTTP status it becomes (429)
@@ -77,12 +87,15 @@ class TokenVerifier:
     # -- the one entry point ----------------------------------------------------------------------
     def verify(self, s: Session, token: str) -> Principal | None:
         """The principal of a valid token, or None (malformed, unknown, revoked, expired, wrong secret).
-        Raises TooManyFailures when the id's budget of failed checks is spent. Records the use."""
+        Raises TooManyFailures when the id's budget of failed checks is spent. Records the use (at most once
+        per LAST_USED_RESOLUTION), committing ``s`` when it does: ``s`` may be the caller's transaction for
+        the request's own work, which should then start after this call."""
         parsed = parse_token(token)
         if parsed is None:
             return None
         token_id, secret = parsed
-        row = s.get(Token, token_id)
+        conn = s.connection()
+        row = conn.execute(_READ, {"id": token_id}).first()
         now_wall = utcnow()
         if row is None or row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= now_wall):
             return None
@@ -92,10 +105,13 @@ class TokenVerifier:
             # Constant time either way; a mismatch is a wrong secret, settled without scrypt.
             if not hmac.compare_digest(digest, known):
                 return None
-        elif not self._check_slowly(token_id, token, secret, digest, row):
+        elif not self._check_slowly(token_id, token, secret, digest, row.salt, row.hash):
             return None
         if row.last_used_at is None or now_wall - row.last_used_at >= LAST_USED_RESOLUTION:
-            row.last_used_at = now_wall
+            conn.execute(_USED, {"tid": token_id, "at": now_wall})
+            # Recorded whatever the request goes on to do (a submit refused, rolled back), and SQLite's
+            # write lock is not held past the token check.
+            s.commit()
         return Principal(row.id, row.team, Role(row.role), row.expires_at)
 
     def forget(self, token_id: str) -> None:
@@ -111,7 +127,8 @@ class TokenVerifier:
                 return None
             return v.digest
 
-    def _check_slowly(self, token_id: str, token: str, secret: str, digest: bytes, row: Token) -> bool:
+    def _check_slowly(self, token_id: str, token: str, secret: str, digest: bytes, salt: str,
+                      stored_hash: str) -> bool:
         failed_key = hashlib.sha256(token.encode()).digest()
         flight = (token_id, digest)
         while True:
@@ -121,7 +138,7 @@ class TokenVerifier:
                 if until is not None and until > now:   # this very token failed lately: no second scrypt
                     return False
                 v = self._verified.get(token_id)
-                if v is not None and v.until > now and v.stored_hash == row.hash:   # settled meanwhile
+                if v is not None and v.until > now and v.stored_hash == stored_hash:   # settled meanwhile
                     return hmac.compare_digest(digest, v.digest)
                 running = self._inflight.get(flight)
                 if running is None:
@@ -136,12 +153,12 @@ class TokenVerifier:
                 with self._lock:
                     self.waiting -= 1
         try:
-            ok = hmac.compare_digest(secret_hash(secret, bytes.fromhex(row.salt)), row.hash)
+            ok = hmac.compare_digest(secret_hash(secret, bytes.fromhex(salt)), stored_hash)
             now = self._clock()
             with self._lock:
                 if ok:
                     self._refund(token_id)
-                    self._verified[token_id] = _Verified(row.hash, digest, now + self.verified_ttl_s)
+                    self._verified[token_id] = _Verified(stored_hash, digest, now + self.verified_ttl_s)
                     self._verified.move_to_end(token_id)
                     _trim(self._verified, self.max_entries)
                 else:

@@ -52,20 +52,21 @@ def _glob(pattern: str) -> bool:
 def region_pattern_error(pattern: str, catalog: Catalog) -> str | None:
     """Why ``pattern`` (``provider:region``, a bare region name, or a glob of either) names no region of the
     catalog, or None when it matches at least one."""
-    providers = sorted({p for p, _ in catalog.regions})
-    qualified = [f"{p}:{r}" for p, r in catalog.regions]
+    # Checked on every submit: the lists an error message needs are built only for an error.
     if ":" in pattern:
         prov, _, pat = pattern.partition(":")
-        if not any(fnmatchcase(p, prov) for p in providers):
-            return f"unknown provider {prov!r} in {pattern!r}{_suggest(prov, providers)}; known: {', '.join(providers)}"
         if any(fnmatchcase(p, prov) and fnmatchcase(r, pat) for p, r in catalog.regions):
             return None
+        providers = sorted({p for p, _ in catalog.regions})
+        if not any(fnmatchcase(p, prov) for p in providers):
+            return f"unknown provider {prov!r} in {pattern!r}{_suggest(prov, providers)}; known: {', '.join(providers)}"
+        qualified = [f"{p}:{r}" for p, r in catalog.regions]
         what = "matches no region" if _glob(pat) else "is not a region"
         return f"{pattern!r} {what} of the catalog{_suggest(pattern, qualified)}"
     if any(fnmatchcase(r, pattern) for _, r in catalog.regions):
         return None
     what = "matches no region" if _glob(pattern) else "is not a region"
-    names = [r for _, r in catalog.regions] + qualified
+    names = [r for _, r in catalog.regions] + [f"{p}:{r}" for p, r in catalog.regions]
     return f"{pattern!r} {what} of any provider in the catalog{_suggest(pattern, names)}"
 
 

@@ -18,6 +18,8 @@ from controlplane.store.models import AuditEvent
 
 log = get_logger("awan.events")
 _PENDING = "awan.audit.pending"
+# Built once: a statement's construction is paid per call, not cached.
+_INSERT = cast(Table, AuditEvent.__table__).insert()   # a mapped class's Table (typed as its base, FromClause)
 
 
 def record(s: Session, *, actor: str, action: str, kind: str, subject: str, team: str | None = None,
@@ -40,9 +42,8 @@ def rows(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def insert_many(s: Session, rows: Sequence[dict[str, Any]]) -> None:
     """``record`` for many events in batched INSERTs (one large submit records one event per workload)."""
-    table = cast(Table, AuditEvent.__table__)   # a mapped class's Table (typed as its base, FromClause)
     for i in range(0, len(rows), 1000):
-        s.execute(table.insert(), rows[i:i + 1000])
+        s.execute(_INSERT, rows[i:i + 1000])
     pending = s.info.setdefault(_PENDING, [])
     for r in rows:
         pending.append({"event": f"{r['kind']} {r['action']}", "kind": r["kind"], "subject": r["subject"],

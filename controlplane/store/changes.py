@@ -24,6 +24,8 @@ CHANNEL = "awan_changes"
 # Bookkeeping the loop writes on rows it merely holds: not a change of the workload.
 _IGNORED = frozenset({"lock_token", "lock_expires_at", "heartbeat_at", "updated_at"})
 _TABLE = cast(Table, ChangeRecord.__table__)   # a mapped class's Table (typed as its base, FromClause)
+_INSERT = _TABLE.insert()       # built once: a statement's construction is paid per call, not cached
+_NOTIFY = text("SELECT pg_notify(:c, current_schema())")
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,12 +79,12 @@ def record(session: Session, changes: Iterable[Change]) -> None:
         return
     conn = session.connection()
     for i in range(0, len(rows), 1000):
-        conn.execute(_TABLE.insert(), rows[i:i + 1000])
+        conn.execute(_INSERT, rows[i:i + 1000])
     if conn.dialect.name == "postgresql":
         # One notification per transaction is enough: PostgreSQL folds identical ones, the reader reads the feed.
         # The payload is the schema written: installations sharing one database (a schema each) hear the
         # channel's every notification and wake only for their own.
-        conn.execute(text("SELECT pg_notify(:c, current_schema())"), {"c": CHANNEL})
+        conn.execute(_NOTIFY, {"c": CHANNEL})
 
 
 def install(factory: sessionmaker[Session]) -> None:

@@ -11,6 +11,8 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import Select, Table, delete, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, defer, selectinload
 
 from controlplane.model.identity import workload_key
@@ -156,6 +158,39 @@ _LOOKUP_CHUNK = 500
 _INSERT_CHUNK = 1000
 
 
+_TABLE = cast(Table, Workload.__table__)   # a mapped class's Table (typed as its base, FromClause)
+_INSERT = _TABLE.insert()       # built once: a statement's construction is paid per call, not cached
+# One new name, the common submit (one document, one POST): INSERT unless the (team, name) is stored, in one
+# statement where a locked lookup and then an INSERT were two. The unique key decides, so a concurrent submit
+# of the same name is waited for (PostgreSQL) or found, not raced. Built once per dialect.
+_INSERT_NEW = {
+    "postgresql": pg_insert(_TABLE).on_conflict_do_nothing(index_elements=["team", "name"]).returning(_TABLE.c.id),
+    "sqlite": sqlite_insert(_TABLE).on_conflict_do_nothing(index_elements=["team", "name"]).returning(_TABLE.c.id),
+}
+
+
+def _fresh(w: NewWorkload, now: datetime) -> dict[str, Any]:
+    """The row of a new workload, as inserted."""
+    return {"name": w.name, "team": w.team, "spec": w.spec, "priority": w.priority, "gpus": w.gpus,
+            "state": WorkloadState.PENDING.value, "message": "", "generation": 1,
+            "observed_generation": 0, "created_at": now, "updated_at": now}
+
+
+def insert_new(s: Session, w: NewWorkload) -> dict[str, Any] | None:
+    """Insert ``w`` with its change-feed row if its (team, name) is not stored: the values inserted. None,
+    with nothing written, when the name is stored in any state (``plan_submit`` then decides: the same
+    spec, a conflict, a tombstone to reuse) or the store has no INSERT ... ON CONFLICT."""
+    conn = s.connection()
+    stmt = _INSERT_NEW.get(conn.dialect.name)
+    if stmt is None:
+        return None
+    values = _fresh(w, utcnow())
+    if conn.execute(stmt, values).first() is None:
+        return None
+    changes.record(s, [changes.Change("workload", None, workload_key(w.team, w.name))])
+    return values
+
+
 def _existing(s: Session, items: Sequence[NewWorkload]) -> dict[tuple[str, str], Workload]:
     """The stored rows of ``items``' (team, name) pairs, locked for update, in a few chunked queries."""
     by_team: dict[str, list[str]] = {}
@@ -196,9 +231,7 @@ def plan_submit(s: Session, items: Sequence[NewWorkload]) -> SubmitPlan:
                                     "(delete it first)")
             plan.items.append((row, False))
         elif row is None:
-            values = {"name": w.name, "team": w.team, "spec": w.spec, "priority": w.priority, "gpus": w.gpus,
-                      "state": WorkloadState.PENDING.value, "message": "", "generation": 1,
-                      "observed_generation": 0, "created_at": now, "updated_at": now}
+            values = _fresh(w, now)
             plan.fresh.append(values)
             plan.items.append((values, True))
         else:
@@ -209,9 +242,8 @@ def plan_submit(s: Session, items: Sequence[NewWorkload]) -> SubmitPlan:
 
 def write_submit(s: Session, plan: SubmitPlan) -> None:
     s.flush()   # the reused tombstones
-    table = cast(Table, Workload.__table__)   # a mapped class's Table (typed as its base, FromClause)
     for i in range(0, len(plan.fresh), _INSERT_CHUNK):
-        s.execute(table.insert(), plan.fresh[i:i + _INSERT_CHUNK])
+        s.execute(_INSERT, plan.fresh[i:i + _INSERT_CHUNK])
     # A bulk INSERT bypasses the unit of work, and with it the change feed's recording.
     changes.record(s, [changes.Change("workload", None, workload_key(v["team"], v["name"])) for v in plan.fresh])
 
