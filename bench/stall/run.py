@@ -284,9 +284,10 @@ def _runs(label: str, name: str, url: str, token: str, runs: int, n_docs: int, b
 
 
 def measure(label: str, tree: Path, args: argparse.Namespace, runs: int, n_docs: int,
-            sizes: tuple[int, ...]) -> dict[str, Any]:
+            sizes: tuple[int, ...], name: str) -> dict[str, Any]:
+    """``name``: the workloads' name prefix, four letters for every tree (each has a store of its own): the
+    10,000-document body is then the same size whichever tree is measured."""
     res: dict[str, Any] = {"tree": label, "stall": [], "growth": []}
-    name = "".join(ch if ch.isalnum() else "-" for ch in label.lower())   # workload names are DNS labels
     burst = 0.0 if args.stall_burst_rate is None and args.quick else (
         20.0 if args.stall_burst_rate is None else args.stall_burst_rate)
     res["loop"], res["burst_rate"] = not args.stall_no_loop, burst
@@ -335,10 +336,10 @@ def main(args: argparse.Namespace) -> int:
                               "documents": n_docs, "runs": runs, "load_before": os.getloadavg(), "trees": []}
     tree = args.stall_tree.resolve() if args.stall_tree is not None else REPO
     label = "this" if tree == REPO else f"tree:{tree.name}"
-    result["trees"].append(measure(label, tree, args, runs, n_docs, sizes))
+    result["trees"].append(measure(label, tree, args, runs, n_docs, sizes, "this" if tree == REPO else "tree"))
     with peer_tree(args.stall_peer) as peer:
         if peer is not None:
-            result["trees"].append(measure(f"peer:{args.stall_peer}", peer, args, runs, n_docs, sizes))
+            result["trees"].append(measure(f"peer:{args.stall_peer}", peer, args, runs, n_docs, sizes, "peer"))
     result["load_after"] = os.getloadavg()
     result["seconds"] = round(time.perf_counter() - t0, 1)
     for t in result["trees"]:

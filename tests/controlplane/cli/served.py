@@ -81,8 +81,9 @@ def serving(kind: type[S], tmp_path: Path, ready: Callable[[S], bool], what: str
         token, _ = create_token(s, "research", "member")
     port = free_port()
     full = dict(os.environ, AWAN_LOG_FORMAT="json", AWAN_SHUTDOWN_GRACE_S="5", **env)
-    if "AWAN_CONTROLLER_PROCESS" not in env:
-        full.pop("AWAN_CONTROLLER_PROCESS", None)     # the default
+    for default in ("AWAN_CONTROLLER_PROCESS", "AWAN_BACKGROUND_NICE"):   # the suites assume their defaults
+        if default not in env:
+            full.pop(default, None)
     proc = subprocess.Popen([str(Path(sys.executable).with_name("awan")), "serve", "--mock", "--db", url,
                              "--port", str(port), *args], cwd=tmp_path, env=full, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)

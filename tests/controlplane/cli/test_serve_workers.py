@@ -21,7 +21,7 @@ from controlplane.api import peers
 from controlplane.store.db import Database
 from controlplane.store.models import Workload
 from tests.controlplane.cli import served as served_base
-from tests.controlplane.cli.served import alive, counter, serving
+from tests.controlplane.cli.served import alive, counter, nice, serving
 
 pytestmark = pytest.mark.slow
 
@@ -73,6 +73,10 @@ def test_two_workers_share_the_port_one_loop_and_one_metrics_and_drain_on_sigter
     assert httpx.get(f"{served.url}/readyz", timeout=60).json()["leader"] is True
     assert len(served.named("controller process reconciling")) == 1
     assert len(served.named("reconcile loop started")) == 1
+    # The controller process runs AWAN_BACKGROUND_NICE (10 by default) below the API workers (background.py).
+    base = nice(served.proc.pid)
+    controller = int(str(served.named("controller process reconciling")[0]["pid"]))
+    assert {nice(controller)} == {nice(int(str(w["pid"]))) + 10 for w in workers} == {min(19, base + 10)}
 
     children = served.children()
     served.proc.send_signal(signal.SIGTERM)
