@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     max_submit_documents: int = Field(default=10_000, ge=1)
     # Worker processes that parse and validate large submit bodies (>= 64 KiB); 0: all in the API process.
     submit_parse_processes: int = Field(default=1, ge=0)
+    # The controller process and the parse workers run this many nice steps below the API process, so that
+    # on a busy machine the API answers first (controlplane/api/background.py); 0: at the API's priority.
+    background_nice: int = Field(default=10, ge=0, le=19)
 
     # TLS: terminate here (cert + key files) or at an ingress/load balancer that sets X-Forwarded-Proto.
     tls_cert_file: str | None = None

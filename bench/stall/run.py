@@ -40,6 +40,8 @@ from bench.api.service import REPO, free_port
 from bench.machine import machine_info, percentile, write_results
 from bench.rate.stack import healthy, mock_clouds, service
 
+_TICK = os.sysconf("SC_CLK_TCK")
+
 
 def add_arguments(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--stall-peer", default="main",
@@ -55,6 +57,9 @@ def add_arguments(group: argparse._ArgumentGroup) -> None:
                        help="one-GPU submissions/s sent during the big submit by open-loop clients (default 20; "
                             "0 for none)")
     group.add_argument("--stall-burst-procs", type=int, default=2, help="client processes of the burst")
+    group.add_argument("--stall-tree", type=Path, default=None,
+                       help="serve this source tree instead of this checkout (e.g. a peer's worktree, to alternate "
+                            "runs of two trees under one harness); labelled tree:<its folder's name>")
     group.add_argument("--stall-floor", action="store_true",
                        help="also poll a bare uvicorn /healthz in its own process (bench/stall/floor.py), "
                             "alternating with the service's in the same window: the machine's floor at this load")
@@ -198,6 +203,44 @@ def _healthz_during_submit(url: str, token: str, n: int, prefix: str, floor: str
     return res
 
 
+def service_processes(root: int) -> dict[int, tuple[str, int, float, int]]:
+    """The served service's processes (Linux /proc): pid -> (role, nice of the main thread, CPU seconds,
+    start tick). Roles: ``api`` (the ``awan serve`` process), ``controller`` (its first-started ``spawn``
+    child: the loop's process starts before any parse worker), ``parse`` (later ``spawn`` children), ``other``."""
+    found: dict[int, tuple[int, int, float, int, bytes]] = {}
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            f = (d / "stat").read_text().rsplit(")", 1)[1].split()
+            cmd = (d / "cmdline").read_bytes()
+        except OSError:
+            continue
+        found[int(d.name)] = (int(f[1]), int(f[16]), (int(f[11]) + int(f[12])) / _TICK, int(f[19]), cmd)
+    if root not in found:
+        return {}
+    kids = sorted((v[3], pid) for pid, v in found.items() if v[0] == root and b"spawn_main" in v[4])
+    out = {root: ("api", found[root][1], found[root][2], found[root][3])}
+    for k, (_, pid) in enumerate(kids):
+        out[pid] = ("controller" if k == 0 else "parse", found[pid][1], found[pid][2], found[pid][3])
+    for pid, v in found.items():
+        if v[0] == root and pid not in out:
+            out[pid] = ("other", v[1], v[2], v[3])
+    return out
+
+
+def cpu_by_role(before: dict[int, tuple[str, int, float, int]],
+                after: dict[int, tuple[str, int, float, int]]) -> dict[str, dict[str, float]]:
+    """CPU seconds each role used between two snapshots, and its nice value."""
+    out: dict[str, dict[str, float]] = {}
+    for pid, (role, nice, cpu, start) in after.items():
+        was = before.get(pid)
+        used = cpu - (was[2] if was is not None and was[3] == start else 0.0)
+        row = out.setdefault(role, {"cpu_s": 0.0, "nice": nice})
+        row["cpu_s"] = round(row["cpu_s"] + used, 2)
+    return out
+
+
 def fill(db_path: str, upto: int) -> None:
     """Plain INSERTs up to ``upto`` workloads (team 'bench', Running: the list's default filter keeps them)."""
     conn = sqlite3.connect(db_path, timeout=60)
@@ -212,7 +255,7 @@ def fill(db_path: str, upto: int) -> None:
 
 
 def _runs(label: str, name: str, url: str, token: str, runs: int, n_docs: int, burst: float, procs: int,
-          workdir: Path, res: dict[str, Any], floor: str | None = None) -> None:
+          workdir: Path, res: dict[str, Any], floor: str | None = None, root: int | None = None) -> None:
     # The token verified once before the clients start: a cold token cache answers 429 to more than a few
     # concurrent first uses of one token (its budget of failed checks is reserved while scrypt runs).
     first = httpx.get(f"{url}/v1/workloads", params={"limit": 1}, headers={"Authorization": f"Bearer {token}"},
@@ -221,13 +264,18 @@ def _runs(label: str, name: str, url: str, token: str, runs: int, n_docs: int, b
         raise RuntimeError(f"stall: the token was refused: HTTP {first.status_code} {first.text[:200]}")
     for i in range(runs):
         load0 = os.getloadavg()
+        procs0 = service_processes(root) if root is not None else {}
         r = healthz_during_submit(url, token, n_docs, f"{name}-r{i}-", burst, procs, workdir, floor)
         r["load_before"], r["load_after"] = load0, os.getloadavg()
+        if root is not None:
+            r["cpu"] = cpu_by_role(procs0, service_processes(root))
         res["stall"].append(r)
         extra = (f"; burst {r['burst_accepted']}/{r['burst_sent']} accepted, answer p50/p99 "
                  f"{r['burst_answer_p50_ms']}/{r['burst_answer_p99_ms']} ms" if "burst_sent" in r else "")
         if r.get("burst_refused"):
             extra += f" (refused: {r['burst_refused']})"
+        if "cpu" in r:
+            extra += "; CPU " + ", ".join(f"{k} {v['cpu_s']} s (nice {v['nice']:g})" for k, v in sorted(r["cpu"].items()))
         if "floor_p99_ms" in r:
             extra += f"; floor /healthz p50 {r['floor_p50_ms']} ms p99 {r['floor_p99_ms']} ms max {r['floor_max_ms']} ms"
         print(f"stall: {label} run {i + 1}: /healthz p50 {r['healthz_p50_ms']} ms p99 {r['healthz_p99_ms']} ms "
@@ -236,9 +284,10 @@ def _runs(label: str, name: str, url: str, token: str, runs: int, n_docs: int, b
 
 
 def measure(label: str, tree: Path, args: argparse.Namespace, runs: int, n_docs: int,
-            sizes: tuple[int, ...]) -> dict[str, Any]:
+            sizes: tuple[int, ...], name: str) -> dict[str, Any]:
+    """``name``: the workloads' name prefix, four letters for every tree (each has a store of its own): the
+    10,000-document body is then the same size whichever tree is measured."""
     res: dict[str, Any] = {"tree": label, "stall": [], "growth": []}
-    name = "".join(ch if ch.isalnum() else "-" for ch in label.lower())   # workload names are DNS labels
     burst = 0.0 if args.stall_burst_rate is None and args.quick else (
         20.0 if args.stall_burst_rate is None else args.stall_burst_rate)
     res["loop"], res["burst_rate"] = not args.stall_no_loop, burst
@@ -248,9 +297,11 @@ def measure(label: str, tree: Path, args: argparse.Namespace, runs: int, n_docs:
                 config = stack.enter_context(mock_clouds(tree, Path(d)))
                 db_url = f"sqlite:///{d}/loop.db"
                 token = _token(tree, db_url)
-                url = stack.enter_context(service(tree, db_url, config, Path(d)))
+                pids: list[int] = []
+                url = stack.enter_context(service(tree, db_url, config, Path(d), pids))
                 floor = stack.enter_context(floor_server()) if args.stall_floor else None
-                _runs(label, name, url, token, runs, n_docs, burst, args.stall_burst_procs, Path(d), res, floor)
+                _runs(label, name, url, token, runs, n_docs, burst, args.stall_burst_procs, Path(d), res, floor,
+                      pids[0])
         if not sizes and not args.stall_no_loop:
             return _with_median(res)
         db_url = f"sqlite:///{d}/awan.db"
@@ -283,10 +334,12 @@ def main(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     result: dict[str, Any] = {"suite": "stall", "machine": machine_info(None), "quick": args.quick,
                               "documents": n_docs, "runs": runs, "load_before": os.getloadavg(), "trees": []}
-    result["trees"].append(measure("this", REPO, args, runs, n_docs, sizes))
+    tree = args.stall_tree.resolve() if args.stall_tree is not None else REPO
+    label = "this" if tree == REPO else f"tree:{tree.name}"
+    result["trees"].append(measure(label, tree, args, runs, n_docs, sizes, "this" if tree == REPO else "tree"))
     with peer_tree(args.stall_peer) as peer:
         if peer is not None:
-            result["trees"].append(measure(f"peer:{args.stall_peer}", peer, args, runs, n_docs, sizes))
+            result["trees"].append(measure(f"peer:{args.stall_peer}", peer, args, runs, n_docs, sizes, "peer"))
     result["load_after"] = os.getloadavg()
     result["seconds"] = round(time.perf_counter() - t0, 1)
     for t in result["trees"]:

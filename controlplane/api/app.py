@@ -140,7 +140,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None,
             ctx.controller.start()
         from controlplane.api.parsepool import ParsePool
 
-        parsing = ctx.parsing = ParsePool(settings.submit_parse_processes)
+        parsing = ctx.parsing = ParsePool(settings.submit_parse_processes, settings.background_nice)
         gcguard.freeze_startup()
         shares = gilshare.apply(settings.db_pool_size + settings.db_max_overflow)
         try:

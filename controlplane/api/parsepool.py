@@ -7,6 +7,8 @@ process (``spawn``: a fresh interpreter, nothing of the service's state copied) 
 the API process's heap; what comes back is the rows, one small pickle per document, unpickled one at a time
 so the GIL is handed over between them as usual.
 
+The worker runs ``Settings.background_nice`` nice steps below the API process (background.py says why).
+
 Small bodies (below ``gcguard.LARGE_SUBMIT_CHARS``) stay inline: a round trip to the worker would cost them
 more than their parsing. ``Settings.submit_parse_processes`` = 0 keeps every body inline.
 """
@@ -24,6 +26,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 from controlplane.api import gcguard
 from controlplane.api import workload_service as svc
+from controlplane.api.background import lower_this_thread
 from controlplane.api.gcguard import LARGE_SUBMIT_CHARS
 from controlplane.auth.tokens import Principal
 from controlplane.errors import Conflict, Forbidden, Invalid, NotFound, ServiceError, TooLarge, Unavailable
@@ -84,8 +87,8 @@ def _raise(r: _Refused) -> NoReturn:
 class ParsePool:
     """Started on the first large body (a service that never gets one never starts a process)."""
 
-    def __init__(self, processes: int) -> None:
-        self.processes = processes
+    def __init__(self, processes: int, nice: int = 0) -> None:
+        self.processes, self.nice = processes, nice
         self._lock = threading.Lock()
         self._pool: ProcessPoolExecutor | None = None
         self._closed = False
@@ -95,7 +98,8 @@ class ParsePool:
             if self._closed or self.processes <= 0:
                 return None
             if self._pool is None:
-                self._pool = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"))
+                self._pool = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"),
+                                                 initializer=lower_this_thread, initargs=(self.nice,))
             return self._pool
 
     def prepare(self, p: Principal, text: str, source: str, policies: Callable[[], PolicySet] | None = None,

@@ -5,9 +5,9 @@ BENCHMARKS.md "rate"); N processes take N cores' worth. The reconcile loop must 
 places with exact capacity accounting, controlplane/reconcile/child.py), so:
 
 - **the parent** (the ``awan serve`` process) migrates the store once, binds the listening socket, starts the
-  controller process once (child.py's ChildLoop) and the N workers, answers the workers' questions about the
-  loop (leadership, its metrics; controlplane/api/peers.py) and restarts a worker that exits on its own. It
-  serves no requests itself;
+  controller process once (child.py's ChildLoop, ``AWAN_BACKGROUND_NICE`` below the workers: background.py)
+  and the N workers, answers the workers' questions about the loop (leadership, its metrics;
+  controlplane/api/peers.py) and restarts a worker that exits on its own. It serves no requests itself;
 - **each worker** (a ``spawn``ed interpreter) runs the whole app (create_app, uvicorn) on the shared socket
   (the kernel hands each new connection to one worker that is accepting). Its /readyz and ``awan_leader``
   ask the parent; its /metrics merges its own counters with the other workers' and the controller's
@@ -242,9 +242,9 @@ class Supervisor:
         answering = None
         try:
             if self.settings.reconcile:
-                from controlplane.reconcile.child import ChildLoop
+                from controlplane.api.background import LoweredChildLoop
 
-                self._loop = ChildLoop(self.settings.model_dump(), self.config)
+                self._loop = LoweredChildLoop(self.settings.model_dump(), self.config, self.settings.background_nice)
                 self._loop.start()
                 answering = peers.Answering(self._run_dir / CONTROLLER_SOCKET, self._answer)
             self._workers = [self._spawn(i) for i in range(self.n)]

@@ -229,7 +229,7 @@ def plan(
       awan plan -f examples/inference-spread.yaml -o json         # live capacity (./awan.yaml)
       awan plan -f examples/finetune-eu.yaml --capacity catalog --explain full   # every region ruled out
     """
-    from controlplane.cli.gcpause import collector_paused
+    from infra.gcpause import collector_paused
 
     with collector_paused():
         _plan(files, policies, capacity, output, config, mock, explain)

@@ -66,7 +66,8 @@ def serve(
         configure_logging(settings.log_level, fmt=settings.log_format, sdk_http=settings.log_sdk_http)
     except ValidationError as e:
         err = e.errors()[0]
-        fail(f"serve: {'.'.join(map(str, err['loc']))}: {err['msg']}")
+        where = ".".join(map(str, err["loc"]))
+        fail(f"serve: {where} (AWAN_{where.upper()}): {err['msg']}")
     except ValueError as e:
         fail(f"serve: {e}")
     if bool(settings.tls_cert_file) != bool(settings.tls_key_file):
@@ -113,14 +114,15 @@ def serve(
 
 
 def loop_factory(settings: Settings) -> LoopFactory | None:
-    """The reconcile loop in a process of its own (controlplane/reconcile/child.py says why), unless
+    """The reconcile loop in a process of its own (controlplane/reconcile/child.py says why), at
+    ``AWAN_BACKGROUND_NICE`` below the API (controlplane/api/background.py), unless
     ``AWAN_CONTROLLER_PROCESS=inline``; None: create_app's own choice (in process, or none)."""
     if not settings.reconcile or settings.controller_process != "process":
         return None
-    from controlplane.reconcile.child import ChildLoop
+    from controlplane.api.background import LoweredChildLoop
 
-    def build(c: ServiceContext) -> ChildLoop:
-        loop = ChildLoop(c.settings.model_dump(), c.config)
+    def build(c: ServiceContext) -> LoweredChildLoop:
+        loop = LoweredChildLoop(c.settings.model_dump(), c.config, c.settings.background_nice)
         c.metrics_sources.append(loop.exposition)
         return loop
 

@@ -17,7 +17,7 @@ things keep that linear and small: the monitor answers on the loop's own thread 
 the SDK otherwise hands every RegisterResource to a thread pool and back), the answer is built as a
 protobuf Struct directly instead of through a nested event-loop pass, and the cyclic garbage
 collector is paused while the program runs and then collects the run's young objects once
-(``_gc_paused``). Left on, its full collections rescan every object the run keeps alive (all of a
+(``infra.gcpause``). Left on, its full collections rescan every object the run keeps alive (all of a
 stack's resources and outputs) again and again as the run allocates: that, not the SDK's own work,
 made registration grow faster than linearly with the pools of a stack and doubled its cost. Paused,
 a stack's run holds its cyclic garbage until it ends (about 100 MB for 320 Azure pools).
@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import gc
 import hashlib
 import json
 import threading
@@ -45,6 +44,8 @@ from pulumi.runtime.proto import resource_pb2
 from pulumi.runtime.settings import SETTINGS, get_root_resource, set_root_resource
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
+
+from infra.gcpause import collector_paused
 
 PROJECT = "awan-infra"
 SECRET = "[secret]"
@@ -151,21 +152,6 @@ class _InlineExecutor(concurrent.futures.ThreadPoolExecutor):
 
 
 @contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """No automatic collections during the run; afterwards one collection of the youngest generation,
-    which is where everything the run allocated still sits (so it does not rescan the whole process)."""
-    if not gc.isenabled():              # someone else manages the collector: leave it to them
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
-        gc.collect(0)
-
-
-@contextlib.contextmanager
 def _own_loop() -> Iterator[asyncio.AbstractEventLoop]:
     """A fresh event loop for one run (with the inline executor), installed as this thread's loop while
     the run lasts: nothing a previous run left pending can run in this one."""
@@ -187,7 +173,7 @@ def _own_loop() -> Iterator[asyncio.AbstractEventLoop]:
 
 def run_program(program: Any, stack: str, project: str = PROJECT) -> Recording:
     """Run ``program`` (a function of no arguments) and return what it declared and exported."""
-    with _RUNTIME_LOCK, _gc_paused(), _own_loop():
+    with _RUNTIME_LOCK, collector_paused(collect_young=True), _own_loop():
         monitor = _RecordingMonitor()
         set_root_resource(None)  # type: ignore[arg-type]  # a fresh root Stack for this run
         pulumi.runtime.set_mocks(_Mocks(), project=project, stack=stack, preview=False, monitor=monitor)

@@ -24,6 +24,9 @@ def test_quick_stall_bench_runs_and_reports_every_cell(tmp_path: Path) -> None:
     assert run["submit_status"] == 201 and run["healthz_n"] >= 1
     assert run["burst_sent"] >= 1 and run["burst_accepted"] == run["burst_sent"]
     assert run["floor_p99_ms"] > 0 and "floor_p99_ms" in tree["median"]     # the bare server was polled too
+    # each service process's CPU over the run, and its nice value (the controller's: AWAN_BACKGROUND_NICE)
+    assert run["cpu"]["api"]["cpu_s"] > 0
+    assert run["cpu"]["controller"]["nice"] == min(19, run["cpu"]["api"]["nice"] + 10)
     assert {(g["stored"], g["op"]) for g in tree["growth"]} == {(n, op) for n in (60, 120) for op in ("submit", "list")}
     assert all(g["errors"] == 0 for g in tree["growth"])
 

@@ -1,4 +1,4 @@
-"""`awan plan` pauses automatic garbage collection while it runs (controlplane/cli/gcpause.py); the process's
+"""`awan plan` pauses automatic garbage collection while it runs (infra/gcpause.py); the process's
 own setting comes back afterwards, even when the command fails (CLI tests run it in-process)."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import gc
 
 import pytest
 
-from controlplane.cli.gcpause import collector_paused
+from infra.gcpause import collector_paused
 
 
 def test_paused_inside_and_back_after_even_on_error() -> None:
@@ -28,6 +28,18 @@ def test_a_caller_that_turned_it_off_keeps_it_off() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_collect_young_collects_the_youngest_generation_once_after(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The mock runtime's use (infra/engines/mockruntime.py): its run's cycles freed, nothing older rescanned."""
+    calls: list[int] = []
+    monkeypatch.setattr(gc, "collect", lambda generation=2: calls.append(generation) or 0)
+    with collector_paused(collect_young=True):
+        assert calls == []
+    assert calls == [0] and gc.isenabled()
+    with collector_paused():
+        pass
+    assert calls == [0]
 
 
 @pytest.mark.parametrize("spec", ["{gpus: {model: H100, count: 8}}", "{gpus: {model: H100, count: -1}}"])

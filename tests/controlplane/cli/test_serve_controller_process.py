@@ -5,12 +5,8 @@ are on conditions (log lines, store rows, /proc) with generous bounds."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import subprocess
-import sys
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,13 +15,10 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from controlplane.auth import create_token
 from controlplane.store.coltypes import utcnow
-from controlplane.store.db import Database
-from controlplane.store.migrate import upgrade
 from controlplane.store.models import Lease, Workload
 from tests.controlplane.cli import served as served_base
-from tests.controlplane.cli.served import alive, counter, free_port
+from tests.controlplane.cli.served import alive, counter, serving
 
 pytestmark = pytest.mark.slow
 
@@ -40,40 +33,9 @@ class Served(served_base.Served):
 @pytest.fixture
 def served(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Served]:
     interval = str(getattr(request, "param", "1"))    # AWAN_RECONCILE_INTERVAL_S
-    url = f"sqlite:///{tmp_path}/awan.db"
-    db = Database.from_url(url)
-    upgrade(db.engine)
-    with db.session() as s:
-        token, _ = create_token(s, "research", "member")
-    port = free_port()
-    env = dict(os.environ, AWAN_LOG_FORMAT="json", AWAN_RECONCILE_INTERVAL_S=interval, AWAN_REPLICA_ID="child-test",
-               AWAN_SHUTDOWN_GRACE_S="5")
-    env.pop("AWAN_CONTROLLER_PROCESS", None)     # the default
-    proc = subprocess.Popen([str(Path(sys.executable).with_name("awan")), "serve", "--mock", "--db", url,
-                             "--port", str(port)], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    out = Served(proc, f"http://127.0.0.1:{port}", db, token)
-
-    def read() -> None:
-        for line in proc.stdout or ():
-            if line.startswith("{"):
-                out.events.append(json.loads(line))
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    try:
-        out.wait(lambda: out.child_pid() != 0 or proc.poll() is not None, "the controller process")
-        assert proc.poll() is None, out.events[-8:]
+    with serving(Served, tmp_path, lambda s: s.child_pid() != 0, "the controller process",
+                 AWAN_RECONCILE_INTERVAL_S=interval, AWAN_REPLICA_ID="child-test") as out:
         yield out
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(60)
-        child = out.child_pid()
-        if child and alive(child):
-            os.kill(child, signal.SIGKILL)
-        reader.join(10)
-        db.dispose()
 
 
 def test_the_loop_reconciles_from_its_own_process_and_drains_with_the_service(served: Served) -> None:

@@ -5,12 +5,8 @@ takes them all down. Waits are on conditions (log lines, sockets, /proc) with ge
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import subprocess
-import sys
-import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -22,12 +18,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 
 from controlplane.api import peers
-from controlplane.auth import create_token
 from controlplane.store.db import Database
-from controlplane.store.migrate import upgrade
 from controlplane.store.models import Workload
 from tests.controlplane.cli import served as served_base
-from tests.controlplane.cli.served import alive, counter, free_port
+from tests.controlplane.cli.served import alive, counter, nice, serving
 
 pytestmark = pytest.mark.slow
 
@@ -36,9 +30,6 @@ pytestmark = pytest.mark.slow
 class Served(served_base.Served):
     def workers(self) -> list[dict[str, object]]:
         return self.named("api worker serving")
-
-    def children(self) -> list[int]:
-        return [int(str(e["pid"])) for e in self.workers() + self.named("controller process reconciling")]
 
 
 def _posts_answered(exposition: bytes) -> float:
@@ -52,44 +43,14 @@ def _posts_answered(exposition: bytes) -> float:
 @pytest.fixture
 def served(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Served]:
     interval = str(getattr(request, "param", "1"))      # the loop's interval, s (parametrize indirectly)
-    url = f"sqlite:///{tmp_path}/awan.db"
-    db = Database.from_url(url)
-    upgrade(db.engine)
-    with db.session() as s:
-        token, _ = create_token(s, "research", "member")
-    port = free_port()
-    env = dict(os.environ, AWAN_LOG_FORMAT="json", AWAN_RECONCILE_INTERVAL_S=interval, AWAN_REPLICA_ID="workers-test",
-               AWAN_SHUTDOWN_GRACE_S="5")
-    env.pop("AWAN_CONTROLLER_PROCESS", None)
-    proc = subprocess.Popen([str(Path(sys.executable).with_name("awan")), "serve", "--mock", "--db", url,
-                             "--port", str(port), "--workers", "2"], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    out = Served(proc, f"http://127.0.0.1:{port}", db, token)
-
-    def read() -> None:
-        for line in proc.stdout or ():
-            if line.startswith("{"):
-                out.events.append(json.loads(line))
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    try:
-        out.wait(lambda: (len(out.workers()) == 2 and len(out.named("controller process reconciling")) == 1)
-                 or proc.poll() is not None, "two workers and the controller process")
+    with serving(Served, tmp_path, lambda s: len(s.workers()) == 2
+                 and len(s.named("controller process reconciling")) == 1, "two workers and the controller process",
+                 ("--workers", "2"), AWAN_RECONCILE_INTERVAL_S=interval, AWAN_REPLICA_ID="workers-test") as out:
         run_dir = Path(str(out.workers()[0]["run_dir"]))
-        out.wait(lambda: len(list(run_dir.glob("worker-*.sock"))) == 2 or proc.poll() is not None,
+        out.wait(lambda: len(list(run_dir.glob("worker-*.sock"))) == 2 or out.proc.poll() is not None,
                  "both workers' startup")
-        assert proc.poll() is None, out.events[-8:]
+        assert out.proc.poll() is None, out.events[-8:]
         yield out
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(60)
-        for pid in out.children():
-            if alive(pid):
-                os.kill(pid, signal.SIGKILL)
-        reader.join(10)
-        db.dispose()
 
 
 def test_two_workers_share_the_port_one_loop_and_one_metrics_and_drain_on_sigterm(served: Served) -> None:
@@ -112,6 +73,10 @@ def test_two_workers_share_the_port_one_loop_and_one_metrics_and_drain_on_sigter
     assert httpx.get(f"{served.url}/readyz", timeout=60).json()["leader"] is True
     assert len(served.named("controller process reconciling")) == 1
     assert len(served.named("reconcile loop started")) == 1
+    # The controller process runs AWAN_BACKGROUND_NICE (10 by default) below the API workers (background.py).
+    base = nice(served.proc.pid)
+    controller = int(str(served.named("controller process reconciling")[0]["pid"]))
+    assert {nice(controller)} == {nice(int(str(w["pid"]))) + 10 for w in workers} == {min(19, base + 10)}
 
     children = served.children()
     served.proc.send_signal(signal.SIGTERM)
