@@ -177,9 +177,12 @@ def test_two_replicas_split_the_regions_and_a_failed_one_is_held(pg_db: Database
         published: dict[str, set[str]] = {}
 
         def rounds(share: WorkShare, obs: observing.SharedObserver) -> None:
-            start.wait()
             got: set[str] = set()
-            for _ in range(3):             # a round's backoff is 60 s: the later calls find nothing free
+            # Round k of both replicas starts together: a replica slowed by a loaded machine would otherwise
+            # find the other already on its second round, taking what is still free (the fair share is per
+            # round). A round's backoff is 60 s: the later rounds find nothing free.
+            for _ in range(3):
+                start.wait(timeout=120)
                 got |= obs.round()
             published[share.holder] = got
 
