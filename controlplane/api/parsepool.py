@@ -7,7 +7,7 @@ process (``spawn``: a fresh interpreter, nothing of the service's state copied) 
 the API process's heap; what comes back is the rows, one small pickle per document, unpickled one at a time
 so the GIL is handed over between them as usual.
 
-The worker runs ``Settings.background_nice`` nice steps below the API process (background.py says why).
+The worker runs ``Settings.background_nice`` nice steps below the API process (controlplane/priority.py says why).
 
 Small bodies (below ``gcguard.LARGE_SUBMIT_CHARS``) stay inline: a round trip to the worker would cost them
 more than their parsing. ``Settings.submit_parse_processes`` = 0 keeps every body inline.
@@ -26,11 +26,11 @@ from typing import TYPE_CHECKING, NoReturn
 
 from controlplane.api import gcguard
 from controlplane.api import workload_service as svc
-from controlplane.api.background import lower_this_thread
 from controlplane.api.gcguard import LARGE_SUBMIT_CHARS
 from controlplane.auth.tokens import Principal
 from controlplane.errors import Conflict, Forbidden, Invalid, NotFound, ServiceError, TooLarge, Unavailable
 from controlplane.logs import get_logger
+from controlplane.priority import lower_this_thread
 
 if TYPE_CHECKING:
     from controlplane.policy.model import PolicySet

@@ -5,7 +5,7 @@ BENCHMARKS.md "rate"); N processes take N cores' worth. The reconcile loop must 
 places with exact capacity accounting, controlplane/reconcile/child.py), so:
 
 - **the parent** (the ``awan serve`` process) migrates the store once, binds the listening socket, starts the
-  controller process once (child.py's ChildLoop, ``AWAN_BACKGROUND_NICE`` below the workers: background.py)
+  controller process once (child.py's ChildLoop, ``AWAN_BACKGROUND_NICE`` below the workers: controlplane/priority.py)
   and the N workers, answers the workers' questions about the loop (leadership, its metrics;
   controlplane/api/peers.py) and restarts a worker that exits on its own. It serves no requests itself;
 - **each worker** (a ``spawn``ed interpreter) runs the whole app (create_app, uvicorn) on the shared socket
@@ -242,9 +242,9 @@ class Supervisor:
         answering = None
         try:
             if self.settings.reconcile:
-                from controlplane.api.background import LoweredChildLoop
+                from controlplane.reconcile.child import ChildLoop
 
-                self._loop = LoweredChildLoop(self.settings.model_dump(), self.config, self.settings.background_nice)
+                self._loop = ChildLoop(self.settings.model_dump(), self.config)
                 self._loop.start()
                 answering = peers.Answering(self._run_dir / CONTROLLER_SOCKET, self._answer)
             self._workers = [self._spawn(i) for i in range(self.n)]

@@ -115,14 +115,14 @@ def serve(
 
 def loop_factory(settings: Settings) -> LoopFactory | None:
     """The reconcile loop in a process of its own (controlplane/reconcile/child.py says why), at
-    ``AWAN_BACKGROUND_NICE`` below the API (controlplane/api/background.py), unless
+    ``AWAN_BACKGROUND_NICE`` below the API (controlplane/priority.py), unless
     ``AWAN_CONTROLLER_PROCESS=inline``; None: create_app's own choice (in process, or none)."""
     if not settings.reconcile or settings.controller_process != "process":
         return None
-    from controlplane.api.background import LoweredChildLoop
+    from controlplane.reconcile.child import ChildLoop
 
-    def build(c: ServiceContext) -> LoweredChildLoop:
-        loop = LoweredChildLoop(c.settings.model_dump(), c.config, c.settings.background_nice)
+    def build(c: ServiceContext) -> ChildLoop:
+        loop = ChildLoop(c.settings.model_dump(), c.config)
         c.metrics_sources.append(loop.exposition)
         return loop
 

@@ -39,6 +39,7 @@ from multiprocessing.synchronize import Event as EventType
 from typing import TYPE_CHECKING, Any
 
 from controlplane.logs import get_logger
+from controlplane.priority import lower_this_thread
 
 if TYPE_CHECKING:
     from providers.base import Provider
@@ -201,6 +202,9 @@ def main(conn: Connection, settings: dict[str, Any], config: AwanConfig | None, 
          ready: EventType) -> None:
     """The child: build the loop as the API process would, start it, answer the parent until told to stop."""
     _die_with(parent_pid)
+    # Below the API process (controlplane/priority.py says why), before this process starts any thread: on
+    # Linux the nice value is per thread and inherited by the threads created after.
+    lower_this_thread(int(settings.get("background_nice", 0)))
     signal.signal(signal.SIGINT, signal.SIG_IGN)     # Ctrl-C: the parent drains us
     term = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: term.set())
