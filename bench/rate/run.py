@@ -27,7 +27,7 @@ import httpx
 
 from bench.api.service import REPO, fresh_database, member_token
 from bench.machine import machine_info, percentile, write_results
-from bench.rate.stack import mock_clouds, service, tree_cpu_s, tree_env
+from bench.rate.stack import mock_clouds, service, size_pools, tree_cpu_s, tree_env
 
 PG_URL = os.environ.get("AWAN_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
@@ -54,6 +54,9 @@ def add_arguments(group: argparse._ArgumentGroup) -> None:
                        help="workloads per POST (a multi-document YAML body); --rate-rates stays workloads/s")
     group.add_argument("--rate-client", choices=("raw", "httpx"), default="raw",
                        help="the submitters' HTTP client: raw asyncio streams (default) or httpx (the earlier one)")
+    group.add_argument("--rate-pool-nodes", type=int, default=0,
+                       help="set every mock cloud pool to this many free nodes before the cell (default: the "
+                            "seeded pools), so the clouds' quotas, which placement reads, bound it, not stock-outs")
     group.add_argument("--rate-drain-s", type=float, default=600.0,
                        help="longest wait for the accepted workloads to be placed after the window")
 
@@ -206,6 +209,8 @@ def measure(kind: str, rate: int, seconds: int, args: argparse.Namespace, workdi
         # The store is migrated and the token made by the served tree's code: a peer revision without this
         # tree's newest migration could not open a store this tree had migrated.
         token = member_token(db_url) if tree == REPO else tree_token(tree, db_url)
+        if args.rate_pool_nodes:
+            size_pools(config, args.rate_pool_nodes)
         pids: list[int] = []
         with service(tree, db_url, config, workdir, pids, DB_POOL_SIZE="32", DB_MAX_OVERFLOW="8",
                      API_WORKERS=str(args.rate_workers)) as url:
@@ -251,7 +256,7 @@ def measure(kind: str, rate: int, seconds: int, args: argparse.Namespace, workdi
         "placed_before_last_answer": len(lat) - len(tail),
         "tail_placed_rate": round(len(tail) / (tail[-1] - last_answer), 1) if len(tail) > 1 else 0.0,
         "load_before": load0, "load_after": load1, "workers": args.rate_workers, "tree": str(tree),
-        "where": args.rate_where or "", "gpus": args.rate_gpus or "",
+        "where": args.rate_where or "", "gpus": args.rate_gpus or "", "pool_nodes": args.rate_pool_nodes,
         # CPU seconds while the schedule ran (until its last answer): the service's processes (API workers and
         # the controller process), and the submitters (over their schedule), which share the machine's cores.
         "schedule_s": round(took, 1), "service_cpu_s": round(service_cpu, 1),
