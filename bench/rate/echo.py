@@ -12,7 +12,8 @@ _REPLY = (b"HTTP/1.1 201 Created\r\ncontent-type: application/json\r\ncontent-le
           + str(len(ANSWER)).encode() + b"\r\n\r\n" + ANSWER)
 
 
-async def _handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def _handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, bodies: list[bytes] | None = None,
+                  delay_s: float = 0.0) -> None:
     try:
         while True:
             head = await reader.readuntil(b"\r\n\r\n")
@@ -21,7 +22,11 @@ async def _handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) ->
                 name, _, value = line.partition(b":")
                 if name.strip().lower() == b"content-length":
                     length = int(value)
-            await reader.readexactly(length)
+            body = await reader.readexactly(length)
+            if bodies is not None:
+                bodies.append(body)
+            if delay_s:
+                await asyncio.sleep(delay_s)
             writer.write(_REPLY)
     except (asyncio.IncompleteReadError, ConnectionError):
         pass
@@ -29,8 +34,11 @@ async def _handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) ->
         writer.close()
 
 
-async def start(host: str = "127.0.0.1", port: int = 0) -> asyncio.Server:
-    return await asyncio.start_server(_handle, host, port, backlog=1024)
+async def start(host: str = "127.0.0.1", port: int = 0, bodies: list[bytes] | None = None,
+                delay_s: float = 0.0) -> asyncio.Server:
+    """``bodies``: each request's body is appended to it; ``delay_s``: each answer waits this long (a slow
+    service, for the tests of the open-loop schedule)."""
+    return await asyncio.start_server(lambda r, w: _handle(r, w, bodies, delay_s), host, port, backlog=1024)
 
 
 async def _main(port: int) -> None:
