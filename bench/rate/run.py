@@ -1,12 +1,15 @@
 """``python -m bench --suite rate``: submit -> Placed at a fixed offered rate, through the whole service.
 
-For each database (a temporary SQLite file; a fresh PostgreSQL database) and each offered rate (100/s for
-10 s, 1,000/s for 5 s by default): the mock clouds in one process, ``awan serve`` in another (reconcile loop
-on, the local engine, the service's default interval), and ``--rate-procs`` open-loop submitter processes
-(``bench.rate.submitter``) sending one one-GPU workload per POST on a fixed schedule. Latency of a workload =
-its ``placedAt`` (stamped by the loop) minus the moment its POST was due, both wall clock on this machine.
-Reported: submit answer p50/p99, submit -> Placed p50/p99/max, the rate the submitters achieved, the rate
-the service accepted (201s over the window) and the rate the loop placed them at."""
+For each database (a temporary SQLite file; a fresh PostgreSQL database) and each offered rate (workloads/s:
+100/s for 10 s, 1,000/s for 5 s by default): the mock clouds in one process, ``awan serve`` in another
+(reconcile loop on, the local engine, the service's default interval), and ``--rate-procs`` open-loop
+submitter processes (``bench.rate.submitter``) sending one-GPU workloads on a fixed schedule, one per POST or
+``--rate-docs K`` per POST (a multi-document body). Latency of a workload = its ``placedAt`` (stamped by the
+loop) minus the moment it was due, both wall clock on this machine. Reported: submit answer p50/p99,
+submit -> Placed p50/p99/max, the rate the submitters got POSTs out at, the rate the service accepted
+(workloads and POSTs, 201s over the window), the rate the loop placed at (overall, and after the last answer,
+when it places alone), the loop's passes and decisions from /metrics, and where the workloads ended.
+``--rate-pool-nodes N`` sizes the mock clouds' pools so that every workload can be placed (stack.size_pools)."""
 
 from __future__ import annotations
 
