@@ -226,6 +226,7 @@ def measure(kind: str, rate: int, seconds: int, args: argparse.Namespace, workdi
             service_cpu, took = tree_cpu_s(pids[0]) - cpu0, time.monotonic() - t0
             ok = {r["name"]: r for r in reqs if r["status"] == 201}
             placed = placed_times(db_url, set(ok), args.rate_drain_s)
+            drain_cpu, drain_s = tree_cpu_s(pids[0]) - cpu0 - service_cpu, time.monotonic() - t0 - took
             tally = where_they_are(db_url, set(ok))
             load1 = os.getloadavg()
             metrics = metrics_text(url)
@@ -264,6 +265,9 @@ def measure(kind: str, rate: int, seconds: int, args: argparse.Namespace, workdi
         # the controller process), and the submitters (over their schedule), which share the machine's cores.
         "schedule_s": round(took, 1), "service_cpu_s": round(service_cpu, 1),
         "submitters_cpu_s": round(sum(submitters), 1),
+        # ... and from the last answer until every workload was placed (or the bound): the API idle, the
+        # controller process placing the rest; about 1 core here means the loop is CPU-bound.
+        "drain_s": round(drain_s, 1), "service_cpu_drain_s": round(drain_cpu, 1),
         "loop": loop_figures(metrics), **tally,
     }
     print(f"rate: {kind} offered {rate} workloads/s x {seconds} s, {docs} per POST ({res['offered_post_rate']} POST/s, "
@@ -274,7 +278,8 @@ def measure(kind: str, rate: int, seconds: int, args: argparse.Namespace, workdi
           f"{res['placed_rate']}/s (after the last answer {res['tail_placed_rate']}/s; answered -> Placed p50/p99 "
           f"{res['answered_placed_p50_s']}/{res['answered_placed_p99_s']} s); tree {tree}; load {load0[0]:.1f}->"
           f"{load1[0]:.1f}; CPU over {res['schedule_s']} s: service {res['service_cpu_s']} s, submitters "
-          f"{res['submitters_cpu_s']} s (workers {args.rate_workers}); loop {res['loop']}; placed by state {tally['placed_by_state']}, not placed "
+          f"{res['submitters_cpu_s']} s (workers {args.rate_workers}); then {res['drain_s']} s placing the rest: service "
+          f"CPU {res['service_cpu_drain_s']} s; loop {res['loop']}; placed by state {tally['placed_by_state']}, not placed "
           f"{tally['unplaced']}", flush=True)
     return res
 
