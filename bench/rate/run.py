@@ -1,12 +1,15 @@
 """``python -m bench --suite rate``: submit -> Placed at a fixed offered rate, through the whole service.
 
-For each database (a temporary SQLite file; a fresh PostgreSQL database) and each offered rate (100/s for
-10 s, 1,000/s for 5 s by default): the mock clouds in one process, ``awan serve`` in another (reconcile loop
-on, the local engine, the service's default interval), and ``--rate-procs`` open-loop submitter processes
-(``bench.rate.submitter``) sending one one-GPU workload per POST on a fixed schedule. Latency of a workload =
-its ``placedAt`` (stamped by the loop) minus the moment its POST was due, both wall clock on this machine.
-Reported: submit answer p50/p99, submit -> Placed p50/p99/max, the rate the submitters achieved, the rate
-the service accepted (201s over the window) and the rate the loop placed them at."""
+For each database (a temporary SQLite file; a fresh PostgreSQL database) and each offered rate (workloads/s:
+100/s for 10 s, 1,000/s for 5 s by default): the mock clouds in one process, ``awan serve`` in another
+(reconcile loop on, the local engine, the service's default interval), and ``--rate-procs`` open-loop
+submitter processes (``bench.rate.submitter``) sending one-GPU workloads on a fixed schedule, one per POST or
+``--rate-docs K`` per POST (a multi-document body). Latency of a workload = its ``placedAt`` (stamped by the
+loop) minus the moment it was due, both wall clock on this machine. Reported: submit answer p50/p99,
+submit -> Placed p50/p99/max, the rate the submitters got POSTs out at, the rate the service accepted
+(workloads and POSTs, 201s over the window), the rate the loop placed at (overall, and after the last answer,
+when it places alone), the loop's passes and decisions from /metrics, and where the workloads ended.
+``--rate-pool-nodes N`` sizes the mock clouds' pools so that every workload can be placed (stack.size_pools)."""
 
 from __future__ import annotations
 
@@ -27,7 +30,7 @@ import httpx
 
 from bench.api.service import REPO, fresh_database, member_token
 from bench.machine import machine_info, percentile, write_results
-from bench.rate.stack import mock_clouds, service, tree_cpu_s, tree_env
+from bench.rate.stack import mock_clouds, service, size_pools, tree_cpu_s, tree_env
 
 PG_URL = os.environ.get("AWAN_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
@@ -48,19 +51,29 @@ def add_arguments(group: argparse._ArgumentGroup) -> None:
                             "(default: this one); the submitters and the figures are this tree's")
     group.add_argument("--rate-where", default=None,
                        help="the workloads' location.regions, e.g. \"['*']\" (default ['aws:*', 'gcp:*'])")
+    group.add_argument("--rate-gpus", default=None,
+                       help="the workloads' gpus.model, e.g. \"[L4]\" (default [H100, A100, L4])")
+    group.add_argument("--rate-docs", type=int, default=1,
+                       help="workloads per POST (a multi-document YAML body); --rate-rates stays workloads/s")
+    group.add_argument("--rate-client", choices=("raw", "httpx"), default="raw",
+                       help="the submitters' HTTP client: raw asyncio streams (default) or httpx (the earlier one)")
+    group.add_argument("--rate-pool-nodes", type=int, default=0,
+                       help="set every mock cloud pool to this many free nodes before the cell (default: the "
+                            "seeded pools), so the clouds' quotas, which placement reads, bound it, not stock-outs")
     group.add_argument("--rate-drain-s", type=float, default=600.0,
                        help="longest wait for the accepted workloads to be placed after the window")
 
 
 def submit_schedule(url: str, token: str, rate: float, seconds: float, prefix: str, procs: int,
                     workdir: Path, stop: Path | None = None, ready: threading.Event | None = None,
-                    cpu: list[float] | None = None) -> list[dict[str, Any]]:
+                    cpu: list[float] | None = None, docs: int = 1, client: str = "raw") -> list[dict[str, Any]]:
     """Run ``procs`` submitter processes on one schedule, started once all are up; their requests, merged.
     ``stop``: a file whose appearance ends the schedule early; ``ready``: set when the schedule starts;
-    ``cpu``: each submitter's CPU seconds are appended to it."""
+    ``cpu``: each submitter's CPU seconds over the schedule are appended to it; ``docs``: workloads per POST;
+    ``client``: the submitters' HTTP client (``raw`` or ``httpx``). One row per workload."""
     outs = [workdir / f"{prefix}submit{k}.json" for k in range(procs)]
     ps = [subprocess.Popen([sys.executable, "-m", "bench.rate.submitter", url, token, str(rate), str(seconds), prefix,
-                            str(out), str(k), str(procs)], cwd=REPO, env=tree_env(REPO))
+                            str(out), str(k), str(procs), "--docs", str(docs), "--client", client], cwd=REPO, env=tree_env(REPO))
           for k, out in enumerate(outs)]
     try:
         deadline = time.monotonic() + 300
@@ -122,6 +135,30 @@ def placed_times(db_url: str, names: set[str], drain_s: float) -> dict[str, floa
     return {name: at.timestamp() for name, at in rows if name in names}
 
 
+def where_they_are(db_url: str, names: set[str]) -> dict[str, dict[str, int]]:
+    """At the end of a cell: the placed workloads counted by state (Placed, Provisioning, Running; a launch
+    that failed sends one back to Pending), the others by state and the start of their message (why they
+    were not placed: no capacity left, a quota, ...)."""
+    from collections import Counter
+
+    from sqlalchemy import select
+
+    from controlplane.store.models import Workload
+
+    placed: Counter[str] = Counter()
+    unplaced: Counter[str] = Counter()
+    with _store(db_url) as db, db.session() as s:
+        for name, state, message, placed_at in s.execute(
+                select(Workload.name, Workload.state, Workload.message, Workload.placed_at)):
+            if name not in names:
+                continue
+            if placed_at is not None:
+                placed[state] += 1
+            else:
+                unplaced[f"{state}: {message[:70]}"] += 1
+    return {"placed_by_state": dict(placed), "unplaced": dict(unplaced.most_common(5))}
+
+
 def tree_token(tree: Path, db_url: str) -> str:
     """A member token made by ``tree``'s own code (which migrates the store to its own head)."""
     code = "import sys; from bench.api.service import member_token; print(member_token(sys.argv[1]))"
@@ -130,13 +167,13 @@ def tree_token(tree: Path, db_url: str) -> str:
     return out.stdout.strip().splitlines()[-1]
 
 
-def warm_up(url: str, token: str, db_url: str, bound_s: float) -> None:
+def warm_up(url: str, token: str, db_url: str, bound_s: float, where: str | None, gpus: str | None) -> None:
     """One workload submitted and placed before the schedule starts: the token is verified (a cold token
     cache answers 429 to more than a few concurrent first uses: its budget of failed checks is reserved
     while scrypt runs) and the loop has built its first fleet snapshot, so the figures are steady state."""
     from bench.rate.submitter import manifest
 
-    r = httpx.post(f"{url}/v1/workloads", content=manifest("warmup"), timeout=120,
+    r = httpx.post(f"{url}/v1/workloads", content=manifest("warmup", where, gpus), timeout=120,
                    headers={"Authorization": f"Bearer {token}", "Content-Type": "application/yaml"})
     if r.status_code != 201:
         raise RuntimeError(f"warm-up submit: HTTP {r.status_code}: {r.text[:300]}")
@@ -144,57 +181,106 @@ def warm_up(url: str, token: str, db_url: str, bound_s: float) -> None:
         raise RuntimeError(f"warm-up workload not placed within {bound_s} s")
 
 
+def metrics_text(url: str) -> str:
+    """The service's /metrics (Prometheus text), or "" when it does not answer."""
+    try:
+        r = httpx.get(f"{url}/metrics", timeout=30)
+    except httpx.HTTPError:
+        return ""
+    return r.text if r.status_code == 200 else ""
+
+
+# What the loop did in a cell, from the service's /metrics at its end: passes (interval and woken) and
+# placement decisions, to tell a loop that could not keep up from an API that could not.
+_LOOP_METRICS = ("awan_reconcile_ticks_total", "awan_reconcile_woken_passes_total", "awan_placements_total",
+                 "awan_provider_errors_total", "awan_failovers_total")
+
+
+def loop_figures(metrics: str) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for line in metrics.splitlines():
+        if line.startswith(_LOOP_METRICS):
+            name, _, value = line.rpartition(" ")
+            out[name] = float(value)
+    return out
+
+
 def measure(kind: str, rate: int, seconds: int, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     tree = args.rate_tree or REPO
+    docs = args.rate_docs
     with fresh_database(kind, PG_URL) as db_url, mock_clouds(tree, workdir) as config:
         # The store is migrated and the token made by the served tree's code: a peer revision without this
         # tree's newest migration could not open a store this tree had migrated.
         token = member_token(db_url) if tree == REPO else tree_token(tree, db_url)
+        if args.rate_pool_nodes:
+            size_pools(config, args.rate_pool_nodes)
         pids: list[int] = []
         with service(tree, db_url, config, workdir, pids, DB_POOL_SIZE="32", DB_MAX_OVERFLOW="8",
                      API_WORKERS=str(args.rate_workers)) as url:
-            warm_up(url, token, db_url, args.rate_drain_s)
+            warm_up(url, token, db_url, args.rate_drain_s, args.rate_where, args.rate_gpus)
             load0 = os.getloadavg()
             cpu0, t0 = tree_cpu_s(pids[0]), time.monotonic()
             submitters: list[float] = []
-            reqs = submit_schedule(url, token, rate, seconds, f"r{rate}-", args.rate_procs, workdir, cpu=submitters)
+            reqs = submit_schedule(url, token, rate, seconds, f"r{rate}-", args.rate_procs, workdir, cpu=submitters,
+                                   docs=docs, client=args.rate_client)
             service_cpu, took = tree_cpu_s(pids[0]) - cpu0, time.monotonic() - t0
             ok = {r["name"]: r for r in reqs if r["status"] == 201}
             placed = placed_times(db_url, set(ok), args.rate_drain_s)
+            drain_cpu, drain_s = tree_cpu_s(pids[0]) - cpu0 - service_cpu, time.monotonic() - t0 - took
+            tally = where_they_are(db_url, set(ok))
             load1 = os.getloadavg()
+            metrics = metrics_text(url)
     reqs.sort(key=lambda r: r["due"])
     first_due = reqs[0]["due"] if reqs else 0.0
-    sent = sorted(r["sent"] for r in reqs)
+    posts = {r["post"]: r for r in reqs}
+    sent = sorted(r["sent"] for r in posts.values())
     done = [r["done"] for r in ok.values()]
     answer = sorted(1000 * (r["done"] - r["due"]) for r in ok.values())
     lat = sorted(placed[n] - ok[n]["due"] for n in placed)
     # From the answer (the commit) to Placed: the loop's part alone, without the time queued for the API.
     after = sorted(placed[n] - ok[n]["done"] for n in placed)
-    errors = [r for r in reqs if r["status"] != 201]
+    errors = [r for r in posts.values() if r["status"] != 201]
     window = (max(done) - first_due) if done else 0.0
+    last_answer = max(r["done"] for r in reqs) if reqs else 0.0
+    # The loop's rate once every submit has answered (the API idle, the loop alone placing the rest).
+    tail = sorted(t for t in placed.values() if t > last_answer)
     res = {
-        "db": kind, "offered_rate": rate, "seconds": seconds, "requests": len(reqs), "accepted": len(ok),
+        "db": kind, "offered_rate": rate, "seconds": seconds, "docs_per_post": docs, "client": args.rate_client,
+        "offered_post_rate": round(rate / docs, 1), "requests": len(reqs), "posts": len(posts),
+        "accepted": len(ok), "accepted_posts": sum(r["status"] == 201 for r in posts.values()),
         "errors": len(errors), "first_error": (f"HTTP {errors[0]['status']}: {errors[0]['error']}" if errors else ""),
         "sent_rate": round(len(sent) / (sent[-1] - sent[0]), 1) if len(sent) > 1 else 0.0,
         "accepted_rate": round(len(ok) / window, 1) if window else 0.0,
+        "accepted_post_rate": round(sum(r["status"] == 201 for r in posts.values()) / window, 1) if window else 0.0,
         "answer_p50_ms": round(percentile(answer, 50), 1), "answer_p99_ms": round(percentile(answer, 99), 1),
         "placed": len(lat), "placed_p50_s": round(percentile(lat, 50), 3), "placed_p99_s": round(percentile(lat, 99), 3),
         "placed_max_s": round(lat[-1], 3) if lat else 0.0,
         "answered_placed_p50_s": round(percentile(after, 50), 3), "answered_placed_p99_s": round(percentile(after, 99), 3),
         "placed_rate": round(len(lat) / (max(placed.values()) - first_due), 1) if lat else 0.0,
+        "placed_before_last_answer": len(lat) - len(tail),
+        "tail_placed_rate": round(len(tail) / (tail[-1] - last_answer), 1) if len(tail) > 1 else 0.0,
         "load_before": load0, "load_after": load1, "workers": args.rate_workers, "tree": str(tree),
+        "where": args.rate_where or "", "gpus": args.rate_gpus or "", "pool_nodes": args.rate_pool_nodes,
         # CPU seconds while the schedule ran (until its last answer): the service's processes (API workers and
-        # the controller process), and the submitters, which share the machine's cores with it.
+        # the controller process), and the submitters (over their schedule), which share the machine's cores.
         "schedule_s": round(took, 1), "service_cpu_s": round(service_cpu, 1),
         "submitters_cpu_s": round(sum(submitters), 1),
+        # ... and from the last answer until every workload was placed (or the bound): the API idle, the
+        # controller process placing the rest; about 1 core here means the loop is CPU-bound.
+        "drain_s": round(drain_s, 1), "service_cpu_drain_s": round(drain_cpu, 1),
+        "loop": loop_figures(metrics), **tally,
     }
-    print(f"rate: {kind} offered {rate}/s x {seconds} s: sent {res['sent_rate']}/s, accepted {res['accepted']} "
-          f"({res['accepted_rate']}/s, {res['errors']} errors), answer p50/p99 {res['answer_p50_ms']}/"
-          f"{res['answer_p99_ms']} ms; placed {res['placed']} p50/p99/max {res['placed_p50_s']}/{res['placed_p99_s']}/"
-          f"{res['placed_max_s']} s at {res['placed_rate']}/s (answered -> Placed p50/p99 {res['answered_placed_p50_s']}/"
-          f"{res['answered_placed_p99_s']} s); tree {tree}; load {load0[0]:.1f}->{load1[0]:.1f}; CPU over "
-          f"{res['schedule_s']} s: service {res['service_cpu_s']} s, submitters {res['submitters_cpu_s']} s "
-          f"(workers {args.rate_workers})", flush=True)
+    print(f"rate: {kind} offered {rate} workloads/s x {seconds} s, {docs} per POST ({res['offered_post_rate']} POST/s, "
+          f"{args.rate_client} client): sent {res['sent_rate']} POST/s, accepted {res['accepted']} workloads "
+          f"({res['accepted_rate']}/s, {res['accepted_post_rate']} POST/s, {res['errors']} POST errors "
+          f"{res['first_error'][:80]!r}), answer p50/p99 {res['answer_p50_ms']}/{res['answer_p99_ms']} ms; placed "
+          f"{res['placed']} p50/p99/max {res['placed_p50_s']}/{res['placed_p99_s']}/{res['placed_max_s']} s at "
+          f"{res['placed_rate']}/s (after the last answer {res['tail_placed_rate']}/s; answered -> Placed p50/p99 "
+          f"{res['answered_placed_p50_s']}/{res['answered_placed_p99_s']} s); tree {tree}; load {load0[0]:.1f}->"
+          f"{load1[0]:.1f}; CPU over {res['schedule_s']} s: service {res['service_cpu_s']} s, submitters "
+          f"{res['submitters_cpu_s']} s (workers {args.rate_workers}); then {res['drain_s']} s placing the rest: service "
+          f"CPU {res['service_cpu_drain_s']} s; loop {res['loop']}; placed by state {tally['placed_by_state']}, not placed "
+          f"{tally['unplaced']}", flush=True)
     return res
 
 

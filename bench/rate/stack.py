@@ -54,6 +54,33 @@ def mock_clouds(tree: Path, workdir: Path) -> Iterator[Path]:
         log.close()
 
 
+def size_pools(config: Path, nodes: int) -> dict[str, int]:
+    """Every pool of every mock cloud in ``config`` set to ``nodes`` free nodes (their control API,
+    ``POST /_mock/capacity``); cloud -> pools set. No cloud publishes free capacity, so the adapters report a
+    pool as large as the quota headroom, and placement fills the cheapest pool up to it: with the seeded
+    pools (64 nodes of a 1-GPU type, 16 of an 8-GPU type a zone) thousands of workloads meet stock-outs and
+    are moved. GCP's regional GPU quotas (256 a model) are raised to ``nodes`` too: at 1,000 workloads/s
+    the loop placed past them (QuotaError, whole stacks moved) on the seeded limits."""
+    import yaml
+
+    from mockclouds.gcp.machines import DEFAULT_LIMITS
+    from providers.catalog import default_catalog
+
+    out = {}
+    for name, p in (yaml.safe_load(config.read_text())["providers"]).items():
+        base = str(p["endpoint"]).removesuffix("/{region}")
+        r = httpx.post(f"{base}/_mock/capacity", json={"free": nodes}, timeout=60)
+        r.raise_for_status()
+        out[name] = int(r.json()["pools"])
+        if name == "gcp":
+            with httpx.Client(base_url=base, timeout=60) as c:
+                for region in sorted({o.region for o in default_catalog().for_provider("gcp")}):
+                    for metric, limit in DEFAULT_LIMITS.items():
+                        c.post("/_mock/quotas", json={"region": region, "metric": metric,
+                                                      "limit": max(limit, float(nodes))}).raise_for_status()
+    return out
+
+
 def tree_cpu_s(root: int) -> float:
     """CPU seconds (user + system) of ``root`` and its live descendants so far (Linux /proc)."""
     tick = os.sysconf("SC_CLK_TCK")
