@@ -304,13 +304,9 @@ def apply_observation(db: Database, obs: Observation, *, actor: str, fenced: Cal
                 still_short.append(row.key)
                 waited = short.overdue(row.key)
                 if waited is not None:
-                    keys = _lost_pools(row, obs) or [failover.key_of(a) for a in row.assignments]
-                    if blocks is not None:
-                        blocks.block(keys)
-                    drifted.update(stack_name(a.provider, a.region) for a in row.assignments)
-                    failover.replace(s, row, actor=actor, trigger="capacity", blocked=keys,
-                                     reason=f"{running}/{need} nodes running after {waited:.0f} s: the provider "
-                                            "has not supplied them")
+                    _short_failover(s, row, obs, actor=actor, blocks=blocks, drifted=drifted, trigger="capacity",
+                                    reason=f"{running}/{need} nodes running after {waited:.0f} s: the provider "
+                                           "has not supplied them")
                     metrics.failovers.labels("short").inc()
                     continue
             if row.state == WorkloadState.PROVISIONING.value and running >= need:
@@ -351,6 +347,17 @@ def apply_observation(db: Database, obs: Observation, *, actor: str, fenced: Cal
 
 
 _LIVE = (NodeState.RUNNING, NodeState.PENDING)
+
+
+def _short_failover(s: Session, row: Workload, obs: Observation, *, actor: str, blocks: failover.BlockList | None,
+                    drifted: set[str], trigger: str, reason: str) -> None:
+    """A Provisioning workload past the short bound (its nodes seen short, or not seen at all): its pools are
+    blocked, its stacks re-run (to remove what they made for it), and it goes back to be placed again."""
+    keys = _lost_pools(row, obs) or [failover.key_of(a) for a in row.assignments]
+    if blocks is not None:
+        blocks.block(keys)
+    drifted.update(stack_name(a.provider, a.region) for a in row.assignments)
+    failover.replace(s, row, actor=actor, trigger=trigger, blocked=keys, reason=reason)
 _HELD = "not observed: "   # the message of a workload held in a place without a list answer
 
 
@@ -384,13 +391,9 @@ def _unobserved(s: Session, row: Workload, obs: Observation, unseen: Unobserved,
             if row.message != msg:
                 row.message = msg
             return True
-        keys = _lost_pools(row, obs) or [failover.key_of(a) for a in row.assignments]
-        if blocks is not None:
-            blocks.block(keys)
-        drifted.update(stack_name(a.provider, a.region) for a in row.assignments)
-        failover.replace(s, row, actor=actor, trigger="unobserved", blocked=keys,
-                         reason=f"{places} could not be observed for {unseen.seconds(first[1]):.0f} s ({why}): "
-                                f"{running}/{need} nodes confirmed running after {waited:.0f} s")
+        _short_failover(s, row, obs, actor=actor, blocks=blocks, drifted=drifted, trigger="unobserved",
+                        reason=f"{places} could not be observed for {unseen.seconds(first[1]):.0f} s ({why}): "
+                               f"{running}/{need} nodes confirmed running after {waited:.0f} s")
         metrics.failovers.labels("unobserved").inc()
         return False
     if row.state == WorkloadState.RUNNING.value:
