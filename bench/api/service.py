@@ -71,21 +71,32 @@ def running_service(db_url: str, cores: str = "") -> Iterator[str]:
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"the service exited ({proc.returncode}): {(proc.stderr.read() or '')[-500:]}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/healthz", timeout=2).status_code < 500:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError("the service did not answer within 60 s")
-            time.sleep(0.1)
+        wait_healthy(proc, url, 60)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
+
+
+def wait_healthy(proc: subprocess.Popen[str], url: str, bound_s: float) -> None:
+    """Until ``url``/healthz answers; raises with the end of its stderr if ``proc`` exits first."""
+    deadline = time.monotonic() + bound_s
+    while True:
+        if proc.poll() is not None:
+            err = proc.stderr.read() if proc.stderr is not None else ""
+            raise RuntimeError(f"the service exited ({proc.returncode}): {(err or '')[-500:]}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{url}/healthz", timeout=2).status_code < 500:
+                return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the service did not answer within {bound_s:.0f} s")
+        time.sleep(0.1)
+
+
+def stop(proc: subprocess.Popen[str]) -> None:
+    """SIGTERM, and SIGKILL if it has not exited 20 s later."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

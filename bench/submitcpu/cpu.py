@@ -21,7 +21,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.api.service import free_port
+from bench.api.service import free_port, stop, wait_healthy
 
 TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
@@ -70,24 +70,10 @@ def serve(tree: Path, db_url: str, cores: str) -> Iterator[tuple[str, int]]:
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"the service exited ({proc.returncode}): {(proc.stderr.read() or '')[-500:]}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/healthz", timeout=2).status_code < 500:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError("the service did not answer within 120 s")
-            time.sleep(0.1)
+        wait_healthy(proc, url, 120)
         yield url, proc.pid
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
         with contextlib.suppress(OSError):
             wake.parent.rmdir()
 
