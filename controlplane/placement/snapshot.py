@@ -97,7 +97,10 @@ class FleetSnapshot:
         return max(st, reg, key=order.index)
 
     def with_blocked(self, keys: Iterable[PoolKey]) -> FleetSnapshot:
-        return dataclasses.replace(self, blocked=self.blocked | frozenset(keys))
+        blocked = self.blocked | frozenset(keys)
+        if blocked == self.blocked:
+            return self   # nothing new blocked: the same snapshot (its structure, and so its index, kept)
+        return dataclasses.replace(self, blocked=blocked)
 
     def with_usage(self, placements: Iterable[Assignment]) -> FleetSnapshot:
         """Capacity and quota left after ``placements`` (for catalog snapshots; a live report already
@@ -107,13 +110,21 @@ class FleetSnapshot:
         for a in placements:
             k = (a.provider, a.zone, a.instance_type, str(a.capacity_type), a.reservation)
             taken[k] = taken.get(k, 0) + a.nodes
+        # Only pools of a provider placed on can be in ``taken``: the others are not keyed at all (a catalog
+        # snapshot has thousands of pools; the loop's woken passes call this every pass).
+        providers = {k[0] for k in taken}
         pools = tuple(
-            dataclasses.replace(p, available_nodes=max(0, p.available_nodes - taken[pool_key(p)]))
-            if pool_key(p) in taken else p for p in self.pools)
+            dataclasses.replace(p, available_nodes=max(0, p.available_nodes - taken[k]))
+            if p.provider in providers and (k := pool_key(p)) in taken else p for p in self.pools)
         quota_used = _quota_usage(self, placements)
         quotas = tuple(dataclasses.replace(q, used=q.used + quota_used[i]) if quota_used.get(i) else q
                        for i, q in enumerate(self.quotas))
-        return dataclasses.replace(self, pools=pools, quotas=quotas)
+        out = dataclasses.replace(self, pools=pools, quotas=quotas)
+        if "structure" in self.__dict__:
+            # Free nodes and quota use are not part of the structure: the child's is the parent's, the same
+            # object, which is what lets placement's index cache see at once that it may rebase its index.
+            out.__dict__["structure"] = self.__dict__["structure"]
+        return out
 
     def total_gpus(self) -> int:
         return sum(p.available_nodes * self.catalog.instance_type(p.provider, p.instance_type).gpus
