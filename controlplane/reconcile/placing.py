@@ -17,7 +17,7 @@ from controlplane.store import audit, changes
 from controlplane.store import workloads as repo
 from controlplane.store.coltypes import utcnow
 from controlplane.store.db import Database
-from controlplane.store.models import Workload, WorkloadState
+from controlplane.store.models import Assignment, Workload, WorkloadState
 
 log = get_logger("awan.placing")
 PlaceFn = Callable[[Sequence[GPUWorkload], Any, Any], Any]   # (workloads, snapshot, policies) -> result
@@ -56,6 +56,12 @@ def _assignment_values(decision: Any) -> list[dict[str, Any]]:
              "reservation": a.reservation or "", "price_per_hour": float(a.price_per_hour or 0.0),
              "replica_group": a.replica_group}
             for a in decision.assignments]
+
+
+def _assignments(decision: Any) -> list[Assignment]:
+    """A decision's assignments as (unsaved) rows: what a placed workload's rows look like (tests build
+    workloads with them)."""
+    return [Assignment(pool="", **v) for v in _assignment_values(decision)]
 
 
 def _where(a: dict[str, Any]) -> str:
