@@ -347,7 +347,8 @@ class Held:
 
 
 def locked_rows(s: Session, token: str) -> list[Held]:
-    """``locked`` as plain rows (the columns a placement write reads), locked for update, in id order."""
+    """The rows still locked by ``token`` as plain rows (the columns a placement write reads), locked for
+    update (an API delete waits, then wins next pass), in id order."""
     rows = s.execute(select(Workload.id, Workload.name, Workload.team, Workload.state, Workload.message,
                             Workload.generation, Workload.explanation)
                      .where(Workload.lock_token == token).with_for_update().order_by(Workload.id))
@@ -384,12 +385,6 @@ def write_placements(s: Session, *, placed: Sequence[dict[str, Any]], assignment
     if unplaced:
         s.connection().execute(_UNPLACED, list(unplaced))
     changes.record(s, changed)
-
-
-def locked(s: Session, token: str) -> list[Workload]:
-    """The rows still locked by ``token``, locked for update (an API delete waits, then wins next pass)."""
-    return list(s.scalars(select(Workload).where(Workload.lock_token == token).with_for_update()
-                          .options(selectinload(Workload.assignments)).order_by(Workload.id)))
 
 
 def release(s: Session, token: str) -> None:
