@@ -512,8 +512,9 @@ class Controller:
 
         A woken pass waits ``wake_gap_s`` first, and at least as long as the CPU the last one used: under a
         stream of wakes the placing passes then use at most about half a core, so their fixed cost (the claim,
-        the snapshot's blocks and caps, the writes: ~12 ms of CPU on SQLite, ~30 ms on PostgreSQL) does not
-        starve the API beside them; the CPU, not the wall time, because a pass waiting on the database (or for a
+        the snapshot's blocks and caps, the writes: ~10 ms of CPU on SQLite, ~15 ms on PostgreSQL by
+        bench.submitcpu.placing) does not starve the API beside them; the CPU, not the wall time, because a
+        pass waiting on the database (or for a
         core on a busy machine) costs nothing to the others, and holding as long as it waited would halve the
         placing rate under load."""
         next_full = 0.0
