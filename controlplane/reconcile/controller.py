@@ -514,9 +514,8 @@ class Controller:
         stream of wakes the placing passes then use at most about half a core, so their fixed cost (the claim,
         the snapshot's blocks and caps, the writes: ~10 ms of CPU on SQLite, ~15 ms on PostgreSQL by
         bench.submitcpu.placing) does not starve the API beside them; the CPU, not the wall time, because a
-        pass waiting on the database (or for a
-        core on a busy machine) costs nothing to the others, and holding as long as it waited would halve the
-        placing rate under load."""
+        pass waiting on the database (or for a core on a busy machine) costs nothing to the others, and holding
+        as long as it waited would halve the placing rate under load."""
         next_full = 0.0
         took = 0.0
         while not self._stop.is_set():
