@@ -43,6 +43,11 @@ class IndexCache:
                 if e.index.snapshot is snapshot:
                     entries.append(entries.pop(i))
                     return e.index
+                if _same_structure(e.index.snapshot, snapshot):
+                    e.index = e.index.rebased(snapshot)
+                    self.rebased += 1
+                    entries.append(entries.pop(i))
+                    return e.index
                 key = structure_key(snapshot, policies)
                 if e.key == key:
                     e.index = e.index.rebased(snapshot)
@@ -60,6 +65,14 @@ class IndexCache:
 
     def clear(self) -> None:
         self._entries.clear()
+
+
+def _same_structure(old: FleetSnapshot, new: FleetSnapshot) -> bool:
+    """Whether ``new`` has ``old``'s structure key without computing it: the same structure object (a
+    snapshot derived by ``with_usage`` shares its parent's) and the same moment (which commitments and
+    pool terms are active depends on ``taken_at``, the rest of the key on the structure and the policies)."""
+    got = old.__dict__.get("structure")
+    return got is not None and new.__dict__.get("structure") is got and old.taken_at == new.taken_at
 
 
 def index_for(snapshot: FleetSnapshot, policies: PolicySet, cache: IndexCache | None = None) -> SnapshotIndex:

@@ -97,7 +97,10 @@ class FleetSnapshot:
         return max(st, reg, key=order.index)
 
     def with_blocked(self, keys: Iterable[PoolKey]) -> FleetSnapshot:
-        return dataclasses.replace(self, blocked=self.blocked | frozenset(keys))
+        blocked = self.blocked | frozenset(keys)
+        if blocked == self.blocked:
+            return self   # nothing new blocked: the same snapshot (its structure, and so its index, kept)
+        return dataclasses.replace(self, blocked=blocked)
 
     def with_usage(self, placements: Iterable[Assignment]) -> FleetSnapshot:
         """Capacity and quota left after ``placements`` (for catalog snapshots; a live report already
@@ -107,13 +110,34 @@ class FleetSnapshot:
         for a in placements:
             k = (a.provider, a.zone, a.instance_type, str(a.capacity_type), a.reservation)
             taken[k] = taken.get(k, 0) + a.nodes
-        pools = tuple(
-            dataclasses.replace(p, available_nodes=max(0, p.available_nodes - taken[pool_key(p)]))
-            if pool_key(p) in taken else p for p in self.pools)
+        # Only the pools placed on are touched, found by the snapshot's index of pool positions (a catalog
+        # snapshot has thousands of pools; the loop's woken passes call this every pass).
+        positions = self.positions
+        listed = list(self.pools)
+        for k, n in taken.items():
+            for i in positions.get(k, ()):
+                listed[i] = dataclasses.replace(listed[i], available_nodes=max(0, listed[i].available_nodes - n))
+        pools = tuple(listed)
         quota_used = _quota_usage(self, placements)
         quotas = tuple(dataclasses.replace(q, used=q.used + quota_used[i]) if quota_used.get(i) else q
                        for i, q in enumerate(self.quotas))
-        return dataclasses.replace(self, pools=pools, quotas=quotas)
+        out = dataclasses.replace(self, pools=pools, quotas=quotas)
+        # Free nodes and quota use are neither in the structure nor in the pools' keys or order: the child's
+        # are the parent's, the same objects (the same structure object is what lets placement's index cache
+        # see at once that it may rebase its index).
+        out.__dict__["positions"] = positions
+        if "structure" in self.__dict__:
+            out.__dict__["structure"] = self.__dict__["structure"]
+        return out
+
+    @cached_property
+    def positions(self) -> Mapping[PoolKey, tuple[int, ...]]:
+        """Where each pool key is in ``pools`` (computed once per snapshot, shared with ``with_usage``'s)."""
+        at: dict[PoolKey, tuple[int, ...]] = {}
+        for i, p in enumerate(self.pools):
+            k = pool_key(p)
+            at[k] = (*at.get(k, ()), i)
+        return at
 
     def total_gpus(self) -> int:
         return sum(p.available_nodes * self.catalog.instance_type(p.provider, p.instance_type).gpus

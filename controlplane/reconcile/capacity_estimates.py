@@ -131,8 +131,12 @@ def record_stock_out(s: Session, counts: Mapping[PoolKey, int], *, now: datetime
 
 def load(db: Database) -> list[Estimate]:
     with db.session() as s:
-        return [Estimate(k, r.nodes, r.stock_outs, r.stocked_out_at)
-                for r in s.scalars(select(CapacityEstimate)) if (k := key_of_text(r.pool)) is not None]
+        return _estimates(s)
+
+
+def _estimates(s: Session) -> list[Estimate]:
+    return [Estimate(k, r.nodes, r.stock_outs, r.stocked_out_at)
+            for r in s.scalars(select(CapacityEstimate)) if (k := key_of_text(r.pool)) is not None]
 
 
 @dataclass(frozen=True)
@@ -206,16 +210,20 @@ def usage(s: Session) -> dict[PoolKey, tuple[int, int]]:
 
 
 def learned(db: Database, *, now: datetime | None = None, ttl_s: float = TTL_S, max_hold_s: float = MAX_HOLD_S,
-            start: int | None = SLOW_START) -> Learned:
-    """This pass's caps (estimates and starts), read from the store. ``start=None``: no slow start before
-    a cloud's first stock-out."""
-    c = caps(db, now=now, ttl_s=ttl_s, max_hold_s=max_hold_s)
-    starts: dict[str, int] = {}
-    for e in load(db):
-        if e.key in c:   # what the pool held when it ran out (its own cap probes up; the start does not)
+            start: int | None = SLOW_START, placement_only: bool = False) -> Learned:
+    """This pass's caps (estimates and starts), read from the store in one transaction. ``start=None``: no
+    slow start before a cloud's first stock-out. ``placement_only``: what ``fleet.apply_caps`` reads and no
+    more: without a start (none configured, no stock-out taught one) no pool's cap depends on the nodes
+    assigned or the gangs waiting, so those two reads (the first grows with every active workload) are left
+    out and ``usage`` is empty, ``floor`` 0."""
+    with db.session() as s:
+        c, live = _caps_in(s, now or utcnow(), ttl_s, max_hold_s)
+        starts: dict[str, int] = {}
+        for e in live:   # what the pool held when it ran out (its own cap probes up; the start does not)
             taught = max(starts.get(e.key[0], 1), e.nodes)
             starts[e.key[0]] = min(start, taught) if start else taught
-    with db.session() as s:
+        if placement_only and start is None and not starts:
+            return Learned(c, {}, start, starts, 0)
         # Workload.gpus bounds the nodes one gang needs in a pool (every node has a GPU at least).
         floor = int(s.scalar(select(func.max(Workload.gpus)).where(Workload.state == WorkloadState.PENDING.value))
                     or 0)
@@ -226,19 +234,22 @@ def caps(db: Database, *, now: datetime | None = None, ttl_s: float = TTL_S,
          max_hold_s: float = MAX_HOLD_S) -> dict[PoolKey, Cap]:
     """Placement's caps this pass: per estimated pool, the nodes it may still take (its allowance less what
     is assigned there now). Spent estimates are deleted."""
-    now = now or utcnow()
+    with db.session() as s:
+        return _caps_in(s, now or utcnow(), ttl_s, max_hold_s)[0]
+
+
+def _caps_in(s: Session, now: datetime, ttl_s: float, max_hold_s: float) -> tuple[dict[PoolKey, Cap], list[Estimate]]:
+    """``caps`` in ``s``'s transaction, and the live estimates they come from."""
     live: list[Estimate] = []
     spent: list[Estimate] = []
-    for e in load(db):
+    for e in _estimates(s):
         (live if e.allowed(now, ttl_s, max_hold_s) is not None else spent).append(e)
-    with db.session() as s:
-        if spent:
-            s.execute(delete(CapacityEstimate).where(CapacityEstimate.pool.in_([key_text(e.key) for e in spent])))
-        used = held(s, [e.key for e in live])
+    if spent:
+        s.execute(delete(CapacityEstimate).where(CapacityEstimate.pool.in_([key_text(e.key) for e in spent])))
+    used = held(s, [e.key for e in live])
     out = {}
     for e in live:
         allowed = e.allowed(now, ttl_s, max_hold_s)
         assert allowed is not None
         out[e.key] = Cap(max(0, allowed - used.get(e.key, 0)), e.describe(now, ttl_s, max_hold_s))
-    return out
-
+    return out, live

@@ -109,14 +109,22 @@ def apply_caps(snap: FleetSnapshot, caps: Learned | None) -> FleetSnapshot:
         return snap
     from controlplane.placement.snapshot import pool_key
 
+    estimated = {k[0] for k in caps.caps}
     pools, hit = [], []
     for p in snap.pools:
+        if p.provider not in estimated and (p.capacity_known or (caps.start is None
+                                                                  and p.provider not in caps.starts)):
+            # Learned.free would say None: no estimate of its provider's pools, and no start applies (its
+            # capacity is published, or neither a slow start nor its cloud's stock-outs set one)
+            pools.append(p)
+            continue
         c = caps.free(pool_key(p), p.available_nodes, p.capacity_known)
         if c is not None:
             pools.append(dataclasses.replace(p, available_nodes=c[0]))
             hit.append(c[1])
         else:
             pools.append(p)
-    if hit:
-        log.debug("pools capped by learned capacity", pools=len(hit), first=hit[0])
+    if not hit:
+        return snap   # nothing capped: the same snapshot (its structure, and so placement's index, kept)
+    log.debug("pools capped by learned capacity", pools=len(hit), first=hit[0])
     return dataclasses.replace(snap, pools=tuple(pools))

@@ -194,12 +194,16 @@ def block(db: Database, keys: Iterable[str], ttl_s: float) -> None:
 
 
 def blocked(db: Database) -> list[str]:
-    """The pools still blocked; expired rows are deleted on the way."""
+    """The pools still blocked; expired rows are deleted on the way, when there are any: every placing pass
+    reads this, and a DELETE of nothing still made each one a write transaction (on SQLite the database's
+    write lock and a commit to disk)."""
     now = utcnow()
     with db.session() as s:
-        s.execute(delete(WorkLease).where(WorkLease.kind == BLOCK, WorkLease.expires_at < now)
-                  .execution_options(synchronize_session=False))
-        return list(s.scalars(select(WorkLease.key).where(WorkLease.kind == BLOCK)))
+        rows = s.execute(select(WorkLease.key, WorkLease.expires_at).where(WorkLease.kind == BLOCK)).all()
+        if any(at < now for _, at in rows):
+            s.execute(delete(WorkLease).where(WorkLease.kind == BLOCK, WorkLease.expires_at < now)
+                      .execution_options(synchronize_session=False))
+        return [key for key, at in rows if at >= now]
 
 
 # -- observations, published by the observe lease's holder for the leader ----------------------------

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Select, Table, delete, func, or_, select, update
+from sqlalchemy import Select, Table, bindparam, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, defer, selectinload
@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, defer, selectinload
 from controlplane.model.identity import workload_key
 from controlplane.store import changes
 from controlplane.store.coltypes import utcnow
-from controlplane.store.models import RunLog, Workload, WorkloadState
+from controlplane.store.models import Assignment, RunLog, Workload, WorkloadState
 
 
 class ConflictError(Exception):
@@ -300,10 +300,91 @@ def claim(s: Session, states: Sequence[str], *, ttl_s: float, limit: int = 1000,
     return token, list(rows)
 
 
-def locked(s: Session, token: str) -> list[Workload]:
-    """The rows still locked by ``token``, locked for update (an API delete waits, then wins next pass)."""
-    return list(s.scalars(select(Workload).where(Workload.lock_token == token).with_for_update()
-                          .options(selectinload(Workload.assignments)).order_by(Workload.id)))
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """What placement reads of a claimed row (no ORM object: the pass never changes it through one)."""
+    id: int
+    key: str
+    flavour: str | None
+    spec: dict[str, Any]
+
+
+def claim_specs(s: Session, states: Sequence[str], *, ttl_s: float, limit: int = 1000,
+                order_by_priority: bool = False, admitted_only: bool = False) -> tuple[str, list[Claimed]]:
+    """``claim``'s rows, locked in one statement (UPDATE ... WHERE id IN (the same selection) RETURNING what
+    placement reads: the spec and the admitted flavour) instead of a selection, an UPDATE and a read-back
+    of ORM rows with their assignments. The same rows, in the same order."""
+    now = utcnow()
+    token = secrets.token_hex(8)
+    free = or_(Workload.lock_token.is_(None), Workload.lock_expires_at < now)
+    q = select(Workload.id).where(Workload.state.in_(list(states)), free)
+    if admitted_only:   # queues in force: only admitted workloads go on to placement
+        q = q.where(Workload.admitted_at.is_not(None))
+    q = q.order_by(Workload.priority.desc(), Workload.id) if order_by_priority else q.order_by(Workload.id)
+    # The lock condition again in the UPDATE: a row another claim locked since the selection is not taken.
+    c = _TABLE.c   # a Core statement: no ORM session synchronisation to set up for rows never loaded
+    rows = list(s.execute(update(_TABLE).where(c.id.in_(q.limit(limit).scalar_subquery()), free)
+                          .values(lock_token=token, lock_expires_at=now + timedelta(seconds=ttl_s), heartbeat_at=now)
+                          .returning(c.id, c.priority, c.team, c.name, c.flavour, c.spec)))
+    rows.sort(key=(lambda r: (-r[1], r[0])) if order_by_priority else (lambda r: r[0]))
+    return token, [Claimed(i, workload_key(team, name), flavour, spec) for i, _, team, name, flavour, spec in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """A row still locked by a pass's token, as its decision is written: what the write compares with."""
+    id: int
+    name: str
+    team: str
+    state: str
+    message: str
+    generation: int
+    explanation: dict[str, Any] | None
+
+    @property
+    def key(self) -> str:
+        return workload_key(self.team, self.name)
+
+
+def locked_rows(s: Session, token: str) -> list[Held]:
+    """The rows still locked by ``token`` as plain rows (the columns a placement write reads), locked for
+    update (an API delete waits, then wins next pass), in id order."""
+    rows = s.execute(select(Workload.id, Workload.name, Workload.team, Workload.state, Workload.message,
+                            Workload.generation, Workload.explanation)
+                     .where(Workload.lock_token == token).with_for_update().order_by(Workload.id))
+    return [Held(*r) for r in rows]
+
+
+_A_TABLE = cast(Table, Assignment.__table__)
+_A_INSERT = _A_TABLE.insert()
+# Built once. Every decision's row is written with the same columns, so each is one executemany.
+_PLACED = (update(_TABLE).where(_TABLE.c.id == bindparam("_id"))
+           .values(state=bindparam("_state"), placement=bindparam("_doc"), explanation=bindparam("_doc"),
+                   placed_at=bindparam("_now"), message=bindparam("_message"),
+                   observed_generation=bindparam("_generation"), updated_at=bindparam("_now")))
+_UNPLACED = (update(_TABLE).where(_TABLE.c.id == bindparam("_id"))
+             .values(explanation=bindparam("_doc"), message=bindparam("_message"), updated_at=bindparam("_now")))
+
+
+def write_placements(s: Session, *, placed: Sequence[dict[str, Any]], assignments: Sequence[dict[str, Any]],
+                     unplaced: Sequence[dict[str, Any]], changed: Sequence[changes.Change]) -> None:
+    """A placing pass's decisions in a few batched statements (not an ORM object and flush per workload):
+    ``placed`` rows (``_id``, ``_state``, ``_doc``, ``_now``, ``_message``, ``_generation``) get their
+    placement, their old assignment rows replaced by ``assignments`` (in order: the first of a workload is
+    its pool 0); ``unplaced`` rows (``_id``, ``_doc``, ``_message``, ``_now``) their explanation and message.
+    Bulk statements bypass the unit of work and with it the change feed: ``changed`` is recorded here, in
+    the same transaction."""
+    if placed:
+        ids = [p["_id"] for p in placed]
+        for i in range(0, len(ids), _LOOKUP_CHUNK):
+            s.execute(delete(Assignment).where(Assignment.workload_id.in_(ids[i:i + _LOOKUP_CHUNK]))
+                      .execution_options(synchronize_session=False))
+        s.connection().execute(_PLACED, list(placed))
+    for i in range(0, len(assignments), _INSERT_CHUNK):
+        s.connection().execute(_A_INSERT, list(assignments[i:i + _INSERT_CHUNK]))
+    if unplaced:
+        s.connection().execute(_UNPLACED, list(unplaced))
+    changes.record(s, changed)
 
 
 def release(s: Session, token: str) -> None:

@@ -42,6 +42,26 @@ def test_claim_locks_rows_until_released(db):
     assert len(expired) == 3                                        # an expired lock can be taken over
 
 
+def test_claim_specs_locks_the_same_rows_in_the_same_order_and_reads_the_spec(db):
+    for i, p in enumerate([0, 50, 10, 50]):
+        _add(db, f"w{i}", priority=p)
+    with db.session() as s:
+        tok, rows = repo.claim_specs(s, [WorkloadState.PENDING.value], ttl_s=60, limit=3, order_by_priority=True)
+    assert [(r.key, r.spec) for r in rows] == [("t_w1", {"n": "w1"}), ("t_w3", {"n": "w3"}), ("t_w2", {"n": "w2"})]
+    with db.session() as s:
+        assert [r.key for r in repo.locked_rows(s, tok)] == ["t_w1", "t_w2", "t_w3"]   # id order
+        _, again = repo.claim_specs(s, [WorkloadState.PENDING.value], ttl_s=60)
+    assert [r.key for r in again] == ["t_w0"]                          # only the one left unlocked
+    with db.session() as s:
+        repo.release(s, tok)
+    with db.session() as s:
+        _, back = repo.claim_specs(s, [WorkloadState.PENDING.value], ttl_s=-1)   # expired at once
+    assert [r.key for r in back] == ["t_w1", "t_w2", "t_w3"]             # id order without priority
+    with db.session() as s:
+        _, expired = repo.claim_specs(s, [WorkloadState.PENDING.value], ttl_s=60)
+    assert len(expired) == 3                                        # an expired lock can be taken over
+
+
 def test_name_conflict_and_reuse_after_delete(db):
     _add(db, "same")
     with db.session() as s, pytest.raises(repo.ConflictError):
