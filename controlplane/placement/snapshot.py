@@ -117,11 +117,7 @@ class FleetSnapshot:
         for k, n in taken.items():
             for i in positions.get(k, ()):
                 listed[i] = dataclasses.replace(listed[i], available_nodes=max(0, listed[i].available_nodes - n))
-        pools = tuple(listed)
-        quota_used = _quota_usage(self, placements)
-        quotas = tuple(dataclasses.replace(q, used=q.used + quota_used[i]) if quota_used.get(i) else q
-                       for i, q in enumerate(self.quotas))
-        out = dataclasses.replace(self, pools=pools, quotas=quotas)
+        out = dataclasses.replace(self, pools=tuple(listed), quotas=self._quotas_after(placements))
         # Free nodes and quota use are neither in the structure nor in the pools' keys or order: the child's
         # are the parent's, the same objects (the same structure object is what lets placement's index cache
         # see at once that it may rebase its index).
@@ -129,6 +125,21 @@ class FleetSnapshot:
         if "structure" in self.__dict__:
             out.__dict__["structure"] = self.__dict__["structure"]
         return out
+
+    def with_quota_use(self, placements: Iterable[Assignment]) -> FleetSnapshot:
+        """Quota left after ``placements``, free nodes as they are: for a live report, whose quota use counts
+        the nodes that exist but not those placed and not yet asked of the cloud (learned caps already count
+        every assigned node against a pool; a region's quota is shared by all its pools and needs this)."""
+        out = dataclasses.replace(self, quotas=self._quotas_after(list(placements)))
+        out.__dict__["positions"] = self.positions
+        if "structure" in self.__dict__:
+            out.__dict__["structure"] = self.__dict__["structure"]
+        return out
+
+    def _quotas_after(self, placements: list[Assignment]) -> tuple[Quota, ...]:
+        used = _quota_usage(self, placements)
+        return tuple(dataclasses.replace(q, used=q.used + used[i]) if used.get(i) else q
+                     for i, q in enumerate(self.quotas))
 
     @cached_property
     def positions(self) -> Mapping[PoolKey, tuple[int, ...]]:

@@ -219,6 +219,8 @@ class Controller:
     def _fresh_snapshot(self) -> FleetSnapshot | None:
         """An interval pass's placement: the clouds read now, kept for the woken passes until the next."""
         raw = self._raw_snapshot()
+        if raw is not None and self._custom_snapshot is None:
+            raw = raw.with_quota_use(fleet.not_yet_asked(self.db))   # a live report's quota use lacks them
         self._taken = _Taken(raw, time.monotonic())
         return self._finish(raw)
 
