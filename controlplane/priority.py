@@ -1,10 +1,15 @@
-"""The work `awan serve` runs beside the API, at a lower CPU priority (``AWAN_BACKGROUND_NICE``, default 10).
+"""The work `awan serve` runs beside the API, at a lower CPU priority (``AWAN_BACKGROUND_NICE``; off by default).
 
 Why: on a machine whose cores are all busy, a /healthz waits for a core as long as every other runnable task
 of the same priority does (BENCHMARKS.md, stall: at load 13-25 on 2 cores a bare uvicorn's own p99 was
 141 ms). The reconcile loop's process and the large-submit parse workers are the service's own CPU hogs
 under a burst; niced, the kernel gives the API process the core first whenever both want one (at nice 10 a
 task's CFS weight is about a tenth of a nice-0 one's), and they still get every idle cycle.
+
+Off by default: on a machine shared with other busy programs of the same scheduling group, the lowered loop
+yields to them too, and submit -> Placed p99 was 1.7-2.7x longer with 10 than with 0 (BENCHMARKS.md, rate),
+while /healthz met its 100 ms either way. A deployment that reserves the service its cores (a container's
+CPU request: nice then only moves CPU inside the service) can turn it on.
 
 How: each of those processes lowers itself first thing, before it starts any thread: the controller process
 at the top of its ``main`` (reconcile/child.py; a controller restarted after a crash too), a parse worker in

@@ -77,7 +77,7 @@ class Settings(BaseSettings):
     submit_parse_processes: int = Field(default=1, ge=0)
     # The controller process and the parse workers run this many nice steps below the API process, so that
     # on a busy machine the API answers first (controlplane/priority.py); 0: at the API's priority.
-    background_nice: int = Field(default=10, ge=0, le=19)
+    background_nice: int = Field(default=0, ge=0, le=19)
 
     # TLS: terminate here (cert + key files) or at an ingress/load balancer that sets X-Forwarded-Proto.
     tls_cert_file: str | None = None
