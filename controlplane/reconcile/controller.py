@@ -307,7 +307,8 @@ class Controller:
         unplaced = placing.place_pending(
             self.db, snapshot=snapshot, policies=self.policies, place=self._place_and_keep,
             fenced=self.elector.fenced, actor=self.actor, metrics=self.metrics, ttl_s=self.cfg.lock_ttl_s,
-            skip=lambda n: self.queue.backing_off(f"place:{n}"), admission=self._admit())
+            skip=lambda n: self.queue.backing_off(f"place:{n}"), admission=self._admit(),
+            more=self._wake.set)   # a placing pass (woken_tick) follows this one after the usual hold
         for key in unplaced:   # capacity may appear later: try again, backing off
             self.queue.retry(f"place:{key}")
 

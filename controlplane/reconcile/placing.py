@@ -20,6 +20,9 @@ from controlplane.store.db import Database
 from controlplane.store.models import Assignment, Workload, WorkloadState
 
 log = get_logger("awan.placing")
+# Pending workloads claimed by one placing pass: a burst beyond it is placed by the passes that follow at
+# once (``more``), not one batch per interval pass.
+PLACE_BATCH = 500
 PlaceFn = Callable[[Sequence[GPUWorkload], Any, Any], Any]   # (workloads, snapshot, policies) -> result
 
 
@@ -70,11 +73,16 @@ def _where(a: dict[str, Any]) -> str:
 
 def place_pending(db: Database, *, snapshot: Callable[[], Any], policies: Callable[[], Any], place: PlaceFn,
                   fenced: Callable[[], bool], actor: str, metrics: LoopMetrics, ttl_s: float,
-                  skip: Callable[[str], bool] = lambda _n: False, batch: int = 500,
-                  admission: Callable[[str | None, GPUWorkload], GPUWorkload] | None = None) -> list[str]:
+                  skip: Callable[[str], bool] = lambda _n: False, batch: int | None = None,
+                  admission: Callable[[str | None, GPUWorkload], GPUWorkload] | None = None,
+                  more: Callable[[], None] | None = None) -> list[str]:
     """Returns the keys (``Workload.key``) of workloads that stayed unplaced (the caller backs them off);
     ``skip`` is asked by key too. ``admission`` (queues in force): only admitted workloads are placed,
-    each as that function narrows it to the flavour it was admitted on."""
+    each as that function narrows it to the flavour it was admitted on. ``batch``: at most this many claimed
+    (default ``PLACE_BATCH``). ``more`` is called when the pass
+    claimed a whole batch and placed some of it: more may wait, and placing them need not wait for the next
+    interval pass (none placed: they wait for capacity, and asking again at once would only spin)."""
+    batch = batch if batch is not None else PLACE_BATCH
     with db.session() as s:
         token, rows = repo.claim_specs(s, [WorkloadState.PENDING.value], ttl_s=ttl_s, limit=batch,
                                        order_by_priority=True, admitted_only=admission is not None)
@@ -106,6 +114,8 @@ def place_pending(db: Database, *, snapshot: Callable[[], Any], policies: Callab
             # The locks go in the same transaction as the decisions (one commit a pass, not two).
             repo.release(s, token)
             released = True
+        if more is not None and len(rows) >= batch and writes.placed:
+            more()
         return writes.unplaced
     finally:
         if not released:

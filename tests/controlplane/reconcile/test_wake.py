@@ -19,9 +19,11 @@ import pytest
 
 from controlplane.placement.snapshot import FleetSnapshot
 from controlplane.policy.model import PolicySet
-from controlplane.reconcile import wake
+from controlplane.reconcile import placing, wake
 from controlplane.reconcile.controller import Controller, LoopConfig
 from controlplane.reconcile.leader import LeaderElector
+from controlplane.reconcile.metrics import LoopMetrics
+from controlplane.store import workloads as repo
 from controlplane.store.db import Database
 from providers.catalog import default_catalog
 from providers.catalog.model import CapacityType
@@ -267,3 +269,44 @@ def test_on_postgresql_a_stream_of_commits_runs_placing_passes_not_full_ones(db)
     assert _until(lambda: all(_placed(db, f"s{i}") for i in range(10)))
     assert c.metrics.ticks._value.get() == ticks and provider.health_calls == health
     assert c.woken_passes >= 1
+
+
+def test_a_burst_larger_than_a_batch_is_placed_by_the_passes_that_follow_at_once(db, monkeypatch):
+    """A pass claims at most a batch of Pending workloads; when it filled one and placed some, the rest are
+    placed by woken passes at once, not one batch per interval pass. Fails before (the rest waited for the
+    900 s interval)."""
+    monkeypatch.setattr(placing, "PLACE_BATCH", 2)
+    for i in range(5):
+        submit(db, f"b{i}")
+    c = _controller(db, None)
+    c.elector.step()
+    c.start()
+    try:
+        assert _until(lambda: all(_placed(db, f"b{i}") for i in range(5))), f"not all placed within {BOUND_S} s"
+        assert c.metrics.ticks._value.get() == 1, "placed by interval passes, not by the passes that follow"
+        assert c.woken_passes >= 2
+    finally:
+        c.stop()
+
+
+def test_a_full_batch_none_of_which_fits_asks_for_no_further_pass(db):
+    """Nothing placed: they wait for capacity (backing off); another pass at once would only spin. The same
+    full batch placed asks for one."""
+    def one_pass() -> list[int]:
+        asked: list[int] = []
+        placing.place_pending(db, snapshot=lambda: None, policies=lambda: None, place=FakePlacer(),
+                              fenced=lambda: True, actor="controller:t", metrics=LoopMetrics(), ttl_s=60, batch=2,
+                              more=lambda: asked.append(1))
+        return asked
+
+    submit(db, "nope0")
+    submit(db, "nope1")                  # FakePlacer places none whose name starts with "nope"
+    assert one_pass() == []
+    with db.session() as s:
+        for name in ("nope0", "nope1"):
+            row = repo.get(s, name)
+            assert row is not None
+            repo.request_delete(s, row)  # out of the way: Pending no more
+    submit(db, "ok0")
+    submit(db, "ok1")
+    assert one_pass() == [1]
