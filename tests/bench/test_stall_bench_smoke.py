@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from bench.__main__ import main
+from controlplane.settings import Settings
 
 
 @pytest.mark.slow
@@ -26,7 +27,9 @@ def test_quick_stall_bench_runs_and_reports_every_cell(tmp_path: Path) -> None:
     assert run["floor_p99_ms"] > 0 and "floor_p99_ms" in tree["median"]     # the bare server was polled too
     # each service process's CPU over the run, and its nice value (the controller's: AWAN_BACKGROUND_NICE)
     assert run["cpu"]["api"]["cpu_s"] > 0
-    assert run["cpu"]["controller"]["nice"] == min(19, run["cpu"]["api"]["nice"] + 10)
+    # (its default, 0 since the rate bench showed what 10 cost beside other busy programs)
+    nice = Settings().background_nice
+    assert run["cpu"]["controller"]["nice"] == min(19, run["cpu"]["api"]["nice"] + nice)
     assert {(g["stored"], g["op"]) for g in tree["growth"]} == {(n, op) for n in (60, 120) for op in ("submit", "list")}
     assert all(g["errors"] == 0 for g in tree["growth"])
 
