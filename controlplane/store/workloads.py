@@ -276,30 +276,6 @@ def request_delete(s: Session, row: Workload) -> bool:
     return True
 
 
-def claim(s: Session, states: Sequence[str], *, ttl_s: float, limit: int = 1000,
-          order_by_priority: bool = False, admitted_only: bool = False) -> tuple[str, list[Workload]]:
-    """Lock up to ``limit`` unlocked (or expired) rows in ``states`` with a fresh token."""
-    now = utcnow()
-    token = secrets.token_hex(8)
-    q = select(Workload.id).where(Workload.state.in_(list(states)),
-                                  or_(Workload.lock_token.is_(None), Workload.lock_expires_at < now))
-    if admitted_only:   # queues in force: only admitted workloads go on to placement
-        q = q.where(Workload.admitted_at.is_not(None))
-    q = q.order_by(Workload.priority.desc(), Workload.id) if order_by_priority else q.order_by(Workload.id)
-    ids = list(s.scalars(q.limit(limit)))
-    if not ids:
-        return token, []
-    s.execute(update(Workload)
-              .where(Workload.id.in_(ids),
-                     or_(Workload.lock_token.is_(None), Workload.lock_expires_at < now))
-              .values(lock_token=token, lock_expires_at=now + timedelta(seconds=ttl_s), heartbeat_at=now)
-              .execution_options(synchronize_session=False))
-    order = (Workload.priority.desc(), Workload.id) if order_by_priority else (Workload.id,)
-    rows = s.scalars(select(Workload).where(Workload.lock_token == token)
-                     .options(selectinload(Workload.assignments)).order_by(*order)).all()
-    return token, list(rows)
-
-
 @dataclass(frozen=True, slots=True)
 class Claimed:
     """What placement reads of a claimed row (no ORM object: the pass never changes it through one)."""
@@ -311,9 +287,9 @@ class Claimed:
 
 def claim_specs(s: Session, states: Sequence[str], *, ttl_s: float, limit: int = 1000,
                 order_by_priority: bool = False, admitted_only: bool = False) -> tuple[str, list[Claimed]]:
-    """``claim``'s rows, locked in one statement (UPDATE ... WHERE id IN (the same selection) RETURNING what
-    placement reads: the spec and the admitted flavour) instead of a selection, an UPDATE and a read-back
-    of ORM rows with their assignments. The same rows, in the same order."""
+    """Lock up to ``limit`` unlocked (or expired) rows in ``states`` with a fresh token, in one statement
+    (UPDATE ... WHERE id IN (the selection) RETURNING what placement reads: the spec and the admitted
+    flavour), not a selection, an UPDATE and a read-back of ORM rows with their assignments."""
     now = utcnow()
     token = secrets.token_hex(8)
     free = or_(Workload.lock_token.is_(None), Workload.lock_expires_at < now)

@@ -23,26 +23,7 @@ def test_migrations_are_idempotent(db):
     assert current(db.engine) == head()
 
 
-def test_claim_locks_rows_until_released(db):
-    for i, p in enumerate([0, 50, 10]):
-        _add(db, f"w{i}", priority=p)
-    with db.session() as s:
-        tok, rows = repo.claim(s, [WorkloadState.PENDING.value], ttl_s=60, order_by_priority=True)
-    assert [r.name for r in rows] == ["w1", "w2", "w0"]             # priority first
-    with db.session() as s:
-        _, again = repo.claim(s, [WorkloadState.PENDING.value], ttl_s=60)
-    assert again == []                                              # nobody else gets them
-    with db.session() as s:
-        repo.release(s, tok)
-    with db.session() as s:
-        _, back = repo.claim(s, [WorkloadState.PENDING.value], ttl_s=-1)   # expired at once
-    assert len(back) == 3
-    with db.session() as s:
-        _, expired = repo.claim(s, [WorkloadState.PENDING.value], ttl_s=60)
-    assert len(expired) == 3                                        # an expired lock can be taken over
-
-
-def test_claim_specs_locks_the_same_rows_in_the_same_order_and_reads_the_spec(db):
+def test_claim_specs_locks_rows_priority_first_until_released_and_reads_the_spec(db):
     for i, p in enumerate([0, 50, 10, 50]):
         _add(db, f"w{i}", priority=p)
     with db.session() as s:
