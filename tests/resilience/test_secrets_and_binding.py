@@ -11,6 +11,7 @@ import socket
 import httpx
 import pytest
 
+from controlplane.auth.tokens import parse_token
 from controlplane.settings import Settings
 from controlplane.store.db import Database
 from controlplane.store.models import AuditEvent
@@ -24,7 +25,9 @@ pytestmark = pytest.mark.slow
 def _secrets(tokens: list[str]) -> list[str]:
     out = [v for creds in MOCK_SECRETS.values() for v in creds.values() if len(v) >= 8]
     for t in tokens:
-        out += [t, t.rsplit("_", 1)[-1]]    # the whole token and its secret part
+        parsed = parse_token(t)
+        assert parsed is not None, "the env's tokens are well-formed"
+        out += [t, parsed[1]]    # the whole token and its secret part (which may itself hold '_')
     return out
 
 
