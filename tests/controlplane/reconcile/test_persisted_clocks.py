@@ -91,7 +91,8 @@ def test_a_short_workload_fails_over_at_its_bound_across_a_restart(db: Database,
     _drive_at(c, clock, 0.0, passes=4)
     with db.session() as s:
         row = repo.get(s, "bad-luck")
-        assert row is not None and row.state == PROVISIONING, row.message
+        assert row is not None
+        assert row.state == PROVISIONING, row.message
         key = row.key
     assert _stored(db)[clocks.SHORT] == {key: _at_s(0.0)}
     _drive_at(c, clock, BOUND - 10)
@@ -105,7 +106,8 @@ def test_a_short_workload_fails_over_at_its_bound_across_a_restart(db: Database,
     _drive_at(c, clock, BOUND + 1, passes=4)
     with db.session() as s:
         row = repo.get(s, "bad-luck")
-        assert row is not None and row.state == RUNNING, row.message
+        assert row is not None
+        assert row.state == RUNNING, row.message
     assert _stored(db)[clocks.SHORT] == {}
 
 
@@ -121,7 +123,7 @@ def _replace(db: Database, lp: Loop, successor: str) -> None:
 
 @SUCCESSORS
 def test_a_workload_in_a_region_that_cannot_be_listed_fails_over_at_the_bound_across_a_restart(
-        db: Database, loop: Loop, successor: str) -> None:
+        db: Database, loop: Loop, successor: str) -> None:  # noqa: F811  (the fixture imported above)
     lp, cloud = loop, loop.cloud
     _node_for(lp.p, cloud, _workload(db, cloud, "eu-wait", cloud.faulted, PROVISIONING), "eu-wait", cloud.faulted)
     _list_fails(lp)
@@ -141,7 +143,7 @@ def test_a_workload_in_a_region_that_cannot_be_listed_fails_over_at_the_bound_ac
 
 @SUCCESSORS
 def test_a_running_workload_held_there_keeps_its_since_across_a_restart(
-        db: Database, loop: Loop, successor: str) -> None:
+        db: Database, loop: Loop, successor: str) -> None:  # noqa: F811  (the fixture imported above)
     lp, cloud = loop, loop.cloud
     _node_for(lp.p, cloud, _workload(db, cloud, "eu-run", cloud.faulted, RUNNING), "eu-run", cloud.faulted)
     _at(lp, 0.0)
