@@ -128,7 +128,8 @@ class Controller:
         self.watch = failover.RegionWatch(self.cfg.health_confirm)
         self.short = failover.ShortWatch(self.cfg.short_bound_s)
         # Places with no list answer, and since when: held workloads' notes, and left out of placement past
-        # the short bound (a workload placed there could not be confirmed either).
+        # the short bound (a workload placed there could not be confirmed either). Both clocks are kept in the
+        # store, loaded at each term's start and with each observation (a restart continues them).
         self.unseen = Unobserved()
         self._health: dict[str, Any] = {}
         self._led_epoch: int | None = None
@@ -267,6 +268,8 @@ class Controller:
             self._led_epoch = self.elector.epoch
             if self.edge is not None:   # a new term reads everything afresh
                 self.edge.force_resync()
+            # and the clocks as the last leader left them (a restart continues them: store/clocks.py)
+            observing.load_clocks(self.db, short=self.short, unseen=self.unseen)
         self.metrics.ticks.inc()
         self._check_health()
         if self._stop.is_set():   # shutting down: no new step

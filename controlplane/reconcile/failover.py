@@ -25,6 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from controlplane.logs import get_logger
@@ -84,11 +85,17 @@ class BlockList:
 @dataclass
 class ShortWatch:
     """Since when each Provisioning workload has been short of nodes (seen short, or not seen at all: its
-    region could not be listed); ``overdue`` past ``bound_s``. In memory: a restarted controller starts the
-    clocks again (a bound, not a deadline)."""
+    region could not be listed); ``overdue`` past ``bound_s``.
+
+    Kept in the store (controlplane/store/clocks, kind "short"): observation ``load``s the clocks in the
+    transaction it applies in and writes back what changed (``stored``), fenced like its other writes, so a
+    restarted controller, or another replica taking the lead, continues them: a workload short for most of
+    the bound before a restart fails over at the bound, not a whole bound after it (a crash loop no longer
+    holds it for ever). ``clock``: wall-clock seconds since the epoch, UTC (a test's own clock in tests): a
+    start must mean the same in the next process, which a monotonic reading does not."""
 
     bound_s: float = SHORT_BOUND_S
-    clock: Callable[[], float] = time.monotonic
+    clock: Callable[[], float] = time.time
     _since: dict[str, float] = field(default_factory=dict)
 
     def overdue(self, key: str) -> float | None:
@@ -102,6 +109,14 @@ class ShortWatch:
         keep = set(keys)
         for k in [k for k in self._since if k not in keep]:
             del self._since[k]
+
+    def load(self, since: Mapping[str, datetime]) -> None:
+        """The clocks as the store has them (workload key -> start), replacing this process's."""
+        self._since = {k: v.timestamp() for k, v in since.items()}
+
+    def stored(self) -> dict[str, datetime]:
+        """The clocks as the store keeps them."""
+        return {k: datetime.fromtimestamp(v, UTC) for k, v in self._since.items()}
 
 
 def replace(s: Any, row: Workload, *, actor: str, reason: str, trigger: str,

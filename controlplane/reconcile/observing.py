@@ -33,7 +33,7 @@ from controlplane.reconcile.fleet import Observation, error_reason, scope_key, s
 from controlplane.reconcile.metrics import LoopMetrics
 from controlplane.reconcile.sharing import WorkShare
 from controlplane.reconcile.unobserved import Place, Unobserved, describe
-from controlplane.store import audit, work_leases
+from controlplane.store import audit, clocks, work_leases
 from controlplane.store import workloads as repo
 from controlplane.store.coltypes import utcnow
 from controlplane.store.db import Database
@@ -245,6 +245,15 @@ class SharedObserver:
         return obs
 
 
+def load_clocks(db: Database, *, short: failover.ShortWatch, unseen: Unobserved) -> None:
+    """The clocks as the store has them, outside a pass (a leader's new term: placement reads ``unseen`` before
+    the term's first observation does)."""
+    with db.session() as s:
+        kept = clocks.read(s)
+    short.load(kept[clocks.SHORT])
+    unseen.load(kept[clocks.UNOBSERVED])
+
+
 def apply_observation(db: Database, obs: Observation, *, actor: str, fenced: Callable[[], bool],
                       metrics: LoopMetrics, blocks: failover.BlockList | None = None,
                       short: failover.ShortWatch | None = None, only: Collection[int] | None = None,
@@ -261,15 +270,25 @@ def apply_observation(db: Database, obs: Observation, *, actor: str, fenced: Cal
     ``unseen``: since when each place without a list answer has had none (unobserved.py). A workload with
     an assignment there is held as it is, but a Provisioning one keeps its short-of-nodes clock (its nodes
     are not confirmed either way) and fails over at the same bound; a Running one stays, its message
-    saying since when its region has not been observed."""
+    saying since when its region has not been observed.
+
+    Both clocks (``short``'s and ``unseen``'s) are the store's (store/clocks.py): read at the start of this
+    transaction, after the fence, and what changed written back in it, so a restarted controller or a new
+    leader continues them."""
     drifted: set[str] = set()
     still_short: list[str] = []
     unseen = unseen if unseen is not None else Unobserved()
-    for place in unseen.update(obs):
-        _unlabel(metrics, place)
+    shown = set(unseen.since())   # the gauge's places as this process last set them
     with db.session() as s:
         if not fenced():
             return drifted
+        # The clocks as the store has them: a restart, or another replica's term as leader, continues them
+        # (store/clocks.py). Read in this transaction and written back in it, only what changed.
+        kept = clocks.read(s)
+        unseen.load(kept[clocks.UNOBSERVED])
+        if short is not None:
+            short.load(kept[clocks.SHORT])
+        shown |= unseen.update(obs)
         rows = (repo.list_(s, states=list(_WATCHED), limit=1_000_000, light=True) if only is None else
                 [r for r in repo.by_ids(s, list(only)) if r.state in _WATCHED])
         for row in rows:
@@ -339,8 +358,12 @@ def apply_observation(db: Database, obs: Observation, *, actor: str, fenced: Cal
                 audit.record(s, actor=actor, action="drift", kind="workload", subject=row.name,
                              team=row.team, details={"running": running, "need": need})
                 restarts.end_incarnation(s, row, actor=actor, why=f"{running}/{need} nodes running: nodes lost")
-    if short is not None:
-        short.keep_only(still_short)
+        if short is not None:
+            short.keep_only(still_short)
+            clocks.write(s, clocks.SHORT, kept[clocks.SHORT], short.stored())
+        clocks.write(s, clocks.UNOBSERVED, kept[clocks.UNOBSERVED], unseen.stored())
+    for place in shown - set(unseen.since()):   # answered again (here, or in another leader's term)
+        _unlabel(metrics, place)
     for place, since in unseen.since().items():
         metrics.unobserved_since.labels(place[0], place[1] or "*").set(since.wall.timestamp())
     return drifted

@@ -13,20 +13,22 @@ since when each such place has been unobservable, so that
   placed there could not be confirmed either.
 
 Keys are (provider, region) for a region and (provider, None) for a provider listed whole, as
-fleet.scope_of reads a scope key. In memory, like the short-of-nodes clocks: a restarted controller starts
-them again.
+fleet.scope_of reads a scope key. Kept in the store like the short-of-nodes clocks (controlplane/store/clocks,
+kind "unobserved", keyed by the scope key): observation ``load``s them in the transaction it applies in and
+writes back what changed, so a restarted controller, or another replica taking the lead, continues them (a
+held workload's message keeps its "since", and a Provisioning one there still fails over at the bound). The
+controller loads them again when it begins a term, for placement's ``past`` before its first observation.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from controlplane.reconcile.fleet import Observation, scope_key, scope_of
-from controlplane.store.coltypes import utcnow
 
 if TYPE_CHECKING:
     from controlplane.placement.snapshot import FleetSnapshot
@@ -36,16 +38,32 @@ Place = tuple[str, str | None]   # (provider, region); region None: the provider
 
 @dataclass(frozen=True)
 class Since:
-    at: float          # clock() when first seen unobservable
-    wall: datetime     # the same moment, for people
+    at: float          # clock() when first seen unobservable: wall-clock seconds since the epoch
+    wall: datetime     # the same moment as a UTC time: for people, the gauge and the store
+
+
+def _at(at: float) -> Since:
+    return Since(at, datetime.fromtimestamp(at, UTC))
 
 
 @dataclass
 class Unobserved:
-    clock: Callable[[], float] = time.monotonic
-    wall: Callable[[], datetime] = utcnow
+    """``clock``: wall-clock seconds since the epoch, UTC (a test's own clock in tests): a start read back
+    from the store by another process must mean the same moment there."""
+
+    clock: Callable[[], float] = time.time
     _since: dict[Place, Since] = field(default_factory=dict)
     _why: dict[Place, str] = field(default_factory=dict)
+
+    def load(self, since: Mapping[str, datetime]) -> None:
+        """The clocks as the store has them (scope key -> start), replacing this process's; the last list
+        errors (not stored: the next observation says them again) are kept for the places still there."""
+        self._since = {scope_of(k): Since(v.timestamp(), v) for k, v in since.items()}
+        self._why = {p: w for p, w in self._why.items() if p in self._since}
+
+    def stored(self) -> dict[str, datetime]:
+        """The clocks as the store keeps them."""
+        return {label(p): datetime.fromtimestamp(s.at, UTC) for p, s in self._since.items()}
 
     def update(self, obs: Observation) -> set[Place]:
         """Start the clocks of the scopes whose list call failed; stop those ``obs`` covers again.
@@ -65,7 +83,7 @@ class Unobserved:
     def _note(self, p: Place) -> Since:
         got = self._since.get(p)
         if got is None:
-            got = self._since[p] = Since(self.clock(), self.wall())
+            got = self._since[p] = _at(self.clock())
         return got
 
     def of(self, provider: str, region: str) -> tuple[Place, Since]:

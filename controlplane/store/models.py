@@ -247,6 +247,20 @@ class CapacityEstimate(Base):
     stocked_out_at: Mapped[datetime] = mapped_column()
 
 
+class ReconcileClock(Base):
+    """One clock the leader's observation keeps over passes, kept here so that a restarted controller (or
+    another replica taking the lead) continues it instead of starting it again (controlplane/store/clocks).
+    ``kind`` "short": a Provisioning workload short of nodes, ``key`` its workload key; "unobserved": a place
+    without a list answer, ``key`` its scope key ("gcp/us-central1", or "lambda" for a provider listed
+    whole). ``since``: when the condition began, wall-clock UTC. A row lives while its condition does (the
+    workload is short, the place unanswered), written in the observation's own fenced transaction."""
+
+    __tablename__ = "reconcile_clocks"
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    since: Mapped[datetime] = mapped_column()
+
+
 class Lease(Base):
     """Leader lease: one row per lease name; ``epoch`` grows on every change of holder (a fencing token)."""
 
