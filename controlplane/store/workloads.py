@@ -72,14 +72,16 @@ def list_(s: Session, *, team: str | None = None, states: Sequence[str] | None =
 
 def by_ids(s: Session, ids: Sequence[int], *, light: bool = True) -> list[Workload]:
     """The rows of ``ids`` (those that exist), in id order: what the loop re-reads for the workloads the
-    change feed names, in chunks of ids well under the databases' bound-parameter limits."""
+    change feed names, in chunks of ids well under the databases' bound-parameter limits. The explanation
+    (placement's reasoning, the largest column, read by the API only) is never loaded; ``light``: nor the
+    placement record."""
     out: list[Workload] = []
     uniq = sorted(set(ids))
     for i in range(0, len(uniq), _LOOKUP_CHUNK):
-        q = select(Workload).options(selectinload(Workload.assignments)).where(
+        q = select(Workload).options(selectinload(Workload.assignments), defer(Workload.explanation)).where(
             Workload.id.in_(uniq[i:i + _LOOKUP_CHUNK]))
         if light:
-            q = q.options(defer(Workload.placement), defer(Workload.explanation))
+            q = q.options(defer(Workload.placement))
         out.extend(s.scalars(q.order_by(Workload.id)))
     return out
 
