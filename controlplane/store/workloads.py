@@ -4,13 +4,14 @@ result only if the token is still ours."""
 
 from __future__ import annotations
 
+import re
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Select, Table, bindparam, delete, func, or_, select, update
+from sqlalchemy import Select, Table, bindparam, delete, func, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, defer, selectinload
@@ -86,6 +87,35 @@ def by_ids(s: Session, ids: Sequence[int], *, light: bool = True) -> list[Worklo
     return out
 
 
+def placed_of(s: Session, keyed: Iterable[tuple[str, str]]) -> list[Workload]:
+    """The Placed rows among the workloads given as (team, key) (``Workload.key``, a pool's ``workload``):
+    looked up by (team, name) where the key is ``team_name``, and only for a key shortened to a digest by the
+    team's Placed rows. What a stack run that applied marks Provisioning: it read every Placed row of the
+    store, thousands during a burst, once per stack run. Without the assignments, placement and explanation."""
+    keyed = list(keyed)
+    pairs: set[tuple[str, str]] = set()
+    hashed: set[str] = set()
+    for team, key in keyed:
+        name = key[len(team) + 1:] if key.startswith(f"{team}_") else ""
+        if name and workload_key(team, name) == key:
+            pairs.add((team, name))
+        if not name or _DIGESTED.search(key):   # a digest's key may also read as a name: look for both
+            hashed.add(team)
+    light = (defer(Workload.placement), defer(Workload.explanation))   # assignments: not loaded (lazy)
+    placed = Workload.state == WorkloadState.PLACED.value
+    out: dict[int, Workload] = {}
+    uniq = sorted(pairs)
+    for i in range(0, len(uniq), _LOOKUP_CHUNK // 2):
+        chunk = uniq[i:i + _LOOKUP_CHUNK // 2]
+        q = select(Workload).options(*light).where(placed, tuple_(Workload.team, Workload.name).in_(chunk))
+        out.update((w.id, w) for w in s.scalars(q))
+    if hashed:
+        q = select(Workload).options(*light).where(placed, Workload.team.in_(sorted(hashed)))
+        out.update((w.id, w) for w in s.scalars(q))
+    keys = {key for _, key in keyed}
+    return [out[i] for i in sorted(out) if out[i].key in keys]
+
+
 def count(s: Session, *, team: str | None = None, states: Sequence[str] | None = None,
           include_deleted: bool = False) -> int:
     """How many workloads ``list_`` would page through with the same filters."""
@@ -157,6 +187,7 @@ class NewWorkload:
 
 # Names per IN (...) lookup: well under SQLite's 32,766 bound parameters and PostgreSQL's 65,535.
 _LOOKUP_CHUNK = 500
+_DIGESTED = re.compile(r"_[0-9a-f]{9}$")   # how identity.workload_key ends a key shortened to a digest
 _INSERT_CHUNK = 1000
 
 
