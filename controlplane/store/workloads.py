@@ -4,6 +4,7 @@ result only if the token is still ours."""
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 from collections.abc import Iterable, Sequence
@@ -11,7 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Select, Table, bindparam, delete, func, or_, select, tuple_, update
+from sqlalchemy import Select, Table, Text, bindparam, delete, func, or_, select, tuple_, update
+from sqlalchemy import cast as sa_cast
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, defer, selectinload
@@ -367,10 +370,21 @@ def locked_rows(s: Session, token: str) -> list[Held]:
 _A_TABLE = cast(Table, Assignment.__table__)
 _A_INSERT = _A_TABLE.insert()
 # Built once. Every decision's row is written with the same columns, so each is one executemany.
-_PLACED = (update(_TABLE).where(_TABLE.c.id == bindparam("_id"))
-           .values(state=bindparam("_state"), placement=bindparam("_doc"), explanation=bindparam("_doc"),
-                   placed_at=bindparam("_now"), message=bindparam("_message"),
-                   observed_generation=bindparam("_generation"), updated_at=bindparam("_now")))
+
+
+def _placed_update(postgresql: bool) -> Any:
+    # The decision's document is both the placement and the explanation: encoded once (``_doc`` as JSON text,
+    # cast to JSONB on PostgreSQL), not once per column by the JSON type (the encoding was most of the write).
+    doc: Any = bindparam("_doc", type_=Text)
+    if postgresql:
+        doc = sa_cast(doc, JSONB)
+    return (update(_TABLE).where(_TABLE.c.id == bindparam("_id"))
+            .values(state=bindparam("_state"), placement=doc, explanation=doc,
+                    placed_at=bindparam("_now"), message=bindparam("_message"),
+                    observed_generation=bindparam("_generation"), updated_at=bindparam("_now")))
+
+
+_PLACED = {False: _placed_update(False), True: _placed_update(True)}
 _UNPLACED = (update(_TABLE).where(_TABLE.c.id == bindparam("_id"))
              .values(explanation=bindparam("_doc"), message=bindparam("_message"), updated_at=bindparam("_now")))
 
@@ -388,7 +402,8 @@ def write_placements(s: Session, *, placed: Sequence[dict[str, Any]], assignment
         for i in range(0, len(ids), _LOOKUP_CHUNK):
             s.execute(delete(Assignment).where(Assignment.workload_id.in_(ids[i:i + _LOOKUP_CHUNK]))
                       .execution_options(synchronize_session=False))
-        s.connection().execute(_PLACED, list(placed))
+        conn = s.connection()
+        conn.execute(_PLACED[conn.dialect.name == "postgresql"], [{**p, "_doc": json.dumps(p["_doc"])} for p in placed])
     for i in range(0, len(assignments), _INSERT_CHUNK):
         s.connection().execute(_A_INSERT, list(assignments[i:i + _INSERT_CHUNK]))
     if unplaced:
