@@ -169,10 +169,21 @@ def quota_applies(q: Quota, provider: str, region: str, instance_type: str, capa
 
 
 def _quota_usage(snap: FleetSnapshot, placements: Iterable[Assignment]) -> dict[int, float]:
+    # Only the quotas of an assignment's provider and region can apply (quota_applies), found by a
+    # (provider, region) index: an interval pass adds every Placed workload's assignment, thousands during a
+    # burst, against hundreds of quotas.
+    by_place: dict[tuple[str, str], list[int]] = {}
+    for i, q in enumerate(snap.quotas):
+        by_place.setdefault((q.provider, q.region), []).append(i)
     used: dict[int, float] = {}
     for a in placements:
+        near = by_place.get((a.provider, a.region))
+        if not near:
+            continue
         it = snap.catalog.instance_type(a.provider, a.instance_type)
-        for i, q in enumerate(snap.quotas):
-            if quota_applies(q, a.provider, a.region, a.instance_type, str(a.capacity_type)):
+        ct = str(a.capacity_type)
+        for i in near:
+            q = snap.quotas[i]
+            if quota_applies(q, a.provider, a.region, a.instance_type, ct):
                 used[i] = used.get(i, 0.0) + a.nodes * quota_units(q, it)
     return used

@@ -98,6 +98,13 @@ class LoopConfig:
     # ``wake_gap_s``: a woken pass waits this long first (and the CPU the last used), so a burst is one pass.
     wake_socket: str | None = None
     wake_gap_s: float = 0.05
+    # The clouds' capacity read for placement is kept this long (interval passes too; woken passes as long
+    # as the interval if that is longer), with what was placed on it since subtracted: reading every cloud's
+    # quotas and pools is most of a placing pass's CPU under a stream of submits. Read afresh sooner on a new
+    # term, a change of health, a provider whose read failed, a place whose listing fails or answers again
+    # (its region's capacity may have failed with it), or failover moving workloads (a stock-out, a refusal,
+    # an ending block: _moved). 0: every interval pass reads the clouds (as before).
+    capacity_keep_s: float = 10.0
 
 
 @dataclass
@@ -107,6 +114,9 @@ class _Taken:
     raw: FleetSnapshot | None
     at: float                                   # time.monotonic() when read
     since: list[Assignment] = field(default_factory=list)
+    health: tuple[Any, ...] = ()                # fleet.health_signature of the probe it was read on
+    whole: bool = True                          # every provider that answered its probe gave capacity
+    unseen: frozenset[Any] = frozenset()        # the places no list answered for when it was read
 
 
 class Controller:
@@ -182,6 +192,7 @@ class Controller:
         # the next interval pass, with what was placed on it since (subtracted, so nothing is spent twice).
         self._taken: _Taken | None = None
         self._finished: tuple[tuple[Any, ...], FleetSnapshot] | None = None   # _finish's last inputs and result
+        self._read_failed = False   # the last capacity read left a provider out (it failed)
         self.woken_passes = 0
 
     # -- one pass ----------------------------------------------------------------------------------
@@ -194,7 +205,10 @@ class Controller:
         """What the clouds (or a test's snapshot) say, before blocks and learned caps."""
         if self._custom_snapshot is not None:
             return self._custom_snapshot()
-        return fleet.capacity_snapshot(self.providers, self.metrics, health=self._health)
+        failed: set[str] = set()
+        snap = fleet.capacity_snapshot(self.providers, self.metrics, health=self._health, failed=failed)
+        self._read_failed = bool(failed)
+        return snap
 
     def _finish(self, raw: FleetSnapshot | None) -> FleetSnapshot | None:
         """``raw`` with the blocked pools and learned caps as the store has them now (a stock-out seen since
@@ -219,17 +233,34 @@ class Controller:
 
     def _fresh_snapshot(self) -> FleetSnapshot | None:
         """An interval pass's placement: the clouds read now, kept for the woken passes until the next."""
+        self._read_failed = False
         raw = self._raw_snapshot()
         if raw is not None and self._custom_snapshot is None:
             raw = raw.with_quota_use(fleet.not_yet_asked(self.db))   # a live report's quota use lacks them
-        self._taken = _Taken(raw, time.monotonic())
+        self._taken = _Taken(raw, time.monotonic(), health=fleet.health_signature(self._health),
+                             whole=not self._read_failed, unseen=frozenset(self.unseen.since()))
         return self._finish(raw)
 
-    def _recent_snapshot(self) -> FleetSnapshot | None:
+    def _kept_snapshot(self) -> FleetSnapshot | None:
+        """An interval pass's placement: the kept capacity (``_recent_snapshot``) while it is at most
+        ``capacity_keep_s`` old, else the clouds read now. A test's own snapshot is read every interval pass."""
+        if self._custom_snapshot is not None:
+            return self._fresh_snapshot()
+        return self._recent_snapshot(self.cfg.capacity_keep_s)
+
+    def _recent_snapshot(self, keep_s: float | None = None) -> FleetSnapshot | None:
         """A woken pass's placement: the kept capacity less what was placed on it since, while it is at most
-        ``interval_s`` old (else read afresh, on the health of the last interval pass)."""
+        ``keep_s`` old (default: the longer of ``interval_s`` and ``capacity_keep_s``) and still good (else
+        read afresh, on the health of the last interval pass). Exact for quotas and pools alike: what holds
+        capacity now was in the clouds' answer, Placed when it was read (``not_yet_asked``), or placed on it
+        since (``since``); a stack created since moves nodes between the first two and the cloud, counted once.
+        Only capacity freed since (a deletion) is seen late, at the next read."""
         t = self._taken
-        if t is None or time.monotonic() - t.at > self.cfg.interval_s:
+        if keep_s is None:   # a test's own snapshot: the interval, as before capacity_keep_s
+            keep_s = self.cfg.interval_s if self._custom_snapshot is not None else max(self.cfg.interval_s,
+                                                                                       self.cfg.capacity_keep_s)
+        if (t is None or time.monotonic() - t.at > keep_s or not t.whole or self._custom_snapshot is None and (
+                t.health != fleet.health_signature(self._health) or t.unseen != frozenset(self.unseen.since()))):
             return self._fresh_snapshot()
         snap = self._finish(t.raw)
         return snap.with_usage(t.since) if snap is not None and t.since else snap
@@ -266,6 +297,7 @@ class Controller:
             # lock_ttl_s; the previous holder is fenced, so they can go now.
             placing.release_stale_locks(self.db)
             self._led_epoch = self.elector.epoch
+            self._taken = None   # another leader may have placed since our capacity was read
             if self.edge is not None:   # a new term reads everything afresh
                 self.edge.force_resync()
             # and the clocks as the last leader left them (a restart continues them: store/clocks.py)
@@ -278,7 +310,7 @@ class Controller:
             self.edge.begin()
             if self.edge.full and self.elector.fenced():
                 self.edge.feed.prune(keep_s=2 * self.cfg.full_resync_s + SETTLE_S)
-        self._place(self._fresh_snapshot)
+        self._place(self._kept_snapshot)
         if self.buying is not None:
             self._moved(self.buying.tick(), "block-ending")
         if self.edge is not None:
@@ -485,6 +517,7 @@ class Controller:
         if not keys:
             return
         self.metrics.failovers.labels(trigger).inc(len(keys))
+        self._taken = None   # the clouds said less than they reported (or a block ends): read them again
         for k in keys:
             self.queue.forget(f"place:{k}")
         self._wake.set()

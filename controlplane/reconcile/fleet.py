@@ -16,7 +16,7 @@ from controlplane.logs import get_logger
 from controlplane.reconcile.capacity_estimates import Learned
 from controlplane.reconcile.metrics import LoopMetrics
 from providers.base import Provider
-from providers.model import Node
+from providers.model import HealthStatus, Node, ProviderHealth
 
 if TYPE_CHECKING:
     from controlplane.placement.results import Assignment as PlacedAssignment
@@ -83,10 +83,11 @@ def probe_health(providers: Mapping[str, Provider], metrics: LoopMetrics) -> dic
 
 def capacity_snapshot(providers: Mapping[str, Provider], metrics: LoopMetrics,
                       health: Mapping[str, Any] | None = None, blocked: Iterable[Any] = (),
-                      caps: Learned | None = None) -> FleetSnapshot:
+                      caps: Learned | None = None, failed: set[str] | None = None) -> FleetSnapshot:
     """A FleetSnapshot of live capacity (placement's type; imported lazily, it is the placement side's).
     ``health``: this pass's probe (else each provider is asked); ``blocked``: failover's pool keys;
-    ``caps``: capacity_estimates' learned caps (applied with ``apply_caps``)."""
+    ``caps``: capacity_estimates' learned caps (applied with ``apply_caps``); ``failed``: the names of the
+    providers whose capacity read failed are added to it (a snapshot without them is not worth keeping)."""
     from controlplane.placement.snapshot import FleetSnapshot
     from providers.catalog import default_catalog
 
@@ -101,7 +102,23 @@ def capacity_snapshot(providers: Mapping[str, Provider], metrics: LoopMetrics,
         except Exception as e:
             metrics.provider_errors.labels(name, error_reason(e)).inc()
             log.warning("capacity failed", provider=name, error=str(e))
+            if failed is not None:
+                failed.add(name)
     return apply_caps(FleetSnapshot.from_reports(default_catalog(), reports, healthy, blocked=blocked), caps)
+
+
+def health_signature(health: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What of a health probe a capacity snapshot is built on (``FleetSnapshot.from_reports``: each provider's
+    status and its regions' statuses, and which providers did not answer): a kept snapshot is good only
+    while the probe says the same (latency and messages move every probe and are not in it)."""
+    out: list[tuple[str, HealthStatus | None, tuple[tuple[str, HealthStatus], ...]]] = []
+    for name in sorted(health):
+        h = health[name]
+        if isinstance(h, ProviderHealth):
+            out.append((name, h.status, tuple(sorted(h.regions.items()))))
+        else:   # it did not answer: the snapshot has no capacity there
+            out.append((name, None, ()))
+    return tuple(out)
 
 
 def apply_caps(snap: FleetSnapshot, caps: Learned | None) -> FleetSnapshot:

@@ -101,7 +101,7 @@ def record_success(db: Database, p: StackPlan, result: UpResult, *, actor: str, 
                                  "pools": [x.to_dict() for x in p.spec.pools]}, p.hash
         st.status, st.message, st.attempts, st.applied_at = "ok", result.summary(), 0, utcnow()
         names = {x.workload for x in p.spec.pools}
-        for row in repo.list_(s, states=[WorkloadState.PLACED.value], limit=1_000_000, light=True):
+        for row in repo.placed_of(s, [(x.team, x.workload) for x in p.spec.pools]):
             if row.key in names:
                 row.state, row.message = WorkloadState.PROVISIONING.value, f"stack {p.spec.name} applied"
                 audit.record(s, actor=actor, action="provisioning", kind="workload", subject=row.name,

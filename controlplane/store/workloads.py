@@ -4,13 +4,17 @@ result only if the token is still ours."""
 
 from __future__ import annotations
 
+import json
+import re
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Select, Table, bindparam, delete, func, or_, select, update
+from sqlalchemy import Select, Table, Text, bindparam, delete, func, or_, select, tuple_, update
+from sqlalchemy import cast as sa_cast
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, defer, selectinload
@@ -72,16 +76,47 @@ def list_(s: Session, *, team: str | None = None, states: Sequence[str] | None =
 
 def by_ids(s: Session, ids: Sequence[int], *, light: bool = True) -> list[Workload]:
     """The rows of ``ids`` (those that exist), in id order: what the loop re-reads for the workloads the
-    change feed names, in chunks of ids well under the databases' bound-parameter limits."""
+    change feed names, in chunks of ids well under the databases' bound-parameter limits. The explanation
+    (placement's reasoning, the largest column, read by the API only) is never loaded; ``light``: nor the
+    placement record."""
     out: list[Workload] = []
     uniq = sorted(set(ids))
     for i in range(0, len(uniq), _LOOKUP_CHUNK):
-        q = select(Workload).options(selectinload(Workload.assignments)).where(
+        q = select(Workload).options(selectinload(Workload.assignments), defer(Workload.explanation)).where(
             Workload.id.in_(uniq[i:i + _LOOKUP_CHUNK]))
         if light:
-            q = q.options(defer(Workload.placement), defer(Workload.explanation))
+            q = q.options(defer(Workload.placement))
         out.extend(s.scalars(q.order_by(Workload.id)))
     return out
+
+
+def placed_of(s: Session, keyed: Iterable[tuple[str, str]]) -> list[Workload]:
+    """The Placed rows among the workloads given as (team, key) (``Workload.key``, a pool's ``workload``):
+    looked up by (team, name) where the key is ``team_name``, and only for a key shortened to a digest by the
+    team's Placed rows. What a stack run that applied marks Provisioning: it read every Placed row of the
+    store, thousands during a burst, once per stack run. Without the assignments, placement and explanation."""
+    keyed = list(keyed)
+    pairs: set[tuple[str, str]] = set()
+    hashed: set[str] = set()
+    for team, key in keyed:
+        name = key[len(team) + 1:] if key.startswith(f"{team}_") else ""
+        if name and workload_key(team, name) == key:
+            pairs.add((team, name))
+        if not name or _DIGESTED.search(key):   # a digest's key may also read as a name: look for both
+            hashed.add(team)
+    light = (defer(Workload.placement), defer(Workload.explanation))   # assignments: not loaded (lazy)
+    placed = Workload.state == WorkloadState.PLACED.value
+    out: dict[int, Workload] = {}
+    uniq = sorted(pairs)
+    for i in range(0, len(uniq), _LOOKUP_CHUNK // 2):
+        chunk = uniq[i:i + _LOOKUP_CHUNK // 2]
+        q = select(Workload).options(*light).where(placed, tuple_(Workload.team, Workload.name).in_(chunk))
+        out.update((w.id, w) for w in s.scalars(q))
+    if hashed:
+        q = select(Workload).options(*light).where(placed, Workload.team.in_(sorted(hashed)))
+        out.update((w.id, w) for w in s.scalars(q))
+    keys = {key for _, key in keyed}
+    return [out[i] for i in sorted(out) if out[i].key in keys]
 
 
 def count(s: Session, *, team: str | None = None, states: Sequence[str] | None = None,
@@ -155,6 +190,7 @@ class NewWorkload:
 
 # Names per IN (...) lookup: well under SQLite's 32,766 bound parameters and PostgreSQL's 65,535.
 _LOOKUP_CHUNK = 500
+_DIGESTED = re.compile(r"_[0-9a-f]{9}$")   # how identity.workload_key ends a key shortened to a digest
 _INSERT_CHUNK = 1000
 
 
@@ -334,10 +370,21 @@ def locked_rows(s: Session, token: str) -> list[Held]:
 _A_TABLE = cast(Table, Assignment.__table__)
 _A_INSERT = _A_TABLE.insert()
 # Built once. Every decision's row is written with the same columns, so each is one executemany.
-_PLACED = (update(_TABLE).where(_TABLE.c.id == bindparam("_id"))
-           .values(state=bindparam("_state"), placement=bindparam("_doc"), explanation=bindparam("_doc"),
-                   placed_at=bindparam("_now"), message=bindparam("_message"),
-                   observed_generation=bindparam("_generation"), updated_at=bindparam("_now")))
+
+
+def _placed_update(postgresql: bool) -> Any:
+    # The decision's document is both the placement and the explanation: encoded once (``_doc`` as JSON text,
+    # cast to JSONB on PostgreSQL), not once per column by the JSON type (the encoding was most of the write).
+    doc: Any = bindparam("_doc", type_=Text)
+    if postgresql:
+        doc = sa_cast(doc, JSONB)
+    return (update(_TABLE).where(_TABLE.c.id == bindparam("_id"))
+            .values(state=bindparam("_state"), placement=doc, explanation=doc,
+                    placed_at=bindparam("_now"), message=bindparam("_message"),
+                    observed_generation=bindparam("_generation"), updated_at=bindparam("_now")))
+
+
+_PLACED = {False: _placed_update(False), True: _placed_update(True)}
 _UNPLACED = (update(_TABLE).where(_TABLE.c.id == bindparam("_id"))
              .values(explanation=bindparam("_doc"), message=bindparam("_message"), updated_at=bindparam("_now")))
 
@@ -355,7 +402,8 @@ def write_placements(s: Session, *, placed: Sequence[dict[str, Any]], assignment
         for i in range(0, len(ids), _LOOKUP_CHUNK):
             s.execute(delete(Assignment).where(Assignment.workload_id.in_(ids[i:i + _LOOKUP_CHUNK]))
                       .execution_options(synchronize_session=False))
-        s.connection().execute(_PLACED, list(placed))
+        conn = s.connection()
+        conn.execute(_PLACED[conn.dialect.name == "postgresql"], [{**p, "_doc": json.dumps(p["_doc"])} for p in placed])
     for i in range(0, len(assignments), _INSERT_CHUNK):
         s.connection().execute(_A_INSERT, list(assignments[i:i + _INSERT_CHUNK]))
     if unplaced:
