@@ -137,10 +137,21 @@ def test_a_pool_short_past_the_bound_is_a_capacity_failure(db):
     """Item 4: CoreWeave kept 12 workloads Provisioning ('0/1 nodes running') for over 6.5 minutes."""
     cloud, placer = FakeCloud(), TwoTypePlacer()
     c = make_controller(db, cloud, placer, engine=PendingEngine(cloud, "Standard_NC40ads_H100_v5"))
-    # The bound on a clock of observations, not seconds: a workload is overdue once seen short in 4
-    # observations in a row. With a 0 s bound, a healthy pool seen between "Provisioning" and its stack run's
-    # nodes (a race a loaded machine wins) was failed over too; the stuck pool stays short every pass.
-    c.short = failover.ShortWatch(bound_s=3, clock=itertools.count().__next__)
+    # The bound on a clock of passes, not seconds: a workload is overdue once seen short in 4 passes in a
+    # row. With a 0 s bound, a healthy pool seen between "Provisioning" and its stack run's nodes (a race a
+    # loaded machine wins) was failed over too; the stuck pool stays short every pass. The clock advances
+    # once a pass, not once a reading: with one tick per reading, every other short workload's reading moved
+    # this one's clock too, and a re-placed workload seen short twice while its stack ran was overdue.
+    passes = itertools.count()
+    now = [next(passes)]
+    tick = c.tick
+
+    def counted_tick() -> None:
+        now[0] = next(passes)
+        tick()
+
+    c.tick = counted_tick  # type: ignore[method-assign]
+    c.short = failover.ShortWatch(bound_s=3, clock=lambda: now[0])
     submit(db, "bad-luck", team="alpha")
     submit(db, "fine", team="beta")
     drive(c, passes=16)
