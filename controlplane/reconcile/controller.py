@@ -184,6 +184,7 @@ class Controller:
         self._taken: _Taken | None = None
         self._finished: tuple[tuple[Any, ...], FleetSnapshot] | None = None   # _finish's last inputs and result
         self.woken_passes = 0
+        self._dispatched_at = float("-inf")   # a non-leader's last dispatch round (_shared_rounds)
 
     # -- one pass ----------------------------------------------------------------------------------
     def snapshot(self) -> FleetSnapshot | None:
@@ -355,9 +356,14 @@ class Controller:
 
     # -- shared work other than stacks (sharing.py: observing and dispatch) ------------------------------
     def _shared_rounds(self) -> None:
-        """A replica that does not lead: its share of the observing (in the background) and of the dispatch."""
+        """A replica that does not lead: its share of the observing (in the background) and of the dispatch.
+        Dispatch once an interval: its round reads every placed row, its claims are given back for an interval
+        anyway (RunStep every_s), and a non-leader's passes run at each committed change (a runner process under
+        a stream of placements: many a second, each reading thousands of rows for nothing)."""
         self.observer.start_round()
-        if self.runs is not None and not self._stop.is_set():
+        now = time.monotonic()
+        if self.runs is not None and not self._stop.is_set() and now - self._dispatched_at >= self.cfg.interval_s:
+            self._dispatched_at = now
             self.runs.tick()
 
     def _observation(self) -> fleet.Observation:
