@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     reconcile: bool = True                  # run the loop (only the leader acts)
     # `awan serve`: the loop in a child process of its own (off the API's GIL), or inline in the API process.
     controller_process: str = Field(default="process", pattern="^(process|inline)$")
+    # `awan serve`: child processes that run only stack runs and observe rounds, so provisioning does not share
+    # the placing loop's GIL (controlplane/reconcile/runner.py); PostgreSQL only; 0 (the default): none.
+    runner_processes: int = Field(default=0, ge=0, le=16)
     reconcile_interval_s: float = Field(default=2.0, gt=0)
     stack_workers: int = Field(default=4, ge=1)
     provider_concurrency: int = Field(default=4, ge=1)   # stack runs of one provider at once, per replica

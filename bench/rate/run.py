@@ -62,6 +62,11 @@ def add_arguments(group: argparse._ArgumentGroup) -> None:
                             "seeded pools), so the clouds' quotas, which placement reads, bound it, not stock-outs")
     group.add_argument("--rate-drain-s", type=float, default=600.0,
                        help="longest wait for the accepted workloads to be placed after the window")
+    group.add_argument("--rate-running-s", type=float, default=0.0,
+                       help="then wait up to this long for the placed workloads to be Running, and report submit -> "
+                            "Running (default 0: not waited for)")
+    group.add_argument("--rate-runners", type=int, default=None,
+                       help="AWAN_RUNNER_PROCESSES of the service (default: the tree's own; a tree without it ignores it)")
 
 
 def submit_schedule(url: str, token: str, rate: float, seconds: float, prefix: str, procs: int,
@@ -132,6 +137,25 @@ def placed_times(db_url: str, names: set[str], drain_s: float) -> dict[str, floa
             time.sleep(1.0)
         with db.session() as s:
             rows = s.execute(select(Workload.name, Workload.placed_at).where(Workload.placed_at.is_not(None))).all()
+    return {name: at.timestamp() for name, at in rows if name in names}
+
+
+def running_times(db_url: str, names: set[str], bound_s: float) -> dict[str, float]:
+    """As ``placed_times``, for runningAt (the first time each was Running): wait up to ``bound_s`` for all."""
+    from sqlalchemy import func, select
+
+    from controlplane.store.models import Workload
+
+    deadline = time.monotonic() + bound_s
+    with _store(db_url) as db:
+        while time.monotonic() < deadline:
+            with db.session() as s:
+                n = s.scalar(select(func.count()).select_from(Workload).where(Workload.running_at.is_not(None))) or 0
+            if n >= len(names):
+                break
+            time.sleep(1.0)
+        with db.session() as s:
+            rows = s.execute(select(Workload.name, Workload.running_at).where(Workload.running_at.is_not(None))).all()
     return {name: at.timestamp() for name, at in rows if name in names}
 
 
@@ -215,8 +239,9 @@ def measure(kind: str, rate: int, seconds: int, args: argparse.Namespace, workdi
         if args.rate_pool_nodes:
             size_pools(config, args.rate_pool_nodes)
         pids: list[int] = []
+        extra = {} if args.rate_runners is None else {"RUNNER_PROCESSES": str(args.rate_runners)}
         with service(tree, db_url, config, workdir, pids, DB_POOL_SIZE="32", DB_MAX_OVERFLOW="8",
-                     API_WORKERS=str(args.rate_workers)) as url:
+                     API_WORKERS=str(args.rate_workers), **extra) as url:
             warm_up(url, token, db_url, args.rate_drain_s, args.rate_where, args.rate_gpus)
             load0 = os.getloadavg()
             cpu0, t0 = tree_cpu_s(pids[0]), time.monotonic()
@@ -228,6 +253,9 @@ def measure(kind: str, rate: int, seconds: int, args: argparse.Namespace, workdi
             placed = placed_times(db_url, set(ok), args.rate_drain_s)
             drain_cpu, drain_s = tree_cpu_s(pids[0]) - cpu0 - service_cpu, time.monotonic() - t0 - took
             tally = where_they_are(db_url, set(ok))
+            t1 = time.monotonic()
+            running = running_times(db_url, set(placed), args.rate_running_s) if args.rate_running_s else {}
+            running_wait_s = time.monotonic() - t1
             load1 = os.getloadavg()
             metrics = metrics_text(url)
     reqs.sort(key=lambda r: r["due"])
@@ -237,6 +265,7 @@ def measure(kind: str, rate: int, seconds: int, args: argparse.Namespace, workdi
     done = [r["done"] for r in ok.values()]
     answer = sorted(1000 * (r["done"] - r["due"]) for r in ok.values())
     lat = sorted(placed[n] - ok[n]["due"] for n in placed)
+    run_lat = sorted(running[n] - ok[n]["due"] for n in running)
     # From the answer (the commit) to Placed: the loop's part alone, without the time queued for the API.
     after = sorted(placed[n] - ok[n]["done"] for n in placed)
     errors = [r for r in posts.values() if r["status"] != 201]
@@ -268,7 +297,13 @@ def measure(kind: str, rate: int, seconds: int, args: argparse.Namespace, workdi
         # ... and from the last answer until every workload was placed (or the bound): the API idle, the
         # controller process placing the rest; about 1 core here means the loop is CPU-bound.
         "drain_s": round(drain_s, 1), "service_cpu_drain_s": round(drain_cpu, 1),
-        "loop": loop_figures(metrics), **tally,
+        "loop": loop_figures(metrics), **tally, "runners": args.rate_runners,
+        # With --rate-running-s: how many of the placed were Running by the end of that wait, and submit -> Running.
+        "running": len(run_lat), "running_wait_s": round(running_wait_s, 1),
+        "running_p50_s": round(percentile(run_lat, 50), 3), "running_p99_s": round(percentile(run_lat, 99), 3),
+        "running_max_s": round(run_lat[-1], 3) if run_lat else 0.0,
+        # Running within so long of its submit: comparable across trees whose placing drains end at different times.
+        "running_within_s": {str(b): sum(x <= b for x in run_lat) for b in (60, 120, 180, 240, 300, 360)},
     }
     print(f"rate: {kind} offered {rate} workloads/s x {seconds} s, {docs} per POST ({res['offered_post_rate']} POST/s, "
           f"{args.rate_client} client): sent {res['sent_rate']} POST/s, accepted {res['accepted']} workloads "
@@ -280,7 +315,8 @@ def measure(kind: str, rate: int, seconds: int, args: argparse.Namespace, workdi
           f"{load1[0]:.1f}; CPU over {res['schedule_s']} s: service {res['service_cpu_s']} s, submitters "
           f"{res['submitters_cpu_s']} s (workers {args.rate_workers}); then {res['drain_s']} s placing the rest: service "
           f"CPU {res['service_cpu_drain_s']} s; loop {res['loop']}; placed by state {tally['placed_by_state']}, not placed "
-          f"{tally['unplaced']}", flush=True)
+          f"{tally['unplaced']}; Running {res['running']} (submit -> Running p50/p99/max {res['running_p50_s']}/"
+          f"{res['running_p99_s']}/{res['running_max_s']} s, waited {res['running_wait_s']} s)", flush=True)
     return res
 
 

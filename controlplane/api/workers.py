@@ -242,9 +242,9 @@ class Supervisor:
         answering = None
         try:
             if self.settings.reconcile:
-                from controlplane.reconcile.child import ChildLoop
+                from controlplane.reconcile.runner import service_loop
 
-                self._loop = ChildLoop(self.settings.model_dump(), self.config)
+                self._loop = service_loop(self.settings, self.config)
                 self._loop.start()
                 answering = peers.Answering(self._run_dir / CONTROLLER_SOCKET, self._answer)
             self._workers = [self._spawn(i) for i in range(self.n)]

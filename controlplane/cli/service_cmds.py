@@ -11,7 +11,7 @@ import typer
 from controlplane.cli.output import fail
 
 if TYPE_CHECKING:
-    from controlplane.api.context import LoopFactory, ServiceContext
+    from controlplane.api.context import LoopFactory, ServiceContext, ServiceLoop
     from controlplane.settings import Settings
 
 db_app = typer.Typer(help="The store: migrations.", no_args_is_help=True)
@@ -75,6 +75,9 @@ def serve(
     if settings.api_workers > 1 and settings.reconcile and settings.controller_process != "process":
         fail("serve: --workers (AWAN_API_WORKERS) above 1 needs the loop in its own process: unset "
              "AWAN_CONTROLLER_PROCESS=inline (inline, every worker would run a loop)")
+    if settings.runner_processes and not settings.db_url.startswith("postgresql"):
+        fail("serve: runner processes (AWAN_RUNNER_PROCESSES) need PostgreSQL (shared stack runs); set it to 0 "
+             "or unset it on SQLite")
     log = get_logger("awan.serve")
     from controlplane.api import create_app
     from controlplane.cli.clouds import require_clouds
@@ -119,11 +122,11 @@ def loop_factory(settings: Settings) -> LoopFactory | None:
     ``AWAN_CONTROLLER_PROCESS=inline``; None: create_app's own choice (in process, or none)."""
     if not settings.reconcile or settings.controller_process != "process":
         return None
-    from controlplane.reconcile.child import ChildLoop
+    from controlplane.reconcile.runner import WithRunners, service_loop
 
-    def build(c: ServiceContext) -> ChildLoop:
-        loop = ChildLoop(c.settings.model_dump(), c.config)
-        c.metrics_sources.append(loop.exposition)
+    def build(c: ServiceContext) -> ServiceLoop:
+        loop = service_loop(c.settings, c.config)
+        c.metrics_sources.extend(loop.sources() if isinstance(loop, WithRunners) else [loop.exposition])
         return loop
 
     return build

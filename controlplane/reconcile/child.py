@@ -20,6 +20,9 @@ The parent (the API process) and this child:
   for the parent's stop; a SIGTERM sent to the child itself drains it;
 - **restarted** if it exits on its own (a crash): the service keeps reconciling;
 - **its logs** go to the parent's stdout/stderr (inherited), in the same format.
+
+A runner process (runner.py: stack runs and shared rounds only, never the leader) is the same child with
+``runner`` set: a ChildLoop each, spawned, stopped, killed and restarted the same way.
 """
 
 from __future__ import annotations
@@ -74,8 +77,10 @@ class ChildLoop:
     """The service's loop (context.ServiceLoop) run in a child process. ``elector.is_leader`` and
     ``exposition()`` ask the child; both answer "no"/nothing while it is starting or gone."""
 
-    def __init__(self, settings: dict[str, Any], config: AwanConfig | None) -> None:
+    def __init__(self, settings: dict[str, Any], config: AwanConfig | None, *, runner: int | None = None) -> None:
         self._settings = settings
+        self._runner = runner           # runner.py: this runner's index; None: the loop's child
+        self._what = "controller" if runner is None else "runner"
         self._config = config
         self._mp = multiprocessing.get_context("spawn")
         self._lock = threading.Lock()         # one question at a time on the pipe
@@ -115,12 +120,18 @@ class ChildLoop:
                 return
             ours, theirs = self._mp.Pipe()
             ready = self._mp.Event()
-            proc = self._mp.Process(target=main, args=(theirs, self._settings, self._config, os.getpid(), ready),
-                                    name="awan-controller", daemon=False)
+            settings = self._settings
+            if self._runner is not None:
+                from controlplane.reconcile.runner import runner_holder
+
+                settings = {**settings, "replica_id": runner_holder(str(settings["replica_id"]), self._runner)}
+            proc = self._mp.Process(target=main, args=(theirs, settings, self._config, os.getpid(), ready,
+                                                       self._runner is not None),
+                                    name=f"awan-{self._what}", daemon=False)
             proc.start()
             theirs.close()      # our copy: the child's end of file on ours is then the child's exit
             self._proc, self._conn, self._ready = proc, ours, ready
-        log.info("controller process started", pid=proc.pid)
+        log.info(f"{self._what} process started", pid=proc.pid)
 
     def _supervise(self) -> None:
         """Restarts a child that exited on its own. Returns only once the child has exited: Linux's parent
@@ -134,7 +145,7 @@ class ChildLoop:
                 continue
             if self._stopping.is_set() or proc is not self._proc:
                 return
-            log.error("controller process exited; starting another", pid=proc.pid, exitcode=proc.exitcode)
+            log.error(f"{self._what} process exited; starting another", pid=proc.pid, exitcode=proc.exitcode)
             if self._stopping.wait(RESTART_S):
                 return
             self._spawn()
@@ -175,7 +186,7 @@ class ChildLoop:
                     break
         proc.join(timeout=ANSWER_S)
         if proc.exitcode is None:
-            log.warning("controller process did not exit after its grace; killing it", pid=proc.pid)
+            log.warning(f"{self._what} process did not exit after its grace; killing it", pid=proc.pid)
             proc.kill()
             proc.join(timeout=ANSWER_S)
         conn.close()
@@ -199,8 +210,9 @@ def _die_with(parent_pid: int) -> None:
 
 
 def main(conn: Connection, settings: dict[str, Any], config: AwanConfig | None, parent_pid: int,
-         ready: EventType) -> None:
-    """The child: build the loop as the API process would, start it, answer the parent until told to stop."""
+         ready: EventType, runner: bool = False) -> None:
+    """The child: build the loop as the API process would (``runner``: a runner's, runner.py), start it,
+    answer the parent until told to stop."""
     _die_with(parent_pid)
     # Below the API process (controlplane/priority.py says why), before this process starts any thread: on
     # Linux the nice value is per thread and inherited by the threads created after.
@@ -216,6 +228,7 @@ def main(conn: Connection, settings: dict[str, Any], config: AwanConfig | None, 
     from controlplane.logs import configure_logging
     from controlplane.reconcile.metrics import LoopMetrics
     from controlplane.reconcile.policy_source import PolicySource
+    from controlplane.reconcile.runner import Presence
     from controlplane.reconcile.runtime import build_controller
     from controlplane.settings import Settings
     from controlplane.store.db import Database
@@ -231,13 +244,19 @@ def main(conn: Connection, settings: dict[str, Any], config: AwanConfig | None, 
         providers = build_providers(config)
     ctx = ServiceContext(settings=s, db=db, providers=providers, policies=PolicySource(db, s.policies),
                          metrics=LoopMetrics(), config=config)
-    controller = build_controller(ctx)
+    controller = build_controller(ctx, runner=runner)
+    presence = Presence(controller.share) if runner else None
     controller.start()
     ready.set()
-    log.info("controller process reconciling", pid=os.getpid(), replica=s.replica_id)
+    if presence is None:
+        log.info("controller process reconciling", pid=os.getpid(), replica=s.replica_id)
+    else:
+        log.info("runner process running stacks", pid=os.getpid(), replica=s.replica_id)
     stop = _Stop(True, s.shutdown_grace_s)
     try:
         while not term.is_set():
+            if presence is not None:
+                presence.beat()
             if not conn.poll(0.5):
                 continue
             msg = conn.recv()
@@ -251,6 +270,8 @@ def main(conn: Connection, settings: dict[str, Any], config: AwanConfig | None, 
     except (EOFError, OSError):
         os._exit(1)         # the parent is gone: a crash of the service, not a shutdown (no draining)
     drained = controller.stop(release_lease=stop.release_lease, grace_s=stop.grace_s)
+    if presence is not None:
+        presence.leave()
     for p in providers.values():
         p.close()
     db.dispose()

@@ -84,6 +84,8 @@ class LoopConfig:
     provider_concurrency: int = 4      # stack runs of one provider at once in this replica (API rate limits)
     work_lease_ttl_s: float = 30.0     # a dead replica's stack leases are taken over after this
     share_work: bool | None = None     # every replica runs stacks; None: on PostgreSQL only (SKIP LOCKED)
+    # The leader leaves stack runs to runner processes while one holds a live "runner" lease (runner.py).
+    stacks_to_runners: bool = False
     learn_capacity: bool = True        # cap pools by capacity_estimates (False: block list only, as before)
     # Slow start for pools whose clouds publish no free capacity (capacity_estimates.Learned); 0 = off. Off by
     # default: a cap of N nodes on a pool nothing has run in would hold a single gang larger than N forever.
@@ -194,6 +196,7 @@ class Controller:
         self._finished: tuple[tuple[Any, ...], FleetSnapshot] | None = None   # _finish's last inputs and result
         self._read_failed = False   # the last capacity read left a provider out (it failed)
         self.woken_passes = 0
+        self._dispatched_at = float("-inf")   # a non-leader's last dispatch round (_shared_rounds)
 
     # -- one pass ----------------------------------------------------------------------------------
     def snapshot(self) -> FleetSnapshot | None:
@@ -322,7 +325,8 @@ class Controller:
                 self.edge.usage_dirty = False
         if self._stop.is_set():
             return
-        self._run_stacks()
+        if not self._runners_take_stacks():
+            self._run_stacks()
         if self._stop.is_set():
             return
         if self.edge is not None:
@@ -337,6 +341,13 @@ class Controller:
             self.runs.tick()
             if self.edge is not None:
                 self.edge.runs_dirty = False
+
+    def _runners_take_stacks(self) -> bool:
+        """Whether this leader leaves the stack runs to the runner processes (runner.py): while one is live,
+        so placing keeps this interpreter's GIL. Not with drift seen: only the leader knows it (its
+        observation), and a drifted stack is forced now, not at its resync."""
+        return (self.cfg.stacks_to_runners and self.shares_work and not self._drifted
+                and self.share.runners() > 0)
 
     def _place(self, snapshot: Callable[[], FleetSnapshot | None]) -> None:
         unplaced = placing.place_pending(
@@ -380,9 +391,14 @@ class Controller:
 
     # -- shared work other than stacks (sharing.py: observing and dispatch) ------------------------------
     def _shared_rounds(self) -> None:
-        """A replica that does not lead: its share of the observing (in the background) and of the dispatch."""
+        """A replica that does not lead: its share of the observing (in the background) and of the dispatch.
+        Dispatch once an interval: its round reads every placed row, its claims are given back for an interval
+        anyway (RunStep every_s), and a non-leader's passes run at each committed change (a runner process under
+        a stream of placements: many a second, each reading thousands of rows for nothing)."""
         self.observer.start_round()
-        if self.runs is not None and not self._stop.is_set():
+        now = time.monotonic()
+        if self.runs is not None and not self._stop.is_set() and now - self._dispatched_at >= self.cfg.interval_s:
+            self._dispatched_at = now
             self.runs.tick()
 
     def _observation(self) -> fleet.Observation:

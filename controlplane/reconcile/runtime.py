@@ -40,9 +40,10 @@ def stack_config(config: AwanConfig | None) -> dict[str, dict[str, str]]:
     return out
 
 
-def build_controller(ctx: Any, engine: Any = None, *, engine_kind: EngineKind = "auto",
+def build_controller(ctx: Any, engine: Any = None, *, engine_kind: EngineKind = "auto", runner: bool = False,
                      **overrides: Any) -> Controller:
     """``engine_kind``: which engine to build when none is given (it shares the guarded providers);
+    ``runner``: a runner process's Controller (runner.py: never the leader, no wake socket of its own);
     ``overrides``: Controller keyword arguments (``place``, ``snapshot``) for tests and tools."""
     s = ctx.settings
     # Every call of the loop and the engine goes through a per-provider circuit breaker: one sick cloud
@@ -57,14 +58,18 @@ def build_controller(ctx: Any, engine: Any = None, *, engine_kind: EngineKind = 
         # same breaker, retries and metrics as the loop's and the API's (no second set of adapters).
         engine = select_engine(engine_kind, config=ctx.config, store=DbStackStateStore(ctx.db),
                                providers=guarded)
-    elector = LeaderElector(ctx.db, s.replica_id, ttl_s=s.lease_ttl_s, renew_s=s.lease_renew_s)
+    from controlplane.reconcile.runner import NeverLeads, runner_processes
+
+    elector = (NeverLeads(ctx.db, s.replica_id) if runner
+               else LeaderElector(ctx.db, s.replica_id, ttl_s=s.lease_ttl_s, renew_s=s.lease_renew_s))
     cfg = LoopConfig(interval_s=s.reconcile_interval_s, stack_workers=s.stack_workers, resync_s=s.stack_resync_s,
                      retry_base_s=s.retry_base_s, retry_max_s=s.retry_max_s, lock_ttl_s=s.lock_ttl_s,
                      short_bound_s=s.pool_short_bound_s, provider_concurrency=s.provider_concurrency,
                      work_lease_ttl_s=s.work_lease_ttl_s, capacity_slow_start=s.capacity_slow_start,
                      full_resync_s=s.resync_s, edge=s.edge_passes,
                      observe_s=s.reconcile_interval_s if s.observe_interval_s is None else s.observe_interval_s,
-                     wake_socket=s.wake_socket, stack_config=stack_config(ctx.config))
+                     wake_socket=None if runner else s.wake_socket, stack_config=stack_config(ctx.config),
+                     stacks_to_runners=not runner and runner_processes(s) > 0)
     if "clusters" not in overrides and ctx.config is not None:
         from controlplane.dispatch.clusters import ClusterSet
 

@@ -38,9 +38,9 @@ What stays with the leader, and why:
   a workload whose nodes were preempted or never came.
 - Applying observations: the transitions (Provisioning -> Starting/Running, drift back to Provisioning,
   preempted -> re-placed, Deleting -> Deleted) read every provider of a workload at once (a workload may
-  span providers, each observed by a different replica) and some decide from state the leader keeps over
-  passes (the short-of-nodes timers, the health debounce). They are a database pass of milliseconds;
-  the waiting (list calls) is what is shared. The leader applies each scope's newest answer if it was
+  span providers, each observed by a different replica) and some decide from state kept over passes (the
+  short-of-nodes and unobserved clocks, in the store: controlplane/store/clocks.py; the health debounce).
+  They are a database pass of milliseconds; the waiting (list calls) is what is shared. The leader applies each scope's newest answer if it was
   published recently (two leases' lives, at least half the short-of-nodes bound: a list over many slow
   regions can take tens of seconds); else, or on an error, the scope is "unknown", as after a failed list
   call. A workload is compared only when every (provider, region) it is assigned is known: its
@@ -85,6 +85,8 @@ class WorkShare:
         self._thread: threading.Thread | None = None
         self._members = 1
         self._members_at = float("-inf")
+        self._runners = 0
+        self._runners_at = float("-inf")
 
     # -- stack runs: one lease a run ---------------------------------------------------------------
     def claim(self, keys: Sequence[str], limit: int, force: Iterable[str] = (),
@@ -127,6 +129,20 @@ class WorkShare:
         except Exception as e:   # keep the last count: a share a little off for a while is harmless
             log.warning("counting replicas failed", error=str(e))
         return self._members
+
+    def runners(self) -> int:
+        """How many runner processes (controlplane/reconcile/runner.py) hold a live "runner" lease; read
+        again every third of the lease's life. On an error: 0, so the caller runs the stacks itself."""
+        now = time.monotonic()
+        if now - self._runners_at < self.ttl_s / 3:
+            return self._runners
+        try:
+            self._runners = work_leases.count_live(self.db, work_leases.RUNNER)
+        except Exception as e:
+            log.warning("counting runner processes failed", error=str(e))
+            self._runners = 0
+        self._runners_at = now
+        return self._runners
 
     def take(self, kind: str, keys: Sequence[str]) -> dict[str, int]:
         """Claim this replica's share of ``keys`` this round: at most ceil(len / live replicas), taking the

@@ -21,7 +21,8 @@ Kinds taken a round at a time (controlplane/reconcile/sharing): "observe" (one s
 nodes: a region of a provider, or a provider listed whole), "dispatch" (following one workload's run on its clusters), "sweep" (collecting one cluster's
 garbage). Each is claimed for one round and given back with a backoff of one round, so no other replica
 repeats it in the same round. Kind "replica" is one row per live replica (renewed with its other leases):
-the count that splits each round's work into fair shares.
+the count that splits each round's work into fair shares. Kind "runner" is one row per live runner process
+(controlplane/reconcile/runner.py): while one is live the leader leaves stack runs to them.
 
 Observations (scope -> nodes) are published to ``observations``, fenced by the observe lease, for the
 one leader to apply.
@@ -48,6 +49,7 @@ OBSERVE = "observe"
 DISPATCH = "dispatch"
 SWEEP = "sweep"
 REPLICA = "replica"
+RUNNER = "runner"
 
 
 def _ensure(db: Database, kind: str, keys: Iterable[str]) -> None:

@@ -62,7 +62,7 @@ class Served:
     def children(self) -> list[int]:
         """The service's processes other than its own: the controller process and any API workers."""
         return [int(str(e["pid"])) for e in self.named("api worker serving")
-                + self.named("controller process reconciling")]
+                + self.named("controller process reconciling") + self.named("runner process running stacks")]
 
 
 S = TypeVar("S", bound=Served)
@@ -70,11 +70,11 @@ S = TypeVar("S", bound=Served)
 
 @contextlib.contextmanager
 def serving(kind: type[S], tmp_path: Path, ready: Callable[[S], bool], what: str, args: tuple[str, ...] = (),
-            **env: str) -> Iterator[S]:
-    """``awan serve --mock`` on a fresh SQLite store with a member token, JSON logs read into ``events``;
-    yielded once ``ready`` holds. ``env``: AWAN_* variables beside the suites' own (a 5 s grace). Killed
-    afterwards, with every child process it logged."""
-    url = f"sqlite:///{tmp_path}/awan.db"
+            db_url: str | None = None, **env: str) -> Iterator[S]:
+    """``awan serve --mock`` on a fresh SQLite store (or ``db_url``, migrated here) with a member token, JSON
+    logs read into ``events``; yielded once ``ready`` holds. ``env``: AWAN_* variables beside the suites' own
+    (a 5 s grace). Killed afterwards, with every child process it logged."""
+    url = db_url or f"sqlite:///{tmp_path}/awan.db"
     db = Database.from_url(url)
     upgrade(db.engine)
     with db.session() as s:

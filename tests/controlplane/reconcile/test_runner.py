@@ -1,0 +1,162 @@
+"""A runner (controlplane/reconcile/runner.py: a Controller that never leads, with a live "runner" lease) beside
+the leader on one PostgreSQL: while the runner is live every stack run is the runner's and the leader only
+places; no stack is run by both at once; when the runner stops renewing (killed) or leaves (drained) the leader
+runs the stacks itself again. Waits are on conditions with generous bounds."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from controlplane.policy import PolicySet
+from controlplane.reconcile.controller import Controller, LoopConfig
+from controlplane.reconcile.runner import NeverLeads, Presence, runner_holder, runner_processes
+from controlplane.settings import Settings
+from controlplane.store import audit
+from controlplane.store import work_leases as wl
+from controlplane.store.db import Database
+from controlplane.store.migrate import upgrade
+from tests.controlplane.reconcile.fakes import FakeCloud, FakeProvider
+from tests.controlplane.reconcile.harness import make_controller, states, submit
+from tests.controlplane.reconcile.test_work_sharing import RunLog, SlowEngine, SpreadPlacer, wait_for
+from tests.controlplane.store.dbfixture import PgSchema
+
+TTL_S = 3.0
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    schema = PgSchema().create()
+    d = Database.from_url(schema.url)
+    upgrade(d.engine)
+    d.dispose()
+    yield schema.url
+    schema.drop()
+
+
+class Runner:
+    """A runner process's Controller and its presence beat (child.main's loop beats every 0.5 s)."""
+
+    def __init__(self, db: Database, cloud: FakeCloud, placer: SpreadPlacer, log: RunLog, holder: str) -> None:
+        cfg = LoopConfig(interval_s=0.05, resync_s=3600, retry_base_s=0.01, work_lease_ttl_s=TTL_S,
+                         stack_workers=2, provider_concurrency=2)
+        self.controller = Controller(db, {"aws": FakeProvider("aws", cloud)}, SlowEngine(cloud, log, holder),
+                                     elector=NeverLeads(db, holder), policies=PolicySet.default, config=cfg,
+                                     place=placer, snapshot=lambda: None)
+        self.presence = Presence(self.controller.share)
+        self._stop = threading.Event()
+        self._beat = threading.Thread(target=self._beats, daemon=True)
+
+    def _beats(self) -> None:
+        while not self._stop.wait(0.1):
+            self.presence.beat()
+
+    def start(self) -> None:
+        self.presence.beat()
+        self._beat.start()
+        self.controller.start()
+
+    def kill(self) -> None:
+        """Stops acting and renewing without a word (its leases are left to expire), as a SIGKILL would."""
+        if self._stop.is_set():
+            return
+        self._stop.set()
+        self._beat.join()
+        self.controller.stop(release_lease=False)
+
+    def drain(self) -> None:
+        self.kill()
+        self.presence.leave()
+
+
+def _leader(db: Database, cloud: FakeCloud, placer: SpreadPlacer, log: RunLog) -> Controller:
+    return make_controller(db, cloud, placer, holder="leader", ttl_s=TTL_S, stack_workers=2, provider_concurrency=2,
+                           work_lease_ttl_s=TTL_S, engine=SlowEngine(cloud, log, "leader"),
+                           stacks_to_runners=True)
+
+
+def _actors(db: Database, action: str) -> set[str]:
+    with db.session() as s:
+        return {e.actor for e in audit.events(s, kind="workload", limit=10_000) if e.action == action}
+
+
+def _running(db: Database, names: list[str]) -> bool:
+    got = states(db)
+    return all(got.get(n) == "Running" for n in names)
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_the_runner_runs_every_stack_and_the_leader_takes_them_back_when_it_is_killed(pg_url: str) -> None:
+    cloud, placer, log = FakeCloud(), SpreadPlacer(), RunLog()
+    dbs = [Database.from_url(pg_url, pool_size=4, max_overflow=4) for _ in range(2)]
+    leader = _leader(dbs[0], cloud, placer, log)
+    runner = Runner(dbs[1], cloud, placer, log, "runner")
+    runner.start()
+    wait_for(lambda: wl.count_live(dbs[0], wl.RUNNER) == 1)
+    leader.start()
+    try:
+        first = [f"job-{i}" for i in range(16)]
+        for n in first:
+            submit(dbs[0], n, gpus=8)
+        wait_for(lambda: _running(dbs[0], first))
+        assert {r.replica for r in log.runs} == {"runner"}, "the leader ran stacks beside a live runner"
+        assert _actors(dbs[0], "provisioning") == {"controller:runner"}
+        assert _actors(dbs[0], "placed") == {"controller:leader"}
+
+        runner.kill()
+        ran = len(log.runs)
+        second = [f"job-{i}" for i in range(16, 32)]
+        for n in second:
+            submit(dbs[0], n, gpus=8)
+        wait_for(lambda: _running(dbs[0], second))   # after the runner lease's expiry (TTL_S), by the leader
+        assert {r.replica for r in log.runs[ran:]} == {"leader"}
+        assert "controller:leader" in _actors(dbs[0], "provisioning")
+    finally:
+        leader.stop()
+        runner.kill()
+    assert log.overlaps() == []
+    assert placer.decided == {f"job-{i}": 1 for i in range(32)}
+    assert len(cloud.creates) == len(set(cloud.creates)) == 32
+    for d in dbs:
+        d.dispose()
+
+
+@pytest.mark.postgres
+def test_a_drained_runner_hands_the_stacks_back_at_once(pg_url: str) -> None:
+    """Its "runner" lease released: the leader runs stacks at its next count, not after the lease's life."""
+    cloud, placer, log = FakeCloud(), SpreadPlacer(), RunLog()
+    dbs = [Database.from_url(pg_url, pool_size=4, max_overflow=4) for _ in range(2)]
+    runner = Runner(dbs[1], cloud, placer, log, "runner")
+    runner.start()
+    wait_for(lambda: wl.count_live(dbs[0], wl.RUNNER) == 1)
+    runner.drain()
+    assert wl.count_live(dbs[0], wl.RUNNER) == 0
+    leader = _leader(dbs[0], cloud, placer, log)
+    leader.start()
+    try:
+        submit(dbs[0], "job-0", gpus=8)
+        wait_for(lambda: _running(dbs[0], ["job-0"]))
+    finally:
+        leader.stop()
+    assert {r.replica for r in log.runs} == {"leader"}
+    for d in dbs:
+        d.dispose()
+
+
+def test_runner_processes_are_opt_in() -> None:
+    pg = "postgresql+psycopg://u@h/db"
+    assert runner_processes(Settings(db_url=pg)) == 0
+    assert runner_processes(Settings(db_url="sqlite:///x.db")) == 0
+    assert runner_processes(Settings(db_url=pg, runner_processes=3)) == 3
+    assert runner_processes(Settings(db_url=pg, runner_processes=0)) == 0
+    assert runner_processes(Settings(db_url=pg, controller_process="inline")) == 0   # no child processes
+    assert runner_processes(Settings(db_url=pg, reconcile=False)) == 0
+
+
+def test_each_start_of_a_runner_has_a_holder_of_its_own() -> None:
+    """A restarted runner must not renew (by holder) the leases its dead predecessor left to expire."""
+    names = {runner_holder("r1", 0) for _ in range(20)}
+    assert len(names) == 20 and all(n.startswith("r1.runner0.") for n in names)
