@@ -5,7 +5,20 @@ from collections.abc import Iterator
 import pytest
 
 from controlplane.reconcile.controller import Controller
-from tests.controlplane.store.dbfixture import db, db_url  # noqa: F401
+from controlplane.store.db import Database
+from controlplane.store.migrate import upgrade
+from tests.controlplane.store.dbfixture import PgSchema, db, db_url  # noqa: F401
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A migrated PostgreSQL schema of the test's own (several replicas' Controllers share it): the URL."""
+    schema = PgSchema().create()
+    d = Database.from_url(schema.url)
+    upgrade(d.engine)
+    d.dispose()
+    yield schema.url
+    schema.drop()
 
 
 @pytest.fixture(autouse=True)

@@ -24,8 +24,7 @@ from controlplane.store import audit, clocks
 from controlplane.store import workloads as repo
 from controlplane.store.db import Database
 from controlplane.store.models import Assignment, Lease, WorkloadState
-from providers.catalog import CapacityType
-from providers.model import Node, NodeState
+from providers.model import NodeState
 from tests.controlplane.reconcile.fakes import FakeCloud, FakeProvider
 from tests.controlplane.reconcile.harness import drive, make_controller, submit
 from tests.controlplane.reconcile.test_isolation import PendingEngine, TwoTypePlacer
@@ -40,6 +39,7 @@ from tests.controlplane.reconcile.test_unobserved_failover import (  # noqa: F40
     _list_fails,
     _rows,
     _since,
+    coreweave_pair,
     loop,
 )
 
@@ -169,26 +169,6 @@ def test_a_running_workload_held_there_keeps_its_since_across_a_restart(
 
 
 # -- (3) entries end with their condition, (4) only the leader of the lease's epoch writes them --------------------
-def _coreweave(db: Database) -> tuple[FakeCloud, FakeProvider, dict[str, str]]:
-    """Two workloads on a provider listed whole, each with its node up: one Provisioning, one Running."""
-    cloud, keys = FakeCloud(), {}
-    for name, state in (("wait", PROVISIONING), ("run", RUNNING)):
-        submit(db, name, gpus=8)
-        with db.session() as s:
-            row = repo.get(s, name)
-            assert row is not None
-            row.state = state
-            row.assignments.append(Assignment(pool=f"{name}-p", provider="coreweave", region="US-EAST-04",
-                                              zone="US-EAST-04A", instance_type="gd-8xh100ib-i128", nodes=1, gpus=8,
-                                              gpu_model="H100", capacity_type="on-demand"))
-            keys[name] = row.key
-        cloud.nodes[f"{name}-n"] = Node(provider="coreweave", id=f"{name}-n", name=f"{name}-n", region="US-EAST-04",
-                                        zone="US-EAST-04A", instance_type="gd-8xh100ib-i128",
-                                        capacity_type=CapacityType.ON_DEMAND, state=NodeState.RUNNING,
-                                        pool=f"{name}-p", workload=keys[name], gpus=8)
-    return cloud, FakeProvider("coreweave", cloud), keys
-
-
 class Applier:
     def __init__(self, db: Database, provider: FakeProvider, fenced: Any = lambda: True) -> None:
         self.db, self.provider, self.fenced, self.clock = db, provider, fenced, Clock()
@@ -202,7 +182,7 @@ class Applier:
 
 
 def test_the_stored_clocks_go_when_their_condition_ends(db: Database) -> None:
-    cloud, cw, keys = _coreweave(db)
+    cloud, cw, keys = coreweave_pair(db)
     cw.fail_list = True
     apply = Applier(db, cw)
     apply(5.0)
@@ -229,7 +209,7 @@ def test_the_stored_clocks_go_when_their_condition_ends(db: Database) -> None:
 
 
 def test_a_deposed_leader_writes_no_clock(db: Database) -> None:
-    _, cw, keys = _coreweave(db)
+    _, cw, keys = coreweave_pair(db)
     old = LeaderElector(db, "r1", ttl_s=15.0, renew_s=5.0, own_connection=False)
     assert old.step()
     cw.fail_list = True

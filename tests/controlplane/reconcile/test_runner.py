@@ -6,7 +6,6 @@ runs the stacks itself again. Waits are on conditions with generous bounds."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 
 import pytest
 
@@ -17,23 +16,11 @@ from controlplane.settings import Settings
 from controlplane.store import audit
 from controlplane.store import work_leases as wl
 from controlplane.store.db import Database
-from controlplane.store.migrate import upgrade
 from tests.controlplane.reconcile.fakes import FakeCloud, FakeProvider
 from tests.controlplane.reconcile.harness import make_controller, states, submit
 from tests.controlplane.reconcile.test_work_sharing import RunLog, SlowEngine, SpreadPlacer, wait_for
-from tests.controlplane.store.dbfixture import PgSchema
 
 TTL_S = 3.0
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    schema = PgSchema().create()
-    d = Database.from_url(schema.url)
-    upgrade(d.engine)
-    d.dispose()
-    yield schema.url
-    schema.drop()
 
 
 class Runner:

@@ -28,26 +28,14 @@ from controlplane.store import work_leases as wl
 from controlplane.store import workloads as repo
 from controlplane.store.coltypes import utcnow
 from controlplane.store.db import Database
-from controlplane.store.migrate import upgrade
 from controlplane.store.models import Assignment, Observed, WorkloadState
 from providers.catalog.model import CapacityType
 from providers.config import ClusterConfig, parse_config
 from providers.model import Node, NodeState
 from tests.controlplane.reconcile.fakes import FakeCloud, FakeEngine, FakePlacer, FakeProvider
-from tests.controlplane.store.dbfixture import PgSchema
 
 pytestmark = pytest.mark.postgres
 PROVIDERS = ["aws", "azure", "coreweave", "gcp", "lambda", "oci"]
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    schema = PgSchema().create()
-    d = Database.from_url(schema.url)
-    upgrade(d.engine)
-    d.dispose()
-    yield schema.url
-    schema.drop()
 
 
 def wait_for(cond, timeout_s: float = 90.0) -> None:  # type: ignore[no-untyped-def]

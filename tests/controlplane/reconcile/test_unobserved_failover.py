@@ -217,10 +217,9 @@ def _obs(providers: dict[str, Provider]) -> Observation:
     return observing.observe(providers, LoopMetrics())
 
 
-def test_a_provider_listed_whole_that_cannot_be_listed_is_held_then_its_provisioning_workload_moves(
-        db: Database) -> None:
-    cloud, clock = FakeCloud(), Clock()
-    cw = FakeProvider("coreweave", cloud)
+def coreweave_pair(db: Database) -> tuple[FakeCloud, FakeProvider, dict[str, str]]:
+    """Two workloads on a provider listed whole, each with its node up: one Provisioning, one Running."""
+    cloud, keys = FakeCloud(), {}
     for name, state in (("wait", PROVISIONING), ("run", RUNNING)):
         submit(db, name, gpus=8)
         with db.session() as s:
@@ -230,10 +229,18 @@ def test_a_provider_listed_whole_that_cannot_be_listed_is_held_then_its_provisio
             row.assignments.append(Assignment(pool=f"{name}-p", provider="coreweave", region="US-EAST-04",
                                               zone="US-EAST-04A", instance_type="gd-8xh100ib-i128", nodes=1, gpus=8,
                                               gpu_model="H100", capacity_type="on-demand"))
-            key = row.key
+            keys[name] = row.key
         cloud.nodes[f"{name}-n"] = Node(provider="coreweave", id=f"{name}-n", name=f"{name}-n", region="US-EAST-04",
-                                        zone="US-EAST-04A", instance_type="gd-8xh100ib-i128", capacity_type=CapacityType.ON_DEMAND,
-                                        state=NodeState.RUNNING, pool=f"{name}-p", workload=key, gpus=8)
+                                        zone="US-EAST-04A", instance_type="gd-8xh100ib-i128",
+                                        capacity_type=CapacityType.ON_DEMAND, state=NodeState.RUNNING,
+                                        pool=f"{name}-p", workload=keys[name], gpus=8)
+    return cloud, FakeProvider("coreweave", cloud), keys
+
+
+def test_a_provider_listed_whole_that_cannot_be_listed_is_held_then_its_provisioning_workload_moves(
+        db: Database) -> None:
+    clock = Clock()
+    _, cw, _ = coreweave_pair(db)
     cw.fail_list = True
     short, unseen, blocks, metrics = (failover.ShortWatch(BOUND, clock=clock), Unobserved(clock=clock),
                                       failover.BlockList(clock=clock), LoopMetrics())

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,26 +16,14 @@ from controlplane.placement.results import Assignment
 from controlplane.store import audit
 from controlplane.store import work_leases as wl
 from controlplane.store.db import Database
-from controlplane.store.migrate import upgrade
 from infra.engines.base import UpResult
 from infra.spec import StackSpec
 from providers.catalog.model import CapacityType
 from tests.controlplane.reconcile.fakes import FakeCloud, FakeDecision, FakeEngine, FakeResult
 from tests.controlplane.reconcile.harness import make_controller, states, submit
-from tests.controlplane.store.dbfixture import PgSchema
 
 pytestmark = pytest.mark.postgres
 REGIONS = [f"us-east-{i}" for i in range(1, 9)]
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    schema = PgSchema().create()
-    d = Database.from_url(schema.url)
-    upgrade(d.engine)
-    d.dispose()
-    yield schema.url
-    schema.drop()
 
 
 class SpreadPlacer:
