@@ -17,8 +17,10 @@ a new holder name, so the new one never renews the dead one's leases. A drained 
 lease at once.
 
 PostgreSQL only: shared stack runs need ``SELECT ... FOR UPDATE SKIP LOCKED`` and several writers; on SQLite
-(one writer, one replica) the leader runs everything, so the default is 1 runner on PostgreSQL, 0 on SQLite,
-and ``awan serve`` refuses a runner on SQLite.
+(one writer, one replica) the leader runs everything and ``awan serve`` refuses a runner. Opt-in (default 0):
+on the 2-core development machine, where the API, the loop, a runner and the mock clouds share two cores, the
+runner's CPU came out of the API's and the gain was within the noise (BENCHMARKS.md, rate); it is for machines
+with cores to spare.
 """
 
 from __future__ import annotations
