@@ -63,7 +63,7 @@ class Unobserved:
 
     def stored(self) -> dict[str, datetime]:
         """The clocks as the store keeps them."""
-        return {label(p): datetime.fromtimestamp(s.at, UTC) for p, s in self._since.items()}
+        return {label(p): s.wall for p, s in self._since.items()}
 
     def update(self, obs: Observation) -> set[Place]:
         """Start the clocks of the scopes whose list call failed; stop those ``obs`` covers again.
