@@ -7,6 +7,10 @@ STAMP := $(VENV)/.installed
 RUN_STAMP := $(VENV)/.installed-run
 comma := ,
 PYTEST_ARGS ?=
+# `make test` runs in this many pytest-xdist worker processes (the suite is CPU-bound Python: one process
+# uses one core); PYTEST_WORKERS=0 runs it in one process. The slow suites stay in one process: they run
+# real services whose own processes need the cores.
+PYTEST_WORKERS ?= 2
 # uv into .venv (pip-installs uv first where it is missing); $(1) is the extras to install.
 uv_install = command -v uv >/dev/null 2>&1 || python3 -m pip install -q uv; \
 	test -x $(PY) || (command -v uv >/dev/null 2>&1 && uv venv -q $(VENV) || python3 -m uv venv -q $(VENV)); \
@@ -38,7 +42,7 @@ run: $(RUN_STAMP)
 # The suite under 10 minutes on 2 cores; the suites marked slow (real processes killed, long
 # end-to-end walks) run in `make test-slow`, which CI runs after it (.ci/run).
 test: install test-deps
-	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not slow" -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 test-slow: install test-deps
 	$(PY) -m pytest -m slow $(PYTEST_ARGS)
@@ -47,7 +51,7 @@ test-all: install test-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-fast: install test-deps
-	$(PY) -m pytest -m "not slow" -x $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not slow" -x -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 bench: install
 	$(PY) -m bench

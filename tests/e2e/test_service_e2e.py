@@ -27,6 +27,9 @@ from controlplane.store.migrate import upgrade
 from providers.registry import build_providers
 from tests.controlplane.store.dbfixture import db_url  # noqa: F401
 
+# A long end-to-end walk (five clouds, one minute or more on 2 cores): `make test-slow`, which CI runs.
+pytestmark = pytest.mark.slow
+
 POLICIES = sorted(str(p) for p in (Path(__file__).resolve().parents[2] / "policies").glob("*.yaml"))
 # One 8 x H100 workload per provider, pinned by location.regions (provider-native region names).
 PINNED = {"aws": "us-east-1", "gcp": "us-central1", "azure": "eastus", "coreweave": "US-EAST-04",

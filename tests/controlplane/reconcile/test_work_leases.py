@@ -57,13 +57,25 @@ def test_concurrent_claims_are_disjoint_and_cover_everything(pg_db: Database) ->
         d.dispose()
 
 
+# Lives and backoffs are a few seconds, so that what must still hold holds on a loaded machine; their end is
+# waited on as a condition (bounded generously), never as a fixed sleep.
+LIFE_S = 3.0
+
+
+def wait_for(cond, bound_s: float = 60.0) -> None:  # type: ignore[no-untyped-def]
+    end = time.monotonic() + bound_s
+    while not cond():
+        assert time.monotonic() < end, "condition not met within the bound"
+        time.sleep(0.1)
+
+
 @pytest.mark.postgres
 def test_expired_lease_is_taken_with_a_new_epoch_and_the_old_fence_refuses(pg_db: Database) -> None:
-    a = wl.claim(pg_db, wl.STACK, ["s1"], "a", ttl_s=0.5, limit=5)
+    a = wl.claim(pg_db, wl.STACK, ["s1"], "a", ttl_s=LIFE_S, limit=5)
     assert a == {"s1": 1}
     assert wl.claim(pg_db, wl.STACK, ["s1"], "b", ttl_s=30, limit=5) == {}
     assert wl.still_held(pg_db, wl.STACK, "s1", "a", 1)
-    time.sleep(0.7)                                    # "a" stopped renewing (killed)
+    wait_for(lambda: not wl.still_held(pg_db, wl.STACK, "s1", "a", 1))   # "a" stopped renewing (killed)
     assert wl.renew(pg_db, "a", 30) == 0               # too late: an expired lease is not renewed
     assert wl.claim(pg_db, wl.STACK, ["s1"], "b", ttl_s=30, limit=5) == {"s1": 2}
     assert not wl.still_held(pg_db, wl.STACK, "s1", "a", 1)
@@ -75,22 +87,22 @@ def test_expired_lease_is_taken_with_a_new_epoch_and_the_old_fence_refuses(pg_db
 @pytest.mark.postgres
 def test_backoff_after_failure_holds_for_everyone_unless_forced(pg_db: Database) -> None:
     (epoch,) = wl.claim(pg_db, wl.STACK, ["s1", "s2"], "a", ttl_s=30, limit=1).values()
-    assert wl.release(pg_db, wl.STACK, "s1", "a", epoch, backoff_s=0.6)
+    assert wl.release(pg_db, wl.STACK, "s1", "a", epoch, backoff_s=600)
     assert wl.claim(pg_db, wl.STACK, ["s1"], "b", ttl_s=30, limit=5) == {}
     assert wl.claim(pg_db, wl.STACK, ["s1"], "b", ttl_s=30, limit=5, force=["s1"]) == {"s1": 2}
-    assert wl.release(pg_db, wl.STACK, "s1", "b", 2, backoff_s=0.3)
-    time.sleep(0.5)
-    assert wl.claim(pg_db, wl.STACK, ["s1"], "c", ttl_s=30, limit=5) == {"s1": 3}
+    assert wl.release(pg_db, wl.STACK, "s1", "b", 2, backoff_s=LIFE_S)
+    got: dict[str, int] = {}
+    wait_for(lambda: bool(got.update(wl.claim(pg_db, wl.STACK, ["s1"], "c", ttl_s=30, limit=5)) or got))
+    assert got == {"s1": 3}
 
 
 @pytest.mark.postgres
 def test_blocked_pools_are_shared_and_expire(pg_db: Database) -> None:
-    wl.block(pg_db, ["aws|us-east-1a|p5.48xlarge|on-demand|"], ttl_s=0.5)
-    wl.block(pg_db, ["gcp|europe-west4-a|a3-highgpu-8g|spot|"], ttl_s=30)
+    wl.block(pg_db, ["aws|us-east-1a|p5.48xlarge|on-demand|"], ttl_s=LIFE_S)
+    wl.block(pg_db, ["gcp|europe-west4-a|a3-highgpu-8g|spot|"], ttl_s=600)
     assert sorted(wl.blocked(pg_db)) == ["aws|us-east-1a|p5.48xlarge|on-demand|",
                                          "gcp|europe-west4-a|a3-highgpu-8g|spot|"]
-    time.sleep(0.7)
-    assert wl.blocked(pg_db) == ["gcp|europe-west4-a|a3-highgpu-8g|spot|"]
+    wait_for(lambda: wl.blocked(pg_db) == ["gcp|europe-west4-a|a3-highgpu-8g|spot|"])
 
 
 def test_sqlite_one_replica_uses_the_same_leases(tmp_path) -> None:  # type: ignore[no-untyped-def]
