@@ -6,16 +6,21 @@ runs the stacks itself again. Waits are on conditions with generous bounds."""
 from __future__ import annotations
 
 import threading
+from typing import cast
 
 import pytest
+from prometheus_client import generate_latest
 
 from controlplane.policy import PolicySet
+from controlplane.reconcile.child import ChildLoop
 from controlplane.reconcile.controller import Controller, LoopConfig
-from controlplane.reconcile.runner import NeverLeads, Presence, runner_holder, runner_processes
+from controlplane.reconcile.metrics import LoopMetrics
+from controlplane.reconcile.runner import NeverLeads, Presence, WithRunners, runner_holder, runner_processes
 from controlplane.settings import Settings
 from controlplane.store import audit
 from controlplane.store import work_leases as wl
 from controlplane.store.db import Database
+from tests.controlplane.cli.served import counter
 from tests.controlplane.reconcile.fakes import FakeCloud, FakeProvider
 from tests.controlplane.reconcile.harness import make_controller, states, submit
 from tests.controlplane.reconcile.test_work_sharing import RunLog, SlowEngine, SpreadPlacer, wait_for
@@ -26,10 +31,12 @@ TTL_S = 3.0
 class Runner:
     """A runner process's Controller and its presence beat (child.main's loop beats every 0.5 s)."""
 
-    def __init__(self, db: Database, cloud: FakeCloud, placer: SpreadPlacer, log: RunLog, holder: str) -> None:
-        cfg = LoopConfig(interval_s=0.05, resync_s=3600, retry_base_s=0.01, work_lease_ttl_s=TTL_S,
+    def __init__(self, db: Database, cloud: FakeCloud, placer: SpreadPlacer, log: RunLog, holder: str,
+                 ttl_s: float = TTL_S) -> None:
+        cfg = LoopConfig(interval_s=0.05, resync_s=3600, retry_base_s=0.01, work_lease_ttl_s=ttl_s,
                          stack_workers=2, provider_concurrency=2)
-        self.controller = Controller(db, {"aws": FakeProvider("aws", cloud)}, SlowEngine(cloud, log, holder),
+        self.engine = SlowEngine(cloud, log, holder)
+        self.controller = Controller(db, {"aws": FakeProvider("aws", cloud)}, self.engine,
                                      elector=NeverLeads(db, holder), policies=PolicySet.default, config=cfg,
                                      place=placer, snapshot=lambda: None)
         self.presence = Presence(self.controller.share)
@@ -45,13 +52,14 @@ class Runner:
         self._beat.start()
         self.controller.start()
 
-    def kill(self) -> None:
-        """Stops acting and renewing without a word (its leases are left to expire), as a SIGKILL would."""
+    def kill(self, grace_s: float = 60.0) -> None:
+        """Stops acting and renewing without a word (its leases are left to expire), as a SIGKILL would;
+        a stack run still going after ``grace_s`` is cut off from the store by its fence, as a dead one's."""
         if self._stop.is_set():
             return
         self._stop.set()
         self._beat.join()
-        self.controller.stop(release_lease=False)
+        self.controller.stop(release_lease=False, grace_s=grace_s)
 
     def drain(self) -> None:
         self.kill()
@@ -131,6 +139,75 @@ def test_a_drained_runner_hands_the_stacks_back_at_once(pg_url: str) -> None:
     assert {r.replica for r in log.runs} == {"leader"}
     for d in dbs:
         d.dispose()
+
+
+@pytest.mark.postgres
+def test_a_dead_runners_leases_freed_by_its_parent_let_the_next_runner_take_its_stack_at_once(pg_url: str) -> None:
+    """A runner killed mid-run: its parent (child.ChildLoop) frees the dead holder's leases
+    (work_leases.release_holder) before it starts the next runner, which takes the stack at its next pass, not
+    after the leases' life (600 s here: without the release the wait below runs out)."""
+    ttl_s = 600.0
+    cloud, placer, log = FakeCloud(), SpreadPlacer(), RunLog()
+    dbs = [Database.from_url(pg_url, pool_size=4, max_overflow=4) for _ in range(3)]
+    leader = make_controller(dbs[0], cloud, placer, holder="leader", ttl_s=TTL_S, stack_workers=2,
+                             provider_concurrency=2, work_lease_ttl_s=ttl_s,
+                             engine=SlowEngine(cloud, log, "leader"), stacks_to_runners=True)
+    dead = Runner(dbs[1], cloud, placer, log, "svc.runner0.aaaaaa", ttl_s=ttl_s)
+    dead.engine.hold.clear()        # its stack run never ends: it dies in the middle of it
+    dead.start()
+    wait_for(lambda: wl.count_live(dbs[0], wl.RUNNER) == 1)
+    leader.start()
+    nxt: Runner | None = None
+    try:
+        submit(dbs[0], "job-0", gpus=8)
+        wait_for(lambda: [h for h, _ in wl.held(dbs[0], wl.STACK).values()] == ["svc.runner0.aaaaaa"])
+        dead.kill(grace_s=0.1)
+        assert wl.held(dbs[0], wl.STACK), "the killed runner's stack lease is still live (its TTL)"
+        assert wl.release_holder(dbs[0], "svc.runner0.aaaaaa") >= 2    # its stack, "runner" and "replica" leases
+        assert not [h for h, _ in wl.held(dbs[0], wl.STACK).values()]
+        nxt = Runner(dbs[2], cloud, placer, log, "svc.runner0.bbbbbb", ttl_s=ttl_s)
+        nxt.start()
+        wait_for(lambda: _running(dbs[0], ["job-0"]))
+        assert [r.replica for r in log.runs] == ["svc.runner0.aaaaaa", "svc.runner0.bbbbbb"]
+        # Fenced: the freed holder's name no longer matches any lease, so a late release of its own frees nothing.
+        assert wl.release_holder(dbs[0], "svc.runner0.aaaaaa") == 0
+        assert _actors(dbs[0], "provisioning") == {"controller:svc.runner0.bbbbbb"}
+    finally:
+        dead.engine.hold.set()      # the dead run's late result: refused by its fence
+        leader.stop()
+        if nxt is not None:
+            nxt.kill()
+    wait_for(lambda: log.runs[0].end is not None)
+    assert _actors(dbs[0], "provisioning") == {"controller:svc.runner0.bbbbbb"}
+    for d in dbs:
+        d.dispose()
+
+
+class _Exposing:
+    """A child as /metrics sees it: its exposition."""
+
+    def __init__(self, metrics: LoopMetrics) -> None:
+        self.metrics = metrics
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.metrics.registry)
+
+
+def test_the_service_loops_metrics_count_the_runners_too() -> None:
+    """One exposition for the loop and its runners (what the API process and, with --workers N, the parent
+    answer for the loop): counters summed, so the runners' stack runs are counted; a gauge is the loop's."""
+    loop, runner = LoopMetrics(), LoopMetrics()
+    loop.ticks.inc(3)
+    runner.stack_runs.labels("ok").inc(5)
+    runner.stack_runs.labels("failed").inc(1)
+    loop.stack_runs.labels("ok").inc(2)
+    loop.unobserved_since.labels("aws", "us-east-1").set(100)
+    runner.unobserved_since.labels("aws", "us-east-1").set(200)
+    merged = WithRunners(cast(ChildLoop, _Exposing(loop)), [cast(ChildLoop, _Exposing(runner))]).exposition()
+    text = merged.decode()
+    assert counter(text, "awan_stack_runs") == 8
+    assert counter(text, "awan_reconcile_ticks") == 3
+    assert 'awan_unobserved_since_timestamp_seconds{provider="aws",region="us-east-1"} 100.0' in text
 
 
 def test_runner_processes_are_opt_in() -> None:
