@@ -6,24 +6,40 @@ runs the stacks itself again. Waits are on conditions with generous bounds."""
 from __future__ import annotations
 
 import threading
-from typing import cast
+import time
+from collections.abc import Sequence
+from typing import Any, cast
 
 import pytest
 from prometheus_client import generate_latest
 
 from controlplane.policy import PolicySet
+from controlplane.reconcile import provisioning
 from controlplane.reconcile.child import ChildLoop
 from controlplane.reconcile.controller import Controller, LoopConfig
+from controlplane.reconcile.leader import LeaderElector
 from controlplane.reconcile.metrics import LoopMetrics
 from controlplane.reconcile.runner import NeverLeads, Presence, WithRunners, runner_holder, runner_processes
 from controlplane.settings import Settings
 from controlplane.store import audit
 from controlplane.store import work_leases as wl
 from controlplane.store.db import Database
+from controlplane.store.models import Stack
+from infra.engines.base import UpResult
+from infra.spec import StackSpec, stack_name
+from providers.errors import UnavailableError
+from providers.model import HealthStatus, ProviderHealth
 from tests.controlplane.cli.served import counter
-from tests.controlplane.reconcile.fakes import FakeCloud, FakeProvider
+from tests.controlplane.reconcile.fakes import FakeCloud, FakeProvider, FakeResult
 from tests.controlplane.reconcile.harness import make_controller, states, submit
-from tests.controlplane.reconcile.test_work_sharing import RunLog, SlowEngine, SpreadPlacer, wait_for
+from tests.controlplane.reconcile.test_work_sharing import (
+    REGIONS,
+    Run,
+    RunLog,
+    SlowEngine,
+    SpreadPlacer,
+    wait_for,
+)
 
 TTL_S = 3.0
 
@@ -32,10 +48,10 @@ class Runner:
     """A runner process's Controller and its presence beat (child.main's loop beats every 0.5 s)."""
 
     def __init__(self, db: Database, cloud: FakeCloud, placer: SpreadPlacer, log: RunLog, holder: str,
-                 ttl_s: float = TTL_S) -> None:
-        cfg = LoopConfig(interval_s=0.05, resync_s=3600, retry_base_s=0.01, work_lease_ttl_s=ttl_s,
+                 ttl_s: float = TTL_S, retry_base_s: float = 0.01, engine: SlowEngine | None = None) -> None:
+        cfg = LoopConfig(interval_s=0.05, resync_s=3600, retry_base_s=retry_base_s, work_lease_ttl_s=ttl_s,
                          stack_workers=2, provider_concurrency=2)
-        self.engine = SlowEngine(cloud, log, holder)
+        self.engine = engine or SlowEngine(cloud, log, holder)
         self.controller = Controller(db, {"aws": FakeProvider("aws", cloud)}, self.engine,
                                      elector=NeverLeads(db, holder), policies=PolicySet.default, config=cfg,
                                      place=placer, snapshot=lambda: None)
@@ -181,6 +197,105 @@ def test_a_dead_runners_leases_freed_by_its_parent_let_the_next_runner_take_its_
     assert _actors(dbs[0], "provisioning") == {"controller:svc.runner0.bbbbbb"}
     for d in dbs:
         d.dispose()
+
+
+class _Regional(FakeProvider):
+    """A provider whose health names its regions; ``down`` ones answer DOWN."""
+
+    def __init__(self, name: str, cloud: FakeCloud) -> None:
+        super().__init__(name, cloud)
+        self.down: set[str] = set()
+
+    def health(self) -> ProviderHealth:
+        return ProviderHealth(self.name, self.endpoint, HealthStatus.OK, 1.0,
+                              regions={r: HealthStatus.DOWN if r in self.down else HealthStatus.OK
+                                       for r in REGIONS})
+
+
+class _OutageEngine(SlowEngine):
+    """Stack runs of a region in ``down`` (shared by the replicas' engines) fail as a region outage does."""
+
+    def __init__(self, cloud: FakeCloud, log: RunLog, replica: str, down: set[str]) -> None:
+        super().__init__(cloud, log, replica)
+        self.down = down
+
+    def up(self, stack: StackSpec) -> UpResult:
+        if any(p.region in self.down for p in stack.pools) or any(r in stack.name for r in self.down):
+            with self.log.lock:
+                self.log.runs.append(Run(stack.name, self.replica, time.monotonic(), time.monotonic()))
+            raise UnavailableError("region down", provider="aws")
+        return super().up(stack)
+
+
+class _RefusingPlacer(SpreadPlacer):
+    """Places nothing in a region that is down (as placement on the health-filtered snapshot would)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down: set[str] = set()
+
+    def __call__(self, workloads: Sequence[Any], snapshot: Any, policies: Any) -> FakeResult:
+        got = super().__call__(workloads, snapshot, policies)
+        for d in got.decisions:
+            if d.assignments and d.assignments[0].region in self.down:
+                d.placed, d.assignments, d.reasons = False, [], ["region down"]
+        return got
+
+
+@pytest.mark.postgres
+def test_a_recovered_regions_stacks_reach_the_runner_at_once_despite_their_backoff(pg_url: str) -> None:
+    """Issue 12, gap 2: the leader's re-queue of a recovered region's stacks (Controller._check_health) is its own
+    queue, and with a runner live the leader runs no stacks. They reach the runner anyway: the outage evacuated
+    the region's workloads, so each of its stacks has a new spec (reason "changed"), which every replica claims
+    at its next pass regardless of its local backoff and of the lease's shared one (forced). Here both
+    backoffs are 300 s+ (retry_base_s 300): the runner deletes the dead pools within the wait's bound."""
+    cloud, log = FakeCloud(), RunLog()
+    placer = _RefusingPlacer()
+    dbs = [Database.from_url(pg_url, pool_size=4, max_overflow=4) for _ in range(2)]
+    aws = _Regional("aws", cloud)
+    cfg = LoopConfig(interval_s=0.05, resync_s=3600, retry_base_s=300.0, retry_max_s=600.0, work_lease_ttl_s=TTL_S,
+                     stack_workers=2, provider_concurrency=2, stacks_to_runners=True, health_confirm=2)
+    outage: set[str] = set()
+    leader = Controller(dbs[0], {"aws": aws}, _OutageEngine(cloud, log, "leader", outage),
+                        elector=LeaderElector(dbs[0], "leader", ttl_s=TTL_S, renew_s=1.0), policies=PolicySet.default,
+                        config=cfg, place=placer, snapshot=lambda: None)
+    engine = _OutageEngine(cloud, log, "runner", outage)
+    runner = Runner(dbs[1], cloud, placer, log, "runner", retry_base_s=300.0, engine=engine)
+    runner.start()
+    wait_for(lambda: wl.count_live(dbs[0], wl.RUNNER) == 1)
+    leader.start()
+    region = REGIONS[0]
+    stack = stack_name("aws", region)
+    try:
+        submit(dbs[0], "job-8", gpus=8)       # REGIONS[8 % 8]
+        wait_for(lambda: _running(dbs[0], ["job-8"]))
+        assert cloud.pools(stack)
+        outage.add(region)
+        placer.down.add(region)
+        aws.down.add(region)
+        wait_for(lambda: states(dbs[0])["job-8"] == "Pending")          # evacuated
+        wait_for(lambda: _failed(dbs[0], stack))                        # a run in the outage failed
+        assert cloud.pools(stack), "the dead pools are still there during the outage"
+        plans = {p.spec.name: p.reason for p in provisioning.plan(dbs[0], resync_s=3600)}
+        assert plans.get(stack) == "changed"
+        assert runner.controller.queue.backing_off(f"stack:{stack}")   # its own backoff: 300 s
+        ran = len(log.runs)
+        outage.clear()
+        aws.down.discard(region)
+        wait_for(lambda: not cloud.pools(stack))                        # the dead pools deleted, by the runner
+        assert {r.replica for r in log.runs[ran:] if r.stack == stack} == {"runner"}
+    finally:
+        outage.clear()
+        leader.stop()
+        runner.kill()
+    for d in dbs:
+        d.dispose()
+
+
+def _failed(db: Database, stack: str) -> bool:
+    with db.session() as s:
+        st = s.get(Stack, stack)
+        return st is not None and st.status == "failed"
 
 
 class _Exposing:
