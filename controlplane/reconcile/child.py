@@ -52,6 +52,7 @@ log = get_logger("awan.controller")
 
 ANSWER_S = 5.0            # a question to the child not answered in this long: answered "unknown"
 RESTART_S = 2.0           # between a crash of the child and its restart
+RELEASE_S = 5.0           # bound on freeing a dead child's work leases (connect, then the statement)
 _PR_SET_PDEATHSIG = 1
 
 
@@ -159,14 +160,25 @@ class ChildLoop:
         next pass. Safe: the child has exited and the holder was its own (a runner's name is new at each
         start; the loop's is this replica's, and its successor starts only after this), and a lease taken
         over since has another holder. Before the restart, so a loop child (same holder) never renews them.
-        On an error they expire as before."""
+        On an error they expire as before. Bounded (PostgreSQL: connect and statement timeouts), so a store that
+        does not answer delays the restart by seconds, and a release given up on is not applied later, when a
+        loop child under the same holder may be running again."""
         if not holder:
             return
+        from sqlalchemy.engine import make_url
+
         from controlplane.store import work_leases
         from controlplane.store.db import Database
 
+        url = make_url(str(self._settings["db_url"]))
+        if url.get_backend_name() == "postgresql":
+            given = url.query.get("options", "")     # the operator's own (a search_path) are kept
+            options = " ".join([*([given] if isinstance(given, str) else given),
+                                f"-c statement_timeout={int(RELEASE_S * 1000)}"]).strip()
+            url = url.update_query_dict({"connect_timeout": str(int(RELEASE_S)), "options": options})
         try:
-            db = Database.from_url(str(self._settings["db_url"]), pool_size=1, max_overflow=0)
+            db = Database.from_url(url.render_as_string(hide_password=False), pool_size=1, max_overflow=0,
+                                   pool_timeout=RELEASE_S, busy_timeout_s=RELEASE_S)
             try:
                 n = work_leases.release_holder(db, holder)
             finally:

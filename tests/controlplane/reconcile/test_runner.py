@@ -199,6 +199,21 @@ def test_a_dead_runners_leases_freed_by_its_parent_let_the_next_runner_take_its_
         d.dispose()
 
 
+@pytest.mark.postgres
+def test_the_parent_frees_the_dead_holders_leases_only(pg_url: str) -> None:
+    """ChildLoop's release on a child's exit (its own connection, the operator's URL options kept: here the test
+    schema's search_path): every lease of the dead holder, none of another's."""
+    db = Database.from_url(pg_url)
+    wl.claim(db, wl.STACK, ["s1", "s2"], "svc.runner0.dead", 600, 10)
+    wl.claim(db, wl.RUNNER, ["svc.runner0.dead"], "svc.runner0.dead", 600, 1)
+    wl.claim(db, wl.STACK, ["s3"], "svc.runner1.live", 600, 1)
+    ChildLoop({"db_url": pg_url, "replica_id": "svc"}, None, runner=0)._release_leases("svc.runner0.dead")
+    assert wl.held(db, wl.STACK) == {"s3": ("svc.runner1.live", 1)}
+    assert wl.held(db, wl.RUNNER) == {}
+    assert wl.claim(db, wl.STACK, ["s1"], "svc.runner0.next", 600, 1) == {"s1": 2}   # free now, a new epoch
+    db.dispose()
+
+
 class _Regional(FakeProvider):
     """A provider whose health names its regions; ``down`` ones answer DOWN."""
 
