@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     provider_concurrency: int = Field(default=4, ge=1)   # stack runs of one provider at once, per replica
     work_lease_ttl_s: float = Field(default=30.0, gt=0)  # a dead replica's stack leases expire after this
     capacity_slow_start: int = Field(default=0, ge=0)    # nodes per unproven pool (capacity_estimates); 0 = off
+    # How long interval passes keep the clouds' capacity read for placement (LoopConfig.capacity_keep_s says
+    # what reads it again sooner); 0: every interval pass reads the clouds.
+    capacity_keep_s: float = Field(default=10.0, ge=0)
     stack_resync_s: float = Field(default=60.0, gt=0)     # re-run an unchanged stack at most this often
     # Edge-triggered passes (docs/deploy.md); False: every pass a full scan, the way back if a change is missed.
     edge_passes: bool = True

@@ -122,11 +122,11 @@ def loop_factory(settings: Settings) -> LoopFactory | None:
     ``AWAN_CONTROLLER_PROCESS=inline``; None: create_app's own choice (in process, or none)."""
     if not settings.reconcile or settings.controller_process != "process":
         return None
-    from controlplane.reconcile.runner import WithRunners, service_loop
+    from controlplane.reconcile.runner import service_loop
 
     def build(c: ServiceContext) -> ServiceLoop:
         loop = service_loop(c.settings, c.config)
-        c.metrics_sources.extend(loop.sources() if isinstance(loop, WithRunners) else [loop.exposition])
+        c.metrics_sources.append(loop.exposition)    # with runners: theirs merged in (WithRunners.exposition)
         return loop
 
     return build

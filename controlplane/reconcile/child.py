@@ -52,6 +52,7 @@ log = get_logger("awan.controller")
 
 ANSWER_S = 5.0            # a question to the child not answered in this long: answered "unknown"
 RESTART_S = 2.0           # between a crash of the child and its restart
+RELEASE_S = 5.0           # bound on freeing a dead child's work leases (connect, then the statement)
 _PR_SET_PDEATHSIG = 1
 
 
@@ -92,6 +93,7 @@ class ChildLoop:
         self._ready: EventType | None = None
         self._stopping = threading.Event()
         self._watch: threading.Thread | None = None
+        self._holder = str(settings.get("replica_id", ""))   # the running child's work-lease holder
 
     @property
     def elector(self) -> ChildLoop:
@@ -125,6 +127,7 @@ class ChildLoop:
                 from controlplane.reconcile.runner import runner_holder
 
                 settings = {**settings, "replica_id": runner_holder(str(settings["replica_id"]), self._runner)}
+            self._holder = str(settings["replica_id"])
             proc = self._mp.Process(target=main, args=(theirs, settings, self._config, os.getpid(), ready,
                                                        self._runner is not None),
                                     name=f"awan-{self._what}", daemon=False)
@@ -146,9 +149,45 @@ class ChildLoop:
             if self._stopping.is_set() or proc is not self._proc:
                 return
             log.error(f"{self._what} process exited; starting another", pid=proc.pid, exitcode=proc.exitcode)
+            self._release_leases(self._holder)
             if self._stopping.wait(RESTART_S):
                 return
             self._spawn()
+
+    def _release_leases(self, holder: str) -> None:
+        """The dead child's work leases (its stack runs, its rounds' shares, a runner's "runner" lease), freed
+        now rather than after ``AWAN_WORK_LEASE_TTL_S``: the leader or the next runner takes its work at their
+        next pass. Safe: the child has exited and the holder was its own (a runner's name is new at each
+        start; the loop's is this replica's, and its successor starts only after this), and a lease taken
+        over since has another holder. Before the restart, so a loop child (same holder) never renews them.
+        On an error they expire as before. Bounded (PostgreSQL: connect and statement timeouts), so a store that
+        does not answer delays the restart by seconds, and a release given up on is not applied later, when a
+        loop child under the same holder may be running again."""
+        if not holder:
+            return
+        from sqlalchemy.engine import make_url
+
+        from controlplane.store import work_leases
+        from controlplane.store.db import Database
+
+        url = make_url(str(self._settings["db_url"]))
+        if url.get_backend_name() == "postgresql":
+            given = url.query.get("options", "")     # the operator's own (a search_path) are kept
+            options = " ".join([*([given] if isinstance(given, str) else given),
+                                f"-c statement_timeout={int(RELEASE_S * 1000)}"]).strip()
+            url = url.update_query_dict({"connect_timeout": str(int(RELEASE_S)), "options": options})
+        try:
+            db = Database.from_url(url.render_as_string(hide_password=False), pool_size=1, max_overflow=0,
+                                   pool_timeout=RELEASE_S, busy_timeout_s=RELEASE_S)
+            try:
+                n = work_leases.release_holder(db, holder)
+            finally:
+                db.dispose()
+        except Exception as e:
+            log.warning(f"releasing the dead {self._what}'s work leases failed; they expire",
+                        holder=holder, error=f"{type(e).__name__}: {e}")
+            return
+        log.info(f"dead {self._what}'s work leases released", holder=holder, leases=n)
 
     def _ask(self, what: str) -> object:
         with self._lock:

@@ -10,11 +10,13 @@ placement at ~1 ms of CPU a workload: a py-spy --gil profile of the loop child g
 rest to the same interpreter's stack runs (the engine's create calls on its thread pool), observing and their
 bookkeeping. A runner has a GIL of its own, so placing gets the loop child's.
 
-Nothing waits on a runner: a runner that dies stops renewing its leases; when its "runner" lease expires
-(``AWAN_WORK_LEASE_TTL_S``) the leader runs stacks itself again, and its stack leases are taken over as a
-dead replica's are (the engine adopts what the cut-short run left). The parent starts another after 2 s under
-a new holder name, so the new one never renews the dead one's leases. A drained runner releases its "runner"
-lease at once.
+Nothing waits on a runner: when one dies (SIGKILL, OOM) its parent sees the exit and frees every lease the dead
+holder had (child.ChildLoop._release_leases, work_leases.release_holder: by holder name, so a lease taken over
+since is untouched), then starts another after 2 s under a new holder name, which takes the dead one's stacks at
+its first pass (the engine adopts what the cut-short run left); with no runner live the leader runs stacks
+itself again. Should that release fail, the leases expire after ``AWAN_WORK_LEASE_TTL_S`` and are taken over as
+a dead replica's are; the new name means the new runner never renews them meanwhile. A drained runner releases
+its "runner" lease at once.
 
 PostgreSQL only: shared stack runs need ``SELECT ... FOR UPDATE SKIP LOCKED`` and several writers; on SQLite
 (one writer, one replica) the leader runs everything and ``awan serve`` refuses a runner. Opt-in (default 0):
@@ -28,7 +30,6 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from controlplane.logs import get_logger
@@ -119,11 +120,13 @@ class WithRunners:
         return self.loop.is_leader
 
     def exposition(self) -> bytes:
-        return self.loop.exposition()
+        """The loop's and every runner's metrics as one exposition (metricsmerge, the runners as the loop's
+        peers: counters summed, so ``awan_stack_runs_total`` counts the runners' runs; a gauge the loop's when
+        it has one). One answer for every asker: the API process's /metrics and, with ``--workers N``, the
+        parent's answer to each worker (api/workers.py), which once passed on the loop's alone."""
+        from controlplane.api.metricsmerge import merge
 
-    def sources(self) -> list[Callable[[], bytes]]:
-        """Every child's exposition, for /metrics (counters summed: the runners' stack runs count too)."""
-        return [self.loop.exposition, *(r.exposition for r in self.runners)]
+        return merge(self.loop.exposition(), (), [r.exposition() for r in self.runners])
 
     def start(self) -> None:
         self.loop.start()

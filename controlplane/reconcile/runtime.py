@@ -66,6 +66,7 @@ def build_controller(ctx: Any, engine: Any = None, *, engine_kind: EngineKind = 
                      retry_base_s=s.retry_base_s, retry_max_s=s.retry_max_s, lock_ttl_s=s.lock_ttl_s,
                      short_bound_s=s.pool_short_bound_s, provider_concurrency=s.provider_concurrency,
                      work_lease_ttl_s=s.work_lease_ttl_s, capacity_slow_start=s.capacity_slow_start,
+                     capacity_keep_s=s.capacity_keep_s,
                      full_resync_s=s.resync_s, edge=s.edge_passes,
                      observe_s=s.reconcile_interval_s if s.observe_interval_s is None else s.observe_interval_s,
                      wake_socket=None if runner else s.wake_socket, stack_config=stack_config(ctx.config),

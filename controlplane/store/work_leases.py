@@ -126,6 +126,19 @@ def release(db: Database, kind: str, key: str, holder: str, epoch: int, backoff_
         return int(res.rowcount) == 1  # type: ignore[attr-defined]
 
 
+def release_holder(db: Database, holder: str) -> int:
+    """Free at once every lease ``holder`` has (every kind), for a holder known to be dead: a runner or
+    controller process that exited, whose parent saw it go (child.py). Its work is taken by the next claim
+    instead of after the leases' expiry. Fenced by the holder's name: a lease another holder took over since
+    (a new holder and epoch) is not touched; the caller must be sure no live process acts under ``holder``.
+    Returns how many were freed."""
+    with db.session() as s:
+        res = s.execute(update(WorkLease).where(WorkLease.holder == holder)
+                        .values(holder=None, expires_at=utcnow() - timedelta(milliseconds=1))
+                        .execution_options(synchronize_session=False))
+        return int(res.rowcount)  # type: ignore[attr-defined]
+
+
 def release_many(db: Database, kind: str, claims: dict[str, int], holder: str, backoff_s: float = 0.0) -> int:
     """Give back several claims of ``kind`` at once (each only if it is still the claim of its epoch)."""
     if not claims:

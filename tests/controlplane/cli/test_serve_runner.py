@@ -6,6 +6,7 @@ runner with the loop (its "runner" lease released). On SQLite a runner is refuse
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -25,7 +26,7 @@ from controlplane.store.db import Database
 from controlplane.store.migrate import upgrade
 from controlplane.store.models import Workload
 from tests.controlplane.cli import served as served_base
-from tests.controlplane.cli.served import alive, serving
+from tests.controlplane.cli.served import alive, counter, serving
 from tests.controlplane.store.dbfixture import PgSchema
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
@@ -58,19 +59,30 @@ class Served(served_base.Served):
             return {e.actor for e in audit.events(s, kind="workload", limit=10_000) if e.action == "provisioning"}
 
 
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[Served]:
+@contextlib.contextmanager
+def _served(tmp_path: Path, ttl_s: str, *args: str) -> Iterator[Served]:
     schema = PgSchema().create()
     d = Database.from_url(schema.url)
     upgrade(d.engine)
     d.dispose()
     try:
         with serving(Served, tmp_path, lambda s: s.loop_pid() != 0 and bool(s.runners()), "the loop and a runner",
-                     db_url=schema.url, AWAN_RECONCILE_INTERVAL_S="1", AWAN_REPLICA_ID="svc",
-                     AWAN_RUNNER_PROCESSES="1", AWAN_WORK_LEASE_TTL_S="6") as out:
+                     args=args, db_url=schema.url, AWAN_RECONCILE_INTERVAL_S="1", AWAN_REPLICA_ID="svc",
+                     AWAN_RUNNER_PROCESSES="1", AWAN_WORK_LEASE_TTL_S=ttl_s) as out:
             yield out
     finally:
         schema.drop()
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Served]:
+    with _served(tmp_path, "6") as out:
+        yield out
+
+
+def _live_leases(db: Database, holder: str) -> list[tuple[str, str]]:
+    return [(kind, key) for kind in (wl.STACK, wl.RUNNER, wl.REPLICA, wl.OBSERVE, wl.DISPATCH, wl.SWEEP)
+            for key, (h, _) in wl.held(db, kind).items() if h == holder]
 
 
 def test_the_runner_runs_the_stacks_is_replaced_when_killed_and_drains_with_the_service(served: Served) -> None:
@@ -106,3 +118,38 @@ def test_a_runner_on_sqlite_is_refused(tmp_path: Path) -> None:
                        env=dict(os.environ, AWAN_RUNNER_PROCESSES="1"), timeout=120)
     assert r.returncode != 0
     assert "AWAN_RUNNER_PROCESSES" in r.stderr + r.stdout and "Traceback" not in r.stderr
+
+
+def test_a_killed_runners_leases_are_freed_by_the_service_at_once(tmp_path: Path) -> None:
+    """SIGKILL of a runner: `awan serve` (its parent) frees the dead holder's work leases when it sees the
+    exit, not after AWAN_WORK_LEASE_TTL_S (600 s here: without the release its "runner" and "replica" leases,
+    and any stack it held, stay live that long and the wait below runs out)."""
+    with _served(tmp_path, "600") as served:
+        (first, holder), = served.runners()
+        served.wait(lambda: ("runner", holder) in _live_leases(served.db, holder), "the runner's lease")
+        served.submit("a1")
+        served.wait(lambda: served.running("a1"), "a1 Running")
+        os.kill(first, signal.SIGKILL)
+        served.wait(lambda: not _live_leases(served.db, holder), "the dead runner's leases freed", 120)
+        released = served.named("dead runner's work leases released")
+        assert released and released[0]["holder"] == holder and int(str(released[0]["leases"])) >= 2
+        served.wait(lambda: len(served.runners()) == 2, "another runner process")
+        (_, holder2) = served.runners()[-1]
+        served.wait(lambda: ("runner", holder2) in _live_leases(served.db, holder2), "the new runner's lease")
+        assert wl.count_live(served.db, wl.RUNNER) == 1      # the dead one's no longer counts
+        served.submit("b1")
+        served.wait(lambda: served.running("b1"), "b1 Running after the runner's restart")
+
+
+def test_with_api_workers_metrics_count_the_runners_stack_runs(tmp_path: Path) -> None:
+    """`awan serve --workers 2`: each worker's /metrics asks the parent for the loop's metrics, which merge
+    the runner's (its stack runs; the loop ran none here, so without the runner's the count stays 0)."""
+    with _served(tmp_path, "6", "--workers", "2") as served:
+        (_, holder), = served.runners()
+        served.wait(lambda: wl.count_live(served.db, wl.RUNNER) == 1, "the runner's lease")
+        time.sleep(6 / 3 + 0.5)      # the leader's count of the runners is read after the lease (as above)
+        served.submit("m1", "m2")
+        served.wait(lambda: served.running("m1", "m2"), "m1-m2 Running")
+        assert served.provisioned_by() == {f"controller:{holder}"}, "the leader ran stacks beside a live runner"
+        served.wait(lambda: counter(httpx.get(f"{served.url}/metrics", timeout=60).text, "awan_stack_runs") >= 1,
+                    "the runner's stack runs in /metrics", 120)
