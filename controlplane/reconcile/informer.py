@@ -6,6 +6,10 @@ deleted and which run a template.
 
 The stack plan made from it is the one ``provisioning.plan`` makes from a full read of the store: the same
 pools, in the same order (by workload id, then assignment), so the same hashes.
+
+Rows are read as columns (``repo.columns_of``, ``repo.columns_in``), not ORM objects: during a burst the feed
+names thousands of rows a second (each placement, each stack result), and building ORM rows with their
+assignments' collections was most of a re-read's CPU.
 """
 
 from __future__ import annotations
