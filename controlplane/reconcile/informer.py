@@ -6,6 +6,10 @@ deleted and which run a template.
 
 The stack plan made from it is the one ``provisioning.plan`` makes from a full read of the store: the same
 pools, in the same order (by workload id, then assignment), so the same hashes.
+
+Rows are read as columns (``repo.columns_of``, ``repo.columns_in``), not ORM objects: during a burst the feed
+names thousands of rows a second (each placement, each stack result), and building ORM rows with their
+assignments' collections was most of a re-read's CPU.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from controlplane.reconcile.provisioning import HOLDING, StackPlan, _holds_somet
 from controlplane.reconcile.restarts import is_run
 from controlplane.store import workloads as repo
 from controlplane.store.coltypes import utcnow
-from controlplane.store.models import ACTIVE_STATES, Stack, Workload, WorkloadState
+from controlplane.store.models import ACTIVE_STATES, Stack, WorkloadState
 from controlplane.timeline.usage import UsageKey, usage_of
 from infra.spec import NodePoolSpec, StackSpec, desired_stacks, stack_name, stack_settings
 
@@ -87,7 +91,7 @@ class WorkloadIndex:
         self.rows, self.by_stack, self._specs, self._states, self._runs, self._keys = {}, {}, {}, {}, set(), {}
         self._hashes = {}
         self._use, self._totals = {}, {}
-        for row in repo.list_(s, states=KEPT, limit=10_000_000):
+        for row in repo.columns_in(s, KEPT):
             self._put(row)
 
     def refresh(self, s: Session, ids: Iterable[int]) -> set[str]:
@@ -105,7 +109,7 @@ class WorkloadIndex:
                 for st in old.stacks:
                     self.by_stack.get(st, set()).discard(i)
             self._unuse(i)
-        for row in repo.by_ids(s, list(ids), light=False):
+        for row in repo.columns_of(s, list(ids)):
             if row.state in KEPT:
                 touched |= self._put(row)
         for st in touched:
@@ -115,7 +119,7 @@ class WorkloadIndex:
                 self.by_stack.pop(st, None)
         return touched
 
-    def _put(self, row: Workload) -> set[str]:
+    def _put(self, row: repo.StoredWorkload) -> set[str]:
         pools = tuple(pools_for([row])) if row.state in HOLDING else ()
         names = tuple(stack_name(p.provider, p.region) for p in pools)
         stacks = frozenset(names)

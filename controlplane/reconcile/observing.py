@@ -28,6 +28,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from controlplane.logs import get_logger
+from controlplane.model.identity import workload_key
 from controlplane.reconcile import failover, restarts
 from controlplane.reconcile.fleet import Observation, error_reason, scope_key, scope_of
 from controlplane.reconcile.metrics import LoopMetrics
@@ -289,8 +290,7 @@ def apply_observation(db: Database, obs: Observation, *, actor: str, fenced: Cal
         if short is not None:
             short.load(kept[clocks.SHORT])
         shown |= unseen.update(obs)
-        rows = (repo.list_(s, states=list(_WATCHED), limit=1_000_000, light=True) if only is None else
-                [r for r in repo.by_ids(s, list(only)) if r.state in _WATCHED])
+        rows = [r for r in repo.by_ids(s, _worth_loading(s, obs, only)) if r.state in _WATCHED]
         for row in rows:
             if not row.assignments:
                 continue
@@ -387,6 +387,18 @@ _HELD = "not observed: "   # the message of a workload held in a place without a
 def _unlabel(metrics: LoopMetrics, place: Place) -> None:
     with contextlib.suppress(KeyError):   # never set: noted and answered again within one observation
         metrics.unobserved_since.remove(place[0], place[1] or "*")
+
+
+def _worth_loading(s: Session, obs: Observation, only: Collection[int] | None) -> list[int]:
+    """The watched rows (among ``only``; None: all) a comparison could change, read from their columns: all
+    but a Placed row no node of which is seen and whose message is not the held note. For such a row
+    ``apply_observation`` does nothing: no node means nothing extra, it is neither Provisioning nor up, and
+    ``_unobserved`` leaves a Placed row as it is. During a burst these are most of the rows compared (every
+    Placed row waits on its stack run), and loading them whole (spec JSON, assignments, ORM objects) was most
+    of an observation's CPU."""
+    placed = WorkloadState.PLACED.value
+    return [i for i, state, team, name, message in repo.heads(s, _WATCHED, None if only is None else list(only))
+            if state != placed or message.startswith(_HELD) or obs.nodes_of(workload_key(team, name))]
 
 
 def _unobserved(s: Session, row: Workload, obs: Observation, unseen: Unobserved, *, actor: str,

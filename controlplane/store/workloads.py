@@ -90,6 +90,100 @@ def by_ids(s: Session, ids: Sequence[int], *, light: bool = True) -> list[Worklo
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class AssignmentColumns:
+    """An assignment row's values (what ``pools_for`` and ``usage_of`` read), not an ORM object."""
+
+    pool: str
+    provider: str
+    region: str
+    zone: str
+    instance_type: str
+    nodes: int
+    gpus: int
+    gpu_model: str
+    capacity_type: str
+    reservation: str
+    price_per_hour: float
+
+
+@dataclass(frozen=True, slots=True)
+class WorkloadColumns:
+    """A workload row's values the loop's index keeps (informer.py), with its assignments in id order."""
+
+    id: int
+    name: str
+    team: str
+    state: str
+    spec: dict[str, Any]
+    placement: dict[str, Any] | None
+    deleted_at: datetime | None
+    assignments: list[AssignmentColumns]
+
+    @property
+    def key(self) -> str:
+        return workload_key(self.team, self.name)
+
+
+# What the pools and the usage of a workload are made from: its ORM row or its columns.
+StoredWorkload = Workload | WorkloadColumns
+StoredAssignment = Assignment | AssignmentColumns
+
+
+_W_COLUMNS = (Workload.id, Workload.name, Workload.team, Workload.state, Workload.spec, Workload.placement,
+              Workload.deleted_at)
+_A_COLUMNS = (Assignment.workload_id, Assignment.pool, Assignment.provider, Assignment.region, Assignment.zone,
+              Assignment.instance_type, Assignment.nodes, Assignment.gpus, Assignment.gpu_model,
+              Assignment.capacity_type, Assignment.reservation, Assignment.price_per_hour)
+
+
+def columns_of(s: Session, ids: Sequence[int]) -> list[WorkloadColumns]:
+    """``by_ids(light=False)``'s rows as plain values, in id order: two statements of columns a chunk, no ORM
+    object, identity map or collection (most of the CPU of the loop's re-read of the rows the change feed
+    names, thousands a second during a burst)."""
+    out: list[WorkloadColumns] = []
+    uniq = sorted(set(ids))
+    for i in range(0, len(uniq), _LOOKUP_CHUNK):
+        chunk = uniq[i:i + _LOOKUP_CHUNK]
+        # The rows, then their assignments (as selectinload reads them)
+        rows = s.execute(select(*_W_COLUMNS).where(Workload.id.in_(chunk)).order_by(Workload.id)).all()
+        held: dict[int, list[AssignmentColumns]] = {}
+        for wid, *a in s.execute(select(*_A_COLUMNS).where(Assignment.workload_id.in_([r[0] for r in rows]))
+                                 .order_by(Assignment.workload_id, Assignment.id)):
+            held.setdefault(wid, []).append(AssignmentColumns(*a))
+        out.extend(WorkloadColumns(wid, name, team, state, spec, placement, deleted_at, held.get(wid, []))
+                   for wid, name, team, state, spec, placement, deleted_at in rows)
+    return out
+
+
+def columns_in(s: Session, states: Sequence[str]) -> list[WorkloadColumns]:
+    """``columns_of`` every row in ``states`` (the index's full list, at each resync)."""
+    rows = s.execute(select(*_W_COLUMNS).where(Workload.state.in_(list(states))).order_by(Workload.id)).all()
+    held: dict[int, list[AssignmentColumns]] = {}
+    q = (select(*_A_COLUMNS).join(Workload, Workload.id == Assignment.workload_id)
+         .where(Workload.state.in_(list(states))).order_by(Assignment.workload_id, Assignment.id))
+    for wid, *a in s.execute(q):
+        held.setdefault(wid, []).append(AssignmentColumns(*a))
+    return [WorkloadColumns(wid, name, team, state, spec, placement, deleted_at, held.get(wid, []))
+            for wid, name, team, state, spec, placement, deleted_at in rows]
+
+
+def heads(s: Session, states: Sequence[str], ids: Sequence[int] | None = None) -> list[tuple[int, str, str, str, str]]:
+    """(id, state, team, name, message) of the rows in ``states`` (among ``ids``; None: every one), in id
+    order: columns only, no JSON and no ORM object, for a caller that decides from them which rows it must
+    load whole (observation: the Placed rows no node of which is seen yet, thousands during a burst)."""
+    q = select(Workload.id, Workload.state, Workload.team, Workload.name, Workload.message).where(
+        Workload.state.in_(list(states)))
+    if ids is None:
+        return [(k, st, t, n, m or "") for k, st, t, n, m in s.execute(q.order_by(Workload.id))]
+    out: list[tuple[int, str, str, str, str]] = []
+    uniq = sorted(set(ids))
+    for i in range(0, len(uniq), _LOOKUP_CHUNK):
+        chunk = q.where(Workload.id.in_(uniq[i:i + _LOOKUP_CHUNK])).order_by(Workload.id)
+        out.extend((k, st, t, n, m or "") for k, st, t, n, m in s.execute(chunk))
+    return out
+
+
 def placed_of(s: Session, keyed: Iterable[tuple[str, str]]) -> list[Workload]:
     """The Placed rows among the workloads given as (team, key) (``Workload.key``, a pool's ``workload``):
     looked up by (team, name) where the key is ``team_name``, and only for a key shortened to a digest by the

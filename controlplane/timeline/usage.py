@@ -17,6 +17,7 @@ from sqlalchemy.orm import Mapped, Session, defer, mapped_column, selectinload
 from controlplane.store.coltypes import UTCDateTime, utcnow
 from controlplane.store.db import Database
 from controlplane.store.models import ACTIVE_STATES, Base, Workload
+from controlplane.store.workloads import StoredAssignment, StoredWorkload
 
 UsageKey = tuple[str, str, str, str]      # provider, region, GPU model, capacity type
 
@@ -43,11 +44,12 @@ class Usage:
     dollars_per_hour: float
 
 
-def usage_of(row: Workload) -> list[tuple[UsageKey, int, float]]:
+def usage_of(row: StoredWorkload) -> list[tuple[UsageKey, int, float]]:
     """One active workload's share of the usage: per assignment, its key, GPUs and list $/hour."""
     listed = [r.get("listPricePerHour") for r in ((row.placement or {}).get("assignments") or [])]
     out = []
-    for i, a in enumerate(row.assignments):
+    assigned: Sequence[StoredAssignment] = row.assignments
+    for i, a in enumerate(assigned):
         price = listed[i] if i < len(listed) and listed[i] is not None else a.price_per_hour
         out.append(((a.provider, a.region, a.gpu_model, a.capacity_type), int(a.gpus), float(price)))
     return out
