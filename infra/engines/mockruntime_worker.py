@@ -31,10 +31,12 @@ import pkgutil
 import signal
 import threading
 import time
+from collections.abc import Collection
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
 from infra.engines.mockruntime import Recording
+from infra.engines.rendercache import IncrementalRenderer
 from infra.spec import StackSpec
 
 _LOCK = threading.Lock()
@@ -58,13 +60,23 @@ def _init_worker(parent: int) -> None:
     threading.Thread(target=watch, name="awan-render-parent-watch", daemon=True).start()
 
 
-def _render(stack: StackSpec) -> tuple[Recording, float]:
+def _run(stack: StackSpec, only: Collection[str] | None) -> Recording:
     from infra.engines.mockruntime import run_program
     from infra.programs import program_for
 
+    return run_program(program_for(stack, only), stack.name)
+
+
+_RENDERER: IncrementalRenderer | None = None      # in the worker: each stack's last render (rendercache)
+
+
+def _render(stack: StackSpec) -> tuple[Recording, float]:
+    global _RENDERER
+    if _RENDERER is None:
+        _RENDERER = IncrementalRenderer(_run)
     c0 = time.process_time()
     try:
-        rec = run_program(program_for(stack), stack.name)
+        rec = _RENDERER.render(stack)
     except Exception as e:
         try:
             pickle.loads(pickle.dumps(e))
