@@ -43,7 +43,7 @@ class _Pool:
 class _Last:
     config: dict[str, str]
     base: dict[str, DesiredResource]        # the stack's own resources, by URN, in registration order
-    outputs: dict[str, Any]                 # every output but ``pools``
+    outputs: dict[str, Any]                 # every output but ``pools`` and ``refused`` (_context_outputs)
     pools: dict[str, _Pool] = field(default_factory=dict)
 
 
