@@ -104,3 +104,15 @@ def test_refused_pools_stay_out_and_are_reported():
     for stack in (StackSpec("azure", "eastus", (good,)), StackSpec("azure", "eastus", (bad, good))):
         same(r.render(stack), full(stack))
     assert run.asked == [None, []]
+
+
+def test_a_config_only_the_pools_read_renders_every_pool_again():
+    """The AMI is read by each pool's launch template, not by the network or cluster: a change of it changes
+    no stack-level resource, and every pool must still be declared again."""
+    a = pool("pa", nodes=1, placement="none", **AWS)
+    run = Counting()
+    r = IncrementalRenderer(run)
+    r.render(StackSpec("aws", "us-east-1", (a,)))
+    stack = StackSpec("aws", "us-east-1", (a,), config={"ami": "ami-0123456789abcdef0"})
+    same(r.render(stack), full(stack))
+    assert run.asked == [None, None]
