@@ -7,7 +7,7 @@ and the local engine run alike. Stack outputs: ``pools`` maps pool -> the ids of
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 import pulumi
@@ -28,7 +28,7 @@ def _export_cluster(name: str, endpoint: pulumi.Input[str], kubeconfig: pulumi.I
     pulumi.export("kubeconfig", pulumi.Output.secret(kubeconfig))
 
 
-def _aws(stack: StackSpec) -> dict[str, pulumi.Output[Any]]:
+def _aws(stack: StackSpec, pools: tuple[NodePoolSpec, ...]) -> dict[str, pulumi.Output[Any]]:
     from infra.components.aws import (
         AwsGpuNodePool,
         AwsGpuNodePoolArgs,
@@ -47,7 +47,7 @@ def _aws(stack: StackSpec) -> dict[str, pulumi.Output[Any]]:
         security_group_id=net.efa_sg.id, version=stack.config.get("kubernetes_version") or EksClusterArgs.version))
     _export_cluster(name, eks.join.endpoint, eks.kubeconfig)
     out = {}
-    for p in stack.pools:
+    for p in pools:
         pool = AwsGpuNodePool(p.pool, AwsGpuNodePoolArgs(
             pool=p, stack=stack.name, subnet_id=net.subnets[p.zone].id, security_group_id=net.efa_sg.id,
             ami=stack.config.get("ami", ""), cluster=eks.join,
@@ -61,7 +61,7 @@ def _is_tpu(p: NodePoolSpec) -> bool:
     return p.instance_type.startswith("tpu-")
 
 
-def _gcp(stack: StackSpec) -> dict[str, pulumi.Output[Any]]:
+def _gcp(stack: StackSpec, pools: tuple[NodePoolSpec, ...]) -> dict[str, pulumi.Output[Any]]:
     from infra.components.gcp import (
         GcpGpuNodePool,
         GcpGpuNodePoolArgs,
@@ -88,7 +88,7 @@ def _gcp(stack: StackSpec) -> dict[str, pulumi.Output[Any]]:
     _export_cluster(name, gke.endpoint, gke.kubeconfig)
     gpu_nets: list[tuple[pulumi.Input[str], pulumi.Input[str]]] = [(n.name, s.name) for n, s in net.gpu_networks]
     out = {}
-    for p in stack.pools:
+    for p in pools:
         if _is_tpu(p):
             tpu = GcpTpuSlice(p.pool, GcpTpuSliceArgs(pool=p, stack=stack.name, project=project,
                                                        subnetwork=net.subnetwork.id))
@@ -100,7 +100,7 @@ def _gcp(stack: StackSpec) -> dict[str, pulumi.Output[Any]]:
     return out
 
 
-def _azure(stack: StackSpec) -> dict[str, pulumi.Output[Any]]:
+def _azure(stack: StackSpec, pools: tuple[NodePoolSpec, ...]) -> dict[str, pulumi.Output[Any]]:
     from infra.components.azure import (
         AksCluster,
         AksClusterArgs,
@@ -122,7 +122,7 @@ def _azure(stack: StackSpec) -> dict[str, pulumi.Output[Any]]:
     # The cluster's ARM name, carried through its id so the pools wait for the cluster.
     aks_name: pulumi.Output[str] = pulumi.Output.all(aks.cluster.id, name).apply(lambda a: str(a[1]))
     out = {}
-    for p in stack.pools:
+    for p in pools:
         ap = AksGpuAgentPool(p.pool, AksGpuAgentPoolArgs(pool=p, stack=stack.name,
                                                          resource_group=net.resource_group.name,
                                                          cluster_name=aks_name, subnet_id=net.subnet.id))
@@ -130,7 +130,7 @@ def _azure(stack: StackSpec) -> dict[str, pulumi.Output[Any]]:
     return out
 
 
-def _coreweave(stack: StackSpec) -> dict[str, pulumi.Output[Any]]:
+def _coreweave(stack: StackSpec, pools: tuple[NodePoolSpec, ...]) -> dict[str, pulumi.Output[Any]]:
     from infra.components.coreweave import (
         CksCluster,
         CksClusterArgs,
@@ -143,14 +143,14 @@ def _coreweave(stack: StackSpec) -> dict[str, pulumi.Output[Any]]:
     cks = CksCluster(stack.name, CksClusterArgs(zone=zone, stack=stack.name, cluster_name=name))
     _export_cluster(name, cks.endpoint, cks.kubeconfig)
     out = {}
-    for p in stack.pools:
+    for p in pools:
         # Bound to the new cluster's API, not to whatever kubeconfig the Pulumi process happens to have.
         np = CoreWeaveNodePool(p.pool, CoreWeaveNodePoolArgs(pool=p, stack=stack.name, provider=cks.k8s))
         out[p.pool] = pulumi.Output.all(np.node_pool.id)
     return out
 
 
-def _oci(stack: StackSpec) -> dict[str, pulumi.Output[Any]]:
+def _oci(stack: StackSpec, pools: tuple[NodePoolSpec, ...]) -> dict[str, pulumi.Output[Any]]:
     from infra.components.oci import (
         OciGpuNodePool,
         OciGpuNodePoolArgs,
@@ -168,7 +168,7 @@ def _oci(stack: StackSpec) -> dict[str, pulumi.Output[Any]]:
                                                 tenancy_id=stack.config.get("tenancy", "")))
     _export_cluster(name, oke.endpoint, oke.kubeconfig)
     out: dict[str, pulumi.Output[Any]] = {}
-    for p in stack.pools:
+    for p in pools:
         pool = OciGpuNodePool(p.pool, OciGpuNodePoolArgs(pool=p, stack=stack.name, compartment_id=compartment,
                                                          subnet_id=net.subnet.id, cluster=oke.join,
                                                          image_id=stack.config.get("image", "")))
@@ -176,7 +176,7 @@ def _oci(stack: StackSpec) -> dict[str, pulumi.Output[Any]]:
     return out
 
 
-_BUILDERS: dict[str, Callable[[StackSpec], dict[str, pulumi.Output[Any]]]] = {
+_BUILDERS: dict[str, Callable[[StackSpec, tuple[NodePoolSpec, ...]], dict[str, pulumi.Output[Any]]]] = {
     "aws": _aws, "gcp": _gcp, "azure": _azure, "coreweave": _coreweave, "oci": _oci}
 
 
@@ -200,15 +200,21 @@ def refusals(stack: StackSpec) -> dict[str, str]:
     return {p.pool: why for p in stack.pools if (why := check(p)) is not None}
 
 
-def program_for(stack: StackSpec) -> Program:
+def program_for(stack: StackSpec, only: Collection[str] | None = None) -> Program:
     """The inline program for ``stack``. An empty stack still declares its network, so that removing
-    the last pool deletes only the pool; ``destroy`` removes the rest."""
+    the last pool deletes only the pool; ``destroy`` removes the rest.
+
+    ``only`` (the local engine's incremental render, infra.engines.rendercache): declare the stack's own
+    resources (network, cluster: derived from *all* its pools, as always) and only these pools; the
+    ``pools`` output then names only these. A pool's resources depend on its own spec and the stack's
+    resources alone, never on another pool, which is what lets a render skip the pools it already has."""
     build = _BUILDERS[stack.provider]
     refused = refusals(stack)
     buildable = dataclasses.replace(stack, pools=tuple(p for p in stack.pools if p.pool not in refused))
+    declared = buildable.pools if only is None else tuple(p for p in buildable.pools if p.pool in only)
 
     def program() -> None:
-        pools = build(buildable)
+        pools = build(buildable, declared)
         pulumi.export("stack", stack.name)
         pulumi.export("pools", {name: ids for name, ids in pools.items()})
         if refused:

@@ -12,7 +12,10 @@ dataclasses); the service process never sets up the Pulumi runtime nor touches t
 The child is *spawned*, not forked: a fork would copy the service's threads' locks, its database
 connections and its event loop half-way through whatever they were doing. It is started on the first
 render and kept (starting one costs the Pulumi SDK's imports, about a second); one is enough, since
-the Pulumi runtime runs one program at a time per process anyway. It ignores Ctrl-C (the parent shuts it
+the Pulumi runtime runs one program at a time per process anyway. The worker keeps each stack's last
+recording and renders a stack again for the pools new or changed since (``infra.engines.rendercache``):
+a no-op run of a 3,000-pool stack renders in milliseconds instead of ~15-40 s of CPU; a replaced worker
+starts with none, so its first render of each stack is a full one. It ignores Ctrl-C (the parent shuts it
 down) and exits by itself when its parent dies (a killed controller leaves no orphan behind). The
 worker belongs to the process that started it: a process forked from it must not render (nothing in
 Awan forks; its processes are started, and each starts its own worker). Spawning runs the parent's
@@ -31,10 +34,12 @@ import pkgutil
 import signal
 import threading
 import time
+from collections.abc import Collection
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
 from infra.engines.mockruntime import Recording
+from infra.engines.rendercache import IncrementalRenderer
 from infra.spec import StackSpec
 
 _LOCK = threading.Lock()
@@ -58,13 +63,23 @@ def _init_worker(parent: int) -> None:
     threading.Thread(target=watch, name="awan-render-parent-watch", daemon=True).start()
 
 
-def _render(stack: StackSpec) -> tuple[Recording, float]:
+def _run(stack: StackSpec, only: Collection[str] | None) -> Recording:
     from infra.engines.mockruntime import run_program
     from infra.programs import program_for
 
+    return run_program(program_for(stack, only), stack.name)
+
+
+_RENDERER: IncrementalRenderer | None = None      # in the worker: each stack's last render (rendercache)
+
+
+def _render(stack: StackSpec) -> tuple[Recording, float]:
+    global _RENDERER
+    if _RENDERER is None:
+        _RENDERER = IncrementalRenderer(_run)
     c0 = time.process_time()
     try:
-        rec = run_program(program_for(stack), stack.name)
+        rec = _RENDERER.render(stack)
     except Exception as e:
         try:
             pickle.loads(pickle.dumps(e))

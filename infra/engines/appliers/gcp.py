@@ -89,7 +89,7 @@ class GkeNodePoolHandler(ResizableHandler):
     @staticmethod
     def _live(ctx: ApplyContext, pool: str) -> list[Node]:
         stack = {ctx.stack, label_value(ctx.stack)}
-        return [n for n in ctx.nodes() if n.pool == pool and ctx.live(n.id) is not None
+        return [n for n in ctx.in_pool(pool) if ctx.live(n.id) is not None
                 and (n.labels.get("awan-stack") or n.labels.get("awan:stack")) in stack]
 
     @staticmethod
