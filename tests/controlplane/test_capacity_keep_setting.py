@@ -7,11 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
-from typer.testing import CliRunner
 
 from controlplane.api.context import ServiceContext
-from controlplane.cli.main import app
 from controlplane.reconcile.controller import LoopConfig
 from controlplane.reconcile.metrics import LoopMetrics
 from controlplane.reconcile.policy_source import PolicySource
@@ -19,6 +16,7 @@ from controlplane.reconcile.runtime import build_controller
 from controlplane.settings import Settings
 from controlplane.store.db import Database
 from controlplane.store.migrate import upgrade
+from tests.controlplane.cli.served import assert_serve_refuses
 from tests.controlplane.reconcile.fakes import FakeCloud, FakeEngine
 
 
@@ -46,10 +44,4 @@ def test_the_default_is_the_loops() -> None:
 @pytest.mark.parametrize("value", ["-1", "ten"])
 def test_a_bad_value_is_refused_naming_the_variable(value: str, tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AWAN_CAPACITY_KEEP_S", value)
-    with pytest.raises(ValidationError):
-        Settings()
-    monkeypatch.chdir(tmp_path)
-    r = CliRunner().invoke(app, ["serve", "--mock", "--db", f"sqlite:///{tmp_path}/a.db"])
-    assert r.exit_code != 0
-    assert "AWAN_CAPACITY_KEEP_S" in r.output and "Traceback" not in r.output, r.output
+    assert_serve_refuses("AWAN_CAPACITY_KEEP_S", value, tmp_path, monkeypatch)

@@ -9,14 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
-from typer.testing import CliRunner
 
 from controlplane.api.parsepool import ParsePool
-from controlplane.cli.main import app
-from controlplane.settings import Settings
 from tests.controlplane.api.test_parsepool import MEMBER, large
-from tests.controlplane.cli.served import nice, spawned_children
+from tests.controlplane.cli.served import assert_serve_refuses, nice, spawned_children
 
 linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc and per-thread nice values")
 
@@ -38,10 +34,4 @@ def test_the_parse_worker_runs_below_the_api_process() -> None:
 @pytest.mark.parametrize("value", ["-1", "20", "ten"])
 def test_an_out_of_range_value_is_refused_naming_the_variable(value: str, tmp_path: Path,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AWAN_BACKGROUND_NICE", value)
-    with pytest.raises(ValidationError):
-        Settings()
-    monkeypatch.chdir(tmp_path)
-    r = CliRunner().invoke(app, ["serve", "--mock", "--db", f"sqlite:///{tmp_path}/a.db"])
-    assert r.exit_code != 0
-    assert "AWAN_BACKGROUND_NICE" in r.output and "Traceback" not in r.output, r.output
+    assert_serve_refuses("AWAN_BACKGROUND_NICE", value, tmp_path, monkeypatch)

@@ -18,9 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from pydantic import ValidationError
+from typer.testing import CliRunner
 
 from controlplane.auth import create_token
+from controlplane.cli.main import app
+from controlplane.settings import Settings
 from controlplane.store.db import Database
 from controlplane.store.migrate import upgrade
 
@@ -148,3 +153,15 @@ def spawned_children(pid: int) -> list[int]:
         if ppid == pid and b"spawn_main" in cmdline and alive(int(d.name)):
             out.append(int(d.name))
     return out
+
+
+def assert_serve_refuses(variable: str, value: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bad value of a setting: the settings refuse it, and `awan serve` stops with a non-zero exit naming the
+    variable, with no traceback (run in-process: nothing is served)."""
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ValidationError):
+        Settings()
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(app, ["serve", "--mock", "--db", f"sqlite:///{tmp_path}/a.db"])
+    assert r.exit_code != 0
+    assert variable in r.output and "Traceback" not in r.output, r.output
