@@ -14,21 +14,26 @@ the rate benchmark's burst):
 Each run records wall time, this process's CPU (``time.process_time``: the engine and the adapters, which
 is what the service's loop process spends on a stack run), the render worker's CPU
 (``mockruntime_worker.cpu_seconds``) and the mock clouds' process's CPU. The state goes
-to JSON files (the engine's default store, fsync per write) in a fresh temporary directory.
+to JSON files (the engine's default store, fsync per write) in a fresh temporary directory, or, with
+``--stackrun-store sqlite|postgresql``, to the service's store (``DbStackStateStore``: the stack's row, as
+``awan serve`` keeps it) in a fresh database.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import os
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from bench.machine import machine_info, peak_rss_mib, pin_one_core, write_results
 from bench.provisioning.pools import node_pools, slots
+from infra.engines.state import FileStateStore, StackStateStore
 from infra.spec import NodePoolSpec, desired_stacks
 from providers.catalog import default_catalog
 
@@ -37,6 +42,9 @@ def add_arguments(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--stackrun-pools", type=lambda s: tuple(int(x) for x in s.split(",")), default=None,
                        help="N1,N2: pools of the first and of the second up (default 1500,3000; --quick: 8,16)")
     group.add_argument("--stackrun-provider", default="gcp", help="the stack's provider (default gcp)")
+    group.add_argument("--stackrun-store", choices=("file", "sqlite", "postgresql"), default="file",
+                       help="where the engine keeps the stack's state: JSON files (the engine's default), or the "
+                            "service's store (DbStackStateStore) on a fresh SQLite or PostgreSQL database")
 
 
 def pools_of(provider: str, n: int, region_index: int = 0) -> list[NodePoolSpec]:
@@ -53,7 +61,6 @@ def main(args: argparse.Namespace) -> int:
     from bench.rate.stack import mock_clouds, size_pools, tree_cpu_s
     from infra.engines import mockruntime_worker
     from infra.engines.local import LocalEngine
-    from infra.engines.state import FileStateStore
     from mockclouds.launcher import GCP_PROJECT
     from providers.config import load_config
     from providers.registry import build_providers
@@ -62,19 +69,20 @@ def main(args: argparse.Namespace) -> int:
     n1, n2 = args.stackrun_pools or ((8, 16) if args.quick else (1500, 3000))
     provider = args.stackrun_provider
     result: dict[str, Any] = {"suite": "stackrun", "machine": machine_info(core), "quick": args.quick,
-                              "provider": provider, "pools": [n1, n2], "runs": [], "errors": [],
+                              "provider": provider, "pools": [n1, n2], "store": args.stackrun_store,
+                              "runs": [], "errors": [],
                               "load_before": list(os.getloadavg())}
     ok = True
     tree = Path(__file__).resolve().parents[2]
     with tempfile.TemporaryDirectory(prefix="awan-bench-stackrun-") as work, \
-            mock_clouds(tree, Path(work)) as config:
+            mock_clouds(tree, Path(work)) as config, state_store(args.stackrun_store, Path(work)) as store:
         mocks_pid = _mocks_pid(Path(work))
         size_pools(config, n2 + 16)
         providers = build_providers(load_config(config))
         cfg = {"gcp": {"project": GCP_PROJECT}}
         pools = pools_of(provider, n2)
         mockruntime_worker.start()
-        engine = LocalEngine(providers.__getitem__, store=FileStateStore(Path(work) / "state"), why="benchmark")
+        engine = LocalEngine(providers.__getitem__, store=store, why="benchmark")
         # Warm-up, not counted: the provider's SDK and client imports, first connections, in another region.
         (warm,) = desired_stacks(pools_of(provider, 1, region_index=1), config=cfg)
         engine.up(warm)
@@ -108,12 +116,31 @@ def main(args: argparse.Namespace) -> int:
             print(f"stackrun: no-op check {'PASS' if result['noop_ok'] else 'FAIL'}", flush=True)
         ok = ok and all(r["not_applied"] == 0 for r in result["runs"])
         for p in providers.values():
-            close = getattr(p, "close", None)
-            if callable(close):
-                close()
+            p.close()
     result["peak_rss_mib"] = peak_rss_mib()
     print(f"results: {write_results(args.results_dir, 'stackrun', result)}")
     return 0 if ok else 1
+
+
+@contextlib.contextmanager
+def state_store(kind: str, work: Path) -> Iterator[StackStateStore]:
+    """The engine's state store of ``kind`` (file | sqlite | postgresql), empty."""
+    if kind == "file":
+        yield FileStateStore(work / "state")
+        return
+    from bench.api.service import fresh_database
+    from bench.rate.run import PG_URL
+    from controlplane.store.db import Database
+    from controlplane.store.migrate import upgrade
+    from controlplane.store.stack_state import DbStackStateStore
+
+    with fresh_database(kind, PG_URL) as url:
+        db = Database.from_url(url)
+        try:
+            upgrade(db.engine)
+            yield DbStackStateStore(db)
+        finally:
+            db.dispose()
 
 
 def _mocks_pid(workdir: Path) -> int | None:

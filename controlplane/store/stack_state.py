@@ -9,7 +9,8 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import select, text, update
+from sqlalchemy.orm import Session
 
 from controlplane.store.db import Database
 from controlplane.store.models import Stack
@@ -20,25 +21,29 @@ class DbStackStateStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
+    # Each call touches the state column alone: loading the row decoded its spec too (a 3,000-pool stack's is
+    # as large as its state), and a write during a stack run decoded the whole old state only to replace it.
     def get(self, stack: str) -> dict[str, Any] | None:
         with self.db.session() as s:
-            row = s.get(Stack, stack)
-            return None if row is None or row.state is None else dict(row.state)
+            state = s.scalar(select(Stack.state).where(Stack.name == stack))
+            return None if state is None else dict(state)
 
     def put(self, stack: str, state: dict[str, Any]) -> None:
         with self.db.session() as s:
-            row = s.get(Stack, stack, with_for_update=True)
-            if row is None:
+            if not self._set(s, stack, state):
                 s.add(Stack(name=stack, state=state))
-            else:
-                row.state = state
 
     def delete(self, stack: str) -> None:
         # The row also holds the loop's bookkeeping for the stack; only the engine's state goes.
         with self.db.session() as s:
-            row = s.get(Stack, stack, with_for_update=True)
-            if row is not None:
-                row.state = None
+            self._set(s, stack, None)
+
+    @staticmethod
+    def _set(s: Session, stack: str, state: dict[str, Any] | None) -> bool:
+        """One UPDATE (its row lock is the statement's own); False when the stack has no row yet."""
+        res = s.execute(update(Stack).where(Stack.name == stack).values(state=state)
+                        .execution_options(synchronize_session=False))
+        return bool(res.rowcount)  # type: ignore[attr-defined]
 
     def list(self) -> list[str]:
         with self.db.session() as s:

@@ -7,7 +7,7 @@ import pytest
 
 from controlplane.store import workloads as repo
 from controlplane.store.migrate import current, head, upgrade
-from controlplane.store.models import WorkloadState
+from controlplane.store.models import Stack, WorkloadState
 from controlplane.store.stack_state import DbStackStateStore
 from infra.engines.base import StackBusy
 from infra.engines.state import StackStateStore
@@ -80,3 +80,23 @@ def test_stack_state_store_protocol(db):
                 pass
     st.delete("awan-aws-us-east-1")
     assert st.get("awan-aws-us-east-1") is None and st.list() == []
+
+
+def test_stack_state_writes_touch_the_state_alone(db):
+    """The engine's state shares the stack's row with the loop's bookkeeping (spec, hash, status): a put or a
+    delete of the state, written as one UPDATE of its column, leaves the rest as the loop wrote it."""
+    st = DbStackStateStore(db)
+    with db.session() as s:
+        s.add(Stack(name="awan-gcp-us-central1", spec={"pools": ["p"] * 3}, spec_hash="h1", status="ok",
+                    attempts=2))
+    st.put("awan-gcp-us-central1", {"resources": {"a": 1}})
+    st.put("awan-gcp-us-central1", {"resources": {"a": 2}})
+    assert st.get("awan-gcp-us-central1") == {"resources": {"a": 2}}
+    st.delete("awan-gcp-us-central1")
+    with db.session() as s:
+        row = s.get(Stack, "awan-gcp-us-central1")
+        assert row is not None and row.state is None
+        assert (row.spec, row.spec_hash, row.status, row.attempts) == ({"pools": ["p"] * 3}, "h1", "ok", 2)
+    assert st.list() == []
+    st.put("awan-gcp-us-central1", {"resources": {}})
+    assert st.list() == ["awan-gcp-us-central1"]
