@@ -147,22 +147,23 @@ def columns_of(s: Session, ids: Sequence[int]) -> list[WorkloadColumns]:
         chunk = uniq[i:i + _LOOKUP_CHUNK]
         # The rows, then their assignments (as selectinload reads them)
         rows = s.execute(select(*_W_COLUMNS).where(Workload.id.in_(chunk)).order_by(Workload.id)).all()
-        held: dict[int, list[AssignmentColumns]] = {}
-        for wid, *a in s.execute(select(*_A_COLUMNS).where(Assignment.workload_id.in_([r[0] for r in rows]))
-                                 .order_by(Assignment.workload_id, Assignment.id)):
-            held.setdefault(wid, []).append(AssignmentColumns(*a))
-        out.extend(WorkloadColumns(wid, name, team, state, spec, placement, deleted_at, held.get(wid, []))
-                   for wid, name, team, state, spec, placement, deleted_at in rows)
+        out.extend(_joined(rows, s.execute(select(*_A_COLUMNS).where(
+            Assignment.workload_id.in_([r[0] for r in rows])).order_by(Assignment.workload_id, Assignment.id))))
     return out
 
 
 def columns_in(s: Session, states: Sequence[str]) -> list[WorkloadColumns]:
     """``columns_of`` every row in ``states`` (the index's full list, at each resync)."""
     rows = s.execute(select(*_W_COLUMNS).where(Workload.state.in_(list(states))).order_by(Workload.id)).all()
-    held: dict[int, list[AssignmentColumns]] = {}
     q = (select(*_A_COLUMNS).join(Workload, Workload.id == Assignment.workload_id)
          .where(Workload.state.in_(list(states))).order_by(Assignment.workload_id, Assignment.id))
-    for wid, *a in s.execute(q):
+    return _joined(rows, s.execute(q))
+
+
+def _joined(rows: Iterable[Sequence[Any]], assigned: Iterable[Sequence[Any]]) -> list[WorkloadColumns]:
+    """Rows of ``_W_COLUMNS`` with their assignments (rows of ``_A_COLUMNS``, in assignment id order)."""
+    held: dict[int, list[AssignmentColumns]] = {}
+    for wid, *a in assigned:
         held.setdefault(wid, []).append(AssignmentColumns(*a))
     return [WorkloadColumns(wid, name, team, state, spec, placement, deleted_at, held.get(wid, []))
             for wid, name, team, state, spec, placement, deleted_at in rows]
