@@ -320,14 +320,16 @@ def apply_observation(db: Database, obs: Observation, *, actor: str, fenced: Cal
                     audit.record(s, actor=actor, action="drift", kind="workload", subject=row.name,
                                  team=row.team, details={"live": live, "need": need, "extra": True})
             if row.state == WorkloadState.PROVISIONING.value and running < need and short is not None:
-                still_short.append(row.key)
                 waited = short.overdue(row.key)
                 if waited is not None:
+                    # Its clock ends with the move: kept, it would fail the next placement over at once
+                    # (re-placed and Provisioning again before an observation found it not short).
                     _short_failover(s, row, obs, actor=actor, blocks=blocks, drifted=drifted, trigger="capacity",
                                     reason=f"{running}/{need} nodes running after {waited:.0f} s: the provider "
                                            "has not supplied them")
                     metrics.failovers.labels("short").inc()
                     continue
+                still_short.append(row.key)
             if row.state == WorkloadState.PROVISIONING.value and running >= need:
                 # With a template the nodes being up is only the start: dispatch creates the pods and
                 # moves it on to Running when they run. Without one the capacity is what was asked for.
