@@ -37,7 +37,7 @@ from infra.engines.appliers.base import (
 from infra.engines.base import ChangeSet, DriftItem, DriftReport, EngineError, ResourceChange, UpResult
 from infra.engines.calls import CallBounds, CallLimits, Withdrawn, bounds_from_env
 from infra.engines.mockruntime import DesiredResource, logical_id
-from infra.engines.mockruntime_worker import render
+from infra.engines.mockruntime_worker import forget, render
 from infra.engines.state import FileStateStore, StackStateStore, empty_state
 from infra.spec import StackSpec, parse_stack_name
 from providers.base import Provider
@@ -133,6 +133,7 @@ class LocalEngine:
                 run.save()
             else:
                 self.store.delete(stack_name)
+                forget(stack_name)   # its last render, kept for its next run (rendercache), will not be used
         return UpResult(stack_name, changes, {}, time.monotonic() - t0, [self.banner, *run.messages],
                         run.not_applied)
 

@@ -89,6 +89,15 @@ def _render(stack: StackSpec) -> tuple[Recording, float]:
     return rec, time.process_time() - c0
 
 
+def _forget(stack: str) -> None:
+    if _RENDERER is not None:
+        _RENDERER.forget(stack)
+
+
+def _held() -> list[str]:
+    return [] if _RENDERER is None else _RENDERER.held()
+
+
 def _pid() -> int:
     return os.getpid()
 
@@ -139,6 +148,26 @@ def render(stack: StackSpec) -> Recording:
             _CPU[0] += cpu
         return rec
     raise AssertionError("unreachable")
+
+
+def forget(stack: str) -> None:
+    """Drop ``stack``'s last render from the worker (the stack is destroyed). Nothing to do, and no worker
+    started, when none runs; a worker that died held nothing."""
+    with _LOCK:
+        pool = _POOL
+    if pool is None:
+        return
+    try:
+        pool.submit(_forget, stack).result()
+    except BrokenProcessPool:
+        _discard(pool)
+
+
+def held() -> list[str]:
+    """The stacks whose last render the worker holds (none when no worker runs)."""
+    with _LOCK:
+        pool = _POOL
+    return [] if pool is None else list(pool.submit(_held).result())
 
 
 def worker_pid() -> int:

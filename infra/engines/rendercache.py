@@ -16,11 +16,17 @@ also a stack-level resource's name cannot be told apart by its URN: such a stack
 full. The result equals a full render's (resources, their inputs, dependencies and outputs; tests/infra/
 test_rendercache.py checks it for every provider), in this order: the stack's own resources, then each
 pool's, pools in the spec's order.
+
+What it holds is bounded: a stack destroyed is forgotten (``LocalEngine.destroy`` asks the worker), and at most
+``keep`` stacks are held, the least recently rendered dropped first (a replica's runners take stacks through work
+leases, so a worker may have rendered stacks another process runs now). A stack dropped is rendered in full the
+next time, which is correct, only slower.
 """
 
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +36,7 @@ from infra.programs import refusals
 from infra.spec import NodePoolSpec, StackSpec
 
 Renderer = Callable[[StackSpec, "Collection[str] | None"], Recording]
+KEEP = 512     # stacks a worker holds: an AI lab's fleet has hundreds (a region a provider); ~1 MB per 1,000 pools
 
 
 @dataclass(slots=True)
@@ -82,10 +89,18 @@ class IncrementalRenderer:
     """The last recording of every stack this process rendered, and renders against it. ``run`` renders
     ``stack`` declaring only the pools named (None: all), as ``program_for(stack, only)`` does."""
 
-    def __init__(self, run: Renderer) -> None:
+    def __init__(self, run: Renderer, keep: int = KEEP) -> None:
+        if keep < 1:
+            raise ValueError(f"keep: must be at least 1, got {keep}")
         self._run = run
-        self._last: dict[str, _Last] = {}
+        self._keep = keep
+        self._last: OrderedDict[str, _Last] = OrderedDict()      # least recently rendered first
         self._lock = threading.Lock()
+
+    def held(self) -> list[str]:
+        """The stacks whose last render is held, least recently rendered first."""
+        with self._lock:
+            return list(self._last)
 
     def forget(self, stack: str | None = None) -> None:
         with self._lock:
@@ -124,7 +139,9 @@ class IncrementalRenderer:
             outputs["pools"] = {n: pools[n].output for n in sorted(names)}
         rest = _context_outputs(rec)
         with self._lock:
-            self._last[stack.name] = _Last(dict(stack.config), parts.base, rest, pools)
+            self._last[stack.name] = _Last(dict(stack.config), parts.base, rest, pools)   # the most recent: last
+            while len(self._last) > self._keep:
+                self._last.popitem(last=False)
         return Recording(resources=resources, outputs=outputs)
 
 

@@ -201,3 +201,15 @@ def test_one_worker_per_stack(tmp_path):
     store = FileStateStore(tmp_path)
     with store.lock("awan-aws-us-east-1"), pytest.raises(StackBusy):
         LocalEngine(lambda _: FakeProvider(), store=store, lock_timeout_s=0.1).up(aws_stack())
+
+
+def test_a_destroyed_stack_is_forgotten_by_the_render_worker(fake_engine):
+    """Its last render is kept for the next run (rendercache); once the stack is gone it would only hold memory."""
+    from infra.engines import mockruntime_worker
+
+    eng, fp = fake_engine()
+    eng.up(aws_stack(pool("infer-b", nodes=1, placement="none")))
+    assert "awan-aws-us-east-1" in mockruntime_worker.held()
+    eng.destroy("awan-aws-us-east-1")
+    assert fp.live() == []
+    assert "awan-aws-us-east-1" not in mockruntime_worker.held()

@@ -116,3 +116,21 @@ def test_a_config_only_the_pools_read_renders_every_pool_again():
     stack = StackSpec("aws", "us-east-1", (a,), config={"ami": "ami-0123456789abcdef0"})
     same(r.render(stack), full(stack))
     assert run.asked == [None, None]
+
+
+def test_the_least_recently_rendered_stacks_go_first_past_the_bound():
+    run = Counting()
+    r = IncrementalRenderer(run, keep=2)
+    stacks = [StackSpec("aws", region, (pool(f"p-{region}", nodes=1, placement="none",
+                                             **{**AWS, "region": region, "zone": f"{region}a"}),))
+              for region in ("us-east-1", "us-east-2", "us-west-2")]
+    for stack in (*stacks, stacks[1]):
+        r.render(stack)
+    assert r.held() == ["awan-aws-us-west-2", "awan-aws-us-east-2"]
+    same(r.render(stacks[0]), full(stacks[0]))        # dropped: rendered in full again, and correctly
+    assert run.asked == [None, None, None, [], None]
+    assert r.held() == ["awan-aws-us-east-2", "awan-aws-us-east-1"]
+    r.forget("awan-aws-us-east-1")
+    assert r.held() == ["awan-aws-us-east-2"]
+    with pytest.raises(ValueError, match="keep"):
+        IncrementalRenderer(run, keep=0)
