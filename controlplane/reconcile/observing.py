@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import threading
+from collections import Counter
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -296,7 +297,7 @@ def apply_observation(db: Database, obs: Observation, *, actor: str, fenced: Cal
                 continue
             need = sum(a.nodes for a in row.assignments)
             mine = obs.nodes_of(row.key)
-            running = sum(1 for n in mine if n.state == NodeState.RUNNING)
+            running = _running_for(row, mine)
             if not all(obs.covers(a.provider, a.region) for a in row.assignments):
                 # Cannot tell: a provider or region of it did not answer. Held as it is, with the clock running.
                 if _unobserved(s, row, obs, unseen, actor=actor, short=short, blocks=blocks, metrics=metrics,
@@ -438,6 +439,19 @@ def _unobserved(s: Session, row: Workload, obs: Observation, unseen: Unobserved,
         if row.message != msg:
             row.message = msg
     return False
+
+
+def _running_for(row: Any, nodes: list[Node]) -> int:
+    """The running nodes that count for ``row``: those in its assigned pools, at most each pool's node count.
+    Nodes in a pool it does not hold (its last placement's, until their stack deletes them) or beyond a pool's
+    count are extra (``_extra_stacks``), not its capacity: counted, a workload re-placed while its old nodes
+    still ran was marked Running with nothing in the pools it was assigned, and a pool over its count hid
+    another pool short. Nodes that carry no pool label count as before (towards the whole need)."""
+    up = [n for n in nodes if n.state == NodeState.RUNNING]
+    unpooled = sum(1 for n in up if not n.pool)
+    per_pool = Counter(n.pool for n in up if n.pool)
+    pooled = sum(min(per_pool[a.pool], a.nodes) for a in row.assignments)
+    return min(pooled + unpooled, sum(a.nodes for a in row.assignments))
 
 
 def _extra_stacks(row: Any, nodes: list[Any]) -> set[str]:
