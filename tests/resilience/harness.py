@@ -197,7 +197,7 @@ def _kind(res: dict[str, Any]) -> str:
 
 
 def check(db_url: str, clouds: Any, names: Iterable[str]) -> Verdict:
-    """Every named workload Running, holding exactly its assigned nodes in the clouds it was assigned to;
+    """Every named workload Running, holding exactly its assigned nodes in the zones it was assigned to;
     no other tagged machine alive, and no node pool or scale set left for a workload that moved away."""
     db = Database.from_url(db_url)
     try:
@@ -208,17 +208,24 @@ def check(db_url: str, clouds: Any, names: Iterable[str]) -> Verdict:
             want = {n: (r.state, sum(a.nodes for a in r.assignments), {a.provider for a in r.assignments})
                     for n, r in rows.items()}
             where = {n: {(a.provider, a.region.lower()) for a in r.assignments} for n, r in rows.items()}
+            zones = {n: {(a.provider, a.region.lower(), a.zone.lower()) for a in r.assignments}
+                     for n, r in rows.items()}
     finally:
         db.dispose()
     names = [n if n in rows else key_of.get(n, n) for n in names]
     have: Counter[tuple[str, str]] = Counter()
+    astray: Counter[str] = Counter()     # live nodes of a workload outside every zone it is assigned
     holders: list[tuple[str, str, str, str]] = []
     for cloud in clouds.servers:
         for res in clouds.backend(cloud).inventory():
             if not _live_nodes(res):
                 continue
             if _kind(res) in NODE_KINDS:
-                have[(_workload_of(res), cloud)] += 1
+                w = _workload_of(res)
+                have[(w, cloud)] += 1
+                place = (cloud, str(res.get("region", "")).lower(), str(res.get("zone", "")).lower())
+                if place not in zones.get(w, set()):
+                    astray[w] += 1
             elif _kind(res) in HOLDER_KINDS and _workload_of(res):
                 holders.append((_workload_of(res), cloud, str(res.get("region", "")).lower(), str(res.get("id", ""))))
     v = Verdict(workloads=len(set(names)))
@@ -230,6 +237,8 @@ def check(db_url: str, clouds: Any, names: Iterable[str]) -> Verdict:
             v.lost.append(f"{n}:{state}:{got}/{nodes}")
         elif got > nodes or elsewhere:
             v.duplicates.append(f"{n}:{got}/{nodes}")
+        elif astray[n]:     # Running on nodes in another zone than it is assigned: what it holds is not its own
+            v.duplicates.append(f"{n}:{astray[n]} of {got} nodes outside its assigned zones")
     for (w, cloud), c in have.items():
         if w not in want or want[w][0] != WorkloadState.RUNNING.value:
             v.orphans.append(f"{cloud}:{w or '?'}x{c}")
