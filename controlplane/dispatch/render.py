@@ -136,11 +136,16 @@ def _pod_spec(c: Container, slots: list[Slot], key: str, container: dict[str, An
     spec: dict[str, Any] = {
         "restartPolicy": restart,
         # One pool: a plain nodeSelector on its label. Several (a gang over two NVLink domains): the
-        # workload label every node of its pools carries.
+        # workload label every node of its pools carries, and a required affinity to those pools, since
+        # nodes of a pool it held before a failover carry the same workload label until their stack
+        # deletes them.
         "nodeSelector": {LABEL_POOL: pools[0]} if len(pools) == 1 else {LABEL_WORKLOAD: label_value(key)},
         "tolerations": [{"key": GPU, "operator": "Exists", "effect": "NoSchedule"}],
         "containers": [container],
     }
+    if len(pools) > 1:
+        spec["affinity"] = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [{"matchExpressions": [{"key": LABEL_POOL, "operator": "In", "values": pools}]}]}}}
     if c.shm_size:
         spec["volumes"] = [{"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": c.shm_size}}]
     return spec

@@ -62,6 +62,10 @@ def test_a_gang_over_two_pools_is_pinned_by_its_workload_label_and_one_over_two_
     two = [Slot("aws", "us-east-1", "p-0", 2, 8), Slot("aws", "us-east-1", "p-1", 2, 8)]
     job = render(w, "research_gang", 0, two, NS).units[0].objects[1]
     assert job["spec"]["template"]["spec"]["nodeSelector"] == {LABEL_WORKLOAD: "research_gang"}
+    # and to its pools only: an old pool's nodes (before a failover) carry the same workload label
+    terms = job["spec"]["template"]["spec"]["affinity"]["nodeAffinity"][
+        "requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    assert terms == [{"matchExpressions": [{"key": LABEL_POOL, "operator": "In", "values": ["p-0", "p-1"]}]}]
     assert job["spec"]["completions"] == 4
     apart = [Slot("aws", "us-east-1", "p-0", 2, 8), Slot("gcp", "us-central1", "p-1", 2, 8)]
     plan = render(w, "research_gang", 0, apart, NS)

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from controlplane.reconcile import failover, observing
 from controlplane.reconcile.fleet import Observation
 from controlplane.reconcile.metrics import LoopMetrics
+from controlplane.reconcile.unobserved import Unobserved
 from controlplane.store import workloads as repo
 from controlplane.store.db import Database
 from controlplane.store.migrate import upgrade
@@ -71,8 +72,11 @@ def _fleet(db: Database, seed: int, n: int = 40) -> tuple[Observation, list[int]
 def _apply(db: Database, obs: Observation, only: set[int] | None) -> tuple[Any, ...]:
     short = failover.ShortWatch(bound_s=0.0, clock=lambda: 1_000.0)   # every short workload is overdue
     unsettled: set[str] = set()
+    # One clock for both comparisons: the held note names the second its region stopped answering, and two
+    # real clocks read across a second's boundary differ (the test failed so, now and then).
+    unseen = Unobserved(clock=lambda: 1_000.0)
     drifted = observing.apply_observation(db, obs, actor="test", fenced=lambda: True, metrics=LoopMetrics(),
-                                          short=short, only=only, unsettled=unsettled)
+                                          short=short, only=only, unsettled=unsettled, unseen=unseen)
     with db.session() as s:
         rows = [(w.name, w.state, w.message, w.generation, sorted((a.pool, a.region) for a in w.assignments))
                 for w in repo.list_(s, include_deleted=True)]
