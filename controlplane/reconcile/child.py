@@ -35,6 +35,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -78,8 +79,12 @@ class ChildLoop:
     """The service's loop (context.ServiceLoop) run in a child process. ``elector.is_leader`` and
     ``exposition()`` ask the child; both answer "no"/nothing while it is starting or gone."""
 
-    def __init__(self, settings: dict[str, Any], config: AwanConfig | None, *, runner: int | None = None) -> None:
+    def __init__(self, settings: dict[str, Any], config: AwanConfig | None, *, runner: int | None = None,
+                 target: Callable[..., None] | None = None) -> None:
         self._settings = settings
+        # The child's entry point: ``main``; a test's own (module-level: ``spawn`` imports it by name) stands in
+        # for a child that misbehaves, one that outlives its grace.
+        self._target = target if target is not None else main
         self._runner = runner           # runner.py: this runner's index; None: the loop's child
         self._what = "controller" if runner is None else "runner"
         self._config = config
@@ -128,7 +133,7 @@ class ChildLoop:
 
                 settings = {**settings, "replica_id": runner_holder(str(settings["replica_id"]), self._runner)}
             self._holder = str(settings["replica_id"])
-            proc = self._mp.Process(target=main, args=(theirs, settings, self._config, os.getpid(), ready,
+            proc = self._mp.Process(target=self._target, args=(theirs, settings, self._config, os.getpid(), ready,
                                                        self._runner is not None),
                                     name=f"awan-{self._what}", daemon=False)
             proc.start()
@@ -208,10 +213,15 @@ class ChildLoop:
             return None
 
     def stop(self, release_lease: bool = True, grace_s: float = 60.0) -> bool:
-        """Drain the child within ``grace_s`` (as Controller.stop); it is killed if it outlives that."""
+        """Drain the child within ``grace_s`` (as Controller.stop); it is killed if it outlives that.
+
+        A child that did not drain (killed after its grace, or exited with stack runs cut short) is dead with
+        work leases still its own: they are freed at once by its holder name (``_release_leases``, as after a
+        crash), not left to expire after ``AWAN_WORK_LEASE_TTL_S``, so another replica's runner or leader takes
+        the cut-short stacks at its next pass. Only once the child is known to have exited."""
         self._stopping.set()
         with self._lock:
-            proc, conn = self._proc, self._conn
+            proc, conn, holder = self._proc, self._conn, self._holder
         if proc is None or conn is None:
             return True
         drained = False
@@ -231,6 +241,12 @@ class ChildLoop:
         conn.close()
         if self._watch is not None:
             self._watch.join(timeout=2 * ANSWER_S)
+        if not drained:
+            if proc.exitcode is not None:
+                self._release_leases(holder)
+            else:   # still alive after the kill: its leases may yet be acted under, so they are left to expire
+                log.error(f"{self._what} process still alive after the kill; its work leases expire",
+                          pid=proc.pid, holder=holder)
         # Freed now, not at the interpreter's exit: uvicorn ends the process by re-raising SIGTERM, so
         # multiprocessing's finalizers would not run and its resource tracker would warn of leaked semaphores.
         with self._lock:

@@ -52,6 +52,7 @@ from controlplane.reconcile.queue import RateLimitedQueue
 from controlplane.reconcile.sharing import SharedBlockList, WorkShare
 from controlplane.reconcile.unobserved import Unobserved, leave_out
 from controlplane.reconcile.wake import WakeListener
+from controlplane.store import work_leases
 from controlplane.store.db import Database
 from controlplane.timeline.usage import record_usage
 from infra.engines.base import Engine, RecordsStackState
@@ -197,6 +198,7 @@ class Controller:
         self._read_failed = False   # the last capacity read left a provider out (it failed)
         self.woken_passes = 0
         self._dispatched_at = float("-inf")   # a non-leader's last dispatch round (_shared_rounds)
+        self._backoffs_read_at = float("-inf")   # the last read of backed-off stacks' shared backoff (_expedited)
 
     # -- one pass ----------------------------------------------------------------------------------
     def snapshot(self) -> FleetSnapshot | None:
@@ -428,7 +430,11 @@ class Controller:
 
     def _check_health(self) -> None:
         """Evacuate DOWN regions; when one answers again, run its stacks now (not after their backoff)
-        so the pools left there are deleted and nothing is orphaned."""
+        so the pools left there are deleted and nothing is orphaned. Now by whichever replica or runner
+        process claims them: the backoff their runs failed into during the outage is kept twice, in this
+        replica's queue (forgotten here) and in the stacks' work leases, shared by every replica (ended here,
+        work_leases.expedite, fenced by this term; a stack some runner holds is left to it). The other
+        replicas end their own queue's backoff when they see the shared one over (``_expedited``)."""
         # Probe through the breaker's inner provider: health must see the cloud as it is now, not the
         # breaker's memory of it, or a recovered region would stay "down" until the breaker half-opens.
         self._health = fleet.probe_health({n: unguarded(p) for n, p in self.providers.items()},
@@ -442,10 +448,38 @@ class Controller:
                 self.queue.forget(f"place:{name}")
         for provider, region in back:
             prefix = f"awan-{provider}-" if region == "*" else stack_name(provider, region)
-            for key in [f"stack:{n}" for n in provisioning.stack_names(self.db) if n.startswith(prefix)]:
+            names = [n for n in provisioning.stack_names(self.db) if n.startswith(prefix)]
+            for key in [f"stack:{n}" for n in names]:
                 self.queue.forget(key)
                 self.queue.add(key)
+            try:
+                work_leases.expedite(self.db, work_leases.STACK, names, fenced=self.elector.fenced)
+            except Exception as e:   # they run after their backoff, as before; this replica's queue has them now
+                log.warning("ending the recovered region's stacks' shared backoff failed", provider=provider,
+                            region=region, error=str(e))
             log.info("region answers again; cleaning up its stacks", provider=provider, region=region)
+
+    def _expedited(self, plans: Mapping[str, provisioning.StackPlan]) -> set[str]:
+        """The planned stacks this replica's queue backs off whose shared backoff (their work lease's) is
+        already over: due here again now. A failed run sets both at its release, the shared one from every
+        replica's attempts (never shorter), so a lease free sooner had its backoff ended early: by the leader,
+        for a region that answers again (``_check_health``), whose re-queue reaches its own queue only (with
+        runner processes live, the leader runs no stack). Read at most every third of a lease's life: while a
+        region is down its stacks back off for minutes, and a query every pass for them would be waste."""
+        backing = [n for n, p in plans.items()
+                   if p.reason not in ("changed", "drift") and self.queue.backing_off(f"stack:{n}")]
+        now = time.monotonic()
+        if not backing or now - self._backoffs_read_at < self.cfg.work_lease_ttl_s / 3:
+            return set()
+        self._backoffs_read_at = now
+        try:
+            free = work_leases.free_of(self.db, work_leases.STACK, backing)
+        except Exception as e:   # read again later; meanwhile this replica's own backoff holds
+            log.warning("reading the stacks' shared backoff failed", error=str(e))
+            return set()
+        for name in free:
+            self.queue.forget(f"stack:{name}")
+        return free
 
     def _run_stacks(self) -> None:
         if self.edge is not None:   # from the index the change feed keeps (no scan of the workloads)
@@ -459,8 +493,9 @@ class Controller:
             plans = provisioning.plan(self.db, resync_s=self.cfg.resync_s, config=self.cfg.stack_config,
                                       force=sorted(self._drifted))
         by_name = {p.spec.name: p for p in plans}
+        expedited = self._expedited(by_name)
         for name, p in by_name.items():
-            if p.reason in ("changed", "drift") or not self.queue.backing_off(f"stack:{name}"):
+            if p.reason in ("changed", "drift") or name in expedited or not self.queue.backing_off(f"stack:{name}"):
                 self.queue.add(f"stack:{name}")
         with self._lock:
             ready: dict[str, list[str]] = {}   # provider -> stacks due here, in queue order

@@ -14,7 +14,7 @@ Nothing waits on a runner: when one dies (SIGKILL, OOM) its parent sees the exit
 holder had (child.ChildLoop._release_leases, work_leases.release_holder: by holder name, so a lease taken over
 since is untouched), then starts another after 2 s under a new holder name, which takes the dead one's stacks at
 its first pass (the engine adopts what the cut-short run left); with no runner live the leader runs stacks
-itself again. Should that release fail, the leases expire after ``AWAN_WORK_LEASE_TTL_S`` and are taken over as
+itself again. A runner killed at shutdown after its grace (ChildLoop.stop) has its leases freed the same way. Should that release fail, the leases expire after ``AWAN_WORK_LEASE_TTL_S`` and are taken over as
 a dead replica's are; the new name means the new runner never renews them meanwhile. A drained runner releases
 its "runner" lease at once.
 

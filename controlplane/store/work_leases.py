@@ -9,7 +9,8 @@ is refused by the fence.
 
 A released lease keeps an ``expires_at``: a lease released after a failed run stays unclaimable until its
 backoff is over (the backoff is shared by every replica, not remembered by the one that failed). Keys in
-``force`` (a changed spec, drift) are claimable at once when nobody holds them.
+``force`` (a changed spec, drift) are claimable at once when nobody holds them. ``expedite`` ends the backoff of
+free leases early (the leader, for the stacks of a region that answers again).
 
 SQLite has no ``FOR UPDATE`` (SQLAlchemy renders nothing there): its single writer lock serialises the
 claims instead, and SQLite is the embedded, one-replica store anyway.
@@ -30,7 +31,7 @@ one leader to apply.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -137,6 +138,38 @@ def release_holder(db: Database, holder: str) -> int:
                         .values(holder=None, expires_at=utcnow() - timedelta(milliseconds=1))
                         .execution_options(synchronize_session=False))
         return int(res.rowcount)  # type: ignore[attr-defined]
+
+
+def expedite(db: Database, kind: str, keys: Iterable[str], fenced: Callable[[], bool] | None = None) -> int:
+    """End the backoff of the free leases of ``keys`` now: claimable by anyone at their next pass. The leader
+    calls it for a region that answers again (Controller._check_health): its stacks' runs failed during the
+    outage and backed off (for minutes), and the pools left there should be cleaned up now, by whichever
+    replica or runner claims them. A held lease is not touched (its holder is running it; one that expired is
+    claimable anyway). ``fenced``: the caller's fence (the leader's term), checked in the write's transaction.
+    Returns how many were freed early."""
+    want = sorted(set(keys))
+    if not want:
+        return 0
+    now = utcnow()
+    with db.session() as s:
+        if fenced is not None and not fenced():
+            return 0
+        res = s.execute(update(WorkLease).where(WorkLease.kind == kind, WorkLease.key.in_(want),
+                                                WorkLease.holder.is_(None), WorkLease.expires_at >= now)
+                        .values(expires_at=now - timedelta(milliseconds=1))
+                        .execution_options(synchronize_session=False))
+        return int(res.rowcount)  # type: ignore[attr-defined]
+
+
+def free_of(db: Database, kind: str, keys: Iterable[str]) -> set[str]:
+    """The keys among ``keys`` whose lease is claimable by anyone now (no live holder, past its backoff)."""
+    want = sorted(set(keys))
+    if not want:
+        return set()
+    now = utcnow()
+    with db.session() as s:
+        return set(s.scalars(select(WorkLease.key).where(
+            WorkLease.kind == kind, WorkLease.key.in_(want), WorkLease.expires_at < now)))
 
 
 def release_many(db: Database, kind: str, claims: dict[str, int], holder: str, backoff_s: float = 0.0) -> int:

@@ -12,6 +12,7 @@ from typing import Any, cast
 
 import pytest
 from prometheus_client import generate_latest
+from sqlalchemy import select
 
 from controlplane.policy import PolicySet
 from controlplane.reconcile import provisioning
@@ -25,7 +26,7 @@ from controlplane.store import audit
 from controlplane.store import work_leases as wl
 from controlplane.store.coltypes import utcnow
 from controlplane.store.db import Database
-from controlplane.store.models import Stack, WorkLease
+from controlplane.store.models import Stack, WorkLease, Workload
 from infra.engines.base import UpResult
 from infra.spec import StackSpec, stack_name
 from providers.errors import UnavailableError
@@ -305,6 +306,77 @@ def test_with_a_runner_live_a_recovered_regions_stacks_run_at_once_despite_their
         # By the runner; or the leader, when its observation saw the evacuated workload's nodes as drift (then
         # it runs stacks itself: Controller._runners_take_stacks).
         assert {r.replica for r in log.runs[ran:] if r.stack == stack} <= {"runner", "leader"}
+    finally:
+        outage.clear()
+        leader.stop()
+        runner.kill()
+    for d in dbs:
+        d.dispose()
+
+
+class _CountingRegional(_Regional):
+    """Counts the DOWN answers it gave (only the leader probes health)."""
+
+    def __init__(self, name: str, cloud: FakeCloud) -> None:
+        super().__init__(name, cloud)
+        self.down_answers = 0
+
+    def health(self) -> ProviderHealth:
+        if self.down:
+            self.down_answers += 1
+        return super().health()
+
+
+@pytest.mark.postgres
+def test_a_recovered_regions_failed_stack_of_an_unchanged_spec_is_run_again_at_once_by_the_runner_that_failed_it(
+        pg_url: str) -> None:
+    """Issue 12: a stack whose spec did not change (no forced claim) and whose run failed in the outage, by the one
+    runner live, backs off 300 s in that runner's queue and 600 s in its work lease. When the region answers
+    again the leader ends the lease's backoff (work_leases.expedite, from Controller._check_health) and the
+    runner, seeing it over, its own (Controller._expedited): the stack runs again within the wait's bound.
+    Without either, the wait runs out. The stack keeps its spec because its one workload has finished (its pool
+    is kept until the idle timeout, so the outage moves nothing); its failed run is started by marking it failed
+    as another replica's failed run would (the runner then runs it again, "retry", and fails in the outage)."""
+    cloud, log = FakeCloud(), RunLog()
+    placer = _RefusingPlacer()
+    dbs = [Database.from_url(pg_url, pool_size=4, max_overflow=4) for _ in range(2)]
+    aws = _CountingRegional("aws", cloud)
+    cfg = LoopConfig(interval_s=0.05, resync_s=3600, retry_base_s=300.0, retry_max_s=600.0, work_lease_ttl_s=TTL_S,
+                     stack_workers=2, provider_concurrency=2, stacks_to_runners=True, health_confirm=2)
+    outage: set[str] = set()
+    leader = Controller(dbs[0], {"aws": aws}, _OutageEngine(cloud, log, "leader", outage),
+                        elector=LeaderElector(dbs[0], "leader", ttl_s=TTL_S, renew_s=1.0), policies=PolicySet.default,
+                        config=cfg, place=placer, snapshot=lambda: None)
+    runner = Runner(dbs[1], cloud, placer, log, "runner", retry_base_s=300.0,
+                    engine=_OutageEngine(cloud, log, "runner", outage))
+    runner.start()
+    wait_for(lambda: wl.count_live(dbs[0], wl.RUNNER) == 1)
+    leader.start()
+    region = REGIONS[0]
+    stack = stack_name("aws", region)
+    try:
+        submit(dbs[0], "job-8", gpus=8)       # REGIONS[8 % 8]
+        wait_for(lambda: _running(dbs[0], ["job-8"]))
+        with dbs[0].session() as s:           # finished: its pool stays (idle timeout), it is not evacuated
+            s.scalars(select(Workload).where(Workload.name == "job-8")).one().state = "Succeeded"
+        outage.add(region)
+        placer.down.add(region)
+        aws.down.add(region)
+        # A run of the unchanged spec failed in the outage (as another replica's would be recorded).
+        plan = next(p for p in provisioning.plan(dbs[0], resync_s=3600, force=[stack]) if p.spec.name == stack)
+        provisioning.record_failure(dbs[0], plan, UnavailableError("region down", provider="aws"),
+                                    actor="controller:gone", max_attempts=10**9, fenced=lambda: True)
+        wait_for(lambda: any(r.stack == stack and r.replica == "runner" for r in log.runs))   # "retry": fails
+        wait_for(lambda: _shared_backoff_s(dbs[0], stack) > 200)
+        assert runner.controller.queue.backing_off(f"stack:{stack}")
+        assert {p.spec.name: p.reason for p in provisioning.plan(dbs[0], resync_s=3600)}.get(stack) == "retry"
+        wait_for(lambda: aws.down_answers >= 3)   # the leader has seen the region DOWN (health_confirm 2)
+        ran = len(log.runs)
+        outage.clear()
+        aws.down.discard(region)
+        wait_for(lambda: not _failed(dbs[0], stack))                     # run again, and it succeeded
+        assert [r.replica for r in log.runs[ran:] if r.stack == stack] == ["runner"]
+        assert states(dbs[0])["job-8"] == "Succeeded"
     finally:
         outage.clear()
         leader.stop()

@@ -152,3 +152,17 @@ def test_expired_blocks_are_left_out_and_deleted(tmp_path) -> None:  # type: ign
         assert list(s.scalars(select(WorkLease.key).where(WorkLease.kind == wl.BLOCK))) == [
             "gcp|europe-west4-a|a3-highgpu-8g|spot|"]
     d.dispose()
+
+
+def test_expedite_ends_a_free_leases_backoff_and_leaves_a_held_one_alone(db: Database) -> None:
+    """The leader's call for a region that answers again (Controller._check_health): fenced by its term."""
+    got = wl.claim(db, wl.STACK, ["a", "b", "c"], "r1", 600, 3)
+    wl.release(db, wl.STACK, "a", "r1", got["a"], backoff_s=300)
+    wl.release(db, wl.STACK, "b", "r1", got["b"], backoff_s=300)     # "c": still held, its run going on
+    assert wl.claim(db, wl.STACK, ["a", "b", "c"], "r2", 600, 3) == {}
+    assert wl.free_of(db, wl.STACK, ["a", "b", "c"]) == set()
+    assert wl.expedite(db, wl.STACK, ["a", "c"], fenced=lambda: False) == 0     # a leader no more
+    assert wl.expedite(db, wl.STACK, ["a", "c"], fenced=lambda: True) == 1
+    assert wl.free_of(db, wl.STACK, ["a", "b", "c"]) == {"a"}
+    assert wl.held(db, wl.STACK) == {"c": ("r1", got["c"])}
+    assert wl.claim(db, wl.STACK, ["a", "b", "c"], "r2", 600, 3) == {"a": got["a"] + 1}
