@@ -89,11 +89,15 @@ class ComputeNodes:
         return self._created(req, names)
 
     def _created(self, req: NodeRequest, names: list[str]) -> list[Node]:
-        """The request's VMs, in the order of ``names``, from one instances.list of the zone rather than one
-        instances.get a VM. The filter keeps the answer to this request's VMs: the pool's label (a pool is
-        filled by many requests, one node each) and the names' shared prefix (RE2, full match, as GCE's
-        ``eq`` form reads it); every name of a request differs only in its trailing index."""
+        """The request's VMs, in the order of ``names``: one VM is one instances.get; more are one
+        instances.list of the zone rather than one get a VM. The filter keeps the answer to this request's
+        VMs: the pool's label (a pool is filled by many requests, one node each) and the names' shared prefix
+        (RE2, full match, as GCE's ``eq`` form reads it); every name of a request differs only in its trailing
+        index. (A list for one VM would be one call too, and a scan for the cloud rather than a lookup.)"""
         from google.cloud import compute_v1
+        if len(names) == 1:
+            return [self.to_node(self.api.call(self._instances().get, project=self.api.project, zone=req.zone,
+                                               instance=names[0], at=req.region))]
         prefix = names[0].rsplit("-", 1)[0]
         request = compute_v1.ListInstancesRequest(
             project=self.api.project, zone=req.zone,

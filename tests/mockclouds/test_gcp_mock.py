@@ -133,6 +133,14 @@ def test_eq_filter_is_a_whole_field_regular_expression(gcp):
         list(gcp.instances.list(request=compute_v1.ListInstancesRequest(project=P, zone=ZONE, filter="name eq '('")))
 
 
+def test_calls_endpoint_counts_api_calls_by_operation(gcp):
+    httpx.post(gcp.base + "/_mock/reset")
+    _insert(gcp, _vm("c-0", machine="g2-standard-4"))
+    list(gcp.instances.list(project=P, zone=ZONE))
+    assert httpx.get(gcp.base + "/_mock/calls").json()["calls"] == {
+        "instances.insert": 1, "instances.list": 1, "zoneOperations.wait": 1}
+
+
 def test_throttle_outage_and_google_error_body(gcp):
     httpx.post(gcp.base + "/_mock/faults", json={"kind": "throttle", "operation": "instances.list", "times": 1,
                                                  "retry_after": 2})
