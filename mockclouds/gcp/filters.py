@@ -40,8 +40,8 @@ def _term(text: str) -> Predicate:
         except re.error:
             raise invalid(f"Invalid regular expression in list filter: {value!r}") from None
         if op == "eq":
-            return lambda f: field in f and pattern.fullmatch(f[field]) is not None
-        return lambda f: field not in f or pattern.fullmatch(f[field]) is None
+            return lambda f: (v := f.get(field)) is not None and pattern.fullmatch(v) is not None
+        return lambda f: (v := f.get(field)) is None or pattern.fullmatch(v) is None
     if op == "!=":
         return lambda f: f.get(field) != value
     return lambda f: f.get(field) == value
@@ -55,4 +55,12 @@ def parse_filter(expr: str | None) -> Predicate:
     if text.startswith("(") and text.endswith(")"):
         text = text[1:-1]
     terms = [_term(t) for t in _SPLIT.split(text) if t.strip()]
-    return lambda f: all(t(f) for t in terms)
+    if len(terms) == 1:
+        return terms[0]
+
+    def every(f: Mapping[str, str]) -> bool:
+        for t in terms:  # noqa: SIM110 - a loop, not all(genexpr): a zone's list runs this per instance
+            if not t(f):
+                return False
+        return True
+    return every
