@@ -11,6 +11,7 @@ revocation and an inventory of what exists (compared with Awan's store by the re
     GET    /_mock/clock                    -> {"now": iso}
     POST   /_mock/clock     {"advanceSeconds": n} | {"now": iso}              -> {"now": iso}
     GET    /_mock/events                   -> {"events": [EventBridge-shaped events the cloud emitted]}
+    GET    /_mock/calls                    -> {"calls": {operation: n}}   (API calls answered since the reset)
 """
 
 from __future__ import annotations
@@ -24,12 +25,14 @@ from werkzeug.wrappers import Request, Response
 from mockclouds.capacity import CapacityLedger
 from mockclouds.clock import MockClock
 from mockclouds.faults import FaultBook
+from mockclouds.requestlog import RequestLog
 
 
 class MockBackend(Protocol):
     ledger: CapacityLedger
     faults: FaultBook
     clock: MockClock
+    requests: RequestLog
 
     def reset(self) -> None: ...
     def events(self) -> list[dict[str, Any]]: ...
@@ -91,6 +94,12 @@ def handle_control(request: Request, backend: MockBackend) -> Response | None:
             return _json({"now": backend.clock.now().isoformat()})
         if what == "events" and request.method == "GET":
             return _json({"events": backend.events()})
+        if what == "calls" and request.method == "GET":
+            # Counted here, in the mock's process: a benchmark reads how many calls a run cost.
+            counts: dict[str, int] = {}
+            for c in backend.requests.entries():
+                counts[c.operation] = counts.get(c.operation, 0) + 1
+            return _json({"calls": dict(sorted(counts.items()))})
         if what == "inventory" and request.method == "GET":
             return _json({"resources": backend.inventory()})
     except (ValueError, TypeError) as e:

@@ -12,6 +12,7 @@ import builtins
 import itertools
 import re
 import threading
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -53,10 +54,42 @@ class Instance:
     def region(self) -> str:
         return region_of(self.zone)
 
-    def fields(self) -> dict[str, str]:
-        f = {"name": self.name, "status": self.status}
-        f.update({f"labels.{k}": v for k, v in self.labels.items()})
-        return f
+    def fields(self) -> Mapping[str, str]:
+        return _Fields(self)
+
+
+class _Fields(Mapping[str, str]):
+    """An instance's filterable fields ({'name', 'status', 'labels.<key>'}) read on demand: a list filter
+    looks at one or two of them, and a zone's list tests every instance of the zone."""
+
+    __slots__ = ("_inst",)
+
+    def __init__(self, inst: Instance) -> None:
+        self._inst = inst
+
+    def __getitem__(self, key: str) -> str:
+        if key == "name":
+            return self._inst.name
+        if key == "status":
+            return self._inst.status
+        if key.startswith("labels."):
+            return self._inst.labels[key[len("labels."):]]
+        raise KeyError(key)
+
+    def get(self, key: str, default: str | None = None) -> str | None:    # type: ignore[override]
+        inst = self._inst
+        if key == "name":
+            return inst.name
+        if key == "status":
+            return inst.status
+        return inst.labels.get(key[len("labels."):], default) if key.startswith("labels.") else default
+
+    def __iter__(self) -> Iterator[str]:
+        yield from ("name", "status")
+        yield from (f"labels.{k}" for k in self._inst.labels)
+
+    def __len__(self) -> int:
+        return 2 + len(self._inst.labels)
 
 
 @dataclass

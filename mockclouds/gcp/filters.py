@@ -1,7 +1,8 @@
 """The subset of GCE list ``filter`` syntax the fake understands.
 
 Terms joined by ``AND`` or written as parenthesised groups, each ``field = "value"``,
-``field != "value"`` or ``field:*`` (present) / ``field:"value"``. Fields: ``labels.<key>``, ``name``,
+``field != "value"``, ``field eq 'regex'`` / ``field ne 'regex'`` (RE2, whole field) or ``field:*``
+(present) / ``field:"value"``. Fields: ``labels.<key>``, ``name``,
 ``status``. Anything else is refused with 400, as GCE does for a filter it cannot parse.
 """
 
@@ -32,7 +33,16 @@ def _term(text: str) -> Predicate:
     value = _unquote(raw)
     if op == ":":
         return (lambda f: field in f) if value == "*" else (lambda f: f.get(field) == value)
-    if op in ("!=", "ne"):
+    if op in ("eq", "ne"):
+        # GCE reads the eq/ne form's literal as an RE2 regular expression that must match the whole field.
+        try:
+            pattern = re.compile(value)
+        except re.error:
+            raise invalid(f"Invalid regular expression in list filter: {value!r}") from None
+        if op == "eq":
+            return lambda f: (v := f.get(field)) is not None and pattern.fullmatch(v) is not None
+        return lambda f: (v := f.get(field)) is None or pattern.fullmatch(v) is None
+    if op == "!=":
         return lambda f: f.get(field) != value
     return lambda f: f.get(field) == value
 
@@ -45,4 +55,12 @@ def parse_filter(expr: str | None) -> Predicate:
     if text.startswith("(") and text.endswith(")"):
         text = text[1:-1]
     terms = [_term(t) for t in _SPLIT.split(text) if t.strip()]
-    return lambda f: all(t(f) for t in terms)
+    if len(terms) == 1:
+        return terms[0]
+
+    def every(f: Mapping[str, str]) -> bool:
+        for t in terms:  # noqa: SIM110 - a loop, not all(genexpr): a zone's list runs this per instance
+            if not t(f):
+                return False
+        return True
+    return every

@@ -13,6 +13,7 @@ from providers.gcp.clients import GoogleApis
 from providers.gcp.naming import (
     OWNER_FILTER,
     instance_request_id,
+    label_value,
     labels_for,
     last_segment,
     region_of,
@@ -85,8 +86,30 @@ class ComputeNodes:
                 first_error = first_error or e
         if first_error is not None:
             raise first_error
-        return [self.to_node(self.api.call(self._instances().get, project=self.api.project, zone=req.zone,
-                                           instance=n, at=req.region)) for n in names]
+        return self._created(req, names)
+
+    def _created(self, req: NodeRequest, names: list[str]) -> list[Node]:
+        """The request's VMs, in the order of ``names``: one VM is one instances.get; more are one
+        instances.list of the zone rather than one get a VM. The filter keeps the answer to this request's
+        VMs: the pool's label (a pool is filled by many requests, one node each) and the names' shared prefix
+        (RE2, full match, as GCE's ``eq`` form reads it); every name of a request differs only in its trailing
+        index. (A list for one VM would be one call too, and a scan for the cloud rather than a lookup.)"""
+        from google.cloud import compute_v1
+        if len(names) == 1:
+            return [self.to_node(self.api.call(self._instances().get, project=self.api.project, zone=req.zone,
+                                               instance=names[0], at=req.region))]
+        prefix = names[0].rsplit("-", 1)[0]
+        request = compute_v1.ListInstancesRequest(
+            project=self.api.project, zone=req.zone,
+            filter=f"(labels.{LABEL_POOL} eq '{label_value(req.pool)}') (name eq '{prefix}-[0-9]+')")
+        found = {i.name: i for i in self.api.call(self._instances().list, request=request, at=req.region)}
+        missing = [n for n in names if n not in found]
+        if missing:
+            # What the per-VM get answered too: a VM of that name (adopted on alreadyExists) that is gone, or
+            # is not this pool's (a name taken by someone else's VM).
+            raise NotFoundError(f"instances {', '.join(missing)} of pool {req.pool!r} not found in zone {req.zone}",
+                                provider="gcp", endpoint=self.api.endpoint, region=req.region, code="notFound")
+        return [self.to_node(found[n]) for n in names]
 
     # -- read ----------------------------------------------------------------------------------
     def list_owned(self) -> list[Node]:

@@ -118,6 +118,29 @@ def test_label_filter_on_list_and_aggregated_list(gcp):
         list(gcp.instances.list(request=compute_v1.ListInstancesRequest(project=P, zone=ZONE, filter="nonsense")))
 
 
+def test_eq_filter_is_a_whole_field_regular_expression(gcp):
+    """GCE's ``eq``/``ne`` form reads its literal as RE2 matching the whole field (the adapter's create reads
+    its VMs back with ``name eq '<prefix>-[0-9]+'``)."""
+    for name, pool in (("p-1a2b-0", "p"), ("p-1a2b-1", "p"), ("p-1a2b-x", "p"), ("p-1a2b-10", "q"), ("zp-1a2b-2", "p")):
+        _insert(gcp, _vm(name, machine="g2-standard-4", labels={"awan-pool": pool}))
+    got = gcp.instances.list(request=compute_v1.ListInstancesRequest(
+        project=P, zone=ZONE, filter="(labels.awan-pool eq 'p') (name eq 'p-1a2b-[0-9]+')"))
+    assert sorted(i.name for i in got) == ["p-1a2b-0", "p-1a2b-1"]
+    other = gcp.instances.list(request=compute_v1.ListInstancesRequest(
+        project=P, zone=ZONE, filter="name ne 'p-1a2b-.*'"))
+    assert [i.name for i in other] == ["zp-1a2b-2"]
+    with pytest.raises(gexc.BadRequest):
+        list(gcp.instances.list(request=compute_v1.ListInstancesRequest(project=P, zone=ZONE, filter="name eq '('")))
+
+
+def test_calls_endpoint_counts_api_calls_by_operation(gcp):
+    httpx.post(gcp.base + "/_mock/reset")
+    _insert(gcp, _vm("c-0", machine="g2-standard-4"))
+    list(gcp.instances.list(project=P, zone=ZONE))
+    assert httpx.get(gcp.base + "/_mock/calls").json()["calls"] == {
+        "instances.insert": 1, "instances.list": 1, "zoneOperations.wait": 1}
+
+
 def test_throttle_outage_and_google_error_body(gcp):
     httpx.post(gcp.base + "/_mock/faults", json={"kind": "throttle", "operation": "instances.list", "times": 1,
                                                  "retry_after": 2})

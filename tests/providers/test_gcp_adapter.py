@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import httpx
 import pytest
 
@@ -123,6 +125,59 @@ def test_one_pool_filled_by_several_requests_gets_distinct_nodes(gcp):
     assert {n.id for n in gcp.list_nodes()} == {first[0].id, second[0].id}
     assert len(httpx.get(gcp.url + "/_mock/inventory").json()["resources"]) == 2
     assert [n.id for n in gcp.create_nodes(_req(count=1, key="node-a"))] == [first[0].id]   # replay adopts
+
+
+def _calls(gcp) -> Counter[str]:
+    return Counter(c.operation for c in gcp.mock.backend("gcp").requests.entries())
+
+
+def test_create_reads_its_nodes_back_with_one_list_not_a_get_per_node(gcp):
+    """Per created VM: one insert and one operation wait; then one instances.list for the whole request,
+    answering exactly its VMs (not the pool's other requests' VMs, nor other pools')."""
+    neighbour = gcp.create_nodes(_req(count=1, key="node-a"))
+    gcp.create_nodes(_req(pool="trainers-2", count=1, key="node-b"))
+    gcp.mock.backend("gcp").requests.clear()
+    nodes = gcp.create_nodes(_req(count=4, key="node-c"))
+    assert [n.name for n in nodes] == _names("trainers", "node-c", 4)
+    assert neighbour[0].id not in {n.id for n in nodes}
+    assert all(n.state == NodeState.RUNNING and n.pool == "trainers" for n in nodes)
+    calls = _calls(gcp)
+    assert (calls["instances.insert"], calls["zoneOperations.wait"], calls["instances.list"],
+            calls["instances.get"]) == (4, 4, 1, 0)
+
+
+def test_adoption_by_name_reads_back_with_one_list(gcp):
+    """GCE forgot the requestIds (alreadyExists on every name): the VMs are adopted, no wait, one list."""
+    first = gcp.create_nodes(_req(count=3))
+    gcp.mock.backend("gcp").compute.request_ids.clear()
+    gcp.mock.backend("gcp").requests.clear()
+    again = gcp.create_nodes(_req(count=3))
+    assert [n.id for n in again] == [n.id for n in first]
+    assert len(httpx.get(gcp.url + "/_mock/inventory").json()["resources"]) == 3
+    calls = _calls(gcp)
+    assert (calls["instances.insert"], calls["zoneOperations.wait"], calls["instances.list"],
+            calls["instances.get"]) == (3, 0, 1, 0)
+
+
+def test_replay_by_request_id_reads_back_with_one_list_and_a_stockout_replays_as_one(gcp):
+    """A repeated request (same key) gets GCE's original operations back by requestId: the VMs made are
+    returned from one list; a VM whose insert stocked out stays a CapacityError (the same operation), and
+    a failed request reads nothing back."""
+    first = gcp.create_nodes(_req(count=2))
+    gcp.mock.backend("gcp").requests.clear()
+    assert [n.id for n in gcp.create_nodes(_req(count=2))] == [n.id for n in first]
+    calls = _calls(gcp)
+    assert (calls["instances.insert"], calls["zoneOperations.wait"], calls["instances.list"],
+            calls["instances.get"]) == (2, 2, 1, 0)
+    httpx.post(gcp.url + "/_mock/capacity", json={"free": 1, "zone": ZONE, "instanceType": "a3-highgpu-8g"})
+    for _ in range(2):
+        gcp.mock.backend("gcp").requests.clear()
+        with pytest.raises(CapacityError) as e:
+            gcp.create_nodes(_req(count=2, key="k-2"))
+        assert e.value.code == "ZONE_RESOURCE_POOL_EXHAUSTED"
+        calls = _calls(gcp)
+        assert (calls["instances.list"], calls["instances.get"]) == (0, 0)
+    assert len(httpx.get(gcp.url + "/_mock/inventory").json()["resources"]) == 3
 
 
 def test_zone_stockout_is_a_capacity_error(gcp):
