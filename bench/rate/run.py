@@ -30,7 +30,7 @@ import httpx
 
 from bench.api.service import REPO, fresh_database, member_token
 from bench.machine import machine_info, percentile, write_results
-from bench.rate.stack import mock_clouds, service, size_pools, tree_cpu_s, tree_env
+from bench.rate.stack import mock_clouds, proc_cpu_s, service, size_pools, tree_cpu_s, tree_env
 
 PG_URL = os.environ.get("AWAN_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
@@ -244,11 +244,12 @@ def measure(kind: str, rate: int, seconds: int, args: argparse.Namespace, workdi
                      API_WORKERS=str(args.rate_workers), **extra) as url:
             warm_up(url, token, db_url, args.rate_drain_s, args.rate_where, args.rate_gpus)
             load0 = os.getloadavg()
-            cpu0, t0 = tree_cpu_s(pids[0]), time.monotonic()
+            cpu0, api0, t0 = tree_cpu_s(pids[0]), proc_cpu_s(pids[0]), time.monotonic()
             submitters: list[float] = []
             reqs = submit_schedule(url, token, rate, seconds, f"r{rate}-", args.rate_procs, workdir, cpu=submitters,
                                    docs=docs, client=args.rate_client)
             service_cpu, took = tree_cpu_s(pids[0]) - cpu0, time.monotonic() - t0
+            api_cpu = proc_cpu_s(pids[0]) - api0
             ok = {r["name"]: r for r in reqs if r["status"] == 201}
             placed = placed_times(db_url, set(ok), args.rate_drain_s)
             drain_cpu, drain_s = tree_cpu_s(pids[0]) - cpu0 - service_cpu, time.monotonic() - t0 - took
@@ -293,6 +294,10 @@ def measure(kind: str, rate: int, seconds: int, args: argparse.Namespace, workdi
         # CPU seconds while the schedule ran (until its last answer): the service's processes (API workers and
         # the controller process), and the submitters (over their schedule), which share the machine's cores.
         "schedule_s": round(took, 1), "service_cpu_s": round(service_cpu, 1),
+        # ... of which ``awan serve``'s own process (with one worker: the API alone, the controller is a
+        # child), and that per workload accepted: the API's CPU cost of a submit under the real load.
+        "api_cpu_s": round(api_cpu, 2),
+        "api_cpu_ms_per_accepted": round(1000 * api_cpu / len(ok), 3) if ok else 0.0,
         "submitters_cpu_s": round(sum(submitters), 1),
         # ... and from the last answer until every workload was placed (or the bound): the API idle, the
         # controller process placing the rest; about 1 core here means the loop is CPU-bound.
