@@ -321,12 +321,19 @@ def insert_fresh(s: Session, items: Sequence[NewWorkload]) -> list[dict[str, Any
     """Insert, in one statement, each of ``items`` whose (team, name) is not stored, with its change-feed
     row: per item the values inserted, or None where the name is stored in any state (``plan_submit`` then
     decides for those: the same spec, a conflict, a tombstone to reuse). None, with nothing written, when
-    the store has no INSERT ... ON CONFLICT or ``items`` name a (team, name) twice (``plan_submit`` decides
-    for the whole body, as before: the second of a name is not silently the first's "unchanged")."""
+    the store has no INSERT ... ON CONFLICT, ``items`` name a (team, name) twice (``plan_submit`` decides
+    for the whole body, as before: the second of a name is not silently the first's "unchanged"), or they
+    are several on PostgreSQL (below)."""
     conn = s.connection()
     stmt = _INSERT_NEW.get(conn.dialect.name)
     keys = [(w.team, w.name) for w in items]
     if stmt is None or not items or len(set(keys)) < len(keys):
+        return None
+    if conn.dialect.name == "postgresql" and len(items) > 1:
+        # psycopg converts a statement of more than 50 parameters afresh on every call (its query cache
+        # stops there), and the multi-row VALUES of ten workloads has 110: measured, more API CPU per
+        # workload than the locked lookup and plain executemany it replaces (BENCHMARKS.md, rate,
+        # 2026-12-01 09:45). One document stays one statement there.
         return None
     now = utcnow()
     values = [_fresh(w, now) for w in items]
