@@ -30,7 +30,7 @@ import httpx
 
 from bench.api.service import REPO, fresh_database, member_token
 from bench.machine import machine_info, percentile, write_results
-from bench.rate.stack import mock_clouds, service, size_pools, tree_cpu_s, tree_env
+from bench.rate.stack import mock_clouds, proc_cpu_s, service, size_pools, tree_cpu_s, tree_env
 
 PG_URL = os.environ.get("AWAN_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
@@ -244,11 +244,12 @@ def measure(kind: str, rate: int, seconds: int, args: argparse.Namespace, workdi
                      API_WORKERS=str(args.rate_workers), **extra) as url:
             warm_up(url, token, db_url, args.rate_drain_s, args.rate_where, args.rate_gpus)
             load0 = os.getloadavg()
-            cpu0, t0 = tree_cpu_s(pids[0]), time.monotonic()
+            cpu0, api0, t0 = tree_cpu_s(pids[0]), proc_cpu_s(pids[0]), time.monotonic()
             submitters: list[float] = []
             reqs = submit_schedule(url, token, rate, seconds, f"r{rate}-", args.rate_procs, workdir, cpu=submitters,
                                    docs=docs, client=args.rate_client)
             service_cpu, took = tree_cpu_s(pids[0]) - cpu0, time.monotonic() - t0
+            api_cpu = proc_cpu_s(pids[0]) - api0
             ok = {r["name"]: r for r in reqs if r["status"] == 201}
             placed = placed_times(db_url, set(ok), args.rate_drain_s)
             drain_cpu, drain_s = tree_cpu_s(pids[0]) - cpu0 - service_cpu, time.monotonic() - t0 - took
@@ -293,6 +294,10 @@ def measure(kind: str, rate: int, seconds: int, args: argparse.Namespace, workdi
         # CPU seconds while the schedule ran (until its last answer): the service's processes (API workers and
         # the controller process), and the submitters (over their schedule), which share the machine's cores.
         "schedule_s": round(took, 1), "service_cpu_s": round(service_cpu, 1),
+        # ... of which ``awan serve``'s own process (with one worker: the API alone, the controller is a
+        # child), and that per workload accepted: the API's CPU cost of a submit under the real load.
+        "api_cpu_s": round(api_cpu, 2),
+        "api_cpu_ms_per_accepted": round(1000 * api_cpu / len(ok), 3) if ok else 0.0,
         "submitters_cpu_s": round(sum(submitters), 1),
         # ... and from the last answer until every workload was placed (or the bound): the API idle, the
         # controller process placing the rest; about 1 core here means the loop is CPU-bound.
@@ -312,7 +317,8 @@ def measure(kind: str, rate: int, seconds: int, args: argparse.Namespace, workdi
           f"{res['placed']} p50/p99/max {res['placed_p50_s']}/{res['placed_p99_s']}/{res['placed_max_s']} s at "
           f"{res['placed_rate']}/s (after the last answer {res['tail_placed_rate']}/s; answered -> Placed p50/p99 "
           f"{res['answered_placed_p50_s']}/{res['answered_placed_p99_s']} s); tree {tree}; load {load0[0]:.1f}->"
-          f"{load1[0]:.1f}; CPU over {res['schedule_s']} s: service {res['service_cpu_s']} s, submitters "
+          f"{load1[0]:.1f}; CPU over {res['schedule_s']} s: service {res['service_cpu_s']} s (API process "
+          f"{res['api_cpu_s']} s, {res['api_cpu_ms_per_accepted']} ms a workload accepted), submitters "
           f"{res['submitters_cpu_s']} s (workers {args.rate_workers}); then {res['drain_s']} s placing the rest: service "
           f"CPU {res['service_cpu_drain_s']} s; loop {res['loop']}; placed by state {tally['placed_by_state']}, not placed "
           f"{tally['unplaced']}; Running {res['running']} (submit -> Running p50/p99/max {res['running_p50_s']}/"

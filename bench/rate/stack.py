@@ -103,6 +103,13 @@ def tree_cpu_s(root: int) -> float:
     return total
 
 
+def proc_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system, every thread) of ``pid`` alone, its children not counted: with one API
+    worker, ``awan serve``'s own process is the API (the controller and the parse workers are its children)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def healthy(proc: subprocess.Popen[bytes], url: str, bound_s: float) -> bool:
     """Wait until ``url``/healthz answers 200 (True) or the process ends or ``bound_s`` passes (False)."""
     deadline = time.monotonic() + bound_s

@@ -162,16 +162,21 @@ def _new_out(v: dict[str, Any]) -> schemas.WorkloadOut:
 
 def _write(s: Session, p: Principal, items: list[Prepared]) -> list[tuple[Workload | dict[str, Any], bool]]:
     new = [i.row for i in items]
-    fresh = repo.insert_new(s, new[0]) if len(new) == 1 else None
-    if fresh is not None:   # one new name: inserted, its change-feed row with it
-        rows: list[tuple[Workload | dict[str, Any], bool]] = [(fresh, True)]
-        plan = None
-    else:
+    # New names (the common submit) are inserted in one statement with their change-feed rows; only the
+    # names already stored (none, usually) take the locked lookup that decides unchanged, conflict or reuse.
+    fresh = repo.insert_fresh(s, new)
+    if fresh is None:
+        fresh = [None] * len(new)
+    rest = [w for w, v in zip(new, fresh, strict=True) if v is None]
+    plan = None
+    if rest:
         try:
-            plan = repo.plan_submit(s, new)
+            plan = repo.plan_submit(s, rest)
         except repo.ConflictError as e:
             raise Conflict(str(e)) from None
-        rows = plan.items
+    planned = iter(plan.items if plan is not None else ())
+    rows: list[tuple[Workload | dict[str, Any], bool]] = [(v, True) if v is not None else next(planned)
+                                                         for v in fresh]
     events = audit.rows([
         {"actor": p.actor, "action": "submitted", "kind": "workload", "subject": w.name, "team": w.team,
          "details": {"gpus": w.gpus, "generation": row["generation"] if isinstance(row, dict) else row.generation}}

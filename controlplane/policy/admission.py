@@ -55,7 +55,12 @@ def region_pattern_error(pattern: str, catalog: Catalog) -> str | None:
     # Checked on every submit: the lists an error message needs are built only for an error.
     if ":" in pattern:
         prov, _, pat = pattern.partition(":")
-        if any(fnmatchcase(p, prov) and fnmatchcase(r, pat) for p, r in catalog.regions):
+        # A provider without a glob character matches only itself (fnmatchcase is then equality): the
+        # common ``aws:*`` is a string comparison per region, not a match of the pattern.
+        if _glob(prov):
+            if any(fnmatchcase(p, prov) and fnmatchcase(r, pat) for p, r in catalog.regions):
+                return None
+        elif any(p == prov and (pat == "*" or fnmatchcase(r, pat)) for p, r in catalog.regions):
             return None
         providers = sorted({p for p, _ in catalog.regions})
         if not any(fnmatchcase(p, prov) for p in providers):
@@ -86,8 +91,11 @@ def data_class_error(name: str, policies: PolicySet) -> str | None:
             f"defined: {defined}")
 
 
-def workload_errors(w: GPUWorkload, catalog: Catalog, policies: PolicySet) -> list[AdmissionError]:
-    """Every value of ``w`` that would fail open, each naming its field."""
+def workload_errors(w: GPUWorkload, catalog: Catalog, policies: PolicySet,
+                    seen: dict[str, str | None] | None = None) -> list[AdmissionError]:
+    """Every value of ``w`` that would fail open, each naming its field. ``seen``: region patterns already
+    checked against ``catalog`` (pattern -> why or None), shared by the workloads of one call."""
+    seen = {} if seen is None else seen
     out: list[AdmissionError] = []
     labels = w.metadata.labels
     if DATA_CLASS_LABEL in labels:
@@ -95,7 +103,7 @@ def workload_errors(w: GPUWorkload, catalog: Catalog, policies: PolicySet) -> li
         if why:
             out.append(AdmissionError(f"metadata.labels.{DATA_CLASS_LABEL}", why))
     if labels.get(DATA_REGION_LABEL):
-        why = region_pattern_error(labels[DATA_REGION_LABEL], catalog)
+        why = _region_error(labels[DATA_REGION_LABEL], catalog, seen)
         if why:
             out.append(AdmissionError(f"metadata.labels.{DATA_REGION_LABEL}", why))
     loc = w.spec.location
@@ -104,18 +112,26 @@ def workload_errors(w: GPUWorkload, catalog: Catalog, policies: PolicySet) -> li
         if why:
             out.append(AdmissionError(f"spec.location.geo[{i}]", why))
     for i, r in enumerate(loc.regions or ()):
-        why = region_pattern_error(r, catalog)
+        why = _region_error(r, catalog, seen)
         if why:
             out.append(AdmissionError(f"spec.location.regions[{i}]", why))
     return out
+
+
+def _region_error(pattern: str, catalog: Catalog, seen: dict[str, str | None]) -> str | None:
+    if pattern not in seen:
+        seen[pattern] = region_pattern_error(pattern, catalog)
+    return seen[pattern]
 
 
 def first_error(workloads: Sequence[GPUWorkload], catalog: Catalog, policies: PolicySet,
                 where: Sequence[str] | None = None) -> str | None:
     """``<where>: <workload>: <field>: <why>`` for the first workload refused, or None when all pass.
     ``where`` gives each workload's source (file, ``doc N``) for the message."""
+    # A body of many workloads names the same few region patterns: each is matched against the catalog once.
+    seen: dict[str, str | None] = {}
     for i, w in enumerate(workloads):
-        errs = workload_errors(w, catalog, policies)
+        errs = workload_errors(w, catalog, policies, seen)
         if errs:
             prefix = f"{where[i]}: " if where is not None else ""
             more = f" (and {len(errs) - 1} more)" if len(errs) > 1 else ""

@@ -291,12 +291,16 @@ _INSERT_CHUNK = 1000
 
 _TABLE = cast(Table, Workload.__table__)   # a mapped class's Table (typed as its base, FromClause)
 _INSERT = _TABLE.insert()       # built once: a statement's construction is paid per call, not cached
-# One new name, the common submit (one document, one POST): INSERT unless the (team, name) is stored, in one
-# statement where a locked lookup and then an INSERT were two. The unique key decides, so a concurrent submit
-# of the same name is waited for (PostgreSQL) or found, not raced. Built once per dialect.
+# New names, the common submit: INSERT every row whose (team, name) is not stored, in one statement (an
+# executemany that SQLAlchemy sends as multi-row VALUES) where a locked lookup of the names and then the
+# INSERTs were two or more. The unique key decides, so a concurrent submit of the same name is waited for
+# (PostgreSQL) or found, not raced. RETURNING names the rows inserted (its order is not the rows' order on
+# either store). Built once per dialect.
 _INSERT_NEW = {
-    "postgresql": pg_insert(_TABLE).on_conflict_do_nothing(index_elements=["team", "name"]).returning(_TABLE.c.id),
-    "sqlite": sqlite_insert(_TABLE).on_conflict_do_nothing(index_elements=["team", "name"]).returning(_TABLE.c.id),
+    "postgresql": pg_insert(_TABLE).on_conflict_do_nothing(index_elements=["team", "name"])
+    .returning(_TABLE.c.team, _TABLE.c.name),
+    "sqlite": sqlite_insert(_TABLE).on_conflict_do_nothing(index_elements=["team", "name"])
+    .returning(_TABLE.c.team, _TABLE.c.name),
 }
 
 
@@ -308,18 +312,37 @@ def _fresh(w: NewWorkload, now: datetime) -> dict[str, Any]:
 
 
 def insert_new(s: Session, w: NewWorkload) -> dict[str, Any] | None:
-    """Insert ``w`` with its change-feed row if its (team, name) is not stored: the values inserted. None,
-    with nothing written, when the name is stored in any state (``plan_submit`` then decides: the same
-    spec, a conflict, a tombstone to reuse) or the store has no INSERT ... ON CONFLICT."""
+    """``insert_fresh`` of one workload: the values inserted, or None with nothing written."""
+    got = insert_fresh(s, [w])
+    return got[0] if got is not None else None
+
+
+def insert_fresh(s: Session, items: Sequence[NewWorkload]) -> list[dict[str, Any] | None] | None:
+    """Insert, in one statement, each of ``items`` whose (team, name) is not stored, with its change-feed
+    row: per item the values inserted, or None where the name is stored in any state (``plan_submit`` then
+    decides for those: the same spec, a conflict, a tombstone to reuse). None, with nothing written, when
+    the store has no INSERT ... ON CONFLICT, ``items`` name a (team, name) twice (``plan_submit`` decides
+    for the whole body, as before: the second of a name is not silently the first's "unchanged"), or they
+    are several on PostgreSQL (below)."""
     conn = s.connection()
     stmt = _INSERT_NEW.get(conn.dialect.name)
-    if stmt is None:
+    keys = [(w.team, w.name) for w in items]
+    if stmt is None or not items or len(set(keys)) < len(keys):
         return None
-    values = _fresh(w, utcnow())
-    if conn.execute(stmt, values).first() is None:
+    if conn.dialect.name == "postgresql" and len(items) > 1:
+        # psycopg converts a statement of more than 50 parameters afresh on every call (its query cache
+        # stops there), and the multi-row VALUES of ten workloads has 110: measured, more API CPU per
+        # workload than the locked lookup and plain executemany it replaces (BENCHMARKS.md, rate,
+        # 2026-12-01 09:45). One document stays one statement there.
         return None
-    changes.record(s, [changes.Change("workload", None, workload_key(w.team, w.name))])
-    return values
+    now = utcnow()
+    values = [_fresh(w, now) for w in items]
+    inserted: set[tuple[str, str]] = set()
+    for i in range(0, len(values), _INSERT_CHUNK):
+        inserted.update((t, n) for t, n in conn.execute(stmt, values[i:i + _INSERT_CHUNK]))
+    out = [v if k in inserted else None for k, v in zip(keys, values, strict=True)]
+    changes.record(s, [changes.Change("workload", None, workload_key(t, n)) for t, n in keys if (t, n) in inserted])
+    return out
 
 
 def _existing(s: Session, items: Sequence[NewWorkload]) -> dict[tuple[str, str], Workload]:

@@ -152,3 +152,75 @@ def test_one_document_of_a_stored_name_is_unchanged_a_conflict_or_a_reused_tombs
     assert [e["action"] for e in evs] == ["submitted", "submitted"]
     workloads, submitted, _ = _counts(db)
     assert (workloads, submitted) == (2, 3)
+
+
+def _statements(db: Database, post):  # type: ignore[no-untyped-def]
+    """(the answer of ``post()``, the SQL statements it ran)."""
+    seen: list[str] = []
+
+    def on_statement(_conn, _cursor, statement, *_: object) -> None:  # type: ignore[no-untyped-def]
+        seen.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", on_statement)
+    try:
+        r = post()
+    finally:
+        event.remove(db.engine, "before_cursor_execute", on_statement)
+    return r, seen
+
+
+def test_a_body_of_new_names_is_inserted_in_one_statement_without_a_lookup(client, tokens, db):
+    """Ten documents of new names on SQLite: the token's row, one INSERT ... ON CONFLICT of the ten workloads,
+    their change-feed rows, their audit records; no lookup of the names. (Not on PostgreSQL, where a
+    statement of 110 parameters costs more in psycopg than the lookup it saves: see insert_fresh.)"""
+    if db.dialect != "sqlite":
+        pytest.skip("SQLite's path: PostgreSQL keeps the locked lookup for several documents")
+    h = auth(tokens["research"])
+    assert client.post("/v1/workloads", content=manifest("warm"), headers=h).status_code == 201   # use recorded
+    body = "---\n".join(manifest(f"m{i}") for i in range(10))
+    r, seen = _statements(db, lambda: client.post("/v1/workloads", content=body, headers=h))
+    assert r.status_code == 201 and r.json()["created"] == [f"m{i}" for i in range(10)]
+    assert [i["name"] for i in r.json()["items"]] == [f"m{i}" for i in range(10)]
+    inserts = [s for s in seen if s.lstrip().upper().startswith("INSERT INTO WORKLOADS")]
+    assert len(inserts) == 1 and "ON CONFLICT" in inserts[0].upper(), seen
+    assert not any(s.lstrip().upper().startswith("SELECT") and "FROM WORKLOADS" in s.upper() for s in seen), seen
+    assert len(seen) == 4, seen
+    assert _counts(db) == (11, 11, 11)
+
+
+def test_a_body_mixing_new_stored_and_deleted_names_inserts_the_new_and_decides_the_rest(client, tokens, db):
+    """Only the stored names take the locked lookup: the same spec is unchanged, a deleted workload's
+    tombstone is reused, the new names are created; the answer keeps the body's order."""
+    h = auth(tokens["research"])
+    for name in ("same", "gone"):
+        assert client.post("/v1/workloads", content=manifest(name), headers=h).status_code == 201
+    with db.session() as s:   # the loop finished deleting it
+        row = repo.get(s, "gone", "research")
+        assert row is not None
+        row.state = "Deleted"
+    body = "---\n".join([manifest("new1"), manifest("same"), manifest("gone", gpus=8), manifest("new2")])
+    r = client.post("/v1/workloads", content=body, headers=h)
+    assert r.status_code == 201, r.text
+    out = r.json()
+    assert out["created"] == ["new1", "gone", "new2"] and out["unchanged"] == ["same"]
+    assert [(i["name"], i["generation"], i["gpus"]) for i in out["items"]] == [
+        ("new1", 1, 16), ("same", 1, 16), ("gone", 2, 8), ("new2", 1, 16)]
+    workloads, submitted, changed = _counts(db)
+    assert (workloads, submitted) == (4, 5) and changed >= 5
+    with db.session() as s:
+        assert {w.name: w.state for w in repo.list_(s, team="research")} == {
+            "new1": "Pending", "same": "Pending", "gone": "Pending", "new2": "Pending"}
+
+
+def test_a_body_with_a_conflicting_name_keeps_none_of_its_new_names(client, tokens, db):
+    """All or nothing: the new names inserted before the stored name's lookup found it with another spec
+    are rolled back with it (no workload, audit record or change-feed row of the body is kept)."""
+    h = auth(tokens["research"])
+    assert client.post("/v1/workloads", content=manifest("taken"), headers=h).status_code == 201
+    before = _counts(db)
+    body = "---\n".join([manifest("fresh1"), manifest("taken", gpus=8), manifest("fresh2")])
+    r = client.post("/v1/workloads", content=body, headers=h)
+    assert r.status_code == 409 and r.json()["detail"].startswith("metadata.name:") and "'taken'" in r.json()["detail"]
+    assert _counts(db) == before
+    with db.session() as s:
+        assert [w.name for w in repo.list_(s, team="research")] == ["taken"]

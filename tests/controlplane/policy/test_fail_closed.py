@@ -75,3 +75,50 @@ def test_policy_region_globs_the_catalog_knows_are_kept():
                              " deny: ['aws:us-west-2']}}\n", "p.yaml")
     ps = merge(docs)
     assert ps.regions.allow == ("aws:us-*", "europe-west4", "*:eu-*") and ps.regions.deny == ("aws:us-west-2",)
+
+
+def _reference_region_error(pattern: str, catalog) -> bool:  # type: ignore[no-untyped-def]
+    """Whether ``pattern`` matches a catalog region, as region_pattern_error decided it before its fast path
+    (every provider matched as a glob)."""
+    from fnmatch import fnmatchcase
+
+    if ":" in pattern:
+        prov, _, pat = pattern.partition(":")
+        return any(fnmatchcase(p, prov) and fnmatchcase(r, pat) for p, r in catalog.regions)
+    return any(fnmatchcase(r, pattern) for _, r in catalog.regions)
+
+
+@pytest.mark.parametrize("pattern", [
+    "aws:*", "gcp:*", "azure:*", "aws:us-east-1", "aws:us-east-9", "aws:us-*", "aws:", "aws:*-1", "gcp:europe-west4",
+    "a?s:*", "[ag]*:us-*", "*:eu-*", "*:*", "amazon:*", "AWS:*", "aws:US-EAST-1", "aws:[u]s-east-1", ":*", "*:",
+    "us-east-1", "europe-*", "nowhere"])
+def test_a_region_pattern_matches_as_the_glob_of_every_provider_did(pattern):
+    """A provider without a glob character is compared by equality (the fast path): the same verdict, and
+    the same message, as matching it as a glob."""
+    from controlplane.policy.admission import region_pattern_error
+
+    cat = default_catalog()
+    why = region_pattern_error(pattern, cat)
+    assert (why is None) == _reference_region_error(pattern, cat), (pattern, why)
+
+
+def test_a_body_of_many_workloads_matches_each_region_pattern_once(monkeypatch):
+    """A multi-document submit names the same few patterns in every document: each is matched against the
+    catalog once per call, and every workload is still checked (the first refused is named)."""
+    from controlplane.policy import admission
+
+    calls: list[str] = []
+    real = admission.region_pattern_error
+
+    def counted(pattern, catalog):  # type: ignore[no-untyped-def]
+        calls.append(pattern)
+        return real(pattern, catalog)
+
+    monkeypatch.setattr(admission, "region_pattern_error", counted)
+    text = "---\n".join(f"metadata: {{name: w{i}}}\nspec: {{gpus: {{model: H100, count: 8}}, "
+                        f"location: {{regions: ['aws:*', 'gcp:*']}}}}\n" for i in range(20))
+    bad = "metadata: {name: w20}\nspec: {gpus: {model: H100, count: 8}, location: {regions: ['aws:us-east-9']}}\n"
+    ws = parse_manifests(text + "---\n" + bad)
+    why = first_error(ws, default_catalog(), PolicySet.default())
+    assert why is not None and "workload 'w20'" in why and "spec.location.regions[0]" in why
+    assert sorted(calls) == ["aws:*", "aws:us-east-9", "gcp:*"]
