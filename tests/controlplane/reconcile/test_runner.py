@@ -8,7 +8,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import pytest
 from prometheus_client import generate_latest
@@ -259,6 +259,31 @@ class _RefusingPlacer(SpreadPlacer):
         return got
 
 
+R = TypeVar("R", bound=_Regional)
+
+
+def _outage_pair(pg_url: str, regional: type[R]) -> tuple[FakeCloud, RunLog, _RefusingPlacer, list[Database], R,
+                                                         set[str], Controller, Runner]:
+    """A leader and one live runner process stand-in, both backing off 300 s+ after a failed run, whose engines
+    fail in the regions in the returned ``outage`` set; started (the runner first, seen live by the leader)."""
+    cloud, log = FakeCloud(), RunLog()
+    placer = _RefusingPlacer()
+    dbs = [Database.from_url(pg_url, pool_size=4, max_overflow=4) for _ in range(2)]
+    aws = regional("aws", cloud)
+    cfg = LoopConfig(interval_s=0.05, resync_s=3600, retry_base_s=300.0, retry_max_s=600.0, work_lease_ttl_s=TTL_S,
+                     stack_workers=2, provider_concurrency=2, stacks_to_runners=True, health_confirm=2)
+    outage: set[str] = set()
+    leader = Controller(dbs[0], {"aws": aws}, _OutageEngine(cloud, log, "leader", outage),
+                        elector=LeaderElector(dbs[0], "leader", ttl_s=TTL_S, renew_s=1.0), policies=PolicySet.default,
+                        config=cfg, place=placer, snapshot=lambda: None)
+    runner = Runner(dbs[1], cloud, placer, log, "runner", retry_base_s=300.0,
+                    engine=_OutageEngine(cloud, log, "runner", outage))
+    runner.start()
+    wait_for(lambda: wl.count_live(dbs[0], wl.RUNNER) == 1)
+    leader.start()
+    return cloud, log, placer, dbs, aws, outage, leader, runner
+
+
 @pytest.mark.postgres
 def test_with_a_runner_live_a_recovered_regions_stacks_run_at_once_despite_their_backoff(pg_url: str) -> None:
     """Issue 12, gap 2: the leader's re-queue of a recovered region's stacks (Controller._check_health) is its own
@@ -267,21 +292,7 @@ def test_with_a_runner_live_a_recovered_regions_stacks_run_at_once_despite_their
     at its next pass regardless of its local backoff and of the lease's shared one (forced). Here both
     backoffs are 300 s+ (retry_base_s 300): the dead pools are deleted within the wait's bound (without the
     forced claim the wait runs out)."""
-    cloud, log = FakeCloud(), RunLog()
-    placer = _RefusingPlacer()
-    dbs = [Database.from_url(pg_url, pool_size=4, max_overflow=4) for _ in range(2)]
-    aws = _Regional("aws", cloud)
-    cfg = LoopConfig(interval_s=0.05, resync_s=3600, retry_base_s=300.0, retry_max_s=600.0, work_lease_ttl_s=TTL_S,
-                     stack_workers=2, provider_concurrency=2, stacks_to_runners=True, health_confirm=2)
-    outage: set[str] = set()
-    leader = Controller(dbs[0], {"aws": aws}, _OutageEngine(cloud, log, "leader", outage),
-                        elector=LeaderElector(dbs[0], "leader", ttl_s=TTL_S, renew_s=1.0), policies=PolicySet.default,
-                        config=cfg, place=placer, snapshot=lambda: None)
-    engine = _OutageEngine(cloud, log, "runner", outage)
-    runner = Runner(dbs[1], cloud, placer, log, "runner", retry_base_s=300.0, engine=engine)
-    runner.start()
-    wait_for(lambda: wl.count_live(dbs[0], wl.RUNNER) == 1)
-    leader.start()
+    cloud, log, placer, dbs, aws, outage, leader, runner = _outage_pair(pg_url, _Regional)
     region = REGIONS[0]
     stack = stack_name("aws", region)
     try:
@@ -337,21 +348,7 @@ def test_a_recovered_regions_failed_stack_of_an_unchanged_spec_is_run_again_at_o
     Without either, the wait runs out. The stack keeps its spec because its one workload has finished (its pool
     is kept until the idle timeout, so the outage moves nothing); its failed run is started by marking it failed
     as another replica's failed run would (the runner then runs it again, "retry", and fails in the outage)."""
-    cloud, log = FakeCloud(), RunLog()
-    placer = _RefusingPlacer()
-    dbs = [Database.from_url(pg_url, pool_size=4, max_overflow=4) for _ in range(2)]
-    aws = _CountingRegional("aws", cloud)
-    cfg = LoopConfig(interval_s=0.05, resync_s=3600, retry_base_s=300.0, retry_max_s=600.0, work_lease_ttl_s=TTL_S,
-                     stack_workers=2, provider_concurrency=2, stacks_to_runners=True, health_confirm=2)
-    outage: set[str] = set()
-    leader = Controller(dbs[0], {"aws": aws}, _OutageEngine(cloud, log, "leader", outage),
-                        elector=LeaderElector(dbs[0], "leader", ttl_s=TTL_S, renew_s=1.0), policies=PolicySet.default,
-                        config=cfg, place=placer, snapshot=lambda: None)
-    runner = Runner(dbs[1], cloud, placer, log, "runner", retry_base_s=300.0,
-                    engine=_OutageEngine(cloud, log, "runner", outage))
-    runner.start()
-    wait_for(lambda: wl.count_live(dbs[0], wl.RUNNER) == 1)
-    leader.start()
+    cloud, log, placer, dbs, aws, outage, leader, runner = _outage_pair(pg_url, _CountingRegional)
     region = REGIONS[0]
     stack = stack_name("aws", region)
     try:
