@@ -441,7 +441,7 @@ def _unobserved(s: Session, row: Workload, obs: Observation, unseen: Unobserved,
     return False
 
 
-def _running_for(row: Any, nodes: list[Node]) -> int:
+def _running_for(row: Workload, nodes: list[Node]) -> int:
     """The running nodes that count for ``row``: those in its assigned pools, at most each pool's node count.
     Nodes in a pool it does not hold (its last placement's, until their stack deletes them) or beyond a pool's
     count are extra (``_extra_stacks``), not its capacity: counted, a workload re-placed while its old nodes
