@@ -36,7 +36,7 @@ from infra.programs import refusals
 from infra.spec import NodePoolSpec, StackSpec
 
 Renderer = Callable[[StackSpec, "Collection[str] | None"], Recording]
-KEEP = 512     # stacks a worker holds: an AI lab's fleet has hundreds (a region a provider); ~1 MB per 1,000 pools
+KEEP = 512     # stacks a worker holds: an AI lab's fleet has hundreds (one a region of each provider)
 
 
 @dataclass(slots=True)
