@@ -65,15 +65,17 @@ def test_healthz_answers_while_a_10000_document_submit_runs(served, db, monkeypa
     with db.session() as s:
         token, _ = create_token(s, "research", "member")
     in_submit, healthz_answered, submit_done = threading.Event(), threading.Event(), threading.Event()
-    real_plan = repo.plan_submit
+    real_insert = repo.insert_fresh
 
-    def held_plan(s, items):  # type: ignore[no-untyped-def]
-        plan = real_plan(s, items)
+    def held_insert(s, items):  # type: ignore[no-untyped-def]
+        # Every submit's first write (SQLite: all the new names in it; PostgreSQL: none for a body of several,
+        # which the locked lookup then writes), in the submit's transaction: held there, uncommitted.
+        got = real_insert(s, items)
         in_submit.set()
         healthz_answered.wait(WAIT_S)   # the submit cannot finish before /healthz has answered
-        return plan
+        return got
 
-    monkeypatch.setattr(repo, "plan_submit", held_plan)
+    monkeypatch.setattr(repo, "insert_fresh", held_insert)
     outcome: dict[str, httpx.Response] = {}
 
     def submit() -> None:
