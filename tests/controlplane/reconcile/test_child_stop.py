@@ -46,7 +46,9 @@ def _wait_for(cond: Any, timeout_s: float = 90.0) -> None:
 
 def test_a_child_killed_after_its_grace_has_its_work_leases_freed_when_stop_returns(
         db: Database, db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(child, "ANSWER_S", 0.5)     # the parent's waits for an answer and for the exit
+    # the parent's waits for an answer and for the exit: shorter than 5 s, and long enough for a killed child to be
+    # reaped on a loaded machine (stop frees the leases only once it knows the child exited)
+    monkeypatch.setattr(child, "ANSWER_S", 2.0)
     wl.claim(db, wl.STACK, ["awan-aws-us-east-2"], "svc.runner1.live", 600.0, 1)
     loop = ChildLoop({"db_url": db_url, "replica_id": "svc"}, None, runner=0, target=_outliving_child)
     loop.start()
