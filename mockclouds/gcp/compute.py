@@ -68,13 +68,10 @@ class _Fields(Mapping[str, str]):
         self._inst = inst
 
     def __getitem__(self, key: str) -> str:
-        if key == "name":
-            return self._inst.name
-        if key == "status":
-            return self._inst.status
-        if key.startswith("labels."):
-            return self._inst.labels[key[len("labels."):]]
-        raise KeyError(key)
+        got = self.get(key)
+        if got is None:
+            raise KeyError(key)
+        return got
 
     def get(self, key: str, default: str | None = None) -> str | None:    # type: ignore[override]
         inst = self._inst
