@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 from controlplane.logs import get_logger
 from controlplane.reconcile.capacity_estimates import Learned
 from controlplane.reconcile.metrics import LoopMetrics
+from providers import fanout
 from providers.base import Provider
-from providers.model import HealthStatus, Node, ProviderHealth
+from providers.model import CapacityReport, HealthStatus, Node, ProviderHealth
 
 if TYPE_CHECKING:
     from controlplane.placement.results import Assignment as PlacedAssignment
@@ -70,14 +71,13 @@ class Observation:
 
 def probe_health(providers: Mapping[str, Provider], metrics: LoopMetrics) -> dict[str, Any]:
     """provider -> ProviderHealth, or the exception its health call raised (failover debounces both)."""
+    names = list(providers)
     out: dict[str, Any] = {}
-    for name, p in providers.items():
-        try:
-            out[name] = p.health()
-        except Exception as e:
-            out[name] = e
-            metrics.provider_errors.labels(name, error_reason(e)).inc()
-            log.warning("health failed", provider=name, error=str(e))
+    for name, got in zip(names, fanout.each(names, lambda n: providers[n].health()), strict=True):   # at once
+        out[name] = got
+        if isinstance(got, Exception):
+            metrics.provider_errors.labels(name, error_reason(got)).inc()
+            log.warning("health failed", provider=name, error=str(got))
     return out
 
 
@@ -91,19 +91,22 @@ def capacity_snapshot(providers: Mapping[str, Provider], metrics: LoopMetrics,
     from controlplane.placement.snapshot import FleetSnapshot
     from providers.catalog import default_catalog
 
-    reports, healthy = [], {}
-    for name, p in providers.items():
+    def read(name: str) -> tuple[CapacityReport, ProviderHealth]:
         h = health.get(name) if health is not None else None
-        if isinstance(h, BaseException):
-            continue   # it did not answer this pass: placement sees no capacity there
-        try:
-            reports.append(p.capacity())
-            healthy[name] = h if h is not None else p.health()
-        except Exception as e:
-            metrics.provider_errors.labels(name, error_reason(e)).inc()
-            log.warning("capacity failed", provider=name, error=str(e))
+        return providers[name].capacity(), h if h is not None else providers[name].health()
+
+    # A provider that did not answer this pass's probe is not asked: placement sees no capacity there.
+    names = [n for n in providers if not isinstance(health.get(n) if health is not None else None, BaseException)]
+    reports, healthy = [], {}
+    for name, got in zip(names, fanout.each(names, read), strict=True):   # the providers at once
+        if isinstance(got, Exception):
+            metrics.provider_errors.labels(name, error_reason(got)).inc()
+            log.warning("capacity failed", provider=name, error=str(got))
             if failed is not None:
                 failed.add(name)
+            continue
+        reports.append(got[0])
+        healthy[name] = got[1]
     return apply_caps(FleetSnapshot.from_reports(default_catalog(), reports, healthy, blocked=blocked), caps)
 
 

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 
 import structlog
 
+from providers import fanout
 from providers.aws import capacity as cap
 from providers.aws.clients import AwsClients
 from providers.aws.compute import LIVE_STATES, run_params, to_node
@@ -31,12 +32,14 @@ from providers.errors import InvalidRequestError, NotFoundError, ProviderError, 
 from providers.health import region_status, roll_up
 from providers.model import (
     TAG_OWNER,
+    CapacityPool,
     CapacityReport,
     HealthStatus,
     Node,
     NodeRequest,
     NodeState,
     ProviderHealth,
+    Quota,
 )
 from providers.retry import BACKOFF_BASE_S
 
@@ -76,20 +79,27 @@ class AWSProvider(AwsReservations, Provider):
     def capacity(self) -> CapacityReport:
         """A region that does not answer is left out (health() reports it), as on GCP; if none answers the
         error is raised. Its quota usage is read from DescribeInstances, so one region whose instance
-        listing fails no longer takes every other region's capacity out of placement with it."""
-        pools, quotas = [], []
+        listing fails no longer takes every other region's capacity out of placement with it. The regions
+        are asked at once (fanout.each): their round trips overlap instead of adding up."""
         types = sorted({n for (p, n) in self.catalog.instance_types if p == "aws"})
+
+        def region_read(region: str) -> tuple[list[Quota], list[CapacityPool]]:
+            qs = cap.quotas(self.clients, self.catalog, region)
+            live = cap.offered_zones(self.clients, region, types)
+            return qs, cap.reservation_pools(self.clients, region) + cap.free_pools(self.catalog, region, live, qs)
+
+        pools: list[CapacityPool] = []
+        quotas: list[Quota] = []
         last_error: UnavailableError | None = None
-        for region in self.regions:
-            try:
-                qs = cap.quotas(self.clients, self.catalog, region)
-                live = cap.offered_zones(self.clients, region, types)
-                pools += cap.reservation_pools(self.clients, region) + cap.free_pools(self.catalog, region, live, qs)
-            except UnavailableError as e:
-                log.warning("aws.capacity.region_unavailable", region=region, error=str(e))
-                last_error = e
+        for region, got in zip(self.regions, fanout.each(self.regions, region_read), strict=True):
+            if isinstance(got, UnavailableError):
+                log.warning("aws.capacity.region_unavailable", region=region, error=str(got))
+                last_error = got
                 continue
-            quotas += qs
+            if isinstance(got, Exception):
+                raise got
+            quotas += got[0]
+            pools += got[1]
         if last_error is not None and not quotas and not pools:
             raise last_error
         return CapacityReport("aws", tuple(pools), tuple(quotas), datetime.now(UTC))
@@ -108,19 +118,23 @@ class AWSProvider(AwsReservations, Provider):
         return [to_node(i, region, self.catalog) for r in res for i in r["Instances"]]
 
     def health(self) -> ProviderHealth:
+        def probe(region: str) -> tuple[float, list[str]]:
+            t0 = time.perf_counter()
+            zones = self.clients.call("ec2", region, "describe_availability_zones", attempts=1)
+            return ((time.perf_counter() - t0) * 1000,
+                    [z["ZoneName"] for z in zones["AvailabilityZones"] if z.get("State") != "available"])
+
         states: dict[str, HealthStatus] = {}
         messages, latencies = [], []
-        for region in self.regions:
-            t0 = time.perf_counter()
-            try:
-                zones = self.clients.call("ec2", region, "describe_availability_zones", attempts=1)
-            except ProviderError as e:
-                states[region] = region_status(e)
-                messages.append(f"{region}: {e.message} [{e.code}]")
+        for region, got in zip(self.regions, fanout.each(self.regions, probe), strict=True):
+            if isinstance(got, ProviderError):
+                states[region] = region_status(got)
+                messages.append(f"{region}: {got.message} [{got.code}]")
                 continue
-            ms = (time.perf_counter() - t0) * 1000
+            if isinstance(got, Exception):
+                raise got
+            ms, impaired = got
             latencies.append(ms)
-            impaired = [z["ZoneName"] for z in zones["AvailabilityZones"] if z.get("State") != "available"]
             states[region] = HealthStatus.DEGRADED if impaired or ms > SLOW_REGION_MS else HealthStatus.OK
             if impaired:
                 messages.append(f"{region}: zones not available: {', '.join(impaired)}")

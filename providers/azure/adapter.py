@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from providers import fanout
 from providers.azure import resources as res
 from providers.azure.client import build_client
 from providers.azure.errors import PROVIDER, RetryPolicy, translate
@@ -81,10 +82,15 @@ class AzureProvider(Provider, SupportsScaleSets, SupportsRegionalListing):
         cheaper than one per region; otherwise ARM's ``location eq`` filter keeps answers small."""
         out: dict[str, list[res.SkuInfo]] = {r: [] for r in self.regions}
         if self.cfg.regions:
-            for region in self.regions:
-                skus = self._call(lambda r=region: list(
-                    self.client.resource_skus.list(filter=f"location eq '{r}'")), region)
-                out[region] = [i for s in skus if (i := res.sku_info(s, region)) is not None]
+            def region_skus(region: str) -> list[res.SkuInfo]:
+                skus = self._call(lambda: list(self.client.resource_skus.list(filter=f"location eq '{region}'")),
+                                  region)
+                return [i for s in skus if (i := res.sku_info(s, region)) is not None]
+
+            for region, got in zip(self.regions, fanout.each(self.regions, region_skus), strict=True):  # at once
+                if isinstance(got, Exception):
+                    raise got
+                out[region] = got
             return out
         for sku in self._call(lambda: list(self.client.resource_skus.list())):
             for loc in sku.locations or []:
@@ -98,8 +104,13 @@ class AzureProvider(Provider, SupportsScaleSets, SupportsRegionalListing):
 
     def capacity(self) -> CapacityReport:
         pools, quotas = [], []
-        for region, infos in self._sku_infos().items():
-            usages = self._call(lambda r=region: list(self.client.usage.list(r)), region)
+        infos_of = self._sku_infos()
+        regions = list(infos_of)
+        asked = fanout.each(regions, lambda r: self._call(lambda: list(self.client.usage.list(r)), r))   # at once
+        for region, usages in zip(regions, asked, strict=True):
+            if isinstance(usages, Exception):
+                raise usages
+            infos = infos_of[region]
             region_quotas = res.quotas(region, usages, infos)
             quotas += region_quotas
             pools += res.pools([i for i in infos if i.offered], region_quotas)
@@ -130,15 +141,18 @@ class AzureProvider(Provider, SupportsScaleSets, SupportsRegionalListing):
         states: dict[str, HealthStatus] = {}
         problems: list[str] = []
         started = time.perf_counter()
-        for region in self.regions:
-            try:
-                next(iter(self.client.usage.list(region)), None)
-                states[region] = HealthStatus.OK
-            except AzureError as e:
-                err = translate(e, endpoint=self.endpoint, region=region)
+        asked = fanout.each(self.regions, lambda r: next(iter(self.client.usage.list(r)), None))   # at once
+        for region, got in zip(self.regions, asked, strict=True):
+            if isinstance(got, AzureError):
+                err = translate(got, endpoint=self.endpoint, region=region)
                 states[region] = region_status(err)
                 problems.append(f"{region}: {err.message} [{err.code}]")
-        latency = (time.perf_counter() - started) * 1000 / max(1, len(self.regions))
+            elif isinstance(got, Exception):
+                raise got
+            else:
+                states[region] = HealthStatus.OK
+        # The regions were asked at once: the time of the slowest, not a sum to divide by their number.
+        latency = (time.perf_counter() - started) * 1000
         return roll_up(PROVIDER, self.endpoint, states, latency, problems)
 
     # -- side effects -----------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 
 import structlog
 
+from providers import fanout
 from providers.base import Provider
 from providers.capabilities import (
     FutureReservation,
@@ -117,13 +118,15 @@ class GCPProvider(Provider, SupportsPlacementGroups, SupportsQueuedResources, Su
             if o.capacity_type != CapacityType.RESERVED:
                 by_region.setdefault(o.region, []).append(o)
         last_error: ProviderError | None = None
-        for region, offers in sorted(by_region.items()):
-            try:
-                raw = self._region_quotas(region)
-            except UnavailableError as e:
-                log.warning("gcp.capacity.region_unavailable", region=region, error=str(e))
-                last_error = e
+        asked = sorted(by_region)
+        for region, got in zip(asked, fanout.each(asked, self._region_quotas), strict=True):   # at once
+            if isinstance(got, UnavailableError):
+                log.warning("gcp.capacity.region_unavailable", region=region, error=str(got))
+                last_error = got
                 continue
+            if isinstance(got, Exception):
+                raise got
+            raw, offers = got, by_region[region]
             quotas += self._quota_rows(region, raw, offers)
             pools += [self._pool(o, raw) for o in offers]
         if last_error is not None and not quotas and not pools:
@@ -191,15 +194,22 @@ class GCPProvider(Provider, SupportsPlacementGroups, SupportsQueuedResources, Su
             return roll_up("gcp", self.endpoint, dict.fromkeys(self.regions, region_status(e)), ms, [str(e)])
         regions: dict[str, HealthStatus] = {}
         problems: list[str] = []
-        for region in self.regions:
-            try:
-                got = self.api.call(self.api.compute("RegionsClient").get, project=self.api.project, region=region,
-                                    at=region, attempts=1)
-                regions[region] = HealthStatus.OK if got.status == "UP" else HealthStatus.DOWN
-            except ProviderError as e:
-                regions[region] = region_status(e)
-                problems.append(f"{region}: {e.message}")
-        ms = (time.monotonic() - started) * 1000 / max(1, len(self.regions) + 1)
+        regions_client = self.api.compute("RegionsClient")
+
+        def status(region: str) -> str:
+            return str(self.api.call(regions_client.get, project=self.api.project, region=region, at=region,
+                                     attempts=1).status)
+
+        for region, got in zip(self.regions, fanout.each(self.regions, status), strict=True):   # at once
+            if isinstance(got, ProviderError):
+                regions[region] = region_status(got)
+                problems.append(f"{region}: {got.message}")
+            elif isinstance(got, Exception):
+                raise got
+            else:
+                regions[region] = HealthStatus.OK if got == "UP" else HealthStatus.DOWN
+        # The regions were asked at once: the probe's time (zones list, then the slowest region), not a mean.
+        ms = (time.monotonic() - started) * 1000
         return roll_up("gcp", self.endpoint, regions, ms, problems)
 
     # -- side effects --------------------------------------------------------------------------

@@ -8,6 +8,7 @@ retries: exponential backoff with full jitter, at least the server's Retry-After
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -36,6 +37,8 @@ class GoogleApis:
         self.project = cfg.project
         self.endpoint = cfg.where
         self._clients: dict[str, Any] = {}
+        # Clients are made on first use by whichever thread asks (stack runs, regions asked at once): one each.
+        self._lock = threading.Lock()
         self._creds: Any = None
 
     # -- construction --------------------------------------------------------------------------
@@ -63,16 +66,18 @@ class GoogleApis:
 
     def compute(self, kind: str) -> Any:
         """A compute_v1 client by class name (InstancesClient, ZoneOperationsClient, ...)."""
-        if kind not in self._clients:
-            from google.cloud import compute_v1
-            self._clients[kind] = getattr(compute_v1, kind)(**self._options())
-        return self._clients[kind]
+        with self._lock:
+            if kind not in self._clients:
+                from google.cloud import compute_v1
+                self._clients[kind] = getattr(compute_v1, kind)(**self._options())
+            return self._clients[kind]
 
     def tpu(self) -> Any:
-        if "tpu" not in self._clients:
-            from google.cloud import tpu_v2
-            self._clients["tpu"] = tpu_v2.TpuClient(transport="rest", **self._options())
-        return self._clients["tpu"]
+        with self._lock:
+            if "tpu" not in self._clients:
+                from google.cloud import tpu_v2
+                self._clients["tpu"] = tpu_v2.TpuClient(transport="rest", **self._options())
+            return self._clients["tpu"]
 
     def close(self) -> None:
         for c in self._clients.values():

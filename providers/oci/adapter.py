@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from providers import fanout
 from providers.base import Provider
 from providers.capabilities import (
     ClusterNetwork,
@@ -35,12 +36,14 @@ from providers.config import ProviderConfig
 from providers.errors import CapacityError, InvalidRequestError, NotFoundError, ProviderError, ThrottledError
 from providers.model import (
     LABEL_OWNER,
+    CapacityPool,
     CapacityReport,
     HealthStatus,
     Node,
     NodeRequest,
     NodeState,
     ProviderHealth,
+    Quota,
 )
 from providers.oci import capacity as cap
 from providers.oci.clients import OciClients
@@ -63,6 +66,13 @@ class ReservationState:
     reserved: int
     used: int
     state: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Probe:
+    """One region's health call: its time, or the error the region answered with."""
+    ms: float
+    error: ProviderError | None
 
 
 class OCIProvider(Provider, SupportsReservations, SupportsClusterNetworks, SupportsRegionalListing):
@@ -105,14 +115,21 @@ class OCIProvider(Provider, SupportsReservations, SupportsClusterNetworks, Suppo
         return [o for r in self.regions for o in cap.region_offerings(self.clients, self.catalog, r)]
 
     def capacity(self) -> CapacityReport:
-        pools, quotas = [], []
-        for region in self.regions:
+        def region_read(region: str) -> tuple[list[CapacityPool], list[Quota]]:
             ads = cap.availability_domains(self.clients, region)
             self._ads[region] = ads
             ad_limits = cap.limits(self.clients, self.catalog, region, ads)
-            pools += cap.reservation_pools(self.clients, region)
-            pools += cap.free_pools(self.clients, self.catalog, region, ads, ad_limits)
-            quotas += cap.quotas(self.catalog, region, ad_limits)
+            return (cap.reservation_pools(self.clients, region)
+                    + cap.free_pools(self.clients, self.catalog, region, ads, ad_limits),
+                    cap.quotas(self.catalog, region, ad_limits))
+
+        pools: list[CapacityPool] = []
+        quotas: list[Quota] = []
+        for got in fanout.each(self.regions, region_read):   # at once: each region has its own endpoint
+            if isinstance(got, Exception):
+                raise got
+            pools += got[0]
+            quotas += got[1]
         return CapacityReport(PROVIDER, tuple(pools), tuple(quotas), cap.taken_at())
 
     def list_nodes(self) -> list[Node]:
@@ -131,25 +148,30 @@ class OCIProvider(Provider, SupportsReservations, SupportsClusterNetworks, Suppo
 
     def health(self) -> ProviderHealth:
         """One cheap call per region (ListAvailabilityDomains), without retries: health wants the answer now."""
-        states: dict[str, HealthStatus] = {}
-        messages, latencies = [], []
-        for region in self.regions:
-            try:
-                self.clients.client("identity", region)    # building it (SDK import, key load) is not latency
-            except ProviderError as e:
-                states[region] = HealthStatus.DOWN
-                messages.append(f"{region}: {e.message} [{e.code}]")
-                continue
+        def probe(region: str) -> _Probe:
+            self.clients.client("identity", region)    # building it (SDK import, key load) is not latency
             t0 = time.perf_counter()
             try:
                 self._ads[region] = cap.availability_domains(self.clients, region, attempts=1)
             except ProviderError as e:
+                return _Probe(0.0, e)
+            return _Probe((time.perf_counter() - t0) * 1000, None)
+
+        states: dict[str, HealthStatus] = {}
+        messages, latencies = [], []
+        for region, got in zip(self.regions, fanout.each(self.regions, probe), strict=True):   # at once
+            if isinstance(got, ProviderError):   # its client could not be built
+                states[region] = HealthStatus.DOWN
+                messages.append(f"{region}: {got.message} [{got.code}]")
+            elif isinstance(got, Exception):
+                raise got
+            elif got.error is not None:   # the region answered with an error
+                e = got.error
                 states[region] = HealthStatus.DEGRADED if isinstance(e, ThrottledError) else HealthStatus.DOWN
                 messages.append(f"{region}: {e.message} [{e.code}]")
-                continue
-            ms = (time.perf_counter() - t0) * 1000
-            latencies.append(ms)
-            states[region] = HealthStatus.DEGRADED if ms > SLOW_REGION_MS else HealthStatus.OK
+            else:
+                latencies.append(got.ms)
+                states[region] = HealthStatus.DEGRADED if got.ms > SLOW_REGION_MS else HealthStatus.OK
         values = set(states.values())
         status = (HealthStatus.OK if values <= {HealthStatus.OK} else
                   HealthStatus.DOWN if values == {HealthStatus.DOWN} else HealthStatus.DEGRADED)

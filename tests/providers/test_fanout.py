@@ -1,0 +1,94 @@
+"""Regions asked at once (providers/fanout.py): the helper's contract, then every regional adapter's capacity
+read and health probe against its mock cloud, each region slowed by the mock's latency fault. The mock's
+request log shows whether two regions' calls were in the air together: a caller that asks one region after
+another never has two calls whose times intersect, so these tests fail on the sequential code whatever the
+machine's speed."""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.request
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from mockclouds.requestlog import Call
+from providers import fanout
+from providers.base import Provider
+from providers.registry import build_provider
+
+# Long enough for the calls of a fan-out to start while the first is still answered, on a loaded machine.
+LATENCY_MS = 400
+
+
+def test_each_keeps_the_order_and_hands_back_what_a_call_raised() -> None:
+    def ask(k: int) -> int:
+        if k == 2:
+            raise ValueError("two")
+        return k * 10
+
+    got = fanout.each([1, 2, 3], ask)
+    assert got[0] == 10 and got[2] == 30
+    assert isinstance(got[1], ValueError) and str(got[1]) == "two"
+    assert fanout.each([], ask) == []
+
+
+def test_each_asks_at_most_at_once_and_that_many_together() -> None:
+    # Each call waits at a barrier of 3: asked one after another, the first call's wait breaks (and the
+    # test fails); asked 3 at a time, every wait completes, and a fourth call at once would be counted.
+    barrier = threading.Barrier(3, timeout=60)
+    lock = threading.Lock()
+    inside, most = 0, 0
+
+    def ask(k: int) -> int:
+        nonlocal inside, most
+        with lock:
+            inside += 1
+            most = max(most, inside)
+        try:
+            barrier.wait()
+        finally:
+            with lock:
+                inside -= 1
+        return k
+
+    assert fanout.each(list(range(6)), ask, at_once=3) == list(range(6))
+    assert most == 3
+
+
+def _slow_regions(mock: Any, cloud: str, regions: list[str]) -> None:
+    for region in regions:
+        body = json.dumps({"kind": "latency", "region": region, "latency_ms": LATENCY_MS}).encode()
+        req = urllib.request.Request(mock.urls[cloud] + "/_mock/faults", data=body,
+                                     headers={"Content-Type": "application/json"}, method="POST")
+        urllib.request.urlopen(req).close()
+
+
+def _overlapping_regions(calls: list[Call]) -> list[tuple[Call, Call]]:
+    return [(a, b) for i, a in enumerate(calls) for b in calls[i + 1:]
+            if a.region != b.region and a.start < b.end and b.start < a.end]
+
+
+REGIONS = {"aws": ["us-east-1", "us-west-2", "eu-west-2"], "gcp": ["us-central1", "us-east4", "europe-west4"],
+           "azure": ["eastus", "westus3", "southcentralus"], "oci": ["us-ashburn-1", "us-chicago-1", "us-phoenix-1"]}
+ASKS: dict[str, Callable[[Provider], object]] = {"capacity": lambda p: p.capacity(), "health": lambda p: p.health()}
+
+
+@pytest.mark.parametrize("ask", sorted(ASKS))
+@pytest.mark.parametrize("cloud", sorted(REGIONS))
+def test_a_providers_regions_are_asked_at_once(mockclouds: Any, cloud: str, ask: str) -> None:
+    regions = REGIONS[cloud]
+    cfg = mockclouds.config().providers[cloud].model_copy(update={"regions": regions})
+    provider = build_provider(cfg)
+    try:
+        _slow_regions(mockclouds, cloud, regions)
+        log = mockclouds.backend(cloud).requests
+        log.clear()
+        ASKS[ask](provider)
+        calls = [c for c in log.entries() if c.region in regions]
+    finally:
+        provider.close()
+    assert {c.region for c in calls} == set(regions), calls
+    assert _overlapping_regions(calls), [(c.operation, c.region, round(c.end - c.start, 3)) for c in calls]
