@@ -20,10 +20,11 @@ T = TypeVar("T")
 AT_ONCE = 8
 
 
-def each(keys: Sequence[K], ask: Callable[[K], T], *, at_once: int = AT_ONCE) -> list[T | Exception]:
+def each(keys: Sequence[K], ask: Callable[[K], T], *, at_once: int = AT_ONCE,
+         name: str = "awan-fanout") -> list[T | Exception]:
     """``ask(key)`` for every key, up to ``at_once`` at a time: each answer, or the exception that call raised,
     in the order of ``keys``. The caller decides what an exception means (a region left out, or raised),
-    as it did when it asked one key after another."""
+    as it did when it asked one key after another. ``name``: the threads' name prefix (profiles, thread dumps)."""
     def one(key: K) -> T | Exception:
         try:
             return ask(key)
@@ -34,5 +35,5 @@ def each(keys: Sequence[K], ask: Callable[[K], T], *, at_once: int = AT_ONCE) ->
         return [one(k) for k in keys]
     # Each call runs in a copy of the caller's context (structlog's bound values, as asked sequentially).
     ctx = contextvars.copy_context()
-    with ThreadPoolExecutor(max_workers=min(at_once, len(keys)), thread_name_prefix="awan-fanout") as pool:
+    with ThreadPoolExecutor(max_workers=min(at_once, len(keys)), thread_name_prefix=name) as pool:
         return list(pool.map(lambda k: ctx.copy().run(one, k), keys))
