@@ -49,11 +49,13 @@ def test_regions_know_geography_and_country() -> None:
 
 
 def test_loading_is_fast() -> None:
-    # Not a timing assertion on the product: a sanity bound that catches an accidental O(n^2) loader.
-    t0 = time.process_time()
+    # Not a timing assertion on the product: a sanity bound that catches an accidental O(n^2) loader (a load
+    # takes ~8 ms of CPU). This thread's CPU only: the process's counts every thread of the xdist worker, which
+    # also serves the session's mock clouds (one run on a loaded machine read 0.72 s a load that way).
+    t0 = time.thread_time()
     for _ in range(5):
         load_catalog()
-    assert (time.process_time() - t0) / 5 < 0.5
+    assert (time.thread_time() - t0) / 5 < 0.5
 
 
 def test_replace_provider_swaps_only_that_provider() -> None:
