@@ -91,12 +91,14 @@ def capacity_snapshot(providers: Mapping[str, Provider], metrics: LoopMetrics,
     from controlplane.placement.snapshot import FleetSnapshot
     from providers.catalog import default_catalog
 
+    probed: Mapping[str, Any] = health if health is not None else {}
+
     def read(name: str) -> tuple[CapacityReport, ProviderHealth]:
-        h = health.get(name) if health is not None else None
+        h = probed.get(name)
         return providers[name].capacity(), h if h is not None else providers[name].health()
 
     # A provider that did not answer this pass's probe is not asked: placement sees no capacity there.
-    names = [n for n in providers if not isinstance(health.get(n) if health is not None else None, BaseException)]
+    names = [n for n in providers if not isinstance(probed.get(n), BaseException)]
     reports, healthy = [], {}
     for name, got in zip(names, fanout.each(names, read), strict=True):   # the providers at once
         if isinstance(got, Exception):
