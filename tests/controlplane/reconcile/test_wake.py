@@ -124,7 +124,10 @@ def test_pokes_coalesce_into_few_woken_passes(db, sock_path):
     for _ in range(40):
         wake.poke(sock_path)
     assert _until(lambda: all(_placed(db, f"w{i}") for i in range(40)))
-    assert 1 <= c.woken_passes < 40
+    # the ticks counter counts a pass when it starts: the first may still be running (and may have placed
+    # all 40), so the pokes' pass can come after the last placement
+    assert _until(lambda: c.woken_passes >= 1)
+    assert c.woken_passes < 40
 
 
 def test_the_listener_drains_a_burst_into_one_wake(sock_path):
