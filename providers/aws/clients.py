@@ -29,8 +29,14 @@ class AwsClients:
         self._session: Any = None
 
     def client(self, service: str, region: str) -> Any:
+        key = (service, region)
+        # A built client is read without the lock: builds take turns under it (a boto3 session is not safe
+        # to build clients from at once) and take a while, and the regions asked at once must not queue
+        # behind another region's build for a client they already have.
+        built = self._clients.get(key)
+        if built is not None:
+            return built
         with self._lock:
-            key = (service, region)
             if key not in self._clients:
                 self._clients[key] = self._make(service, region)
             return self._clients[key]

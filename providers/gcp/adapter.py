@@ -186,15 +186,16 @@ class GCPProvider(Provider, SupportsPlacementGroups, SupportsQueuedResources, Su
 
     def health(self) -> ProviderHealth:
         """One attempt per region (regions.get), timed; a provider that fails the global zones list is DOWN."""
+        # the clients are built first: building them is not the cloud's latency
+        zones_client, regions_client = self.api.compute("ZonesClient"), self.api.compute("RegionsClient")
         started = time.monotonic()
         try:
-            self.api.call(self.api.compute("ZonesClient").list, project=self.api.project, attempts=1)
+            self.api.call(zones_client.list, project=self.api.project, attempts=1)
         except ProviderError as e:
             ms = (time.monotonic() - started) * 1000
             return roll_up("gcp", self.endpoint, dict.fromkeys(self.regions, region_status(e)), ms, [str(e)])
         regions: dict[str, HealthStatus] = {}
         problems: list[str] = []
-        regions_client = self.api.compute("RegionsClient")
 
         def status(region: str) -> str:
             return str(self.api.call(regions_client.get, project=self.api.project, region=region, at=region,

@@ -66,6 +66,9 @@ class GoogleApis:
 
     def compute(self, kind: str) -> Any:
         """A compute_v1 client by class name (InstancesClient, ZoneOperationsClient, ...)."""
+        built = self._clients.get(kind)   # without the lock: a call must not wait on another client's build
+        if built is not None:
+            return built
         with self._lock:
             if kind not in self._clients:
                 from google.cloud import compute_v1

@@ -74,8 +74,11 @@ class OciClients:
         return self.cfg.endpoint.replace("{region}", region) if self.cfg.endpoint else None
 
     def client(self, service: Service, region: str) -> Any:
+        key = (service, region)
+        built = self._clients.get(key)   # without the lock: a region asked at once must not wait on another's build
+        if built is not None:
+            return built
         with self._lock:
-            key = (service, region)
             if key not in self._clients:
                 self._clients[key] = self._make(service, region)
             return self._clients[key]

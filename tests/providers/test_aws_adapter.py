@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 import urllib.request
 from typing import Any
 
 import pytest
 
 from providers.aws.adapter import AWSProvider
+from providers.aws.clients import AwsClients
 from providers.catalog import CapacityType
 from providers.errors import AuthError, CapacityError, QuotaError, UnavailableError
 from providers.model import HealthStatus, NodeRequest, NodeState
@@ -139,6 +141,25 @@ def test_health_ok(mock_aws: Any) -> None:
     h = p.health()
     assert h.regions.keys() == {REGION} and h.status == h.regions[REGION]
     assert h.status == HealthStatus.OK or h.latency_ms > 2000, h
+
+
+def test_a_regions_health_latency_leaves_out_building_the_clients(mock_aws: Any, monkeypatch: Any) -> None:
+    """The regions are probed at once, but their clients are built one at a time (under the clients' lock): a
+    probe timed from its start counted its own build and waited for the other regions' builds, and with slow
+    builds a healthy region read over SLOW_REGION_MS, DEGRADED. Fails before: each latency held a build."""
+    regions = ["us-east-1", "us-west-2"]
+    _provider(mock_aws, regions=regions).health()   # the mock's first call per region (moto's tables), done
+    build_s = 2.5
+    real = AwsClients._make
+
+    def slow_build(self: AwsClients, service: str, region: str) -> Any:
+        time.sleep(build_s)
+        return real(self, service, region)
+
+    monkeypatch.setattr(AwsClients, "_make", slow_build)
+    h = _provider(mock_aws, regions=regions).health()
+    assert h.regions.keys() == set(regions)
+    assert h.latency_ms < build_s * 1000, h
 
 
 def test_unreachable_endpoint_names_provider_and_endpoint(mock_aws: Any) -> None:
