@@ -11,10 +11,13 @@ from __future__ import annotations
 import contextvars
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, TypeVar, overload
 
 K = TypeVar("K")
 T = TypeVar("T")
+A = TypeVar("A")
+B = TypeVar("B")
+C = TypeVar("C")
 
 # The engine's default bound of calls to one provider at once (AWAN_PROVIDER_CALL_CONCURRENCY) is also 8.
 AT_ONCE = 8
@@ -37,3 +40,19 @@ def each(keys: Sequence[K], ask: Callable[[K], T], *, at_once: int = AT_ONCE,
     ctx = contextvars.copy_context()
     with ThreadPoolExecutor(max_workers=min(at_once, len(keys)), thread_name_prefix=name) as pool:
         return list(pool.map(lambda k: ctx.copy().run(one, k), keys))
+
+
+@overload
+def all_of(a: Callable[[], A], b: Callable[[], B], /) -> tuple[A, B]: ...
+@overload
+def all_of(a: Callable[[], A], b: Callable[[], B], c: Callable[[], C], /) -> tuple[A, B, C]: ...
+def all_of(*asks: Callable[[], Any]) -> tuple[Any, ...]:
+    """A few different questions of one place at once (a region's quota, offering and reservation reads, each
+    a round trip that does not need another's answer): their answers, in order. If any raised, the first of
+    them in the order given is raised, once every call has returned, as asking them one after another would
+    have raised it (the later ones are asked all the same)."""
+    got = each(asks, lambda ask: ask(), name="awan-fanout-all")
+    for g in got:
+        if isinstance(g, Exception):
+            raise g
+    return tuple(got)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from providers import fanout
 from providers.aws.clients import AwsClients
 from providers.aws.compute import LIVE_STATES, instance_vcpus
 from providers.catalog import CapacityType, Catalog, Offering
@@ -69,18 +70,25 @@ def region_offerings(clients: AwsClients, catalog: Catalog, region: str) -> list
 
 def quotas(clients: AwsClients, catalog: Catalog, region: str) -> list[Quota]:
     """The P-family vCPU quotas with usage counted from the account's live instances (all owners)."""
+    def limit(code: str) -> dict[str, Any]:
+        quota: dict[str, Any] = clients.call("service-quotas", region, "get_service_quota", ServiceCode="ec2",
+                                             QuotaCode=code)["Quota"]
+        return quota
+
+    # The instances and both quotas at once (three round trips that need no other's answer).
+    reservations, on_demand, spot = fanout.all_of(
+        lambda: clients.pages("ec2", region, "describe_instances", "Reservations",
+                              Filters=[{"Name": "instance-state-name", "Values": list(LIVE_STATES)}]),
+        lambda: limit(QUOTA_ON_DEMAND_P), lambda: limit(QUOTA_SPOT_P))
     # Filtered client-side by family: wildcard instance-type filters are not honoured everywhere (moto).
-    insts = [i for r in clients.pages("ec2", region, "describe_instances", "Reservations",
-                                      Filters=[{"Name": "instance-state-name", "Values": list(LIVE_STATES)}])
-             for i in r["Instances"] if i["InstanceType"].startswith("p")]
+    insts = [i for r in reservations for i in r["Instances"] if i["InstanceType"].startswith("p")]
     used = {QUOTA_ON_DEMAND_P: 0.0, QUOTA_SPOT_P: 0.0}
     for i in insts:
         code = QUOTA_SPOT_P if i.get("InstanceLifecycle") == "spot" else QUOTA_ON_DEMAND_P
         used[code] += instance_vcpus(i, catalog)
     p_types = tuple(sorted(n for (p, n) in catalog.instance_types if p == "aws" and n.startswith("p")))
     out = []
-    for code in (QUOTA_ON_DEMAND_P, QUOTA_SPOT_P):
-        q = clients.call("service-quotas", region, "get_service_quota", ServiceCode="ec2", QuotaCode=code)["Quota"]
+    for code, q in ((QUOTA_ON_DEMAND_P, on_demand), (QUOTA_SPOT_P, spot)):
         ct = CapacityType.SPOT if code == QUOTA_SPOT_P else CapacityType.ON_DEMAND
         out.append(Quota("aws", region, code, "vcpus", float(q["Value"]), used[code], p_types, (ct.value,)))
     return out

@@ -58,6 +58,30 @@ def test_each_asks_at_most_at_once_and_that_many_together() -> None:
     assert most == 3
 
 
+def test_all_of_answers_in_order_asks_together_and_raises_the_first_failure_in_order() -> None:
+    barrier = threading.Barrier(3, timeout=60)   # asked one after another, the first wait breaks
+
+    def meet(v: str) -> Callable[[], str]:
+        def ask() -> str:
+            barrier.wait()
+            return v
+        return ask
+
+    assert fanout.all_of(meet("a"), meet("b"), meet("c")) == ("a", "b", "c")
+
+    asked: list[str] = []
+
+    def fail(msg: str) -> Callable[[], str]:
+        def ask() -> str:
+            asked.append(msg)
+            raise ValueError(msg)
+        return ask
+
+    with pytest.raises(ValueError, match="^first$"):
+        fanout.all_of(lambda: asked.append("ok") or "ok", fail("first"), fail("second"))
+    assert sorted(asked) == ["first", "ok", "second"]   # every call was made
+
+
 def _slow_regions(mock: Any, cloud: str, regions: list[str]) -> None:
     for region in regions:
         body = json.dumps({"kind": "latency", "region": region, "latency_ms": LATENCY_MS}).encode()
@@ -92,3 +116,24 @@ def test_a_providers_regions_are_asked_at_once(mockclouds: Any, cloud: str, ask:
         provider.close()
     assert {c.region for c in calls} == set(regions), calls
     assert _overlapping_regions(calls), [(c.operation, c.region, round(c.end - c.start, 3)) for c in calls]
+
+
+def test_one_aws_regions_capacity_reads_are_asked_at_once(mockclouds: Any) -> None:
+    """A region's quota, instance, offering and reservation reads need no other's answer: asked one after
+    another, a region took the sum of its 5 round trips. Fails before: no two of them were in the air together."""
+    region = "us-east-1"
+    cfg = mockclouds.config().providers["aws"].model_copy(update={"regions": [region]})
+    provider = build_provider(cfg)
+    try:
+        _slow_regions(mockclouds, "aws", [region])
+        log = mockclouds.backend("aws").requests
+        log.clear()
+        provider.capacity()
+        calls = [c for c in log.entries() if c.region == region]
+    finally:
+        provider.close()
+    ops = {c.operation for c in calls}
+    assert {"DescribeInstances", "DescribeInstanceTypeOfferings", "DescribeCapacityReservations"} <= ops, ops
+    together = [(a.operation, b.operation) for i, a in enumerate(calls) for b in calls[i + 1:]
+                if a.start < b.end and b.start < a.end]
+    assert together, [(c.operation, round(c.start, 3), round(c.end, 3)) for c in calls]
