@@ -11,7 +11,8 @@ Each run is a fresh process (nothing built yet, as at a replica's start) per tre
 clouds in their own process, with every cloud's catalog regions configured. The mock's own first call per
 region (moto's tables) is made once before the runs, by a process whose figures are not kept. Per cloud:
 the probe's wall seconds, the latency it reports, how many regions it called DEGRADED or DOWN of how many, and
-the capacity read's wall seconds after it.
+the capacity read's wall seconds after it. ``--health-latency-ms``: every mock call answers that much later
+(the mocks' latency fault), as a real cloud's round trip would.
 """
 
 from __future__ import annotations
@@ -53,6 +54,9 @@ print(json.dumps(out))
 
 def add_arguments(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--health-runs", type=int, default=None, help="runs per tree (default 5; --quick 1)")
+    group.add_argument("--health-latency-ms", type=float, default=0.0,
+                       help="every call to every mock cloud answers this much later (its latency fault), after the "
+                            "warm-up: a cloud's round trip as on a real one (0: none)")
     group.add_argument("--health-peer", default="HEAD~1",
                        help="git revision to compare with, checked out into a temporary worktree ('' for none)")
 
@@ -64,6 +68,19 @@ def probe(tree: Path, config: Path) -> dict[str, dict[str, Any]]:
         raise RuntimeError(f"the probe in {tree} failed: {got.stderr[-1500:]}")
     answer: dict[str, dict[str, Any]] = json.loads(got.stdout.strip().splitlines()[-1])
     return answer
+
+
+def slow_every_cloud(config: Path, latency_ms: float) -> None:
+    """A latency fault on every operation of every region of each mock cloud in ``config``."""
+    import httpx
+    import yaml
+
+    for name, p in yaml.safe_load(config.read_text())["providers"].items():
+        if name == "coreweave":   # one cluster API, no fault book
+            continue
+        url = str(p["endpoint"]).split("/_k8s")[0].split("{region}")[0].rstrip("/")
+        httpx.post(f"{url}/_mock/faults", json={"kind": "latency", "latency_ms": latency_ms},
+                   timeout=10).raise_for_status()
 
 
 def _summary(runs: list[dict[str, dict[str, Any]]]) -> dict[str, dict[str, float]]:
@@ -85,6 +102,8 @@ def main(args: argparse.Namespace) -> int:
         trees = {"this": REPO} | ({f"peer {args.health_peer}": peer} if peer is not None else {})
         with mock_clouds(REPO, Path(tmp)) as config:
             probe(REPO, config)   # the mock's first call per region, not kept
+            if args.health_latency_ms > 0:
+                slow_every_cloud(config, args.health_latency_ms)
             got: dict[str, list[dict[str, dict[str, Any]]]] = {label: [] for label in trees}
             for i in range(runs):
                 for label, tree in trees.items():   # alternated: a drift in the machine's load hits both

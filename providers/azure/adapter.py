@@ -104,10 +104,13 @@ class AzureProvider(Provider, SupportsScaleSets, SupportsRegionalListing):
 
     def capacity(self) -> CapacityReport:
         pools, quotas = [], []
-        infos_of = self._sku_infos()
-        regions = list(infos_of)
-        asked = fanout.each(regions, lambda r: self._call(lambda: list(self.client.usage.list(r)), r))   # at once
-        for region, usages in zip(regions, asked, strict=True):
+
+        def usages_of(region: str) -> list[Any]:
+            return self._call(lambda: list(self.client.usage.list(region)), region)   # type: ignore[no-any-return]
+
+        # The SKUs and every region's usages at once: neither needs the other's answer.
+        infos_of, asked = fanout.all_of(self._sku_infos, lambda: fanout.each(self.regions, usages_of))
+        for region, usages in zip(self.regions, asked, strict=True):
             if isinstance(usages, Exception):
                 raise usages
             infos = infos_of[region]
