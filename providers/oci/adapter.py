@@ -115,18 +115,13 @@ class OCIProvider(Provider, SupportsReservations, SupportsClusterNetworks, Suppo
         return [o for r in self.regions for o in cap.region_offerings(self.clients, self.catalog, r)]
 
     def capacity(self) -> CapacityReport:
-        def offered(region: str) -> tuple[list[CapacityPool], list[Quota]]:
+        def region_read(region: str) -> tuple[list[CapacityPool], list[Quota]]:
             ads = cap.availability_domains(self.clients, region)
             self._ads[region] = ads
             ad_limits = cap.limits(self.clients, self.catalog, region, ads)
-            return (cap.free_pools(self.clients, self.catalog, region, ads, ad_limits),
+            return (cap.reservation_pools(self.clients, region)
+                    + cap.free_pools(self.clients, self.catalog, region, ads, ad_limits),
                     cap.quotas(self.catalog, region, ad_limits))
-
-        def region_read(region: str) -> tuple[list[CapacityPool], list[Quota]]:
-            # the reservations beside the chain of reads the free pools need (ADs, then limits, then reports)
-            reserved, (free, region_quotas) = fanout.all_of(lambda: cap.reservation_pools(self.clients, region),
-                                                            lambda: offered(region))
-            return reserved + free, region_quotas
 
         pools: list[CapacityPool] = []
         quotas: list[Quota] = []

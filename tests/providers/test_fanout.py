@@ -120,14 +120,15 @@ def test_a_providers_regions_are_asked_at_once(mockclouds: Any, cloud: str, ask:
 
 # per cloud: the region, and reads of it that must be in the air together
 ONE_REGION = {"aws": ("us-east-1", {"DescribeInstances", "DescribeInstanceTypeOfferings", "DescribeCapacityReservations"}),
-              "azure": ("eastus", set()), "oci": ("us-ashburn-1", set())}
+              "azure": ("eastus", set())}
 
 
 @pytest.mark.parametrize("cloud", sorted(ONE_REGION))
 def test_one_regions_capacity_reads_are_asked_at_once(mockclouds: Any, cloud: str) -> None:
     """A region's reads that need no other's answer (AWS: its instances, quotas, offerings and reservations;
-    Azure: the SKUs and the usages; OCI: the reservations beside the free pools' reads) go at once: asked one
-    after another, a region took the sum of its round trips. Every call of the cloud is slowed, so two calls
+    Azure: the SKUs and the usages) go at once: asked one after another, a region took the sum of its round
+    trips. (OCI's reservations beside its free pools' reads, which use the same compute client of the region,
+    measured slower at once, 0.96 -> 1.10 s in bench health, why not found: left one after another.) Every call of the cloud is slowed, so two calls
     started together overlap however late a thread starts. Fails before: no two were in the air together."""
     region, expected = ONE_REGION[cloud]
     cfg = mockclouds.config().providers[cloud].model_copy(update={"regions": [region]})
