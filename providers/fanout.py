@@ -4,7 +4,9 @@ capacity afresh (seconds on a real cloud, where a regional describe call takes 1
 
 The clouds' read rate limits are per region (EC2's request tokens, OCI's regional endpoints) or per API and
 project with room for this (GCE, ARM reads), so asking the regions of one provider at once stays within
-them; at most ``AT_ONCE`` calls of one question are in the air."""
+them; at most ``AT_ONCE`` calls of one question are in the air. ``all_of`` asks one region's few different
+reads together (AWS: 5 a region), so a provider's capacity read has at most ``AT_ONCE`` regions times those
+in the air: a handful of calls per region, far under EC2's per-region describe bucket."""
 
 from __future__ import annotations
 
