@@ -149,7 +149,7 @@ def test_a_regions_health_latency_leaves_out_building_the_clients(mock_aws: Any,
     builds a healthy region read over SLOW_REGION_MS, DEGRADED. Fails before: each latency held a build."""
     regions = ["us-east-1", "us-west-2"]
     _provider(mock_aws, regions=regions).health()   # the mock's first call per region (moto's tables), done
-    build_s = 2.5
+    build_s = 4.0   # far above a warm mock call, even on a loaded machine: the old code reads at least this
     real = AwsClients._make
 
     def slow_build(self: AwsClients, service: str, region: str) -> Any:
