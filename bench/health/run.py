@@ -3,8 +3,8 @@
 A replica's first pass builds every region's SDK client inside its first health probe (then its first capacity
 read). The regions are asked at once (providers/fanout.py), but the clients are built one at a time (a boto3
 session must not build clients from two threads): a probe timed from its start also counted the builds it
-waited for, so on a busy machine healthy AWS regions read over ``SLOW_REGION_MS`` and came out DEGRADED, and
-placement scored them as such until the next probe.
+waited for: the reported latency grew with the regions configured and the machine's load, and a healthy AWS
+or OCI region past ``SLOW_REGION_MS`` reads DEGRADED, which placement scores 0 for health until the next probe.
 
 Each run is a fresh process (nothing built yet, as at a replica's start) per tree, this one and a peer
 (``--health-peer``, a git revision checked out into a temporary worktree), alternated, against the same mock
